@@ -1,0 +1,37 @@
+// A Hugging Face checkpoint folder: model.safetensors, or shards listed in
+// model.safetensors.index.json ({"weight_map": {tensor: shard file}}). Every shard is mapped
+// and validated when the folder is opened; tensors are looked up by name.
+#pragma once
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "io/safetensors.h"
+
+namespace awq {
+
+class Checkpoint {
+ public:
+  // dir: a folder holding model.safetensors or model.safetensors.index.json (also accepted:
+  // the path of a single .safetensors file). Throws awq::Error naming the missing/bad file;
+  // an index whose weight_map names a tensor its shard does not hold is an error too.
+  explicit Checkpoint(const std::string& dir);
+
+  const std::string& dir() const { return dir_; }
+  bool has(const std::string& name) const;
+  const TensorView* find(const std::string& name) const;  // nullptr if absent
+  // Throws "DIR: tensor 'NAME' is missing" when absent.
+  const TensorView& get(const std::string& name) const;
+  // As get(), and also checks the shape: "DIR: tensor 'NAME' has shape [a, b], expected [c, d]".
+  const TensorView& get(const std::string& name, const std::vector<int64_t>& shape) const;
+  std::vector<std::string> names() const;  // sorted
+  const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
+
+ private:
+  std::string dir_;
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::unordered_map<std::string, const TensorView*> by_name_;
+};
+
+}  // namespace awq
