@@ -1,0 +1,49 @@
+// The Llama-family decoder forward on the CPU (llama, mistral, qwen2, qwen3): embedding,
+// N x [RMSNorm -> GQA attention with RoPE -> residual -> RMSNorm -> SiLU-gated MLP -> residual],
+// final RMSNorm, lm_head. f32 activations; weights F32/F16/BF16.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "io/checkpoint.h"
+#include "io/model_config.h"
+#include "model/kv_cache.h"
+#include "model/llama_weights.h"
+
+namespace awq {
+
+class LlamaModel {
+ public:
+  // Opens DIR (config.json + safetensors). Throws awq::Error on any defect of either.
+  explicit LlamaModel(const std::string& dir);
+
+  const ModelConfig& config() const { return config_; }
+  const Checkpoint& checkpoint() const { return *ckpt_; }
+  const LlamaWeights& weights() const { return weights_; }
+
+  KvCache new_cache(int64_t ctx) const;
+
+  // Runs tokens: [n] at positions cache.n_past .. cache.n_past + n - 1 and appends their keys
+  // and values to the cache. logits: [n, vocab] when all_logits, else [1, vocab] for the last
+  // token. Throws awq::Error for an id outside the vocabulary or a cache overflow.
+  void forward(ThreadPool& pool, const int32_t* tokens, int64_t n, KvCache& cache,
+               bool all_logits, std::vector<float>& logits);
+
+ private:
+  // Activation buffers, grown on demand and reused across calls.
+  struct Scratch {
+    std::vector<float> x, h, q, k, v, att, ff_gate, ff_up;
+    std::vector<int32_t> pos;
+    void reserve(int64_t n, const ModelConfig& c);
+  };
+
+  ModelConfig config_;
+  std::unique_ptr<Checkpoint> ckpt_;
+  LlamaWeights weights_;
+  std::vector<float> inv_freq_;  // [head_dim / 2]
+  Scratch s_;
+};
+
+}  // namespace awq

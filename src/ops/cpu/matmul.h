@@ -1,0 +1,21 @@
+// Reference dense matmul: y = x W^T, the plain multi-threaded kernel every fast kernel is
+// checked against. F16/BF16 weights are widened to f32 row by row; compute is f32.
+#pragma once
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "ops/cpu/matrix.h"
+
+namespace awq {
+
+// x: [n, w.cols] f32, y: [n, w.rows] f32, bias: [w.rows] or nullptr.
+void matmul_ref(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias,
+                float* y);
+
+// Widens row r of w into out: [w.cols].
+void widen_row(const Matrix& w, int64_t r, float* out);
+
+// sum_i a[i] * b[i] in f32 with 16 independent partial sums (vectorisable).
+float dot_f32(const float* a, const float* b, int64_t n);
+
+}  // namespace awq
