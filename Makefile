@@ -1,0 +1,48 @@
+# Thin wrappers around CMake presets (CMakePresets.json). `make test` is what CI runs.
+SHARED  ?= $(abspath ../shared)
+MODEL   ?= $(SHARED)/models/tiny-llama-gqa
+JOBS    ?= $(shell nproc)
+AWQ      = build/release/awq
+
+.PHONY: all deps build build-asan test test-release test-asan demo bench check-full clean
+
+all: build
+
+deps:
+	bash scripts/install-deps
+
+build: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+
+build-asan: deps
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan -j $(JOBS)
+
+# Every test twice: the portable release build, then the AddressSanitizer + UBSan build.
+test: test-release test-asan
+
+test-release: build
+	ctest --preset release -j $(JOBS)
+
+test-asan: build-asan
+	ctest --preset asan -j $(JOBS)
+
+demo: build
+	@test -d "$(MODEL)" || { echo "demo: $(MODEL) not found (put ../shared beside the checkout)"; exit 1; }
+	@echo "== inspect"; $(AWQ) inspect $(MODEL) --no-tensors
+	@echo; echo "== generate (greedy, FP16 weights, f32 compute)"
+	$(AWQ) generate $(MODEL) -p "The history of" -n 48 --temp 0
+	@echo; echo "== generate (sampled: temperature 0.8, top-p 0.95, seed 7)"
+	$(AWQ) generate $(MODEL) -p "Call me Ishmael." -n 48 --temp 0.8 --top-p 0.95 --seed 7
+
+# Reference-engine speed (prefill and decode tokens/s, min and median of repeats).
+bench: build
+	bash bench/reference_engine.sh $(MODEL)
+
+# The full figures CI only checks on a prefix: perplexity of all of val.txt vs PyTorch.
+check-full: build
+	bash scripts/check-full $(MODEL) $(SHARED)/data/val.txt
+
+clean:
+	rm -rf build

@@ -1,0 +1,12 @@
+// One registration function per subcommand; each lives in its own cmd_*.cpp.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace awq::cli {
+
+void add_generate(CLI::App& app);
+void add_perplexity(CLI::App& app);
+void add_tokenize(CLI::App& app);
+void add_inspect(CLI::App& app);
+
+}  // namespace awq::cli

@@ -1,0 +1,67 @@
+#include "runtime/generate.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+
+namespace awq {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+GenerateResult generate(LlamaModel& model, ThreadPool& pool, const Tokenizer& tok,
+                        const std::vector<int32_t>& prompt, KvCache& cache,
+                        const GenerateOptions& opt,
+                        const std::function<bool(const std::string&)>& on_text) {
+  if (prompt.empty()) throw Error("empty prompt: there is nothing to continue (give some text)");
+  if (int64_t(prompt.size()) > cache.ctx - cache.n_past)
+    throw Error("the prompt is " + std::to_string(prompt.size()) +
+                " tokens but the context holds " + std::to_string(cache.ctx - cache.n_past) +
+                " (raise --ctx, up to the model's max_position_embeddings, or shorten the prompt)");
+  GenerateResult res;
+  res.prompt_tokens = int64_t(prompt.size());
+  const int64_t vocab = model.config().vocab_size;
+  const auto& eos = tok.eos_ids();
+  Sampler sampler(opt.sampler);
+  // The stream decoder sees the prompt too, so the first piece carries its leading space.
+  StreamDecoder stream(tok, /*skip_special=*/true);
+  for (int32_t id : prompt) stream.push(id);
+  std::vector<int32_t> history = prompt;
+
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<float> logits;
+  model.forward(pool, prompt.data(), int64_t(prompt.size()), cache, false, logits);
+  res.prefill_seconds = seconds_since(t0);
+  t0 = std::chrono::steady_clock::now();
+  res.stop_reason = "length";
+  while (int64_t(res.tokens.size()) < opt.max_new_tokens) {
+    const int32_t next = sampler.sample(logits.data(), vocab, history);
+    if (opt.stop_at_eos && std::find(eos.begin(), eos.end(), next) != eos.end()) {
+      res.stop_reason = "eos";
+      break;
+    }
+    res.tokens.push_back(next);
+    history.push_back(next);
+    const std::string piece = stream.push(next);
+    if (!piece.empty() && on_text && !on_text(piece)) {
+      res.stop_reason = "callback";
+      break;
+    }
+    if (int64_t(res.tokens.size()) >= opt.max_new_tokens) break;
+    if (cache.n_past >= cache.ctx) {
+      res.stop_reason = "context";
+      break;
+    }
+    model.forward(pool, &next, 1, cache, false, logits);
+  }
+  const std::string rest = stream.flush();
+  if (!rest.empty() && on_text) on_text(rest);
+  res.decode_seconds = seconds_since(t0);
+  return res;
+}
+
+}  // namespace awq

@@ -1,0 +1,37 @@
+// The generation loop shared by `awq generate` (and later chat / serve): prefill the prompt,
+// then sample one token at a time, streaming complete UTF-8 text to a callback.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/llama_model.h"
+#include "runtime/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace awq {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 128;
+  bool stop_at_eos = true;
+  SamplerParams sampler;
+};
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // generated ids (not the prompt)
+  std::string stop_reason;      // "eos", "length", "context", "callback"
+  int64_t prompt_tokens = 0;
+  double prefill_seconds = 0.0, decode_seconds = 0.0;
+};
+
+// prompt: [n] ids (BOS included when wanted); the cache must be empty and hold them.
+// on_text(text) receives each newly completed piece of text (it continues the prompt's text,
+// so prompt text + all pieces = decode(prompt + generated)); return false to stop.
+GenerateResult generate(LlamaModel& model, ThreadPool& pool, const Tokenizer& tok,
+                        const std::vector<int32_t>& prompt, KvCache& cache,
+                        const GenerateOptions& opt,
+                        const std::function<bool(const std::string&)>& on_text);
+
+}  // namespace awq

@@ -1,0 +1,65 @@
+// Every supported architecture feature against transformers 5.17 (fp32 eager attention):
+// tiny random checkpoints made by scripts/ref/make_references.py with save_pretrained, so the
+// config.json spellings (rope_parameters, layer_types, ...) and the storage dtypes are real.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "model/llama_model.h"
+#include "runtime/sampler.h"
+#include "support/shared_data.h"
+
+namespace awq {
+namespace {
+
+std::string arch_dir(const std::string& name) { return std::string(AWQ_TEST_DATA_DIR) + "/arch/" + name; }
+
+class Arch : public ::testing::TestWithParam<std::string> {};
+
+// Logits at all 24 positions within 2e-4 absolute: the weights are identical (read from the
+// same file), the math is f32 in both; the differences are summation order (~1e-6 relative
+// on logits of magnitude ~1-10). Any wrong feature (rope scaling, bias, norm, window) moves
+// logits by 1e-2 or more.
+TEST_P(Arch, LogitsMatchTransformers) {
+  const std::string dir = arch_dir(GetParam());
+  LlamaModel model(dir);
+  const auto ref = test::read_json(dir + "/expected.json");
+  const auto ids = ref["ids"].get<std::vector<int32_t>>();
+  ThreadPool pool(2);
+  KvCache cache = model.new_cache(64);
+  std::vector<float> logits;
+  model.forward(pool, ids.data(), int64_t(ids.size()), cache, true, logits);
+  const int64_t V = model.config().vocab_size;
+  double max_err = 0;
+  for (size_t i = 0; i < ids.size(); ++i)
+    for (int64_t j = 0; j < V; ++j)
+      max_err = std::max(max_err, std::abs(double(logits[i * V + j]) - ref["logits"][i][j].get<double>()));
+  EXPECT_LT(max_err, 2e-4) << GetParam();
+}
+
+// Greedy ids with the KV cache, one token at a time, equal transformers' generate().
+TEST_P(Arch, GreedyMatchesTransformersGenerate) {
+  const std::string dir = arch_dir(GetParam());
+  LlamaModel model(dir);
+  const auto ref = test::read_json(dir + "/expected.json");
+  auto prompt = ref["greedy_prompt"].get<std::vector<int32_t>>();
+  const auto want = ref["greedy_ids"].get<std::vector<int32_t>>();
+  ThreadPool pool(1);
+  KvCache cache = model.new_cache(64);
+  std::vector<float> logits;
+  model.forward(pool, prompt.data(), int64_t(prompt.size()), cache, false, logits);
+  std::vector<int32_t> got;
+  for (size_t i = 0; i < want.size(); ++i) {
+    int32_t t = argmax(logits.data(), int64_t(logits.size()));
+    got.push_back(t);
+    model.forward(pool, &t, 1, cache, false, logits);
+  }
+  EXPECT_EQ(got, want) << GetParam();
+}
+
+INSTANTIATE_TEST_SUITE_P(Transformers, Arch,
+                         ::testing::Values("llama3_rope_bf16", "llama_bias_linear_f32", "mistral_swa_f16",
+                                           "qwen2_bias_bf16", "qwen3_qknorm_bf16"));
+
+}  // namespace
+}  // namespace awq

@@ -1,0 +1,207 @@
+// The `awq` binary end to end: reference generations and perplexity, and bad input giving a
+// one-line error that names the problem, exit status 1, no crash.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "support/run_cli.h"
+#include "support/shared_data.h"
+#include "support/temp_dir.h"
+
+namespace awq {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_awq;
+using test::TempDir;
+using test::tiny_model_dir;
+
+// A writable copy of the tiny model: small files copied, the big shards symlinked.
+std::string copy_tiny_model(const TempDir& tmp) {
+  const std::string dst = tmp.file("model");
+  fs::create_directory(dst);
+  for (const auto& e : fs::directory_iterator(tiny_model_dir())) {
+    const fs::path to = fs::path(dst) / e.path().filename();
+    if (e.path().extension() == ".safetensors")
+      fs::create_symlink(e.path(), to);
+    else
+      fs::copy_file(e.path(), to);
+  }
+  return dst;
+}
+
+void replace_in_file(const std::string& path, const std::string& from, const std::string& to) {
+  std::string s = test::read_file_bytes(path);
+  const size_t at = s.find(from);
+  ASSERT_NE(at, std::string::npos) << from << " not in " << path;
+  s.replace(at, from.size(), to);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << s;
+}
+
+// The contract for bad input: exit status 1, nothing on stdout, and exactly one stderr line
+// "error: ..." containing each expected part.
+void expect_one_line_error(const test::CliResult& r, std::initializer_list<std::string> parts) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.out, "");
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  for (const auto& p : parts) EXPECT_NE(r.err.find(p), std::string::npos) << "missing '" << p << "' in: " << r.err;
+}
+
+// Greedy generation reproduces reference.json token for token: prompt + stdout is the
+// reference full_text (stdout carries only the generated text, ending in a newline).
+TEST(Cli, GenerateGreedyMatchesReference) {
+  for (const auto& g : test::tiny_reference()["greedy"]) {
+    const std::string prompt = g["prompt"];
+    auto r = run_awq({"generate", tiny_model_dir(), "-p", prompt, "-n", "32", "--temp", "0", "-t", "2"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_FALSE(r.out.empty());
+    EXPECT_EQ(r.out.back(), '\n');
+    EXPECT_EQ(prompt + r.out.substr(0, r.out.size() - 1), g["full_text"].get<std::string>());
+    EXPECT_NE(r.err.find("tok/s"), std::string::npos) << "timings belong on stderr";
+  }
+}
+
+// The first 6 windows of val.txt against the per-window NLL computed by transformers in fp32
+// (tests/data/tiny_val_window_nll.json, scripts/ref/make_references.py). 6 windows keep the
+// ASan run short; the full file is `make check-full`. Tolerance 2e-5 relative on the mean NLL:
+// both sides are f32 math on the same weights, and 3066 tokens average per-token noise of
+// ~1e-6 down further; a wrong window layout or off-by-one changes it by >1e-2.
+TEST(Cli, PerplexityPrefixMatchesTransformers) {
+  const auto ref = test::read_json(std::string(AWQ_TEST_DATA_DIR) + "/tiny_val_window_nll.json");
+  const int windows = 6;
+  double nll = 0;
+  int64_t tokens = 0;
+  for (int w = 0; w < windows; ++w) {
+    nll += ref["per_window"][w]["nll_sum"].get<double>();
+    tokens += ref["per_window"][w]["tokens"].get<int64_t>();
+  }
+  auto r = run_awq({"perplexity", tiny_model_dir(), "-f", test::shared_path("data/val.txt"), "--max-windows",
+                    std::to_string(windows), "--json", "-t", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto got = nlohmann::json::parse(r.out);
+  EXPECT_EQ(got["tokens"].get<int64_t>(), tokens);
+  EXPECT_EQ(got["windows"].get<int64_t>(), windows);
+  EXPECT_NEAR(got["nll_mean"].get<double>(), nll / double(tokens), 2e-5 * nll / double(tokens));
+}
+
+TEST(Cli, TokenizeAddsBosOnRequest) {
+  auto r = run_awq({"tokenize", tiny_model_dir(), "-p", "The history of", "--add-special"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "[1,415,3340,302]\n");
+  r = run_awq({"tokenize", tiny_model_dir(), "-p", "The history of"});
+  EXPECT_EQ(r.out, "[415,3340,302]\n");
+}
+
+TEST(Cli, InspectShowsArchitectureAndTensors) {
+  auto r = run_awq({"inspect", tiny_model_dir()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("llama: 8 layers, d_model 384"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kv heads 2, GQA"), std::string::npos);
+  EXPECT_NE(r.out.find("quantization  none"), std::string::npos);
+  EXPECT_NE(r.out.find("model.layers.7.mlp.down_proj.weight"), std::string::npos);
+  EXPECT_NE(r.out.find("[384, 1024]"), std::string::npos);
+}
+
+TEST(Cli, HelpEverywhere) {
+  for (std::string cmd : {"generate", "perplexity", "tokenize", "inspect"}) {
+    auto r = run_awq({cmd, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << cmd;
+    EXPECT_NE(r.out.find("MODEL_DIR"), std::string::npos) << cmd;
+  }
+  auto r = run_awq({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("perplexity"), std::string::npos);
+}
+
+TEST(CliErrors, EmptyPrompt) {
+  expect_one_line_error(run_awq({"generate", tiny_model_dir(), "-p", ""}), {"empty prompt"});
+}
+
+TEST(CliErrors, PromptLongerThanContext) {
+  expect_one_line_error(run_awq({"generate", tiny_model_dir(), "-p", "one two three four five six seven", "--ctx", "4"}),
+                        {"prompt is", "tokens", "context holds 4"});
+}
+
+TEST(CliErrors, UnknownModelType) {
+  TempDir tmp;
+  const std::string m = copy_tiny_model(tmp);
+  replace_in_file(m + "/config.json", "\"model_type\": \"llama\"", "\"model_type\": \"gpt_neox\"");
+  expect_one_line_error(run_awq({"generate", m, "-p", "Hi"}), {"config.json", "model_type 'gpt_neox'", "not supported"});
+  expect_one_line_error(run_awq({"inspect", m}), {"gpt_neox"});
+}
+
+TEST(CliErrors, WrongConfigField) {
+  TempDir tmp;
+  const std::string m = copy_tiny_model(tmp);
+  replace_in_file(m + "/config.json", "\"num_key_value_heads\": 2", "\"num_key_value_heads\": 4");
+  expect_one_line_error(run_awq({"generate", m, "-p", "Hi"}), {"config.json", "num_key_value_heads"});
+}
+
+TEST(CliErrors, ShapeMismatchAgainstConfig) {
+  TempDir tmp;
+  const std::string m = copy_tiny_model(tmp);
+  replace_in_file(m + "/config.json", "\"intermediate_size\": 1024", "\"intermediate_size\": 1000");
+  expect_one_line_error(run_awq({"generate", m, "-p", "Hi"}), {"model.layers.0.mlp.gate_proj.weight", "[1024, 384]", "[1000, 384]"});
+}
+
+TEST(CliErrors, MissingTensor) {
+  TempDir tmp;
+  const std::string m = copy_tiny_model(tmp);
+  replace_in_file(m + "/model.safetensors.index.json", "\"model.norm.weight\"", "\"model.norm_renamed.weight\"");
+  auto r = run_awq({"generate", m, "-p", "Hi"});
+  expect_one_line_error(r, {"model.norm"});
+}
+
+TEST(CliErrors, TruncatedShard) {
+  TempDir tmp;
+  const std::string m = copy_tiny_model(tmp);
+  const std::string shard = m + "/model-00004-of-00004.safetensors";
+  std::string bytes = test::read_file_bytes(shard);
+  fs::remove(shard);
+  std::ofstream(shard, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  expect_one_line_error(run_awq({"generate", m, "-p", "Hi"}), {"model-00004-of-00004.safetensors"});
+  expect_one_line_error(run_awq({"inspect", m}), {"model-00004-of-00004.safetensors"});
+}
+
+TEST(CliErrors, HeaderLengthPastEndOfFile) {
+  TempDir tmp;
+  const std::string m = copy_tiny_model(tmp);
+  const std::string shard = m + "/model-00004-of-00004.safetensors";
+  std::string bytes = test::read_file_bytes(shard);
+  fs::remove(shard);
+  bytes[6] = '\x7f';  // header length u64 LE: set a high byte
+  std::ofstream(shard, std::ios::binary) << bytes;
+  expect_one_line_error(run_awq({"perplexity", m, "-f", test::shared_path("data/val.txt")}),
+                        {"model-00004-of-00004.safetensors", "header"});
+}
+
+TEST(CliErrors, MalformedTokenizerJson) {
+  TempDir tmp;
+  const std::string m = copy_tiny_model(tmp);
+  std::string tj = test::read_file_bytes(m + "/tokenizer.json");
+  std::ofstream(m + "/tokenizer.json", std::ios::binary | std::ios::trunc) << tj.substr(0, tj.size() / 3);
+  expect_one_line_error(run_awq({"tokenize", m, "-p", "Hi"}), {"tokenizer.json"});
+  expect_one_line_error(run_awq({"generate", m, "-p", "Hi"}), {"tokenizer.json"});
+}
+
+TEST(CliErrors, MissingFilesAndFolders) {
+  auto r = run_awq({"generate", "/nonexistent/model", "-p", "Hi"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("/nonexistent/model"), std::string::npos) << r.err;
+  TempDir tmp;
+  expect_one_line_error(run_awq({"generate", tmp.path(), "-p", "Hi"}), {"config.json"});
+  r = run_awq({"perplexity", tiny_model_dir(), "-f", "/nonexistent/val.txt"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("/nonexistent/val.txt"), std::string::npos) << r.err;
+}
+
+TEST(CliErrors, DeviceNotBuilt) {
+  expect_one_line_error(run_awq({"generate", tiny_model_dir(), "-p", "Hi", "--device", "cuda"}), {"--device cuda"});
+}
+
+}  // namespace
+}  // namespace awq
