@@ -18,6 +18,7 @@ class Checkpoint {
   // an index whose weight_map names a tensor its shard does not hold is an error too.
   explicit Checkpoint(const std::string& dir);
 
+  // The checkpoint folder (where config.json lives); for a single-file path, that file's folder.
   const std::string& dir() const { return dir_; }
   bool has(const std::string& name) const;
   const TensorView* find(const std::string& name) const;  // nullptr if absent
@@ -29,7 +30,8 @@ class Checkpoint {
   const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
 
  private:
-  std::string dir_;
+  std::string dir_;    // the folder (for a single-file path: the file's folder)
+  std::string label_;  // what error messages name: the folder, or the single file's path
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::unordered_map<std::string, const TensorView*> by_name_;
 };

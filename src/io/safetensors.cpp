@@ -35,8 +35,10 @@ std::optional<uint64_t> as_u64(const json& j) {
 std::string known_dtypes() {
   std::string s;
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::I64, DType::I32, DType::I16,
-                  DType::I8, DType::U8, DType::BOOL})
-    s += (s.empty() ? "" : " ") + std::string(dtype_name(t));
+                  DType::I8, DType::U8, DType::BOOL}) {
+    if (!s.empty()) s += ' ';
+    s += dtype_name(t);
+  }
   return s;
 }
 
@@ -69,7 +71,11 @@ struct Entry {
 };
 
 std::string offsets_str(uint64_t b, uint64_t e) {
-  return "[" + std::to_string(b) + ", " + std::to_string(e) + "]";
+  std::string s = "[";
+  s += std::to_string(b);
+  s += ", ";
+  s += std::to_string(e);
+  return s + "]";
 }
 
 // Validates one tensor entry of the header; data/size describe the data section.
