@@ -1,6 +1,10 @@
 // The weights of a Llama-family decoder, bound to a checkpoint: matrices point into the
 // mmapped safetensors (or into owned aligned copies when the file leaves them unaligned);
-// norms and biases are widened to f32.
+// norms and biases are widened to f32. AWQ checkpoints (quantization_config.quant_method
+// "awq", version "gemm", bits 4 or 3): the decoder linears bind PREFIX.qweight / .qzeros /
+// .scales as MatrixKind::AwqGemm matrices, repacked at load into an output-row-major copy
+// (AwqRows, held in `owned`); modules in modules_to_not_convert, embeddings, norms and
+// lm_head stay floating point.
 #pragma once
 #include <memory>
 #include <vector>
@@ -25,11 +29,12 @@ struct LlamaWeights {
   Matrix lm_head;  // [vocab, d_model]; the same data as embed when tied
   std::vector<float> final_norm;  // [d_model]
   std::vector<LayerWeights> layers;
-  std::vector<std::shared_ptr<void>> owned;  // aligned copies of unaligned tensors
+  std::vector<std::shared_ptr<void>> owned;  // aligned copies of unaligned tensors, AWQ row repacks
 };
 
 // Binds every tensor the config calls for, checking names, dtypes and shapes. Throws
-// awq::Error naming the checkpoint folder and the tensor on a missing/misshapen tensor.
+// awq::Error naming the checkpoint folder and the tensor on a missing/misshapen tensor, and
+// naming quantization_config's field for an unsupported AWQ version / bits / group size.
 LlamaWeights load_llama_weights(const Checkpoint& ckpt, const ModelConfig& c);
 
 }  // namespace awq

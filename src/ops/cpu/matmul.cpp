@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "quant/autoawq_pack.h"
 
 namespace awq {
 
@@ -22,6 +23,25 @@ const float* fp16_table() {
 
 constexpr int64_t kRowBlock = 4;  // weight rows widened together; each x row is loaded once per block
 
+// Row r of an AwqGemm matrix from the row-major repack: per group, a 16-entry table of
+// fp16((q - z) * s) widened to f32, then one table load per weight. out: [cols].
+void dequantize_awq_row(const Matrix& w, int64_t r, float* out) {
+  const AwqMatrix& a = w.awq;
+  const float* t = fp16_table();
+  const int64_t ng = w.cols / a.group, wpr = (w.cols + 7) / 8;
+  const uint32_t* codes = a.row_codes + r * wpr;  // [wpr]
+  const uint8_t* zeros = a.row_zeros + r * ng;    // [ng]
+  const uint16_t* scales = a.row_scales + r * ng; // [ng] fp16
+  float lut[16];
+  for (int64_t g = 0; g < ng; ++g) {
+    const float s = t[scales[g]];
+    const int z = zeros[g];
+    for (int q = 0; q < 16; ++q) lut[q] = t[f32_to_fp16(float(q - z) * s)];
+    for (int64_t k = g * a.group, end = k + a.group; k < end; ++k)
+      out[k] = lut[(codes[k >> 3] >> (4 * (k & 7))) & 0xFu];
+  }
+}
+
 }  // namespace
 
 __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -38,6 +58,13 @@ float dot_f32(const float* a, const float* b, int64_t n) {
 
 void widen_row(const Matrix& w, int64_t r, float* out) {
   const int64_t c = w.cols;
+  if (w.kind == MatrixKind::AwqGemm) {
+    if (w.awq.row_codes)
+      dequantize_awq_row(w, r, out);
+    else
+      dequantize_gemm_row(w.awq.qweight, w.awq.qzeros, w.awq.scales, w.rows, c, w.awq.group, r, out);
+    return;
+  }
   switch (w.dtype) {
     case DType::F32:
       std::memcpy(out, static_cast<const float*>(w.data) + r * c, size_t(c) * 4);

@@ -1,5 +1,6 @@
-// Reference dense matmul: y = x W^T, the plain multi-threaded kernel every fast kernel is
-// checked against. F16/BF16 weights are widened to f32 row by row; compute is f32.
+// Reference matmul: y = x W^T, the plain multi-threaded kernel every fast kernel is checked
+// against. F16/BF16 weights are widened to f32 row by row, AWQ weights dequantized row by row
+// (W4A16 / W3A16 reference: fp16((q - z) * s) widened, as AutoAWQ's dequantize_gemm); compute is f32.
 #pragma once
 #include <cstdint>
 
@@ -12,7 +13,7 @@ namespace awq {
 void matmul_ref(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias,
                 float* y);
 
-// Widens row r of w into out: [w.cols].
+// Widens (dense) or dequantizes (AwqGemm) row r of w into out: [w.cols].
 void widen_row(const Matrix& w, int64_t r, float* out);
 
 // sum_i a[i] * b[i] in f32 with 16 independent partial sums (vectorisable).

@@ -1,5 +1,7 @@
-// A weight matrix as the kernels see it: W [rows = out_features, cols = in_features],
-// row-major, elements F32, F16 or BF16 (the dense path; quantized layouts come with issue 4).
+// A weight matrix as the kernels see it: W [rows = out_features, cols = in_features].
+// Dense: row-major, elements F32, F16 or BF16 at `data`.
+// AwqGemm: AutoAWQ GEMM tensors (docs/formats.md), W[r][k] = fp16((q - z) * s); `dtype` is
+// I32 and `data` points at qweight. widen_row (ops/cpu/matmul.h) handles both kinds.
 #pragma once
 #include <cstdint>
 
@@ -7,11 +9,33 @@
 
 namespace awq {
 
+enum class MatrixKind : uint8_t { Dense, AwqGemm };
+
+// The quantized part of a Matrix of kind AwqGemm (pointers owned elsewhere: the mmapped
+// checkpoint and LlamaWeights::owned).
+struct AwqMatrix {
+  int bits = 4;    // 4, or 3 in the same nibble layout
+  int group = 0;   // input channels per scale / zero point
+  // As stored in the checkpoint (nibble order kAwqOrder, quant/autoawq_pack.h):
+  const int32_t* qweight = nullptr;   // [cols, rows / 8]
+  const int32_t* qzeros = nullptr;    // [cols / group, rows / 8]
+  const uint16_t* scales = nullptr;   // [cols / group, rows] fp16
+  // Repacked at load so an output row is contiguous; when null, widen_row reads the
+  // strided checkpoint layout above instead.
+  const uint32_t* row_codes = nullptr;   // [rows, ceil(cols / 8)]: nibble j = input 8w + j
+  const uint8_t* row_zeros = nullptr;    // [rows, cols / group]
+  const uint16_t* row_scales = nullptr;  // [rows, cols / group] fp16
+};
+
 struct Matrix {
   DType dtype = DType::F32;
   int64_t rows = 0;  // out_features
   int64_t cols = 0;  // in_features
   const void* data = nullptr;
+  MatrixKind kind = MatrixKind::Dense;
+  AwqMatrix awq{};  // kind == AwqGemm only
+
+  bool quantized() const { return kind != MatrixKind::Dense; }
 };
 
 }  // namespace awq
