@@ -162,7 +162,8 @@ TEST_P(AutoAwqGolden, WidenRowAndMatmulOnGoldenTensors) {
   const QuantParams p{4, int(gd.group), true};
   const AwqRows rows = repack_rows(gd.qweight.data(), gd.qzeros.data(), gd.scales.data(), gd.out,
                                    gd.in, p, "golden");
-  Matrix m{DType::I32, gd.out, gd.in, gd.qweight.data(), MatrixKind::AwqGemm, {}};
+  Matrix m(DType::I32, gd.out, gd.in, gd.qweight.data());
+  m.kind = MatrixKind::AwqGemm;
   m.awq = AwqMatrix{4, int(gd.group), gd.qweight.data(), gd.qzeros.data(), gd.scales.data(),
                     rows.codes.data(), rows.zeros.data(), rows.scales.data()};
   Matrix strided = m;

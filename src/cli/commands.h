@@ -8,5 +8,6 @@ void add_generate(CLI::App& app);
 void add_perplexity(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_inspect(CLI::App& app);
+void add_quantize(CLI::App& app);
 
 }  // namespace awq::cli

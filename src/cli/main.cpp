@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   CLI::App app{"awq.cpp: AWQ 4-bit quantization and inference for Llama-family models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "awq 0.1.0");
+  awq::cli::add_quantize(app);
   awq::cli::add_generate(app);
   awq::cli::add_perplexity(app);
   awq::cli::add_tokenize(app);

@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "io/checkpoint.h"
 #include "io/model_config.h"
+#include "model/decoder_layer.h"
 #include "model/kv_cache.h"
 #include "model/llama_weights.h"
 
@@ -34,8 +35,9 @@ class LlamaModel {
  private:
   // Activation buffers, grown on demand and reused across calls.
   struct Scratch {
-    std::vector<float> x, h, q, k, v, att, ff_gate, ff_up;
-    std::vector<int32_t> pos;
+    std::vector<float> x, h;     // [n, d_model] residual stream, sublayer input/output
+    std::vector<int32_t> pos;    // [n]
+    LayerScratch layer;
     void reserve(int64_t n, const ModelConfig& c);
   };
 

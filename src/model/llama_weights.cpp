@@ -86,7 +86,8 @@ class Binder {
     const TensorView& qw = typed(prefix + ".qweight", {in, out / 8}, DType::I32);
     const TensorView& qz = typed(prefix + ".qzeros", {ng, out / 8}, DType::I32);
     const TensorView& sc = typed(prefix + ".scales", {ng, out}, DType::F16);
-    Matrix m{DType::I32, out, in, aligned(qw), MatrixKind::AwqGemm, {}};
+    Matrix m(DType::I32, out, in, aligned(qw));
+    m.kind = MatrixKind::AwqGemm;
     m.awq.bits = p.bits;
     m.awq.group = p.group;
     m.awq.qweight = static_cast<const int32_t*>(m.data);

@@ -25,9 +25,14 @@ inline std::string shell_quote(const std::string& s) {
 inline CliResult run_awq(const std::vector<std::string>& args, const std::string& stdin_text = "") {
   TempDir tmp;
   std::string cmd = shell_quote(AWQ_BINARY);
-  for (const auto& a : args) cmd += " " + shell_quote(a);
+  for (const auto& a : args) {
+    cmd += ' ';
+    cmd += shell_quote(a);
+  }
   const std::string in = tmp.write("stdin", stdin_text);
-  cmd += " <" + shell_quote(in) + " >" + shell_quote(tmp.file("out")) + " 2>" + shell_quote(tmp.file("err"));
+  for (const std::string& part : {" <" + shell_quote(in), " >" + shell_quote(tmp.file("out")),
+                                  " 2>" + shell_quote(tmp.file("err"))})
+    cmd += part;
   const int st = std::system(cmd.c_str());
   CliResult r;
   if (WIFEXITED(st)) {

@@ -35,6 +35,11 @@ struct Matrix {
   MatrixKind kind = MatrixKind::Dense;
   AwqMatrix awq{};  // kind == AwqGemm only
 
+  Matrix() = default;
+  // A dense matrix W: [rows, cols] of `dtype` elements at `data`.
+  Matrix(DType dt, int64_t rows_, int64_t cols_, const void* data_)
+      : dtype(dt), rows(rows_), cols(cols_), data(data_) {}
+
   bool quantized() const { return kind != MatrixKind::Dense; }
 };
 

@@ -1,0 +1,57 @@
+#include "model/decoder_layer.h"
+
+#include <algorithm>
+
+#include "ops/cpu/matmul.h"
+#include "ops/cpu/ops.h"
+
+namespace awq {
+
+namespace {
+const float* bias(const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); }
+void grow(std::vector<float>& v, int64_t size) {
+  if (int64_t(v.size()) < size) v.resize(size_t(size));
+}
+}  // namespace
+
+void LayerScratch::reserve(int64_t n, const ModelConfig& c) {
+  grow(q, n * c.q_dim());
+  grow(k, n * c.kv_dim());
+  grow(v, n * c.kv_dim());
+  grow(att, n * c.q_dim());
+  grow(gate, n * c.intermediate_size);
+  grow(up, n * c.intermediate_size);
+}
+
+void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L,
+                        const float* inv_freq, const float* h, int64_t n, const int32_t* pos,
+                        float* k_cache, float* v_cache, int64_t ctx, LayerScratch& s, float* out) {
+  const int64_t hd = c.head_dim, kvd = c.kv_dim();
+  s.reserve(n, c);
+  matmul_ref(pool, h, n, L.wq, bias(L.bq), s.q.data());  // [n, q_dim]
+  matmul_ref(pool, h, n, L.wk, bias(L.bk), s.k.data());  // [n, kv_dim]
+  matmul_ref(pool, h, n, L.wv, bias(L.bv), s.v.data());  // [n, kv_dim]
+  if (c.qk_norm) {  // qwen3: RMSNorm over each head before RoPE
+    rmsnorm(s.q.data(), L.q_norm.data(), n * c.num_heads, hd, c.rms_norm_eps, s.q.data());
+    rmsnorm(s.k.data(), L.k_norm.data(), n * c.num_kv_heads, hd, c.rms_norm_eps, s.k.data());
+  }
+  rope_rotate_half(s.q.data(), n, c.num_heads, hd, pos, inv_freq);
+  rope_rotate_half(s.k.data(), n, c.num_kv_heads, hd, pos, inv_freq);
+  std::copy(s.k.data(), s.k.data() + n * kvd, k_cache + int64_t(pos[0]) * kvd);
+  std::copy(s.v.data(), s.v.data() + n * kvd, v_cache + int64_t(pos[0]) * kvd);
+  const AttentionShape shape{c.num_heads, c.num_kv_heads, hd, ctx, c.sliding_window.value_or(0)};
+  attention(pool, s.q.data(), k_cache, v_cache, pos, n, shape, s.att.data());  // [n, q_dim]
+  matmul_ref(pool, s.att.data(), n, L.wo, bias(L.bo), out);                    // [n, d]
+}
+
+void mlp_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L, const float* h,
+                  int64_t n, LayerScratch& s, float* out) {
+  const int64_t ff = c.intermediate_size;
+  s.reserve(n, c);
+  matmul_ref(pool, h, n, L.w_gate, bias(L.b_gate), s.gate.data());  // [n, d_ff]
+  matmul_ref(pool, h, n, L.w_up, bias(L.b_up), s.up.data());        // [n, d_ff]
+  silu_mul(s.gate.data(), s.up.data(), n * ff, s.gate.data());
+  matmul_ref(pool, s.gate.data(), n, L.w_down, bias(L.b_down), out);  // [n, d]
+}
+
+}  // namespace awq

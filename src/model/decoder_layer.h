@@ -1,0 +1,33 @@
+// The two sublayers of a Llama-family decoder layer, shared by inference (LlamaModel) and
+// by the AWQ search, which runs them on calibration activations with trial weights.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "io/model_config.h"
+#include "model/llama_weights.h"
+
+namespace awq {
+
+// Activation buffers of one layer call, grown on demand and reused.
+struct LayerScratch {
+  std::vector<float> q, k, v;  // [n, q_dim], [n, kv_dim], [n, kv_dim]
+  std::vector<float> att;      // [n, q_dim]  attention output = o_proj input
+  std::vector<float> gate, up; // [n, d_ff]   after mlp(): gate holds silu(gate) * up = down_proj input
+  void reserve(int64_t n, const ModelConfig& c);
+};
+
+// Self-attention of n tokens of one sequence: q/k/v projections (+bias, +qwen3 q/k norm),
+// RoPE, keys/values written to cache rows pos[0..n), causal GQA attention, o_proj.
+// h: [n, d] (the input_layernorm output); pos: [n] consecutive positions;
+// k_cache, v_cache: [ctx, kv_dim] holding rows 0..pos[0]-1 already; out: [n, d].
+void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L,
+                        const float* inv_freq, const float* h, int64_t n, const int32_t* pos,
+                        float* k_cache, float* v_cache, int64_t ctx, LayerScratch& s, float* out);
+
+// SiLU-gated MLP. h: [n, d] (the post_attention_layernorm output); out: [n, d].
+void mlp_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L, const float* h,
+                  int64_t n, LayerScratch& s, float* out);
+
+}  // namespace awq

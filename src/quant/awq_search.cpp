@@ -1,0 +1,351 @@
+#include "quant/awq_search.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "model/decoder_layer.h"
+#include "ops/cpu/matmul.h"
+#include "ops/cpu/ops.h"
+#include "quant/fake_quant.h"
+
+namespace awq {
+
+namespace {
+
+// Inputs of the linear groups over all calibration tokens (T = n_seq * seqlen).
+struct Captures {
+  std::vector<float> h_attn;  // [T, d]     input_layernorm output (q, k, v input)
+  std::vector<float> att;     // [T, q_dim] attention output (o_proj input)
+  std::vector<float> h_mlp;   // [T, d]     post_attention_layernorm output (gate, up input)
+  std::vector<float> act;     // [T, d_ff]  silu(gate) * up (down_proj input)
+};
+
+// Which calibration data the candidate losses are measured on.
+struct SearchSet {
+  std::vector<int64_t> seqs;  // whole sequences, for self_attn
+  std::vector<int64_t> rows;  // token rows, for the per-token modules
+};
+
+SearchSet pick_search_set(int64_t n_seq, int64_t seqlen, int64_t search_tokens) {
+  SearchSet s;
+  const int64_t T = n_seq * seqlen;
+  const int64_t n_s = search_tokens <= 0 ? n_seq
+                                         : std::clamp<int64_t>((search_tokens + seqlen - 1) / seqlen, 1, n_seq);
+  for (int64_t i = 0; i < n_s; ++i) s.seqs.push_back(i * n_seq / n_s);
+  const int64_t n_r = search_tokens <= 0 ? T : std::min(T, search_tokens);
+  for (int64_t i = 0; i < n_r; ++i) s.rows.push_back(i * T / n_r);
+  return s;
+}
+
+// out: [rows.size(), cols] = src rows
+std::vector<float> gather_rows(const std::vector<float>& src, int64_t cols, const std::vector<int64_t>& rows) {
+  std::vector<float> out(rows.size() * size_t(cols));
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::copy_n(src.data() + rows[i] * cols, cols, out.data() + int64_t(i) * cols);
+  return out;
+}
+
+double mse(const std::vector<float>& a, const std::vector<float>& b) {
+  double s = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = double(a[i]) - double(b[i]);
+    s += d * d;
+  }
+  return a.empty() ? 0.0 : s / double(a.size());
+}
+
+// Runs one layer over sequences of the calibration set.
+class LayerRunner {
+ public:
+  LayerRunner(ThreadPool& pool, const ModelConfig& c, const float* inv_freq, int64_t seqlen)
+      : pool_(pool), c_(c), inv_freq_(inv_freq), seqlen_(seqlen),
+        kc_(size_t(seqlen * c.kv_dim())), vc_(size_t(seqlen * c.kv_dim())),
+        h_(size_t(seqlen * c.hidden_size)), o_(size_t(seqlen * c.hidden_size)) {
+    for (int64_t i = 0; i < seqlen; ++i) pos_.push_back(int32_t(i));
+  }
+
+  // self_attn output of sequence `seq` from its normed input h_all rows. out: [seqlen, d]
+  void attention(const LayerWeights& L, const float* h_seq, float* out) {
+    attention_sublayer(pool_, c_, L, inv_freq_, h_seq, seqlen_, pos_.data(), kc_.data(), vc_.data(),
+                       seqlen_, s_, out);
+  }
+  // mlp output. h: [n, d]; out: [n, d]
+  void mlp(const LayerWeights& L, const float* h, int64_t n, float* out) {
+    mlp_sublayer(pool_, c_, L, h, n, s_, out);
+  }
+  // The whole layer on one sequence, x: [seqlen, d] in place; optional captures.
+  void layer(const LayerWeights& L, float* x, Captures* cap, int64_t seq) {
+    const int64_t d = c_.hidden_size, n = seqlen_, row0 = seq * seqlen_;
+    rmsnorm(x, L.attn_norm.data(), n, d, c_.rms_norm_eps, h_.data());
+    if (cap) std::copy_n(h_.data(), n * d, cap->h_attn.data() + row0 * d);
+    attention(L, h_.data(), o_.data());
+    if (cap) std::copy_n(s_.att.data(), n * c_.q_dim(), cap->att.data() + row0 * c_.q_dim());
+    for (int64_t i = 0; i < n * d; ++i) x[i] += o_[size_t(i)];
+    rmsnorm(x, L.ffn_norm.data(), n, d, c_.rms_norm_eps, h_.data());
+    if (cap) std::copy_n(h_.data(), n * d, cap->h_mlp.data() + row0 * d);
+    mlp(L, h_.data(), n, o_.data());
+    if (cap)
+      std::copy_n(s_.gate.data(), n * c_.intermediate_size, cap->act.data() + row0 * c_.intermediate_size);
+    for (int64_t i = 0; i < n * d; ++i) x[i] += o_[size_t(i)];
+  }
+
+ private:
+  ThreadPool& pool_;
+  const ModelConfig& c_;
+  const float* inv_freq_;
+  int64_t seqlen_;
+  std::vector<int32_t> pos_;
+  std::vector<float> kc_, vc_, h_, o_;  // [seqlen, kv_dim] x2, [seqlen, d] x2
+  LayerScratch s_;
+};
+
+// mean |x| per column. x: [n, cols] -> [cols]
+std::vector<float> mean_abs_columns(const std::vector<float>& x, int64_t cols) {
+  const int64_t n = int64_t(x.size()) / cols;
+  std::vector<double> acc(size_t(cols), 0.0);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t k = 0; k < cols; ++k) acc[size_t(k)] += std::abs(x[size_t(t * cols + k)]);
+  std::vector<float> out(static_cast<size_t>(cols));
+  for (int64_t k = 0; k < cols; ++k) out[size_t(k)] = float(acc[size_t(k)] / double(n));
+  return out;
+}
+
+// AutoAWQ's w_mean for duo scaling: |w| normalised by its group's max, averaged over the
+// output rows of all linears of the group. ws: {[out_i, in]} -> [in]
+std::vector<float> mean_normalised_weight(const std::vector<const std::vector<float>*>& ws, int64_t in, int group) {
+  std::vector<double> acc(size_t(in), 0.0);
+  int64_t rows = 0;
+  for (const auto* w : ws) {
+    const int64_t out = int64_t(w->size()) / in;
+    rows += out;
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t g = 0; g < in; g += group) {
+        const float* p = w->data() + o * in + g;
+        float mx = 0.0f;
+        for (int k = 0; k < group; ++k) mx = std::max(mx, std::abs(p[k]));
+        for (int k = 0; k < group; ++k) acc[size_t(g + k)] += std::abs(p[k]) / (mx + 1e-6f);
+      }
+  }
+  std::vector<float> out(static_cast<size_t>(in));
+  for (int64_t k = 0; k < in; ++k) out[size_t(k)] = float(acc[size_t(k)] / double(rows));
+  return out;
+}
+
+std::vector<float> candidate_scales(const std::vector<float>& x_mean, const std::vector<float>* w_mean, double ratio) {
+  std::vector<float> s(x_mean.size());
+  float mx = 0.0f, mn = std::numeric_limits<float>::max();
+  for (size_t k = 0; k < s.size(); ++k) {
+    float v = std::pow(x_mean[k], float(ratio));
+    if (w_mean) v = v / (std::pow((*w_mean)[k], float(1.0 - ratio)) + 1e-4f);
+    v = std::max(v, 1e-4f);
+    s[k] = v;
+    mx = std::max(mx, v);
+    mn = std::min(mn, v);
+  }
+  const float norm = std::sqrt(mx * mn);
+  for (float& v : s) v /= norm;
+  return s;
+}
+
+// dst = Q(src * s) / s, per input column. src, dst: [out, in]; s: [in]
+void quantize_scaled(const std::vector<float>& src, std::vector<float>& dst, const std::vector<float>& s,
+                     int64_t in, const QuantParams& qp) {
+  const int64_t out = int64_t(src.size()) / in;
+  dst.resize(src.size());
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t k = 0; k < in; ++k) dst[size_t(o * in + k)] = src[size_t(o * in + k)] * s[size_t(k)];
+  fake_quantize(dst.data(), out, in, qp);
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t k = 0; k < in; ++k) dst[size_t(o * in + k)] /= s[size_t(k)];
+}
+
+void scale_columns(std::vector<float>& w, int64_t in, const std::vector<float>& s) {
+  for (size_t i = 0; i < w.size(); ++i) w[i] *= s[i % size_t(in)];
+}
+void divide_columns(std::vector<float>& x, int64_t cols, const std::vector<float>& s) {
+  for (size_t i = 0; i < x.size(); ++i) x[i] /= s[i % size_t(cols)];
+}
+void divide_rows(std::vector<float>& w, int64_t in, const std::vector<float>& s) {
+  for (size_t i = 0; i < w.size(); ++i) w[i] /= s[i / size_t(in)];
+}
+void divide_vector(std::vector<float>& v, const std::vector<float>& s) {
+  for (size_t i = 0; i < v.size(); ++i) v[i] /= s[i];
+}
+
+}  // namespace
+
+void awq_clip_linear(ThreadPool& pool, float* w, int64_t out, int64_t in, const float* x, int64_t n,
+                     const AwqSearchOptions& opt) {
+  const int G = opt.qp.group;
+  const int steps = int(opt.max_shrink * opt.n_grid);
+  pool.parallel_for(out, [&](int64_t o0, int64_t o1) {
+    std::vector<float> org(static_cast<size_t>(n)), cur(static_cast<size_t>(G));
+    for (int64_t o = o0; o < o1; ++o) {
+      for (int64_t g = 0; g < in; g += G) {
+        float* wg = w + o * in + g;
+        float amax = 0.0f;
+        for (int k = 0; k < G; ++k) amax = std::max(amax, std::abs(wg[k]));
+        for (int64_t t = 0; t < n; ++t) org[size_t(t)] = dot_f32(x + t * in + g, wg, G);
+        double best_err = 1e9;
+        float best_max = amax;
+        for (int i = 0; i < steps; ++i) {
+          const float mv = amax * (1.0f - float(i) / float(opt.n_grid));
+          for (int k = 0; k < G; ++k) cur[size_t(k)] = std::clamp(wg[k], -mv, mv);
+          fake_quantize_group(cur.data(), G, opt.qp);
+          double err = 0.0;
+          for (int64_t t = 0; t < n; ++t) {
+            const double dlt = double(dot_f32(x + t * in + g, cur.data(), G)) - org[size_t(t)];
+            err += dlt * dlt;
+          }
+          err /= double(n);
+          if (err < best_err) best_err = err, best_max = mv;
+        }
+        for (int k = 0; k < G; ++k) wg[k] = std::clamp(wg[k], -best_max, best_max);
+      }
+    }
+  });
+}
+
+LayerReport awq_search_layer(ThreadPool& pool, const ModelConfig& c, const float* inv_freq, LayerF32& layer,
+                             std::vector<float>& x, int64_t n_seq, int64_t seqlen, const AwqSearchOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t d = c.hidden_size, qd = c.q_dim(), ff = c.intermediate_size, T = n_seq * seqlen;
+  LayerRunner run(pool, c, inv_freq, seqlen);
+  const SearchSet set = pick_search_set(n_seq, seqlen, opt.search_tokens);
+
+  // 1. FP forward with captures; the search sequences' FP outputs are kept for the report.
+  Captures cap;
+  cap.h_attn.resize(size_t(T * d));
+  cap.att.resize(size_t(T * qd));
+  cap.h_mlp.resize(size_t(T * d));
+  cap.act.resize(size_t(T * ff));
+  const std::vector<float> x_in_search = [&] {
+    std::vector<float> v;
+    for (int64_t s : set.seqs) v.insert(v.end(), x.begin() + s * seqlen * d, x.begin() + (s + 1) * seqlen * d);
+    return v;
+  }();
+  for (int64_t s = 0; s < n_seq; ++s) run.layer(layer.L, x.data() + s * seqlen * d, &cap, s);
+
+  LayerReport rep;
+  const LayerF32 original = layer;
+  // Module outputs on the search set with the given weights.
+  auto attn_out = [&](const LayerWeights& L) {
+    std::vector<float> out(set.seqs.size() * size_t(seqlen * d));
+    for (size_t i = 0; i < set.seqs.size(); ++i)
+      run.attention(L, cap.h_attn.data() + set.seqs[i] * seqlen * d, out.data() + int64_t(i) * seqlen * d);
+    return out;
+  };
+  const std::vector<float> h_mlp_rows = gather_rows(cap.h_mlp, d, set.rows);
+  auto mlp_out = [&](const LayerWeights& L) {
+    std::vector<float> out(h_mlp_rows.size());
+    run.mlp(L, h_mlp_rows.data(), int64_t(set.rows.size()), out.data());
+    return out;
+  };
+  auto linear_out = [&](const Matrix& w, const std::vector<float>& xin) {
+    const int64_t n = int64_t(xin.size()) / w.cols;
+    std::vector<float> out(size_t(n * w.rows));
+    matmul_ref(pool, xin.data(), n, w, nullptr, out.data());
+    return out;
+  };
+
+  // 2. scale search, all groups on the original weights and inputs (as llm-awq / AutoAWQ)
+  if (opt.search_scales) {
+    LayerF32 trial = original;
+    const bool fold_vo = c.kv_dim() == d && qd == d;  // v_proj.weight.shape == o_proj.weight.shape
+    std::vector<float> att_rows, act_rows;
+    if (fold_vo) att_rows = gather_rows(cap.att, qd, set.rows);
+    act_rows = gather_rows(cap.act, ff, set.rows);
+
+    std::vector<std::pair<std::string, std::vector<float>>> chosen;
+    auto search = [&](const std::string& name, std::vector<std::vector<float> LayerF32::*> members, int64_t in,
+                      const std::vector<float>& input, auto&& module_out) {
+      const std::vector<float> x_mean = mean_abs_columns(input, in);
+      std::vector<const std::vector<float>*> ws;
+      for (auto m : members) ws.push_back(&(original.*m));
+      const std::vector<float> w_mean = opt.duo_scaling ? mean_normalised_weight(ws, in, opt.qp.group) : std::vector<float>{};
+      const std::vector<float> ref = module_out(original.L);
+      ScaleChoice sc;
+      sc.group = name;
+      double best = std::numeric_limits<double>::infinity();
+      std::vector<float> best_s;
+      for (int i = 0; i < opt.n_grid; ++i) {
+        const double ratio = double(i) / opt.n_grid;
+        const std::vector<float> s = candidate_scales(x_mean, opt.duo_scaling ? &w_mean : nullptr, ratio);
+        for (auto m : members) quantize_scaled(original.*m, trial.*m, s, in, opt.qp);
+        const double loss = mse(module_out(trial.L), ref);
+        if (i == 0) sc.loss_rtn = loss;
+        if (loss < best) best = loss, sc.ratio = ratio, best_s = s;
+      }
+      for (auto m : members) trial.*m = original.*m;  // restore
+      sc.loss_best = best;
+      rep.scales.push_back(sc);
+      chosen.emplace_back(name, best_s);
+    };
+    search("qkv", {&LayerF32::wq, &LayerF32::wk, &LayerF32::wv}, d, cap.h_attn, attn_out);
+    if (fold_vo)
+      search("o", {&LayerF32::wo}, qd, cap.att, [&](const LayerWeights& L) { return linear_out(L.wo, att_rows); });
+    search("gate_up", {&LayerF32::w_gate, &LayerF32::w_up}, d, cap.h_mlp, mlp_out);
+    search("down", {&LayerF32::w_down}, ff, cap.act, [&](const LayerWeights& L) { return linear_out(L.w_down, act_rows); });
+
+    // fold: previous op / s, linears' input columns * s, captured inputs / s (for the clip search)
+    for (const auto& [name, s] : chosen) {
+      if (name == "qkv") {
+        divide_vector(layer.L.attn_norm, s);
+        for (auto* w : {&layer.wq, &layer.wk, &layer.wv}) scale_columns(*w, d, s);
+        divide_columns(cap.h_attn, d, s);
+      } else if (name == "o") {
+        divide_rows(layer.wv, d, s);
+        if (!layer.L.bv.empty()) divide_vector(layer.L.bv, s);
+        scale_columns(layer.wo, qd, s);
+        divide_columns(cap.att, qd, s);
+      } else if (name == "gate_up") {
+        divide_vector(layer.L.ffn_norm, s);
+        for (auto* w : {&layer.w_gate, &layer.w_up}) scale_columns(*w, d, s);
+        divide_columns(cap.h_mlp, d, s);
+      } else if (name == "down") {
+        divide_rows(layer.w_up, d, s);
+        if (!layer.L.b_up.empty()) divide_vector(layer.L.b_up, s);
+        scale_columns(layer.w_down, ff, s);
+        divide_columns(cap.act, ff, s);
+      }
+    }
+  }
+
+  // 3. clip search on the scaled weights and inputs (q and k skipped, as the reference does)
+  if (opt.clip) {
+    const int64_t stride = std::max<int64_t>(1, T / opt.clip_tokens);
+    std::vector<int64_t> rows;
+    for (int64_t t = 0; t < T; t += stride) rows.push_back(t);
+    const std::vector<float> xa = gather_rows(cap.h_attn, d, rows), xo = gather_rows(cap.att, qd, rows),
+                             xm = gather_rows(cap.h_mlp, d, rows), xd = gather_rows(cap.act, ff, rows);
+    const int64_t n = int64_t(rows.size());
+    awq_clip_linear(pool, layer.wv.data(), c.kv_dim(), d, xa.data(), n, opt);
+    awq_clip_linear(pool, layer.wo.data(), d, qd, xo.data(), n, opt);
+    awq_clip_linear(pool, layer.w_gate.data(), ff, d, xm.data(), n, opt);
+    awq_clip_linear(pool, layer.w_up.data(), ff, d, xm.data(), n, opt);
+    awq_clip_linear(pool, layer.w_down.data(), d, ff, xd.data(), n, opt);
+  }
+
+  // 4. report: layer output error of RTN and of AWQ weights vs FP, on the search sequences
+  auto fake_quantized = [&](const LayerF32& src) {
+    LayerF32 q = src;
+    for (auto* w : {&q.wq, &q.wk, &q.wv, &q.w_gate, &q.w_up}) fake_quantize(w->data(), int64_t(w->size()) / d, d, opt.qp);
+    fake_quantize(q.wo.data(), d, qd, opt.qp);
+    fake_quantize(q.w_down.data(), d, ff, opt.qp);
+    return q;
+  };
+  auto layer_out = [&](const LayerF32& l) {
+    std::vector<float> y = x_in_search;
+    for (size_t i = 0; i < set.seqs.size(); ++i) run.layer(l.L, y.data() + int64_t(i) * seqlen * d, nullptr, 0);
+    return y;
+  };
+  const std::vector<float> fp_out = layer_out(original);
+  rep.out_err_rtn = mse(layer_out(fake_quantized(original)), fp_out);
+  rep.out_err_awq = mse(layer_out(fake_quantized(layer)), fp_out);
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+}  // namespace awq

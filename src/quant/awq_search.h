@@ -1,0 +1,64 @@
+// AWQ for one decoder layer (arXiv 2306.00978; the algorithm of llm-awq's auto_scale.py and
+// auto_clip.py, with AutoAWQ's optional duo scaling):
+//  1. run the FP layer on the calibration activations, capturing the input of every linear
+//     group; the layer's FP output becomes the next layer's input (as llm-awq and AutoAWQ do);
+//  2. per group of linears sharing an input (input_layernorm -> q,k,v; v -> o only where the
+//     shapes match, so not under GQA; post_attention_layernorm -> gate,up; up -> down):
+//     s = mean|x|^alpha (duo: / (mean|w~|^(1-alpha) + 1e-4)), clamped at 1e-4 and normalised by
+//     sqrt(max * min), for alpha = i / n_grid, i = 0..n_grid-1; the loss is the MSE of the
+//     module's output (self_attn, mlp, o_proj, down_proj) with Q(W * s) / s in place of W;
+//     the best s is folded into the previous RMSNorm weight or linear (zero run-time cost);
+//  3. clip search for every linear but q and k: per output row and group, shrink the max
+//     |w| by 0, 5, ..., 45 % and keep the one with the least error of the group's partial
+//     output on clip_tokens sampled tokens; clamp the weights there.
+// The candidate losses are measured on `search_tokens` calibration tokens (whole sequences
+// for attention, evenly spaced rows for the per-token modules); 0 uses all, as AutoAWQ does.
+// mean|x| always uses every calibration token.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "io/model_config.h"
+#include "quant/autoawq_pack.h"
+#include "quant/layer_f32.h"
+
+namespace awq {
+
+struct AwqSearchOptions {
+  QuantParams qp;
+  bool search_scales = true;   // false: no scaling (RTN, or clip only)
+  bool clip = true;
+  bool duo_scaling = false;
+  int n_grid = 20;
+  int64_t search_tokens = 4096;  // 0: all calibration tokens
+  int64_t clip_tokens = 512;
+  double max_shrink = 0.5;       // shrink steps i / n_grid for i < max_shrink * n_grid
+};
+
+struct ScaleChoice {
+  std::string group;       // "qkv", "o", "gate_up", "down"
+  double ratio = 0;        // chosen alpha
+  double loss_rtn = 0;     // loss at alpha = 0 (plain RTN)
+  double loss_best = 0;
+};
+
+struct LayerReport {
+  std::vector<ScaleChoice> scales;
+  double out_err_rtn = 0;  // MSE of the layer output, RTN weights vs FP (search sequences)
+  double out_err_awq = 0;  // the same with the AWQ (scaled + clipped) weights
+  double seconds = 0;
+};
+
+// x: [n_seq * seqlen, d_model] the layer's calibration input, replaced by the FP layer's
+// output. layer: scales folded and weights clipped in place (still full precision).
+LayerReport awq_search_layer(ThreadPool& pool, const ModelConfig& c, const float* inv_freq,
+                             LayerF32& layer, std::vector<float>& x, int64_t n_seq,
+                             int64_t seqlen, const AwqSearchOptions& opt);
+
+// The best clipping of one linear. w: [out, in] in place; x: [n, in] its (scaled) input rows.
+void awq_clip_linear(ThreadPool& pool, float* w, int64_t out, int64_t in, const float* x,
+                     int64_t n, const AwqSearchOptions& opt);
+
+}  // namespace awq

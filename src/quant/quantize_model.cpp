@@ -1,0 +1,231 @@
+#include "quant/quantize_model.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "core/interrupt.h"
+#include "io/checkpoint.h"
+#include "io/model_config.h"
+#include "io/safetensors_writer.h"
+#include "io/staging_dir.h"
+#include "model/llama_weights.h"
+#include "model/rope.h"
+#include "ops/cpu/matmul.h"
+#include "tokenizer/tokenizer.h"
+
+namespace awq {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+double peak_rss_mib() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+namespace {
+
+// Files of a model folder that travel with the weights (tokenizer, generation settings, chat template).
+bool is_companion_file(const fs::path& p) {
+  static const char* names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt",
+                                "added_tokens.json", "chat_template.json", "chat_template.jinja"};
+  const std::string n = p.filename().string();
+  for (const char* k : names)
+    if (n == k) return true;
+  return p.extension() == ".jinja";
+}
+
+// Owned output tensors, written in insertion order.
+class OutputTensors {
+ public:
+  template <class T>
+  void add(const std::string& name, DType dt, std::vector<int64_t> shape, const std::vector<T>& v) {
+    Item it{name, dt, std::move(shape), std::vector<uint8_t>(v.size() * sizeof(T))};
+    std::memcpy(it.bytes.data(), v.data(), it.bytes.size());
+    items_.push_back(std::move(it));
+  }
+  std::vector<TensorView> views() const {
+    std::vector<TensorView> out;
+    for (const Item& it : items_) out.push_back(TensorView{it.name, it.dt, it.shape, it.bytes.data(), it.bytes.size()});
+    return out;
+  }
+  int64_t bytes() const {
+    int64_t n = 0;
+    for (const Item& it : items_) n += int64_t(it.bytes.size());
+    return n;
+  }
+
+ private:
+  struct Item {
+    std::string name;
+    DType dt;
+    std::vector<int64_t> shape;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Item> items_;
+};
+
+// f32 -> fp16 bits; a value beyond fp16's range is an error (AWQ checkpoints are fp16).
+std::vector<uint16_t> to_fp16(const float* v, int64_t n, const std::string& name) {
+  std::vector<uint16_t> out(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(v[i]) || std::abs(v[i]) > 65504.0f)
+      throw Error(name + ": value " + std::to_string(v[i]) + " does not fit fp16, the dtype of AWQ checkpoints");
+    out[size_t(i)] = f32_to_fp16(v[i]);
+  }
+  return out;
+}
+std::vector<uint16_t> to_fp16(const std::vector<float>& v, const std::string& name) {
+  return to_fp16(v.data(), int64_t(v.size()), name);
+}
+std::vector<uint16_t> matrix_to_fp16(const Matrix& m, const std::string& name) {
+  std::vector<float> row(static_cast<size_t>(m.cols));
+  std::vector<uint16_t> out;
+  out.reserve(size_t(m.rows * m.cols));
+  for (int64_t r = 0; r < m.rows; ++r) {
+    widen_row(m, r, row.data());
+    const auto h = to_fp16(row, name);
+    out.insert(out.end(), h.begin(), h.end());
+  }
+  return out;
+}
+
+void add_quantized_linear(OutputTensors& out, const std::string& prefix, const std::vector<float>& w,
+                          int64_t rows, int64_t cols, const QuantParams& qp) {
+  const std::vector<uint16_t> h = to_fp16(w, prefix + ".weight");
+  const PackedGemm p = pack_gemm(quantize_autoawq(h.data(), rows, cols, qp, prefix + ".weight"));
+  out.add(prefix + ".qweight", DType::I32, {cols, rows / 8}, p.qweight);
+  out.add(prefix + ".qzeros", DType::I32, {cols / qp.group, rows / 8}, p.qzeros);
+  out.add(prefix + ".scales", DType::F16, {cols / qp.group, rows}, p.scales);
+}
+
+void add_vector(OutputTensors& out, const std::string& name, const std::vector<float>& v) {
+  if (!v.empty()) out.add(name, DType::F16, {int64_t(v.size())}, to_fp16(v, name));
+}
+
+json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return json::parse(ss.str());
+  } catch (const json::parse_error& e) {
+    throw Error(path + ": invalid JSON: " + e.what());
+  }
+}
+
+}  // namespace
+
+QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
+                              const std::function<void(int, int, const LayerReport&)>& on_layer) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const ModelConfig c = load_model_config(opt.model_dir);
+  if (c.quant.present())
+    throw Error(opt.model_dir + ": the model is already quantized (quantization_config.quant_method = " +
+                c.quant.quant_method + "); quantize the original FP16/BF16 model");
+  if (opt.method != "awq" && opt.method != "rtn")
+    throw Error("--method " + opt.method + ": expected awq or rtn");
+  const QuantParams& qp = opt.search.qp;
+  const int64_t d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.intermediate_size;
+  // Every linear's shape must suit the group size and the 8-per-word packing, checked up front.
+  for (const auto& [name, rows, cols] : std::vector<std::tuple<std::string, int64_t, int64_t>>{
+           {"self_attn.q_proj", qd, d}, {"self_attn.k_proj", kvd, d}, {"self_attn.v_proj", kvd, d},
+           {"self_attn.o_proj", d, qd}, {"mlp.gate_proj", ff, d}, {"mlp.up_proj", ff, d}, {"mlp.down_proj", d, ff}})
+    check_quant_params(qp, rows, cols, name + " [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+
+  StagingDir staging(opt.out_dir, opt.force);  // refuses an existing folder before any work
+  const Checkpoint ckpt(opt.model_dir);
+  const LlamaWeights W = load_llama_weights(ckpt, c);
+  const std::vector<float> inv_freq = rope_inv_freq(c);
+
+  QuantizeReport report;
+  const bool awq = opt.method == "awq";
+  std::vector<float> x;  // [n_samples * seqlen, d] the current layer's calibration input
+  int64_t n_seq = 0, seqlen = 0;
+  if (awq) {
+    const Tokenizer tok = Tokenizer::load(opt.model_dir);
+    const CalibWindows cw = make_calibration_windows(tok, opt.calib);
+    n_seq = cw.n_samples, seqlen = cw.seqlen;
+    report.calib_tokens = n_seq * seqlen;
+    x.resize(size_t(report.calib_tokens * d));
+    for (int64_t t = 0; t < report.calib_tokens; ++t) widen_row(W.embed, cw.ids[size_t(t)], x.data() + t * d);
+  }
+
+  OutputTensors out;
+  out.add("model.embed_tokens.weight", DType::F16, {c.vocab_size, d}, matrix_to_fp16(W.embed, "model.embed_tokens.weight"));
+  for (int l = 0; l < c.num_layers; ++l) {
+    throw_if_interrupted();
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerF32 layer(W.layers[size_t(l)], c);
+    LayerReport lr;
+    if (awq) {
+      lr = awq_search_layer(pool, c, inv_freq.data(), layer, x, n_seq, seqlen, opt.search);
+    }
+    const LayerWeights& L = layer.L;
+    add_vector(out, p + "input_layernorm.weight", L.attn_norm);
+    add_vector(out, p + "post_attention_layernorm.weight", L.ffn_norm);
+    add_quantized_linear(out, p + "self_attn.q_proj", layer.wq, qd, d, qp);
+    add_quantized_linear(out, p + "self_attn.k_proj", layer.wk, kvd, d, qp);
+    add_quantized_linear(out, p + "self_attn.v_proj", layer.wv, kvd, d, qp);
+    add_quantized_linear(out, p + "self_attn.o_proj", layer.wo, d, qd, qp);
+    add_vector(out, p + "self_attn.q_proj.bias", L.bq);
+    add_vector(out, p + "self_attn.k_proj.bias", L.bk);
+    add_vector(out, p + "self_attn.v_proj.bias", L.bv);
+    add_vector(out, p + "self_attn.o_proj.bias", L.bo);
+    add_vector(out, p + "self_attn.q_norm.weight", L.q_norm);
+    add_vector(out, p + "self_attn.k_norm.weight", L.k_norm);
+    add_quantized_linear(out, p + "mlp.gate_proj", layer.w_gate, ff, d, qp);
+    add_quantized_linear(out, p + "mlp.up_proj", layer.w_up, ff, d, qp);
+    add_quantized_linear(out, p + "mlp.down_proj", layer.w_down, d, ff, qp);
+    add_vector(out, p + "mlp.gate_proj.bias", L.b_gate);
+    add_vector(out, p + "mlp.up_proj.bias", L.b_up);
+    add_vector(out, p + "mlp.down_proj.bias", L.b_down);
+    report.layers.push_back(lr);
+    if (on_layer) on_layer(l + 1, c.num_layers, lr);
+  }
+  add_vector(out, "model.norm.weight", W.final_norm);
+  if (!c.tie_word_embeddings)
+    out.add("lm_head.weight", DType::F16, {c.vocab_size, d}, matrix_to_fp16(W.lm_head, "lm_head.weight"));
+  throw_if_interrupted();
+
+  // config.json: the original, plus quantization_config (AutoAWQ's keys) and dtype float16.
+  json cfg = read_json_file((fs::path(opt.model_dir) / "config.json").string());
+  cfg["quantization_config"] = {{"quant_method", "awq"},   {"bits", qp.bits},
+                                {"group_size", qp.group},  {"zero_point", true},
+                                {"version", "gemm"},       {"modules_to_not_convert", nullptr}};
+  cfg["torch_dtype"] = "float16";
+  if (cfg.contains("dtype")) cfg["dtype"] = "float16";
+  write_file_atomic(staging.file("config.json"), cfg.dump(2) + "\n");
+  std::ostringstream how;
+  how << "method=" << opt.method << " w_bit=" << qp.bits << " group=" << qp.group
+      << " zero_point=" << (qp.zero_point ? "asymmetric" : "symmetric (stored with zero 2^(bits-1))")
+      << (awq ? std::string(" clip=") + (opt.search.clip ? "yes" : "no") +
+                    " duo_scaling=" + (opt.search.duo_scaling ? "yes" : "no") +
+                    " n_samples=" + std::to_string(n_seq) + " seqlen=" + std::to_string(seqlen) +
+                    " search_tokens=" + std::to_string(opt.search.search_tokens) +
+                    " seed=" + std::to_string(opt.calib.seed)
+              : std::string());
+  write_safetensors(staging.file("model.safetensors"), out.views(), {{"format", "pt"}, {"quantized_by", "awq.cpp " + how.str()}});
+  for (const auto& e : fs::directory_iterator(opt.model_dir))
+    if (e.is_regular_file() && is_companion_file(e.path()))
+      fs::copy_file(e.path(), staging.file(e.path().filename().string()));
+  throw_if_interrupted();
+  staging.commit();
+  report.output_bytes = out.bytes();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  report.peak_rss_mib = peak_rss_mib();
+  return report;
+}
+
+}  // namespace awq
