@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "ops/cpu/matmul.h"
+#include "ops/cpu/gemm.h"
 #include "ops/cpu/ops.h"
 
 namespace awq {
@@ -28,9 +28,9 @@ void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeigh
                         float* k_cache, float* v_cache, int64_t ctx, LayerScratch& s, float* out) {
   const int64_t hd = c.head_dim, kvd = c.kv_dim();
   s.reserve(n, c);
-  matmul_ref(pool, h, n, L.wq, bias(L.bq), s.q.data());  // [n, q_dim]
-  matmul_ref(pool, h, n, L.wk, bias(L.bk), s.k.data());  // [n, kv_dim]
-  matmul_ref(pool, h, n, L.wv, bias(L.bv), s.v.data());  // [n, kv_dim]
+  matmul(pool, h, n, L.wq, bias(L.bq), s.q.data());  // [n, q_dim]
+  matmul(pool, h, n, L.wk, bias(L.bk), s.k.data());  // [n, kv_dim]
+  matmul(pool, h, n, L.wv, bias(L.bv), s.v.data());  // [n, kv_dim]
   if (c.qk_norm) {  // qwen3: RMSNorm over each head before RoPE
     rmsnorm(s.q.data(), L.q_norm.data(), n * c.num_heads, hd, c.rms_norm_eps, s.q.data());
     rmsnorm(s.k.data(), L.k_norm.data(), n * c.num_kv_heads, hd, c.rms_norm_eps, s.k.data());
@@ -41,17 +41,17 @@ void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeigh
   std::copy(s.v.data(), s.v.data() + n * kvd, v_cache + int64_t(pos[0]) * kvd);
   const AttentionShape shape{c.num_heads, c.num_kv_heads, hd, ctx, c.sliding_window.value_or(0)};
   attention(pool, s.q.data(), k_cache, v_cache, pos, n, shape, s.att.data());  // [n, q_dim]
-  matmul_ref(pool, s.att.data(), n, L.wo, bias(L.bo), out);                    // [n, d]
+  matmul(pool, s.att.data(), n, L.wo, bias(L.bo), out);                        // [n, d]
 }
 
 void mlp_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L, const float* h,
                   int64_t n, LayerScratch& s, float* out) {
   const int64_t ff = c.intermediate_size;
   s.reserve(n, c);
-  matmul_ref(pool, h, n, L.w_gate, bias(L.b_gate), s.gate.data());  // [n, d_ff]
-  matmul_ref(pool, h, n, L.w_up, bias(L.b_up), s.up.data());        // [n, d_ff]
+  matmul(pool, h, n, L.w_gate, bias(L.b_gate), s.gate.data());  // [n, d_ff]
+  matmul(pool, h, n, L.w_up, bias(L.b_up), s.up.data());        // [n, d_ff]
   silu_mul(s.gate.data(), s.up.data(), n * ff, s.gate.data());
-  matmul_ref(pool, s.gate.data(), n, L.w_down, bias(L.b_down), out);  // [n, d]
+  matmul(pool, s.gate.data(), n, L.w_down, bias(L.b_down), out);  // [n, d]
 }
 
 }  // namespace awq

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "model/decoder_layer.h"
 #include "model/rope.h"
+#include "ops/cpu/gemm.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/ops.h"
 
@@ -68,7 +69,7 @@ void LlamaModel::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, KvC
   const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
   rmsnorm(x + first * d, weights_.final_norm.data(), rows, d, c.rms_norm_eps, h);
   logits.resize(size_t(rows * c.vocab_size));
-  matmul_ref(pool, h, rows, weights_.lm_head, nullptr, logits.data());  // [rows, vocab]
+  matmul(pool, h, rows, weights_.lm_head, nullptr, logits.data());  // [rows, vocab]
 }
 
 }  // namespace awq

@@ -4,8 +4,6 @@
 #include <cmath>
 #include <vector>
 
-#include "ops/cpu/matmul.h"
-
 namespace awq {
 
 void rmsnorm(const float* x, const float* weight, int64_t n, int64_t d, double eps, float* y) {
@@ -58,32 +56,6 @@ void softmax(float* x, int64_t n) {
   }
   const float inv = float(1.0 / sum);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-}
-
-void attention(ThreadPool& pool, const float* q, const float* k_cache, const float* v_cache,
-               const int32_t* pos, int64_t n, const AttentionShape& s, float* out) {
-  const int64_t hd = s.head_dim, group = s.n_heads / s.n_kv_heads, kv_stride = s.n_kv_heads * hd;
-  const float scale = float(1.0 / std::sqrt(double(hd)));
-  pool.parallel_for(n * s.n_heads, [&](int64_t b, int64_t e) {
-    std::vector<float> scores;
-    for (int64_t idx = b; idx < e; ++idx) {
-      const int64_t i = idx / s.n_heads, h = idx % s.n_heads, g = h / group;
-      const int64_t last = pos[i];
-      const int64_t first = s.window > 0 ? std::max<int64_t>(0, last - s.window + 1) : 0;
-      const float* qi = q + (i * s.n_heads + h) * hd;
-      scores.resize(size_t(last - first + 1));
-      for (int64_t t = first; t <= last; ++t)
-        scores[t - first] = dot_f32(qi, k_cache + t * kv_stride + g * hd, hd) * scale;
-      softmax(scores.data(), int64_t(scores.size()));
-      float* o = out + (i * s.n_heads + h) * hd;
-      std::fill(o, o + hd, 0.0f);
-      for (int64_t t = first; t <= last; ++t) {
-        const float p = scores[t - first];
-        const float* vt = v_cache + t * kv_stride + g * hd;
-        for (int64_t j = 0; j < hd; ++j) o[j] += p * vt[j];
-      }
-    }
-  });
 }
 
 }  // namespace awq

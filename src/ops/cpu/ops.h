@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "core/thread_pool.h"
+#include "ops/cpu/attention.h"  // attention() and AttentionShape live there
 
 namespace awq {
 
@@ -20,16 +21,5 @@ void silu_mul(const float* gate, const float* up, int64_t n, float* out);
 
 // In-place softmax of x: [n], stable (max subtracted).
 void softmax(float* x, int64_t n);
-
-// Causal GQA attention of n new queries against a cache holding positions [0, pos[i]].
-// q: [n, n_heads, head_dim]; k_cache, v_cache: [ctx, n_kv_heads, head_dim];
-// pos: [n] position of each query (it sees cache rows 0..pos[i], or the last `window` of them
-// when window > 0); out: [n, n_heads, head_dim].
-struct AttentionShape {
-  int64_t n_heads, n_kv_heads, head_dim, ctx;
-  int64_t window = 0;  // sliding window (0: none)
-};
-void attention(ThreadPool& pool, const float* q, const float* k_cache, const float* v_cache,
-               const int32_t* pos, int64_t n, const AttentionShape& s, float* out);
 
 }  // namespace awq

@@ -1,0 +1,58 @@
+// Fast f32 GEMM for y = x W^T with any Matrix kind (dense F32/F16/BF16 or AWQ-quantized),
+// checked against matmul_ref (tests/test_gemm.cpp).
+//
+// Shape of the blocked kernel (BLIS-like): each task owns a block of output columns (rows of
+// W), widens them to f32 once per call (dense F16/BF16/F32 through 8x8 register transposes,
+// AWQ through widen_row) into panels of NR columns laid out [K][NR], then sweeps its rows of
+// x in K-blocks with a register-tiled MR x NR micro-kernel; tasks are handed out dynamically.
+// Micro-kernels for AVX-512F, AVX2+FMA and portable C++ are compiled into every build (GCC
+// target attributes) and picked at run time, so a portable (no -march) build still runs the
+// wide kernels where the CPU has them.
+#pragma once
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "ops/cpu/matrix.h"
+
+namespace awq {
+
+// y = x W^T (+ bias). x: [n, w.cols], bias: [w.rows] or nullptr, y: [n, w.rows].
+// n < kGemmMinRows (decode: memory-bound on the weights, where packing would only add
+// traffic): dense weights stream once through a GEMV that widens them in registers (AVX2 +
+// F16C); AWQ weights, or a CPU without AVX2, use matmul_ref. Larger n: the blocked GEMM.
+void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias,
+            float* y);
+inline constexpr int64_t kGemmMinRows = 4;
+
+enum class GemmIsa { Portable, Avx2, Avx512 };
+
+bool gemm_isa_supported(GemmIsa isa);
+// The widest supported set; what matmul() and attention() use. The environment variable
+// AWQ_CPU_ISA=portable|avx2 caps it (benchmarks, CPUs where AVX-512 is slow).
+GemmIsa gemm_best_isa();
+const char* gemm_isa_name(GemmIsa isa);
+
+// The blocked GEMM with an explicit micro-kernel set, whatever n (tests and benchmarks).
+// Same shapes as matmul. Throws if the CPU lacks `isa`.
+void matmul_blocked(ThreadPool& pool, GemmIsa isa, const float* x, int64_t n, const Matrix& w,
+                    const float* bias, float* y);
+
+// One register tile: c (=|+=) a * b with a row-major and b a packed panel of nr columns.
+//   a: [m, kc] with row stride lda (m <= mr); b: [kc, nr] contiguous, zero past column nc;
+//   c: [m, nc] with row stride ldc.
+// Starting value of c: its current contents if accumulate, else bias ([nr], zero padded) if
+// non-null, else 0. Columns >= nc of c are neither read nor written.
+struct TileKernel {
+  int mr, nr;
+  void (*run)(int m, int64_t kc, const float* a, int64_t lda, const float* b, float* c,
+              int64_t ldc, int nc, bool accumulate, const float* bias);
+};
+const TileKernel& tile_kernel(GemmIsa isa);
+
+// Packs columns [0, nc) of a row-major block into one panel for TileKernel::run.
+// src: [kc, nc] with row stride ld; panel: [kc, nr], columns >= nc zeroed.
+void pack_panel(const float* src, int64_t ld, int64_t kc, int nc, int nr, float* panel);
+// The same for the transpose: panel[k][j] = src[j * ld + k]. src: [nc, kc] with row stride ld.
+void pack_panel_t(const float* src, int64_t ld, int64_t kc, int nc, int nr, float* panel);
+
+}  // namespace awq
