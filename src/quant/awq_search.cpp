@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "model/decoder_layer.h"
+#include "ops/cpu/gemm.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/ops.h"
 #include "quant/fake_quant.h"
@@ -180,32 +181,50 @@ void awq_clip_linear(ThreadPool& pool, float* w, int64_t out, int64_t in, const 
                      const AwqSearchOptions& opt) {
   const int G = opt.qp.group;
   const int steps = int(opt.max_shrink * opt.n_grid);
-  pool.parallel_for(out, [&](int64_t o0, int64_t o1) {
-    std::vector<float> org(static_cast<size_t>(n)), cur(static_cast<size_t>(G));
-    for (int64_t o = o0; o < o1; ++o) {
-      for (int64_t g = 0; g < in; g += G) {
-        float* wg = w + o * in + g;
-        float amax = 0.0f;
-        for (int k = 0; k < G; ++k) amax = std::max(amax, std::abs(wg[k]));
-        for (int64_t t = 0; t < n; ++t) org[size_t(t)] = dot_f32(x + t * in + g, wg, G);
-        double best_err = 1e9;
-        float best_max = amax;
-        for (int i = 0; i < steps; ++i) {
-          const float mv = amax * (1.0f - float(i) / float(opt.n_grid));
-          for (int k = 0; k < G; ++k) cur[size_t(k)] = std::clamp(wg[k], -mv, mv);
-          fake_quantize_group(cur.data(), G, opt.qp);
-          double err = 0.0;
-          for (int64_t t = 0; t < n; ++t) {
-            const double dlt = double(dot_f32(x + t * in + g, cur.data(), G)) - org[size_t(t)];
-            err += dlt * dlt;
-          }
-          err /= double(n);
-          if (err < best_err) best_err = err, best_max = mv;
+  // One group of input channels at a time, all output rows together, so each candidate's
+  // partial outputs are one GEMM: y = x_g Q(clamp(w_g))^T.
+  std::vector<float> xg(static_cast<size_t>(n * G)), wg(static_cast<size_t>(out * G)), cur(wg.size());
+  std::vector<float> org(static_cast<size_t>(n * out)), y(org.size());  // [n, out]
+  std::vector<float> amax(static_cast<size_t>(out)), best_max(amax.size());
+  std::vector<double> best_err(amax.size()), err(amax.size());
+  for (int64_t g = 0; g < in; g += G) {
+    for (int64_t t = 0; t < n; ++t) std::copy_n(x + t * in + g, G, xg.data() + t * G);
+    for (int64_t o = 0; o < out; ++o) {
+      std::copy_n(w + o * in + g, G, wg.data() + o * G);
+      float m = 0.0f;
+      for (int k = 0; k < G; ++k) m = std::max(m, std::abs(wg[size_t(o * G + k)]));
+      amax[size_t(o)] = best_max[size_t(o)] = m;
+      best_err[size_t(o)] = 1e9;
+    }
+    matmul(pool, xg.data(), n, Matrix(DType::F32, out, G, wg.data()), nullptr, org.data());
+    for (int i = 0; i < steps; ++i) {
+      const float shrink = 1.0f - float(i) / float(opt.n_grid);
+      pool.parallel_for(out, [&](int64_t o0, int64_t o1) {
+        for (int64_t o = o0; o < o1; ++o) {
+          const float mv = amax[size_t(o)] * shrink;
+          float* c = cur.data() + o * G;
+          for (int k = 0; k < G; ++k) c[k] = std::clamp(wg[size_t(o * G + k)], -mv, mv);
+          fake_quantize_group(c, G, opt.qp);
         }
-        for (int k = 0; k < G; ++k) wg[k] = std::clamp(wg[k], -best_max, best_max);
+      });
+      matmul(pool, xg.data(), n, Matrix(DType::F32, out, G, cur.data()), nullptr, y.data());
+      std::fill(err.begin(), err.end(), 0.0);
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t o = 0; o < out; ++o) {
+          const double dlt = double(y[size_t(t * out + o)]) - org[size_t(t * out + o)];
+          err[size_t(o)] += dlt * dlt;
+        }
+      for (int64_t o = 0; o < out; ++o) {
+        const double e = err[size_t(o)] / double(n);
+        if (e < best_err[size_t(o)]) best_err[size_t(o)] = e, best_max[size_t(o)] = amax[size_t(o)] * shrink;
       }
     }
-  });
+    for (int64_t o = 0; o < out; ++o)
+      for (int k = 0; k < G; ++k) {
+        float& v = w[o * in + g + k];
+        v = std::clamp(v, -best_max[size_t(o)], best_max[size_t(o)]);
+      }
+  }
 }
 
 LayerReport awq_search_layer(ThreadPool& pool, const ModelConfig& c, const float* inv_freq, LayerF32& layer,
@@ -246,7 +265,7 @@ LayerReport awq_search_layer(ThreadPool& pool, const ModelConfig& c, const float
   auto linear_out = [&](const Matrix& w, const std::vector<float>& xin) {
     const int64_t n = int64_t(xin.size()) / w.cols;
     std::vector<float> out(size_t(n * w.rows));
-    matmul_ref(pool, xin.data(), n, w, nullptr, out.data());
+    matmul(pool, xin.data(), n, w, nullptr, out.data());
     return out;
   };
 
