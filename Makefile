@@ -28,13 +28,18 @@ test-release: build
 test-asan: build-asan
 	ctest --preset asan -j $(JOBS)
 
+DEMO_OUT ?= build/demo-awq-w4g128
+
 demo: build
 	@test -d "$(MODEL)" || { echo "demo: $(MODEL) not found (put ../shared beside the checkout)"; exit 1; }
-	@echo "== inspect"; $(AWQ) inspect $(MODEL) --no-tensors
-	@echo; echo "== generate (greedy, FP16 weights, f32 compute)"
-	$(AWQ) generate $(MODEL) -p "The history of" -n 48 --temp 0
-	@echo; echo "== generate (sampled: temperature 0.8, top-p 0.95, seed 7)"
-	$(AWQ) generate $(MODEL) -p "Call me Ishmael." -n 48 --temp 0.8 --top-p 0.95 --seed 7
+	@echo "== inspect the FP16 model"; $(AWQ) inspect $(MODEL) --no-tensors
+	@echo; echo "== quantize it with AWQ (W4, group 128) into the AutoAWQ GEMM format"
+	$(AWQ) quantize $(MODEL) -o $(DEMO_OUT) --calib $(SHARED)/data/calib.txt --n-samples 32 --force
+	@echo; echo "== inspect the AWQ checkpoint"; $(AWQ) inspect $(DEMO_OUT) --no-tensors
+	@echo; echo "== generate with the AWQ model (greedy)"
+	$(AWQ) generate $(DEMO_OUT) -p "The history of" -n 48 --temp 0
+	@echo; echo "== generate with the AWQ model (temperature 0.8, top-p 0.95, seed 7)"
+	$(AWQ) generate $(DEMO_OUT) -p "Call me Ishmael." -n 48 --temp 0.8 --top-p 0.95 --seed 7
 
 # Reference-engine speed (prefill and decode tokens/s, min and median of repeats).
 bench: build
