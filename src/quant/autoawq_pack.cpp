@@ -177,6 +177,21 @@ PackedGemm pack_gemm(const GroupQuantized& q) {
   return pk;
 }
 
+// qzeros: [ng, out/8] packed, scales: [ng, out] fp16 -> zeros, scales_rows: [out, ng] each
+// (output-row-major, as both the unpacked form and the row repack keep them).
+static void unpack_zeros_scales(const int32_t* qzeros, const uint16_t* scales, int64_t out, int64_t ng,
+                         const QuantParams& p, const std::string& name, std::vector<uint8_t>& zeros,
+                         std::vector<uint16_t>& scales_rows) {
+  const int64_t ow = out / 8;
+  for (int64_t g = 0; g < ng; ++g)
+    for (int64_t o = 0; o < out; ++o) {
+      const int z = awq_nibble(qzeros[g * ow + o / 8], int(o % 8));
+      check_codes(z, p.bits, name, "qzeros", g, o);
+      zeros[size_t(o * ng + g)] = uint8_t(z);
+      scales_rows[size_t(o * ng + g)] = scales[g * out + o];
+    }
+}
+
 GroupQuantized unpack_gemm(const int32_t* qweight, const int32_t* qzeros, const uint16_t* scales,
                            int64_t out, int64_t in, const QuantParams& p, const std::string& name) {
   check_quant_params(p, out, in, name);
@@ -194,13 +209,7 @@ GroupQuantized unpack_gemm(const int32_t* qweight, const int32_t* qzeros, const 
       check_codes(code, p.bits, name, "qweight", k, o);
       q.codes[size_t(o * in + k)] = uint8_t(code);
     }
-  for (int64_t g = 0; g < ng; ++g)
-    for (int64_t o = 0; o < out; ++o) {
-      const int z = awq_nibble(qzeros[g * ow + o / 8], int(o % 8));
-      check_codes(z, p.bits, name, "qzeros", g, o);
-      q.zeros[size_t(o * ng + g)] = uint8_t(z);
-      q.scales[size_t(o * ng + g)] = scales[g * out + o];
-    }
+  unpack_zeros_scales(qzeros, scales, out, ng, p, name, q.zeros, q.scales);
   return q;
 }
 
@@ -249,13 +258,7 @@ AwqRows repack_rows(const int32_t* qweight, const int32_t* qzeros, const uint16_
     for (int64_t k = 0; k < in; ++k)
       for (int64_t o = 0; o < out; ++o)
         check_codes(awq_nibble(qweight[k * ow + o / 8], int(o % 8)), p.bits, name, "qweight", k, o);
-  for (int64_t g = 0; g < ng; ++g)
-    for (int64_t o = 0; o < out; ++o) {
-      const int z = awq_nibble(qzeros[g * ow + o / 8], int(o % 8));
-      check_codes(z, p.bits, name, "qzeros", g, o);
-      rows.zeros[size_t(o * ng + g)] = uint8_t(z);
-      rows.scales[size_t(o * ng + g)] = scales[g * out + o];
-    }
+  unpack_zeros_scales(qzeros, scales, out, ng, p, name, rows.zeros, rows.scales);
   return rows;
 }
 
