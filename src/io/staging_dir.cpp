@@ -35,7 +35,10 @@ StagingDir::StagingDir(const std::string& final_path, bool replace_existing)
   std::error_code ec;
   fs::create_directories(parent, ec);
   if (!fs::is_directory(parent)) throw Error(parent.string() + ": cannot create the output's parent folder");
-  std::string tmpl = (parent / ("." + fs::path(final_).filename().string() + ".tmp-XXXXXX")).string();
+  std::string name = ".";  // built with += : GCC 12 warns (-Wrestrict, a false positive) on "." + s
+  name += fs::path(final_).filename().string();
+  name += ".tmp-XXXXXX";
+  std::string tmpl = (parent / name).string();
   if (!::mkdtemp(tmpl.data())) throw Error(tmpl + ": cannot create a staging folder: " + std::strerror(errno));
   tmp_ = tmpl;
 }
