@@ -9,14 +9,22 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <random>
 #include <thread>
 
 #include "core/error.h"
 #include "io/model_config.h"
+#include "io/checkpoint.h"
+#include "model/decoder_layer.h"
 #include "model/llama_model.h"
+#include "model/llama_weights.h"
+#include "model/rope.h"
+#include "ops/cpu/ops.h"
+#include "quant/awq_search.h"
 #include "quant/calibration.h"
 #include "quant/fake_quant.h"
 #include "quant/quantize_model.h"
+#include "quant/scale_fold.h"
 #include "runtime/perplexity.h"
 #include "support/expect_error.h"
 #include "support/run_cli.h"
@@ -106,7 +114,7 @@ TEST(QuantAwq, TinyModelEndToEnd) {
   const QuantizeReport r = quantize_model(pool, o);
   ASSERT_EQ(r.layers.size(), 8u);
   for (const LayerReport& l : r.layers) {
-    ASSERT_EQ(l.scales.size(), 3u);  // qkv, gate_up, down: no v->o under GQA
+    ASSERT_EQ(l.scales.size(), 3u);  // qkv, gate_up, down: no v -> o under GQA by default
     for (const ScaleChoice& s : l.scales) EXPECT_LE(s.loss_best, s.loss_rtn) << s.group;
     EXPECT_LT(l.out_err_awq, l.out_err_rtn);
   }
@@ -135,6 +143,161 @@ TEST(QuantAwq, TinyModelEndToEnd) {
   // broken fold (a scale applied twice or not at all costs far more).
   EXPECT_GT(ppl, ppl_fp * 0.99);
   EXPECT_LT(ppl, ppl_fp * 1.05);
+}
+
+// The Gram-block clip search (the fast one) against the plain one that measures every
+// candidate's partial outputs: the same loss, so the same clips, on random data with
+// heavy-tailed inputs (a few large channels, as in real activations). Float rounding differs
+// (a Gram over n tokens vs n dot products), so a near-tie may fall the other way: at most
+// 1 % of the (row, group) choices may differ, and the clipped weights' output error may
+// differ by 1e-3 relative at most.
+TEST(QuantClip, GramSearchMatchesPlainSearch) {
+  const int64_t n = 700, in = 256, out = 48;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(size_t(n * in)), w(size_t(out * in));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t k = 0; k < in; ++k) x[size_t(t * in + k)] = normal(rng) * (k % 37 == 0 ? 8.0f : 1.0f);
+  for (float& v : w) v = normal(rng) * 0.05f;
+  for (int k = 0; k < 20; ++k) w[size_t(rng() % w.size())] *= 6.0f;  // outlier weights worth clipping
+  AwqSearchOptions opt;
+  ThreadPool pool(2);
+  std::vector<float> plain = w, fast = w;
+  awq_clip_linear(pool, plain.data(), out, in, x.data(), n, opt);
+  const std::vector<float> grams = group_grams(pool, x.data(), n, in, opt.qp.group, {});
+  awq_clip_linear_gram(pool, fast.data(), out, in, grams.data(), opt);
+  int64_t differ = 0, clipped = 0;
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t g = 0; g < in; g += opt.qp.group) {
+      bool same = true, any = false;
+      for (int64_t k = g; k < g + opt.qp.group; ++k) {
+        same = same && plain[size_t(o * in + k)] == fast[size_t(o * in + k)];
+        any = any || plain[size_t(o * in + k)] != w[size_t(o * in + k)];
+      }
+      differ += !same;
+      clipped += any;
+    }
+  EXPECT_LE(differ, out * in / opt.qp.group / 100);
+  EXPECT_GT(clipped, 0) << "no group was clipped: the test would not see a wrong loss";
+  auto out_err = [&](const std::vector<float>& wc) {  // sum of squared output errors of Q(wc)
+    std::vector<float> q = wc;
+    fake_quantize(q.data(), out, in, opt.qp);
+    double e = 0.0;
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t o = 0; o < out; ++o) {
+        double y = 0.0;
+        for (int64_t k = 0; k < in; ++k) y += double(x[size_t(t * in + k)]) * (q[size_t(o * in + k)] - w[size_t(o * in + k)]);
+        e += y * y;
+      }
+    return e;
+  };
+  const double e_plain = out_err(plain), e_fast = out_err(fast), e_none = out_err(w);
+  EXPECT_NEAR(e_fast, e_plain, 1e-3 * e_plain);
+  EXPECT_LT(e_plain, e_none);  // clipping pays on these weights
+  // the Gram of a subset of rows is the Gram of those rows gathered
+  const std::vector<int64_t> rows = {3, 10, 11, 500, 699};
+  std::vector<float> xs;
+  for (int64_t r : rows) xs.insert(xs.end(), x.begin() + r * in, x.begin() + (r + 1) * in);
+  const std::vector<float> a = group_grams(pool, x.data(), n, in, opt.qp.group, rows);
+  const std::vector<float> b = group_grams(pool, xs.data(), int64_t(rows.size()), in, opt.qp.group, {});
+  ASSERT_EQ(a.size(), size_t(2 * 128 * 128));
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_FLOAT_EQ(a[i], b[i]) << i;
+  // and H_g[i][j] = mean_t x[t][g + i] x[t][g + j]
+  double h = 0.0;
+  for (int64_t r : rows) h += double(x[size_t(r * in + 128 + 5)]) * x[size_t(r * in + 128 + 9)];
+  EXPECT_NEAR(a[size_t(128 * 128 + 5 * 128 + 9)], h / 5.0, 1e-4 * std::abs(h) + 1e-6);
+}
+
+// The whole decoder layer on one sequence. x: [n, d] -> [n, d]
+std::vector<float> run_layer(const ModelConfig& c, const LayerWeights& L, const float* inv_freq,
+                             const std::vector<float>& x, int64_t n) {
+  ThreadPool pool(2);
+  const int64_t d = c.hidden_size;
+  std::vector<float> h(x.size()), o(x.size()), y = x, kc(size_t(n * c.kv_dim())), vc(kc.size());
+  std::vector<int32_t> pos;
+  for (int64_t i = 0; i < n; ++i) pos.push_back(int32_t(i));
+  LayerScratch s;
+  rmsnorm(y.data(), L.attn_norm.data(), n, d, c.rms_norm_eps, h.data());
+  attention_sublayer(pool, c, L, inv_freq, h.data(), n, pos.data(), kc.data(), vc.data(), n, s, o.data());
+  for (size_t i = 0; i < y.size(); ++i) y[i] += o[i];
+  rmsnorm(y.data(), L.ffn_norm.data(), n, d, c.rms_norm_eps, h.data());
+  mlp_sublayer(pool, c, L, h.data(), n, s, o.data());
+  for (size_t i = 0; i < y.size(); ++i) y[i] += o[i];
+  return y;
+}
+
+// q head h reads kv head h / (n_heads / n_kv_heads) (HF repeat_kv): with 6 q heads and 2 kv
+// heads of 64, q heads 0-2 take kv head 0 and 3-5 kv head 1.
+TEST(QuantFold, GqaHeadMapping) {
+  const ModelConfig c = load_model_config(tiny_model_dir());
+  ASSERT_EQ(c.num_heads, 6);
+  ASSERT_EQ(c.num_kv_heads, 2);
+  std::vector<float> s(size_t(c.kv_dim()));
+  for (size_t i = 0; i < s.size(); ++i) s[i] = float(i);
+  const std::vector<float> q = expand_kv_to_q(c, s);
+  ASSERT_EQ(q.size(), size_t(c.q_dim()));
+  EXPECT_EQ(q[2 * 64 + 5], 5.0f);
+  EXPECT_EQ(q[3 * 64 + 5], 64.0f + 5.0f);
+  EXPECT_EQ(q[5 * 64 + 63], 127.0f);
+  std::vector<float> v(size_t(c.q_dim()));
+  for (int64_t h = 0; h < 6; ++h) v[size_t(h * 64 + 1)] = float(h);
+  const std::vector<float> m = mean_over_group_heads(c, v);
+  EXPECT_FLOAT_EQ(m[1], (0.0f + 1.0f + 2.0f) / 3.0f);
+  EXPECT_FLOAT_EQ(m[64 + 1], (3.0f + 4.0f + 5.0f) / 3.0f);
+}
+
+// Folding any positive scales (here in [1/4, 4], far from 1 so a wrong fold shows) into the
+// tiny model's layer 1 leaves its output unchanged: each group alone, then all four. The
+// tolerance, 1e-4 of the output's max, covers float rounding of the rescaled weights and
+// activations (measured errors are ~1e-6 relative); a wrong head mapping or a missing
+// division changes outputs by O(1).
+TEST(QuantFold, FoldedScalesKeepTheLayerFunction) {
+  const ModelConfig c = load_model_config(tiny_model_dir());
+  const Checkpoint ckpt(tiny_model_dir());
+  const LlamaWeights W = load_llama_weights(ckpt, c);
+  const std::vector<float> inv_freq = rope_inv_freq(c);
+  const int64_t n = 48, d = c.hidden_size;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(size_t(n * d));
+  for (float& v : x) v = normal(rng);
+  const LayerF32 original(W.layers[1], c);
+  const std::vector<float> want = run_layer(c, original.L, inv_freq.data(), x, n);
+  float ymax = 0.0f;
+  for (float v : want) ymax = std::max(ymax, std::abs(v));
+  auto random_scales = [&](int64_t k) {
+    std::uniform_real_distribution<float> e(-2.0f, 2.0f);  // log2 of the scale
+    std::vector<float> s(static_cast<size_t>(k));
+    for (float& v : s) v = std::exp2(e(rng));
+    return s;
+  };
+  const std::vector<std::pair<std::string, int64_t>> groups = {
+      {"qkv", d}, {"o", c.kv_dim()}, {"gate_up", d}, {"down", c.intermediate_size}};
+  LayerF32 all = original;
+  for (const auto& [name, k] : groups) {
+    const std::vector<float> s = random_scales(k);
+    LayerF32 one = original;
+    fold_scales(one, c, name, s);
+    fold_scales(all, c, name, s);
+    const std::vector<float> got = run_layer(c, one.L, inv_freq.data(), x, n);
+    double worst = 0.0;
+    for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::abs(got[i] - want[i])));
+    EXPECT_LT(worst, 1e-4 * ymax) << name;
+  }
+  const std::vector<float> got = run_layer(c, all.L, inv_freq.data(), x, n);
+  double worst = 0.0;
+  for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, double(std::abs(got[i] - want[i])));
+  EXPECT_LT(worst, 1e-4 * ymax) << "all four groups";
+  // the check can fail: o_proj's columns scaled without v_proj's rows is a different function
+  LayerF32 broken = original;
+  const std::vector<float> s = random_scales(c.kv_dim());
+  const std::vector<float> sq = expand_kv_to_q(c, s);
+  for (size_t i = 0; i < broken.wo.size(); ++i) broken.wo[i] *= sq[i % size_t(c.q_dim())];
+  const std::vector<float> bad = run_layer(c, broken.L, inv_freq.data(), x, n);
+  double diff = 0.0;
+  for (size_t i = 0; i < bad.size(); ++i) diff = std::max(diff, double(std::abs(bad[i] - want[i])));
+  EXPECT_GT(diff, 1e-2 * ymax);
+  EXPECT_AWQ_ERROR(fold_scales(broken, c, "o", std::vector<float>(size_t(c.q_dim()), 1.0f)), {"fold_scales(o)", "expected 128"});
 }
 
 void expect_cli_error(const test::CliResult& r, const std::string& part) {

@@ -17,7 +17,7 @@ namespace {
 struct QuantizeArgs {
   QuantizeOptions q;
   int threads = 1;
-  bool no_clip = false, no_zero_point = false;
+  bool no_clip = false, no_zero_point = false, gqa_o_scale = false;
 };
 
 void print_report(const QuantizeArgs& a, const QuantizeReport& r) {
@@ -48,6 +48,7 @@ void run(QuantizeArgs& a) {
     throw Error("--w-bit " + std::to_string(a.q.search.qp.bits) + ": supported bit widths are 4 and 3");
   a.q.search.qp.zero_point = !a.no_zero_point;
   a.q.search.clip = !a.no_clip;
+  a.q.search.gqa_o_scale = a.gqa_o_scale;
   if (a.q.method == "rtn") {
     a.q.search.search_scales = false;
     a.q.search.clip = false;
@@ -83,19 +84,29 @@ void add_quantize(CLI::App& app) {
   cmd->add_option("--group", q.search.qp.group, "Input channels per quantization group")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--no-zero-point", args->no_zero_point, "Symmetric quantization (stored with a constant zero point 2^(bits-1))");
   cmd->add_flag("--no-clip", args->no_clip, "Skip the clipping search");
+  cmd->add_flag("--gqa-o-scale", args->gqa_o_scale,
+                 "Under GQA, also scale v_proj -> o_proj (one scale per v_proj channel, tied over its KV group's heads; an awq.cpp extension, off by default: llm-awq/AutoAWQ skip it)");
   cmd->add_flag("--duo-scaling", q.search.duo_scaling, "AutoAWQ's duo scaling: s = mean|x|^a / mean|w|^(1-a)");
   cmd->add_option("--calib", q.calib.files, "Calibration text file(s) (UTF-8); required for --method awq")->check(CLI::ExistingFile);
   cmd->add_option("--n-samples", q.calib.n_samples, "Calibration windows")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--seqlen", q.calib.seqlen, "Tokens per calibration window (BOS included)")->capture_default_str()->check(CLI::Range(int64_t(2), int64_t(1) << 20));
   cmd->add_option("--seed", q.calib.seed, "Seed of the window sampling")->capture_default_str();
   cmd->add_option("--search-tokens", q.search.search_tokens, "Calibration tokens on which each candidate scale's loss is measured (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--clip-tokens", q.search.clip_tokens, "Calibration tokens on which the clipping errors are measured (0 = all; llm-awq/AutoAWQ use 512)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_flag("--force", q.force, "Replace the output folder if it exists");
   add_threads(cmd, args->threads);
   cmd->footer(
       "Calibration: the files are joined and encoded once; the token stream is cut into\n"
       "consecutive chunks of seqlen-1 tokens, each window is [BOS] + chunk, and n-samples chunks\n"
       "are drawn at random with --seed. The next layer's inputs are the FP outputs of the\n"
-      "current one, as in llm-awq and AutoAWQ.");
+      "current one, as in llm-awq and AutoAWQ.\n"
+      "Scaled groups: input_layernorm -> q,k,v; v_proj -> o_proj (only where v_proj and o_proj\n"
+      "have the same shape, as in llm-awq/AutoAWQ, or under GQA with --gqa-o-scale: each v_proj\n"
+      "output channel feeds the same channel of every q head of its group, so one scale tied over\n"
+      "those heads folds exactly into v_proj); post_attention_layernorm -> gate,up; up -> down.\n"
+      "Clipping: each (output row, group) of v, o, gate, up, down gets the clip of its max |w|\n"
+      "(0-45 %) with the least error of its partial output, computed from the Gram blocks of\n"
+      "the inputs over --clip-tokens calibration tokens (llm-awq/AutoAWQ: 512 sampled tokens).");
   cmd->callback([args] { run(*args); });
 }
 

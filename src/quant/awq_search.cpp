@@ -10,6 +10,7 @@
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/ops.h"
 #include "quant/fake_quant.h"
+#include "quant/scale_fold.h"
 
 namespace awq {
 
@@ -162,17 +163,8 @@ void quantize_scaled(const std::vector<float>& src, std::vector<float>& dst, con
     for (int64_t k = 0; k < in; ++k) dst[size_t(o * in + k)] /= s[size_t(k)];
 }
 
-void scale_columns(std::vector<float>& w, int64_t in, const std::vector<float>& s) {
-  for (size_t i = 0; i < w.size(); ++i) w[i] *= s[i % size_t(in)];
-}
 void divide_columns(std::vector<float>& x, int64_t cols, const std::vector<float>& s) {
   for (size_t i = 0; i < x.size(); ++i) x[i] /= s[i % size_t(cols)];
-}
-void divide_rows(std::vector<float>& w, int64_t in, const std::vector<float>& s) {
-  for (size_t i = 0; i < w.size(); ++i) w[i] /= s[i / size_t(in)];
-}
-void divide_vector(std::vector<float>& v, const std::vector<float>& s) {
-  for (size_t i = 0; i < v.size(); ++i) v[i] /= s[i];
 }
 
 }  // namespace
@@ -227,6 +219,89 @@ void awq_clip_linear(ThreadPool& pool, float* w, int64_t out, int64_t in, const 
   }
 }
 
+std::vector<float> group_grams(ThreadPool& pool, const float* x, int64_t n_all, int64_t in, int G,
+                               const std::vector<int64_t>& rows) {
+  const int64_t n = rows.empty() ? n_all : int64_t(rows.size()), n_groups = in / G, gg = int64_t(G) * G;
+  // Each thread sums its share of the tokens, chunk by chunk: a chunk's group columns are
+  // transposed into xt ([G, chunk], small enough that its rows stay in cache and TLB) and
+  // xt xt^T is one single-threaded GEMM; the threads' partial sums are added at the end.
+  constexpr int64_t kChunk = 512;
+  const int64_t P = pool.size();
+  std::vector<std::vector<float>> partial(static_cast<size_t>(P));
+  pool.parallel_for(P, [&](int64_t p0, int64_t p1) {
+    ThreadPool serial(1);
+    std::vector<float> xt(static_cast<size_t>(G * kChunk)), h(static_cast<size_t>(gg));
+    const float* src[kChunk];
+    for (int64_t p = p0; p < p1; ++p) {
+      std::vector<float>& acc = partial[size_t(p)];
+      acc.assign(static_cast<size_t>(n_groups * gg), 0.0f);
+      for (int64_t c0 = p * n / P, end = (p + 1) * n / P; c0 < end; c0 += kChunk) {
+        const int64_t nc = std::min(kChunk, end - c0);
+        for (int64_t j = 0; j < nc; ++j) src[j] = x + (rows.empty() ? c0 + j : rows[size_t(c0 + j)]) * in;
+        for (int64_t g = 0; g < n_groups; ++g) {
+          for (int64_t j0 = 0; j0 < nc; j0 += 16)  // 16 source rows at a time stay in cache across k
+            for (int k = 0; k < G; ++k)
+              for (int64_t j = j0; j < std::min(nc, j0 + 16); ++j) xt[size_t(k * nc + j)] = src[j][g * G + k];
+          matmul(serial, xt.data(), G, Matrix(DType::F32, G, nc, xt.data()), nullptr, h.data());
+          float* a = acc.data() + g * gg;
+          for (int64_t i = 0; i < gg; ++i) a[i] += h[size_t(i)];
+        }
+      }
+    }
+  });
+  std::vector<float> grams(static_cast<size_t>(n_groups * gg), 0.0f);
+  for (const auto& a : partial)
+    for (size_t i = 0; i < grams.size(); ++i) grams[i] += a[i];
+  for (float& v : grams) v /= float(n);
+  return grams;
+}
+
+void awq_clip_linear_gram(ThreadPool& pool, float* w, int64_t out, int64_t in, const float* grams,
+                          const AwqSearchOptions& opt) {
+  const int G = opt.qp.group;
+  const int steps = int(opt.max_shrink * opt.n_grid);
+  std::vector<float> wg(static_cast<size_t>(out * G)), dw(wg.size()), e(wg.size());  // [out, G]
+  std::vector<float> amax(static_cast<size_t>(out)), best_max(amax.size());
+  std::vector<double> best_err(amax.size());
+  for (int64_t g = 0; g < in; g += G) {
+    const float* h = grams + (g / G) * G * G;  // [G, G], symmetric
+    for (int64_t o = 0; o < out; ++o) {
+      std::copy_n(w + o * in + g, G, wg.data() + o * G);
+      float m = 0.0f;
+      for (int k = 0; k < G; ++k) m = std::max(m, std::abs(wg[size_t(o * G + k)]));
+      amax[size_t(o)] = best_max[size_t(o)] = m;
+      best_err[size_t(o)] = std::numeric_limits<double>::infinity();
+    }
+    for (int i = 0; i < steps; ++i) {
+      const float shrink = 1.0f - float(i) / float(opt.n_grid);
+      // dw = Q(clamp(w)) - w per row, then e = dw H and err = dw . e = mean_t (x_t . dw)^2
+      pool.parallel_for(out, [&](int64_t o0, int64_t o1) {
+        for (int64_t o = o0; o < o1; ++o) {
+          const float mv = amax[size_t(o)] * shrink;
+          const float* src = wg.data() + o * G;
+          float* d = dw.data() + o * G;
+          for (int k = 0; k < G; ++k) d[k] = std::clamp(src[k], -mv, mv);
+          fake_quantize_group(d, G, opt.qp);
+          for (int k = 0; k < G; ++k) d[k] -= src[k];
+        }
+      });
+      matmul(pool, dw.data(), out, Matrix(DType::F32, G, G, h), nullptr, e.data());
+      pool.parallel_for(out, [&](int64_t o0, int64_t o1) {
+        for (int64_t o = o0; o < o1; ++o) {
+          double err = 0.0;
+          for (int k = 0; k < G; ++k) err += double(dw[size_t(o * G + k)]) * double(e[size_t(o * G + k)]);
+          if (err < best_err[size_t(o)]) best_err[size_t(o)] = err, best_max[size_t(o)] = amax[size_t(o)] * shrink;
+        }
+      });
+    }
+    for (int64_t o = 0; o < out; ++o)
+      for (int k = 0; k < G; ++k) {
+        float& v = w[o * in + g + k];
+        v = std::clamp(v, -best_max[size_t(o)], best_max[size_t(o)]);
+      }
+  }
+}
+
 LayerReport awq_search_layer(ThreadPool& pool, const ModelConfig& c, const float* inv_freq, LayerF32& layer,
                              std::vector<float>& x, int64_t n_seq, int64_t seqlen, const AwqSearchOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -272,18 +347,26 @@ LayerReport awq_search_layer(ThreadPool& pool, const ModelConfig& c, const float
   // 2. scale search, all groups on the original weights and inputs (as llm-awq / AutoAWQ)
   if (opt.search_scales) {
     LayerF32 trial = original;
-    const bool fold_vo = c.kv_dim() == d && qd == d;  // v_proj.weight.shape == o_proj.weight.shape
+    // v -> o: llm-awq folds it where v_proj and o_proj have the same shape (MHA); with
+    // gqa_o_scale, also under GQA with one scale per v_proj channel tied over its group's heads.
+    const bool fold_vo = opt.gqa_o_scale || (c.kv_dim() == d && qd == d);
     std::vector<float> att_rows, act_rows;
     if (fold_vo) att_rows = gather_rows(cap.att, qd, set.rows);
     act_rows = gather_rows(cap.act, ff, set.rows);
 
     std::vector<std::pair<std::string, std::vector<float>>> chosen;
+    // per_kv_head: the scales live on v_proj's output channels ([kv_dim]); each is the tied
+    // scale of the o_proj input channels of its group's heads (scale_fold.h).
     auto search = [&](const std::string& name, std::vector<std::vector<float> LayerF32::*> members, int64_t in,
-                      const std::vector<float>& input, auto&& module_out) {
-      const std::vector<float> x_mean = mean_abs_columns(input, in);
+                      const std::vector<float>& input, auto&& module_out, bool per_kv_head) {
+      std::vector<float> x_mean = mean_abs_columns(input, in);
       std::vector<const std::vector<float>*> ws;
       for (auto m : members) ws.push_back(&(original.*m));
-      const std::vector<float> w_mean = opt.duo_scaling ? mean_normalised_weight(ws, in, opt.qp.group) : std::vector<float>{};
+      std::vector<float> w_mean = opt.duo_scaling ? mean_normalised_weight(ws, in, opt.qp.group) : std::vector<float>{};
+      if (per_kv_head) {
+        x_mean = mean_over_group_heads(c, x_mean);
+        if (opt.duo_scaling) w_mean = mean_over_group_heads(c, w_mean);
+      }
       const std::vector<float> ref = module_out(original.L);
       ScaleChoice sc;
       sc.group = name;
@@ -292,7 +375,8 @@ LayerReport awq_search_layer(ThreadPool& pool, const ModelConfig& c, const float
       for (int i = 0; i < opt.n_grid; ++i) {
         const double ratio = double(i) / opt.n_grid;
         const std::vector<float> s = candidate_scales(x_mean, opt.duo_scaling ? &w_mean : nullptr, ratio);
-        for (auto m : members) quantize_scaled(original.*m, trial.*m, s, in, opt.qp);
+        const std::vector<float> s_in = per_kv_head ? expand_kv_to_q(c, s) : s;
+        for (auto m : members) quantize_scaled(original.*m, trial.*m, s_in, in, opt.qp);
         const double loss = mse(module_out(trial.L), ref);
         if (i == 0) sc.loss_rtn = loss;
         if (loss < best) best = loss, sc.ratio = ratio, best_s = s;
@@ -302,49 +386,40 @@ LayerReport awq_search_layer(ThreadPool& pool, const ModelConfig& c, const float
       rep.scales.push_back(sc);
       chosen.emplace_back(name, best_s);
     };
-    search("qkv", {&LayerF32::wq, &LayerF32::wk, &LayerF32::wv}, d, cap.h_attn, attn_out);
+    search("qkv", {&LayerF32::wq, &LayerF32::wk, &LayerF32::wv}, d, cap.h_attn, attn_out, false);
     if (fold_vo)
-      search("o", {&LayerF32::wo}, qd, cap.att, [&](const LayerWeights& L) { return linear_out(L.wo, att_rows); });
-    search("gate_up", {&LayerF32::w_gate, &LayerF32::w_up}, d, cap.h_mlp, mlp_out);
-    search("down", {&LayerF32::w_down}, ff, cap.act, [&](const LayerWeights& L) { return linear_out(L.w_down, act_rows); });
+      search("o", {&LayerF32::wo}, qd, cap.att, [&](const LayerWeights& L) { return linear_out(L.wo, att_rows); }, true);
+    search("gate_up", {&LayerF32::w_gate, &LayerF32::w_up}, d, cap.h_mlp, mlp_out, false);
+    search("down", {&LayerF32::w_down}, ff, cap.act, [&](const LayerWeights& L) { return linear_out(L.w_down, act_rows); }, false);
 
-    // fold: previous op / s, linears' input columns * s, captured inputs / s (for the clip search)
+    // fold: previous op / s, linears' input columns * s; captured inputs / s (for the clip search)
     for (const auto& [name, s] : chosen) {
-      if (name == "qkv") {
-        divide_vector(layer.L.attn_norm, s);
-        for (auto* w : {&layer.wq, &layer.wk, &layer.wv}) scale_columns(*w, d, s);
-        divide_columns(cap.h_attn, d, s);
-      } else if (name == "o") {
-        divide_rows(layer.wv, d, s);
-        if (!layer.L.bv.empty()) divide_vector(layer.L.bv, s);
-        scale_columns(layer.wo, qd, s);
-        divide_columns(cap.att, qd, s);
-      } else if (name == "gate_up") {
-        divide_vector(layer.L.ffn_norm, s);
-        for (auto* w : {&layer.w_gate, &layer.w_up}) scale_columns(*w, d, s);
-        divide_columns(cap.h_mlp, d, s);
-      } else if (name == "down") {
-        divide_rows(layer.w_up, d, s);
-        if (!layer.L.b_up.empty()) divide_vector(layer.L.b_up, s);
-        scale_columns(layer.w_down, ff, s);
-        divide_columns(cap.act, ff, s);
-      }
+      fold_scales(layer, c, name, s);
+      if (name == "qkv") divide_columns(cap.h_attn, d, s);
+      else if (name == "o") divide_columns(cap.att, qd, expand_kv_to_q(c, s));
+      else if (name == "gate_up") divide_columns(cap.h_mlp, d, s);
+      else if (name == "down") divide_columns(cap.act, ff, s);
     }
   }
 
-  // 3. clip search on the scaled weights and inputs (q and k skipped, as the reference does)
+  // 3. clip search on the scaled weights and inputs (q and k skipped, as the reference does),
+  // its losses from the Gram blocks of the inputs (gate and up share theirs)
   if (opt.clip) {
-    const int64_t stride = std::max<int64_t>(1, T / opt.clip_tokens);
-    std::vector<int64_t> rows;
-    for (int64_t t = 0; t < T; t += stride) rows.push_back(t);
-    const std::vector<float> xa = gather_rows(cap.h_attn, d, rows), xo = gather_rows(cap.att, qd, rows),
-                             xm = gather_rows(cap.h_mlp, d, rows), xd = gather_rows(cap.act, ff, rows);
-    const int64_t n = int64_t(rows.size());
-    awq_clip_linear(pool, layer.wv.data(), c.kv_dim(), d, xa.data(), n, opt);
-    awq_clip_linear(pool, layer.wo.data(), d, qd, xo.data(), n, opt);
-    awq_clip_linear(pool, layer.w_gate.data(), ff, d, xm.data(), n, opt);
-    awq_clip_linear(pool, layer.w_up.data(), ff, d, xm.data(), n, opt);
-    awq_clip_linear(pool, layer.w_down.data(), d, ff, xd.data(), n, opt);
+    std::vector<int64_t> rows;  // empty: every token
+    if (opt.clip_tokens > 0 && opt.clip_tokens < T) {
+      const int64_t stride = std::max<int64_t>(1, T / opt.clip_tokens);
+      for (int64_t t = 0; t < T; t += stride) rows.push_back(t);
+    }
+    const int G = opt.qp.group;
+    auto clip = [&](std::vector<float>& w, int64_t out, int64_t in, const std::vector<float>& grams) {
+      awq_clip_linear_gram(pool, w.data(), out, in, grams.data(), opt);
+    };
+    clip(layer.wv, c.kv_dim(), d, group_grams(pool, cap.h_attn.data(), T, d, G, rows));
+    clip(layer.wo, d, qd, group_grams(pool, cap.att.data(), T, qd, G, rows));
+    const std::vector<float> gm = group_grams(pool, cap.h_mlp.data(), T, d, G, rows);
+    clip(layer.w_gate, ff, d, gm);
+    clip(layer.w_up, ff, d, gm);
+    clip(layer.w_down, d, ff, group_grams(pool, cap.act.data(), T, ff, G, rows));
   }
 
   // 4. report: layer output error of RTN and of AWQ weights vs FP, on the search sequences

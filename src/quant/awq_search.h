@@ -2,15 +2,22 @@
 // auto_clip.py, with AutoAWQ's optional duo scaling):
 //  1. run the FP layer on the calibration activations, capturing the input of every linear
 //     group; the layer's FP output becomes the next layer's input (as llm-awq and AutoAWQ do);
-//  2. per group of linears sharing an input (input_layernorm -> q,k,v; v -> o only where the
-//     shapes match, so not under GQA; post_attention_layernorm -> gate,up; up -> down):
+//  2. per group of linears sharing an input (input_layernorm -> q,k,v; v -> o; post_attention_
+//     layernorm -> gate,up; up -> down). llm-awq scales v -> o only where the shapes match (MHA);
+//     awq.cpp can under GQA too (gqa_o_scale, off by default): one scale per v_proj output
+//     channel, tied over the o_proj input channels of its group's heads, searched with mean|x|
+//     averaged over those heads (scale_fold.h); under MHA this is exactly llm-awq's v -> o:
 //     s = mean|x|^alpha (duo: / (mean|w~|^(1-alpha) + 1e-4)), clamped at 1e-4 and normalised by
 //     sqrt(max * min), for alpha = i / n_grid, i = 0..n_grid-1; the loss is the MSE of the
 //     module's output (self_attn, mlp, o_proj, down_proj) with Q(W * s) / s in place of W;
 //     the best s is folded into the previous RMSNorm weight or linear (zero run-time cost);
 //  3. clip search for every linear but q and k: per output row and group, shrink the max
 //     |w| by 0, 5, ..., 45 % and keep the one with the least error of the group's partial
-//     output on clip_tokens sampled tokens; clamp the weights there.
+//     output; clamp the weights there. llm-awq/AutoAWQ measure that error on 512 sampled
+//     tokens; awq.cpp computes it from the Gram block X_g^T X_g of each group's inputs
+//     (the same loss, exactly, at a cost independent of the token count), on clip_tokens
+//     evenly spaced tokens, by default all of them: each (row, group) picks its own clip, so
+//     thousands of choices per linear rest on these statistics.
 // The candidate losses are measured on `search_tokens` calibration tokens (whole sequences
 // for attention, evenly spaced rows for the per-token modules); 0 uses all, as AutoAWQ does.
 // mean|x| always uses every calibration token.
@@ -31,9 +38,10 @@ struct AwqSearchOptions {
   bool search_scales = true;   // false: no scaling (RTN, or clip only)
   bool clip = true;
   bool duo_scaling = false;
+  bool gqa_o_scale = false;    // v -> o scales also under GQA, tied over each KV group's heads
   int n_grid = 20;
   int64_t search_tokens = 4096;  // 0: all calibration tokens
-  int64_t clip_tokens = 512;
+  int64_t clip_tokens = 0;        // 0: all calibration tokens
   double max_shrink = 0.5;       // shrink steps i / n_grid for i < max_shrink * n_grid
 };
 
@@ -58,7 +66,21 @@ LayerReport awq_search_layer(ThreadPool& pool, const ModelConfig& c, const float
                              int64_t seqlen, const AwqSearchOptions& opt);
 
 // The best clipping of one linear. w: [out, in] in place; x: [n, in] its (scaled) input rows.
+// The plain version: each candidate's partial outputs x_g Q(clamp(w_g))^T, compared with the
+// original's (the reference for awq_clip_linear_gram).
 void awq_clip_linear(ThreadPool& pool, float* w, int64_t out, int64_t in, const float* x,
                      int64_t n, const AwqSearchOptions& opt);
+
+// Gram blocks of the input of a linear, one per quantization group of G input channels:
+// H_g = X_g^T X_g / n over the rows `rows` of x (all n_all rows if empty).
+// x: [n_all, in] -> [in / G, G, G]
+std::vector<float> group_grams(ThreadPool& pool, const float* x, int64_t n_all, int64_t in, int G,
+                               const std::vector<int64_t>& rows);
+
+// The same search as awq_clip_linear with each candidate's loss mean_t (x_t . dw)^2 computed
+// as dw H_g dw^T (dw = Q(clamp(w_g)) - w_g): the cost no longer grows with the token count,
+// so every calibration token can count. w: [out, in] in place; grams: group_grams of the input.
+void awq_clip_linear_gram(ThreadPool& pool, float* w, int64_t out, int64_t in, const float* grams,
+                          const AwqSearchOptions& opt);
 
 }  // namespace awq

@@ -212,8 +212,10 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
       << " zero_point=" << (qp.zero_point ? "asymmetric" : "symmetric (stored with zero 2^(bits-1))")
       << (awq ? std::string(" clip=") + (opt.search.clip ? "yes" : "no") +
                     " duo_scaling=" + (opt.search.duo_scaling ? "yes" : "no") +
+                    " gqa_o_scale=" + (opt.search.gqa_o_scale ? "yes" : "no") +
                     " n_samples=" + std::to_string(n_seq) + " seqlen=" + std::to_string(seqlen) +
                     " search_tokens=" + std::to_string(opt.search.search_tokens) +
+                    " clip_tokens=" + std::to_string(opt.search.clip_tokens) +
                     " seed=" + std::to_string(opt.calib.seed)
               : std::string());
   write_safetensors(staging.file("model.safetensors"), out.views(), {{"format", "pt"}, {"quantized_by", "awq.cpp " + how.str()}});
