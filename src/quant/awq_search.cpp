@@ -16,13 +16,7 @@ namespace awq {
 
 namespace {
 
-// Inputs of the linear groups over all calibration tokens (T = n_seq * seqlen).
-struct Captures {
-  std::vector<float> h_attn;  // [T, d]     input_layernorm output (q, k, v input)
-  std::vector<float> att;     // [T, q_dim] attention output (o_proj input)
-  std::vector<float> h_mlp;   // [T, d]     post_attention_layernorm output (gate, up input)
-  std::vector<float> act;     // [T, d_ff]  silu(gate) * up (down_proj input)
-};
+using Captures = AwqCaptures;
 
 // Which calibration data the candidate losses are measured on.
 struct SearchSet {
@@ -303,14 +297,15 @@ void awq_clip_linear_gram(ThreadPool& pool, float* w, int64_t out, int64_t in, c
 }
 
 LayerReport awq_search_layer(ThreadPool& pool, const ModelConfig& c, const float* inv_freq, LayerF32& layer,
-                             std::vector<float>& x, int64_t n_seq, int64_t seqlen, const AwqSearchOptions& opt) {
+                             std::vector<float>& x, int64_t n_seq, int64_t seqlen, const AwqSearchOptions& opt,
+                             AwqCaptures& captures) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t d = c.hidden_size, qd = c.q_dim(), ff = c.intermediate_size, T = n_seq * seqlen;
   LayerRunner run(pool, c, inv_freq, seqlen);
   const SearchSet set = pick_search_set(n_seq, seqlen, opt.search_tokens);
 
   // 1. FP forward with captures; the search sequences' FP outputs are kept for the report.
-  Captures cap;
+  Captures& cap = captures;  // every element is written by the forward below
   cap.h_attn.resize(size_t(T * d));
   cap.att.resize(size_t(T * qd));
   cap.h_mlp.resize(size_t(T * d));

@@ -59,11 +59,22 @@ struct LayerReport {
   double seconds = 0;
 };
 
+// Inputs of the linear groups over all calibration tokens (T = n_seq * seqlen), kept from
+// layer to layer by the caller: hundreds of MiB, which freshly allocated per layer cost a
+// quarter of the run in page faults.
+struct AwqCaptures {
+  std::vector<float> h_attn;  // [T, d]     input_layernorm output (q, k, v input)
+  std::vector<float> att;     // [T, q_dim] attention output (o_proj input)
+  std::vector<float> h_mlp;   // [T, d]     post_attention_layernorm output (gate, up input)
+  std::vector<float> act;     // [T, d_ff]  silu(gate) * up (down_proj input)
+};
+
 // x: [n_seq * seqlen, d_model] the layer's calibration input, replaced by the FP layer's
 // output. layer: scales folded and weights clipped in place (still full precision).
+// captures: overwritten (sized on first use).
 LayerReport awq_search_layer(ThreadPool& pool, const ModelConfig& c, const float* inv_freq,
                              LayerF32& layer, std::vector<float>& x, int64_t n_seq,
-                             int64_t seqlen, const AwqSearchOptions& opt);
+                             int64_t seqlen, const AwqSearchOptions& opt, AwqCaptures& captures);
 
 // The best clipping of one linear. w: [out, in] in place; x: [n, in] its (scaled) input rows.
 // The plain version: each candidate's partial outputs x_g Q(clamp(w_g))^T, compared with the

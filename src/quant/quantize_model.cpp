@@ -162,6 +162,7 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
     for (int64_t t = 0; t < report.calib_tokens; ++t) widen_row(W.embed, cw.ids[size_t(t)], x.data() + t * d);
   }
 
+  AwqCaptures captures;  // reused by every layer's search
   OutputTensors out;
   out.add("model.embed_tokens.weight", DType::F16, {c.vocab_size, d}, matrix_to_fp16(W.embed, "model.embed_tokens.weight"));
   for (int l = 0; l < c.num_layers; ++l) {
@@ -170,7 +171,7 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
     LayerF32 layer(W.layers[size_t(l)], c);
     LayerReport lr;
     if (awq) {
-      lr = awq_search_layer(pool, c, inv_freq.data(), layer, x, n_seq, seqlen, opt.search);
+      lr = awq_search_layer(pool, c, inv_freq.data(), layer, x, n_seq, seqlen, opt.search, captures);
     }
     const LayerWeights& L = layer.L;
     add_vector(out, p + "input_layernorm.weight", L.attn_norm);
