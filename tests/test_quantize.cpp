@@ -300,6 +300,37 @@ TEST(QuantFold, FoldedScalesKeepTheLayerFunction) {
   EXPECT_AWQ_ERROR(fold_scales(broken, c, "o", std::vector<float>(size_t(c.q_dim()), 1.0f)), {"fold_scales(o)", "expected 128"});
 }
 
+// --gqa-o-scale: the v -> o group is searched under GQA (4 groups a layer), its choice is
+// never worse than RTN on its loss, and the folded, quantized model still runs well.
+TEST(QuantAwq, GqaOScaleRunsAndFolds) {
+  TempDir tmp;
+  QuantizeOptions o;
+  o.model_dir = tiny_model_dir();
+  o.out_dir = tmp.file("awq");
+  o.calib.files = {calib_txt()};
+  o.calib.n_samples = 2;
+  o.calib.seqlen = 128;
+  o.search.search_tokens = 128;
+  o.search.gqa_o_scale = true;
+  ThreadPool pool(2);
+  const QuantizeReport r = quantize_model(pool, o);
+  ASSERT_EQ(r.layers.size(), 8u);
+  for (const LayerReport& l : r.layers) {
+    ASSERT_EQ(l.scales.size(), 4u);
+    EXPECT_EQ(l.scales[1].group, "o");
+    for (const ScaleChoice& s : l.scales) EXPECT_LE(s.loss_best, s.loss_rtn) << s.group;
+  }
+  LlamaModel m(o.out_dir);
+  const Tokenizer tok = Tokenizer::load(o.out_dir);
+  const auto ids = tok.encode(test::read_text(test::shared_path("data/val.txt")).substr(0, 4000), false);
+  PerplexityOptions po;
+  po.ctx = 256;
+  po.bos_id = 1;
+  LlamaModel fp(tiny_model_dir());
+  // as in TinyModelEndToEnd: a wrong v -> o fold (unscaled v rows) costs far more than 5 %
+  EXPECT_LT(perplexity(m, pool, ids, po).ppl(), perplexity(fp, pool, ids, po).ppl() * 1.05);
+}
+
 void expect_cli_error(const test::CliResult& r, const std::string& part) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
