@@ -1,8 +1,32 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <utility>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define AWQ_CPU_RELAX() _mm_pause()
+#else
+#define AWQ_CPU_RELAX() std::this_thread::yield()
+#endif
 
 namespace awq {
+
+namespace {
+// Polls before sleeping on the futex: ~tens of microseconds, longer than the gap between two
+// loops of a decode step, far shorter than a scheduler tick.
+constexpr int kSpinPolls = 1 << 14;
+
+// Waits until a.load() != old: spin, then sleep on the futex.
+template <class T>
+void wait_change(const std::atomic<T>& a, T old) {
+  for (int i = 0; i < kSpinPolls; ++i) {
+    if (a.load(std::memory_order_acquire) != old) return;
+    AWQ_CPU_RELAX();
+  }
+  while (a.load(std::memory_order_acquire) == old) a.wait(old, std::memory_order_acquire);
+}
+}  // namespace
 
 int ThreadPool::default_threads() {
   unsigned n = std::thread::hardware_concurrency();
@@ -14,12 +38,15 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads > 0 ? n_threads : d
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    stop_ = true;
-  }
-  start_cv_.notify_all();
+  stop_.store(true, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
   for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::record_error() {
+  std::lock_guard<std::mutex> lk(error_mu_);
+  if (!error_) error_ = std::current_exception();
 }
 
 void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk) {
@@ -30,56 +57,40 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk) {
     fn(0, n);
     return;
   }
-  int64_t chunk = (n + chunks - 1) / chunks;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    job_chunk_ = chunk;
-    pending_ = n_threads_ - 1;
-    error_ = nullptr;
-    ++generation_;
-  }
-  start_cv_.notify_all();
+  job_ = &fn;
+  job_n_ = n;
+  job_chunk_ = (n + chunks - 1) / chunks;
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();  // no system call while every worker is still spinning
   try {
-    fn(0, std::min(n, chunk));
+    fn(0, std::min(n, job_chunk_));
   } catch (...) {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (!error_) error_ = std::current_exception();
+    record_error();
   }
-  std::unique_lock<std::mutex> lk(mu_);
-  done_cv_.wait(lk, [this] { return pending_ == 0; });
+  for (int32_t left; (left = pending_.load(std::memory_order_acquire)) != 0;) wait_change(pending_, left);
   job_ = nullptr;
-  if (error_) std::rethrow_exception(error_);
+  if (error_) {
+    std::exception_ptr e = std::exchange(error_, nullptr);
+    std::rethrow_exception(e);
+  }
 }
 
 void ThreadPool::worker(int idx) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    const RangeFn* job;
-    int64_t n, chunk;
-    {
-      std::unique_lock<std::mutex> lk(mu_);
-      start_cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
-      chunk = job_chunk_;
-    }
-    int64_t b = int64_t(idx) * chunk, e = std::min(n, b + chunk);
+    wait_change(generation_, seen);
+    seen = generation_.load(std::memory_order_acquire);
+    if (stop_.load(std::memory_order_relaxed)) return;
+    const int64_t b = int64_t(idx) * job_chunk_, e = std::min(job_n_, b + job_chunk_);
     if (b < e) {
       try {
-        (*job)(b, e);
+        (*job_)(b, e);
       } catch (...) {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (!error_) error_ = std::current_exception();
+        record_error();
       }
     }
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
   }
 }
 

@@ -1,10 +1,16 @@
 // A fixed pool of worker threads running one parallel loop at a time.
-// parallel_for splits [0, n) into one contiguous chunk per thread; the calling thread takes
-// chunk 0, so a pool of 1 runs everything inline with no synchronisation at all.
+// parallel_for splits [0, n) into one contiguous chunk per thread (static partition); the
+// calling thread takes chunk 0, so a pool of 1 runs everything inline with no synchronisation.
+//
+// Handshake without locks: the caller publishes the job and bumps an atomic generation
+// counter; workers spin on it for a short while (a decode step issues ~150 small loops back to
+// back, and a futex wake-up costs more than a whole small GEMV) and only then sleep on it
+// (C++20 atomic wait = futex). Completion is an atomic countdown the caller spins on the same
+// way. A mutex is taken only to record an exception.
 #pragma once
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
-#include <functional>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -13,8 +19,20 @@ namespace awq {
 
 class ThreadPool {
  public:
-  // fn(begin, end): process items [begin, end).
-  using RangeFn = std::function<void(int64_t begin, int64_t end)>;
+  // fn(begin, end): process items [begin, end). A non-owning reference to the caller's
+  // callable (parallel_for returns only when every chunk is done), so passing a lambda with
+  // any number of captures allocates nothing (std::function would, past 16 bytes of captures).
+  class RangeFn {
+   public:
+    template <class F>
+    RangeFn(const F& f)  // NOLINT: implicit, like std::function
+        : obj_(&f), call_([](const void* o, int64_t b, int64_t e) { (*static_cast<const F*>(o))(b, e); }) {}
+    void operator()(int64_t begin, int64_t end) const { call_(obj_, begin, end); }
+
+   private:
+    const void* obj_;
+    void (*call_)(const void*, int64_t, int64_t);
+  };
 
   explicit ThreadPool(int n_threads);  // n_threads <= 0: hardware concurrency
   ~ThreadPool();
@@ -30,16 +48,17 @@ class ThreadPool {
 
  private:
   void worker(int idx);
+  void record_error();
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable start_cv_, done_cv_;
+  // The current job, written by the caller before generation_ is bumped (release).
   const RangeFn* job_ = nullptr;
   int64_t job_n_ = 0, job_chunk_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint32_t> generation_{0};  // bumped once per parallel_for (and at shutdown)
+  std::atomic<int32_t> pending_{0};      // workers still running the current job
+  std::atomic<bool> stop_{false};
+  std::mutex error_mu_;
   std::exception_ptr error_;
 };
 
