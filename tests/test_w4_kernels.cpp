@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -86,6 +87,7 @@ double tolerance(W4Isa isa) { return isa == W4Isa::Avx2 ? 1.0 / 2048 + 1e-5 : 1e
 TEST(W4Kernels, GemvMatchesReference) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd;
+  double observed[3] = {};  // worst |y - y_ref| / S per W4Isa
   // The kernels see only the first `rows` rows of an N-row AWQ matrix (AutoAWQ needs N % 8 == 0;
   // the kernels' row blocks of 4 / 2 must also handle a remainder): N % 4 = 0, 3, 1 below.
   struct Shape { int64_t N, rows, K; int group; };
@@ -117,6 +119,7 @@ TEST(W4Kernels, GemvMatchesReference) {
                   const double err = std::fabs(double(y[size_t(i * sh.rows + j)]) - double(yref[o])) / S[o];
                   worst = std::max(worst, std::isnan(err) ? 1e9 : err);
                 }
+              observed[int(isa)] = std::max(observed[int(isa)], worst);
               EXPECT_LE(worst, tolerance(isa))
                   << w4_isa_name(isa) << " N=" << sh.N << " K=" << sh.K << " g=" << sh.group
                   << " bits=" << bits << " n=" << n << " threads=" << threads << " bias=" << with_bias;
@@ -126,6 +129,9 @@ TEST(W4Kernels, GemvMatchesReference) {
       }
     }
   }
+  for (W4Isa isa : supported_w4_isas())
+    std::printf("[ info ] w4 gemv %s: max |y - y_ref| / sum|x||w| = %.3g (bound %.3g)\n", w4_isa_name(isa),
+                observed[int(isa)], tolerance(isa));
 }
 
 TEST(W4Kernels, DequantizeRowsBitIdenticalToWidenRow) {

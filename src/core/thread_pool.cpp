@@ -13,9 +13,9 @@
 namespace awq {
 
 namespace {
-// Polls before sleeping on the futex: ~tens of microseconds, longer than the gap between two
+// Polls before sleeping on the futex: tens of microseconds, longer than the gap between two
 // loops of a decode step, far shorter than a scheduler tick.
-constexpr int kSpinPolls = 1 << 14;
+constexpr int kSpinPolls = 4096;
 
 // Waits until a.load() != old: spin, then sleep on the futex.
 template <class T>
@@ -26,6 +26,10 @@ void wait_change(const std::atomic<T>& a, T old) {
   }
   while (a.load(std::memory_order_acquire) == old) a.wait(old, std::memory_order_acquire);
 }
+
+constexpr uint64_t pack_state(uint32_t gen, uint32_t chunks, uint32_t next) {
+  return uint64_t(gen) << 32 | uint64_t(chunks) << 16 | next;
+}
 }  // namespace
 
 int ThreadPool::default_threads() {
@@ -33,8 +37,9 @@ int ThreadPool::default_threads() {
   return n == 0 ? 1 : int(n);
 }
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads > 0 ? n_threads : default_threads()) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(std::min(n_threads > 0 ? n_threads : default_threads(), 0xFFFF)) {
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -49,10 +54,29 @@ void ThreadPool::record_error() {
   if (!error_) error_ = std::current_exception();
 }
 
+void ThreadPool::run_chunks(uint32_t gen) {
+  uint64_t s = state_.load(std::memory_order_acquire);
+  for (;;) {
+    const uint32_t chunks = uint32_t(s >> 16) & 0xFFFF, next = uint32_t(s) & 0xFFFF;
+    if (uint32_t(s >> 32) != gen || next >= chunks) return;
+    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+      continue;
+    // Chunk `next` is ours; the job cannot change before it is counted in done_.
+    const int64_t b = int64_t(next) * job_chunk_, e = std::min(job_n_, b + job_chunk_);
+    try {
+      (*job_)(b, e);
+    } catch (...) {
+      record_error();
+    }
+    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == int32_t(chunks)) done_.notify_one();
+    s = state_.load(std::memory_order_acquire);
+  }
+}
+
 void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk) {
   if (n <= 0) return;
   min_chunk = std::max<int64_t>(1, min_chunk);
-  int64_t chunks = std::min<int64_t>(n_threads_, (n + min_chunk - 1) / min_chunk);
+  const int64_t chunks = std::min<int64_t>(n_threads_, (n + min_chunk - 1) / min_chunk);
   if (chunks <= 1) {
     fn(0, n);
     return;
@@ -60,15 +84,13 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk) {
   job_ = &fn;
   job_n_ = n;
   job_chunk_ = (n + chunks - 1) / chunks;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
+  done_.store(0, std::memory_order_relaxed);
+  const uint32_t gen = generation_.load(std::memory_order_relaxed) + 1;
+  state_.store(pack_state(gen, uint32_t(chunks), 0), std::memory_order_release);
+  generation_.store(gen, std::memory_order_release);
   generation_.notify_all();  // no system call while every worker is still spinning
-  try {
-    fn(0, std::min(n, job_chunk_));
-  } catch (...) {
-    record_error();
-  }
-  for (int32_t left; (left = pending_.load(std::memory_order_acquire)) != 0;) wait_change(pending_, left);
+  run_chunks(gen);
+  for (int32_t d; (d = done_.load(std::memory_order_acquire)) != int32_t(chunks);) wait_change(done_, d);
   job_ = nullptr;
   if (error_) {
     std::exception_ptr e = std::exchange(error_, nullptr);
@@ -76,21 +98,13 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk) {
   }
 }
 
-void ThreadPool::worker(int idx) {
+void ThreadPool::worker() {
   uint32_t seen = 0;
   for (;;) {
     wait_change(generation_, seen);
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_relaxed)) return;
-    const int64_t b = int64_t(idx) * job_chunk_, e = std::min(job_n_, b + job_chunk_);
-    if (b < e) {
-      try {
-        (*job_)(b, e);
-      } catch (...) {
-        record_error();
-      }
-    }
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    run_chunks(seen);
   }
 }
 

@@ -1,12 +1,14 @@
 // A fixed pool of worker threads running one parallel loop at a time.
-// parallel_for splits [0, n) into one contiguous chunk per thread (static partition); the
-// calling thread takes chunk 0, so a pool of 1 runs everything inline with no synchronisation.
+// parallel_for splits [0, n) into one contiguous chunk per thread (a static partition: each
+// thread streams its own slice of a weight matrix); a pool of 1 runs everything inline.
 //
 // Handshake without locks: the caller publishes the job and bumps an atomic generation
 // counter; workers spin on it for a short while (a decode step issues ~150 small loops back to
-// back, and a futex wake-up costs more than a whole small GEMV) and only then sleep on it
-// (C++20 atomic wait = futex). Completion is an atomic countdown the caller spins on the same
-// way. A mutex is taken only to record an exception.
+// back, and a futex wake-up costs more than a small GEMV) and then sleep on it (C++20 atomic
+// wait = futex). Chunks are claimed with a compare-and-swap on (generation, chunks, next), and
+// the caller claims too: when a worker has not been scheduled yet (a busy machine), the caller
+// runs its chunk instead of waiting for it, and then waits only for chunks already running.
+// A mutex is taken only to record an exception.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -47,16 +49,19 @@ class ThreadPool {
   static int default_threads();
 
  private:
-  void worker(int idx);
+  void worker();
   void record_error();
+  // Claims and runs chunks of generation gen until none is left; returns how many it ran.
+  void run_chunks(uint32_t gen);
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  // The current job, written by the caller before generation_ is bumped (release).
+  // The current job, written by the caller before state_ / generation_ are published (release).
   const RangeFn* job_ = nullptr;
   int64_t job_n_ = 0, job_chunk_ = 0;
+  std::atomic<uint64_t> state_{0};       // generation << 32 | chunks << 16 | next unclaimed chunk
   std::atomic<uint32_t> generation_{0};  // bumped once per parallel_for (and at shutdown)
-  std::atomic<int32_t> pending_{0};      // workers still running the current job
+  std::atomic<int32_t> done_{0};         // chunks of the current job finished
   std::atomic<bool> stop_{false};
   std::mutex error_mu_;
   std::exception_ptr error_;
