@@ -5,12 +5,14 @@
 // with the reference prompt ids (BOS + ids).
 //
 // node check.mjs --model FILE.gguf --reference reference.json [--threads 2] [--expect exact|report]
+//                [--ids-key greedy_ids]   (rtn_w4g128_greedy_ids: the PyTorch RTN W4 g128 reference,
+//                                          for a GGUF exported from `awq quantize --method rtn`)
 // Prints one JSON object; exit status 1 with --expect exact when any token differs.
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 import {readFileSync} from "node:fs";
 
 function args() {
-  const a = {threads: 2, expect: "report"};
+  const a = {threads: 2, expect: "report", "ids-key": "greedy_ids"};
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) a[argv[i].replace(/^--/, "")] = argv[i + 1];
   if (!a.model || !a.reference) {
@@ -30,7 +32,11 @@ let allExact = true;
 for (const g of ref.greedy) {
   const context = await model.createContext({contextSize: 512, threads: a.threads, sequences: 1});
   const seq = context.getSequence();
-  const want = g.greedy_ids;
+  const want = g[a["ids-key"]];
+  if (!Array.isArray(want)) {
+    console.error(`${a.reference}: greedy entry without '${a["ids-key"]}'`);
+    process.exit(2);
+  }
   const got = [];
   for await (const t of seq.evaluate(g.prompt_ids, {temperature: 0})) {
     got.push(t);
@@ -48,7 +54,7 @@ for (const g of ref.greedy) {
                 ...(prefix === want.length ? {} : {first_diff: {at: prefix, llamacpp: got[prefix], reference: want[prefix]}})});
   await context.dispose();
 }
-console.log(JSON.stringify({model: a.model, threads: a.threads, all_exact: allExact, prompts: results}, null, 2));
+console.log(JSON.stringify({model: a.model, threads: a.threads, reference_key: a["ids-key"], all_exact: allExact, prompts: results}, null, 2));
 await model.dispose();
 await llama.dispose();
 if (a.expect === "exact" && !allExact) process.exit(1);
