@@ -19,6 +19,7 @@
 #include "io/safetensors_writer.h"
 #include "model/llama_model.h"
 #include "ops/cpu/matmul.h"
+#include "ops/cpu/w4.h"
 #include "quant/autoawq_pack.h"
 #include "support/expect_error.h"
 #include "support/run_cli.h"
@@ -159,7 +160,7 @@ TEST(AwqCheckpoint, LoadsLinearsAsAwqGemm) {
       ASSERT_EQ(x->kind, MatrixKind::AwqGemm);
       EXPECT_EQ(x->awq.bits, 4);
       EXPECT_EQ(x->awq.group, 128);
-      EXPECT_NE(x->awq.row_codes, nullptr);
+      EXPECT_NE(x->awq.w4_codes, nullptr);  // the fast kernels' layout (ops/cpu/w4.h)
     }
   EXPECT_EQ(w.layers[0].w_down.rows, 384);
   EXPECT_EQ(w.layers[0].w_down.cols, 1024);
@@ -181,18 +182,21 @@ TEST(AwqCheckpoint, LogitsEqualDequantizedFpModel) {
   EXPECT_LT(qerr, 2.0f);   // ... but not beyond what 4-bit g128 RTN does to this model
 }
 
-// The strided read of the checkpoint layout equals the row repack, on real model tensors.
-TEST(AwqCheckpoint, GemmLayoutRowsEqualRepackedRows) {
+// The strided read of the checkpoint layout (the reference, widen_row) equals the W4 kernel
+// layout made at load, dequantized by every W4 kernel set this CPU has, on real model tensors.
+TEST(AwqCheckpoint, GemmLayoutRowsEqualW4Rows) {
   LlamaModel m(tiny_awq().awq_dir.path());
   const LayerWeights& L = m.weights().layers[3];
   for (const Matrix* x : {&L.wq, &L.wk, &L.w_down}) {
-    Matrix strided = *x;
-    strided.awq.row_codes = nullptr;
+    ASSERT_EQ(x->awq.row_codes, nullptr);  // widen_row reads the checkpoint's qweight
     std::vector<float> a(size_t(x->cols)), b(size_t(x->cols));
-    for (int64_t r = 0; r < x->rows; ++r) {
-      widen_row(*x, r, a.data());
-      widen_row(strided, r, b.data());
-      ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << "row " << r;
+    for (W4Isa isa : {W4Isa::Scalar, W4Isa::Avx2, W4Isa::Avx512}) {
+      if (!w4_isa_supported(isa)) continue;
+      for (int64_t r = 0; r < x->rows; ++r) {
+        widen_row(*x, r, a.data());
+        w4_dequantize_rows(isa, *x, r, 1, b.data());
+        ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << w4_isa_name(isa) << " row " << r;
+      }
     }
   }
 }

@@ -9,5 +9,8 @@ void add_perplexity(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_quantize(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_random_model(CLI::App& app);
+void add_export_gguf(CLI::App& app);
 
 }  // namespace awq::cli

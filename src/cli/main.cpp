@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
   awq::cli::add_perplexity(app);
   awq::cli::add_tokenize(app);
   awq::cli::add_inspect(app);
+  awq::cli::add_bench(app);
+  awq::cli::add_random_model(app);
+  awq::cli::add_export_gguf(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,10 +1,18 @@
 // A fixed pool of worker threads running one parallel loop at a time.
-// parallel_for splits [0, n) into one contiguous chunk per thread; the calling thread takes
-// chunk 0, so a pool of 1 runs everything inline with no synchronisation at all.
+// parallel_for splits [0, n) into one contiguous chunk per thread (a static partition: each
+// thread streams its own slice of a weight matrix); a pool of 1 runs everything inline.
+//
+// Handshake without locks: the caller publishes the job and bumps an atomic generation
+// counter; workers spin on it for a short while (a decode step issues ~150 small loops back to
+// back, and a futex wake-up costs more than a small GEMV) and then sleep on it (C++20 atomic
+// wait = futex). Chunks are claimed with a compare-and-swap on (generation, chunks, next), and
+// the caller claims too: when a worker has not been scheduled yet (a busy machine), the caller
+// runs its chunk instead of waiting for it, and then waits only for chunks already running.
+// A mutex is taken only to record an exception.
 #pragma once
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
-#include <functional>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -13,8 +21,20 @@ namespace awq {
 
 class ThreadPool {
  public:
-  // fn(begin, end): process items [begin, end).
-  using RangeFn = std::function<void(int64_t begin, int64_t end)>;
+  // fn(begin, end): process items [begin, end). A non-owning reference to the caller's
+  // callable (parallel_for returns only when every chunk is done), so passing a lambda with
+  // any number of captures allocates nothing (std::function would, past 16 bytes of captures).
+  class RangeFn {
+   public:
+    template <class F>
+    RangeFn(const F& f)  // NOLINT: implicit, like std::function
+        : obj_(&f), call_([](const void* o, int64_t b, int64_t e) { (*static_cast<const F*>(o))(b, e); }) {}
+    void operator()(int64_t begin, int64_t end) const { call_(obj_, begin, end); }
+
+   private:
+    const void* obj_;
+    void (*call_)(const void*, int64_t, int64_t);
+  };
 
   explicit ThreadPool(int n_threads);  // n_threads <= 0: hardware concurrency
   ~ThreadPool();
@@ -29,17 +49,21 @@ class ThreadPool {
   static int default_threads();
 
  private:
-  void worker(int idx);
+  void worker();
+  void record_error();
+  // Claims and runs chunks of generation gen until none is left; returns how many it ran.
+  void run_chunks(uint32_t gen);
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable start_cv_, done_cv_;
+  // The current job, written by the caller before state_ / generation_ are published (release).
   const RangeFn* job_ = nullptr;
   int64_t job_n_ = 0, job_chunk_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> state_{0};       // generation << 32 | chunks << 16 | next unclaimed chunk
+  std::atomic<uint32_t> generation_{0};  // bumped once per parallel_for (and at shutdown)
+  std::atomic<int32_t> done_{0};         // chunks of the current job finished
+  std::atomic<bool> stop_{false};
+  std::mutex error_mu_;
   std::exception_ptr error_;
 };
 

@@ -1,4 +1,4 @@
-// Safetensors writer and the atomic-file mechanism it shares with write_file_atomic:
+// Safetensors writer and the atomic-file mechanism (AtomicFileWriter) it shares with write_file_atomic:
 // PATH.tmp.XXXXXX (mkstemp, same folder) -> write all -> fsync -> rename -> fsync folder.
 #include "io/safetensors_writer.h"
 
@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -17,6 +18,56 @@
 #include "core/error.h"
 
 namespace awq {
+
+AtomicFileWriter::AtomicFileWriter(const std::string& path) : path_(path), tmp_(path + ".tmp.XXXXXX") {
+  fd_ = ::mkstemp(tmp_.data());
+  if (fd_ < 0) fail("cannot create temp file " + tmp_);
+  // mkstemp makes the file 0600; checkpoints are meant to be shared like any output.
+  if (::fchmod(fd_, 0644) != 0) fail("cannot chmod " + tmp_);
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+void AtomicFileWriter::write(const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  written_ += n;
+  while (n > 0) {
+    ssize_t w = ::write(fd_, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) fail("cannot write " + tmp_);
+    p += w;
+    n -= size_t(w);
+  }
+}
+
+void AtomicFileWriter::commit() {
+  if (::fsync(fd_) != 0) fail("cannot fsync " + tmp_);
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) fail("cannot close " + tmp_);
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail("cannot rename " + tmp_ + " to it");
+  committed_ = true;
+  // Make the rename itself durable. Some filesystems cannot fsync a folder (EINVAL): fine.
+  const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
+  const std::string dir = parent.empty() ? "." : parent.string();
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) fail("written, but cannot open folder " + dir + " to fsync it");
+  const int rc = ::fsync(dfd);
+  const int e = errno;
+  ::close(dfd);
+  if (rc != 0 && e != EINVAL) {
+    errno = e;
+    fail("written, but cannot fsync folder " + dir);
+  }
+}
+
+void AtomicFileWriter::fail(const std::string& what) {
+  throw Error(path_ + ": " + what + ": " + std::strerror(errno));
+}
+
 namespace {
 
 struct Chunk {
@@ -24,66 +75,8 @@ struct Chunk {
   size_t size;
 };
 
-// Owns the temp file until commit(); on destruction before that, closes and unlinks it.
-class TempFile {
- public:
-  explicit TempFile(const std::string& path) : path_(path), tmp_(path + ".tmp.XXXXXX") {
-    fd_ = ::mkstemp(tmp_.data());
-    if (fd_ < 0) fail("cannot create temp file " + tmp_);
-    // mkstemp makes the file 0600; checkpoints are meant to be shared like any output.
-    if (::fchmod(fd_, 0644) != 0) fail("cannot chmod " + tmp_);
-  }
-  ~TempFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-
-  void write(const void* data, size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      ssize_t w = ::write(fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) fail("cannot write " + tmp_);
-      p += w;
-      n -= size_t(w);
-    }
-  }
-
-  void commit() {
-    if (::fsync(fd_) != 0) fail("cannot fsync " + tmp_);
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) fail("cannot close " + tmp_);
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail("cannot rename " + tmp_ + " to it");
-    committed_ = true;
-    // Make the rename itself durable. Some filesystems cannot fsync a folder (EINVAL): fine.
-    const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
-    const std::string dir = parent.empty() ? "." : parent.string();
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) fail("written, but cannot open folder " + dir + " to fsync it");
-    const int rc = ::fsync(dfd);
-    const int e = errno;
-    ::close(dfd);
-    if (rc != 0 && e != EINVAL) {
-      errno = e;
-      fail("written, but cannot fsync folder " + dir);
-    }
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) {
-    throw Error(path_ + ": " + what + ": " + std::strerror(errno));
-  }
-
-  std::string path_, tmp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
 void write_chunks_atomic(const std::string& path, const std::vector<Chunk>& chunks) {
-  TempFile f(path);
+  AtomicFileWriter f(path);
   for (const Chunk& c : chunks) f.write(c.data, c.size);
   f.commit();
 }
@@ -138,6 +131,30 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
   for (const TensorView& t : tensors)
     if (t.nbytes) chunks.push_back({t.data, t.nbytes});
   write_chunks_atomic(path, chunks);
+}
+
+void write_safetensors_streamed(const std::string& path, const std::vector<TensorSpec>& tensors,
+                                const std::map<std::string, std::string>& metadata, const TensorFill& fill,
+                                size_t chunk_bytes) {
+  // The header is made from views with a placeholder non-null pointer: only sizes are read.
+  static const uint8_t placeholder = 0;
+  std::vector<TensorView> views;
+  for (const TensorSpec& t : tensors) views.push_back(TensorView{t.name, t.dtype, t.shape, &placeholder, t.nbytes()});
+  const std::string header = make_header(path, views, metadata);
+  if (chunk_bytes == 0) chunk_bytes = size_t(64) << 20;
+  AtomicFileWriter f(path);
+  f.write(header.data(), header.size());
+  std::vector<uint8_t> buf;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const size_t total = tensors[i].nbytes();
+    for (size_t off = 0; off < total; off += chunk_bytes) {
+      const size_t n = std::min(chunk_bytes, total - off);
+      buf.resize(n);
+      fill(i, off, buf.data(), n);
+      f.write(buf.data(), n);
+    }
+  }
+  f.commit();
 }
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "ops/cpu/matmul.h"
+#include "ops/cpu/w4.h"
 #include "quant/autoawq_pack.h"
 
 namespace awq {
@@ -95,9 +96,18 @@ class Binder {
     m.awq.scales = static_cast<const uint16_t*>(aligned(sc));
     auto rows = std::make_shared<AwqRows>(repack_rows(m.awq.qweight, m.awq.qzeros, m.awq.scales,
                                                       out, in, p, ckpt_.dir() + ": " + prefix));
-    m.awq.row_codes = rows->codes.data();
     m.awq.row_zeros = rows->zeros.data();
     m.awq.row_scales = rows->scales.data();
+    if (w4_layout_fits(in, p.group)) {
+      // The fast kernels' layout replaces the row codes (same bytes, other nibble order); the
+      // reference path then reads the checkpoint's strided qweight (dequantize_gemm_row).
+      auto codes = std::make_shared<std::vector<uint8_t>>(w4_repack(rows->codes.data(), out, in));
+      m.awq.w4_codes = codes->data();
+      std::vector<uint32_t>().swap(rows->codes);
+      w_.owned.push_back(std::move(codes));
+    } else {
+      m.awq.row_codes = rows->codes.data();
+    }
     w_.owned.push_back(std::move(rows));
     return m;
   }

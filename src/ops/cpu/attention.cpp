@@ -91,15 +91,15 @@ void attention_rows(ThreadPool& pool, const float* q, const float* k_cache, cons
   const int64_t hd = s.head_dim, group = s.n_heads / s.n_kv_heads, kv_stride = s.n_kv_heads * hd;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   pool.parallel_for(n * s.n_heads, [&](int64_t b, int64_t e) {
-    std::vector<float> scores;
+    thread_local std::vector<float> scores;  // [keys]; kept, so decode steps allocate nothing
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t i = idx / s.n_heads, h = idx % s.n_heads, g = h / group;
       const int64_t last = pos[i], first = first_key(last, s.window);
       const float* qi = q + (i * s.n_heads + h) * hd;
-      scores.resize(size_t(last - first + 1));
+      if (int64_t(scores.size()) < s.ctx) scores.resize(size_t(s.ctx));  // once per context size
       for (int64_t t = first; t <= last; ++t)
         scores[t - first] = dot_f32(qi, k_cache + t * kv_stride + g * hd, hd) * scale;
-      softmax(scores.data(), int64_t(scores.size()));
+      softmax(scores.data(), last - first + 1);
       float* o = out + (i * s.n_heads + h) * hd;
       std::fill(o, o + hd, 0.0f);
       for (int64_t t = first; t <= last; ++t) {

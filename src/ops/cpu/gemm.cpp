@@ -14,6 +14,7 @@
 
 #include "core/half.h"
 #include "ops/cpu/matmul.h"
+#include "ops/cpu/w4.h"
 
 namespace awq {
 
@@ -238,7 +239,8 @@ void pack_weight_rows(const Matrix& w, int64_t r0, int64_t rows, int64_t nr, boo
       else pack8_rows_avx2<DType::BF16>(src, K, K, nr, col(r));
     }
     if (!dense || k8 < K) {  // widen the rows (all of them, or for the K % 8 tail)
-      for (int64_t i = 0; i < 8; ++i) widen_row(w, r0 + r + i, tmp + i * K);
+      if (w4_ready(w)) w4_dequantize_rows(w4_best_isa(), w, r0 + r, 8, tmp);
+      else for (int64_t i = 0; i < 8; ++i) widen_row(w, r0 + r + i, tmp + i * K);
       if (!dense) pack8_rows_avx2<DType::F32>(tmp, K, K, nr, col(r));
       for (int64_t i = 0; i < 8; ++i)
         for (int64_t k = k8; k < K; ++k) col(r + i)[k * nr] = tmp[i * K + k];
@@ -474,6 +476,12 @@ void matmul_blocked(ThreadPool& pool, GemmIsa isa, const float* x, int64_t n, co
 void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias,
             float* y) {
   if (n <= 0) return;
+  static const bool reference_only = [] {
+    const char* env = std::getenv("AWQ_MATMUL");
+    return env && std::string(env) == "reference";
+  }();
+  if (reference_only) return matmul_ref(pool, x, n, w, bias, y);
+  if (n <= kW4GemvMaxRows && w4_ready(w)) return w4_gemv(pool, w4_best_isa(), x, n, w, bias, y);
   const GemmIsa isa = gemm_best_isa();
   static_assert(kGemmMinRows <= 4, "gemv_n handles 1..3 rows");
   if (n < kGemmMinRows) {
@@ -485,7 +493,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const 
         default: break;
       }
     }
-    // AWQ weights (their decode kernel is a W4A16 GEMV of its own) and CPUs without AVX2.
+    // AWQ weights without the W4 layout (shapes it does not fit) and CPUs without AVX2.
     return matmul_ref(pool, x, n, w, bias, y);
   }
   matmul_blocked(pool, isa, x, n, w, bias, y);

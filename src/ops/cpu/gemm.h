@@ -17,9 +17,12 @@
 namespace awq {
 
 // y = x W^T (+ bias). x: [n, w.cols], bias: [w.rows] or nullptr, y: [n, w.rows].
+// AWQ weights with the W4 layout and n <= kW4GemvMaxRows: the W4 GEMV (ops/cpu/w4.h).
 // n < kGemmMinRows (decode: memory-bound on the weights, where packing would only add
 // traffic): dense weights stream once through a GEMV that widens them in registers (AVX2 +
-// F16C); AWQ weights, or a CPU without AVX2, use matmul_ref. Larger n: the blocked GEMM.
+// F16C); other AWQ weights, or a CPU without AVX2, use matmul_ref. Larger n: the blocked GEMM
+// (W4 weights dequantized by the W4 kernels into its f32 panels).
+// AWQ_MATMUL=reference routes every call to matmul_ref (the W4 reference path, for checks).
 void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias,
             float* y);
 inline constexpr int64_t kGemmMinRows = 4;

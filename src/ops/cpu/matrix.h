@@ -1,7 +1,8 @@
 // A weight matrix as the kernels see it: W [rows = out_features, cols = in_features].
 // Dense: row-major, elements F32, F16 or BF16 at `data`.
 // AwqGemm: AutoAWQ GEMM tensors (docs/formats.md), W[r][k] = fp16((q - z) * s); `dtype` is
-// I32 and `data` points at qweight. widen_row (ops/cpu/matmul.h) handles both kinds.
+// I32 and `data` points at qweight. widen_row (ops/cpu/matmul.h) handles both kinds; the fast
+// W4 kernels (ops/cpu/w4.h) read the repacked w4_codes with row_zeros / row_scales.
 #pragma once
 #include <cstdint>
 
@@ -25,6 +26,10 @@ struct AwqMatrix {
   const uint32_t* row_codes = nullptr;   // [rows, ceil(cols / 8)]: nibble j = input 8w + j
   const uint8_t* row_zeros = nullptr;    // [rows, cols / group]
   const uint16_t* row_scales = nullptr;  // [rows, cols / group] fp16
+  // The fast kernels' layout (ops/cpu/w4.h), made at load: [rows, cols / 2] bytes; per 32
+  // inputs of a row, byte i = code(k0 + i) | code(k0 + 16 + i) << 4. Null when the shape does
+  // not fit (then matmul uses the reference path).
+  const uint8_t* w4_codes = nullptr;
 };
 
 struct Matrix {

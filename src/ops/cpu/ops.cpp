@@ -20,7 +20,8 @@ void rmsnorm(const float* x, const float* weight, int64_t n, int64_t d, double e
 void rope_rotate_half(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const int32_t* pos,
                       const float* inv_freq) {
   const int64_t half = head_dim / 2;
-  std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+  thread_local std::vector<float> cs, sn;  // [half]; kept, so decode steps allocate nothing
+  if (cs.size() < size_t(half)) cs.resize(size_t(half)), sn.resize(size_t(half));
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = 0; j < half; ++j) {
       // angle rounded to f32 first, as HF computes it (position * inv_freq in float32)

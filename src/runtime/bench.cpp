@@ -1,0 +1,94 @@
+#include "runtime/bench.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "runtime/bandwidth.h"
+
+namespace awq {
+
+namespace {
+
+double matrix_bytes(const Matrix& m) {
+  if (m.kind == MatrixKind::AwqGemm) {
+    const double groups = double(m.rows) * double(m.cols / m.awq.group);
+    return double(m.rows) * double(m.cols) / 2 + groups * 2.5;  // codes, fp16 scale, 4-bit zero
+  }
+  return double(m.rows) * double(m.cols) * double(dtype_size(m.dtype));
+}
+
+double vec_bytes(const std::vector<float>& v) { return double(v.size()) * sizeof(float); }
+
+int32_t argmax(const std::vector<float>& v) {
+  return int32_t(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+double weight_bytes_per_token(const LlamaWeights& w, const ModelConfig& c) {
+  double b = double(c.hidden_size) * double(dtype_size(w.embed.dtype)) + matrix_bytes(w.lm_head) +
+             vec_bytes(w.final_norm);
+  for (const LayerWeights& L : w.layers) {
+    for (const Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) b += matrix_bytes(*m);
+    for (const auto* v : {&L.attn_norm, &L.ffn_norm, &L.q_norm, &L.k_norm, &L.bq, &L.bk, &L.bv, &L.bo,
+                          &L.b_gate, &L.b_up, &L.b_down})
+      b += vec_bytes(*v);
+  }
+  return b;
+}
+
+BenchResult run_bench(LlamaModel& model, ThreadPool& pool, const BenchOptions& opt) {
+  const ModelConfig& c = model.config();
+  if (opt.prompt < 1 || opt.gen < 1 || opt.repeat < 1)
+    throw Error("bench: --prompt, --gen and --repeat must be at least 1");
+  if (opt.prompt + opt.gen > c.max_position_embeddings)
+    throw Error("bench: --prompt + --gen = " + std::to_string(opt.prompt + opt.gen) +
+                " exceeds the model's max_position_embeddings (" +
+                std::to_string(c.max_position_embeddings) + "); use a shorter --prompt or --gen");
+  std::vector<int32_t> prompt(static_cast<size_t>(opt.prompt));
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 7919 + 13) % size_t(c.vocab_size));
+  KvCache cache = model.new_cache(opt.prompt + opt.gen);
+  std::vector<float> logits;
+  logits.reserve(size_t(c.vocab_size));
+
+  // Warm-up: faults the mmapped weights in and grows every scratch buffer once.
+  {
+    const int64_t n = std::min<int64_t>(8, opt.prompt);
+    model.forward(pool, prompt.data(), n, cache, false, logits);
+    for (int i = 0; i < 2; ++i) {
+      int32_t t = argmax(logits);
+      model.forward(pool, &t, 1, cache, false, logits);
+    }
+  }
+  BenchResult r;
+  for (int rep = 0; rep < opt.repeat; ++rep) {
+    cache.clear();
+    auto t0 = std::chrono::steady_clock::now();
+    model.forward(pool, prompt.data(), opt.prompt, cache, false, logits);
+    r.prefill_tps.push_back(double(opt.prompt) / seconds_since(t0));
+    t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < opt.gen; ++i) {
+      int32_t t = argmax(logits);
+      model.forward(pool, &t, 1, cache, false, logits);
+    }
+    r.decode_tps.push_back(double(opt.gen) / seconds_since(t0));
+  }
+  r.weight_bytes_per_token = weight_bytes_per_token(model.weights(), c);
+  r.bandwidth_gbs = measure_read_bandwidth(pool);
+  return r;
+}
+
+double min_of(std::vector<double> v) { return *std::min_element(v.begin(), v.end()); }
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace awq
