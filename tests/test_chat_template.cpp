@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -86,6 +87,108 @@ TEST(ChatTemplate, BuiltinsRenderAndStop) {
   }
   EXPECT_EQ(ChatTemplate::load(test::tiny_model_dir(), "llama3").stop_strings(), std::vector<std::string>{"<|eot_id|>"});
   EXPECT_EQ(ChatTemplate::load(test::tiny_model_dir(), "mistral").stop_strings(), std::vector<std::string>{"</s>"});
+}
+
+}  // namespace
+}  // namespace awq
+
+namespace awq {
+namespace {
+
+// --- Every reference template x conversation, against transformers' output ---
+
+std::string data_dir() { return std::string(AWQ_TEST_DATA_DIR) + "/chat_templates"; }
+
+const nlohmann::json& references() {
+  static const nlohmann::json j = test::read_json(data_dir() + "/expected.json");
+  return j;
+}
+
+std::tm fixed_now() {
+  std::tm tm{};  // expected.json's fixed_now: 2024-07-26 12:00
+  tm.tm_year = 2024 - 1900;
+  tm.tm_mon = 6;
+  tm.tm_mday = 26;
+  tm.tm_hour = 12;
+  tm.tm_wday = 5;
+  tm.tm_yday = 207;
+  return tm;
+}
+
+TEST(ChatTemplateReference, EveryTemplateAndConversationMatchesTransformers) {
+  const nlohmann::json& ref = references();
+  ASSERT_EQ(ref["fixed_now"].get<std::string>().substr(0, 10), "2024-07-26");
+  std::map<std::string, ChatTemplate> templates;
+  size_t rendered = 0, raised = 0;
+  for (const auto& c : ref["cases"]) {
+    const std::string name = c["template"];
+    auto it = templates.find(name);
+    if (it == templates.end()) {
+      ChatTemplate t = ChatTemplate::from_source(test::read_text(data_dir() + "/" + name), ref["bos_token"], ref["eos_token"]);
+      t.set_now(fixed_now);
+      it = templates.emplace(name, std::move(t)).first;
+    }
+    std::vector<ChatMessage> msgs;
+    for (const auto& m : ref["conversations"][c["conversation"].get<std::string>()]) msgs.push_back({m["role"], m["content"]});
+    const bool agp = c["add_generation_prompt"];
+    const std::string where = name + " x " + c["conversation"].get<std::string>() + (agp ? " (+generation prompt)" : "");
+    if (c.contains("output")) {
+      std::string got;
+      try {
+        got = it->second.render(msgs, agp);
+      } catch (const Error& e) {
+        ADD_FAILURE() << where << ": threw " << e.what();
+        continue;
+      }
+      EXPECT_EQ(got, c["output"].get<std::string>()) << where;
+      ++rendered;
+    } else {
+      // transformers raised: so must we, and with the template's own message.
+      const std::string msg = test::error_message([&] { it->second.render(msgs, agp); });
+      if (c["error_type"] == "TemplateError") {
+        EXPECT_NE(msg.find(c["error"].get<std::string>()), std::string::npos) << where << ": " << msg;
+      }
+      ++raised;
+    }
+  }
+  // The set covers both outcomes (guards against an empty or truncated reference file).
+  EXPECT_GT(rendered, 150u);
+  EXPECT_GT(raised, 20u);
+}
+
+TEST(ChatTemplateReference, BuiltinsMatchTheModelTemplatesTheyStandFor) {
+  // Our builtin renderings equal the models' own templates wherever those render.
+  const std::map<std::string, std::string> stands_for = {
+      {"chatml", "chatml-OpenHermes-2.5-Mistral-7B.jinja"},
+      {"llama2", "meta-llama-Llama-2-7b-chat-hf.jinja"},
+      {"llama3", "meta-llama-Meta-Llama-3-8B-Instruct.jinja"},
+      {"mistral", "mistralai-Mistral-7B-Instruct-v0.2-old.jinja"},
+  };
+  const nlohmann::json& ref = references();
+  for (const auto& [builtin, file] : stands_for) {
+    const ChatTemplate t = ChatTemplate::from_source(ChatTemplate::builtin_source(builtin), ref["bos_token"], ref["eos_token"]);
+    size_t compared = 0;
+    for (const auto& c : ref["cases"]) {
+      if (c["template"] != file || !c.contains("output")) continue;
+      std::vector<ChatMessage> msgs;
+      for (const auto& m : ref["conversations"][c["conversation"].get<std::string>()]) msgs.push_back({m["role"], m["content"]});
+      EXPECT_EQ(t.render(msgs, c["add_generation_prompt"]), c["output"].get<std::string>()) << builtin << " x " << c["conversation"];
+      ++compared;
+    }
+    EXPECT_GT(compared, 4u) << builtin;
+  }
+}
+
+TEST(ChatTemplateReference, StopStringsOfTheRealTemplates) {
+  auto stops = [](const std::string& file) {
+    return ChatTemplate::from_source(test::read_text(data_dir() + "/" + file), "<s>", "</s>").stop_strings();
+  };
+  EXPECT_EQ(stops("Qwen-Qwen2.5-7B-Instruct.jinja"), std::vector<std::string>{"<|im_end|>"});
+  EXPECT_EQ(stops("Qwen-Qwen3-0.6B.jinja"), std::vector<std::string>{"<|im_end|>"});
+  EXPECT_EQ(stops("meta-llama-Llama-3.1-8B-Instruct.jinja"), std::vector<std::string>{"<|eot_id|>"});
+  EXPECT_EQ(stops("meta-llama-Llama-2-7b-chat-hf.jinja"), std::vector<std::string>{"</s>"});
+  EXPECT_EQ(stops("mistralai-Mistral-Nemo-Instruct-2407.jinja"), std::vector<std::string>{"</s>"});
+  EXPECT_EQ(stops("google-gemma-2-2b-it.jinja"), std::vector<std::string>{"<end_of_turn>"});
 }
 
 }  // namespace
