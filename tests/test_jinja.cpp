@@ -136,6 +136,18 @@ TEST(Jinja, StringMethods) {
   EXPECT_EQ(render("[{{ '\\u00a0\\u3000x\\u00a0'.strip() }}]"), "[x]");
 }
 
+TEST(Jinja, NonStringDictKeysAndDictsort) {
+  // Seed-OSS's template keys a dict by ints and walks it with dictsort.
+  EXPECT_EQ(render("{% set d = {512: 'a', 0: 'b'} %}{{ d[512] }}{{ d }}{% for k, v in d | dictsort %}{{ k + 1 }}{{ v }}{% endfor %}"),
+            "a{512: 'a', 0: 'b'}1b513a");
+  EXPECT_EQ(render("{{ {1: true} | tojson }}{{ 1 in {1: 2} }}{{ {'B': 1, 'a': 2} | dictsort }}"), "{\"1\": true}True[('a', 2), ('B', 1)]");
+}
+
+TEST(Jinja, SelectAndMapOnNoneGiveNothing) {
+  // Jinja2 only iterates a truthy value here (functionary's template relies on it).
+  EXPECT_EQ(render("{{ none | selectattr('type', 'equalto', 'x') | list | length }}{{ none | map(attribute='a') | list }}"), "0[]");
+}
+
 TEST(Jinja, DictMethods) {
   EXPECT_EQ(render("{% set d = {'a': 1, 'b': 2} %}{{ d.get('a') }}{{ d.get('z') }}{{ d.get('z', 9) }}{{ d.keys() | list }}{{ d.values() | list }}"),
             "1None9['a', 'b'][1, 2]");

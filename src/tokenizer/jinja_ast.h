@@ -17,7 +17,7 @@ struct Expr {
   enum class Kind {
     Literal,   // value
     Name,      // name
-    ListLit,   // kids: items (also tuples)
+    ListLit,   // kids: items; name "tuple" for a tuple
     DictLit,   // kids: key0, value0, key1, value1, ...
     GetAttr,   // kids[0].name
     GetItem,   // kids[0][kids[1]]

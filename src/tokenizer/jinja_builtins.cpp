@@ -49,7 +49,7 @@ List py_iterate(const Value& v) {
     case Value::Kind::List: return v.as_list();
     case Value::Kind::Dict: {
       List keys;
-      for (const auto& kv : v.as_dict().items) keys.emplace_back(kv.first);
+      for (const auto& kv : v.as_dict().items) keys.push_back(kv.first);
       return keys;
     }
     case Value::Kind::String: {
@@ -371,7 +371,24 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a, c
     if (v.is_undefined()) return Value(List{});
     if (!v.is_dict()) throw BuiltinError("items filter: expected a mapping, got " + v.type_name());
     List out;
-    for (const auto& [k, x] : v.as_dict().items) out.emplace_back(List{Value(k), x});
+    for (const auto& [k, x] : v.as_dict().items) out.push_back(Value::tuple(List{k, x}));
+    return Value(out);
+  }
+  if (name == "dictsort") {
+    if (!v.is_dict()) throw BuiltinError("dictsort: expected a mapping, got " + v.type_name());
+    const Value* cs = a.get(0, "case_sensitive");
+    const Value* by = a.get(1, "by");
+    const Value* rev = a.get(2, "reverse");
+    const bool by_value = by && by->is_string() && by->as_string() == "value";
+    List out;
+    for (const auto& [k, x] : v.as_dict().items) out.push_back(Value::tuple(List{k, x}));
+    auto key = [&](const Value& pair) {
+      Value k = pair.as_list()[by_value ? 1 : 0];
+      if (k.is_string() && !(cs && cs->truthy())) k = Value(map_case(k.as_string(), utf8proc_tolower));
+      return k;
+    };
+    std::stable_sort(out.begin(), out.end(), [&](const Value& x, const Value& y) { return py_less(key(x), key(y)); });
+    if (rev && rev->truthy()) std::reverse(out.begin(), out.end());
     return Value(out);
   }
   if (name == "abs") {
@@ -410,6 +427,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a, c
     return Value(l);
   }
   if (name == "map") {
+    if (!v.truthy()) return Value(List{});  // Jinja2: `if value:` (none maps to nothing)
     List out;
     const Value* attr = nullptr;
     for (const auto& [k, x] : a.kwargs)
@@ -430,6 +448,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a, c
     return Value(out);
   }
   if (name == "selectattr" || name == "rejectattr" || name == "select" || name == "reject") {
+    if (!v.truthy()) return Value(List{});  // Jinja2: `if value:` (none selects nothing)
     const bool by_attr = name == "selectattr" || name == "rejectattr";
     const bool want = name == "selectattr" || name == "select";
     const size_t test_at = by_attr ? 1 : 0;
@@ -525,7 +544,7 @@ bool apply_test(const std::string& name, const Value& v, const CallArgs& a) {
   if (name == "in") {
     const Value& c = arg("in");
     if (c.is_string()) return v.is_string() && c.as_string().find(v.as_string()) != std::string::npos;
-    if (c.is_dict()) return v.is_string() && c.as_dict().find(v.as_string()) != nullptr;
+    if (c.is_dict()) return c.as_dict().find(v) != nullptr;
     for (const Value& x : py_iterate(c))
       if (x.equals(v)) return true;
     return false;
@@ -615,19 +634,19 @@ Value call_method(const Value& obj, const std::string& name, const CallArgs& a, 
     const Dict& d = obj.as_dict();
     if (name == "items") {
       List out;
-      for (const auto& [k, x] : d.items) out.emplace_back(List{Value(k), x});
+      for (const auto& [k, x] : d.items) out.push_back(Value::tuple(List{k, x}));
       return Value(out);
     }
     if (name == "keys" || name == "values") {
       List out;
-      for (const auto& [k, x] : d.items) out.push_back(name == "keys" ? Value(k) : x);
+      for (const auto& [k, x] : d.items) out.push_back(name == "keys" ? k : x);
       return Value(out);
     }
     if (name == "get") {
       const Value* key = a.get(0, "key");
       if (!key) throw BuiltinError("get needs a key");
       const Value* def = a.get(1, "default");
-      const Value* f = key->is_string() ? d.find(key->as_string()) : nullptr;
+      const Value* f = d.find(*key);
       return f ? *f : def ? *def : Value::none();
     }
   } else if (obj.is_list()) {

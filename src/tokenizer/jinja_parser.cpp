@@ -238,6 +238,7 @@ class Parser {
     ExprPtr first = parse_expr(with_cond);
     if (!is_op(",")) return first;
     auto tup = make(Expr::Kind::ListLit, line);
+    tup->name = "tuple";
     tup->kids.push_back(std::move(first));
     while (is_op(",")) {
       ++i_;
@@ -423,7 +424,9 @@ class Parser {
           ++i_;
           if (is_op(")")) {
             ++i_;
-            return make(Expr::Kind::ListLit, line);
+            auto empty = make(Expr::Kind::ListLit, line);
+            empty->name = "tuple";
+            return empty;
           }
           ExprPtr e = parse_tuple(true);
           expect_op(")");

@@ -51,7 +51,7 @@ class Interp {
  public:
   Interp(const Dict& vars, const std::function<std::tm()>& now) : now_(now) {
     scopes_.emplace_back();  // template top level
-    for (const auto& [k, v] : vars.items) scopes_[0].vars[k] = v;
+    for (const auto& [k, v] : vars.items) scopes_[0].vars[k.str()] = v;
     install_globals();
   }
 
@@ -299,9 +299,8 @@ class Interp {
     if (obj.is_undefined())
       fail_at(line, "'" + (obj.undefined_name().empty() ? std::string("value") : obj.undefined_name()) + "' is undefined (reading [" + key.repr() + "])");
     if (obj.is_dict()) {
-      if (!key.is_string()) return Value::undefined(key.str());
-      const Value* f = obj.as_dict().find(key.as_string());
-      return f ? *f : Value::undefined(key.as_string());
+      const Value* f = obj.as_dict().find(key);
+      return f ? *f : Value::undefined(key.str());
     }
     if (obj.is_list() || obj.is_string()) {
       if (!key.is_int()) {
@@ -340,7 +339,7 @@ class Interp {
           if (!a.is_string()) fail_at(line, "'in <string>' requires a string on the left, got " + a.type_name());
           r = b.as_string().find(a.as_string()) != std::string::npos;
         } else if (b.is_dict()) {
-          r = a.is_string() && b.as_dict().find(a.as_string()) != nullptr;
+          r = b.as_dict().find(a) != nullptr;
         } else if (b.is_list() || b.is_undefined()) {
           r = false;
           for (const Value& x : py_iterate(b)) r = r || x.equals(a);
@@ -409,14 +408,15 @@ class Interp {
       case Expr::Kind::ListLit: {
         List l;
         for (const auto& k : e.kids) l.push_back(eval(*k));
-        return Value(l);
+        return e.name == "tuple" ? Value::tuple(std::move(l)) : Value(std::move(l));
       }
       case Expr::Kind::DictLit: {
         auto d = std::make_shared<Dict>();
         for (size_t i = 0; i + 1 < e.kids.size(); i += 2) {
           const Value k = eval(*e.kids[i]);
-          if (!k.is_string()) fail_at(e.line, "dict keys must be strings in this Jinja subset, got " + k.type_name());
-          d->set(k.as_string(), eval(*e.kids[i + 1]));
+          if (k.is_list() || k.is_dict() || k.is_undefined() || k.is_function())
+            fail_at(e.line, "unhashable dict key of type " + k.type_name());
+          d->set(k, eval(*e.kids[i + 1]));
         }
         return Value(d);
       }

@@ -9,13 +9,24 @@ namespace awq::jinja {
 
 const Value* Dict::find(const std::string& key) const {
   for (const auto& [k, v] : items)
-    if (k == key) return &v;
+    if (k.is_string() && k.as_string() == key) return &v;
   return nullptr;
 }
 
-void Dict::set(const std::string& key, Value v) {
+const Value* Dict::find(const Value& key) const {
+  if (key.is_string()) return find(key.as_string());
+  for (const auto& [k, v] : items)
+    if (k.equals(key)) return &v;
+  return nullptr;
+}
+
+void Dict::set(const std::string& key, Value v) { set(Value(key), std::move(v)); }
+const Value* Dict::find(const char* key) const { return find(std::string(key)); }
+void Dict::set(const char* key, Value v) { set(Value(key), std::move(v)); }
+
+void Dict::set(const Value& key, Value v) {
   for (auto& [k, old] : items)
-    if (k == key) {
+    if (k.equals(key)) {
       old = std::move(v);
       return;
     }
@@ -199,12 +210,14 @@ void json_value(std::string& out, const Value& v, int indent, bool sort_keys, in
         return;
       }
       if (sort_keys)
-        std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first.str() < b.first.str(); });
       out += '{';
       for (size_t i = 0; i < items.size(); ++i) {
         if (i) out += item_sep;
         newline(depth + 1);
-        json_string(out, items[i].first);
+        // json.dumps turns non-string keys into strings: 1 -> "1", True -> "true", None -> "null".
+        const Value& k = items[i].first;
+        json_string(out, k.is_string() ? k.as_string() : k.is_bool() ? (k.as_bool() ? "true" : "false") : k.is_none() ? "null" : k.repr());
         out += ": ";
         json_value(out, items[i].second, indent, sort_keys, depth + 1);
       }
@@ -240,18 +253,19 @@ std::string Value::repr() const {
     case Kind::Float: return float_repr(float_);
     case Kind::String: return py_quote(str_);
     case Kind::List: {
-      std::string out = "[";
+      std::string out = tuple_ ? "(" : "[";
       for (size_t i = 0; i < list_->size(); ++i) {
         if (i) out += ", ";
         out += (*list_)[i].repr();
       }
-      return out + "]";
+      if (tuple_ && list_->size() == 1) out += ",";
+      return out + (tuple_ ? ")" : "]");
     }
     case Kind::Dict: {
       std::string out = "{";
       for (size_t i = 0; i < dict_->items.size(); ++i) {
         if (i) out += ", ";
-        out += py_quote(dict_->items[i].first);
+        out += dict_->items[i].first.repr();
         out += ": ";
         out += dict_->items[i].second.repr();
       }
@@ -270,7 +284,7 @@ std::string Value::type_name() const {
     case Kind::Int: return "int";
     case Kind::Float: return "float";
     case Kind::String: return "str";
-    case Kind::List: return "list";
+    case Kind::List: return tuple_ ? "tuple" : "list";
     case Kind::Dict: return "dict";
     case Kind::Function: return "function";
   }

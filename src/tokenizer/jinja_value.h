@@ -18,12 +18,17 @@ namespace awq::jinja {
 class Value;
 using List = std::vector<Value>;
 
-// A dict with string keys in insertion order (Python 3.7+ dicts keep it; tojson shows it).
+// A dict in insertion order (Python 3.7+ dicts keep it; tojson shows it). Keys are strings
+// in practice; ints, floats, bools and none work too (compared with Python's ==).
 struct Dict {
-  std::vector<std::pair<std::string, Value>> items;
+  std::vector<std::pair<Value, Value>> items;
   bool is_namespace = false;  // made by namespace(): attribute assignment allowed
   const Value* find(const std::string& key) const;
+  const Value* find(const Value& key) const;
   void set(const std::string& key, Value v);
+  void set(const Value& key, Value v);
+  const Value* find(const char* key) const;
+  void set(const char* key, Value v);
 };
 
 // Arguments of a call: positional and keyword.
@@ -53,6 +58,12 @@ class Value {
   Value(std::string s) : kind_(Kind::String), str_(std::move(s)) {}
   Value(const char* s) : kind_(Kind::String), str_(s) {}
   Value(List l) : kind_(Kind::List), list_(std::make_shared<List>(std::move(l))) {}
+  // A tuple: a list that repr() shows in parentheses (dict.items() pairs, `(a, b)` literals).
+  static Value tuple(List l) {
+    Value v(std::move(l));
+    v.tuple_ = true;
+    return v;
+  }
   Value(std::shared_ptr<Dict> d) : kind_(Kind::Dict), dict_(std::move(d)) {}
   Value(Function f) : kind_(Kind::Function), fn_(std::make_shared<Function>(std::move(f))) {}
 
@@ -67,6 +78,7 @@ class Value {
   bool is_list() const { return kind_ == Kind::List; }
   bool is_dict() const { return kind_ == Kind::Dict; }
   bool is_function() const { return kind_ == Kind::Function; }
+  bool is_tuple() const { return kind_ == Kind::List && tuple_; }
 
   bool as_bool() const { return int_ != 0; }
   int64_t as_int() const { return kind_ == Kind::Float ? int64_t(float_) : int_; }
@@ -92,6 +104,7 @@ class Value {
  private:
   explicit Value(Kind k) : kind_(k) {}
   Kind kind_ = Kind::Undefined;
+  bool tuple_ = false;
   int64_t int_ = 0;
   double float_ = 0.0;
   std::string str_;
