@@ -44,6 +44,7 @@ class ChatTemplate {
   static ChatTemplate load(const std::string& model_dir, const std::string& override_ = "");
   static ChatTemplate from_source(std::string source, std::string bos_token, std::string eos_token);
   // Renders messages; throws awq::Error carrying the template's raise_exception message.
+  // Thread-safe; copies of a ChatTemplate share the parsed template.
   std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
   bool fallback() const;
   // Strings that end an assistant turn besides the tokenizer's EOS id (e.g. "<|im_end|>",

@@ -10,14 +10,14 @@
 // nextitem / cycle()`, macros with default arguments, and:
 //   filters: trim, length / count, tojson(indent, sort_keys), string, default / d, first,
 //            last, join, upper, lower, capitalize, title, replace, int, float, list, items,
-//            abs, reverse, unique, sort, map(attribute=), selectattr / rejectattr, indent,
-//            safe, e / escape (no autoescape: identity), wordcount, round
+//            dictsort, abs, reverse, unique, sort, map, select / reject, selectattr /
+//            rejectattr, indent, wordcount, round, safe, e / escape (HTML-escapes, as Jinja2)
 //   tests:   defined, undefined, none, string, number, integer, float, boolean, mapping,
 //            iterable, sequence, callable, true, false, odd, even, divisibleby, eq /
 //            equalto / ==, ne / !=, lt / gt / le / ge, in, sameas, lower, upper
 //   methods: str: strip lstrip rstrip split rsplit splitlines startswith endswith upper
-//            lower title capitalize replace find count join format? (no); dict: items
-//            keys values get; list: index count
+//            lower title capitalize replace find rfind index count join isspace isdigit
+//            isalpha isalnum; dict: items keys values get; list: index count
 //   globals: namespace(), range(), dict(), raise_exception(msg), strftime_now(fmt)
 // Anything else fails with awq::Error "line N: unknown filter 'x'" (or test / method).
 #pragma once
@@ -42,7 +42,8 @@ class Template {
   // Throws awq::Error("line N: ...") for a syntax error or an unsupported tag.
   explicit Template(const std::string& source);
 
-  // Renders with the variables of `vars` (a dict). Throws TemplateException for
+  // Renders with the variables of `vars` (a dict). Thread-safe (each call has its own
+  // scopes; the tree is shared read-only), except against a concurrent set_now. Throws TemplateException for
   // raise_exception() and awq::Error("line N: ...") for a run-time error (unknown filter,
   // type error, undefined variable used as an object, ...).
   std::string render(const Dict& vars) const;
