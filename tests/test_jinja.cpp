@@ -210,5 +210,17 @@ TEST(JinjaErrors, SyntaxAndRuntime) {
   EXPECT_AWQ_ERROR(render("{% if (1 %}{% endif %}"), {"expected ')'"});
 }
 
+TEST(JinjaErrors, MalformedTemplatesThrowAndNeverCrash) {
+  // Each is a syntax error: awq::Error with a line number, never a crash or a hang.
+  for (const char* src : {"{{", "{%", "{% if %}", "{{ a[ }}", "{{ a. }}", "{% for %}", "{% for x in %}{% endfor %}",
+                          "{% set %}", "{{ 'a' | }}", "{% macro m( %}{% endmacro %}", "{{ {1: } }}", "{{ 1 + }}",
+                          "}}{{", "{% elif x %}", "{% if x %}{% else %}{% else %}{% endif %}", "{{ x is }}",
+                          "{% set ns.a %}", "{{ a(b=) }}", "{{ [1, 2 }}", "{{ (1, 2 }}", "{{ 1 if }}", "{% break x %}",
+                          "{{ x | default( }}", "{%- -%}", "{{ 'a' 'b' }}x{{ }}", "{{ 99999999999999999999 }}"}) {
+    const std::string msg = test::error_message([&] { Template t(src); });
+    EXPECT_EQ(msg.rfind("line ", 0), 0u) << src << " -> " << msg;
+  }
+}
+
 }  // namespace
 }  // namespace awq::jinja
