@@ -69,6 +69,8 @@ TEST(ChatTemplate, Errors) {
   EXPECT_AWQ_ERROR(ChatTemplate::load(dir.path()), {"tokenizer_config.json", "unclosed '{% for %}'", "line 1"});
   dir.write("tokenizer_config.json", R"({"chat_template": "{% include 'other' %}"})");
   EXPECT_AWQ_ERROR(ChatTemplate::load(dir.path()), {"tokenizer_config.json", "unsupported tag 'include'"});
+  dir.write("tokenizer_config.json", R"({"chat_template": [{"name": "tool_use", "template": "T"}]})");
+  EXPECT_AWQ_ERROR(ChatTemplate::load(dir.path()), {"tokenizer_config.json", "without a \"default\" entry"});
   dir.write("tokenizer_config.json", R"({"chat_template": 5})");
   EXPECT_AWQ_ERROR(ChatTemplate::load(dir.path()), {"tokenizer_config.json", "chat_template must be a string"});
   dir.write("tokenizer_config.json", "{not json");
