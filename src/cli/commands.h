@@ -12,5 +12,6 @@ void add_quantize(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_random_model(CLI::App& app);
 void add_export_gguf(CLI::App& app);
+void add_chat(CLI::App& app);
 
 }  // namespace awq::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   awq::cli::add_bench(app);
   awq::cli::add_random_model(app);
   awq::cli::add_export_gguf(app);
+  awq::cli::add_chat(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
