@@ -9,5 +9,6 @@ void add_perplexity(CLI::App& app);
 void add_tokenize(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_quantize(CLI::App& app);
+void add_serve(CLI::App& app);
 
 }  // namespace awq::cli

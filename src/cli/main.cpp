@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   awq::cli::add_perplexity(app);
   awq::cli::add_tokenize(app);
   awq::cli::add_inspect(app);
+  awq::cli::add_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
