@@ -39,7 +39,7 @@ void run(ServeArgs a) {
   std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not kill the server
   LlamaModel model(a.model_dir);
   const Tokenizer tok = Tokenizer::load(a.model_dir);
-  server::ChatRenderer chat = server::load_chat_renderer(a.model_dir, a.chat_template);
+  server::ChatRenderer chat = server::load_chat_renderer(a.model_dir, a.chat_template, tok);
   const int64_t max_pos = model.config().max_position_embeddings;
   if (a.sched.ctx <= 0) a.sched.ctx = std::min<int64_t>(2048, max_pos);
   if (a.sched.ctx > max_pos)

@@ -260,7 +260,9 @@ void Scheduler::on_logits(Slot& slot, float* logits) {
   const int64_t vocab = model_.config().vocab_size;
   const int32_t tok = slot.sampler->sample(logits, vocab, slot.history);
   const auto& eos = tok_.eos_ids();
-  if (slot.req.stop_at_eos && std::find(eos.begin(), eos.end(), tok) != eos.end()) {
+  const auto& ids = slot.req.stop_ids;
+  if ((slot.req.stop_at_eos && std::find(eos.begin(), eos.end(), tok) != eos.end()) ||
+      std::find(ids.begin(), ids.end(), tok) != ids.end()) {
     slot.pending += slot.decoder->flush();
     return finish(slot, "stop");
   }

@@ -29,6 +29,7 @@ struct GenerationRequest {
   int64_t max_tokens = 16;         // >= 1; also bounded by the slot's context
   SamplerParams sampler;           // temperature <= 0: greedy
   std::vector<std::string> stop;   // non-empty stop strings; the text ends before the first
+  std::vector<int32_t> stop_ids;   // tokens that end the text (not shown), whatever stop_at_eos
   bool stop_at_eos = true;
 };
 

@@ -106,18 +106,14 @@ bool HttpServer::Impl::authorized(const httplib::Request& req) const {
 GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r) const {
   GenerationRequest g;
   if (r.chat) {
-    if (!chat.render) throw ApiError(400, "this server has no chat template", "messages");
-    std::string text;
+    if (!chat.prompt_ids) throw ApiError(400, "this server has no chat template", "messages");
     try {
-      text = chat.render(r.messages);
+      g.prompt = chat.prompt_ids(r.messages);
     } catch (const Error& e) {
       throw ApiError(400, std::string("the chat template failed on these messages: ") + e.what(), "messages");
     }
-    // The template writes BOS itself when it wants one; add it only when it did not.
-    const int32_t bos = tok.bos_id();
-    const bool has_bos = bos >= 0 && text.rfind(tok.id_to_token(bos), 0) == 0;
-    g.prompt = tok.encode(text, !has_bos && tok.add_bos());
     g.stop = chat.stop_strings;
+    g.stop_ids = chat.stop_ids;
   } else if (r.prompt_is_ids) {
     for (int32_t id : r.prompt_ids)
       if (id >= tok.vocab_size())

@@ -29,11 +29,12 @@ struct ServerOptions {
   std::chrono::milliseconds shutdown_grace{5000};  // in-flight requests may finish within this
 };
 
-// Turns chat messages into the prompt text (the model's chat template) and names the strings
-// that end an assistant turn. render throws awq::Error when the template fails.
+// Turns chat messages into prompt ids (the model's chat template, server/chat_renderer.h) and
+// names what ends an assistant turn. prompt_ids throws awq::Error when the template fails.
 struct ChatRenderer {
-  std::function<std::string(const std::vector<ChatTurn>&)> render;
-  std::vector<std::string> stop_strings;
+  std::function<std::vector<int32_t>(const std::vector<ChatTurn>&)> prompt_ids;
+  std::vector<std::string> stop_strings;  // matched in the generated text
+  std::vector<int32_t> stop_ids;          // special tokens (skipped in the text)
 };
 
 class HttpServer {

@@ -37,7 +37,7 @@ class LiveServer {
     ho.port = 0;
     ho.model_id = "tiny";
     http_ = std::make_unique<server::HttpServer>(sched_, tiny_tokenizer(), ho,
-                                                 server::load_chat_renderer(tiny_model_dir(), ""));
+                                                 server::load_chat_renderer(tiny_model_dir(), "", tiny_tokenizer()));
     port_ = http_->bind();
     thread_ = std::thread([this] { http_->run(); });
   }
