@@ -6,7 +6,10 @@
 #include <cmath>
 #include <vector>
 
+#include "core/half.h"
 #include "model/batch_decode.h"
+#include "model/batch_linear.h"
+#include "ops/cpu/gemm.h"
 #include "model/llama_model.h"
 #include "support/expect_error.h"
 #include "support/shared_data.h"
@@ -115,6 +118,38 @@ TEST(BatchDecode, ErrorsOnBadTokenAndFullCache) {
   KvCache* c2[] = {&ok};
   test::expect_contains_all(test::error_message([&] { dec.step(pool, &bad, c2, 1, logits); }),
                             {"40000", "outside the vocabulary"});
+}
+
+// The small-batch streaming kernel keeps the blocked GEMM's per-element FMA chain: equal bits
+// for every row count, dtype, tail of rows (N % 8) and of inputs (K % 8), with and without
+// bias. (On a CPU without AVX2 batch_linear is the GEMM itself; the comparison still runs.)
+TEST(BatchLinear, BitIdenticalToBlockedGemmForEveryRowCount) {
+  ThreadPool pool(2);
+  const int64_t N = 37, K = 45;
+  std::vector<float> x(static_cast<size_t>(5 * K)), bias(static_cast<size_t>(N));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * float(i)) * 3.0f;
+  for (size_t i = 0; i < bias.size(); ++i) bias[i] = std::cos(0.11f * float(i));
+  std::vector<float> wf(static_cast<size_t>(N * K));
+  for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.05f * float(i * i % 977)) * 0.5f;
+  std::vector<uint16_t> wh(wf.size()), wb(wf.size());
+  for (size_t i = 0; i < wf.size(); ++i) {
+    wh[i] = f32_to_fp16(wf[i]);
+    wb[i] = f32_to_bf16(wf[i]);
+  }
+  const Matrix mats[] = {Matrix(DType::F32, N, K, wf.data()), Matrix(DType::F16, N, K, wh.data()),
+                         Matrix(DType::BF16, N, K, wb.data())};
+  for (const Matrix& w : mats)
+    for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())})
+      for (int64_t n = 1; n <= 5; ++n) {
+        const size_t sz = static_cast<size_t>(n * N);
+        std::vector<float> want(sz), got(sz, -1.0f), stream(sz, -1.0f);
+        matmul_blocked(pool, gemm_best_isa(), x.data(), n, w, b, want.data());
+        batch_linear(pool, x.data(), n, w, b, got.data());
+        EXPECT_EQ(got, want) << "dtype " << int(w.dtype) << " n " << n << " bias " << (b != nullptr);
+        if (batch_linear_streaming(pool, x.data(), n, w, b, stream.data())) {
+          EXPECT_EQ(stream, want) << "streaming, dtype " << int(w.dtype) << " n " << n;
+        }
+      }
 }
 
 }  // namespace

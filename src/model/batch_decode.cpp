@@ -4,9 +4,9 @@
 #include <string>
 
 #include "core/error.h"
+#include "model/batch_linear.h"
 #include "model/rope.h"
 #include "ops/cpu/attention.h"
-#include "ops/cpu/gemm.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/ops.h"
 
@@ -24,10 +24,10 @@ void add_inplace(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
-// y = x W^T (+ bias) through the blocked GEMM for every row count (see the header: the same
-// accumulation order for a row whatever B is). x: [B, w.cols]; y: [B, w.rows].
+// y = x W^T (+ bias), the same bits for a row whatever B is (model/batch_linear.h).
+// x: [B, w.cols]; y: [B, w.rows].
 void linear(ThreadPool& pool, const float* x, int64_t B, const Matrix& w, const float* b, float* y) {
-  matmul_blocked(pool, gemm_best_isa(), x, B, w, b, y);
+  batch_linear(pool, x, B, w, b, y);
 }
 
 }  // namespace

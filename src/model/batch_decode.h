@@ -2,11 +2,11 @@
 // brings one new token, its own KvCache and its own position (cache.n_past). The linears run
 // once on the B stacked rows through the blocked GEMM; RoPE and attention run per row.
 //
-// Batch-composition independence: every linear goes through matmul_blocked for every B,
-// including B = 1. Its micro-kernels accumulate each output element over k in the same order
-// whatever the tile height or the number of rows, so a row's logits are bit-identical whether
-// it runs alone or beside 31 others (the GEMV that matmul() picks for B < 4 sums in another
-// order and would break that). The server's greedy outputs then do not depend on load.
+// Batch-composition independence: every linear goes through batch_linear (model/batch_linear.h):
+// the blocked GEMM from 4 rows on, below that a streaming kernel with the GEMM's exact
+// per-element FMA order. A row's logits are then bit-identical whether it runs alone or beside
+// 31 others (matmul()'s GEMV for n < 4 sums in another order and would break that), so the
+// server's greedy outputs do not depend on load.
 #pragma once
 #include <cstdint>
 #include <vector>
