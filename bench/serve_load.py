@@ -5,11 +5,11 @@ Starts `awq serve MODEL --port 0`, then for each N in --clients runs N clients a
 streaming one greedy /v1/completions request (its own prompt, --max-tokens tokens,
 ignore_eos so every request generates exactly that many). Reports, per N: wall time from the
 first request to the last [DONE], total completion tokens (from the usage chunk), aggregate
-tokens/s, median time to first token, and whether every client's text equals the text a
+tokens/s, median time to first token, and whether every client's text (in every run) equals the text a
 single serial client got for the same prompt (continuous batching must not change greedy
 output). Standard library only.
 
-  python3 bench/serve_load.py MODEL_DIR [--clients 1,8,32] [--max-tokens 64] [--threads 2]
+  python3 bench/serve_load.py MODEL_DIR [--clients 1,8,32] [--max-tokens 64] [--threads 2] [--repeats 3]
 """
 import argparse
 import http.client
@@ -69,6 +69,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--ctx", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=3, help="runs per N; the table shows the fastest (noisy shared machines)")
     args = ap.parse_args()
     ns = [int(x) for x in args.clients.split(",")]
     cmd = [args.awq, "serve", args.model, "--port", "0", "--parallel", str(max(ns)),
@@ -87,28 +88,33 @@ def main():
         serial = {p: stream_completion(port, model, p, args.max_tokens)[0] for p in PROMPTS}
         print(f"command: {' '.join(cmd)}")
         print(f"clients: {args.clients}; {args.max_tokens} greedy tokens each (ignore_eos); "
-              f"{args.threads} threads\n")
+              f"{args.threads} threads; fastest of {args.repeats} runs per N\n")
         print("| clients N | wall s | completion tokens | aggregate tok/s | median TTFT s | texts == serial |")
         print("|---:|---:|---:|---:|---:|:---:|")
         for n in ns:
-            results = [None] * n
+            best, same_all = None, True
+            for _ in range(args.repeats):
+                results = [None] * n
 
-            def client(i):
-                results[i] = stream_completion(port, model, PROMPTS[i % len(PROMPTS)], args.max_tokens)
+                def client(i):
+                    results[i] = stream_completion(port, model, PROMPTS[i % len(PROMPTS)], args.max_tokens)
 
-            threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
-            t0 = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - t0
-            if any(r is None for r in results):
-                sys.exit(f"N={n}: a client failed")
-            tokens = sum(r[1] for r in results)
-            same = all(r[0] == serial[PROMPTS[i % len(PROMPTS)]] for i, r in enumerate(results))
-            ttft = statistics.median(r[2] for r in results)
-            print(f"| {n} | {wall:.2f} | {tokens} | {tokens / wall:.1f} | {ttft:.3f} | {'yes' if same else 'NO'} |")
+                threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+                t0 = time.perf_counter()
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                wall = time.perf_counter() - t0
+                if any(r is None for r in results):
+                    sys.exit(f"N={n}: a client failed")
+                tokens = sum(r[1] for r in results)
+                same_all &= all(r[0] == serial[PROMPTS[i % len(PROMPTS)]] for i, r in enumerate(results))
+                ttft = statistics.median(r[2] for r in results)
+                if best is None or tokens / wall > best[1] / best[0]:
+                    best = (wall, tokens, ttft)
+            wall, tokens, ttft = best
+            print(f"| {n} | {wall:.2f} | {tokens} | {tokens / wall:.1f} | {ttft:.3f} | {'yes' if same_all else 'NO'} |")
     finally:
         server.terminate()
         server.wait(timeout=30)
