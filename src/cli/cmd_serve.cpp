@@ -14,6 +14,7 @@
 #include "runtime/scheduler.h"
 #include "server/chat_renderer.h"
 #include "server/http_server.h"
+#include "tokenizer/chat_template.h"
 
 namespace awq::cli {
 
@@ -80,12 +81,16 @@ void add_serve(CLI::App& app) {
   add_model_dir(cmd, args->model_dir);
   cmd->add_option("--host", args->http.host, "Address to listen on (0.0.0.0: every interface; mind --api-key)")->capture_default_str();
   cmd->add_option("--port", args->http.port, "TCP port (0: any free one, printed at start)")->capture_default_str()->check(CLI::Range(0, 65535));
-  cmd->add_option("--api-key", args->http.api_key, "Require 'Authorization: Bearer KEY' on /v1/ routes");
+  cmd->add_option("--api-key", args->http.api_key, "Require 'Authorization: Bearer KEY' on /v1/ routes (or set AWQ_API_KEY, which ps does not show)")
+      ->envname("AWQ_API_KEY");
   cmd->add_option("--parallel", args->sched.parallel, "Requests decoded together (KV-cache slots)")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("-c,--ctx", args->sched.ctx, "Positions per slot, prompt + completion (default: min(2048, max_position_embeddings))")->check(CLI::Range(int64_t(2), int64_t(1) << 24));
   cmd->add_option("--max-queue", args->sched.max_queue, "Requests that may wait for a slot; more get 503")->capture_default_str()->check(CLI::Range(0, 100000));
   cmd->add_option("--max-body", args->http.max_body, "Largest request body in bytes; larger get 413")->capture_default_str()->check(CLI::Range(size_t(1024), size_t(1) << 30));
-  cmd->add_option("--chat-template", args->chat_template, "Chat template: a file, or a name the template loader knows (default: the model's, else ChatML)");
+  std::string builtins;
+  for (const std::string& n : ChatTemplate::builtin_names()) builtins += (builtins.empty() ? "" : ", ") + n;
+  cmd->add_option("--chat-template", args->chat_template,
+                  "Chat template: a .jinja file or a builtin (" + builtins + "); default: the model's own, else ChatML");
   cmd->add_option("--model-name", args->model_name, "Model id in the API (default: the folder's name)");
   cmd->add_option("--shutdown-grace", args->grace_seconds, "Seconds in-flight requests may run on after SIGINT/SIGTERM")->capture_default_str()->check(CLI::Range(0.0, 3600.0));
   add_threads(cmd, args->threads);
