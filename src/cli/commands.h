@@ -13,5 +13,6 @@ void add_bench(CLI::App& app);
 void add_random_model(CLI::App& app);
 void add_export_gguf(CLI::App& app);
 void add_chat(CLI::App& app);
+void add_serve(CLI::App& app);
 
 }  // namespace awq::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   awq::cli::add_random_model(app);
   awq::cli::add_export_gguf(app);
   awq::cli::add_chat(app);
+  awq::cli::add_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

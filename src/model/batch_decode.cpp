@@ -1,0 +1,133 @@
+#include "model/batch_decode.h"
+
+#include <algorithm>
+#include <string>
+
+#include "core/error.h"
+#include "model/batch_linear.h"
+#include "model/rope.h"
+#include "ops/cpu/attention.h"
+#include "ops/cpu/matmul.h"
+#include "ops/cpu/ops.h"
+
+namespace awq {
+
+namespace {
+
+const float* bias(const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); }
+
+void grow(std::vector<float>& v, int64_t size) {
+  if (int64_t(v.size()) < size) v.resize(static_cast<size_t>(size));
+}
+
+void add_inplace(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+// y = x W^T (+ bias), the same bits for a row whatever B is (model/batch_linear.h).
+// x: [B, w.cols]; y: [B, w.rows].
+void linear(ThreadPool& pool, const float* x, int64_t B, const Matrix& w, const float* b, float* y) {
+  batch_linear(pool, x, B, w, b, y);
+}
+
+}  // namespace
+
+void attend_one(ThreadPool& pool, const ModelConfig& c, const float* q, const KvCache& cache,
+                int layer, int32_t pos, float* out) {
+  const AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim, cache.ctx,
+                             c.sliding_window.value_or(0)};
+  attention(pool, q, cache.k[size_t(layer)].data(), cache.v[size_t(layer)].data(), &pos, 1, shape,
+            out);
+}
+
+void BatchDecoder::Scratch::reserve(int64_t B, const ModelConfig& c) {
+  grow(x, B * c.hidden_size);
+  grow(h, B * c.hidden_size);
+  grow(q, B * c.q_dim());
+  grow(k, B * c.kv_dim());
+  grow(v, B * c.kv_dim());
+  grow(att, B * c.q_dim());
+  grow(gate, B * c.intermediate_size);
+  grow(up, B * c.intermediate_size);
+  if (int64_t(pos.size()) < B) pos.resize(static_cast<size_t>(B));
+}
+
+BatchDecoder::BatchDecoder(const LlamaModel& model)
+    : model_(model), inv_freq_(rope_inv_freq(model.config())) {}
+
+void BatchDecoder::attention_block(ThreadPool& pool, int layer, KvCache* const* caches, int64_t B,
+                                   float* out) {
+  const ModelConfig& c = model_.config();
+  const LayerWeights& L = model_.weights().layers[size_t(layer)];
+  const int64_t hd = c.head_dim, kvd = c.kv_dim(), qd = c.q_dim();
+  const float* h = s_.h.data();                   // [B, d]
+  linear(pool, h, B, L.wq, bias(L.bq), s_.q.data());  // [B, q_dim]
+  linear(pool, h, B, L.wk, bias(L.bk), s_.k.data());  // [B, kv_dim]
+  linear(pool, h, B, L.wv, bias(L.bv), s_.v.data());  // [B, kv_dim]
+  if (c.qk_norm) {  // qwen3: RMSNorm over each head before RoPE
+    rmsnorm(s_.q.data(), L.q_norm.data(), B * c.num_heads, hd, c.rms_norm_eps, s_.q.data());
+    rmsnorm(s_.k.data(), L.k_norm.data(), B * c.num_kv_heads, hd, c.rms_norm_eps, s_.k.data());
+  }
+  // Each row at its own position.
+  rope_rotate_half(s_.q.data(), B, c.num_heads, hd, s_.pos.data(), inv_freq_.data());
+  rope_rotate_half(s_.k.data(), B, c.num_kv_heads, hd, s_.pos.data(), inv_freq_.data());
+  for (int64_t b = 0; b < B; ++b) {
+    KvCache& cache = *caches[b];
+    const int64_t p = s_.pos[size_t(b)];
+    std::copy(s_.k.data() + b * kvd, s_.k.data() + (b + 1) * kvd, cache.k[size_t(layer)].data() + p * kvd);
+    std::copy(s_.v.data() + b * kvd, s_.v.data() + (b + 1) * kvd, cache.v[size_t(layer)].data() + p * kvd);
+    attend_one(pool, c, s_.q.data() + b * qd, cache, layer, int32_t(p), s_.att.data() + b * qd);
+  }
+  linear(pool, s_.att.data(), B, L.wo, bias(L.bo), out);  // [B, d]
+}
+
+void BatchDecoder::mlp_block(ThreadPool& pool, int layer, int64_t B, float* out) {
+  const ModelConfig& c = model_.config();
+  const LayerWeights& L = model_.weights().layers[size_t(layer)];
+  const float* h = s_.h.data();  // [B, d]
+  linear(pool, h, B, L.w_gate, bias(L.b_gate), s_.gate.data());  // [B, d_ff]
+  linear(pool, h, B, L.w_up, bias(L.b_up), s_.up.data());        // [B, d_ff]
+  silu_mul(s_.gate.data(), s_.up.data(), B * c.intermediate_size, s_.gate.data());
+  linear(pool, s_.gate.data(), B, L.w_down, bias(L.b_down), out);  // [B, d]
+}
+
+void BatchDecoder::step(ThreadPool& pool, const int32_t* tokens, KvCache* const* caches, int64_t B,
+                        std::vector<float>& logits) {
+  const ModelConfig& c = model_.config();
+  const LlamaWeights& W = model_.weights();
+  if (B <= 0) throw Error("batch decode: no sequences to run");
+  for (int64_t b = 0; b < B; ++b) {
+    if (tokens[b] < 0 || tokens[b] >= c.vocab_size)
+      throw Error("token id " + std::to_string(tokens[b]) + " is outside the vocabulary (0.." +
+                  std::to_string(c.vocab_size - 1) + ")");
+    const KvCache& cache = *caches[b];
+    if (cache.n_past + 1 > cache.ctx)
+      throw Error("context overflow: sequence " + std::to_string(b) + " already holds " +
+                  std::to_string(cache.n_past) + " of " + std::to_string(cache.ctx) + " positions");
+    if (cache.kv_dim != c.kv_dim() || int64_t(cache.k.size()) != c.num_layers)
+      throw Error("batch decode: a KV cache was made for another model");
+  }
+  const int64_t d = c.hidden_size;
+  s_.reserve(B, c);
+  float* x = s_.x.data();  // [B, d] residual stream
+  float* h = s_.h.data();  // [B, d] normed input / sublayer output
+  for (int64_t b = 0; b < B; ++b) {
+    widen_row(W.embed, tokens[b], x + b * d);
+    s_.pos[size_t(b)] = int32_t(caches[b]->n_past);
+  }
+  for (int l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& L = W.layers[size_t(l)];
+    rmsnorm(x, L.attn_norm.data(), B, d, c.rms_norm_eps, h);
+    attention_block(pool, l, caches, B, h);
+    add_inplace(x, h, B * d);
+    rmsnorm(x, L.ffn_norm.data(), B, d, c.rms_norm_eps, h);
+    mlp_block(pool, l, B, h);
+    add_inplace(x, h, B * d);
+  }
+  for (int64_t b = 0; b < B; ++b) caches[b]->n_past += 1;
+  rmsnorm(x, W.final_norm.data(), B, d, c.rms_norm_eps, h);
+  logits.resize(static_cast<size_t>(B * c.vocab_size));
+  linear(pool, h, B, W.lm_head, nullptr, logits.data());  // [B, vocab]
+}
+
+}  // namespace awq

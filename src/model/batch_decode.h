@@ -1,0 +1,58 @@
+// One decode step for B independent sequences at once (continuous batching): each sequence
+// brings one new token, its own KvCache and its own position (cache.n_past). The linears run
+// once on the B stacked rows through the blocked GEMM; RoPE and attention run per row.
+//
+// Batch-composition independence: every linear goes through batch_linear (model/batch_linear.h):
+// the blocked GEMM from 4 rows on, below that a streaming kernel with the GEMM's exact
+// per-element FMA order. A row's logits are then bit-identical whether it runs alone or beside
+// 31 others (matmul()'s GEMV for n < 4 sums in another order and would break that), so the
+// server's greedy outputs do not depend on load.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/kv_cache.h"
+#include "model/llama_model.h"
+
+namespace awq {
+
+class BatchDecoder {
+ public:
+  // The model must outlive the decoder.
+  explicit BatchDecoder(const LlamaModel& model);
+
+  // tokens: [B] one new token per sequence; caches: [B] distinct caches of this model, each
+  // with room for one more position. Runs token b at position caches[b]->n_past, appends its
+  // key/value rows and advances n_past. logits: [B, vocab].
+  // Throws awq::Error for an id outside the vocabulary or a full cache (nothing is changed then).
+  void step(ThreadPool& pool, const int32_t* tokens, KvCache* const* caches, int64_t B,
+            std::vector<float>& logits);
+
+ private:
+  // Buffers of one step, grown on demand and reused.
+  struct Scratch {
+    std::vector<float> x, h;         // [B, d] residual stream, sublayer input/output
+    std::vector<float> q, k, v;      // [B, q_dim], [B, kv_dim], [B, kv_dim]
+    std::vector<float> att;          // [B, q_dim]
+    std::vector<float> gate, up;     // [B, d_ff]
+    std::vector<int32_t> pos;        // [B]
+    void reserve(int64_t B, const ModelConfig& c);
+  };
+
+  void attention_block(ThreadPool& pool, int layer, KvCache* const* caches, int64_t B, float* out);
+  void mlp_block(ThreadPool& pool, int layer, int64_t B, float* out);
+
+  const LlamaModel& model_;
+  std::vector<float> inv_freq_;  // [head_dim / 2]
+  Scratch s_;
+};
+
+// Causal attention of one query row of one sequence against its own cache (positions
+// 0..pos). q: [n_heads * head_dim]; out: [n_heads * head_dim]. The one place the batched
+// decode touches the cache layout (kept apart so a cache of another element type only
+// changes this function).
+void attend_one(ThreadPool& pool, const ModelConfig& c, const float* q, const KvCache& cache,
+                int layer, int32_t pos, float* out);
+
+}  // namespace awq

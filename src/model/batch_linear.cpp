@@ -1,0 +1,136 @@
+#include "model/batch_linear.h"
+
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "core/half.h"
+#include "ops/cpu/gemm.h"
+
+namespace awq {
+
+namespace {
+
+template <DType DT>
+__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const void* p) {
+  if constexpr (DT == DType::F32) {
+    return _mm256_loadu_ps(static_cast<const float*>(p));
+  } else {
+    const __m128i h = _mm_loadu_si128(static_cast<const __m128i*>(p));
+    if constexpr (DT == DType::F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));  // bf16
+  }
+}
+
+template <DType DT>
+float widen(const void* p, int64_t i) {
+  if constexpr (DT == DType::F32) return static_cast<const float*>(p)[i];
+  else if constexpr (DT == DType::F16) return fp16_to_f32(static_cast<const uint16_t*>(p)[i]);
+  else return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+}
+
+// 8x8 transpose in registers: v[r][k] -> v[k][r].
+__attribute__((target("avx2,fma,f16c"))) inline void transpose8(__m256 v[8]) {
+  __m256 t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+  }
+  __m256 u[8];
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+// W rows [r0, r0 + 8) against NX rows of x: y[i][r0 + j] = bias[r0 + j] + sum_k x[i][k] W[r0 + j][k]
+// as one FMA chain over k per element (lane j of acc[i]). x: [NX, K]; y: [NX, ldy].
+template <DType DT, int NX>
+__attribute__((target("avx2,fma,f16c"))) void rows8(const float* x, const Matrix& w, int64_t r0,
+                                                    const float* bias, float* y, int64_t ldy) {
+  constexpr int64_t es = DT == DType::F32 ? 4 : 2;
+  const int64_t K = w.cols;
+  const char* wr = static_cast<const char*>(w.data) + r0 * K * es;  // [8, K]
+  __m256 acc[NX];
+  const __m256 b = bias ? _mm256_loadu_ps(bias + r0) : _mm256_setzero_ps();
+  for (int i = 0; i < NX; ++i) acc[i] = b;
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 v[8];
+    for (int j = 0; j < 8; ++j) v[j] = load8<DT>(wr + (j * K + k) * es);
+    transpose8(v);  // v[kk]: lane j = W[r0 + j][k + kk]
+    for (int kk = 0; kk < 8; ++kk)
+      for (int i = 0; i < NX; ++i) acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(x[i * K + k + kk]), v[kk], acc[i]);
+  }
+  for (; k < K; ++k) {
+    alignas(32) float col[8];
+    for (int j = 0; j < 8; ++j) col[j] = widen<DT>(wr + j * K * es, k);
+    const __m256 c = _mm256_load_ps(col);
+    for (int i = 0; i < NX; ++i) acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(x[i * K + k]), c, acc[i]);
+  }
+  for (int i = 0; i < NX; ++i) _mm256_storeu_ps(y + i * ldy + r0, acc[i]);
+}
+
+// One W row (the N % 8 leftovers), the same FMA chain in scalar (std::fma rounds once, as
+// the vector FMA does).
+template <DType DT>
+void row1(const float* x, int64_t nx, const Matrix& w, int64_t r, const float* bias, float* y, int64_t ldy) {
+  constexpr int64_t es = DT == DType::F32 ? 4 : 2;
+  const int64_t K = w.cols;
+  const char* wr = static_cast<const char*>(w.data) + r * K * es;
+  for (int64_t i = 0; i < nx; ++i) {
+    float c = bias ? bias[r] : 0.0f;
+    for (int64_t k = 0; k < K; ++k) c = std::fma(x[i * K + k], widen<DT>(wr, k), c);
+    y[i * ldy + r] = c;
+  }
+}
+
+template <DType DT>
+void streaming(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias, float* y) {
+  const int64_t N = w.rows, blocks = N / 8;
+  pool.parallel_for(blocks + 1, [&](int64_t b, int64_t e) {  // item `blocks`: the N % 8 last rows
+    for (int64_t q = b; q < e; ++q) {
+      if (q == blocks) {
+        for (int64_t r = 8 * blocks; r < N; ++r) row1<DT>(x, n, w, r, bias, y, N);
+        continue;
+      }
+      int64_t i = 0;
+      for (; i + 4 <= n; i += 4) rows8<DT, 4>(x + i * w.cols, w, 8 * q, bias, y + i * N, N);
+      switch (n - i) {
+        case 3: rows8<DT, 3>(x + i * w.cols, w, 8 * q, bias, y + i * N, N); break;
+        case 2: rows8<DT, 2>(x + i * w.cols, w, 8 * q, bias, y + i * N, N); break;
+        case 1: rows8<DT, 1>(x + i * w.cols, w, 8 * q, bias, y + i * N, N); break;
+        default: break;
+      }
+    }
+  }, /*min_chunk=*/16);
+}
+
+}  // namespace
+
+bool batch_linear_streaming(ThreadPool& pool, const float* x, int64_t n, const Matrix& w,
+                            const float* bias, float* y) {
+  static const bool cpu_ok = gemm_best_isa() != GemmIsa::Portable && __builtin_cpu_supports("avx2") &&
+                             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  if (!cpu_ok || w.quantized() || n <= 0) return false;
+  switch (w.dtype) {
+    case DType::F32: streaming<DType::F32>(pool, x, n, w, bias, y); return true;
+    case DType::F16: streaming<DType::F16>(pool, x, n, w, bias, y); return true;
+    case DType::BF16: streaming<DType::BF16>(pool, x, n, w, bias, y); return true;
+    default: return false;
+  }
+}
+
+void batch_linear(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias,
+                  float* y) {
+  if (n < kBatchGemmMinRows && batch_linear_streaming(pool, x, n, w, bias, y)) return;
+  matmul_blocked(pool, gemm_best_isa(), x, n, w, bias, y);
+}
+
+}  // namespace awq

@@ -1,0 +1,325 @@
+#include "runtime/scheduler.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "core/error.h"
+#include "model/batch_decode.h"
+
+namespace awq {
+
+// ----------------------------------------------------------------------------------------------
+// RequestStream
+// ----------------------------------------------------------------------------------------------
+
+bool RequestStream::next(GenerationEvent& ev, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lk(mu_);
+  if (!cv_.wait_for(lk, timeout, [&] { return !events_.empty(); })) return false;
+  ev = std::move(events_.front());
+  events_.pop_front();
+  return true;
+}
+
+void RequestStream::cancel() {
+  std::lock_guard<std::mutex> lk(mu_);
+  cancelled_ = true;
+}
+
+bool RequestStream::cancelled() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return cancelled_;
+}
+
+void RequestStream::push(GenerationEvent ev) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    events_.push_back(std::move(ev));
+  }
+  cv_.notify_all();
+}
+
+size_t stop_holdback(const std::string& text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const std::string& s : stops)
+    for (size_t len = std::min(s.size() - 1, text.size()); len > hold; --len)
+      if (text.compare(text.size() - len, len, s, 0, len) == 0) {
+        hold = len;
+        break;
+      }
+  return hold;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Slots
+// ----------------------------------------------------------------------------------------------
+
+struct Scheduler::Slot {
+  KvCache cache;
+  bool active = false;
+  std::shared_ptr<RequestStream> stream;
+  GenerationRequest req;
+  std::optional<Sampler> sampler;
+  std::optional<StreamDecoder> decoder;
+  std::vector<int32_t> history;  // prompt + generated ids (the repetition penalty's view)
+  std::string pending;           // decoded text not yet sent (could start a stop string)
+  int32_t next_token = 0;        // sampled, to be fed at the next decode step
+  int64_t generated = 0;
+
+  explicit Slot(KvCache c) : cache(std::move(c)) {}
+};
+
+Scheduler::Scheduler(LlamaModel& model, const Tokenizer& tok, ThreadPool& pool,
+                     const SchedulerOptions& opt)
+    : model_(model), tok_(tok), pool_(pool), opt_(opt), decoder_(std::make_unique<BatchDecoder>(model)) {
+  if (opt.parallel < 1) throw Error("--parallel must be at least 1 (got " + std::to_string(opt.parallel) + ")");
+  if (opt.ctx < 2) throw Error("--ctx must be at least 2 positions (got " + std::to_string(opt.ctx) + ")");
+  if (opt.max_queue < 0) throw Error("--max-queue must not be negative");
+  for (int i = 0; i < opt.parallel; ++i) slots_.push_back(std::make_unique<Slot>(model.new_cache(opt.ctx)));
+  stats_.slots = opt.parallel;
+  engine_ = std::thread([this] { engine_loop(); });
+}
+
+Scheduler::~Scheduler() { shutdown(std::chrono::milliseconds(0)); }
+
+std::shared_ptr<RequestStream> Scheduler::submit(GenerationRequest req, Refusal* why) {
+  auto stream = std::make_shared<RequestStream>();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    // Room: the free slots (requests wait in the queue until the engine's next step) plus
+    // max_queue requests waiting behind busy slots.
+    const int64_t room = opt_.max_queue + std::max<int64_t>(0, opt_.parallel - stats_.active);
+    const Refusal r = stopping_                          ? Refusal::ShuttingDown
+                      : int64_t(queue_.size()) >= room ? Refusal::QueueFull
+                                                       : Refusal::None;
+    if (why) *why = r;
+    if (r != Refusal::None) {
+      ++stats_.rejected_total;
+      return nullptr;
+    }
+    ++stats_.requests_total;
+    queue_.push_back(Pending{std::move(req), stream});
+    stats_.queued = int64_t(queue_.size());
+  }
+  cv_.notify_all();
+  return stream;
+}
+
+void Scheduler::shutdown(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!stopping_) {
+      stopping_ = true;
+      deadline_ = std::chrono::steady_clock::now() + grace;
+    }
+  }
+  cv_.notify_all();
+  if (engine_.joinable()) engine_.join();
+}
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return stats_;
+}
+
+// ----------------------------------------------------------------------------------------------
+// The engine thread
+// ----------------------------------------------------------------------------------------------
+
+void Scheduler::engine_loop() {
+  for (;;) {
+    std::vector<std::pair<Slot*, Pending>> admitted;
+    std::vector<Pending> dropped;  // queued when shutdown came
+    bool abort_active = false, exit_after = false;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      const auto has_active = [&] {
+        return std::any_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->active; });
+      };
+      const auto has_free = [&] {
+        return std::any_of(slots_.begin(), slots_.end(), [](const auto& s) { return !s->active; });
+      };
+      cv_.wait(lk, [&] { return stopping_ || has_active() || (!queue_.empty() && has_free()); });
+      if (stopping_) {
+        while (!queue_.empty()) {
+          dropped.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+        abort_active = std::chrono::steady_clock::now() >= deadline_;
+        exit_after = abort_active || !has_active();
+      }
+      for (auto& s : slots_) {
+        if (queue_.empty()) break;
+        if (s->active) continue;
+        admitted.emplace_back(s.get(), std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      stats_.queued = int64_t(queue_.size());
+      stats_.active += int64_t(admitted.size());
+    }
+    for (Pending& p : dropped) {
+      GenerationEvent ev;
+      ev.kind = GenerationEvent::Kind::Done;
+      ev.finish_reason = "abort";
+      ev.prompt_tokens = int64_t(p.req.prompt.size());
+      p.stream->push(std::move(ev));
+    }
+    if (abort_active)
+      for (auto& s : slots_)
+        if (s->active) finish(*s, "abort");
+    if (exit_after) {
+      std::lock_guard<std::mutex> lk(mu_);
+      stats_.active = 0;
+      return;
+    }
+
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto& [slot, p] : admitted) admit(*slot, std::move(p));
+    decode_active();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_.busy_seconds_total += dt;
+    stats_.active = std::count_if(slots_.begin(), slots_.end(), [](const auto& s) { return s->active; });
+  }
+}
+
+void Scheduler::admit(Slot& slot, Pending p) {
+  if (p.stream->cancelled()) {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++stats_.cancelled_total;
+    return;
+  }
+  slot.active = true;
+  slot.stream = std::move(p.stream);
+  slot.req = std::move(p.req);
+  slot.sampler.emplace(slot.req.sampler);
+  slot.decoder.emplace(tok_, /*skip_special=*/true);
+  // The decoder sees the prompt too, so the first piece carries its leading space.
+  for (int32_t id : slot.req.prompt) slot.decoder->push(id);
+  slot.history = slot.req.prompt;
+  slot.pending.clear();
+  slot.generated = 0;
+  slot.cache.clear();
+  try {
+    if (int64_t(slot.req.prompt.size()) >= slot.cache.ctx)
+      throw Error("the prompt is " + std::to_string(slot.req.prompt.size()) +
+                  " tokens but a slot holds " + std::to_string(slot.cache.ctx) + " positions");
+    std::vector<float> logits;  // [1, vocab]
+    model_.forward(pool_, slot.req.prompt.data(), int64_t(slot.req.prompt.size()), slot.cache, false,
+                   logits);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stats_.prompt_tokens_total += slot.req.prompt.size();
+    }
+    on_logits(slot, logits.data());
+  } catch (const std::exception& e) {
+    GenerationEvent ev;
+    ev.kind = GenerationEvent::Kind::Error;
+    ev.error = e.what();
+    slot.stream->push(std::move(ev));
+    slot.active = false;
+    slot.stream.reset();
+  }
+}
+
+void Scheduler::decode_active() {
+  std::vector<Slot*> batch;
+  for (auto& s : slots_) {
+    if (!s->active) continue;
+    if (s->stream->cancelled()) {  // the client went away: free the slot
+      s->active = false;
+      s->stream.reset();
+      std::lock_guard<std::mutex> lk(mu_);
+      ++stats_.cancelled_total;
+      continue;
+    }
+    batch.push_back(s.get());
+  }
+  if (batch.empty()) return;
+  std::vector<int32_t> tokens;    // [B]
+  std::vector<KvCache*> caches;   // [B]
+  for (Slot* s : batch) {
+    tokens.push_back(s->next_token);
+    caches.push_back(&s->cache);
+  }
+  std::vector<float> logits;  // [B, vocab]
+  try {
+    decoder_->step(pool_, tokens.data(), caches.data(), int64_t(batch.size()), logits);
+  } catch (const std::exception& e) {
+    fail_all_active(e.what());
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++stats_.decode_steps_total;
+  }
+  const int64_t vocab = model_.config().vocab_size;
+  for (size_t b = 0; b < batch.size(); ++b) on_logits(*batch[b], logits.data() + int64_t(b) * vocab);
+}
+
+void Scheduler::on_logits(Slot& slot, float* logits) {
+  const int64_t vocab = model_.config().vocab_size;
+  const int32_t tok = slot.sampler->sample(logits, vocab, slot.history);
+  const auto& eos = tok_.eos_ids();
+  const auto& ids = slot.req.stop_ids;
+  if ((slot.req.stop_at_eos && std::find(eos.begin(), eos.end(), tok) != eos.end()) ||
+      std::find(ids.begin(), ids.end(), tok) != ids.end()) {
+    slot.pending += slot.decoder->flush();
+    return finish(slot, "stop");
+  }
+  slot.history.push_back(tok);
+  ++slot.generated;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++stats_.generated_tokens_total;
+  }
+  slot.pending += slot.decoder->push(tok);
+  const bool at_limit = slot.generated >= slot.req.max_tokens || slot.cache.n_past >= slot.cache.ctx;
+  if (at_limit) slot.pending += slot.decoder->flush();
+  // A stop string ends the text before it.
+  size_t cut = std::string::npos;
+  for (const std::string& s : slot.req.stop) cut = std::min(cut, slot.pending.find(s));
+  if (cut != std::string::npos) {
+    slot.pending.resize(cut);
+    return finish(slot, "stop");
+  }
+  if (at_limit) return finish(slot, "length");
+  const size_t hold = stop_holdback(slot.pending, slot.req.stop);
+  if (slot.pending.size() > hold) {
+    GenerationEvent ev;
+    ev.text = slot.pending.substr(0, slot.pending.size() - hold);
+    slot.pending.erase(0, slot.pending.size() - hold);
+    slot.stream->push(std::move(ev));
+  }
+  slot.next_token = tok;
+}
+
+void Scheduler::finish(Slot& slot, const std::string& reason) {
+  if (!slot.pending.empty()) {
+    GenerationEvent ev;
+    ev.text = std::move(slot.pending);
+    slot.stream->push(std::move(ev));
+    slot.pending.clear();
+  }
+  GenerationEvent done;
+  done.kind = GenerationEvent::Kind::Done;
+  done.finish_reason = reason;
+  done.prompt_tokens = int64_t(slot.req.prompt.size());
+  done.completion_tokens = slot.generated;
+  slot.stream->push(std::move(done));
+  slot.active = false;
+  slot.stream.reset();
+}
+
+void Scheduler::fail_all_active(const std::string& error) {
+  for (auto& s : slots_) {
+    if (!s->active) continue;
+    GenerationEvent ev;
+    ev.kind = GenerationEvent::Kind::Error;
+    ev.error = error;
+    s->stream->push(std::move(ev));
+    s->active = false;
+    s->stream.reset();
+  }
+}
+
+}  // namespace awq

@@ -1,0 +1,136 @@
+// Continuous batching for the server: one engine thread owns the model and a fixed pool of
+// KV-cache slots (--parallel); HTTP threads submit requests to a bounded queue and read their
+// tokens from a per-request RequestStream. Every engine step admits waiting requests into
+// free slots (prefill through LlamaModel::forward), then runs one BatchDecoder step for all
+// active requests, samples each with its own sampler, decodes text incrementally, applies
+// stop strings / max_tokens / context limits, and drops requests whose client went away.
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/llama_model.h"
+#include "runtime/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+namespace awq {
+
+class BatchDecoder;
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;     // [n] ids, n >= 1, each inside the vocabulary
+  int64_t max_tokens = 16;         // >= 1; also bounded by the slot's context
+  SamplerParams sampler;           // temperature <= 0: greedy
+  std::vector<std::string> stop;   // non-empty stop strings; the text ends before the first
+  std::vector<int32_t> stop_ids;   // tokens that end the text (not shown), whatever stop_at_eos
+  bool stop_at_eos = true;
+};
+
+// What the engine sends to the request's reader, in order: Text*, then one Done or Error.
+struct GenerationEvent {
+  enum class Kind { Text, Done, Error };
+  Kind kind = Kind::Text;
+  std::string text;           // Text: the next piece of the completion (complete UTF-8)
+  std::string finish_reason;  // Done: "stop" (EOS or a stop string), "length", "abort" (shutdown)
+  std::string error;          // Error: what went wrong
+  int64_t prompt_tokens = 0, completion_tokens = 0;  // Done
+};
+
+// One request's channel between the engine (writer) and its HTTP thread (reader).
+class RequestStream {
+ public:
+  // The next event, waiting up to `timeout`; false when none came in time.
+  bool next(GenerationEvent& ev, std::chrono::milliseconds timeout);
+  // The reader is gone (client disconnected): the engine frees the slot at its next step.
+  void cancel();
+  bool cancelled() const;
+
+  void push(GenerationEvent ev);  // engine side
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<GenerationEvent> events_;
+  bool cancelled_ = false;
+};
+
+struct SchedulerOptions {
+  int parallel = 4;        // KV-cache slots = requests decoded together
+  int64_t ctx = 2048;      // positions per slot (prompt + completion)
+  int max_queue = 64;      // requests waiting for a slot before submit() refuses
+};
+
+struct SchedulerStats {
+  int64_t slots = 0, active = 0, queued = 0;
+  uint64_t requests_total = 0;        // accepted by submit()
+  uint64_t rejected_total = 0;        // refused: queue full or shutting down
+  uint64_t cancelled_total = 0;       // dropped because the client went away
+  uint64_t prompt_tokens_total = 0;   // prefilled
+  uint64_t generated_tokens_total = 0;
+  uint64_t decode_steps_total = 0;
+  double busy_seconds_total = 0;      // engine time in prefill + decode
+};
+
+class Scheduler {
+ public:
+  // The model, tokenizer and pool must outlive the scheduler; the engine thread starts here
+  // and allocates the slots' caches once (throws awq::Error for bad options).
+  Scheduler(LlamaModel& model, const Tokenizer& tok, ThreadPool& pool, const SchedulerOptions& opt);
+  ~Scheduler();  // shutdown(0)
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  enum class Refusal { None, QueueFull, ShuttingDown };
+  // The request's stream, or nullptr with `why` set when it cannot be queued.
+  std::shared_ptr<RequestStream> submit(GenerationRequest req, Refusal* why = nullptr);
+
+  // Stops accepting requests and drops the queued ones (finish "abort"); active requests run
+  // on for up to `grace`, then end with finish "abort". Joins the engine thread. Idempotent.
+  void shutdown(std::chrono::milliseconds grace);
+
+  SchedulerStats stats() const;
+  const SchedulerOptions& options() const { return opt_; }
+
+ private:
+  struct Slot;
+  struct Pending {
+    GenerationRequest req;
+    std::shared_ptr<RequestStream> stream;
+  };
+
+  void engine_loop();
+  void admit(Slot& slot, Pending p);
+  void decode_active();
+  // Samples from logits: [vocab] for the slot and emits text / finishes it.
+  void on_logits(Slot& slot, float* logits);
+  void finish(Slot& slot, const std::string& reason);
+  void fail_all_active(const std::string& error);
+
+  LlamaModel& model_;
+  const Tokenizer& tok_;
+  ThreadPool& pool_;
+  SchedulerOptions opt_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::unique_ptr<BatchDecoder> decoder_;  // engine thread only
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point deadline_;
+  SchedulerStats stats_;
+  std::thread engine_;
+};
+
+// Length of the longest suffix of `text` that is a proper prefix of some stop string: text
+// the stream must hold back because the next token could complete a stop string.
+size_t stop_holdback(const std::string& text, const std::vector<std::string>& stops);
+
+}  // namespace awq

@@ -1,0 +1,325 @@
+#include "server/http_server.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "core/error.h"
+#include "server/api_error.h"
+#include "server/metrics.h"
+#include "server/openai_format.h"
+
+namespace awq::server {
+
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  if (e.status == 503) res.set_header("Retry-After", "1");
+  res.set_content(error_body(e), "application/json");
+}
+
+// The reader side of one streamed response, shared by httplib's content provider and its
+// resource releaser.
+struct StreamState {
+  std::shared_ptr<RequestStream> events;
+  ResponseIds ids;
+  bool include_usage = false;
+  bool started = false;
+  std::once_flag released;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Scheduler& sched;
+  const Tokenizer& tok;
+  ServerOptions opt;
+  ChatRenderer chat;
+  httplib::Server srv;
+  int64_t started_at = 0;
+  std::atomic<bool> stopping{false};
+  std::atomic<int> open_requests{0};  // completion requests not yet fully answered
+  std::mutex stats_mu;
+  std::map<int, uint64_t> responses_by_code;
+  std::once_flag shutdown_once;
+
+  Impl(Scheduler& s, const Tokenizer& t, ServerOptions o, ChatRenderer c)
+      : sched(s), tok(t), opt(std::move(o)), chat(std::move(c)) {}
+
+  void setup_routes();
+  bool authorized(const httplib::Request& req) const;
+  GenerationRequest to_generation(const CompletionRequest& r) const;
+  void completion(const httplib::Request& req, httplib::Response& res, bool chat_api);
+  void do_shutdown();
+};
+
+HttpServer::HttpServer(Scheduler& scheduler, const Tokenizer& tok, ServerOptions opt, ChatRenderer chat)
+    : impl_(std::make_unique<Impl>(scheduler, tok, std::move(opt), std::move(chat))) {
+  impl_->started_at = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  impl_->setup_routes();
+}
+
+HttpServer::~HttpServer() { shutdown(); }
+
+int HttpServer::bind() {
+  const ServerOptions& o = impl_->opt;
+  const int port = o.port == 0 ? impl_->srv.bind_to_any_port(o.host)
+                               : (impl_->srv.bind_to_port(o.host, o.port) ? o.port : -1);
+  if (port <= 0)
+    throw Error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
+                " (address in use, or not an address of this machine; pick another --host/--port)");
+  return port;
+}
+
+void HttpServer::run() { impl_->srv.listen_after_bind(); }
+
+void HttpServer::shutdown() {
+  std::call_once(impl_->shutdown_once, [this] { impl_->do_shutdown(); });
+}
+
+void HttpServer::Impl::do_shutdown() {
+  stopping = true;
+  // In-flight requests finish (or end with "abort" after the grace period); their handlers
+  // then send the last chunks, which must go out before the listener stops.
+  sched.shutdown(opt.shutdown_grace);
+  const auto until = Clock::now() + std::chrono::seconds(2);
+  while (open_requests.load() > 0 && Clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  srv.stop();
+}
+
+bool HttpServer::Impl::authorized(const httplib::Request& req) const {
+  if (opt.api_key.empty()) return true;
+  return req.get_header_value("Authorization") == "Bearer " + opt.api_key;
+}
+
+GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r) const {
+  GenerationRequest g;
+  if (r.chat) {
+    if (!chat.prompt_ids) throw ApiError(400, "this server has no chat template", "messages");
+    try {
+      g.prompt = chat.prompt_ids(r.messages);
+    } catch (const Error& e) {
+      throw ApiError(400, std::string("the chat template failed on these messages: ") + e.what(), "messages");
+    }
+    g.stop = chat.stop_strings;
+    g.stop_ids = chat.stop_ids;
+  } else if (r.prompt_is_ids) {
+    for (int32_t id : r.prompt_ids)
+      if (id >= tok.vocab_size())
+        throw ApiError(400, "token id " + std::to_string(id) + " in 'prompt' is outside the vocabulary (0.." +
+                                std::to_string(tok.vocab_size() - 1) + ")", "prompt", "invalid_value");
+    g.prompt = r.prompt_ids;
+  } else {
+    g.prompt = tok.encode(r.prompt, true);
+  }
+  if (g.prompt.empty()) throw ApiError(400, "the prompt encodes to no tokens", r.chat ? "messages" : "prompt");
+  const int64_t ctx = sched.options().ctx, n = int64_t(g.prompt.size());
+  if (n >= ctx)
+    throw ApiError(400, "This model's maximum context length is " + std::to_string(ctx) +
+                            " tokens (--ctx); the prompt has " + std::to_string(n) +
+                            " tokens, leaving no room to generate. Shorten the prompt.",
+                   r.chat ? "messages" : "prompt", "context_length_exceeded");
+  const int64_t room = ctx - n;
+  g.max_tokens = std::min(r.max_tokens.value_or(r.chat ? room : 16), room);
+  for (const std::string& s : r.stop) g.stop.push_back(s);
+  g.stop_at_eos = !r.ignore_eos;
+  g.sampler.temperature = float(r.temperature);
+  g.sampler.top_p = float(r.top_p);
+  g.sampler.top_k = 0;
+  g.sampler.min_p = 0.0f;
+  g.sampler.repeat_penalty = 1.0f;
+  g.sampler.seed = r.seed ? *r.seed : std::random_device{}() * 0x9E3779B97F4A7C15ULL + std::random_device{}();
+  return g;
+}
+
+void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response& res, bool chat_api) {
+  const CompletionRequest r = parse_completion_request(req.body, chat_api);
+  if (r.model != opt.model_id)
+    throw ApiError(404, "The model '" + r.model + "' does not exist; this server serves '" + opt.model_id + "'",
+                   "model", "model_not_found");
+  GenerationRequest g = to_generation(r);
+  Scheduler::Refusal why = Scheduler::Refusal::None;
+  std::shared_ptr<RequestStream> events = sched.submit(std::move(g), &why);
+  if (!events) {
+    if (why == Scheduler::Refusal::ShuttingDown)
+      throw ApiError(503, "the server is shutting down", "", "server_shutting_down");
+    throw ApiError(503, "the server is busy: every slot is taken and " + std::to_string(sched.options().max_queue) +
+                            " requests are already waiting (--max-queue); retry later",
+                   "", "server_busy");
+  }
+  const ResponseIds ids = new_response_ids(chat_api, opt.model_id);
+  ++open_requests;
+  if (!r.stream) {
+    struct Done {
+      std::atomic<int>& n;
+      ~Done() { --n; }
+    } done{open_requests};
+    std::string text;
+    GenerationEvent ev;
+    for (;;) {
+      if (!events->next(ev, std::chrono::milliseconds(100))) continue;
+      if (ev.kind == GenerationEvent::Kind::Text) { text += ev.text; continue; }
+      if (ev.kind == GenerationEvent::Kind::Error) throw ApiError(500, "generation failed: " + ev.error);
+      res.set_content(full_response(ids, text, ev.finish_reason, ev.prompt_tokens, ev.completion_tokens)
+                          .dump(-1, ' ', false, json::error_handler_t::replace),
+                      "application/json");
+      return;
+    }
+  }
+
+  auto st = std::make_shared<StreamState>();
+  st->events = events;
+  st->ids = ids;
+  st->include_usage = r.include_usage;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [st](size_t, httplib::DataSink& sink) {
+        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+        if (!st->started) {
+          st->started = true;
+          if (st->ids.chat) return write(sse_event(role_chunk(st->ids, st->include_usage)));
+        }
+        GenerationEvent ev;
+        // Nothing yet: keep waiting while the client is still there (returning false
+        // closes the connection and the releaser cancels the request).
+        if (!st->events->next(ev, std::chrono::milliseconds(100))) return sink.is_writable();
+        bool ok = true;
+        switch (ev.kind) {
+          case GenerationEvent::Kind::Text:
+            return write(sse_event(text_chunk(st->ids, ev.text, st->include_usage)));
+          case GenerationEvent::Kind::Done:
+            ok = write(sse_event(finish_chunk(st->ids, ev.finish_reason, st->include_usage)));
+            if (ok && st->include_usage)
+              ok = write(sse_event(usage_chunk(st->ids, ev.prompt_tokens, ev.completion_tokens)));
+            break;
+          case GenerationEvent::Kind::Error:
+            ok = write(sse_event(json::parse(error_body(500, "generation failed: " + ev.error))));
+            break;
+        }
+        ok = ok && write(sse_done());
+        sink.done();
+        return ok;
+      },
+      [st, this](bool) {
+        std::call_once(st->released, [&] {
+          st->events->cancel();  // a no-op when the request already finished
+          --open_requests;
+        });
+      });
+}
+
+void HttpServer::Impl::setup_routes() {
+  const int threads = opt.http_threads > 0
+                          ? opt.http_threads
+                          : sched.options().parallel + sched.options().max_queue + 8;
+  srv.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  srv.set_payload_max_length(opt.max_body);
+  srv.set_keep_alive_timeout(2);
+  srv.set_read_timeout(30);
+
+  srv.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.path.rfind("/v1/", 0) == 0 && !authorized(req)) {
+      send_error(res, ApiError(401,
+                               "Incorrect or missing API key: send the header 'Authorization: Bearer <key>' "
+                               "with the key given to awq serve --api-key", "", "invalid_api_key"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  // Errors httplib raises itself (unknown route, body too large, bad request line) in
+  // OpenAI's shape too.
+  srv.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string msg = "HTTP " + std::to_string(res.status);
+    std::string code;
+    if (res.status == 404) {
+      msg = "Unknown endpoint: " + req.method + " " + req.path;
+      code = "unknown_url";
+    } else if (res.status == 413) {
+      msg = "The request body is larger than " + std::to_string(opt.max_body) + " bytes (--max-body)";
+      code = "request_too_large";
+    } else if (res.status == 400) {
+      msg = "Malformed HTTP request";
+    }
+    res.set_content(error_body(res.status, msg, "", code), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  srv.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    send_error(res, ApiError(500, "internal error: " + what));
+  });
+  srv.set_logger([this](const httplib::Request&, const httplib::Response& res) {
+    std::lock_guard<std::mutex> lk(stats_mu);
+    ++responses_by_code[res.status];
+  });
+
+  auto guarded = [](auto fn) {
+    return [fn](const httplib::Request& req, httplib::Response& res) {
+      try {
+        fn(req, res);
+      } catch (const ApiError& e) {
+        send_error(res, e);
+      } catch (const Error& e) {
+        send_error(res, ApiError(400, e.what()));
+      }
+    };
+  };
+  auto model_json = [this] {
+    return json{{"id", opt.model_id}, {"object", "model"}, {"created", started_at}, {"owned_by", "awq.cpp"}};
+  };
+
+  srv.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(std::string(web_page()), "text/html; charset=utf-8");
+  });
+  srv.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    if (stopping) {
+      res.status = 503;
+      res.set_content(R"({"status":"shutting down"})", "application/json");
+    } else {
+      res.set_content(R"({"status":"ok"})", "application/json");
+    }
+  });
+  srv.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    std::map<int, uint64_t> codes;
+    {
+      std::lock_guard<std::mutex> lk(stats_mu);
+      codes = responses_by_code;
+    }
+    res.set_content(prometheus_text(sched.stats(), codes), "text/plain; version=0.0.4");
+  });
+  srv.Get("/v1/models", [model_json](const httplib::Request&, httplib::Response& res) {
+    res.set_content(json{{"object", "list"}, {"data", json::array({model_json()})}}.dump(), "application/json");
+  });
+  srv.Get(R"(/v1/models/(.+))", guarded([this, model_json](const httplib::Request& req, httplib::Response& res) {
+    if (req.matches[1] != opt.model_id)
+      throw ApiError(404, "The model '" + std::string(req.matches[1]) + "' does not exist", "model", "model_not_found");
+    res.set_content(model_json().dump(), "application/json");
+  }));
+  srv.Post("/v1/completions", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    completion(req, res, false);
+  }));
+  srv.Post("/v1/chat/completions", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    completion(req, res, true);
+  }));
+}
+
+}  // namespace awq::server

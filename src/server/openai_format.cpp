@@ -1,0 +1,91 @@
+#include "server/openai_format.h"
+
+#include <chrono>
+#include <random>
+
+namespace awq::server {
+
+using nlohmann::json;
+
+ResponseIds new_response_ids(bool chat, const std::string& model) {
+  static const char kAlnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_int_distribution<size_t> pick(0, sizeof(kAlnum) - 2);
+  ResponseIds r;
+  r.chat = chat;
+  r.id = chat ? "chatcmpl-" : "cmpl-";
+  for (int i = 0; i < 24; ++i) r.id += kAlnum[pick(rng)];
+  r.created = std::chrono::duration_cast<std::chrono::seconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  r.model = model;
+  return r;
+}
+
+json usage_json(int64_t prompt_tokens, int64_t completion_tokens) {
+  return {{"prompt_tokens", prompt_tokens},
+          {"completion_tokens", completion_tokens},
+          {"total_tokens", prompt_tokens + completion_tokens}};
+}
+
+namespace {
+
+json envelope(const ResponseIds& ids, bool chunk) {
+  const char* object = ids.chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
+  return {{"id", ids.id}, {"object", object}, {"created", ids.created}, {"model", ids.model},
+          {"system_fingerprint", nullptr}};
+}
+
+json chunk_with(const ResponseIds& ids, json choice, bool with_usage_null) {
+  json j = envelope(ids, true);
+  choice["index"] = 0;
+  choice["logprobs"] = nullptr;
+  if (!choice.contains("finish_reason")) choice["finish_reason"] = nullptr;
+  j["choices"] = json::array({choice});
+  if (with_usage_null) j["usage"] = nullptr;
+  return j;
+}
+
+}  // namespace
+
+json full_response(const ResponseIds& ids, const std::string& text, const std::string& finish_reason,
+                   int64_t prompt_tokens, int64_t completion_tokens) {
+  json j = envelope(ids, false);
+  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+  if (ids.chat) choice["message"] = {{"role", "assistant"}, {"content", text}};
+  else choice["text"] = text;
+  j["choices"] = json::array({choice});
+  j["usage"] = usage_json(prompt_tokens, completion_tokens);
+  return j;
+}
+
+json role_chunk(const ResponseIds& ids, bool with_usage_null) {
+  return chunk_with(ids, {{"delta", {{"role", "assistant"}, {"content", ""}}}}, with_usage_null);
+}
+
+json text_chunk(const ResponseIds& ids, const std::string& text, bool with_usage_null) {
+  if (ids.chat) return chunk_with(ids, {{"delta", {{"content", text}}}}, with_usage_null);
+  return chunk_with(ids, {{"text", text}}, with_usage_null);
+}
+
+json finish_chunk(const ResponseIds& ids, const std::string& finish_reason, bool with_usage_null) {
+  if (ids.chat)
+    return chunk_with(ids, {{"delta", json::object()}, {"finish_reason", finish_reason}}, with_usage_null);
+  return chunk_with(ids, {{"text", ""}, {"finish_reason", finish_reason}}, with_usage_null);
+}
+
+json usage_chunk(const ResponseIds& ids, int64_t prompt_tokens, int64_t completion_tokens) {
+  json j = envelope(ids, true);
+  j["choices"] = json::array();
+  j["usage"] = usage_json(prompt_tokens, completion_tokens);
+  return j;
+}
+
+std::string sse_event(const json& j) {
+  std::string s = "data: ";
+  s += j.dump(-1, ' ', false, json::error_handler_t::replace);
+  s += "\n\n";
+  return s;
+}
+
+}  // namespace awq::server

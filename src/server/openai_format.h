@@ -1,0 +1,42 @@
+// The JSON objects of OpenAI's completions and chat completions API: whole responses, the
+// chunks of a Server-Sent Events stream, and the SSE framing ("data: {...}\n\n").
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace awq::server {
+
+// What every response and chunk of one request shares.
+struct ResponseIds {
+  bool chat = false;
+  std::string id;     // "chatcmpl-..." or "cmpl-..."
+  int64_t created = 0;  // unix seconds
+  std::string model;
+};
+
+// A fresh id for a request ("chatcmpl-" or "cmpl-" + 24 random alphanumerics) and the time.
+ResponseIds new_response_ids(bool chat, const std::string& model);
+
+nlohmann::json usage_json(int64_t prompt_tokens, int64_t completion_tokens);
+
+// The whole non-streaming response.
+nlohmann::json full_response(const ResponseIds& ids, const std::string& text,
+                             const std::string& finish_reason, int64_t prompt_tokens,
+                             int64_t completion_tokens);
+
+// One stream chunk. Chat: the first one carries the role (role_chunk), then content deltas,
+// then an empty delta with the finish_reason. Completions: text pieces, then "" with the
+// finish_reason. with_usage_null adds "usage": null (when stream_options.include_usage).
+nlohmann::json role_chunk(const ResponseIds& ids, bool with_usage_null);
+nlohmann::json text_chunk(const ResponseIds& ids, const std::string& text, bool with_usage_null);
+nlohmann::json finish_chunk(const ResponseIds& ids, const std::string& finish_reason, bool with_usage_null);
+// The last chunk when include_usage: empty choices and the usage.
+nlohmann::json usage_chunk(const ResponseIds& ids, int64_t prompt_tokens, int64_t completion_tokens);
+
+// "data: <json>\n\n" (invalid UTF-8 replaced), and the stream's end "data: [DONE]\n\n".
+std::string sse_event(const nlohmann::json& j);
+inline const char* sse_done() { return "data: [DONE]\n\n"; }
+
+}  // namespace awq::server

@@ -1,0 +1,41 @@
+// Parsing and validating the JSON bodies of POST /v1/completions and /v1/chat/completions.
+// Every defect becomes an ApiError (400) naming the field; fields the server does not use
+// (frequency_penalty, logit_bias, user, ...) are accepted and ignored, as clients send them.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace awq::server {
+
+struct ChatTurn {
+  std::string role;     // "system", "user", "assistant", "developer", "tool"
+  std::string content;  // text (content parts of type "text" joined)
+};
+
+struct CompletionRequest {
+  bool chat = false;
+  std::string model;
+  // /v1/completions: the prompt as text, or as token ids (prompt_is_ids).
+  std::string prompt;
+  std::vector<int32_t> prompt_ids;
+  bool prompt_is_ids = false;
+  // /v1/chat/completions
+  std::vector<ChatTurn> messages;
+
+  std::optional<int64_t> max_tokens;  // not given: 16 (completions) or the rest of the context (chat)
+  double temperature = 1.0;           // 0: greedy
+  double top_p = 1.0;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  bool ignore_eos = false;     // extension (as llama.cpp and vLLM): generate past end-of-sequence
+};
+
+// body: the raw request body. Throws ApiError(400) for malformed JSON, wrong types, missing
+// fields and values out of range.
+CompletionRequest parse_completion_request(const std::string& body, bool chat);
+
+}  // namespace awq::server

@@ -1,0 +1,107 @@
+// An awq HTTP server running in-process on a free port (tiny model), plus small client
+// helpers: POST JSON, parse a Server-Sent Events body. Header-only test helper.
+#pragma once
+#include <httplib.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "model/llama_model.h"
+#include "runtime/scheduler.h"
+#include "server/chat_renderer.h"
+#include "server/http_server.h"
+#include "support/shared_data.h"
+#include "tokenizer/tokenizer.h"
+
+namespace awq::test {
+
+inline LlamaModel& tiny_llama() {
+  static LlamaModel m(tiny_model_dir());
+  return m;
+}
+inline const Tokenizer& tiny_tokenizer() {
+  static const Tokenizer t = Tokenizer::load(tiny_model_dir());
+  return t;
+}
+
+class LiveServer {
+ public:
+  explicit LiveServer(SchedulerOptions so = {}, server::ServerOptions ho = {}, int threads = 2)
+      : pool_(threads), sched_(tiny_llama(), tiny_tokenizer(), pool_, so) {
+    ho.host = "127.0.0.1";
+    ho.port = 0;
+    ho.model_id = "tiny";
+    http_ = std::make_unique<server::HttpServer>(sched_, tiny_tokenizer(), ho,
+                                                 server::load_chat_renderer(tiny_model_dir(), "", tiny_tokenizer()));
+    port_ = http_->bind();
+    thread_ = std::thread([this] { http_->run(); });
+  }
+  ~LiveServer() {
+    http_->shutdown();
+    thread_.join();
+  }
+  int port() const { return port_; }
+  Scheduler& scheduler() { return sched_; }
+  server::HttpServer& http() { return *http_; }
+  std::unique_ptr<httplib::Client> client() const {
+    auto c = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    c->set_read_timeout(120);
+    c->set_write_timeout(30);
+    return c;
+  }
+
+ private:
+  ThreadPool pool_;
+  Scheduler sched_;
+  std::unique_ptr<server::HttpServer> http_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+struct SseBody {
+  std::vector<nlohmann::json> events;  // every data: JSON object, in order
+  bool done = false;                   // ended with data: [DONE]
+  std::string text;                    // the concatenated deltas / texts
+  std::string finish_reason;
+};
+
+// Parses a complete text/event-stream body; records a failure for anything malformed.
+inline SseBody parse_sse(const std::string& body) {
+  SseBody r;
+  size_t at = 0;
+  while (at < body.size()) {
+    const size_t end = body.find("\n\n", at);
+    if (end == std::string::npos) {
+      ADD_FAILURE() << "unterminated event: " << body.substr(at);
+      break;
+    }
+    const std::string ev = body.substr(at, end - at);
+    at = end + 2;
+    if (ev.rfind("data: ", 0) != 0) {
+      ADD_FAILURE() << "event without 'data: ': " << ev;
+      continue;
+    }
+    const std::string data = ev.substr(6);
+    EXPECT_FALSE(r.done) << "event after [DONE]";
+    if (data == "[DONE]") {
+      r.done = true;
+      continue;
+    }
+    nlohmann::json j = nlohmann::json::parse(data);
+    if (j.contains("choices") && !j["choices"].empty()) {
+      const auto& c = j["choices"][0];
+      if (c.contains("delta") && c["delta"].contains("content")) r.text += c["delta"]["content"].get<std::string>();
+      if (c.contains("text")) r.text += c["text"].get<std::string>();
+      if (!c["finish_reason"].is_null()) r.finish_reason = c["finish_reason"].get<std::string>();
+    }
+    r.events.push_back(std::move(j));
+  }
+  return r;
+}
+
+}  // namespace awq::test

@@ -1,0 +1,266 @@
+// The OpenAI-compatible server in-process on a free port with the tiny model: response and
+// stream shapes, greedy text against the PyTorch reference, stop strings, continuous batching
+// (N concurrent streaming clients get the serial client's exact text), the 503 of a full
+// queue, a disconnecting client freeing its slot, shutdown with requests in flight.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <set>
+#include <thread>
+
+#include "support/live_server.h"
+#include "tokenizer/tokenizer.h"
+
+namespace awq {
+namespace {
+
+using nlohmann::json;
+using test::LiveServer;
+using test::parse_sse;
+
+httplib::Result post(const LiveServer& s, const std::string& path, const json& body) {
+  return s.client()->Post(path.c_str(), body.dump(), "application/json");
+}
+
+json completion_body(const std::string& prompt, int max_tokens, bool stream) {
+  return {{"model", "tiny"}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", stream}};
+}
+
+// The continuation text of `ids` after `prompt` as the server's stream decoder yields it.
+std::string continuation(const std::vector<int32_t>& prompt, const std::vector<int32_t>& ids) {
+  StreamDecoder d(test::tiny_tokenizer(), true);
+  for (int32_t id : prompt) d.push(id);
+  std::string s;
+  for (int32_t id : ids) s += d.push(id);
+  return s + d.flush();
+}
+
+uint64_t metric(const LiveServer& s, const std::string& name) {
+  auto r = s.client()->Get("/metrics");
+  EXPECT_TRUE(r && r->status == 200);
+  const std::string key = "\n" + name + " ";
+  const size_t at = r->body.find(key);
+  EXPECT_NE(at, std::string::npos) << name;
+  return at == std::string::npos ? 0 : uint64_t(std::stod(r->body.substr(at + key.size())));
+}
+
+TEST(Server, ModelsHealthMetricsAndPage) {
+  LiveServer s;
+  auto models = s.client()->Get("/v1/models");
+  ASSERT_TRUE(models);
+  EXPECT_EQ(models->status, 200);
+  const json m = json::parse(models->body);
+  EXPECT_EQ(m["object"], "list");
+  EXPECT_EQ(m["data"][0]["id"], "tiny");
+  EXPECT_EQ(m["data"][0]["object"], "model");
+  auto one = s.client()->Get("/v1/models/tiny");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->status, 200);
+  auto health = s.client()->Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(json::parse(health->body)["status"], "ok");
+  auto page = s.client()->Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("/v1/chat/completions"), std::string::npos);
+  EXPECT_NE(page->get_header_value("Content-Type").find("text/html"), std::string::npos);
+  ASSERT_TRUE(post(s, "/v1/completions", completion_body("Hello", 3, false)));
+  auto metrics = s.client()->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  for (const char* name : {"awq_requests_total 1", "awq_generated_tokens_total", "awq_queue_length 0",
+                           "awq_generation_tokens_per_second", "awq_http_responses_total{code=\"200\"}"})
+    EXPECT_NE(metrics->body.find(name), std::string::npos) << name << "\n" << metrics->body;
+}
+
+// Token-id prompts of the reference: 32 greedy tokens equal PyTorch's greedy ids.
+TEST(Server, GreedyCompletionMatchesReference) {
+  LiveServer s;
+  for (const auto& g : test::tiny_reference()["greedy"]) {
+    const auto prompt = g["prompt_ids"].get<std::vector<int32_t>>();
+    const auto want = g["greedy_ids"].get<std::vector<int32_t>>();
+    json body = {{"model", "tiny"}, {"prompt", prompt}, {"max_tokens", want.size()}, {"temperature", 0},
+                 {"ignore_eos", true}};
+    auto r = post(s, "/v1/completions", body);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json j = json::parse(r->body);
+    EXPECT_EQ(j["object"], "text_completion");
+    EXPECT_EQ(j["id"].get<std::string>().rfind("cmpl-", 0), 0u);
+    EXPECT_EQ(j["model"], "tiny");
+    EXPECT_EQ(j["choices"][0]["text"], continuation(prompt, want)) << g["prompt"];
+    EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+    EXPECT_EQ(j["usage"]["prompt_tokens"], prompt.size());
+    EXPECT_EQ(j["usage"]["completion_tokens"], want.size());
+    EXPECT_EQ(j["usage"]["total_tokens"], prompt.size() + want.size());
+  }
+}
+
+TEST(Server, ChatStreamShapeAndUsage) {
+  LiveServer s;
+  json body = {{"model", "tiny"},
+               {"messages", {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Tell me a story."}}}},
+               {"max_tokens", 6}, {"temperature", 0}, {"stream", true}, {"stream_options", {{"include_usage", true}}}};
+  auto r = post(s, "/v1/chat/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_NE(r->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
+  const test::SseBody sse = parse_sse(r->body);
+  ASSERT_TRUE(sse.done);
+  ASSERT_GE(sse.events.size(), 3u);
+  const std::string id = sse.events[0]["id"];
+  EXPECT_EQ(id.rfind("chatcmpl-", 0), 0u);
+  for (const json& e : sse.events) {
+    EXPECT_EQ(e["object"], "chat.completion.chunk");
+    EXPECT_EQ(e["id"], id);
+    EXPECT_EQ(e["model"], "tiny");
+    EXPECT_TRUE(e.contains("usage"));  // null on all but the last with include_usage
+  }
+  EXPECT_EQ(sse.events[0]["choices"][0]["delta"]["role"], "assistant");
+  const json& fin = sse.events[sse.events.size() - 2];
+  EXPECT_FALSE(fin["choices"][0]["finish_reason"].is_null());
+  EXPECT_EQ(fin["choices"][0]["delta"], json::object());
+  const json& usage = sse.events.back();
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_LE(usage["usage"]["completion_tokens"].get<int>(), 6);
+  EXPECT_GT(usage["usage"]["prompt_tokens"].get<int>(), 5);
+
+  // The same request without streaming gives the same text.
+  body["stream"] = false;
+  body.erase("stream_options");
+  auto whole = post(s, "/v1/chat/completions", body);
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  const json w = json::parse(whole->body);
+  EXPECT_EQ(w["object"], "chat.completion");
+  EXPECT_EQ(w["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(w["choices"][0]["message"]["content"], sse.text);
+  EXPECT_EQ(w["choices"][0]["finish_reason"], sse.finish_reason);
+}
+
+TEST(Server, StopStringEndsTheText) {
+  LiveServer s;
+  auto full = post(s, "/v1/completions", completion_body("The history of", 24, true));
+  ASSERT_TRUE(full);
+  const std::string text = parse_sse(full->body).text;
+  ASSERT_GT(text.size(), 12u) << text;
+  const std::string stop = text.substr(8, 3);
+  json body = completion_body("The history of", 24, true);
+  body["stop"] = {"never-appears", stop};
+  auto r = post(s, "/v1/completions", body);
+  ASSERT_TRUE(r);
+  const test::SseBody sse = parse_sse(r->body);
+  EXPECT_EQ(sse.text, text.substr(0, text.find(stop)));
+  EXPECT_EQ(sse.finish_reason, "stop");
+  EXPECT_TRUE(sse.done);
+}
+
+// Continuous batching: N clients at once, greedy, each text equal to a serial client's.
+TEST(Server, ConcurrentStreamingClientsGetTheSerialText) {
+  SchedulerOptions so;
+  so.parallel = 32;
+  so.ctx = 256;
+  LiveServer s(so);
+  const std::vector<std::string> prompts = {
+      "The history of", "Once upon a time", "In the beginning", "The old man said",
+      "It was a dark and stormy night, and", "She opened the door", "Why", "A long, long time ago, in a land far away,"};
+  std::vector<std::string> serial;
+  for (const std::string& p : prompts) {
+    auto r = post(s, "/v1/completions", completion_body(p, 16, true));
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200);
+    serial.push_back(parse_sse(r->body).text);
+    EXPECT_FALSE(serial.back().empty());
+  }
+  for (int n : {1, 8, 32}) {
+    std::vector<std::future<std::string>> clients;
+    for (int i = 0; i < n; ++i)
+      clients.push_back(std::async(std::launch::async, [&, i] {
+        auto r = post(s, "/v1/completions", completion_body(prompts[size_t(i) % prompts.size()], 16, true));
+        if (!r || r->status != 200) return std::string("<failed>");
+        const test::SseBody sse = parse_sse(r->body);
+        return sse.done ? sse.text : std::string("<no [DONE]>");
+      }));
+    for (int i = 0; i < n; ++i) EXPECT_EQ(clients[size_t(i)].get(), serial[size_t(i) % prompts.size()]) << "N=" << n << " client " << i;
+  }
+  EXPECT_EQ(metric(s, "awq_requests_cancelled_total"), 0u);
+}
+
+// One slot, one queue place: a long request holds the slot, a second waits, a third gets 503.
+// Then the first client hangs up: its slot is freed and the waiting request completes.
+TEST(Server, FullQueueGets503AndDisconnectFreesTheSlot) {
+  SchedulerOptions so;
+  so.parallel = 1;
+  so.max_queue = 1;
+  so.ctx = 2048;
+  LiveServer s(so);
+  std::atomic<bool> got_chunk{false}, hang_up{false};
+  std::thread long_client([&] {
+    auto c = s.client();
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = json{{"model", "tiny"}, {"prompt", "Once"}, {"max_tokens", 2000}, {"stream", true}, {"ignore_eos", true}}.dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+      got_chunk = true;
+      return !hang_up.load();
+    };
+    c->send(req);
+  });
+  while (!got_chunk) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto waiting = std::async(std::launch::async, [&] { return post(s, "/v1/completions", completion_body("Hi", 4, false)); });
+  while (s.scheduler().stats().queued < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto refused = post(s, "/v1/completions", completion_body("Hi", 4, false));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+  const json e = json::parse(refused->body);
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("busy"), std::string::npos);
+  EXPECT_EQ(e["error"]["type"], "server_error");
+
+  hang_up = true;
+  long_client.join();
+  auto done = waiting.get();
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->status, 200);
+  EXPECT_EQ(metric(s, "awq_requests_cancelled_total"), 1u);
+  EXPECT_LT(metric(s, "awq_generated_tokens_total"), 2000u);
+  EXPECT_EQ(metric(s, "awq_requests_rejected_total"), 1u);
+}
+
+// shutdown() with a stream in flight: the client gets finish_reason "abort" and [DONE].
+TEST(Server, ShutdownEndsInFlightStreams) {
+  SchedulerOptions so;
+  so.ctx = 2048;
+  server::ServerOptions ho;
+  ho.shutdown_grace = std::chrono::milliseconds(0);
+  LiveServer s(so, ho);
+  std::atomic<bool> got_chunk{false};
+  std::string body;
+  std::thread client([&] {
+    auto c = s.client();
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = json{{"model", "tiny"}, {"prompt", "Once"}, {"max_tokens", 2000}, {"stream", true}, {"ignore_eos", true}}.dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+      body.append(d, n);
+      got_chunk = true;
+      return true;
+    };
+    c->send(req);
+  });
+  while (!got_chunk) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  s.http().shutdown();
+  client.join();
+  const test::SseBody sse = parse_sse(body);
+  EXPECT_TRUE(sse.done);
+  EXPECT_EQ(sse.finish_reason, "abort");
+  auto after = s.client()->Get("/health");
+  EXPECT_FALSE(after);  // the listener is gone
+}
+
+}  // namespace
+}  // namespace awq
