@@ -1,6 +1,7 @@
 #include "io/staging_dir.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -41,6 +42,11 @@ StagingDir::StagingDir(const std::string& final_path, bool replace_existing)
   std::string tmpl = (parent / name).string();
   if (!::mkdtemp(tmpl.data())) throw Error(tmpl + ": cannot create a staging folder: " + std::strerror(errno));
   tmp_ = tmpl;
+  // mkdtemp makes the folder 0700; give the finished checkpoint the permissions a plain
+  // mkdir would (0777 minus the umask), so other users and serving engines can read it.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::chmod(tmp_.c_str(), 0777 & ~mask);
 }
 
 StagingDir::~StagingDir() {
