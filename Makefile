@@ -4,6 +4,12 @@ MODEL   ?= $(SHARED)/models/tiny-llama-gqa
 JOBS    ?= $(shell nproc)
 AWQ      = build/release/awq
 
+# CUDA: on when nvcc is found (on PATH, else /usr/local/cuda/bin/nvcc), so CI compiles the CUDA
+# code; `make AWQ_CUDA=OFF` builds without it. The ASan build never compiles CUDA (CMakePresets.json).
+NVCC     ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+AWQ_CUDA ?= $(if $(NVCC),ON,OFF)
+CUDA_CMAKE_FLAGS = -DAWQ_CUDA=$(AWQ_CUDA) $(if $(filter ON,$(AWQ_CUDA)),-DCMAKE_CUDA_COMPILER=$(NVCC))
+
 .PHONY: all deps build build-asan test test-release test-asan demo bench check-full clean
 
 all: build
@@ -12,7 +18,7 @@ deps:
 	bash scripts/install-deps
 
 build: deps
-	cmake --preset release >/dev/null
+	cmake --preset release $(CUDA_CMAKE_FLAGS) >/dev/null
 	cmake --build --preset release -j $(JOBS)
 
 build-asan: deps

@@ -1,0 +1,81 @@
+#include "ops/cuda/cuda_check.h"
+
+#include <string>
+
+#include "core/error.h"
+
+namespace awq::cuda {
+
+void throw_cuda_error(cudaError_t e, const char* call, const char* file, int line) {
+  std::string msg = "CUDA error in ";
+  msg += call;
+  msg += " at ";
+  msg += file;
+  msg += ":" + std::to_string(line) + ": ";
+  msg += cudaGetErrorName(e);
+  msg += " (";
+  msg += cudaGetErrorString(e);
+  msg += ")";
+  throw Error(msg);
+}
+
+void throw_cublas_error(cublasStatus_t s, const char* call, const char* file, int line) {
+  std::string msg = "cuBLAS error in ";
+  msg += call;
+  msg += " at ";
+  msg += file;
+  msg += ":" + std::to_string(line) + ": ";
+  msg += cublasGetStatusName(s);
+  msg += " (";
+  msg += cublasGetStatusString(s);
+  msg += ")";
+  throw Error(msg);
+}
+
+bool cuda_available(std::string* why) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    if (why) {
+      *why = cudaGetErrorName(e);
+      *why += ": ";
+      *why += cudaGetErrorString(e);
+    }
+    return false;
+  }
+  if (n == 0) {
+    if (why) *why = "cudaGetDeviceCount found 0 devices";
+    return false;
+  }
+  cudaDeviceProp p{};
+  if (cudaGetDeviceProperties(&p, 0) != cudaSuccess || p.major < 8) {
+    if (why) {
+      *why = "device 0 (";
+      *why += p.name;
+      *why += ") has compute capability " + std::to_string(p.major) + "." + std::to_string(p.minor) +
+              "; the kernels need 8.0 or newer";
+    }
+    return false;
+  }
+  return true;
+}
+
+std::string device_summary() {
+  int dev = 0;
+  AWQ_CUDA_CHECK(cudaGetDevice(&dev));
+  cudaDeviceProp p{};
+  AWQ_CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
+  int clock_khz = 0;
+  cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, dev);
+  std::string s = p.name;
+  s += ", sm_" + std::to_string(p.major) + std::to_string(p.minor);
+  s += ", " + std::to_string(p.multiProcessorCount) + " SMs";
+  s += ", " + std::to_string(p.totalGlobalMem >> 20) + " MiB";
+  s += ", L2 " + std::to_string(p.l2CacheSize >> 20) + " MiB";
+  s += ", bus " + std::to_string(p.memoryBusWidth) + " bit";
+  s += ", SM clock " + std::to_string(clock_khz / 1000) + " MHz";
+  return s;
+}
+
+}  // namespace awq::cuda

@@ -1,0 +1,92 @@
+// W4A16 linear: repack (AutoAWQ GEMM layout -> kernel layout, on the GPU) and the tensor-core
+// kernel; fp16_linear through cuBLAS. Layout and contract: w4a16.h.
+#include "ops/cuda/w4a16.h"
+
+#include <string>
+
+#include "core/error.h"
+#include "ops/cuda/cuda_check.h"
+#include "ops/cuda/w4a16_kernels.h"
+
+namespace awq::cuda {
+
+size_t W4A16Weight::bytes() const {
+  const int64_t tiles_n = (n + 15) / 16, chunks_k = (k + 63) / 64;
+  return size_t(tiles_n * chunks_k * 32 * 16) + size_t(tiles_n * (k / group) * 8 * 8);
+}
+
+W4A16Weight upload_w4a16(const AwqMatrix& m, int64_t n_out, int64_t k_in, cudaStream_t s) {
+  check(m.qweight && m.qzeros && m.scales,
+        "upload_w4a16: the AWQ matrix has no qweight/qzeros/scales (checkpoint layout) to upload");
+  check(m.bits == 4 || m.bits == 3,
+        "upload_w4a16: bits = " + std::to_string(m.bits) + " (the CUDA kernels take 3 or 4)");
+  check(n_out > 0 && k_in > 0 && n_out % 8 == 0,
+        "upload_w4a16: out_features " + std::to_string(n_out) + " must be a positive multiple of 8");
+  const int g = m.group;
+  check(g >= 16 && (g & (g - 1)) == 0 && k_in % g == 0,
+        "upload_w4a16: group " + std::to_string(g) + " with in_features " + std::to_string(k_in) +
+            ": the CUDA kernels need a power-of-two group >= 16 that divides in_features");
+  W4A16Weight w;
+  w.n = n_out;
+  w.k = k_in;
+  w.group = g;
+  w.bits = m.bits;
+  const int64_t tiles_n = (n_out + 15) / 16, chunks_k = (k_in + 63) / 64, ng = k_in / g;
+  const size_t qw_bytes = size_t(k_in * (n_out / 8)) * 4, qz_bytes = size_t(ng * (n_out / 8)) * 4;
+  const size_t sc_bytes = size_t(ng * n_out) * 2;
+  void *d_qw = nullptr, *d_qz = nullptr, *d_sc = nullptr;
+  try {
+    AWQ_CUDA_CHECK(cudaMalloc(&w.codes, size_t(tiles_n * chunks_k * 32) * 16));
+    AWQ_CUDA_CHECK(cudaMalloc(&w.params, size_t(tiles_n * ng * 8) * 8));
+    AWQ_CUDA_CHECK(cudaMalloc(&d_qw, qw_bytes));
+    AWQ_CUDA_CHECK(cudaMalloc(&d_qz, qz_bytes));
+    AWQ_CUDA_CHECK(cudaMalloc(&d_sc, sc_bytes));
+    AWQ_CUDA_CHECK(cudaMemcpyAsync(d_qw, m.qweight, qw_bytes, cudaMemcpyHostToDevice, s));
+    AWQ_CUDA_CHECK(cudaMemcpyAsync(d_qz, m.qzeros, qz_bytes, cudaMemcpyHostToDevice, s));
+    AWQ_CUDA_CHECK(cudaMemcpyAsync(d_sc, m.scales, sc_bytes, cudaMemcpyHostToDevice, s));
+    launch_repack(static_cast<const int32_t*>(d_qw), static_cast<const int32_t*>(d_qz),
+                  static_cast<const __half*>(d_sc), n_out, k_in, g, static_cast<uint4*>(w.codes),
+                  static_cast<uint2*>(w.params), s);
+    AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
+  } catch (...) {
+    cudaFree(d_qw);
+    cudaFree(d_qz);
+    cudaFree(d_sc);
+    free_w4a16(w);
+    throw;
+  }
+  AWQ_CUDA_CHECK(cudaFree(d_qw));
+  AWQ_CUDA_CHECK(cudaFree(d_qz));
+  AWQ_CUDA_CHECK(cudaFree(d_sc));
+  return w;
+}
+
+void free_w4a16(W4A16Weight& w) {
+  if (w.codes) cudaFree(w.codes);
+  if (w.params) cudaFree(w.params);
+  w.codes = w.params = nullptr;
+}
+
+void w4a16_linear(const W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y,
+                  cudaStream_t s) {
+  check(m >= 0, "w4a16_linear: negative token count");
+  if (m == 0) return;
+  check(w.codes && w.params, "w4a16_linear: the weight was not uploaded (upload_w4a16)");
+  launch_w4a16(static_cast<const uint4*>(w.codes), static_cast<const uint2*>(w.params), x, bias, y,
+               w.n, w.k, w.group, m, s);
+}
+
+void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,
+                 int64_t m, const __half* bias, __half* y, cudaStream_t s) {
+  check(m >= 0 && n > 0 && k > 0, "fp16_linear: bad shape");
+  if (m == 0) return;
+  AWQ_CUBLAS_CHECK(cublasSetStream(h, s));
+  const float one = 1.0f, zero = 0.0f;
+  // Column-major view: y^T [n, m] = (W [n, k] row-major = W^T col-major)^T * x^T [k, m].
+  AWQ_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &one, w,
+                                CUDA_R_16F, int(k), x, CUDA_R_16F, int(k), &zero, y, CUDA_R_16F,
+                                int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  if (bias) launch_add_bias(y, bias, m, n, s);
+}
+
+}  // namespace awq::cuda

@@ -1,0 +1,58 @@
+// W4A16 linear layers on the GPU: 4-bit (or 3-bit) AutoAWQ weights, fp16 activations, fp32
+// accumulation on tensor cores (mma.sync m16n8k16), and the cuBLAS FP16 linear to compare with.
+//
+// API contract (the `cudamodel` branch codes against it; a change here gets a note below):
+//  - upload_w4a16 repacks one AutoAWQ GEMM linear into the kernel layout on the device (the
+//    repack runs on the GPU; the host only copies the three checkpoint tensors once).
+//  - w4a16_linear / fp16_linear are asynchronous on stream s, allocate nothing, and may be
+//    captured in a CUDA graph. x, y, bias are device pointers; x and y must not overlap.
+//  - Errors (bad shapes, CUDA failures) throw awq::Error.
+//
+// Kernel layout (internal; only w4a16.cu reads it). Output rows in blocks of 16 ("row tiles",
+// n padded up to a multiple of 16), inputs in tiles of 16, four k-tiles per 16-byte chunk:
+//   codes:  [n_pad / 16][ceil(k / 64)][32 lanes] uint4; word j of lane l holds the 8 codes that
+//           lane l feeds into mma.sync's A fragment for k-tile 4c + j (rows l/4 and l/4 + 8,
+//           columns 2(l%4) + {0, 1, 8, 9}), nibble order {r c, r+8 c, r c+8, r+8 c+8,
+//           r c+1, r+8 c+1, r c+9, r+8 c+9} so that two lop3 + one shift give four fp16 pairs.
+//   params: [n_pad / 16][k / group][8] x 4 fp16 = {s_r, s_r+8, 1024 + z_r, -(64 + z_r+8)} per
+//           row pair (r, r + 8): the dequantized weight is fp16((q - z) * s) exactly, as AutoAWQ.
+// Notes on changes: (none yet)
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "ops/cpu/matrix.h"
+
+namespace awq::cuda {
+
+struct W4A16Weight {
+  int64_t n = 0, k = 0;  // out_features, in_features
+  int group = 0;         // input channels per scale / zero point
+  int bits = 4;          // 4 or 3 (same nibble layout)
+  void* codes = nullptr;   // device: the repacked codes (layout above)
+  void* params = nullptr;  // device: scales and zero points (layout above)
+  size_t bytes() const;    // device bytes of codes + params (what one linear reads)
+};
+
+// Repacks one AutoAWQ GEMM linear (m.qweight [k_in, n_out/8], m.qzeros [k_in/group, n_out/8],
+// m.scales [k_in/group, n_out] fp16, host memory) into the kernel layout on the device.
+// Needs n_out % 8 == 0, a power-of-two group >= 16 that divides k_in, bits 3 or 4; otherwise
+// awq::Error. Synchronizes s before returning (the host buffers may be freed then).
+W4A16Weight upload_w4a16(const AwqMatrix& m, int64_t n_out, int64_t k_in, cudaStream_t s);
+void free_w4a16(W4A16Weight& w);
+
+// y[m, n] = x[m, k] W^T (+ bias[n] if non-null), fp16 in/out, fp32 accumulate.
+// x: [m, k] fp16 row-major, bias: [n] fp16 or nullptr, y: [m, n] fp16 row-major (device).
+// Picks the kernel by m (split-K GEMV for small m, row-tiled GEMM for large). m == 0: no-op.
+void w4a16_linear(const W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y,
+                  cudaStream_t s);
+
+// FP16 weights via cuBLAS: y[m, n] = x[m, k] W^T (+ bias[n] if non-null), fp32 accumulate.
+// w: [n, k] fp16 row-major (nn.Linear layout), x: [m, k], y: [m, n] (device). Sets h's stream to s.
+void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,
+                 int64_t m, const __half* bias, __half* y, cudaStream_t s);
+
+}  // namespace awq::cuda

@@ -1,0 +1,231 @@
+// CUDA W4A16 and FP16 linears (ops/cuda/w4a16.h) against the CPU reference matmul_ref
+// (ops/cpu/matmul.h, f32) on the same AutoAWQ tensors. Tolerance: normalised MSE
+// ||y - y_ref||^2 / ||y_ref||^2 <= 5e-4 (the bound). The kernels dequantize exactly as
+// the reference (fp16((q - z) s)) and accumulate in f32, so what remains is the fp16 rounding
+// of y (relative 2^-11, ~1e-7 in this measure) and the summation order; a wrong nibble, row,
+// group or token gives an error of order 1. Every output is poisoned (NaN) first, so an
+// unwritten element fails. Without a GPU the GPU tests skip with "no CUDA device: <reason>".
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/half.h"
+#include "core/thread_pool.h"
+#include "ops/cpu/matmul.h"
+#include "ops/cuda/cuda_check.h"
+#include "ops/cuda/w4a16.h"
+#include "quant/autoawq_pack.h"
+#include "support/expect_error.h"
+
+namespace awq {
+namespace {
+
+#define SKIP_WITHOUT_GPU()                                        \
+  do {                                                            \
+    std::string why_;                                             \
+    if (!cuda::cuda_available(&why_)) GTEST_SKIP() << "no CUDA device: " << why_; \
+  } while (0)
+
+// Random AutoAWQ GEMM tensors: every code and zero uniform over 0 .. 2^bits - 1, scales
+// fp16 in [0.002, 0.02] (weights of a typical trained linear's magnitude).
+struct RandomAwq {
+  int64_t n = 0, k = 0;
+  int group = 0, bits = 4;
+  std::vector<int32_t> qweight;  // [k, n/8]
+  std::vector<int32_t> qzeros;   // [k/group, n/8]
+  std::vector<uint16_t> scales;  // [k/group, n] fp16
+  AwqRows rows;                  // the reference's row-major repack
+
+  RandomAwq(int64_t n_, int64_t k_, int group_, int bits_, uint32_t seed)
+      : n(n_), k(k_), group(group_), bits(bits_) {
+    std::mt19937 rng(seed);
+    const uint32_t mask = bits == 4 ? 0xFFFFFFFFu : 0x77777777u;
+    qweight.resize(static_cast<size_t>(k * (n / 8)));
+    for (auto& w : qweight) w = int32_t(rng() & mask);
+    qzeros.resize(static_cast<size_t>((k / group) * (n / 8)));
+    for (auto& w : qzeros) w = int32_t(rng() & mask);
+    std::uniform_real_distribution<float> sd(0.002f, 0.02f);
+    scales.resize(static_cast<size_t>((k / group) * n));
+    for (auto& s : scales) s = f32_to_fp16(sd(rng));
+    QuantParams p;
+    p.bits = bits;
+    p.group = group;
+    rows = repack_rows(qweight.data(), qzeros.data(), scales.data(), n, k, p, "test");
+  }
+  AwqMatrix awq() const {
+    AwqMatrix a;
+    a.bits = bits;
+    a.group = group;
+    a.qweight = qweight.data();
+    a.qzeros = qzeros.data();
+    a.scales = scales.data();
+    return a;
+  }
+  Matrix matrix() const {
+    Matrix m(DType::I32, n, k, qweight.data());
+    m.kind = MatrixKind::AwqGemm;
+    m.awq = awq();
+    m.awq.row_codes = rows.codes.data();
+    m.awq.row_zeros = rows.zeros.data();
+    m.awq.row_scales = rows.scales.data();
+    return m;
+  }
+};
+
+std::vector<uint16_t> random_fp16(size_t count, float lo, float hi, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<uint16_t> v(count);
+  for (auto& e : v) e = f32_to_fp16(d(rng));
+  return v;
+}
+
+std::vector<float> widen(const std::vector<uint16_t>& h) {
+  std::vector<float> f(h.size());
+  for (size_t i = 0; i < h.size(); ++i) f[i] = fp16_to_f32(h[i]);
+  return f;
+}
+
+// A device buffer freed on scope exit.
+struct DeviceBuffer {
+  void* p = nullptr;
+  explicit DeviceBuffer(size_t bytes) { AWQ_CUDA_CHECK(cudaMalloc(&p, bytes)); }
+  ~DeviceBuffer() { cudaFree(p); }
+  __half* h() const { return static_cast<__half*>(p); }
+};
+
+DeviceBuffer to_device(const std::vector<uint16_t>& v) {
+  DeviceBuffer b(v.size() * 2);
+  AWQ_CUDA_CHECK(cudaMemcpy(b.p, v.data(), v.size() * 2, cudaMemcpyHostToDevice));
+  return b;
+}
+
+ThreadPool& ref_pool() {
+  static ThreadPool pool(0);
+  return pool;
+}
+
+// ||y - ref||^2 / ||ref||^2; NaN (an unwritten, poisoned element) makes it NaN.
+double normalised_mse(const std::vector<uint16_t>& y, const std::vector<float>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double d = double(fp16_to_f32(y[i])) - ref[i];
+    num += d * d;
+    den += double(ref[i]) * ref[i];
+  }
+  return num / den;
+}
+
+// Runs w4a16_linear on m random tokens and checks it against matmul_ref; returns the nmse.
+double check_w4a16(const RandomAwq& a, int64_t m, bool with_bias, uint32_t seed) {
+  const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, seed);
+  const std::vector<uint16_t> bias = random_fp16(static_cast<size_t>(a.n), -0.5f, 0.5f, seed + 1);
+  std::vector<float> ref(static_cast<size_t>(m * a.n));
+  const std::vector<float> xf = widen(x), bf = widen(bias);
+  matmul_ref(ref_pool(), xf.data(), m, a.matrix(), with_bias ? bf.data() : nullptr, ref.data());
+
+  cudaStream_t s = nullptr;
+  cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, s);
+  DeviceBuffer dx = to_device(x), db = to_device(bias), dy(ref.size() * 2);
+  AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, ref.size() * 2));  // NaN poison
+  cuda::w4a16_linear(w, dx.h(), m, with_bias ? db.h() : nullptr, dy.h(), s);
+  std::vector<uint16_t> y(ref.size());
+  AWQ_CUDA_CHECK(cudaMemcpy(y.data(), dy.p, y.size() * 2, cudaMemcpyDeviceToHost));
+  cuda::free_w4a16(w);
+  return normalised_mse(y, ref);
+}
+
+constexpr double kMaxNmse = 5e-4;
+
+TEST(CudaW4A16, MatchesReferenceOverTokenCounts) {
+  SKIP_WITHOUT_GPU();
+  // n % 16 == 8 exercises the padded row tile; k / 64 = 7 chunks.
+  const RandomAwq a(264, 448, 64, 4, 11);
+  for (int64_t m : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 100, 128, 256}) {
+    const double e = check_w4a16(a, m, /*with_bias=*/m % 2 == 1, uint32_t(100 + m));
+    EXPECT_LE(e, kMaxNmse) << "m=" << m;
+  }
+}
+
+TEST(CudaW4A16, GroupSizesBitsAndPaddedKTiles) {
+  SKIP_WITHOUT_GPU();
+  struct Case { int64_t n, k; int group, bits; };
+  // k = 96, group 32: 6 k-tiles in 2 chunks of 4 (two padded tiles); group 16 / 128; 3 bits.
+  for (const Case c : {Case{40, 96, 32, 4}, Case{128, 256, 16, 4}, Case{520, 1024, 128, 4},
+                       Case{136, 384, 128, 3}, Case{64, 192, 64, 3}}) {
+    const RandomAwq a(c.n, c.k, c.group, c.bits, uint32_t(c.n + c.k));
+    for (int64_t m : {1, 6, 13, 40}) {
+      const double e = check_w4a16(a, m, true, uint32_t(7 * m));
+      EXPECT_LE(e, kMaxNmse) << "n=" << c.n << " k=" << c.k << " group=" << c.group
+                             << " bits=" << c.bits << " m=" << m;
+    }
+  }
+}
+
+TEST(CudaW4A16, Llama2_7BShapes) {
+  SKIP_WITHOUT_GPU();
+  struct Shape { int64_t n, k; const char* what; };
+  for (const Shape sh : {Shape{4096, 4096, "o_proj"}, Shape{12288, 4096, "qkv fused"},
+                         Shape{11008, 4096, "gate/up"}, Shape{4096, 11008, "down_proj"}}) {
+    const RandomAwq a(sh.n, sh.k, 128, 4, uint32_t(sh.n ^ sh.k));
+    for (int64_t m : {1, 8, 16, 64, 256}) {
+      const double e = check_w4a16(a, m, false, uint32_t(m));
+      EXPECT_LE(e, kMaxNmse) << sh.what << " n=" << sh.n << " k=" << sh.k << " m=" << m;
+    }
+  }
+}
+
+TEST(CudaW4A16, Fp16LinearMatchesReference) {
+  SKIP_WITHOUT_GPU();
+  cublasHandle_t h = nullptr;
+  AWQ_CUBLAS_CHECK(cublasCreate(&h));
+  const int64_t n = 200, k = 328;
+  const std::vector<uint16_t> w = random_fp16(static_cast<size_t>(n * k), -0.1f, 0.1f, 5);
+  const std::vector<uint16_t> bias = random_fp16(static_cast<size_t>(n), -0.5f, 0.5f, 6);
+  const Matrix wm(DType::F16, n, k, w.data());
+  DeviceBuffer dw = to_device(w), db = to_device(bias);
+  for (int64_t m : {1, 3, 16, 77}) {
+    const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * k), -1.0f, 1.0f, uint32_t(m));
+    std::vector<float> ref(static_cast<size_t>(m * n));
+    const std::vector<float> xf = widen(x), bf = widen(bias);
+    matmul_ref(ref_pool(), xf.data(), m, wm, bf.data(), ref.data());
+    DeviceBuffer dx = to_device(x), dy(ref.size() * 2);
+    AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, ref.size() * 2));
+    cuda::fp16_linear(h, dw.h(), n, k, dx.h(), m, db.h(), dy.h(), nullptr);
+    std::vector<uint16_t> y(ref.size());
+    AWQ_CUDA_CHECK(cudaMemcpy(y.data(), dy.p, y.size() * 2, cudaMemcpyDeviceToHost));
+    EXPECT_LE(normalised_mse(y, ref), kMaxNmse) << "m=" << m;
+  }
+  cublasDestroy(h);
+}
+
+// Shape checks happen before any CUDA call: these run (and must pass) without a GPU too.
+TEST(CudaW4A16, UploadRejectsUnsupportedShapes) {
+  const RandomAwq a(64, 192, 64, 4, 3);
+  AwqMatrix bad_group = a.awq();
+  bad_group.group = 48;
+  EXPECT_AWQ_ERROR(cuda::upload_w4a16(bad_group, 64, 192, nullptr), {"group 48", "power-of-two"});
+  EXPECT_AWQ_ERROR(cuda::upload_w4a16(a.awq(), 60, 192, nullptr), {"out_features 60", "multiple of 8"});
+  AwqMatrix bad_bits = a.awq();
+  bad_bits.bits = 2;
+  EXPECT_AWQ_ERROR(cuda::upload_w4a16(bad_bits, 64, 192, nullptr), {"bits = 2"});
+  AwqMatrix no_tensors;
+  no_tensors.group = 64;
+  EXPECT_AWQ_ERROR(cuda::upload_w4a16(no_tensors, 64, 192, nullptr), {"qweight"});
+}
+
+TEST(CudaW4A16, AvailabilityExplainsItself) {
+  std::string why;
+  if (cuda::cuda_available(&why)) {
+    EXPECT_FALSE(cuda::device_summary().empty());
+  } else {
+    EXPECT_FALSE(why.empty()) << "cuda_available returned false without a reason";
+  }
+}
+
+}  // namespace
+}  // namespace awq
