@@ -16,6 +16,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "core/error.h"
 #include "core/half.h"
 #include "model/llama_model.h"
 #include "ops/cpu/attention.h"
@@ -45,8 +46,6 @@ class CudaTest : public ::testing::Test {
       GTEST_SKIP() << "no usable CUDA device, CUDA tests skipped: " << why;
   }
 };
-
-void ok(cudaError_t e) { ASSERT_EQ(e, cudaSuccess) << cudaGetErrorString(e); }
 
 // A device copy of a host vector (freed with the object).
 template <class T>
@@ -85,7 +84,6 @@ std::vector<float> widen(const std::vector<uint16_t>& h) {
   for (uint16_t b : h) f.push_back(fp16_to_f32(b));
   return f;
 }
-const __half* hp(const Dev<uint16_t>& d) { return reinterpret_cast<const __half*>(d.p); }
 __half* hp(Dev<uint16_t>& d) { return reinterpret_cast<__half*>(d.p); }
 
 // ||a - b|| / ||b||
@@ -103,7 +101,7 @@ TEST_F(CudaTest, AddRmsNormMatchesCpu) {
   std::mt19937 rng(1);
   const int64_t rows = 5, d = 4096 + 96;
   const HalfData delta = random_half(size_t(rows * d), rng);
-  std::vector<float> x(size_t(rows * d)), w(size_t(d));
+  std::vector<float> x(size_t(rows * d)), w(static_cast<size_t>(d));
   std::normal_distribution<float> nd(0.0f, 3.0f);
   for (float& v : x) v = nd(rng);
   for (float& v : w) v = 1.0f + 0.1f * nd(rng);
@@ -125,7 +123,7 @@ TEST_F(CudaTest, QkNormRopeStoreMatchesCpu) {
       const int nh = 6, nkv = 2, rows = 3, slots = 2;
       const int64_t ctx = 40, width = (nh + 2 * nkv) * hd, kvd = nkv * hd;
       const HalfData qkv = random_half(size_t(rows * width), rng);
-      std::vector<float> inv(size_t(hd / 2)), qn(size_t(hd)), kn(size_t(hd));
+      std::vector<float> inv(size_t(hd / 2)), qn(static_cast<size_t>(hd)), kn(static_cast<size_t>(hd));
       for (int j = 0; j < hd / 2; ++j) inv[size_t(j)] = 1.0f / std::pow(10000.0f, float(2 * j) / float(hd));
       std::normal_distribution<float> nd(1.0f, 0.2f);
       for (float& v : qn) v = nd(rng);
@@ -181,7 +179,7 @@ TEST_F(CudaTest, ArgmaxAndNllMatchCpu) {
   for (float& v : logits) v = nd(rng);
   logits[size_t(1 * vocab + 5)] = logits[size_t(1 * vocab + 900)] = 100.0f;  // a tie: lowest index wins
   const std::vector<int32_t> target = {7, 900, 32002};
-  Dev<float> dl(logits), dnll(std::vector<float>(size_t(rows)));
+  Dev<float> dl(logits), dnll(std::vector<float>(static_cast<size_t>(rows)));
   Dev<int32_t> dt(target), dids(std::vector<int32_t>(size_t(rows), -1));
   cuda::argmax_rows(dl.p, rows, vocab, dids.p, nullptr);
   cuda::nll_rows(dl.p, dt.p, rows, vocab, dnll.p, nullptr);
@@ -217,7 +215,7 @@ TEST_F(CudaTest, AttentionMatchesCpu) {
     ThreadPool pool(1);
     const AttentionShape shape{cs.nh, cs.nkv, cs.hd, ctx, cs.window};
     for (int r = 0; r < rows; ++r) {
-      std::vector<float> ref(size_t(qd));
+      std::vector<float> ref(static_cast<size_t>(qd));
       const int64_t off = int64_t(slot[size_t(r)]) * ctx * kvd;
       attention_rows(pool, q.f.data() + r * qd, k.f.data() + off, v.f.data() + off, &pos[size_t(r)], 1,
                      shape, ref.data());

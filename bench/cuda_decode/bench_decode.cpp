@@ -80,7 +80,7 @@ Matrix random_awq(LlamaWeights& w, int64_t out, int64_t in, int group, uint64_t 
   uint16_t* sc = own<uint16_t>(w, size_t(ng * out));
   random_words(qw, size_t(in * out / 8), seed);
   random_words(qz, size_t(ng * out / 8), seed + 1);
-  std::mt19937 rng(uint32_t(seed));
+  std::mt19937 rng(static_cast<uint32_t>(seed));
   std::uniform_real_distribution<float> u(0.5f, 1.5f);
   const float s0 = 1.0f / (6.0f * std::sqrt(float(in)));
   for (int64_t i = 0; i < ng * out; ++i) sc[i] = f32_to_fp16(u(rng) * s0);
@@ -96,7 +96,7 @@ Matrix random_awq(LlamaWeights& w, int64_t out, int64_t in, int group, uint64_t 
 
 Matrix random_f16(LlamaWeights& w, int64_t rows, int64_t cols, uint64_t seed) {
   uint16_t* p = own<uint16_t>(w, size_t(rows * cols));
-  std::mt19937 rng(uint32_t(seed));
+  std::mt19937 rng(static_cast<uint32_t>(seed));
   std::normal_distribution<float> nd(0.0f, 0.02f);
   for (int64_t i = 0; i < rows * cols; ++i) p[i] = f32_to_fp16(nd(rng));
   return Matrix(DType::F16, rows, cols, p);
@@ -188,7 +188,7 @@ int run(int argc, char** argv) {
   for (size_t bi = 0; bi < batches.size(); ++bi) {
     const int B = batches[bi];
     llm.clear_all();
-    std::vector<int32_t> next(size_t(B)), ids(size_t(prompt));
+    std::vector<int32_t> next(static_cast<size_t>(B)), ids(static_cast<size_t>(prompt));
     std::vector<float> logits;
     for (int b = 0; b < B; ++b) {
       for (auto& t : ids) t = tokd(rng);

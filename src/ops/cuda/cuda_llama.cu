@@ -14,6 +14,7 @@
 #include "model/rope.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cuda/cuda_attention.h"
+#include "ops/cuda/cuda_check.h"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/w4a16.h"
 
@@ -367,17 +368,7 @@ double measure_copy_bandwidth(int64_t bytes, int reps) {
   return 2.0 * double(bytes) / (double(ms[ms.size() / 2]) * 1e-3);
 }
 
-bool cuda_device_available(std::string* why) {
-  int n = 0;
-  const cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess || n == 0) {
-    if (why) *why = e != cudaSuccess ? std::string("no CUDA device: ") + cudaGetErrorString(e)
-                                     : std::string("no CUDA device found");
-    cudaGetLastError();
-    return false;
-  }
-  return true;
-}
+bool cuda_device_available(std::string* why) { return cuda_available(why); }
 
 CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlamaOptions& opt)
     : impl_(std::make_unique<Impl>()) {

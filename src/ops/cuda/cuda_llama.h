@@ -73,7 +73,8 @@ class CudaLlama {
 // of `reps` device-to-device copies of `bytes` bytes (after a warm-up copy).
 double measure_copy_bandwidth(int64_t bytes, int reps);
 
-// Whether a CUDA device is usable; when not, *why says what is missing.
+// Whether a CUDA device is usable (ops/cuda/cuda_check.h cuda_available, from a header free of
+// CUDA types); when not, *why says what is missing.
 bool cuda_device_available(std::string* why);
 
 }  // namespace awq::cuda
