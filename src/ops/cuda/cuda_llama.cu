@@ -170,7 +170,7 @@ struct CudaLlama::Impl {
 
   DevPtr<__half> embed, lm_head_own;  // [vocab, d]
   const __half* lm_head = nullptr;    // embed when tied
-  DevPtr<float> final_norm, inv_freq;
+  DevPtr<float> final_norm, rope;  // [d], [ctx, head_dim / 2, 2] (cos, sin)
   std::vector<Layer> layers;
   int64_t weight_bytes = 0;
 
@@ -225,7 +225,8 @@ struct CudaLlama::Impl {
       Layer& L = layers[l];
       linear(L.qkv, h.get(), rows, qkv.get());
       const KvCacheView kv{L.k_cache.get(), L.v_cache.get(), opt.ctx, d_pos(), d_slot()};
-      qk_norm_rope_store(qkv.get(), rows, c.num_heads, c.num_kv_heads, c.head_dim, inv_freq.get(),
+      qk_norm_rope_store(qkv.get(), rows, c.num_heads, c.num_kv_heads, c.head_dim,
+                         reinterpret_cast<const float2*>(rope.get()),
                          L.q_norm.get(), L.k_norm.get(), eps, kv, s);
       attention(qkv.get(), L.qkv.n, rows, ad, kv, n_splits, attn_scratch.get(), att.get(), s);
       linear(L.o, att.get(), rows, o.get());
@@ -409,7 +410,7 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
     }
   }
   m.final_norm = upload_vec(w.final_norm);
-  m.inv_freq = upload_vec(rope_inv_freq(c));
+  m.rope = upload_vec(rope_cos_sin_table(rope_inv_freq(c), opt.ctx));
   m.weight_bytes = vocab * d * 2 + d * 4;
   const int64_t kv_elems = int64_t(opt.slots) * opt.ctx * c.kv_dim();
   for (const LayerWeights& L : w.layers) {

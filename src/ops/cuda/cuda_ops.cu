@@ -1,6 +1,8 @@
 #include "ops/cuda/cuda_ops.h"
 
+#include <algorithm>
 #include <cfloat>
+#include <cmath>
 #include <string>
 
 #include "core/error.h"
@@ -49,7 +51,7 @@ __global__ void embed_kernel(const __half* table, const int32_t* ids, int64_t d,
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) x[r * d + j] = __half2float(src[j]);
 }
 
-// grid: rows
+// grid: rows. Scalar version (any d).
 __global__ void add_rmsnorm_kernel(float* x, const __half* delta, const float* w, int64_t d,
                                    float eps, __half* h) {
   __shared__ float red[32];
@@ -68,50 +70,82 @@ __global__ void add_rmsnorm_kernel(float* x, const __half* delta, const float* w
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) hr[j] = __float2half((xr[j] * inv) * w[j]);
 }
 
-// grid: rows; one warp per head of q, k and v (looping when there are more heads than warps).
+// grid: rows. d % 4 == 0: 16-byte x / w and 8-byte delta / h accesses.
+__global__ void add_rmsnorm4_kernel(float* x, const __half* delta, const float* w, int64_t d,
+                                    float eps, __half* h) {
+  __shared__ float red[32];
+  const int64_t d4 = d / 4;
+  float4* xr = reinterpret_cast<float4*>(x + int64_t(blockIdx.x) * d);
+  const uint2* dr = reinterpret_cast<const uint2*>(delta + int64_t(blockIdx.x) * d);
+  float ss = 0.0f;
+  for (int64_t j = threadIdx.x; j < d4; j += blockDim.x) {
+    float4 v = xr[j];
+    if (delta) {
+      const uint2 u = dr[j];
+      const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&u.x));
+      const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
+      v.x += a.x, v.y += a.y, v.z += b.x, v.w += b.y;
+      xr[j] = v;
+    }
+    ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+  }
+  const float inv = rsqrtf(block_sum(ss, red) / float(d) + eps);
+  const float4* wr = reinterpret_cast<const float4*>(w);
+  uint2* hr = reinterpret_cast<uint2*>(h + int64_t(blockIdx.x) * d);
+  for (int64_t j = threadIdx.x; j < d4; j += blockDim.x) {
+    const float4 v = xr[j], g = wr[j];
+    const __half2 a = __floats2half2_rn((v.x * inv) * g.x, (v.y * inv) * g.y);
+    const __half2 b = __floats2half2_rn((v.z * inv) * g.z, (v.w * inv) * g.w);
+    uint2 u;
+    u.x = *reinterpret_cast<const uint32_t*>(&a);
+    u.y = *reinterpret_cast<const uint32_t*>(&b);
+    hr[j] = u;
+  }
+}
+
+constexpr int kRopeWarps = 8;  // heads per block of qk_norm_rope_store_kernel
+
+// grid: (rows, ceil((n_heads + 2 n_kv) / kRopeWarps)); one warp per head of q, k and v.
 __global__ void qk_norm_rope_store_kernel(__half* qkv, int n_heads, int n_kv, int hd,
-                                          const float* inv_freq, const float* q_norm,
+                                          const float2* cos_sin, const float* q_norm,
                                           const float* k_norm, float eps, KvCacheView kv) {
   const int64_t r = blockIdx.x;
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, nw = blockDim.x / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  const int head = blockIdx.y * kRopeWarps + threadIdx.x / kWarp;
+  if (head >= n_heads + 2 * n_kv) return;
   const int half = hd / 2, kvd = n_kv * hd;
   __half* row = qkv + r * int64_t(n_heads * hd + 2 * kvd);
   const int p = kv.pos[r];
   const int64_t cache_row = (int64_t(kv.slot[r]) * kv.ctx + p) * kvd;
-  for (int head = warp; head < n_heads + 2 * n_kv; head += nw) {
-    if (head >= n_heads + n_kv) {  // v: copied as is
-      const int g = head - n_heads - n_kv;
-      const __half* src = row + n_heads * hd + kvd + g * hd;
-      for (int j = lane; j < hd; j += kWarp) kv.v[cache_row + g * hd + j] = src[j];
-      continue;
+  if (head >= n_heads + n_kv) {  // v: copied as is
+    const int g = head - n_heads - n_kv;
+    const __half* src = row + n_heads * hd + kvd + g * hd;
+    for (int j = lane; j < hd; j += kWarp) kv.v[cache_row + g * hd + j] = src[j];
+    return;
+  }
+  const bool is_q = head < n_heads;
+  __half* v = row + head * hd;  // q heads then k heads are adjacent in the row
+  const float* norm = is_q ? q_norm : k_norm;
+  float scale = 1.0f;
+  if (norm) {
+    float ss = 0.0f;
+    for (int j = lane; j < hd; j += kWarp) {
+      const float a = __half2float(v[j]);
+      ss += a * a;
     }
-    const bool is_q = head < n_heads;
-    __half* v = row + head * hd;  // q heads then k heads are adjacent in the row
-    const float* norm = is_q ? q_norm : k_norm;
-    float scale = 1.0f;
+    scale = rsqrtf(warp_sum(ss) / float(hd) + eps);
+  }
+  __half* dst = is_q ? v : kv.k + cache_row + (head - n_heads) * hd;
+  const float2* cs = cos_sin + int64_t(p) * half;
+  for (int j = lane; j < half; j += kWarp) {
+    float a = __half2float(v[j]), b = __half2float(v[j + half]);
     if (norm) {
-      float ss = 0.0f;
-      for (int j = lane; j < hd; j += kWarp) {
-        const float a = __half2float(v[j]);
-        ss += a * a;
-      }
-      scale = rsqrtf(warp_sum(ss) / float(hd) + eps);
+      a = (a * scale) * norm[j];
+      b = (b * scale) * norm[j + half];
     }
-    __half* dst = is_q ? v : kv.k + cache_row + (head - n_heads) * hd;
-    for (int j = lane; j < half; j += kWarp) {
-      float a = __half2float(v[j]), b = __half2float(v[j + half]);
-      if (norm) {
-        a = (a * scale) * norm[j];
-        b = (b * scale) * norm[j + half];
-      }
-      // angle rounded to f32 first (as HF and the CPU reference), cos/sin in double
-      const float angle = float(p) * inv_freq[j];
-      double sn, cs;
-      sincos(double(angle), &sn, &cs);
-      const float c = float(cs), s = float(sn);
-      dst[j] = __float2half(a * c - b * s);
-      dst[j + half] = __float2half(b * c + a * s);
-    }
+    const float2 t = cs[j];
+    dst[j] = __float2half(a * t.x - b * t.y);
+    dst[j + half] = __float2half(b * t.x + a * t.y);
   }
 }
 
@@ -181,16 +215,34 @@ void embed_rows(const __half* table, const int32_t* ids, int64_t rows, int64_t d
 void add_rmsnorm(float* x, const __half* delta, const float* w, int64_t rows, int64_t d, float eps,
                  __half* h, cudaStream_t s) {
   if (rows <= 0) return;
-  add_rmsnorm_kernel<<<unsigned(rows), d >= 2048 ? 512 : 256, 0, s>>>(x, delta, w, d, eps, h);
+  if (d % 4 == 0) {
+    const int threads = int(std::min<int64_t>(1024, (d / 4 + kWarp - 1) / kWarp * kWarp));
+    add_rmsnorm4_kernel<<<unsigned(rows), threads, 0, s>>>(x, delta, w, d, eps, h);
+  } else {
+    add_rmsnorm_kernel<<<unsigned(rows), 256, 0, s>>>(x, delta, w, d, eps, h);
+  }
   check_launch("add_rmsnorm");
 }
 
+std::vector<float> rope_cos_sin_table(const std::vector<float>& inv_freq, int64_t ctx) {
+  const size_t half = inv_freq.size();
+  std::vector<float> t(size_t(ctx) * half * 2);
+  for (int64_t p = 0; p < ctx; ++p)
+    for (size_t j = 0; j < half; ++j) {
+      const float angle = float(p) * inv_freq[j];
+      t[(size_t(p) * half + j) * 2] = float(std::cos(double(angle)));
+      t[(size_t(p) * half + j) * 2 + 1] = float(std::sin(double(angle)));
+    }
+  return t;
+}
+
 void qk_norm_rope_store(__half* qkv, int64_t rows, int n_heads, int n_kv_heads, int head_dim,
-                        const float* inv_freq, const float* q_norm, const float* k_norm, float eps,
+                        const float2* cos_sin, const float* q_norm, const float* k_norm, float eps,
                         const KvCacheView& kv, cudaStream_t s) {
   if (rows <= 0) return;
-  qk_norm_rope_store_kernel<<<unsigned(rows), 256, 0, s>>>(qkv, n_heads, n_kv_heads, head_dim,
-                                                           inv_freq, q_norm, k_norm, eps, kv);
+  const dim3 grid(unsigned(rows), unsigned((n_heads + 2 * n_kv_heads + kRopeWarps - 1) / kRopeWarps));
+  qk_norm_rope_store_kernel<<<grid, kRopeWarps * kWarp, 0, s>>>(qkv, n_heads, n_kv_heads, head_dim,
+                                                                cos_sin, q_norm, k_norm, eps, kv);
   check_launch("qk_norm_rope_store");
 }
 

@@ -6,6 +6,7 @@
 // ops/cpu/ops.h that tests/test_cuda_model.cpp compares it with.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -33,13 +34,19 @@ struct KvCacheView {
   const int32_t* slot = nullptr;  // [rows] device
 };
 
+// The rotary table cos_sin: [ctx, head_dim / 2] pairs (cos, sin) of the angle
+// float(pos) * inv_freq[j], computed on the host exactly as the CPU reference (ops/cpu/ops.h
+// rope_rotate_half: the angle rounded to f32, cos/sin in double), so the kernel does no
+// trigonometry. inv_freq: [head_dim / 2] (rope_scaling folded in, model/rope.h).
+std::vector<float> rope_cos_sin_table(const std::vector<float>& inv_freq, int64_t ctx);
+
 // After the fused q/k/v projection: per row, optional per-head RMSNorm of q and k (qwen3;
-// q_norm/k_norm: [head_dim] f32, or null), rotate-half RoPE of q and k at pos[r] with
-// inv_freq: [head_dim / 2] f32 (rope_scaling already folded in, model/rope.h), q written back
-// in place, k (rotated) and v copied into the cache at (slot[r], pos[r]).
+// q_norm/k_norm: [head_dim] f32, or null), rotate-half RoPE of q and k at pos[r] from
+// cos_sin (rope_cos_sin_table, on the device), q written back in place, k (rotated) and v
+// copied into the cache at (slot[r], pos[r]). One warp per head, 8 heads per block.
 // qkv: [rows, (n_heads + 2 n_kv_heads) * head_dim] fp16, each row q | k | v.
 void qk_norm_rope_store(__half* qkv, int64_t rows, int n_heads, int n_kv_heads, int head_dim,
-                        const float* inv_freq, const float* q_norm, const float* k_norm, float eps,
+                        const float2* cos_sin, const float* q_norm, const float* k_norm, float eps,
                         const KvCacheView& kv, cudaStream_t s);
 
 // out[r][j] = silu(gu[r][j]) * gu[r][ff + j]. gu: [rows, 2 ff] fp16 (gate | up); out: [rows, ff].
