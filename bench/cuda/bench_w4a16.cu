@@ -1,0 +1,218 @@
+// W4A16 linear (ops/cuda/w4a16.h) vs cuBLAS FP16 (fp16_linear) on the Llama-2-7B linear shapes,
+// same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
+//   bench_cuda_w4a16 [reps]        (default 30)
+// Method (.library METHOD.md): random data (never zeros); each timed sample replays a CUDA graph
+// of R calls that cycle through enough weight copies to overflow L2, so every call streams its
+// weights from HBM and no launch gap is counted; samples = reps, the median is reported.
+// Bandwidth ceilings are measured here too: a device-to-device copy (read + write bytes) and a
+// read-only kernel; "% BW" divides achieved bytes/s (weights + x + y, each once) by the larger.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ops/cuda/cuda_check.h"
+#include "ops/cuda/w4a16.h"
+
+using namespace awq;
+using namespace awq::cuda;
+
+namespace {
+
+__device__ uint32_t hash32(uint64_t i, uint32_t seed) {
+  uint32_t x = uint32_t(i) * 0x9E3779B1u ^ uint32_t(i >> 32) ^ seed;
+  x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;
+  return x;
+}
+
+// a[i] = uniform in [lo, hi) (fp16), from a hash of i: random, reproducible, made on the GPU.
+__global__ void fill_uniform(__half* a, int64_t count, float lo, float hi, uint32_t seed) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x)
+    a[i] = __float2half(lo + (hi - lo) * (hash32(uint64_t(i), seed) >> 8) * (1.0f / 16777216.0f));
+}
+
+// Reads every 16-byte word once; one xor per thread is written so the loads stay.
+__global__ void read_kernel(const uint4* __restrict__ a, int64_t count, uint32_t* sink) {
+  uint32_t acc = 0;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const uint4 v = __ldcs(a + i);
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (acc == 0x12345678u) *sink = acc;
+}
+
+float median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Median over reps of (time of one replay of a graph made of `calls` calls of f) / calls, in us.
+template <class F>
+float time_graph(cudaStream_t s, int calls, int reps, F&& f) {
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  AWQ_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+  for (int i = 0; i < calls; ++i) f(i);
+  AWQ_CUDA_CHECK(cudaStreamEndCapture(s, &g));
+  AWQ_CUDA_CHECK(cudaGraphInstantiate(&ge, g, 0));
+  cudaEvent_t e0, e1;
+  AWQ_CUDA_CHECK(cudaEventCreate(&e0));
+  AWQ_CUDA_CHECK(cudaEventCreate(&e1));
+  for (int w = 0; w < 3; ++w) AWQ_CUDA_CHECK(cudaGraphLaunch(ge, s));  // warm-up
+  std::vector<float> t;
+  for (int r = 0; r < reps; ++r) {
+    AWQ_CUDA_CHECK(cudaEventRecord(e0, s));
+    AWQ_CUDA_CHECK(cudaGraphLaunch(ge, s));
+    AWQ_CUDA_CHECK(cudaEventRecord(e1, s));
+    AWQ_CUDA_CHECK(cudaEventSynchronize(e1));
+    float ms = 0;
+    AWQ_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+    t.push_back(ms * 1000.0f / float(calls));
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaGraphExecDestroy(ge);
+  cudaGraphDestroy(g);
+  return median(t);
+}
+
+struct Bandwidth { double copy_gbs, read_gbs; };
+
+Bandwidth measure_bandwidth(cudaStream_t s, int reps) {
+  const size_t bytes = size_t(1) << 30;
+  void *a, *b;
+  uint32_t* sink;
+  AWQ_CUDA_CHECK(cudaMalloc(&a, bytes));
+  AWQ_CUDA_CHECK(cudaMalloc(&b, bytes));
+  AWQ_CUDA_CHECK(cudaMalloc(&sink, 4));
+  fill_uniform<<<1024, 256, 0, s>>>(static_cast<__half*>(a), int64_t(bytes / 2), -1, 1, 1);
+  AWQ_CUDA_CHECK_LAUNCH();
+  const float copy_us = time_graph(s, 2, reps, [&](int) {
+    AWQ_CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s));
+  });
+  int sms = 0;
+  AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  const float read_us = time_graph(s, 2, reps, [&](int) {
+    read_kernel<<<sms * 8, 512, 0, s>>>(static_cast<const uint4*>(a), int64_t(bytes / 16), sink);
+  });
+  cudaFree(a);
+  cudaFree(b);
+  cudaFree(sink);
+  return {2.0 * double(bytes) / copy_us * 1e-3, double(bytes) / read_us * 1e-3};
+}
+
+struct Shape { int64_t n, k; const char* what; };
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const int reps = argc > 1 ? std::max(3, std::atoi(argv[1])) : 30;
+  std::string why;
+  if (!cuda_available(&why)) {
+    std::printf("no CUDA device: %s\n", why.c_str());
+    return 0;
+  }
+  std::printf("device: %s\n", device_summary().c_str());
+  cudaStream_t s;
+  AWQ_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  cublasHandle_t h;
+  AWQ_CUBLAS_CHECK(cublasCreate(&h));
+  void* ws;
+  const size_t ws_bytes = size_t(64) << 20;
+  AWQ_CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
+  AWQ_CUBLAS_CHECK(cublasSetWorkspace(h, ws, ws_bytes));  // no allocation inside graph capture
+  AWQ_CUBLAS_CHECK(cublasSetStream(h, s));
+
+  const Bandwidth bw = measure_bandwidth(s, reps);
+  const double roof = std::max(bw.copy_gbs, bw.read_gbs);
+  std::printf("bandwidth: device-to-device copy %.0f GB/s (read + write), read kernel %.0f GB/s; "
+              "roofline used below: %.0f GB/s\n", bw.copy_gbs, bw.read_gbs, roof);
+  int l2 = 0;
+  AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0));
+
+  const Shape shapes[] = {{4096, 4096, "o_proj"}, {12288, 4096, "qkv fused"},
+                          {11008, 4096, "gate|up"}, {22016, 4096, "gate+up fused"},
+                          {4096, 11008, "down_proj"}};
+  const int64_t ms[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+  std::printf("\n| shape (n x k) | M | cuBLAS FP16 us | W4A16 us | speed-up | W4A16 GB/s | %% of %.0f GB/s |\n",
+              roof);
+  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
+  const int group = 128;
+  for (const Shape& sh : shapes) {
+    const int64_t n = sh.n, k = sh.k, ng = k / group;
+    // Random AutoAWQ tensors on the host (codes, zeros uniform 0..15; scales 0.002..0.02).
+    std::mt19937 rng(uint32_t(n * 31 + k));
+    std::vector<int32_t> qweight(size_t(k * (n / 8))), qzeros(size_t(ng * (n / 8)));
+    for (auto& w : qweight) w = int32_t(rng());
+    for (auto& w : qzeros) w = int32_t(rng());
+    std::vector<uint16_t> scales(size_t(ng * n));
+    std::uniform_real_distribution<float> sd(0.002f, 0.02f);
+    for (auto& v : scales) v = __half_as_ushort(__float2half(sd(rng)));
+    AwqMatrix am;
+    am.bits = 4;
+    am.group = group;
+    am.qweight = qweight.data();
+    am.qzeros = qzeros.data();
+    am.scales = scales.data();
+    const W4A16Weight w0 = upload_w4a16(am, n, k, s);
+    // Enough copies that one pass over them is >= 3x L2: every call reads HBM.
+    const int copies_q = int(std::max<int64_t>(2, (3 * int64_t(l2)) / int64_t(w0.bytes()) + 1));
+    std::vector<W4A16Weight> wq(static_cast<size_t>(copies_q), w0);
+    const int64_t tiles_n = (n + 15) / 16, chunks = (k + 63) / 64;
+    const size_t codes_bytes = size_t(tiles_n * chunks * 32 * 16), params_bytes = size_t(tiles_n * ng * 64);
+    for (int c = 1; c < copies_q; ++c) {
+      AWQ_CUDA_CHECK(cudaMalloc(&wq[c].codes, codes_bytes));
+      AWQ_CUDA_CHECK(cudaMalloc(&wq[c].params, params_bytes));
+      AWQ_CUDA_CHECK(cudaMemcpy(wq[c].codes, w0.codes, codes_bytes, cudaMemcpyDeviceToDevice));
+      AWQ_CUDA_CHECK(cudaMemcpy(wq[c].params, w0.params, params_bytes, cudaMemcpyDeviceToDevice));
+    }
+    const size_t wf_bytes = size_t(n * k) * 2;
+    const int copies_f = int(std::max<int64_t>(2, (3 * int64_t(l2)) / int64_t(wf_bytes) + 1));
+    std::vector<__half*> wf(static_cast<size_t>(copies_f));
+    for (int c = 0; c < copies_f; ++c) {
+      AWQ_CUDA_CHECK(cudaMalloc(&wf[c], wf_bytes));
+      fill_uniform<<<1024, 256, 0, s>>>(wf[c], n * k, -0.05f, 0.05f, uint32_t(c + 7));
+      AWQ_CUDA_CHECK_LAUNCH();
+    }
+    const int64_t mmax = 256;
+    __half *x, *y;
+    AWQ_CUDA_CHECK(cudaMalloc(&x, size_t(mmax * k) * 2));
+    AWQ_CUDA_CHECK(cudaMalloc(&y, size_t(mmax * n) * 2));
+    fill_uniform<<<1024, 256, 0, s>>>(x, mmax * k, -1.0f, 1.0f, 3);
+    AWQ_CUDA_CHECK_LAUNCH();
+    AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
+
+    for (const int64_t m : ms) {
+      const int calls = 2 * std::max(copies_q, copies_f);
+      const float t16 = time_graph(s, calls, reps, [&](int i) {
+        fp16_linear(h, wf[size_t(i % copies_f)], n, k, x, m, nullptr, y, s);
+      });
+      const float t4 = time_graph(s, calls, reps, [&](int i) {
+        w4a16_linear(wq[size_t(i % copies_q)], x, m, nullptr, y, s);
+      });
+      const double bytes = double(w0.bytes()) + double(m * k * 2) + double(m * n * 2);
+      const double gbs = bytes / t4 * 1e-3;
+      std::printf("| %s %lld x %lld | %lld | %.2f | %.2f | %.2fx | %.0f | %.0f %% |\n", sh.what,
+                  (long long)n, (long long)k, (long long)m, t16, t4, t16 / t4, gbs, 100.0 * gbs / roof);
+      std::fflush(stdout);
+    }
+    for (int c = 0; c < copies_q; ++c) free_w4a16(wq[size_t(c)]);
+    for (__half* p : wf) cudaFree(p);
+    cudaFree(x);
+    cudaFree(y);
+  }
+  cublasDestroy(h);
+  cudaFree(ws);
+  cudaStreamDestroy(s);
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_cuda_w4a16: %s\n", e.what());
+  return 1;
+}
