@@ -12,6 +12,7 @@ namespace {
 
 constexpr int kWarp = 32;
 constexpr int kWarps = 4;  // warps per block; each walks every kWarps-th key of the chunk
+constexpr int64_t kMinSplitKeys = 128;  // shorter splits cost more in partials than they save
 
 __device__ float warp_sum(float v) {
   for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -186,10 +187,11 @@ int64_t attention_scratch_floats(int64_t rows, const AttentionDims& d, int n_spl
   return rows * d.n_heads * int64_t(n_splits) * (d.head_dim + 2);
 }
 
-int decode_splits(int64_t rows, const AttentionDims& d, int multiprocessors, int64_t ctx) {
+int decode_splits(int64_t rows, const AttentionDims& d, int multiprocessors, int64_t max_keys) {
   const int64_t blocks = rows * (d.n_heads / heads_per_block(d));  // per split
-  const int64_t want = (int64_t(2) * multiprocessors + blocks - 1) / blocks;
-  return int(std::clamp<int64_t>(want, 1, std::min<int64_t>(32, std::max<int64_t>(1, ctx / 16))));
+  const int64_t fill = (int64_t(2) * multiprocessors + blocks - 1) / blocks;
+  const int64_t by_keys = (max_keys + kMinSplitKeys - 1) / kMinSplitKeys;
+  return int(std::clamp<int64_t>(std::min(fill, by_keys), 1, 32));
 }
 
 void attention(const __half* q, int64_t q_stride, int64_t rows, const AttentionDims& d,

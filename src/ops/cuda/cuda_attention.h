@@ -33,7 +33,9 @@ bool attention_supports(int head_dim);
 void attention(const __half* q, int64_t q_stride, int64_t rows, const AttentionDims& d,
                const KvCacheView& kv, int n_splits, float* scratch, __half* out, cudaStream_t s);
 
-// A split count that gives about `waves` blocks per multiprocessor for a decode batch.
-int decode_splits(int64_t rows, const AttentionDims& d, int multiprocessors, int64_t ctx);
+// The split count of a decode batch of `rows` rows whose longest row sees max_keys keys: about
+// two blocks per multiprocessor, but no split shorter than 128 keys (1 for short contexts:
+// no partials, no combine kernel), at most 32.
+int decode_splits(int64_t rows, const AttentionDims& d, int multiprocessors, int64_t max_keys);
 
 }  // namespace awq::cuda

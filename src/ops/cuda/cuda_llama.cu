@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <tuple>
 #include <utility>
 
 #include <cublas_v2.h>
@@ -193,7 +194,7 @@ struct CudaLlama::Impl {
     cudaGraphExec_t exec = nullptr;
     bool failed = false;
   };
-  std::map<std::pair<int, bool>, Graph> graphs;
+  std::map<std::tuple<int, bool, int>, Graph> graphs;  // (batch, greedy, attention splits)
   bool graph_used = false;
 
   int32_t* d_tok() const { return ints.get(); }
@@ -249,8 +250,8 @@ struct CudaLlama::Impl {
        "lm_head");
   }
 
-  void enqueue_decode(int B, bool greedy) {
-    enqueue_layers(B, decode_splits(B, dims(), sms, opt.ctx));
+  void enqueue_decode(int B, bool greedy, int splits) {
+    enqueue_layers(B, splits);
     enqueue_lm_head(0, B);
     if (greedy) argmax_rows(logits.get(), B, c.vocab_size, d_ids(), s);
   }
@@ -289,24 +290,30 @@ struct CudaLlama::Impl {
       h_ints[2 * R + b] = b;
     }
     upload_rows(B);
-    Graph& g = graphs[{B, greedy}];
+    // The split count follows the longest sequence; each count gets its own graph (a few
+    // captures as the context grows).
+    int64_t max_keys = 0;
+    for (int b = 0; b < B; ++b) max_keys = std::max(max_keys, n_past[size_t(b)] + 1);
+    if (c.sliding_window) max_keys = std::min<int64_t>(max_keys, *c.sliding_window);
+    const int splits = decode_splits(B, dims(), sms, max_keys);
+    Graph& g = graphs[{B, greedy, splits}];
     if (g.exec) {
       ok(cudaGraphLaunch(g.exec, s), "launching the decode graph");
       graph_used = true;
     } else {
-      enqueue_decode(B, greedy);
-      if (opt.use_graphs && !g.failed) capture(g, B, greedy);
+      enqueue_decode(B, greedy, splits);
+      if (opt.use_graphs && !g.failed) capture(g, B, greedy, splits);
     }
     for (int b = 0; b < B; ++b) ++n_past[size_t(b)];
   }
 
   // Records the decode step of batch B into a graph for the next calls. A failure to capture
   // leaves the step running eagerly (same results, more launch overhead).
-  void capture(Graph& g, int B, bool greedy) {
+  void capture(Graph& g, int B, bool greedy, int splits) {
     cudaGraph_t graph = nullptr;
     ok(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "starting graph capture");
     try {
-      enqueue_decode(B, greedy);
+      enqueue_decode(B, greedy, splits);
     } catch (const Error&) {
       cudaStreamEndCapture(s, &graph);
       if (graph) cudaGraphDestroy(graph);
