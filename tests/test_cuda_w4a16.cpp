@@ -18,6 +18,7 @@
 #include "ops/cpu/matmul.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/w4a16.h"
+#include "ops/cuda/w4a16_kernels.h"
 #include "quant/autoawq_pack.h"
 #include "support/expect_error.h"
 
@@ -120,8 +121,9 @@ double normalised_mse(const std::vector<uint16_t>& y, const std::vector<float>& 
   return num / den;
 }
 
-// Runs w4a16_linear on m random tokens and checks it against matmul_ref; returns the nmse.
-double check_w4a16(const RandomAwq& a, int64_t m, bool with_bias, uint32_t seed) {
+// Runs w4a16_linear (variant < 0) or one kernel configuration on m random tokens and checks
+// it against matmul_ref; returns the nmse.
+double check_w4a16(const RandomAwq& a, int64_t m, bool with_bias, uint32_t seed, int variant = -1) {
   const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, seed);
   const std::vector<uint16_t> bias = random_fp16(static_cast<size_t>(a.n), -0.5f, 0.5f, seed + 1);
   std::vector<float> ref(static_cast<size_t>(m * a.n));
@@ -132,7 +134,12 @@ double check_w4a16(const RandomAwq& a, int64_t m, bool with_bias, uint32_t seed)
   cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, s);
   DeviceBuffer dx = to_device(x), db = to_device(bias), dy(ref.size() * 2);
   AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, ref.size() * 2));  // NaN poison
-  cuda::w4a16_linear(w, dx.h(), m, with_bias ? db.h() : nullptr, dy.h(), s);
+  if (variant < 0)
+    cuda::w4a16_linear(w, dx.h(), m, with_bias ? db.h() : nullptr, dy.h(), s);
+  else
+    cuda::launch_w4a16_variant(variant, static_cast<const uint4*>(w.codes),
+                               static_cast<const uint2*>(w.params), dx.h(),
+                               with_bias ? db.h() : nullptr, dy.h(), a.n, a.k, a.group, m, s);
   std::vector<uint16_t> y(ref.size());
   AWQ_CUDA_CHECK(cudaMemcpy(y.data(), dy.p, y.size() * 2, cudaMemcpyDeviceToHost));
   cuda::free_w4a16(w);
@@ -162,6 +169,22 @@ TEST(CudaW4A16, GroupSizesBitsAndPaddedKTiles) {
       const double e = check_w4a16(a, m, true, uint32_t(7 * m));
       EXPECT_LE(e, kMaxNmse) << "n=" << c.n << " k=" << c.k << " group=" << c.group
                              << " bits=" << c.bits << " m=" << m;
+    }
+  }
+}
+
+// Every compiled configuration (the bench times them all), on a padded row tile, a group
+// below one 64-input chunk (params change inside a chunk) and token counts around the tiles.
+TEST(CudaW4A16, EveryKernelConfiguration) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq a64(264, 448, 64, 4, 21), a32(40, 96, 32, 4, 22);
+  for (int v = 0; v < cuda::w4a16_variant_count(); ++v) {
+    const cuda::W4A16Variant cfg = cuda::w4a16_variant(v);
+    for (int64_t m : {1, 9, 70}) {
+      EXPECT_LE(check_w4a16(a64, m, true, uint32_t(m), v), kMaxNmse)
+          << "mt=" << cfg.mt << " wk=" << cfg.wk << " wn=" << cfg.wn << " rt=" << cfg.rt << " group 64 m=" << m;
+      EXPECT_LE(check_w4a16(a32, m, false, uint32_t(m + 1), v), kMaxNmse)
+          << "mt=" << cfg.mt << " wk=" << cfg.wk << " wn=" << cfg.wn << " rt=" << cfg.rt << " group 32 m=" << m;
     }
   }
 }

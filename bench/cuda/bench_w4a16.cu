@@ -1,6 +1,7 @@
 // W4A16 linear (ops/cuda/w4a16.h) vs cuBLAS FP16 (fp16_linear) on the Llama-2-7B linear shapes,
 // same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
-//   bench_cuda_w4a16 [reps]        (default 30)
+//   bench_cuda_w4a16 [reps [sweep|-] [shape]]   (default 30; shape: only names containing it; sweep: also time every kernel configuration,
+//                                      printed as mt/wk/wn/rt=us, * = the one w4a16_linear picks)
 // Method (.library METHOD.md): random data (never zeros); each timed sample replays a CUDA graph
 // of R calls that cycle through enough weight copies to overflow L2, so every call streams its
 // weights from HBM and no launch gap is counted; samples = reps, the median is reported.
@@ -18,6 +19,7 @@
 
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/w4a16.h"
+#include "ops/cuda/w4a16_kernels.h"
 
 using namespace awq;
 using namespace awq::cuda;
@@ -114,6 +116,8 @@ struct Shape { int64_t n, k; const char* what; };
 
 int main(int argc, char** argv) try {
   const int reps = argc > 1 ? std::max(3, std::atoi(argv[1])) : 30;
+  const bool sweep = argc > 2 && std::string(argv[2]) == "sweep";  // time every configuration
+  const std::string only = argc > 3 ? argv[3] : "";                 // shapes whose name has this
   std::string why;
   if (!cuda_available(&why)) {
     std::printf("no CUDA device: %s\n", why.c_str());
@@ -146,6 +150,7 @@ int main(int argc, char** argv) try {
   std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
   const int group = 128;
   for (const Shape& sh : shapes) {
+    if (!only.empty() && std::string(sh.what).find(only) == std::string::npos) continue;
     const int64_t n = sh.n, k = sh.k, ng = k / group;
     // Random AutoAWQ tensors on the host (codes, zeros uniform 0..15; scales 0.002..0.02).
     std::mt19937 rng(uint32_t(n * 31 + k));
@@ -189,6 +194,25 @@ int main(int argc, char** argv) try {
     AWQ_CUDA_CHECK_LAUNCH();
     AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
 
+    if (sweep) {
+      // Every compiled kernel configuration at these m: what picks the defaults.
+      for (const int64_t m : {int64_t(1), int64_t(4), int64_t(8), int64_t(16), int64_t(32), int64_t(64), int64_t(256)}) {
+        std::printf("sweep %s m=%lld:", sh.what, (long long)m);
+        for (int v = 0; v < w4a16_variant_count(); ++v) {
+          const W4A16Variant cfg = w4a16_variant(v);
+          const int calls = 2 * copies_q;
+          const float t = time_graph(s, calls, reps, [&](int i) {
+            const W4A16Weight& wi = wq[size_t(i % copies_q)];
+            launch_w4a16_variant(v, static_cast<const uint4*>(wi.codes),
+                                 static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
+          });
+          std::printf(" %d/%d/%d/%d=%.1f%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, t,
+                      v == w4a16_default_variant(m, n) ? "*" : "");
+        }
+        std::printf("\n");
+        std::fflush(stdout);
+      }
+    }
     for (const int64_t m : ms) {
       const int calls = 2 * std::max(copies_q, copies_f);
       const float t16 = time_graph(s, calls, reps, [&](int i) {

@@ -46,7 +46,7 @@ void free_w4a16(W4A16Weight& w);
 
 // y[m, n] = x[m, k] W^T (+ bias[n] if non-null), fp16 in/out, fp32 accumulate.
 // x: [m, k] fp16 row-major, bias: [n] fp16 or nullptr, y: [m, n] fp16 row-major (device).
-// Picks the kernel by m (split-K GEMV for small m, row-tiled GEMM for large). m == 0: no-op.
+// Picks the kernel configuration by m and n (w4a16_kernels.cu). m == 0: no-op.
 void w4a16_linear(const W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y,
                   cudaStream_t s);
 

@@ -1,17 +1,18 @@
 // W4A16 kernels: the repack from the AutoAWQ GEMM layout, and one tensor-core kernel family
 // for every m: output rows in tiles of 16 are mma.sync's A operand (dequantized in registers
 // from 4-bit codes), the tokens in tiles of 8 its B operand ("swap AB"), so a single token
-// costs one 16x8x16 mma per 256 weights and the kernel stays bound by the weight stream.
-//  - small m (GEMV): the 8 warps of a block share one row tile and split K; a shared-memory
-//    reduction joins their partial sums.
-//  - large m (GEMM): the 8 warps of a block take 8 row tiles over all of K, so the x values
-//    each of them loads are the same and hit L1; blockIdx.y walks 64-token chunks.
+// costs one 16x8x16 mma per 256 weights and decode stays bound by the weight stream.
+// A block's warps split K (split-K inside the block, joined by a shared-memory reduction);
+// each warp streams 16-byte loads of codes two register stages deep, holds rt row tiles (x
+// loaded once for them) and mt token tiles; blockIdx.y walks 8 mt-token chunks. The
+// configurations compiled in and the one picked for each (m, n) are at the end of the file.
 // Dequant (the lop3 trick): (q & 0x000f000f) | 0x64006400 is the fp16 pair 1024 + q; the
 // nibbles at bits 4..7 give 1024 + 16 q. Subtracting 1024 + z (or an fma with 1/16 and
 // -(64 + z)) gives q - z exactly; one hmul2 by the scale rounds like AutoAWQ's fp16((q - z) s).
 #include "ops/cuda/w4a16_kernels.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "ops/cuda/cuda_check.h"
 
@@ -98,108 +99,196 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4],
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// A group's params as fp16 pairs: scale of row r / r+8, and the zero offsets (see w4a16.h).
+struct GroupParams {
+  __half2 s_lo, s_hi, z_lo, z_hi;
+};
+__device__ __forceinline__ GroupParams expand(uint2 p) {
+  return {bits_h2(__byte_perm(p.x, 0, 0x1010)), bits_h2(__byte_perm(p.x, 0, 0x3232)),
+          bits_h2(__byte_perm(p.y, 0, 0x1010)), bits_h2(__byte_perm(p.y, 0, 0x3232))};
+}
+
 // A fragment of one 16x16 weight tile from its 8 codes and the group's params.
-__device__ __forceinline__ void dequant(uint32_t q, uint2 p, uint32_t (&a)[4]) {
-  const __half2 s_lo = bits_h2(__byte_perm(p.x, 0, 0x1010)), s_hi = bits_h2(__byte_perm(p.x, 0, 0x3232));
-  const __half2 z_lo = bits_h2(__byte_perm(p.y, 0, 0x1010)), z_hi = bits_h2(__byte_perm(p.y, 0, 0x3232));
+__device__ __forceinline__ void dequant(uint32_t q, const GroupParams& g, uint32_t (&a)[4]) {
   const __half2 sixteenth = bits_h2(0x2C002C00u);
   const uint32_t lo0 = and_or(q, 0x000f000fu, 0x64006400u), hi0 = and_or(q, 0x00f000f0u, 0x64006400u);
   q >>= 8;
   const uint32_t lo1 = and_or(q, 0x000f000fu, 0x64006400u), hi1 = and_or(q, 0x00f000f0u, 0x64006400u);
-  a[0] = h2_bits(__hmul2(__hsub2(bits_h2(lo0), z_lo), s_lo));
-  a[1] = h2_bits(__hmul2(__hfma2(bits_h2(hi0), sixteenth, z_hi), s_hi));
-  a[2] = h2_bits(__hmul2(__hsub2(bits_h2(lo1), z_lo), s_lo));
-  a[3] = h2_bits(__hmul2(__hfma2(bits_h2(hi1), sixteenth, z_hi), s_hi));
+  a[0] = h2_bits(__hmul2(__hsub2(bits_h2(lo0), g.z_lo), g.s_lo));
+  a[1] = h2_bits(__hmul2(__hfma2(bits_h2(hi0), sixteenth, g.z_hi), g.s_hi));
+  a[2] = h2_bits(__hmul2(__hsub2(bits_h2(lo1), g.z_lo), g.s_lo));
+  a[3] = h2_bits(__hmul2(__hfma2(bits_h2(hi1), sixteenth, g.z_hi), g.s_hi));
 }
 
-// MT token tiles of 8; WK warps split K within a row tile, WN warps take separate row tiles.
-template <int MT, int WK, int WN>
+// One block: WN x RT row tiles (16 WN RT output rows) x MT token tiles (8 MT tokens). Its warps
+// form WN row groups (RT row tiles each; the WN groups read the same x, so L1 serves all but
+// the first) of WK warps that split K (chunk c goes to warp c % WK); a shared-memory reduction
+// joins the WK partial sums. Each
+// warp keeps two register stages of U chunks per row tile: the loads of the next stage are in
+// flight while the current one is dequantized and multiplied. The B fragments (x) of a tile
+// are loaded once and reused by the RT row tiles.
+// SMALL_GROUP: group < 64, the params change inside a 64-input chunk.
+template <int MT, int WK, int WN, int RT, bool SMALL_GROUP>
 __global__ void __launch_bounds__(WK * WN * 32)
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
                      __half* __restrict__ y, int n, int k, int m, int group_tiles_log2) {
-  constexpr int U = 4;  // 16-byte code loads in flight per lane
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int wk = warp % WK, wn = warp / WK;
-  const int tiles_n = (n + 15) / 16, tn = blockIdx.x * WN + wn;
+  constexpr int U = (RT * MT >= 8) ? 2 : 4;  // chunks per stage per row tile
+  const int lane = threadIdx.x & 31, wk = (threadIdx.x >> 5) % WK, wn = (threadIdx.x >> 5) / WK;
+  const int tiles_n = (n + 15) / 16, tn0 = (blockIdx.x * WN + wn) * RT;
   const int ktiles = k / 16, chunks = (k + 63) / 64, ngroups = ktiles >> group_tiles_log2;
   const int tok0 = blockIdx.y * 8 * MT;
 
-  float acc[MT][4];
+  float acc[RT][MT][4];
 #pragma unroll
-  for (int t = 0; t < MT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.0f;
+  for (int r = 0; r < RT; ++r)
+#pragma unroll
+    for (int t = 0; t < MT; ++t) acc[r][t][0] = acc[r][t][1] = acc[r][t][2] = acc[r][t][3] = 0.0f;
   // B fragment rows: token tok0 + 8t + lane/4 (clamped: columns past m are computed, never stored).
-  const __half* xr[MT];
+  // As 32-bit words (fp16 pairs): tile kt's b0 is word 8 kt, b1 word 8 kt + 4.
+  const uint32_t* xw[MT];
 #pragma unroll
   for (int t = 0; t < MT; ++t) {
     const int tok = min(tok0 + t * 8 + lane / 4, m - 1);
-    xr[t] = x + size_t(tok) * k + (lane % 4) * 2;
+    xw[t] = reinterpret_cast<const uint32_t*>(x + size_t(tok) * k) + (lane % 4);
+  }
+  // Row tiles past the end read tile tiles_n - 1 (in bounds) and are never stored.
+  const uint4* cp[RT];
+  const uint2* pp[RT];
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    const int tn = min(tn0 + r, tiles_n - 1);
+    cp[r] = codes + size_t(tn) * chunks * 32 + lane;
+    pp[r] = params + size_t(tn) * ngroups * 8 + lane / 4;
   }
 
-  if (tn < tiles_n) {
-    const uint4* cp = codes + size_t(tn) * chunks * 32 + lane;
-    const uint2* pp = params + size_t(tn) * ngroups * 8 + lane / 4;
-    for (int c0 = wk; c0 < chunks; c0 += WK * U) {
-      uint4 wv[U];
+  uint4 wv[2][RT][U];
+  uint2 pv[2][RT][U];
+  // Stage indices are compile-time constants (a run-time index would put wv in local memory).
+  // Chunks past the end are clamped to the last one (in bounds) and not multiplied in.
+  auto load_stage = [&](auto stage, int c0) {
+    constexpr int st = decltype(stage)::value;
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int c = c0 + u * WK;
-        wv[u] = c < chunks ? load_stream(cp + size_t(c) * 32) : make_uint4(0, 0, 0, 0);
+    for (int u = 0; u < U; ++u) {
+      const int c = min(c0 + u * WK, chunks - 1);
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        wv[st][r][u] = load_stream(cp[r] + size_t(c) * 32);
+        pv[st][r][u] = __ldg(pp[r] + size_t((c * 4) >> group_tiles_log2) * 8);
       }
+    }
+  };
+  // CHECKED: the stage holds chunks past the end or padded k-tiles; their x is replaced by 0.
+  // Unchecked stages have no branch inside, so every x load of a chunk is issued up front.
+  auto compute_stage = [&](auto stage, auto checked, int c0) {
+    constexpr int st = decltype(stage)::value;
+    constexpr bool kChecked = decltype(checked)::value;
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int c = c0 + u * WK;
-        if (c >= chunks) break;
-        const uint32_t words[4] = {wv[u].x, wv[u].y, wv[u].z, wv[u].w};
+    for (int u = 0; u < U; ++u) {
+      const int c_raw = c0 + u * WK, c = kChecked ? min(c_raw, chunks - 1) : c_raw;
+      GroupParams gp[RT];  // the chunk's group (its first tile's when group < 64)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const int kt = c * 4 + j;
-          if (kt >= ktiles) break;
-          const uint2 p = __ldg(pp + size_t(kt >> group_tiles_log2) * 8);
-          uint32_t a[4];
-          dequant(words[j], p, a);
+      for (int r = 0; r < RT; ++r) gp[r] = expand(pv[st][r][u]);
+      // x for JB tiles at a time is loaded before their products (fewer for large MT: registers).
+      constexpr int JB = MT <= 2 ? 4 : (MT <= 4 ? 2 : 1);
+#pragma unroll
+      for (int j0 = 0; j0 < 4; j0 += JB) {
+        uint32_t b[JB][MT][2];
+#pragma unroll
+        for (int jj = 0; jj < JB; ++jj) {
+          const int j = j0 + jj;
+          const int kt = kChecked ? min(c * 4 + j, ktiles - 1) : c * 4 + j;
+          const bool valid = !kChecked || (c_raw < chunks && c * 4 + j < ktiles);
 #pragma unroll
           for (int t = 0; t < MT; ++t) {
-            const uint32_t b0 = __ldg(reinterpret_cast<const unsigned int*>(xr[t] + kt * 16));
-            const uint32_t b1 = __ldg(reinterpret_cast<const unsigned int*>(xr[t] + kt * 16 + 8));
-            mma_16816(acc[t], a, b0, b1);
+            b[jj][t][0] = valid ? __ldg(xw[t] + kt * 8) : 0u;
+            b[jj][t][1] = valid ? __ldg(xw[t] + kt * 8 + 4) : 0u;
+          }
+        }
+#pragma unroll
+        for (int jj = 0; jj < JB; ++jj) {
+          const int j = j0 + jj;
+#pragma unroll
+          for (int r = 0; r < RT; ++r) {
+            const uint4 w4 = wv[st][r][u];
+            const uint32_t word = j == 0 ? w4.x : j == 1 ? w4.y : j == 2 ? w4.z : w4.w;
+            if (SMALL_GROUP && j > 0) {
+              const int kt = kChecked ? min(c * 4 + j, ktiles - 1) : c * 4 + j;
+              gp[r] = expand(__ldg(pp[r] + size_t(kt >> group_tiles_log2) * 8));
+            }
+            uint32_t a[4];
+            dequant(word, gp[r], a);
+#pragma unroll
+            for (int t = 0; t < MT; ++t) mma_16816(acc[r][t], a, b[jj][t][0], b[jj][t][1]);
           }
         }
       }
     }
+  };
+  using S0 = std::integral_constant<int, 0>;
+  using S1 = std::integral_constant<int, 1>;
+  using Checked = std::true_type;
+  using Unchecked = std::false_type;
+  constexpr int kStep = WK * U;
+  const int full_chunks = ktiles / 4;  // chunks whose 4 k-tiles are all real
+  // A stage starting at c0 is all real when its last chunk c0 + (U - 1) WK is.
+  auto stage_full = [&](int c0) { return c0 + (U - 1) * WK < full_chunks; };
+  load_stage(S0{}, wk);
+  for (int c0 = wk; c0 < chunks;) {
+    if (c0 + kStep < chunks) load_stage(S1{}, c0 + kStep);
+    if (stage_full(c0))
+      compute_stage(S0{}, Unchecked{}, c0);
+    else
+      compute_stage(S0{}, Checked{}, c0);
+    c0 += kStep;
+    if (c0 >= chunks) break;
+    if (c0 + kStep < chunks) load_stage(S0{}, c0 + kStep);
+    if (stage_full(c0))
+      compute_stage(S1{}, Unchecked{}, c0);
+    else
+      compute_stage(S1{}, Checked{}, c0);
+    c0 += kStep;
   }
 
-  if constexpr (WK > 1) {
-    __shared__ float red[WK * WN][MT * 4][32];
 #pragma unroll
-    for (int t = 0; t < MT; ++t)
+  for (int r = 0; r < RT; ++r) {
+    if constexpr (WK > 1) {
+      __shared__ float red[WN][WK][MT * 4][32];
+      if (r > 0) __syncthreads();  // the previous row tile's sums have been read
 #pragma unroll
-      for (int j = 0; j < 4; ++j) red[warp][t * 4 + j][lane] = acc[t][j];
-    __syncthreads();
-    if (wk != 0) return;
+      for (int t = 0; t < MT; ++t)
 #pragma unroll
-    for (int t = 0; t < MT; ++t)
+        for (int j = 0; j < 4; ++j) red[wn][wk][t * 4 + j][lane] = acc[r][t][j];
+      __syncthreads();
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        float s = 0.0f;
+      for (int t = 0; t < MT; ++t) {
+        if (t % WK != wk) continue;  // warp w owns the token tiles t with t % WK == w
 #pragma unroll
-        for (int w = 0; w < WK; ++w) s += red[wn * WK + w][t * 4 + j][lane];
-        acc[t][j] = s;
-      }
-  }
-  if (tn >= tiles_n) return;
+        for (int j = 0; j < 4; ++j) {
+          float s = 0.0f;
 #pragma unroll
-  for (int t = 0; t < MT; ++t)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int tok = tok0 + t * 8 + (lane % 4) * 2 + (j & 1);
-      const int row = tn * 16 + lane / 4 + (j >= 2 ? 8 : 0);
-      if (tok < m && row < n) {
-        float v = acc[t][j];
-        if (bias) v += __half2float(bias[row]);
-        y[size_t(tok) * n + row] = __float2half(v);
+          for (int w = 0; w < WK; ++w) s += red[wn][w][t * 4 + j][lane];
+          acc[r][t][j] = s;
+        }
       }
     }
+    const int tn = tn0 + r;
+    if (tn >= tiles_n) continue;
+#pragma unroll
+    for (int t = 0; t < MT; ++t) {
+      if (t % WK != wk) continue;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int tok = tok0 + t * 8 + (lane % 4) * 2 + (j & 1);
+        const int row = tn * 16 + lane / 4 + (j >= 2 ? 8 : 0);
+        if (tok < m && row < n) {
+          float v = acc[r][t][j];
+          if (bias) v += __half2float(bias[row]);
+          y[size_t(tok) * n + row] = __float2half(v);
+        }
+      }
+    }
+  }
 }
 
 __global__ void add_bias_kernel(__half* __restrict__ y, const __half* __restrict__ bias, int64_t m,
@@ -211,12 +300,15 @@ __global__ void add_bias_kernel(__half* __restrict__ y, const __half* __restrict
 
 int blocks_for(int64_t items, int threads) { return int((items + threads - 1) / threads); }
 
-template <int MT, int WK, int WN>
+template <int MT, int WK, int WN, int RT>
 void launch(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
             int n, int k, int m, int gl2, cudaStream_t s) {
   const int tiles_n = (n + 15) / 16;
-  const dim3 grid((tiles_n + WN - 1) / WN, (m + 8 * MT - 1) / (8 * MT));
-  w4a16_mma_kernel<MT, WK, WN><<<grid, WK * WN * 32, 0, s>>>(codes, params, x, bias, y, n, k, m, gl2);
+  const dim3 grid((tiles_n + WN * RT - 1) / (WN * RT), (m + 8 * MT - 1) / (8 * MT));
+  if (gl2 < 2)
+    w4a16_mma_kernel<MT, WK, WN, RT, true><<<grid, WK * WN * 32, 0, s>>>(codes, params, x, bias, y, n, k, m, gl2);
+  else
+    w4a16_mma_kernel<MT, WK, WN, RT, false><<<grid, WK * WN * 32, 0, s>>>(codes, params, x, bias, y, n, k, m, gl2);
   AWQ_CUDA_CHECK_LAUNCH();
 }
 
@@ -234,19 +326,54 @@ void launch_repack(const int32_t* qweight, const int32_t* qzeros, const __half* 
   AWQ_CUDA_CHECK_LAUNCH();
 }
 
-void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
-                  __half* y, int64_t n, int64_t k, int group, int64_t m, cudaStream_t s) {
+namespace {
+
+using LaunchFn = void (*)(const uint4*, const uint2*, const __half*, const __half*, __half*, int, int,
+                          int, int, cudaStream_t);
+struct Variant {
+  W4A16Variant v;
+  LaunchFn fn;
+};
+#define AWQ_W4A16_VARIANT(MT, WK, WN, RT) Variant{W4A16Variant{MT, WK, WN, RT}, &launch<MT, WK, WN, RT>}
+const Variant kVariants[] = {
+    AWQ_W4A16_VARIANT(1, 8, 1, 1), AWQ_W4A16_VARIANT(1, 16, 1, 1), AWQ_W4A16_VARIANT(1, 4, 1, 2),
+    AWQ_W4A16_VARIANT(2, 8, 1, 1), AWQ_W4A16_VARIANT(2, 4, 1, 2), AWQ_W4A16_VARIANT(4, 8, 1, 2),
+    AWQ_W4A16_VARIANT(4, 4, 1, 2), AWQ_W4A16_VARIANT(8, 4, 1, 2), AWQ_W4A16_VARIANT(8, 4, 2, 2)};
+#undef AWQ_W4A16_VARIANT
+constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
+
+int group_tiles_log2(int group) {
   int gl2 = 0;
   while ((16 << gl2) < group) ++gl2;  // group / 16 = 2^gl2 (w4a16.cu checks the power of two)
-  const int ni = int(n), ki = int(k), mi = int(m);
-  if (m <= 8)
-    launch<1, 8, 1>(codes, params, x, bias, y, ni, ki, mi, gl2, s);
-  else if (m <= 16)
-    launch<2, 8, 1>(codes, params, x, bias, y, ni, ki, mi, gl2, s);
-  else if (m <= 32)
-    launch<4, 8, 1>(codes, params, x, bias, y, ni, ki, mi, gl2, s);
-  else
-    launch<8, 1, 8>(codes, params, x, bias, y, ni, ki, mi, gl2, s);
+  return gl2;
+}
+
+// The configuration launch_w4a16 uses for m tokens and n outputs (index into kVariants),
+// from the H100 sweep in docs/results/gpu.md (SWEEP=1 scripts/gpu-check bench): one token
+// tile with 8 warps splitting K for decode; two row tiles per warp (x reused) once n is large
+// or m passes 8; four token tiles from m = 17 on.
+int default_variant(int64_t m, int64_t n) {
+  const bool wide = n >= 8192;
+  if (m <= 8) return wide ? 2 : 0;   // (1, 4, 1, 2) : (1, 8, 1, 1)
+  if (m <= 16) return wide ? 4 : 2;  // (2, 4, 1, 2) : (1, 4, 1, 2)
+  return 6;                          // (4, 4, 1, 2)
+}
+
+}  // namespace
+
+int w4a16_variant_count() { return kNumVariants; }
+W4A16Variant w4a16_variant(int i) { return kVariants[i].v; }
+int w4a16_default_variant(int64_t m, int64_t n) { return default_variant(m, n); }
+
+void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, const __half* x,
+                          const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
+                          cudaStream_t s) {
+  kVariants[variant].fn(codes, params, x, bias, y, int(n), int(k), int(m), group_tiles_log2(group), s);
+}
+
+void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
+                  __half* y, int64_t n, int64_t k, int group, int64_t m, cudaStream_t s) {
+  launch_w4a16_variant(default_variant(m, n), codes, params, x, bias, y, n, k, group, m, s);
 }
 
 void launch_add_bias(__half* y, const __half* bias, int64_t m, int64_t n, cudaStream_t s) {
