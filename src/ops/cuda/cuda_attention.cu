@@ -11,7 +11,9 @@ namespace awq::cuda {
 namespace {
 
 constexpr int kWarp = 32;
-constexpr int kWarps = 4;  // warps per block; each walks every kWarps-th key of the chunk
+// Warps per block (each walks every NW-th pair of keys of the chunk): 8, or 4 where 8 would
+// need more than 32 KB of shared memory for the cross-warp combine.
+constexpr int warps_for(int hd, int hpb) { return hpb * hd <= 1024 ? 8 : 4; }
 constexpr int64_t kMinSplitKeys = 128;  // shorter splits cost more in partials than they save
 
 __device__ float warp_sum(float v) {
@@ -54,15 +56,16 @@ __device__ KeyRange key_range(int last, int window, int n_splits, int split) {
   return {t0, min(last + 1, t0 + chunk)};
 }
 
-// grid: (n_splits, n_heads / HPB, rows); block: kWarps warps. HPB query heads share one KV head.
-// Lane l holds elements [l * EPL, (l + 1) * EPL) of every head vector.
-template <int HD, int HPB>
-__global__ void __launch_bounds__(kWarps * kWarp)
+// grid: (n_splits, n_heads / HPB, rows); block: NW warps. HPB query heads share one KV head.
+// Lane l holds elements [l * EPL, (l + 1) * EPL) of every head vector. Each warp takes two
+// keys per step (t and t + NW) so that two loads and two reductions are in flight.
+template <int HD, int HPB, int NW = warps_for(HD, HPB)>
+__global__ void __launch_bounds__(NW * kWarp)
     attention_kernel(const __half* q, int64_t q_stride, AttentionDims d, KvCacheView kv,
                      int n_splits, float scale, float* part, __half* out) {
   constexpr int EPL = HD / kWarp;
-  __shared__ float s_m[kWarps][HPB], s_l[kWarps][HPB];
-  __shared__ float s_acc[kWarps][HPB][HD];
+  __shared__ float s_m[NW][HPB], s_l[NW][HPB];
+  __shared__ float s_acc[NW][HPB][HD];
   const int split = blockIdx.x, h0 = blockIdx.y * HPB;
   const int64_t r = blockIdx.z, rows = gridDim.z;
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
@@ -81,21 +84,30 @@ __global__ void __launch_bounds__(kWarps * kWarp)
     for (int e = 0; e < EPL; ++e) qr[h][e] *= scale, acc[h][e] = 0.0f;
     m[h] = -INFINITY, l[h] = 0.0f;
   }
-  for (int t = kr.t0 + warp; t < kr.t1; t += kWarps) {
-    float kf[EPL], vf[EPL];
+  for (int t = kr.t0 + warp; t < kr.t1; t += 2 * NW) {
+    const bool two = t + NW < kr.t1;  // warp-uniform
+    float kf[EPL], vf[EPL], kf2[EPL], vf2[EPL];
     load_halves<EPL>(kp + t * kvd, kf);
     load_halves<EPL>(vp + t * kvd, vf);
+    if (two) {
+      load_halves<EPL>(kp + (t + NW) * kvd, kf2);
+      load_halves<EPL>(vp + (t + NW) * kvd, vf2);
+    } else {
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) kf2[e] = vf2[e] = 0.0f;
+    }
 #pragma unroll
     for (int h = 0; h < HPB; ++h) {
-      float sc = 0.0f;
+      float s1 = 0.0f, s2 = 0.0f;
 #pragma unroll
-      for (int e = 0; e < EPL; ++e) sc += qr[h][e] * kf[e];
-      sc = warp_sum(sc);
-      const float mn = fmaxf(m[h], sc);
-      const float corr = expf(m[h] - mn), p = expf(sc - mn);
-      l[h] = l[h] * corr + p;
+      for (int e = 0; e < EPL; ++e) s1 += qr[h][e] * kf[e], s2 += qr[h][e] * kf2[e];
+      s1 = warp_sum(s1);
+      s2 = two ? warp_sum(s2) : -INFINITY;
+      const float mn = fmaxf(m[h], fmaxf(s1, s2));
+      const float corr = expf(m[h] - mn), p1 = expf(s1 - mn), p2 = expf(s2 - mn);
+      l[h] = l[h] * corr + p1 + p2;
 #pragma unroll
-      for (int e = 0; e < EPL; ++e) acc[h][e] = acc[h][e] * corr + p * vf[e];
+      for (int e = 0; e < EPL; ++e) acc[h][e] = acc[h][e] * corr + p1 * vf[e] + p2 * vf2[e];
       m[h] = mn;
     }
   }
@@ -109,10 +121,10 @@ __global__ void __launch_bounds__(kWarps * kWarp)
   for (int i = threadIdx.x; i < HPB * HD; i += blockDim.x) {
     const int h = i / HD, e = i % HD;
     float mx = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, s_m[w][h]);
+    for (int w = 0; w < NW; ++w) mx = fmaxf(mx, s_m[w][h]);
     float o = 0.0f, sum = 0.0f;
     if (mx != -INFINITY) {
-      for (int w = 0; w < kWarps; ++w) {
+      for (int w = 0; w < NW; ++w) {
         const float f = expf(s_m[w][h] - mx);  // 0 for a warp that saw no key
         o += s_acc[w][h][e] * f;
         sum += s_l[w][h] * f;
@@ -165,10 +177,10 @@ void launch(const __half* q, int64_t q_stride, int64_t rows, const AttentionDims
   const dim3 grid(unsigned(n_splits), unsigned(d.n_heads / hpb), unsigned(rows));
   const float scale = float(1.0 / std::sqrt(double(HD)));
   switch (hpb) {
-    case 8: attention_kernel<HD, 8><<<grid, kWarps * kWarp, 0, s>>>(q, q_stride, d, kv, n_splits, scale, scratch, out); break;
-    case 4: attention_kernel<HD, 4><<<grid, kWarps * kWarp, 0, s>>>(q, q_stride, d, kv, n_splits, scale, scratch, out); break;
-    case 2: attention_kernel<HD, 2><<<grid, kWarps * kWarp, 0, s>>>(q, q_stride, d, kv, n_splits, scale, scratch, out); break;
-    default: attention_kernel<HD, 1><<<grid, kWarps * kWarp, 0, s>>>(q, q_stride, d, kv, n_splits, scale, scratch, out); break;
+    case 8: attention_kernel<HD, 8><<<grid, warps_for(HD, 8) * kWarp, 0, s>>>(q, q_stride, d, kv, n_splits, scale, scratch, out); break;
+    case 4: attention_kernel<HD, 4><<<grid, warps_for(HD, 4) * kWarp, 0, s>>>(q, q_stride, d, kv, n_splits, scale, scratch, out); break;
+    case 2: attention_kernel<HD, 2><<<grid, warps_for(HD, 2) * kWarp, 0, s>>>(q, q_stride, d, kv, n_splits, scale, scratch, out); break;
+    default: attention_kernel<HD, 1><<<grid, warps_for(HD, 1) * kWarp, 0, s>>>(q, q_stride, d, kv, n_splits, scale, scratch, out); break;
   }
   check_launch("attention");
   if (n_splits > 1) {
