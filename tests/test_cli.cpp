@@ -199,8 +199,16 @@ TEST(CliErrors, MissingFilesAndFolders) {
   EXPECT_NE(r.err.find("/nonexistent/val.txt"), std::string::npos) << r.err;
 }
 
+#ifndef AWQ_HAVE_CUDA  // a CUDA build runs --device cuda (tests/test_cuda_model.cpp)
 TEST(CliErrors, DeviceNotBuilt) {
   expect_one_line_error(run_awq({"generate", tiny_model_dir(), "-p", "Hi", "--device", "cuda"}), {"--device cuda"});
+  expect_one_line_error(run_awq({"perplexity", tiny_model_dir(), "-f", test::shared_path("data/val.txt"), "--device", "cuda"}),
+                        {"--device cuda", "-DAWQ_CUDA=ON"});
+}
+#endif
+
+TEST(CliErrors, UnknownDevice) {
+  expect_one_line_error(run_awq({"generate", tiny_model_dir(), "-p", "Hi", "--device", "tpu"}), {"--device tpu"});
 }
 
 }  // namespace

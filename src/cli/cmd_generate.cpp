@@ -21,8 +21,6 @@ struct GenerateArgs {
 };
 
 void run(const GenerateArgs& a) {
-  if (a.device != "cpu")
-    throw Error("--device " + a.device + ": this build has only the cpu backend");
   std::string text = a.prompt_file.empty() ? a.prompt : read_file(a.prompt_file);
   if (text.empty()) throw Error("empty prompt: give the text to continue with -p TEXT or -f FILE");
   LlamaModel model(a.model_dir);
@@ -36,12 +34,12 @@ void run(const GenerateArgs& a) {
     throw Error("the prompt is " + std::to_string(ids.size()) + " tokens but the context holds " +
                 std::to_string(ctx) + " (--ctx); shorten the prompt");
   ThreadPool pool(a.threads);
-  KvCache cache = model.new_cache(ctx);
+  std::unique_ptr<SequenceModel> seq = make_sequence(a.device, model, pool, ctx);
   GenerateOptions opt;
   opt.max_new_tokens = a.n_predict;
   opt.stop_at_eos = !a.ignore_eos;
   opt.sampler = a.sp;
-  GenerateResult r = generate(model, pool, tok, ids, cache, opt, [](const std::string& piece) {
+  GenerateResult r = generate(*seq, tok, ids, opt, [](const std::string& piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
     return true;
@@ -50,11 +48,11 @@ void run(const GenerateArgs& a) {
   const double gen = double(r.tokens.size());
   std::fprintf(stderr,
                "prompt: %lld tokens in %.1f ms (%.1f tok/s) | generated: %lld tokens in %.1f ms "
-               "(%.1f tok/s) | stop: %s | threads: %d\n",
+               "(%.1f tok/s) | stop: %s | device: %s | threads: %d\n",
                (long long)r.prompt_tokens, r.prefill_seconds * 1e3,
                double(r.prompt_tokens) / std::max(r.prefill_seconds, 1e-9), (long long)gen,
                r.decode_seconds * 1e3, gen / std::max(r.decode_seconds, 1e-9),
-               r.stop_reason.c_str(), a.threads);
+               r.stop_reason.c_str(), a.device.c_str(), a.threads);
 }
 
 }  // namespace
@@ -74,7 +72,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--repeat-last-n", args->sp.repeat_last_n, "Window of the repetition penalty (-1 = all)")->capture_default_str();
   cmd->add_option("--seed", args->sp.seed, "Sampling seed")->capture_default_str();
   cmd->add_option("-c,--ctx", args->ctx, "Context length in tokens (default: the model's max_position_embeddings)")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
-  cmd->add_option("--device", args->device, "cpu (cuda with -DAWQ_CUDA=ON builds)")->capture_default_str();
+  add_device(cmd, args->device);
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Keep generating after an end-of-sequence token");
   cmd->add_flag("--no-bos", args->no_bos, "Do not add the model's special tokens (BOS) to the prompt");
   add_threads(cmd, args->threads);

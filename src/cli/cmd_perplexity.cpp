@@ -15,7 +15,7 @@ namespace awq::cli {
 namespace {
 
 struct PerplexityArgs {
-  std::string model_dir, file;
+  std::string model_dir, file, device = "cpu";
   int64_t ctx = 512;
   int64_t max_windows = 0;
   int threads = 1;
@@ -37,14 +37,15 @@ void run(const PerplexityArgs& a) {
   opt.bos_id = tok.add_bos() ? tok.bos_id() : -1;
   opt.max_windows = a.max_windows;
   ThreadPool pool(a.threads);
+  std::unique_ptr<SequenceModel> seq = make_sequence(a.device, model, pool, a.ctx);
   const int64_t chunk = opt.bos_id >= 0 ? a.ctx - 1 : a.ctx;
   int64_t total = (int64_t(ids.size()) + chunk - 1) / chunk;
   if (a.max_windows > 0) total = std::min(total, a.max_windows);
-  std::fprintf(stderr, "%s: %zu tokens, %lld windows of %lld (%s), %d threads\n", a.file.c_str(),
+  std::fprintf(stderr, "%s: %zu tokens, %lld windows of %lld (%s), device %s, %d threads\n", a.file.c_str(),
                ids.size(), (long long)total, (long long)a.ctx,
-               opt.bos_id >= 0 ? "BOS + chunk" : "no BOS", a.threads);
+               opt.bos_id >= 0 ? "BOS + chunk" : "no BOS", a.device.c_str(), a.threads);
   ProgressBar bar("perplexity", total);
-  PerplexityResult r = perplexity(model, pool, ids, opt, [&](int64_t done, int64_t, const PerplexityResult& so_far) {
+  PerplexityResult r = perplexity(*seq, ids, opt, [&](int64_t done, int64_t, const PerplexityResult& so_far) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "ppl %.4f", so_far.ppl());
     bar.update(done, buf);
@@ -76,6 +77,7 @@ void add_perplexity(CLI::App& app) {
   cmd->add_option("-c,--ctx", args->ctx, "Window length in tokens, BOS included")->capture_default_str()->check(CLI::Range(int64_t(2), int64_t(1) << 24));
   cmd->add_option("--max-windows", args->max_windows, "Score only the first N windows (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print the result as one JSON object");
+  add_device(cmd, args->device);
   add_threads(cmd, args->threads);
   cmd->callback([args] { run(*args); });
 }

@@ -7,6 +7,9 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#ifdef AWQ_HAVE_CUDA
+#include "ops/cuda/cuda_sequence.h"
+#endif
 
 namespace awq::cli {
 
@@ -20,6 +23,25 @@ void add_model_dir(CLI::App* cmd, std::string& dir) {
 void add_threads(CLI::App* cmd, int& threads) {
   threads = ThreadPool::default_threads();
   cmd->add_option("-t,--threads", threads, "CPU threads")->capture_default_str()->check(CLI::Range(1, 1024));
+}
+
+void add_device(CLI::App* cmd, std::string& device) {
+  cmd->add_option("--device", device, "cpu, or cuda (builds with -DAWQ_CUDA=ON, an NVIDIA GPU)")
+      ->capture_default_str();
+}
+
+std::unique_ptr<SequenceModel> make_sequence(const std::string& device, LlamaModel& model,
+                                             ThreadPool& pool, int64_t ctx) {
+  if (device == "cpu") return std::make_unique<CpuSequence>(model, pool, ctx);
+  if (device == "cuda") {
+#ifdef AWQ_HAVE_CUDA
+    return std::make_unique<cuda::CudaSequence>(model, ctx);
+#else
+    throw Error("--device cuda: this build has only the cpu backend (rebuild with -DAWQ_CUDA=ON "
+                "on a machine with the CUDA toolkit)");
+#endif
+  }
+  throw Error("--device " + device + ": unknown device (cpu or cuda)");
 }
 
 std::string read_file(const std::string& path) {

@@ -1,8 +1,13 @@
 // Helpers shared by the subcommands: the MODEL_DIR argument, thread count, reading files.
 #pragma once
+#include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
+
+#include "core/thread_pool.h"
+#include "model/llama_model.h"
+#include "runtime/sequence_model.h"
 
 namespace awq::cli {
 
@@ -10,6 +15,12 @@ namespace awq::cli {
 void add_model_dir(CLI::App* cmd, std::string& dir);
 // Adds -t/--threads (default: all hardware threads).
 void add_threads(CLI::App* cmd, int& threads);
+// Adds --device cpu|cuda.
+void add_device(CLI::App* cmd, std::string& device);
+// The model on `device` with a context of ctx positions: "cpu" runs on pool; "cuda" uploads
+// the weights to the GPU (builds with -DAWQ_CUDA=ON; others throw awq::Error saying so).
+std::unique_ptr<SequenceModel> make_sequence(const std::string& device, LlamaModel& model,
+                                             ThreadPool& pool, int64_t ctx);
 // Whole file as bytes; awq::Error naming the path when it cannot be read.
 std::string read_file(const std::string& path);
 

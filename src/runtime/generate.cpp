@@ -17,10 +17,17 @@ GenerateResult generate(LlamaModel& model, ThreadPool& pool, const Tokenizer& to
                         const std::vector<int32_t>& prompt, KvCache& cache,
                         const GenerateOptions& opt,
                         const std::function<bool(const std::string&)>& on_text) {
+  CpuSequence seq(model, pool, cache);
+  return generate(seq, tok, prompt, opt, on_text);
+}
+
+GenerateResult generate(SequenceModel& model, const Tokenizer& tok,
+                        const std::vector<int32_t>& prompt, const GenerateOptions& opt,
+                        const std::function<bool(const std::string&)>& on_text) {
   if (prompt.empty()) throw Error("empty prompt: there is nothing to continue (give some text)");
-  if (int64_t(prompt.size()) > cache.ctx - cache.n_past)
+  if (int64_t(prompt.size()) > model.ctx() - model.n_past())
     throw Error("the prompt is " + std::to_string(prompt.size()) +
-                " tokens but the context holds " + std::to_string(cache.ctx - cache.n_past) +
+                " tokens but the context holds " + std::to_string(model.ctx() - model.n_past()) +
                 " (raise --ctx, up to the model's max_position_embeddings, or shorten the prompt)");
   GenerateResult res;
   res.prompt_tokens = int64_t(prompt.size());
@@ -34,7 +41,7 @@ GenerateResult generate(LlamaModel& model, ThreadPool& pool, const Tokenizer& to
 
   auto t0 = std::chrono::steady_clock::now();
   std::vector<float> logits;
-  model.forward(pool, prompt.data(), int64_t(prompt.size()), cache, false, logits);
+  model.forward(prompt.data(), int64_t(prompt.size()), false, logits);
   res.prefill_seconds = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
   res.stop_reason = "length";
@@ -52,11 +59,11 @@ GenerateResult generate(LlamaModel& model, ThreadPool& pool, const Tokenizer& to
       break;
     }
     if (int64_t(res.tokens.size()) >= opt.max_new_tokens) break;
-    if (cache.n_past >= cache.ctx) {
+    if (model.n_past() >= model.ctx()) {
       res.stop_reason = "context";
       break;
     }
-    model.forward(pool, &next, 1, cache, false, logits);
+    model.forward(&next, 1, false, logits);
   }
   const std::string rest = stream.flush();
   if (!rest.empty() && on_text) on_text(rest);

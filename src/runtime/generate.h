@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
 #include "runtime/sampler.h"
+#include "runtime/sequence_model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace awq {
@@ -29,6 +30,10 @@ struct GenerateResult {
 // prompt: [n] ids (BOS included when wanted); the cache must be empty and hold them.
 // on_text(text) receives each newly completed piece of text (it continues the prompt's text,
 // so prompt text + all pieces = decode(prompt + generated)); return false to stop.
+GenerateResult generate(SequenceModel& model, const Tokenizer& tok,
+                        const std::vector<int32_t>& prompt, const GenerateOptions& opt,
+                        const std::function<bool(const std::string&)>& on_text);
+// The same on the CPU engine with a caller-owned cache.
 GenerateResult generate(LlamaModel& model, ThreadPool& pool, const Tokenizer& tok,
                         const std::vector<int32_t>& prompt, KvCache& cache,
                         const GenerateOptions& opt,

@@ -21,6 +21,14 @@ PerplexityResult perplexity(LlamaModel& model, ThreadPool& pool, const std::vect
                             const PerplexityOptions& opt,
                             const std::function<void(int64_t, int64_t, const PerplexityResult&)>&
                                 on_window) {
+  CpuSequence seq(model, pool, opt.ctx);
+  return perplexity(seq, ids, opt, on_window);
+}
+
+PerplexityResult perplexity(SequenceModel& model, const std::vector<int32_t>& ids,
+                            const PerplexityOptions& opt,
+                            const std::function<void(int64_t, int64_t, const PerplexityResult&)>&
+                                on_window) {
   const bool bos = opt.bos_id >= 0;
   const int64_t chunk = bos ? opt.ctx - 1 : opt.ctx;
   if (chunk < (bos ? 1 : 2)) throw Error("perplexity: --ctx " + std::to_string(opt.ctx) + " is too small");
@@ -28,22 +36,19 @@ PerplexityResult perplexity(LlamaModel& model, ThreadPool& pool, const std::vect
   if (n < (bos ? 1 : 2)) throw Error("perplexity: the text has too few tokens (" + std::to_string(n) + ")");
   int64_t total = (n + chunk - 1) / chunk;
   if (opt.max_windows > 0) total = std::min(total, opt.max_windows);
-  const int64_t vocab = model.config().vocab_size;
+  if (model.ctx() < opt.ctx)
+    throw Error("perplexity: the model's context holds " + std::to_string(model.ctx()) +
+                " positions, less than --ctx " + std::to_string(opt.ctx));
 
   PerplexityResult r;
-  KvCache cache = model.new_cache(opt.ctx);
   std::vector<int32_t> window;
-  std::vector<float> logits;
   for (int64_t w = 0; w < total; ++w) {
     const int64_t b = w * chunk, e = std::min(n, b + chunk);
     window.clear();
     if (bos) window.push_back(opt.bos_id);
     window.insert(window.end(), ids.begin() + b, ids.begin() + e);
-    cache.clear();
-    model.forward(pool, window.data(), int64_t(window.size()), cache, true, logits);  // [len, vocab]
-    // logits row i predicts window[i + 1]
-    for (size_t i = 0; i + 1 < window.size(); ++i)
-      r.nll_sum += token_nll(logits.data() + int64_t(i) * vocab, vocab, window[i + 1]);
+    model.clear();
+    r.nll_sum += model.forward_nll(window.data(), int64_t(window.size()));
     r.tokens += int64_t(window.size()) - 1;
     r.windows++;
     if (on_window) on_window(w + 1, total, r);

@@ -11,6 +11,7 @@
 
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
+#include "runtime/sequence_model.h"
 
 namespace awq {
 
@@ -29,6 +30,12 @@ struct PerplexityOptions {
 };
 
 // ids: [n] the whole text. on_window(done, total, result so far) after each window.
+// The model's context must hold opt.ctx positions; its cache is cleared before each window.
+PerplexityResult perplexity(SequenceModel& model, const std::vector<int32_t>& ids,
+                            const PerplexityOptions& opt,
+                            const std::function<void(int64_t, int64_t, const PerplexityResult&)>&
+                                on_window = nullptr);
+// The same on the CPU engine.
 PerplexityResult perplexity(LlamaModel& model, ThreadPool& pool, const std::vector<int32_t>& ids,
                             const PerplexityOptions& opt,
                             const std::function<void(int64_t, int64_t, const PerplexityResult&)>&

@@ -1,0 +1,232 @@
+// Decode speed of the CUDA engine on a random-weight Llama-2-7B-shape AWQ W4 g128 model
+// (the values do not change the speed; only the shapes and the format do), against the
+// memory-bandwidth roofline measured in the same run.
+//   awq_bench_decode [--batch 1,8,32] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]
+// Per batch B: B sequences are prefilled with `prompt` random tokens, then `gen` greedy decode
+// steps (argmax on the device, the ids copied back each step as generation does) are timed.
+// Roofline: a step must read every weight once plus the live KV cache, so
+//   roofline tok/s = B * bandwidth / (weight bytes + KV bytes of the step),
+// with bandwidth from a large device-to-device copy (bytes read + written).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "ops/cuda/cuda_llama.h"
+#include "runtime/sampler.h"
+
+namespace {
+
+using namespace awq;
+
+ModelConfig llama2_7b() {
+  ModelConfig c;
+  c.model_type = "llama";
+  c.vocab_size = 32000;
+  c.hidden_size = 4096;
+  c.intermediate_size = 11008;
+  c.num_layers = 32;
+  c.num_heads = 32;
+  c.num_kv_heads = 32;
+  c.head_dim = 128;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 10000.0;
+  c.max_position_embeddings = 4096;
+  c.quant.quant_method = "awq";
+  c.quant.bits = 4;
+  c.quant.group_size = 128;
+  return c;
+}
+
+// Fills dst with random 32-bit words (splitmix64), on several threads.
+void random_words(uint32_t* dst, size_t n, uint64_t seed) {
+  const size_t threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::thread> pool;
+  for (size_t t = 0; t < threads; ++t)
+    pool.emplace_back([=] {
+      uint64_t x = seed * 0x9E3779B97F4A7C15ull + t;
+      for (size_t i = t * n / threads, e = (t + 1) * n / threads; i < e; ++i) {
+        uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        dst[i] = uint32_t(z ^ (z >> 31));
+      }
+    });
+  for (auto& th : pool) th.join();
+}
+
+template <class T>
+T* own(LlamaWeights& w, size_t n) {
+  std::shared_ptr<T[]> p(new T[n]);
+  w.owned.push_back(std::shared_ptr<void>(p, p.get()));
+  return p.get();
+}
+
+// A random AutoAWQ GEMM matrix W: [out, in]: random codes and zero points, scales near
+// 1 / (6 sqrt(in)) so that activations keep unit scale through the layers.
+Matrix random_awq(LlamaWeights& w, int64_t out, int64_t in, int group, uint64_t seed) {
+  const int64_t ng = in / group;
+  uint32_t* qw = own<uint32_t>(w, size_t(in * out / 8));
+  uint32_t* qz = own<uint32_t>(w, size_t(ng * out / 8));
+  uint16_t* sc = own<uint16_t>(w, size_t(ng * out));
+  random_words(qw, size_t(in * out / 8), seed);
+  random_words(qz, size_t(ng * out / 8), seed + 1);
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::uniform_real_distribution<float> u(0.5f, 1.5f);
+  const float s0 = 1.0f / (6.0f * std::sqrt(float(in)));
+  for (int64_t i = 0; i < ng * out; ++i) sc[i] = f32_to_fp16(u(rng) * s0);
+  Matrix m(DType::I32, out, in, qw);
+  m.kind = MatrixKind::AwqGemm;
+  m.awq.bits = 4;
+  m.awq.group = group;
+  m.awq.qweight = reinterpret_cast<const int32_t*>(qw);
+  m.awq.qzeros = reinterpret_cast<const int32_t*>(qz);
+  m.awq.scales = sc;
+  return m;
+}
+
+Matrix random_f16(LlamaWeights& w, int64_t rows, int64_t cols, uint64_t seed) {
+  uint16_t* p = own<uint16_t>(w, size_t(rows * cols));
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  for (int64_t i = 0; i < rows * cols; ++i) p[i] = f32_to_fp16(nd(rng));
+  return Matrix(DType::F16, rows, cols, p);
+}
+
+LlamaWeights random_weights(const ModelConfig& c) {
+  LlamaWeights w;
+  const int64_t d = c.hidden_size, ff = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim();
+  const int g = c.quant.group_size;
+  w.embed = random_f16(w, c.vocab_size, d, 1);
+  w.lm_head = random_f16(w, c.vocab_size, d, 2);
+  w.final_norm.assign(size_t(d), 1.0f);
+  uint64_t seed = 100;
+  for (int l = 0; l < c.num_layers; ++l) {
+    LayerWeights& L = w.layers.emplace_back();
+    L.attn_norm.assign(size_t(d), 1.0f);
+    L.ffn_norm.assign(size_t(d), 1.0f);
+    L.wq = random_awq(w, qd, d, g, seed += 2);
+    L.wk = random_awq(w, kvd, d, g, seed += 2);
+    L.wv = random_awq(w, kvd, d, g, seed += 2);
+    L.wo = random_awq(w, d, qd, g, seed += 2);
+    L.w_gate = random_awq(w, ff, d, g, seed += 2);
+    L.w_up = random_awq(w, ff, d, g, seed += 2);
+    L.w_down = random_awq(w, d, ff, g, seed += 2);
+  }
+  return w;
+}
+
+std::vector<int> parse_list(const std::string& s) {
+  std::vector<int> v;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) v.push_back(std::stoi(item));
+  return v;
+}
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int run(int argc, char** argv) {
+  std::vector<int> batches = {1, 8, 32};
+  int prompt = 16, gen = 128, warmup = 3;
+  std::string json_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw Error(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--batch") batches = parse_list(next());
+    else if (a == "--prompt") prompt = std::stoi(next());
+    else if (a == "--gen") gen = std::stoi(next());
+    else if (a == "--warmup") warmup = std::stoi(next());
+    else if (a == "--json") json_path = next();
+    else if (a == "--help" || a == "-h") {
+      std::printf("usage: awq_bench_decode [--batch 1,8,32] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]\n");
+      return 0;
+    } else {
+      throw Error("unknown argument " + a + " (see --help)");
+    }
+  }
+  if (batches.empty() || prompt < 1 || gen < 1 || warmup < 1) throw Error("bad arguments (see --help)");
+  std::string why;
+  if (!cuda::cuda_device_available(&why)) throw Error(why);
+
+  const ModelConfig c = llama2_7b();
+  double t0 = now();
+  const LlamaWeights w = random_weights(c);
+  std::fprintf(stderr, "random Llama-2-7B-shape AWQ W4 g128 weights built in %.1f s\n", now() - t0);
+  const double bw = cuda::measure_copy_bandwidth(int64_t(1) << 30, 10);
+  cuda::CudaLlamaOptions o;
+  o.slots = *std::max_element(batches.begin(), batches.end());
+  o.ctx = prompt + warmup + gen + 1;
+  t0 = now();
+  cuda::CudaLlama llm(c, w, o);
+  std::fprintf(stderr, "uploaded in %.1f s to %s\n", now() - t0, llm.device_name().c_str());
+
+  const int64_t wbytes = llm.weight_bytes_per_step();
+  const int64_t kv_row = int64_t(c.num_layers) * c.kv_dim() * 2 * 2;  // k + v, fp16, all layers
+  std::printf("device: %s | copy bandwidth %.0f GB/s | weights read per step %.3f GB | prompt %d, %d decode steps timed\n",
+              llm.device_name().c_str(), bw / 1e9, double(wbytes) / 1e9, prompt, gen);
+  std::printf("| batch | tok/s | ms/step | bytes/step (GB) | roofline tok/s | %% of roofline | graph |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|:---:|\n");
+  std::string json = "{\"device\": \"" + llm.device_name() + "\", \"bandwidth_Bps\": " + std::to_string(bw) +
+                     ", \"weight_bytes\": " + std::to_string(wbytes) + ", \"prompt\": " + std::to_string(prompt) +
+                     ", \"gen\": " + std::to_string(gen) + ", \"runs\": [";
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int32_t> tokd(3, c.vocab_size - 1);
+  for (size_t bi = 0; bi < batches.size(); ++bi) {
+    const int B = batches[bi];
+    llm.clear_all();
+    std::vector<int32_t> next(static_cast<size_t>(B)), ids(static_cast<size_t>(prompt));
+    std::vector<float> logits;
+    for (int b = 0; b < B; ++b) {
+      for (auto& t : ids) t = tokd(rng);
+      llm.prefill(b, ids.data(), prompt, false, logits);
+      next[size_t(b)] = argmax(logits.data(), int64_t(logits.size()));
+    }
+    for (int i = 0; i < warmup; ++i) llm.decode_greedy(next.data(), B, next.data());
+    const double s0 = now();
+    for (int i = 0; i < gen; ++i) llm.decode_greedy(next.data(), B, next.data());
+    const double secs = now() - s0;
+    const double tps = double(B) * gen / secs;
+    const double avg_len = prompt + warmup + (gen + 1) / 2.0;  // keys read per sequence, mean over steps
+    const double bytes = double(wbytes) + double(B) * avg_len * double(kv_row);
+    const double roof = double(B) * bw / bytes;
+    std::printf("| %d | %.1f | %.3f | %.3f | %.1f | %.1f %% | %s |\n", B, tps, secs / gen * 1e3,
+                bytes / 1e9, roof, 100.0 * tps / roof, llm.graph_used() ? "yes" : "no");
+    std::fflush(stdout);
+    json += std::string(bi ? ", " : "") + "{\"batch\": " + std::to_string(B) + ", \"tok_s\": " +
+            std::to_string(tps) + ", \"bytes_per_step\": " + std::to_string(bytes) +
+            ", \"roofline_tok_s\": " + std::to_string(roof) + "}";
+  }
+  json += "]}\n";
+  if (!json_path.empty()) {
+    FILE* f = std::fopen(json_path.c_str(), "w");
+    if (!f) throw Error(json_path + ": cannot write");
+    std::fputs(json.c_str(), f);
+    std::fclose(f);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,537 @@
+#include "ops/cuda/cuda_llama.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <utility>
+
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "model/rope.h"
+#include "ops/cpu/matmul.h"
+#include "ops/cuda/cuda_attention.h"
+#include "ops/cuda/cuda_check.h"
+#include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/w4a16.h"
+
+namespace awq::cuda {
+
+namespace {
+
+void ok(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw Error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(e));
+}
+void ok(cublasStatus_t e, const char* what) {
+  if (e != CUBLAS_STATUS_SUCCESS)
+    throw Error(std::string("cuBLAS: ") + what + " failed (status " + std::to_string(int(e)) + ")");
+}
+
+struct CudaFree {
+  void operator()(void* p) const { cudaFree(p); }
+};
+template <class T>
+using DevPtr = std::unique_ptr<T, CudaFree>;
+
+template <class T>
+DevPtr<T> dev_alloc(int64_t count, const char* what) {
+  void* p = nullptr;
+  if (count > 0) ok(cudaMalloc(&p, size_t(count) * sizeof(T)), what);
+  return DevPtr<T>(static_cast<T*>(p));
+}
+
+template <class T>
+DevPtr<T> upload(const T* host, int64_t count, const char* what) {
+  DevPtr<T> d = dev_alloc<T>(count, what);
+  if (count > 0) ok(cudaMemcpy(d.get(), host, size_t(count) * sizeof(T), cudaMemcpyHostToDevice), what);
+  return d;
+}
+
+// Rows [0, m.rows) of a dense or AWQ matrix as fp16 (dequantized / rounded). out: [rows, cols].
+void to_fp16(const Matrix& m, uint16_t* out) {
+  if (!m.quantized() && m.dtype == DType::F16) {
+    std::memcpy(out, m.data, size_t(m.rows * m.cols) * 2);
+    return;
+  }
+  std::vector<float> row(static_cast<size_t>(m.cols));
+  for (int64_t r = 0; r < m.rows; ++r) {
+    widen_row(m, r, row.data());
+    for (int64_t j = 0; j < m.cols; ++j) out[r * m.cols + j] = f32_to_fp16(row[size_t(j)]);
+  }
+}
+
+// A linear on the device: y = x W^T + b, W: [n, k].
+struct Linear {
+  int64_t n = 0, k = 0;
+  bool awq = false;
+  W4A16Weight q{};
+  DevPtr<__half> w;     // [n, k] when dense
+  DevPtr<__half> bias;  // [n] or null
+  int64_t bytes = 0;    // weight bytes one pass reads
+
+  Linear() = default;
+  Linear(Linear&& o) noexcept { *this = std::move(o); }
+  Linear& operator=(Linear&& o) noexcept {
+    std::swap(n, o.n), std::swap(k, o.k), std::swap(awq, o.awq), std::swap(q, o.q);
+    std::swap(w, o.w), std::swap(bias, o.bias), std::swap(bytes, o.bytes);
+    return *this;
+  }
+  ~Linear() {
+    if (awq) free_w4a16(q);
+  }
+};
+
+// Several linears over the same input fused into one (outputs concatenated in order): the
+// AutoAWQ tensors are concatenated along the output dimension (qweight/qzeros columns in
+// packs of 8 outputs, scales columns), dense ones stacked as rows. Mixed kinds are all
+// dequantized to fp16 (correct, not fast; no supported checkpoint mixes them in one group).
+Linear make_linear(const std::vector<const Matrix*>& parts,
+                   const std::vector<const std::vector<float>*>& biases, cudaStream_t s) {
+  Linear L;
+  L.k = parts[0]->cols;
+  bool all_awq = true;
+  for (const Matrix* m : parts) {
+    L.n += m->rows;
+    all_awq = all_awq && m->quantized() && m->awq.bits == parts[0]->awq.bits &&
+              m->awq.group == parts[0]->awq.group && m->awq.qweight && m->awq.qzeros && m->awq.scales;
+  }
+  if (all_awq) {
+    const int64_t k = L.k, g = parts[0]->awq.group, ng = k / g, n8 = L.n / 8;
+    std::vector<int32_t> qw(size_t(k * n8)), qz(size_t(ng * n8));
+    std::vector<uint16_t> sc(size_t(ng * L.n));
+    int64_t col = 0;  // output offset of this part
+    for (const Matrix* m : parts) {
+      const int64_t p8 = m->rows / 8;
+      for (int64_t i = 0; i < k; ++i)
+        std::memcpy(&qw[size_t(i * n8 + col / 8)], m->awq.qweight + i * p8, size_t(p8) * 4);
+      for (int64_t i = 0; i < ng; ++i) {
+        std::memcpy(&qz[size_t(i * n8 + col / 8)], m->awq.qzeros + i * p8, size_t(p8) * 4);
+        std::memcpy(&sc[size_t(i * L.n + col)], m->awq.scales + i * m->rows, size_t(m->rows) * 2);
+      }
+      col += m->rows;
+    }
+    AwqMatrix merged;
+    merged.bits = parts[0]->awq.bits;
+    merged.group = int(g);
+    merged.qweight = qw.data();
+    merged.qzeros = qz.data();
+    merged.scales = sc.data();
+    L.q = upload_w4a16(merged, L.n, L.k, s);
+    ok(cudaStreamSynchronize(s), "uploading AWQ weights");
+    L.awq = true;
+    L.bytes = int64_t(L.q.bytes());
+  } else {
+    std::vector<uint16_t> w(size_t(L.n * L.k));
+    int64_t row = 0;
+    for (const Matrix* m : parts) {
+      to_fp16(*m, w.data() + row * L.k);
+      row += m->rows;
+    }
+    L.w.reset(reinterpret_cast<__half*>(upload(w.data(), L.n * L.k, "uploading weights").release()));
+    L.bytes = L.n * L.k * 2;
+  }
+  bool any_bias = false;
+  for (const auto* b : biases) any_bias = any_bias || !b->empty();
+  if (any_bias) {
+    std::vector<uint16_t> b(size_t(L.n), 0);
+    int64_t off = 0;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      for (size_t j = 0; j < biases[i]->size(); ++j) b[size_t(off) + j] = f32_to_fp16((*biases[i])[j]);
+      off += parts[i]->rows;
+    }
+    L.bias.reset(reinterpret_cast<__half*>(upload(b.data(), L.n, "uploading biases").release()));
+  }
+  return L;
+}
+
+struct Layer {
+  DevPtr<float> attn_norm, ffn_norm, q_norm, k_norm;  // [d], [d], [head_dim] (qwen3)
+  Linear qkv, o, gu, down;  // [q + 2 kv, d], [d, q], [2 ff, d], [d, ff]
+  DevPtr<__half> k_cache, v_cache;  // [slots, ctx, kv_dim]
+};
+
+DevPtr<float> upload_vec(const std::vector<float>& v) {
+  return v.empty() ? DevPtr<float>() : upload(v.data(), int64_t(v.size()), "uploading norms");
+}
+
+}  // namespace
+
+struct CudaLlama::Impl {
+  ModelConfig c;
+  CudaLlamaOptions opt;
+  cudaStream_t s = nullptr;
+  cublasHandle_t blas = nullptr;
+  DevPtr<uint8_t> blas_ws;
+  int sms = 0;
+  std::string name;
+
+  DevPtr<__half> embed, lm_head_own;  // [vocab, d]
+  const __half* lm_head = nullptr;    // embed when tied
+  DevPtr<float> final_norm, rope;  // [d], [ctx, head_dim / 2, 2] (cos, sin)
+  std::vector<Layer> layers;
+  int64_t weight_bytes = 0;
+
+  // Activations for R = max(slots, prefill_chunk) rows.
+  int64_t R = 0;
+  DevPtr<float> x;         // [R, d] residual stream
+  DevPtr<__half> h, qkv, att, o, gu, act;  // [R, d], [R, q+2kv], [R, q], [R, d], [R, 2ff], [R, ff]
+  DevPtr<float> logits;    // [R, vocab]
+  DevPtr<float> nll;       // [R]
+  DevPtr<float> attn_scratch;
+  // Device ints [5][R]: token, pos, slot, target, argmax; host mirror (pinned) of the first 4.
+  DevPtr<int32_t> ints;
+  int32_t* h_ints = nullptr;
+  float* h_logits = nullptr;   // [slots, vocab] pinned
+  int32_t* h_ids = nullptr;    // [slots] pinned
+  float* h_nll = nullptr;      // [R] pinned
+
+  std::vector<int64_t> n_past;
+  struct Graph {
+    cudaGraphExec_t exec = nullptr;
+    bool failed = false;
+  };
+  std::map<std::tuple<int, bool, int>, Graph> graphs;  // (batch, greedy, attention splits)
+  bool graph_used = false;
+
+  int32_t* d_tok() const { return ints.get(); }
+  int32_t* d_pos() const { return ints.get() + R; }
+  int32_t* d_slot() const { return ints.get() + 2 * R; }
+  int32_t* d_target() const { return ints.get() + 3 * R; }
+  int32_t* d_ids() const { return ints.get() + 4 * R; }
+
+  AttentionDims dims() const {
+    return {c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window.value_or(0)};
+  }
+
+  void linear(const Linear& L, const __half* in, int64_t m, __half* out) {
+    if (L.awq)
+      w4a16_linear(L.q, in, m, L.bias.get(), out, s);
+    else
+      fp16_linear(blas, L.w.get(), L.n, L.k, in, m, L.bias.get(), out, s);
+  }
+
+  // The decoder over `rows` rows whose token/pos/slot are in the device buffers, then the
+  // final norm; no host synchronisation.
+  void enqueue_layers(int64_t rows, int n_splits) {
+    const int64_t d = c.hidden_size, ff = c.intermediate_size;
+    const float eps = float(c.rms_norm_eps);
+    const AttentionDims ad = dims();
+    embed_rows(embed.get(), d_tok(), rows, d, x.get(), s);
+    add_rmsnorm(x.get(), nullptr, layers[0].attn_norm.get(), rows, d, eps, h.get(), s);
+    for (size_t l = 0; l < layers.size(); ++l) {
+      Layer& L = layers[l];
+      linear(L.qkv, h.get(), rows, qkv.get());
+      const KvCacheView kv{L.k_cache.get(), L.v_cache.get(), opt.ctx, d_pos(), d_slot()};
+      qk_norm_rope_store(qkv.get(), rows, c.num_heads, c.num_kv_heads, c.head_dim,
+                         reinterpret_cast<const float2*>(rope.get()),
+                         L.q_norm.get(), L.k_norm.get(), eps, kv, s);
+      attention(qkv.get(), L.qkv.n, rows, ad, kv, n_splits, attn_scratch.get(), att.get(), s);
+      linear(L.o, att.get(), rows, o.get());
+      add_rmsnorm(x.get(), o.get(), L.ffn_norm.get(), rows, d, eps, h.get(), s);
+      linear(L.gu, h.get(), rows, gu.get());
+      silu_mul(gu.get(), rows, ff, act.get(), s);
+      linear(L.down, act.get(), rows, o.get());
+      const float* next = l + 1 < layers.size() ? layers[l + 1].attn_norm.get() : final_norm.get();
+      add_rmsnorm(x.get(), o.get(), next, rows, d, eps, h.get(), s);
+    }
+  }
+
+  // logits[0 .. count) = h[first .. first + count) lm_head^T, f32 out of fp16 operands.
+  void enqueue_lm_head(int64_t first, int64_t count) {
+    const float one = 1.0f, zero = 0.0f;
+    const int64_t d = c.hidden_size;
+    ok(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, c.vocab_size, int(count), int(d), &one, lm_head,
+                    CUDA_R_16F, int(d), h.get() + first * d, CUDA_R_16F, int(d), &zero,
+                    logits.get(), CUDA_R_32F, c.vocab_size, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+       "lm_head");
+  }
+
+  void enqueue_decode(int B, bool greedy, int splits) {
+    enqueue_layers(B, splits);
+    enqueue_lm_head(0, B);
+    if (greedy) argmax_rows(logits.get(), B, c.vocab_size, d_ids(), s);
+  }
+
+  void check_tokens(const int32_t* t, int64_t n) const {
+    for (int64_t i = 0; i < n; ++i)
+      if (t[i] < 0 || t[i] >= c.vocab_size)
+        throw Error("token id " + std::to_string(t[i]) + " is outside the vocabulary (0.." +
+                    std::to_string(c.vocab_size - 1) + ")");
+  }
+
+  void check_room(int slot, int64_t n) const {
+    if (slot < 0 || slot >= opt.slots)
+      throw Error("sequence slot " + std::to_string(slot) + " is outside 0.." + std::to_string(opt.slots - 1));
+    if (n_past[size_t(slot)] + n > opt.ctx)
+      throw Error("context overflow: " + std::to_string(n_past[size_t(slot)]) + " cached + " +
+                  std::to_string(n) + " new tokens exceed the context of " + std::to_string(opt.ctx) +
+                  " positions");
+  }
+
+  // Copies token/pos/slot/target rows [0, rows) to the device.
+  void upload_rows(int64_t rows) {
+    for (int k = 0; k < 4; ++k)
+      ok(cudaMemcpyAsync(ints.get() + k * R, h_ints + k * R, size_t(rows) * 4, cudaMemcpyHostToDevice, s),
+         "copying token ids");
+  }
+
+  void run_decode(const int32_t* tokens, int B, bool greedy) {
+    if (B < 1 || B > opt.slots)
+      throw Error("decode batch " + std::to_string(B) + " is outside 1.." + std::to_string(opt.slots));
+    check_tokens(tokens, B);
+    for (int b = 0; b < B; ++b) check_room(b, 1);
+    for (int b = 0; b < B; ++b) {
+      h_ints[b] = tokens[b];
+      h_ints[R + b] = int32_t(n_past[size_t(b)]);
+      h_ints[2 * R + b] = b;
+    }
+    upload_rows(B);
+    // The split count follows the longest sequence; each count gets its own graph (a few
+    // captures as the context grows).
+    int64_t max_keys = 0;
+    for (int b = 0; b < B; ++b) max_keys = std::max(max_keys, n_past[size_t(b)] + 1);
+    if (c.sliding_window) max_keys = std::min<int64_t>(max_keys, *c.sliding_window);
+    const int splits = decode_splits(B, dims(), sms, max_keys);
+    Graph& g = graphs[{B, greedy, splits}];
+    if (g.exec) {
+      ok(cudaGraphLaunch(g.exec, s), "launching the decode graph");
+      graph_used = true;
+    } else {
+      enqueue_decode(B, greedy, splits);
+      if (opt.use_graphs && !g.failed) capture(g, B, greedy, splits);
+    }
+    for (int b = 0; b < B; ++b) ++n_past[size_t(b)];
+  }
+
+  // Records the decode step of batch B into a graph for the next calls. A failure to capture
+  // leaves the step running eagerly (same results, more launch overhead).
+  void capture(Graph& g, int B, bool greedy, int splits) {
+    cudaGraph_t graph = nullptr;
+    ok(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "starting graph capture");
+    try {
+      enqueue_decode(B, greedy, splits);
+    } catch (const Error&) {
+      cudaStreamEndCapture(s, &graph);
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      g.failed = true;
+      return;
+    }
+    if (cudaStreamEndCapture(s, &graph) != cudaSuccess || !graph ||
+        cudaGraphInstantiate(&g.exec, graph, 0) != cudaSuccess) {
+      g.exec = nullptr;
+      g.failed = true;
+      cudaGetLastError();
+    }
+    if (graph) cudaGraphDestroy(graph);
+  }
+
+  // Prefill of `slot` in chunks; per chunk `after(c0, rows)` enqueues the output work.
+  template <class After>
+  void run_prefill(int slot, const int32_t* tokens, int64_t n, After after) {
+    if (n <= 0) throw Error("forward: no tokens to run");
+    check_tokens(tokens, n);
+    check_room(slot, n);
+    const int64_t base = n_past[size_t(slot)];
+    for (int64_t c0 = 0; c0 < n; c0 += opt.prefill_chunk) {
+      const int64_t rows = std::min(opt.prefill_chunk, n - c0);
+      for (int64_t i = 0; i < rows; ++i) {
+        h_ints[i] = tokens[c0 + i];
+        h_ints[R + i] = int32_t(base + c0 + i);
+        h_ints[2 * R + i] = slot;
+        h_ints[3 * R + i] = c0 + i + 1 < n ? tokens[c0 + i + 1] : 0;
+      }
+      upload_rows(rows);
+      enqueue_layers(rows, 1);
+      after(c0, rows);
+      ok(cudaStreamSynchronize(s), "running the prefill");
+    }
+    n_past[size_t(slot)] = base + n;
+  }
+};
+
+double measure_copy_bandwidth(int64_t bytes, int reps) {
+  DevPtr<uint8_t> a = dev_alloc<uint8_t>(bytes, "bandwidth buffers"), b = dev_alloc<uint8_t>(bytes, "bandwidth buffers");
+  ok(cudaMemset(a.get(), 1, size_t(bytes)), "cudaMemset");
+  cudaEvent_t e0, e1;
+  ok(cudaEventCreate(&e0), "cudaEventCreate");
+  ok(cudaEventCreate(&e1), "cudaEventCreate");
+  std::vector<float> ms;
+  for (int i = 0; i <= reps; ++i) {
+    ok(cudaEventRecord(e0), "cudaEventRecord");
+    ok(cudaMemcpyAsync(b.get(), a.get(), size_t(bytes), cudaMemcpyDeviceToDevice), "copy");
+    ok(cudaEventRecord(e1), "cudaEventRecord");
+    ok(cudaEventSynchronize(e1), "cudaEventSynchronize");
+    float t = 0;
+    ok(cudaEventElapsedTime(&t, e0, e1), "cudaEventElapsedTime");
+    if (i > 0) ms.push_back(t);  // the first is the warm-up
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  std::sort(ms.begin(), ms.end());
+  return 2.0 * double(bytes) / (double(ms[ms.size() / 2]) * 1e-3);
+}
+
+bool cuda_device_available(std::string* why) { return cuda_available(why); }
+
+CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlamaOptions& opt)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.c = c;
+  m.opt = opt;
+  std::string why;
+  if (!cuda_device_available(&why)) throw Error("--device cuda: " + why);
+  if (!attention_supports(c.head_dim))
+    throw Error("head_dim " + std::to_string(c.head_dim) +
+                " is not supported by the CUDA backend (64, 128 or 256); use --device cpu");
+  if (opt.slots < 1 || opt.ctx < 1 || opt.prefill_chunk < 1) throw Error("CudaLlama: bad options");
+  int dev = 0;
+  ok(cudaGetDevice(&dev), "cudaGetDevice");
+  cudaDeviceProp prop{};
+  ok(cudaGetDeviceProperties(&prop, dev), "cudaGetDeviceProperties");
+  m.sms = prop.multiProcessorCount;
+  m.name = prop.name;
+  ok(cudaStreamCreateWithFlags(&m.s, cudaStreamNonBlocking), "cudaStreamCreate");
+  ok(cublasCreate(&m.blas), "cublasCreate");
+  ok(cublasSetStream(m.blas, m.s), "cublasSetStream");
+  // A fixed workspace, so cuBLAS allocates nothing while a graph is captured.
+  const size_t ws = size_t(32) << 20;
+  m.blas_ws = dev_alloc<uint8_t>(int64_t(ws), "cuBLAS workspace");
+  ok(cublasSetWorkspace(m.blas, m.blas_ws.get(), ws), "cublasSetWorkspace");
+
+  const int64_t d = c.hidden_size, vocab = c.vocab_size;
+  {
+    std::vector<uint16_t> e(size_t(vocab * d));
+    to_fp16(w.embed, e.data());
+    m.embed.reset(reinterpret_cast<__half*>(upload(e.data(), vocab * d, "uploading the embedding").release()));
+    if (w.lm_head.data == w.embed.data && w.lm_head.kind == w.embed.kind) {
+      m.lm_head = m.embed.get();
+    } else {
+      to_fp16(w.lm_head, e.data());
+      m.lm_head_own.reset(reinterpret_cast<__half*>(upload(e.data(), vocab * d, "uploading lm_head").release()));
+      m.lm_head = m.lm_head_own.get();
+    }
+  }
+  m.final_norm = upload_vec(w.final_norm);
+  m.rope = upload_vec(rope_cos_sin_table(rope_inv_freq(c), opt.ctx));
+  m.weight_bytes = vocab * d * 2 + d * 4;
+  const int64_t kv_elems = int64_t(opt.slots) * opt.ctx * c.kv_dim();
+  for (const LayerWeights& L : w.layers) {
+    Layer& D = m.layers.emplace_back();
+    D.attn_norm = upload_vec(L.attn_norm);
+    D.ffn_norm = upload_vec(L.ffn_norm);
+    D.q_norm = upload_vec(L.q_norm);
+    D.k_norm = upload_vec(L.k_norm);
+    D.qkv = make_linear({&L.wq, &L.wk, &L.wv}, {&L.bq, &L.bk, &L.bv}, m.s);
+    D.o = make_linear({&L.wo}, {&L.bo}, m.s);
+    D.gu = make_linear({&L.w_gate, &L.w_up}, {&L.b_gate, &L.b_up}, m.s);
+    D.down = make_linear({&L.w_down}, {&L.b_down}, m.s);
+    D.k_cache = dev_alloc<__half>(kv_elems, "allocating the KV cache");
+    D.v_cache = dev_alloc<__half>(kv_elems, "allocating the KV cache");
+    m.weight_bytes += D.qkv.bytes + D.o.bytes + D.gu.bytes + D.down.bytes + 2 * d * 4;
+  }
+
+  const int64_t R = m.R = std::max<int64_t>(opt.slots, opt.prefill_chunk);
+  m.x = dev_alloc<float>(R * d, "activations");
+  m.h = dev_alloc<__half>(R * d, "activations");
+  m.qkv = dev_alloc<__half>(R * (c.q_dim() + 2 * c.kv_dim()), "activations");
+  m.att = dev_alloc<__half>(R * c.q_dim(), "activations");
+  m.o = dev_alloc<__half>(R * d, "activations");
+  m.gu = dev_alloc<__half>(R * 2 * c.intermediate_size, "activations");
+  m.act = dev_alloc<__half>(R * c.intermediate_size, "activations");
+  m.logits = dev_alloc<float>(R * vocab, "logits");
+  m.nll = dev_alloc<float>(R, "nll");
+  m.ints = dev_alloc<int32_t>(5 * R, "token buffers");
+  int64_t scratch = 0;
+  for (int B = 1; B <= opt.slots; ++B)
+    scratch = std::max(scratch, attention_scratch_floats(B, m.dims(), decode_splits(B, m.dims(), m.sms, opt.ctx)));
+  m.attn_scratch = dev_alloc<float>(scratch, "attention scratch");
+  ok(cudaMallocHost(&m.h_ints, size_t(4 * R) * 4), "pinned buffers");
+  ok(cudaMallocHost(&m.h_logits, size_t(opt.slots) * size_t(vocab) * 4), "pinned buffers");
+  ok(cudaMallocHost(&m.h_ids, size_t(opt.slots) * 4), "pinned buffers");
+  ok(cudaMallocHost(&m.h_nll, size_t(R) * 4), "pinned buffers");
+  std::fill(m.h_ints, m.h_ints + 4 * R, 0);
+  m.n_past.assign(size_t(opt.slots), 0);
+  ok(cudaStreamSynchronize(m.s), "uploading the model");
+}
+
+CudaLlama::~CudaLlama() {
+  Impl& m = *impl_;
+  if (m.s) cudaStreamSynchronize(m.s);
+  for (auto& [key, g] : m.graphs)
+    if (g.exec) cudaGraphExecDestroy(g.exec);
+  cudaFreeHost(m.h_ints);
+  cudaFreeHost(m.h_logits);
+  cudaFreeHost(m.h_ids);
+  cudaFreeHost(m.h_nll);
+  m.layers.clear();
+  if (m.blas) cublasDestroy(m.blas);
+  if (m.s) cudaStreamDestroy(m.s);
+}
+
+const ModelConfig& CudaLlama::config() const { return impl_->c; }
+const CudaLlamaOptions& CudaLlama::options() const { return impl_->opt; }
+int64_t CudaLlama::n_past(int slot) const { return impl_->n_past.at(size_t(slot)); }
+void CudaLlama::clear(int slot) { impl_->n_past.at(size_t(slot)) = 0; }
+void CudaLlama::clear_all() { std::fill(impl_->n_past.begin(), impl_->n_past.end(), 0); }
+int64_t CudaLlama::weight_bytes_per_step() const { return impl_->weight_bytes; }
+bool CudaLlama::graph_used() const { return impl_->graph_used; }
+std::string CudaLlama::device_name() const { return impl_->name; }
+
+void CudaLlama::prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
+                        std::vector<float>& logits) {
+  Impl& m = *impl_;
+  const int64_t vocab = m.c.vocab_size;
+  logits.resize(size_t((all_logits ? n : 1) * vocab));
+  m.run_prefill(slot, tokens, n, [&](int64_t c0, int64_t rows) {
+    if (all_logits) {
+      m.enqueue_lm_head(0, rows);
+      ok(cudaMemcpyAsync(logits.data() + c0 * vocab, m.logits.get(), size_t(rows * vocab) * 4,
+                         cudaMemcpyDeviceToHost, m.s),
+         "copying logits");
+    } else if (c0 + rows == n) {
+      m.enqueue_lm_head(rows - 1, 1);
+      ok(cudaMemcpyAsync(logits.data(), m.logits.get(), size_t(vocab) * 4, cudaMemcpyDeviceToHost, m.s),
+         "copying logits");
+    }
+  });
+}
+
+double CudaLlama::prefill_nll(int slot, const int32_t* tokens, int64_t n) {
+  Impl& m = *impl_;
+  double sum = 0.0;
+  m.run_prefill(slot, tokens, n, [&](int64_t c0, int64_t rows) {
+    const int64_t scored = c0 + rows == n ? rows - 1 : rows;  // the last token predicts nothing
+    if (scored <= 0) return;
+    m.enqueue_lm_head(0, scored);
+    nll_rows(m.logits.get(), m.d_target(), scored, m.c.vocab_size, m.nll.get(), m.s);
+    ok(cudaMemcpyAsync(m.h_nll, m.nll.get(), size_t(scored) * 4, cudaMemcpyDeviceToHost, m.s), "copying nll");
+    ok(cudaStreamSynchronize(m.s), "computing nll");
+    for (int64_t i = 0; i < scored; ++i) sum += double(m.h_nll[i]);
+  });
+  return sum;
+}
+
+void CudaLlama::decode(const int32_t* tokens, int B, std::vector<float>& logits) {
+  Impl& m = *impl_;
+  const int64_t vocab = m.c.vocab_size;
+  m.run_decode(tokens, B, false);
+  ok(cudaMemcpyAsync(m.h_logits, m.logits.get(), size_t(B * vocab) * 4, cudaMemcpyDeviceToHost, m.s),
+     "copying logits");
+  ok(cudaStreamSynchronize(m.s), "running the decode step");
+  logits.assign(m.h_logits, m.h_logits + B * vocab);
+}
+
+void CudaLlama::decode_greedy(const int32_t* tokens, int B, int32_t* next) {
+  Impl& m = *impl_;
+  m.run_decode(tokens, B, true);
+  ok(cudaMemcpyAsync(m.h_ids, m.d_ids(), size_t(B) * 4, cudaMemcpyDeviceToHost, m.s), "copying ids");
+  ok(cudaStreamSynchronize(m.s), "running the decode step");
+  std::copy(m.h_ids, m.h_ids + B, next);
+}
+
+}  // namespace awq::cuda

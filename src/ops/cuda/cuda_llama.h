@@ -1,0 +1,80 @@
+// The Llama-family decoder (llama, mistral, qwen2, qwen3) on one CUDA device, with the same
+// semantics as the CPU forward (model/llama_model.cpp, model/decoder_layer.cpp):
+// weights uploaded once (AWQ linears as W4A16 through ops/cuda/w4a16.h, dense ones as fp16 run
+// by cuBLAS; q/k/v and gate/up fused into one linear each), an fp16 KV cache for `slots`
+// sequences of `ctx` positions, prefill of one sequence (in chunks), and a batched decode
+// step (one token for each of sequences 0..B-1) that is captured into a CUDA graph on its
+// second call and replayed afterwards: token ids and positions are copied into device
+// buffers the graph reads, so nothing is re-captured per step and nothing waits for the host
+// between layers. The residual stream is f32, linear inputs/outputs fp16, logits f32.
+// Header free of CUDA types, so CPU-only translation units (the CLI) can include it.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/model_config.h"
+#include "model/llama_weights.h"
+
+namespace awq::cuda {
+
+struct CudaLlamaOptions {
+  int slots = 1;            // sequences the KV cache holds (the largest decode batch)
+  int64_t ctx = 2048;       // positions per sequence
+  int64_t prefill_chunk = 512;  // prompt tokens run per forward pass at most
+  bool use_graphs = true;   // capture the decode step into a CUDA graph
+};
+
+class CudaLlama {
+ public:
+  // Uploads w (host weights bound by load_llama_weights or built in memory) to the current
+  // device. Throws awq::Error when no usable GPU is present, memory runs out, or the model
+  // has a shape the kernels do not support (head_dim other than 64/128/256).
+  CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlamaOptions& opt);
+  ~CudaLlama();
+  CudaLlama(const CudaLlama&) = delete;
+  CudaLlama& operator=(const CudaLlama&) = delete;
+
+  const ModelConfig& config() const;
+  const CudaLlamaOptions& options() const;
+  int64_t n_past(int slot) const;
+  void clear(int slot);
+  void clear_all();
+
+  // Runs tokens: [n] of sequence `slot` at positions n_past(slot)..; logits: [n, vocab] when
+  // all_logits, else [1, vocab] (the last token). Throws awq::Error on an id outside the
+  // vocabulary or a context overflow.
+  void prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
+               std::vector<float>& logits);
+  // As prefill, but returns sum_i -log p(tokens[i + 1] | tokens[..i]) over i < n - 1, the
+  // log-softmax computed on the device (perplexity without copying logits back).
+  double prefill_nll(int slot, const int32_t* tokens, int64_t n);
+
+  // One decode step of sequences 0..B-1: tokens: [B] (token b goes to slot b at position
+  // n_past(b)); logits: [B, vocab]. B <= slots.
+  void decode(const int32_t* tokens, int B, std::vector<float>& logits);
+  // The same step with the argmax taken on the device; next: [B].
+  void decode_greedy(const int32_t* tokens, int B, int32_t* next);
+
+  // Device bytes of weights one decode step reads (every decoder linear, the final norm and
+  // lm_head; the embedding rows are negligible), for roofline figures.
+  int64_t weight_bytes_per_step() const;
+  // True once a decode step ran from a captured graph.
+  bool graph_used() const;
+  std::string device_name() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Device memory bandwidth in bytes/s, counting bytes read plus bytes written, from the median
+// of `reps` device-to-device copies of `bytes` bytes (after a warm-up copy).
+double measure_copy_bandwidth(int64_t bytes, int reps);
+
+// Whether a CUDA device is usable (ops/cuda/cuda_check.h cuda_available, from a header free of
+// CUDA types); when not, *why says what is missing.
+bool cuda_device_available(std::string* why);
+
+}  // namespace awq::cuda
