@@ -32,12 +32,16 @@ void linear(ThreadPool& pool, const float* x, int64_t B, const Matrix& w, const 
 
 }  // namespace
 
-void attend_one(ThreadPool& pool, const ModelConfig& c, const float* q, const KvCache& cache,
-                int layer, int32_t pos, float* out) {
+void append_and_attend(ThreadPool& pool, const ModelConfig& c, const float* q, const float* k,
+                       const float* v, KvCache& cache, int layer, int32_t pos, float* out) {
+  const int64_t kvd = cache.kv_dim;
+  float* k_cache = cache.k[size_t(layer)].data();  // [ctx, kv_dim]
+  float* v_cache = cache.v[size_t(layer)].data();  // [ctx, kv_dim]
+  std::copy(k, k + kvd, k_cache + int64_t(pos) * kvd);
+  std::copy(v, v + kvd, v_cache + int64_t(pos) * kvd);
   const AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim, cache.ctx,
                              c.sliding_window.value_or(0)};
-  attention(pool, q, cache.k[size_t(layer)].data(), cache.v[size_t(layer)].data(), &pos, 1, shape,
-            out);
+  attention(pool, q, k_cache, v_cache, &pos, 1, shape, out);
 }
 
 void BatchDecoder::Scratch::reserve(int64_t B, const ModelConfig& c) {
@@ -71,13 +75,9 @@ void BatchDecoder::attention_block(ThreadPool& pool, int layer, KvCache* const* 
   // Each row at its own position.
   rope_rotate_half(s_.q.data(), B, c.num_heads, hd, s_.pos.data(), inv_freq_.data());
   rope_rotate_half(s_.k.data(), B, c.num_kv_heads, hd, s_.pos.data(), inv_freq_.data());
-  for (int64_t b = 0; b < B; ++b) {
-    KvCache& cache = *caches[b];
-    const int64_t p = s_.pos[size_t(b)];
-    std::copy(s_.k.data() + b * kvd, s_.k.data() + (b + 1) * kvd, cache.k[size_t(layer)].data() + p * kvd);
-    std::copy(s_.v.data() + b * kvd, s_.v.data() + (b + 1) * kvd, cache.v[size_t(layer)].data() + p * kvd);
-    attend_one(pool, c, s_.q.data() + b * qd, cache, layer, int32_t(p), s_.att.data() + b * qd);
-  }
+  for (int64_t b = 0; b < B; ++b)
+    append_and_attend(pool, c, s_.q.data() + b * qd, s_.k.data() + b * kvd, s_.v.data() + b * kvd,
+                      *caches[b], layer, s_.pos[size_t(b)], s_.att.data() + b * qd);
   linear(pool, s_.att.data(), B, L.wo, bias(L.bo), out);  // [B, d]
 }
 

@@ -48,11 +48,12 @@ class BatchDecoder {
   Scratch s_;
 };
 
-// Causal attention of one query row of one sequence against its own cache (positions
-// 0..pos). q: [n_heads * head_dim]; out: [n_heads * head_dim]. The one place the batched
-// decode touches the cache layout (kept apart so a cache of another element type only
-// changes this function).
-void attend_one(ThreadPool& pool, const ModelConfig& c, const float* q, const KvCache& cache,
-                int layer, int32_t pos, float* out);
+// One sequence's new token in one layer: stores its key and value rows at position pos of
+// the cache, then attends its query to the cache's positions 0..pos (causal, GQA, sliding
+// window). q: [n_heads * head_dim]; k, v: [kv_dim]; out: [n_heads * head_dim]. The one place
+// the batched decode touches the cache layout (kept apart so a cache of another element
+// type, e.g. fp16, only changes this function).
+void append_and_attend(ThreadPool& pool, const ModelConfig& c, const float* q, const float* k,
+                       const float* v, KvCache& cache, int layer, int32_t pos, float* out);
 
 }  // namespace awq
