@@ -71,12 +71,12 @@ int main(int argc, char** argv) {
   const double f16_bytes = double(mats) * double(N * K) * 2;
   std::printf("shape %lld x %lld, %d matrices (W4 %.0f MB, FP16 %.0f MB), 1 thread, GB per CPU-second (best of %d):\n",
               (long long)N, (long long)K, mats, w4_bytes / 1e6, f16_bytes / 1e6, reps);
-  for (W4Isa isa : {W4Isa::Scalar, W4Isa::Avx2, W4Isa::Avx512}) {
+  for (W4Isa isa : {W4Isa::Scalar, W4Isa::Avx2, W4Isa::Avx512, W4Isa::Avx512Vnni}) {
     if (!w4_isa_supported(isa)) continue;
     const double g = best_gbs([&] {
       for (const Matrix& w : w4) w4_gemv(pool, isa, x.data(), 1, w, nullptr, y.data());
     }, w4_bytes, reps);
-    std::printf("  w4 gemv %-7s %7.2f GB/s  (%.2f G weights/s)\n", w4_isa_name(isa), g, g * 1e9 / (w4_bytes / mats / double(N * K) * 1e9) );
+    std::printf("  w4 gemv %-16s %7.2f GB/s  (%.2f G weights/s)\n", w4_isa_name(isa), g, g * 1e9 / (w4_bytes / mats / double(N * K) * 1e9) );
   }
   const double g16 = best_gbs([&] {
     for (const Matrix& w : wf) matmul(pool, x.data(), 1, w, nullptr, y.data());
