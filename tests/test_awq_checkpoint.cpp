@@ -190,7 +190,7 @@ TEST(AwqCheckpoint, GemmLayoutRowsEqualW4Rows) {
   for (const Matrix* x : {&L.wq, &L.wk, &L.w_down}) {
     ASSERT_EQ(x->awq.row_codes, nullptr);  // widen_row reads the checkpoint's qweight
     std::vector<float> a(size_t(x->cols)), b(size_t(x->cols));
-    for (W4Isa isa : {W4Isa::Scalar, W4Isa::Avx2, W4Isa::Avx512}) {
+    for (W4Isa isa : {W4Isa::Scalar, W4Isa::Avx2, W4Isa::Avx512, W4Isa::Avx512Vnni}) {
       if (!w4_isa_supported(isa)) continue;
       for (int64_t r = 0; r < x->rows; ++r) {
         widen_row(*x, r, a.data());

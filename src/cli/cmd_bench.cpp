@@ -75,7 +75,7 @@ void add_bench(CLI::App& app) {
       "pseudo-random ids) and decode --gen tokens greedily one at a time. Reports min and median\n"
       "tokens/s, the bytes of weights one decode step reads, the GB/s that makes at the median\n"
       "decode speed, and that as a % of the read bandwidth measured by the bench itself\n"
-      "(the same threads streaming a 512 MiB buffer, best of 5 passes).\n"
+      "(the same threads streaming a 1 GiB buffer, best of 5 passes).\n"
       "AWQ_CPU_ISA=portable|avx2 caps the kernels; AWQ_MATMUL=reference runs the reference matmul.");
   add_model_dir(cmd, args->model_dir);
   cmd->add_option("--prompt", args->opt.prompt, "Prefill length in tokens")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 20));

@@ -9,7 +9,7 @@
 namespace awq {
 
 struct BandwidthOptions {
-  int64_t bytes = int64_t(512) << 20;  // buffer size (>> LLC)
+  int64_t bytes = int64_t(1) << 30;  // buffer size (>> the L3 of one CCD, ~ the model)
   int passes = 5;                      // timed passes; the best one is reported
 };
 

@@ -482,6 +482,15 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const 
   }();
   if (reference_only) return matmul_ref(pool, x, n, w, bias, y);
   if (n <= kW4GemvMaxRows && w4_ready(w)) return w4_gemv(pool, w4_best_isa(), x, n, w, bias, y);
+  static const bool gemv_only = [] {
+    const char* env = std::getenv("AWQ_W4_PREFILL");
+    return env && std::string(env) == "gemv";
+  }();
+  if (gemv_only && w4_ready(w)) {  // every row through the decode kernel (perplexity of its numerics)
+    for (int64_t i = 0; i < n; i += kW4GemvMaxRows)
+      w4_gemv(pool, w4_best_isa(), x + i * w.cols, std::min(kW4GemvMaxRows, n - i), w, bias, y + i * w.rows);
+    return;
+  }
   const GemmIsa isa = gemm_best_isa();
   static_assert(kGemmMinRows <= 4, "gemv_n handles 1..3 rows");
   if (n < kGemmMinRows) {

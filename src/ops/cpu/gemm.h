@@ -22,7 +22,9 @@ namespace awq {
 // traffic): dense weights stream once through a GEMV that widens them in registers (AVX2 +
 // F16C); other AWQ weights, or a CPU without AVX2, use matmul_ref. Larger n: the blocked GEMM
 // (W4 weights dequantized by the W4 kernels into its f32 panels).
-// AWQ_MATMUL=reference routes every call to matmul_ref (the W4 reference path, for checks).
+// AWQ_MATMUL=reference routes every call to matmul_ref (the W4 reference path, for checks);
+// AWQ_W4_PREFILL=gemv runs W4 prefill rows through the decode GEMV too (to measure its
+// perplexity, e.g. of int8 activations, with `awq perplexity`).
 void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias,
             float* y);
 inline constexpr int64_t kGemmMinRows = 4;

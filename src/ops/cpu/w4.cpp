@@ -9,6 +9,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -161,6 +163,77 @@ __attribute__((target("avx2,fma,f16c"))) void gemv_rows_avx2(const W4View& v, co
 }
 
 // ---------------------------------------------------------------------------------------------
+// AVX-512 VNNI, int8 activations: x is quantized per group (sx = max|x| / 127, xq = round(x /
+// sx)) into the byte order of the weights, and vpdpbusd multiplies 64 codes (u8) by 64 xq
+// (s8) per instruction. Per group: y += s * sx * (sum q xq) - s * z * sx * (sum xq).
+// ---------------------------------------------------------------------------------------------
+
+// Position of input o (0..63) inside a run of 64 expanded codes: low nibbles of the run's 32
+// bytes give inputs 0-15 and 32-47, high nibbles 16-31 and 48-63.
+constexpr int64_t vnni_slot(int64_t o) { return o / 16 == 1 ? o + 16 : o / 16 == 2 ? o - 16 : o; }
+
+// x: [K] -> q: [K] (vnni_slot order per 64), scale: [G], zsum: [G] = scale * sum(q of group).
+void quantize_x_int8(const float* x, int64_t K, int64_t gs, int8_t* q, float* scale, float* zsum) {
+  for (int64_t g = 0; g < K / gs; ++g) {
+    const float* xg = x + g * gs;
+    float amax = 0.0f;
+    for (int64_t k = 0; k < gs; ++k) amax = std::max(amax, std::fabs(xg[k]));
+    const float sx = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    int32_t sum = 0;
+    for (int64_t k = 0; k < gs; ++k) {
+      const int32_t v = int32_t(std::nearbyint(xg[k] * inv));
+      sum += v;
+      q[g * gs + (k / 64) * 64 + vnni_slot(k % 64)] = int8_t(v);
+    }
+    scale[g] = sx;
+    zsum[g] = sx * float(sum);
+  }
+}
+
+template <int R>
+__attribute__((target("avx512f,avx512bw,avx512vnni,avx2,f16c,fma"))) void gemv_rows_vnni(
+    const W4View& v, const int8_t* xq, const float* sx, const float* zsum, int64_t r, float* out) {
+  const int64_t half = v.K / 2;
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  __m512 accf[R];
+  float corr[R] = {};
+  for (int j = 0; j < R; ++j) accf[j] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < v.G; ++g) {
+    __m512i acc0[R], acc1[R];
+    for (int j = 0; j < R; ++j) acc0[j] = acc1[j] = _mm512_setzero_si512();
+    int64_t k0 = g * v.gs;
+    const int64_t end = k0 + v.gs;
+    for (; k0 + 128 <= end; k0 += 128) {
+      const __m512i x0 = _mm512_loadu_si512(xq + k0), x1 = _mm512_loadu_si512(xq + k0 + 64);
+      for (int j = 0; j < R; ++j) {
+        const uint8_t* c = v.codes + (r + j) * half + k0 / 2;
+        const __m256i p0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c));
+        const __m256i p1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 32));
+        const __m512i w0 = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(p0), _mm256_srli_epi16(p0, 4), 1), low);
+        const __m512i w1 = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(p1), _mm256_srli_epi16(p1, 4), 1), low);
+        acc0[j] = _mm512_dpbusd_epi32(acc0[j], w0, x0);
+        acc1[j] = _mm512_dpbusd_epi32(acc1[j], w1, x1);
+      }
+    }
+    for (; k0 < end; k0 += 64) {  // group 64 (or an odd tail of 64)
+      const __m512i x0 = _mm512_loadu_si512(xq + k0);
+      for (int j = 0; j < R; ++j) {
+        const __m256i p0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.codes + (r + j) * half + k0 / 2));
+        const __m512i w0 = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(p0), _mm256_srli_epi16(p0, 4), 1), low);
+        acc0[j] = _mm512_dpbusd_epi32(acc0[j], w0, x0);
+      }
+    }
+    for (int j = 0; j < R; ++j) {
+      const int64_t gi = (r + j) * v.G + g;
+      const float s = _cvtsh_ss(v.scales[gi]);
+      accf[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc0[j], acc1[j])), _mm512_set1_ps(s * sx[g]), accf[j]);
+      corr[j] += s * float(v.zeros[gi]) * zsum[g];
+    }
+  }
+  for (int j = 0; j < R; ++j) out[j] = _mm512_reduce_add_ps(accf[j]) - corr[j];
+}
+
+// ---------------------------------------------------------------------------------------------
 // Dispatch: rows of W in blocks of R, NX rows of x at a time, static contiguous partition of
 // the row blocks over the pool's threads.
 // ---------------------------------------------------------------------------------------------
@@ -204,6 +277,9 @@ bool w4_isa_supported(W4Isa isa) {
     case W4Isa::Scalar: return true;
     case W4Isa::Avx2: return gemm_isa_supported(GemmIsa::Avx2) && __builtin_cpu_supports("f16c");
     case W4Isa::Avx512: return gemm_isa_supported(GemmIsa::Avx512) && __builtin_cpu_supports("f16c");
+    case W4Isa::Avx512Vnni:
+      return w4_isa_supported(W4Isa::Avx512) && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx2");
   }
   return false;
 }
@@ -211,6 +287,9 @@ bool w4_isa_supported(W4Isa isa) {
 W4Isa w4_best_isa() {
   static const W4Isa isa = [] {
     const GemmIsa g = gemm_best_isa();  // honours AWQ_CPU_ISA
+    const char* act = std::getenv("AWQ_W4_ACT");
+    const bool f32_act = act && std::string(act) == "f32";
+    if (g == GemmIsa::Avx512 && !f32_act && w4_isa_supported(W4Isa::Avx512Vnni)) return W4Isa::Avx512Vnni;
     if (g == GemmIsa::Avx512 && w4_isa_supported(W4Isa::Avx512)) return W4Isa::Avx512;
     if (g != GemmIsa::Portable && w4_isa_supported(W4Isa::Avx2)) return W4Isa::Avx2;
     return W4Isa::Scalar;
@@ -223,6 +302,7 @@ const char* w4_isa_name(W4Isa isa) {
     case W4Isa::Scalar: return "scalar";
     case W4Isa::Avx2: return "avx2";
     case W4Isa::Avx512: return "avx512";
+    case W4Isa::Avx512Vnni: return "avx512-vnni-int8";
   }
   return "?";
 }
@@ -262,6 +342,32 @@ void w4_gemv(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const Matri
         for (int64_t i = 0; i < n; ++i) y[i * N + r] += bias ? bias[r] : 0.0f;
       }
     }, /*min_chunk=*/16);
+    return;
+  }
+  if (isa == W4Isa::Avx512Vnni && v.gs % 64 != 0) isa = W4Isa::Avx512;  // needs runs of 64
+  if (isa == W4Isa::Avx512Vnni) {
+    // xq: [K] int8 | sx, zsum: [G]; kept per calling thread, so decode steps allocate nothing.
+    thread_local std::vector<int8_t> xq;
+    thread_local std::vector<float> sx, zsum;
+    if (int64_t(xq.size()) < K) xq.resize(size_t(K));
+    if (int64_t(sx.size()) < v.G) sx.resize(size_t(v.G)), zsum.resize(size_t(v.G));
+    int8_t* q = xq.data();
+    float* sxp = sx.data();
+    float* zp = zsum.data();
+    for (int64_t i = 0; i < n; ++i) {
+      quantize_x_int8(x + i * K, K, v.gs, q, sxp, zp);
+      float* yi = y + i * N;
+      constexpr int R = 4;
+      const int64_t blocks = N / R, tail0 = blocks * R;
+      pool.parallel_for(blocks + 1, [&](int64_t b, int64_t e) {
+        for (int64_t blk = b; blk < e; ++blk) {
+          if (blk < blocks) gemv_rows_vnni<R>(v, q, sxp, zp, blk * R, yi + blk * R);
+          else for (int64_t r = tail0; r < N; ++r) gemv_rows_vnni<1>(v, q, sxp, zp, r, yi + r);
+        }
+        if (bias)
+          for (int64_t r = b * R, r1 = std::min(N, e * R); r < r1; ++r) yi[r] += bias[r];
+      }, /*min_chunk=*/8);
+    }
     return;
   }
   for (int64_t i0 = 0; i0 < n; i0 += 4) {  // at most 4 rows of x per pass
@@ -337,7 +443,7 @@ void w4_dequantize_rows(W4Isa isa, const Matrix& w, int64_t r0, int64_t count, f
   check_isa(isa);
   if (!w4_ready(w)) throw std::logic_error("w4_dequantize_rows: matrix lacks the W4 kernel layout");
   const W4View v(w);
-  if (isa == W4Isa::Avx512) return dequant_rows_avx512(v, r0, count, out);
+  if (isa == W4Isa::Avx512 || isa == W4Isa::Avx512Vnni) return dequant_rows_avx512(v, r0, count, out);
   if (isa == W4Isa::Avx2) return dequant_rows_avx2(v, r0, count, out);
   float lut[16];
   for (int64_t r = r0; r < r0 + count; ++r) {

@@ -4,12 +4,16 @@
 // (AwqMatrix::w4_codes). Zeros and fp16 scales stay per (row, group) (row_zeros, row_scales).
 //
 // Decode (n <= kW4GemvMaxRows rows of x): a GEMV that streams the 4-bit codes once and
-// dequantizes in registers; x stays f32 (no activation quantization, so no perplexity cost).
+// dequantizes in registers.
 //  - AVX-512: per (row, group) a 16-entry table fp16((q - z) * s) widened to f32 sits in one
 //    zmm; vpermps looks 16 weights up at once (it reads only the low 4 bits of each index, so
 //    the high nibble needs one shift and the low one no mask). Same products as the reference.
 //  - AVX2+FMA: codes -> int -> f32, per-group sums of q*x and of x, then s * (sum q x - z sum x)
 //    (no fp16 rounding of (q - z) * s: a ~2^-11 relative difference per weight, see tests).
+//  - AVX-512 VNNI (the default where the CPU has it; AWQ_W4_ACT=f32 turns it off): x quantized
+//    to int8 per weight group (scale max|x| / 127), vpdpbusd on 64 codes at a time, per group
+//    y += s sx (sum q xq) - s z sx (sum xq). The perplexity cost is measured in docs/results/cpu.md.
+//    Groups must be multiples of 64 (else the f32 AVX-512 kernel runs).
 //  - scalar: the same table per (row, group), one lookup per weight (CPUs without AVX2).
 // Prefill (more rows): w4_dequantize_rows widens rows to f32 exactly as widen_row does and the
 // blocked GEMM (gemm.h) packs and multiplies them.
@@ -22,12 +26,13 @@
 
 namespace awq {
 
-enum class W4Isa { Scalar, Avx2, Avx512 };
+enum class W4Isa { Scalar, Avx2, Avx512, Avx512Vnni };
 
 inline constexpr int64_t kW4GemvMaxRows = 8;
 
 bool w4_isa_supported(W4Isa isa);
-// The widest supported ISA, capped like the GEMM by AWQ_CPU_ISA=portable|avx2.
+// The widest supported ISA, capped like the GEMM by AWQ_CPU_ISA=portable|avx2; AWQ_W4_ACT=f32
+// excludes the int8-activation VNNI kernel.
 W4Isa w4_best_isa();
 const char* w4_isa_name(W4Isa isa);
 

@@ -1,0 +1,89 @@
+// W4 GEMV throughput per busy core, independent of how loaded the machine is: one thread,
+// CPU time (CLOCK_THREAD_CPUTIME_ID), a working set of several matrices larger than the
+// L3 of one CCD. Prints weight GB read per CPU-second for each W4 ISA, the FP16 GEMV, and the
+// plain read loop of runtime/bandwidth.cpp (the ceiling one core can pull).
+// Not wired into CMake; build against the library of a build folder:
+//   g++ -std=c++20 -O2 -Isrc bench/bench_w4.cpp build/release/libawqlib.a -lpthread -o /tmp/bench_w4
+//   /tmp/bench_w4 [rows cols mats reps]   (defaults: 5632 2048 24 5 = the TinyLlama MLP shape)
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <vector>
+
+#include "core/half.h"
+#include "ops/cpu/gemm.h"
+#include "ops/cpu/w4.h"
+#include "runtime/bandwidth.h"
+
+using namespace awq;
+
+namespace {
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+// Best (max) GB per CPU-second over reps of fn, which reads `bytes`.
+double best_gbs(const std::function<void()>& fn, double bytes, int reps) {
+  fn();
+  double best = 0;
+  for (int r = 0; r < reps; ++r) {
+    const double t0 = cpu_seconds();
+    fn();
+    best = std::max(best, bytes / (cpu_seconds() - t0) / 1e9);
+  }
+  return best;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int64_t N = argc > 1 ? std::atoll(argv[1]) : 5632, K = argc > 2 ? std::atoll(argv[2]) : 2048;
+  const int mats = argc > 3 ? std::atoi(argv[3]) : 24, reps = argc > 4 ? std::atoi(argv[4]) : 5;
+  const int group = 128;
+  std::mt19937 rng(1);
+  ThreadPool pool(1);
+  std::vector<float> x(static_cast<size_t>(K)), y(static_cast<size_t>(N));
+  for (float& v : x) v = float(rng() % 1000) / 1000.0f - 0.5f;
+  // W4: codes, zeros, scales per matrix
+  std::vector<std::vector<uint8_t>> codes(static_cast<size_t>(mats)), zeros(static_cast<size_t>(mats));
+  std::vector<std::vector<uint16_t>> scales(static_cast<size_t>(mats)), f16(static_cast<size_t>(mats));
+  std::vector<Matrix> w4(static_cast<size_t>(mats)), wf(static_cast<size_t>(mats));
+  for (int m = 0; m < mats; ++m) {
+    codes[size_t(m)].resize(size_t(N * K / 2));
+    for (auto& c : codes[size_t(m)]) c = uint8_t(rng());
+    zeros[size_t(m)].assign(size_t(N * K / group), 8);
+    scales[size_t(m)].assign(size_t(N * K / group), f32_to_fp16(0.01f));
+    Matrix& w = w4[size_t(m)];
+    w = Matrix(DType::I32, N, K, nullptr);
+    w.kind = MatrixKind::AwqGemm;
+    w.awq.group = group;
+    w.awq.w4_codes = codes[size_t(m)].data();
+    w.awq.row_zeros = zeros[size_t(m)].data();
+    w.awq.row_scales = scales[size_t(m)].data();
+    f16[size_t(m)].assign(size_t(N * K), f32_to_fp16(0.01f));
+    wf[size_t(m)] = Matrix(DType::F16, N, K, f16[size_t(m)].data());
+  }
+  const double w4_bytes = double(mats) * (double(N * K) / 2 + double(N * K / group) * 3);
+  const double f16_bytes = double(mats) * double(N * K) * 2;
+  std::printf("shape %lld x %lld, %d matrices (W4 %.0f MB, FP16 %.0f MB), 1 thread, GB per CPU-second (best of %d):\n",
+              (long long)N, (long long)K, mats, w4_bytes / 1e6, f16_bytes / 1e6, reps);
+  for (W4Isa isa : {W4Isa::Scalar, W4Isa::Avx2, W4Isa::Avx512, W4Isa::Avx512Vnni}) {
+    if (!w4_isa_supported(isa)) continue;
+    const double g = best_gbs([&] {
+      for (const Matrix& w : w4) w4_gemv(pool, isa, x.data(), 1, w, nullptr, y.data());
+    }, w4_bytes, reps);
+    std::printf("  w4 gemv %-16s %7.2f GB/s  (%.2f G weights/s)\n", w4_isa_name(isa), g, g * 1e9 / (w4_bytes / mats / double(N * K) * 1e9) );
+  }
+  const double g16 = best_gbs([&] {
+    for (const Matrix& w : wf) matmul(pool, x.data(), 1, w, nullptr, y.data());
+  }, f16_bytes, reps);
+  std::printf("  f16 gemv         %7.2f GB/s\n", g16);
+  const double t0 = cpu_seconds();
+  const double bw = measure_read_bandwidth(pool, BandwidthOptions{});
+  std::printf("  read loop (wall, 1 GiB, best of 5) %.2f GB/s  [%.1f s CPU]\n", bw, cpu_seconds() - t0);
+  return 0;
+}
