@@ -57,12 +57,17 @@ TEST(DecodeLoop, CounterSeesAllocations) {  // the counter itself works
 TEST(DecodeLoop, NoAllocationWhileDecoding) {
   LlamaModel model(test::tiny_model_dir());
   ThreadPool pool(2);
-  KvCache cache = model.new_cache(64);
+  KvCache cache = model.new_cache(64);  // 5 + 16 + 16 positions
   std::vector<float> logits;
   const std::vector<int32_t> prompt = {1, 415, 3340, 302, 272};
   model.forward(pool, prompt.data(), int64_t(prompt.size()), cache, false, logits);
   int32_t t = 0;
-  for (int i = 0; i < 3; ++i) {  // warm-up: scratch buffers reach their decode size
+  // Warm-up: scratch buffers reach their decode size. Kernels keep per-thread (thread_local)
+  // scratch that a pool thread allocates the first time it runs a chunk of that kernel; which
+  // thread claims which chunk is dynamic, so on a busy machine a worker may get its first
+  // attention chunk only after a few steps. 16 warm-up steps (hundreds of parallel loops) give
+  // every thread its first chunk of every kernel; after that the loop must allocate nothing.
+  for (int i = 0; i < 16; ++i) {
     t = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
     model.forward(pool, &t, 1, cache, false, logits);
   }

@@ -8,23 +8,12 @@
 
 #include "core/error.h"
 #include "io/gguf_format.h"
+#include "io/json_file.h"
 #include "tokenizer/tokenizer.h"
 
 namespace awq::gguf {
 namespace {
 using json = nlohmann::json;
-
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot read");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    throw Error(path + ": invalid JSON: " + e.what());
-  }
-}
 
 bool is_byte_token(const std::string& s) {
   auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f'); };
@@ -54,7 +43,7 @@ bool prepends_space(const json& tj) {
 
 Vocab load_vocab(const std::string& model_dir, int32_t vocab_size) {
   const std::string path = model_dir + "/tokenizer.json";
-  const json tj = read_json(path);
+  const json tj = read_json_file(path);
   const json& model = tj.value("model", json::object());
   if (model.value("type", "") != "BPE" || !model.value("byte_fallback", false))
     throw Error(path + ": model.type " + model.value("type", std::string("?")) +
@@ -128,7 +117,7 @@ Vocab load_vocab(const std::string& model_dir, int32_t vocab_size) {
   const std::string cfg = model_dir + "/tokenizer_config.json";
   std::ifstream probe(cfg);
   if (probe) {
-    const json tc = read_json(cfg);
+    const json tc = read_json_file(cfg);
     if (tc.contains("chat_template") && tc["chat_template"].is_string()) v.chat_template = tc["chat_template"].get<std::string>();
   }
   return v;

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/half.h"
+#include "ops/cpu/avx2_tile.h"
 #include "ops/cpu/gemm.h"
 
 namespace awq {
@@ -12,41 +13,10 @@ namespace awq {
 namespace {
 
 template <DType DT>
-__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const void* p) {
-  if constexpr (DT == DType::F32) {
-    return _mm256_loadu_ps(static_cast<const float*>(p));
-  } else {
-    const __m128i h = _mm_loadu_si128(static_cast<const __m128i*>(p));
-    if constexpr (DT == DType::F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));  // bf16
-  }
-}
-
-template <DType DT>
 float widen(const void* p, int64_t i) {
   if constexpr (DT == DType::F32) return static_cast<const float*>(p)[i];
   else if constexpr (DT == DType::F16) return fp16_to_f32(static_cast<const uint16_t*>(p)[i]);
   else return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
-}
-
-// 8x8 transpose in registers: v[r][k] -> v[k][r].
-__attribute__((target("avx2,fma,f16c"))) inline void transpose8(__m256 v[8]) {
-  __m256 t[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
-  }
-  __m256 u[8];
-  for (int i = 0; i < 8; i += 4) {
-    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-  for (int i = 0; i < 4; ++i) {
-    v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-    v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-  }
 }
 
 // W rows [r0, r0 + 8) against NX rows of x: y[i][r0 + j] = bias[r0 + j] + sum_k x[i][k] W[r0 + j][k]
@@ -63,8 +33,8 @@ __attribute__((target("avx2,fma,f16c"))) void rows8(const float* x, const Matrix
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
     __m256 v[8];
-    for (int j = 0; j < 8; ++j) v[j] = load8<DT>(wr + (j * K + k) * es);
-    transpose8(v);  // v[kk]: lane j = W[r0 + j][k + kk]
+    for (int j = 0; j < 8; ++j) v[j] = load8_f32<DT>(wr + (j * K + k) * es);
+    transpose8x8(v);  // v[kk]: lane j = W[r0 + j][k + kk]
     for (int kk = 0; kk < 8; ++kk)
       for (int i = 0; i < NX; ++i) acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(x[i * K + k + kk]), v[kk], acc[i]);
   }

@@ -15,6 +15,7 @@
 #include "core/half.h"
 #include "core/interrupt.h"
 #include "io/checkpoint.h"
+#include "io/json_file.h"
 #include "io/model_config.h"
 #include "io/safetensors_writer.h"
 #include "io/staging_dir.h"
@@ -112,17 +113,6 @@ void add_quantized_linear(OutputTensors& out, const std::string& prefix, const s
 
 void add_vector(OutputTensors& out, const std::string& name, const std::vector<float>& v) {
   if (!v.empty()) out.add(name, DType::F16, {int64_t(v.size())}, to_fp16(v, name));
-}
-
-json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    throw Error(path + ": invalid JSON: " + e.what());
-  }
 }
 
 }  // namespace

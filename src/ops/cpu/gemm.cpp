@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "core/half.h"
+#include "ops/cpu/avx2_tile.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/w4.h"
 
@@ -179,18 +180,6 @@ void run_tile(int m, int64_t kc, const float* a, int64_t lda, const float* b, fl
 // widen_row does); AWQ rows and the leftovers go through widen_row and a strided scatter.
 // ---------------------------------------------------------------------------------------------
 
-// 8 consecutive inputs of one row as f32. p: [8] elements of dtype DT.
-template <DType DT>
-__attribute__((target("avx2,fma,f16c"))) inline __m256 load8_f32(const void* p) {
-  if constexpr (DT == DType::F32) {
-    return _mm256_loadu_ps(static_cast<const float*>(p));
-  } else {
-    const __m128i h = _mm_loadu_si128(static_cast<const __m128i*>(p));
-    if constexpr (DT == DType::F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));  // bf16
-  }
-}
-
 // 8 rows -> dst[k * nr + j] (j < 8) for k < K / 8 * 8. src: [8, K] elements of DT, row stride ld.
 template <DType DT>
 __attribute__((target("avx2,fma,f16c"))) void pack8_rows_avx2(const void* src, int64_t ld, int64_t K,
@@ -200,22 +189,8 @@ __attribute__((target("avx2,fma,f16c"))) void pack8_rows_avx2(const void* src, i
   for (int64_t k0 = 0; k0 + 8 <= K; k0 += 8) {
     __m256 v[8];
     for (int i = 0; i < 8; ++i) v[i] = load8_f32<DT>(base + (i * ld + k0) * es);
-    // 8x8 transpose: v[i][k] -> v[k][i]
-    __m256 t[8];
-    for (int i = 0; i < 8; i += 2) {
-      t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
-      t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-      v[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-      v[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-      v[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-      v[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int i = 0; i < 4; ++i) {
-      _mm256_storeu_ps(dst + (k0 + i) * nr, _mm256_permute2f128_ps(v[i], v[i + 4], 0x20));
-      _mm256_storeu_ps(dst + (k0 + i + 4) * nr, _mm256_permute2f128_ps(v[i], v[i + 4], 0x31));
-    }
+    transpose8x8(v);  // v[k] lane i = row i, input k0 + k
+    for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (k0 + k) * nr, v[k]);
   }
 }
 
