@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -48,22 +49,21 @@ int main(int argc, char** argv) {
   ThreadPool pool(1);
   std::vector<float> x(static_cast<size_t>(K)), y(static_cast<size_t>(N));
   for (float& v : x) v = float(rng() % 1000) / 1000.0f - 0.5f;
-  // W4: codes, zeros, scales per matrix
-  std::vector<std::vector<uint8_t>> codes(static_cast<size_t>(mats)), zeros(static_cast<size_t>(mats));
-  std::vector<std::vector<uint16_t>> scales(static_cast<size_t>(mats)), f16(static_cast<size_t>(mats));
+  // W4: codes, zeros, scales per matrix, repacked into the kernels' tiles
+  std::vector<W4Tiles> tiles(static_cast<size_t>(mats));
+  std::vector<std::vector<uint16_t>> f16(static_cast<size_t>(mats));
   std::vector<Matrix> w4(static_cast<size_t>(mats)), wf(static_cast<size_t>(mats));
   for (int m = 0; m < mats; ++m) {
-    codes[size_t(m)].resize(size_t(N * K / 2));
-    for (auto& c : codes[size_t(m)]) c = uint8_t(rng());
-    zeros[size_t(m)].assign(size_t(N * K / group), 8);
-    scales[size_t(m)].assign(size_t(N * K / group), f32_to_fp16(0.01f));
+    std::vector<uint32_t> codes(size_t(N * K / 8));
+    for (auto& c : codes) c = uint32_t(rng());
+    const std::vector<uint8_t> zeros(size_t(N * K / group), 8);
+    const std::vector<uint16_t> scales(size_t(N * K / group), f32_to_fp16(0.01f));
+    tiles[size_t(m)] = w4_repack(codes.data(), zeros.data(), scales.data(), N, K, group);
     Matrix& w = w4[size_t(m)];
     w = Matrix(DType::I32, N, K, nullptr);
     w.kind = MatrixKind::AwqGemm;
     w.awq.group = group;
-    w.awq.w4_codes = codes[size_t(m)].data();
-    w.awq.row_zeros = zeros[size_t(m)].data();
-    w.awq.row_scales = scales[size_t(m)].data();
+    w4_attach(w, tiles[size_t(m)]);
     f16[size_t(m)].assign(size_t(N * K), f32_to_fp16(0.01f));
     wf[size_t(m)] = Matrix(DType::F16, N, K, f16[size_t(m)].data());
   }
@@ -74,10 +74,22 @@ int main(int argc, char** argv) {
   for (W4Isa isa : {W4Isa::Scalar, W4Isa::Avx2, W4Isa::Avx512, W4Isa::Avx512Vnni}) {
     if (!w4_isa_supported(isa)) continue;
     const double g = best_gbs([&] {
-      for (const Matrix& w : w4) w4_gemv(pool, isa, x.data(), 1, w, nullptr, y.data());
+      for (const Matrix& w : w4) w4_matmul(pool, isa, x.data(), 1, w, nullptr, y.data());
     }, w4_bytes, reps);
     std::printf("  w4 gemv %-16s %7.2f GB/s  (%.2f G weights/s)\n", w4_isa_name(isa), g, g * 1e9 / (w4_bytes / mats / double(N * K) * 1e9) );
   }
+  // Prefill: P rows of x through one matrix, GFLOP per CPU-second (2 N K P flops).
+  const int64_t P = 64;
+  std::vector<float> xp(static_cast<size_t>(P * K)), yp(static_cast<size_t>(P * N));
+  for (float& v : xp) v = float(rng() % 1000) / 1000.0f - 0.5f;
+  const double flops = 2.0 * double(N) * double(K) * double(P);
+  for (W4Isa isa : {W4Isa::Avx2, W4Isa::Avx512Vnni}) {
+    if (!w4_isa_supported(isa)) continue;
+    const double g = best_gbs([&] { w4_matmul(pool, isa, xp.data(), P, w4[0], nullptr, yp.data()); }, flops, reps);
+    std::printf("  w4 prefill %d rows %-13s %7.1f GFLOP/s\n", int(P), w4_isa_name(isa), g);
+  }
+  const double gd = best_gbs([&] { matmul_blocked(pool, gemm_best_isa(), xp.data(), P, w4[0], nullptr, yp.data()); }, flops, reps);
+  std::printf("  w4 prefill %d rows dequant+f32 GEMM %7.1f GFLOP/s\n", int(P), gd);
   const double g16 = best_gbs([&] {
     for (const Matrix& w : wf) matmul(pool, x.data(), 1, w, nullptr, y.data());
   }, f16_bytes, reps);

@@ -80,11 +80,8 @@ TEST(DecodeLoop, NoAllocationWhileDecoding) {
   const std::vector<int32_t> prompt = {1, 415, 3340, 302, 272};
   model.forward(pool, prompt.data(), int64_t(prompt.size()), cache, false, logits);
   int32_t t = 0;
-  // Warm-up: scratch buffers reach their decode size. Kernels keep per-thread (thread_local)
-  // scratch that a pool thread allocates the first time it runs a chunk of that kernel; which
-  // thread claims which chunk is dynamic, so on a busy machine a worker may get its first
-  // attention chunk only after a few steps. 16 warm-up steps (hundreds of parallel loops) give
-  // every thread its first chunk of every kernel; after that the loop must allocate nothing.
+  // Warm-up: buffers reach their decode size. Per-thread scratch is sized by the caller before
+  // each loop (ThreadPool::reserve_scratch), so which thread runs which chunk cannot matter.
   for (int i = 0; i < 16; ++i) {
     t = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
     model.forward(pool, &t, 1, cache, false, logits);
@@ -99,22 +96,21 @@ TEST(DecodeLoop, NoAllocationWhileDecoding) {
 
 TEST(DecodeLoop, NoAllocationInW4Gemv) {
   const int64_t N = 64, K = 256;
-  std::vector<uint8_t> codes(size_t(N * K / 2));
+  std::vector<uint32_t> codes(size_t(N * K / 8));
   std::vector<uint8_t> zeros(size_t(N * 2), 8);
   std::vector<uint16_t> scales(size_t(N * 2), 0x2000);
   std::mt19937 rng(3);
-  for (auto& c : codes) c = uint8_t(rng());
+  for (auto& c : codes) c = uint32_t(rng());
+  const W4Tiles tiles = w4_repack(codes.data(), zeros.data(), scales.data(), N, K, 128);
   Matrix w(DType::I32, N, K, nullptr);
   w.kind = MatrixKind::AwqGemm;
   w.awq.group = 128;
-  w.awq.row_zeros = zeros.data();
-  w.awq.row_scales = scales.data();
-  w.awq.w4_codes = codes.data();
+  w4_attach(w, tiles);
   ThreadPool pool(2);
-  std::vector<float> x(size_t(4 * K), 0.5f), y(size_t(4 * N));
-  w4_gemv(pool, w4_best_isa(), x.data(), 4, w, nullptr, y.data());
+  std::vector<float> x(size_t(kW4GemvMaxRows * K), 0.5f), y(size_t(kW4GemvMaxRows * N));
+  w4_matmul(pool, w4_best_isa(), x.data(), kW4GemvMaxRows, w, nullptr, y.data());
   const long before = allocations();
-  for (int64_t n = 1; n <= 4; ++n) w4_gemv(pool, w4_best_isa(), x.data(), n, w, nullptr, y.data());
+  for (int64_t n = 1; n <= kW4GemvMaxRows; ++n) w4_matmul(pool, w4_best_isa(), x.data(), n, w, nullptr, y.data());
   EXPECT_EQ(allocations() - before, 0);
 }
 
@@ -132,6 +128,30 @@ TEST(DecodeLoop, ThreadPoolManyLoops) {
   int sum = 0;
   pool.parallel_for(1, [&](int64_t b, int64_t e) { sum += int(e - b); });  // still usable
   EXPECT_EQ(sum, 1);
+}
+
+// Per-thread scratch: every thread of a loop gets its own slice of at least the reserved size
+// (64-byte aligned), the same slice from loop to loop; reserving again below the size keeps it.
+TEST(DecodeLoop, ThreadPoolScratchPerThread) {
+  ThreadPool pool(2);
+  EXPECT_EQ(ThreadPool::scratch<float>(), nullptr);  // outside a loop
+  pool.reserve_scratch(1000);
+  std::vector<float*> seen(64, nullptr);
+  for (int rep = 0; rep < 50; ++rep)
+    pool.parallel_for(64, [&](int64_t b, int64_t e) {
+      float* s = ThreadPool::scratch<float>();
+      for (int64_t i = b; i < e; ++i) seen[size_t(i)] = s;
+      for (int j = 0; j < 250; ++j) s[j] = float(b);  // another thread writing would corrupt it
+      for (int j = 0; j < 250; ++j)
+        if (s[j] != float(b)) throw std::runtime_error("scratch shared between threads");
+    });
+  for (float* s : seen) {
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(s) % 64, 0u);
+  }
+  const long before = allocations();
+  pool.reserve_scratch(500);
+  EXPECT_EQ(allocations() - before, 0);
 }
 
 }  // namespace

@@ -1,18 +1,20 @@
 // The W4 kernels (ops/cpu/w4.h) against the reference (matmul_ref / widen_row reading the
 // AutoAWQ GEMM tensors straight from the checkpoint layout): every ISA this CPU has (scalar,
-// AVX2+FMA, AVX-512F; this machine has all three), 4- and 3-bit, group 128 / 64 / 32, N with
-// every remainder of the row blocks, n = 1..8 rows of x, bias or not, 1 and 2 threads.
+// AVX2, AVX-512, AVX-512 VNNI), 4- and 3-bit, group 128 / 64 / 32, row counts that leave a
+// partial tile of 16, n = 1..8 rows of x (and prefill tiles for the int8 kernels), bias or not,
+// 1 and 2 threads.
 //
 // Error bounds, per output, relative to S = |bias_j| + sum_k |x_ik w_jk|:
-//  - scalar and AVX-512 look up the same fp16((q - z) * s) weights as the reference; only the
+//  - scalar and AVX-512 f32 use the same fp16((q - z) * s) weights as the reference; only the
 //    f32 summation order differs: |y - y_ref| <= 1e-5 * S (as tests/test_gemm.cpp).
-//  - AVX2 computes s * (sum q x - z sum x) without rounding (q - z) * s to fp16: each weight
-//    differs by at most half an fp16 ulp, 2^-11 relative, so |y - y_ref| <= 2^-11 * S + 1e-5 * S
-//    (5.9e-4 S; the observed errors are far below, as the rounding errors cancel).
+//  - the int8 kernels (AVX2, AVX-512 VNNI) round each x_k to its group's int8 grid: x_k moves
+//    by at most half a step, max|x of its group| / 254, so |y - y_ref| <= 1e-5 S + Q with
+//    Q = sum_g amax_g(x) / 254 * sum_{k in g} |w_k| (the integer sums themselves are exact).
 // Dequantization for the prefill GEMM must be bit-identical to widen_row.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -36,11 +38,11 @@ std::vector<W4Isa> supported_w4_isas() {
 }
 
 // An AWQ matrix W: [N, K] with its storage: the reference view (strided checkpoint tensors)
-// and the kernel view (w4_codes + row zeros/scales).
+// and the kernel view (w4_* tiles).
 struct W4Weights {
   PackedGemm pk;
   AwqRows rows;
-  std::vector<uint8_t> codes;
+  W4Tiles tiles;
   Matrix ref, fast;
   std::vector<float> absw;  // [N, K] |dequantized w|
 };
@@ -53,15 +55,13 @@ W4Weights make_w4(int64_t N, int64_t K, int bits, int group, std::mt19937& rng) 
   W4Weights w;
   w.pk = pack_gemm(quantize_autoawq(w16.data(), N, K, p));
   w.rows = repack_rows(w.pk.qweight.data(), w.pk.qzeros.data(), w.pk.scales.data(), N, K, p, "w");
-  w.codes = w4_repack(w.rows.codes.data(), N, K);
+  w.tiles = w4_repack(w.rows.codes.data(), w.rows.zeros.data(), w.rows.scales.data(), N, K, group);
   w.ref = Matrix{DType::I32, N, K, w.pk.qweight.data()};
   w.ref.kind = MatrixKind::AwqGemm;
   w.ref.awq = AwqMatrix{bits, group, w.pk.qweight.data(), w.pk.qzeros.data(), w.pk.scales.data(),
                         nullptr, nullptr, nullptr, nullptr};
   w.fast = w.ref;
-  w.fast.awq.row_zeros = w.rows.zeros.data();
-  w.fast.awq.row_scales = w.rows.scales.data();
-  w.fast.awq.w4_codes = w.codes.data();
+  w4_attach(w.fast, w.tiles);
   w.absw.resize(static_cast<size_t>(N * K));
   for (int64_t r = 0; r < N; ++r) widen_row(w.ref, r, w.absw.data() + r * K);
   for (float& v : w.absw) v = std::fabs(v);
@@ -82,11 +82,9 @@ std::vector<double> abs_sums(const std::vector<float>& x, int64_t n, const W4Wei
   return s;
 }
 
-double tolerance(W4Isa isa) { return isa == W4Isa::Avx2 ? 1.0 / 2048 + 1e-5 : 1e-5; }
+constexpr double kTol = 1e-5;
 
-// The VNNI kernel's extra error from int8 activations: each x_k moves by at most half a step,
-// max|x of its group| / 254, so |y - y_ref| <= Q + 1e-5 S with Q[i, j] = sum_g amax_g(x_i) / 254
-// * sum_{k in g} |w_jk|. x: [n, K]; returns [n, N].
+// The int8 kernels' extra error from int8 activations (see the top). x: [n, K]; returns [n, N].
 std::vector<double> act_quant_bound(const std::vector<float>& x, int64_t n, const W4Weights& w) {
   const int64_t N = w.ref.rows, K = w.ref.cols, gs = w.ref.awq.group;
   std::vector<double> q(static_cast<size_t>(n * N), 0.0);
@@ -103,15 +101,15 @@ std::vector<double> act_quant_bound(const std::vector<float>& x, int64_t n, cons
   return q;
 }
 
-TEST(W4Kernels, GemvMatchesReference) {
+TEST(W4Kernels, MatchReference) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd;
-  double observed[4] = {};  // worst |y - y_ref| / S per W4Isa
-  // The kernels see only the first `rows` rows of an N-row AWQ matrix (AutoAWQ needs N % 8 == 0;
-  // the kernels' row blocks of 4 / 2 must also handle a remainder): N % 4 = 0, 3, 1 below.
+  double observed[4] = {};  // worst |y - y_ref| / (S + Q / kTol) per W4Isa
+  // The kernels see only the first `rows` rows of an N-row AWQ matrix (AutoAWQ needs N % 8 == 0):
+  // full tiles, a partial last tile (rows % 16 = 8, 3, 9), a single partial tile.
   struct Shape { int64_t N, rows, K; int group; };
-  // K of several groups; groups 128 / 64 / 32.
-  for (const Shape sh : {Shape{136, 136, 384, 128}, Shape{72, 67, 256, 64}, Shape{16, 9, 96, 32}}) {
+  for (const Shape sh : {Shape{32, 32, 384, 128}, Shape{136, 136, 256, 128}, Shape{72, 67, 256, 64},
+                         Shape{16, 9, 96, 32}}) {
     for (int bits : {4, 3}) {
       const W4Weights w = make_w4(sh.N, sh.K, bits, sh.group, rng);
       Matrix fast = w.fast;
@@ -120,7 +118,7 @@ TEST(W4Kernels, GemvMatchesReference) {
       for (float& v : bias) v = nd(rng);
       for (int threads : {1, 2}) {
         ThreadPool pool(threads);
-        for (int64_t n = 1; n <= kW4GemvMaxRows; ++n) {
+        for (int64_t n : {1, 2, 3, 4, 5, 6, 7, 8, 13, 37}) {
           std::vector<float> x(static_cast<size_t>(n * sh.K));
           for (float& v : x) v = nd(rng);
           for (bool with_bias : {false, true}) {
@@ -129,22 +127,23 @@ TEST(W4Kernels, GemvMatchesReference) {
             matmul_ref(pool, x.data(), n, w.ref, b, yref.data());
             const std::vector<double> S = abs_sums(x, n, w, b), Q = act_quant_bound(x, n, w);
             for (W4Isa isa : supported_w4_isas()) {
-              // int8 activations (groups of 64 or more): their bound Q is added, as a share of S
-              const bool int8_act = isa == W4Isa::Avx512Vnni && sh.group % 64 == 0;
+              const bool int8_act = w4_isa_int8(isa);
+              if (!int8_act && n > kW4GemvMaxRows) continue;  // prefill: dequantized GEMM
               std::fill(y.begin(), y.end(), NAN);
-              w4_gemv(pool, isa, x.data(), n, fast, b, y.data());
+              w4_matmul(pool, isa, x.data(), n, fast, b, y.data());
               double worst = 0;
               for (int64_t i = 0; i < n; ++i)
                 for (int64_t j = 0; j < sh.rows; ++j) {
                   const size_t o = size_t(i * sh.N + j);
                   const double err = std::fabs(double(y[size_t(i * sh.rows + j)]) - double(yref[o])) /
-                                     (int8_act ? S[o] + Q[o] / tolerance(isa) : S[o]);
+                                     (int8_act ? S[o] + Q[o] / kTol : S[o]);
                   worst = std::max(worst, std::isnan(err) ? 1e9 : err);
                 }
               observed[int(isa)] = std::max(observed[int(isa)], worst);
-              EXPECT_LE(worst, tolerance(isa))
-                  << w4_isa_name(isa) << " N=" << sh.N << " K=" << sh.K << " g=" << sh.group
-                  << " bits=" << bits << " n=" << n << " threads=" << threads << " bias=" << with_bias;
+              EXPECT_LE(worst, kTol)
+                  << w4_isa_name(isa) << " N=" << sh.N << " rows=" << sh.rows << " K=" << sh.K
+                  << " g=" << sh.group << " bits=" << bits << " n=" << n << " threads=" << threads
+                  << " bias=" << with_bias;
             }
           }
         }
@@ -152,28 +151,53 @@ TEST(W4Kernels, GemvMatchesReference) {
     }
   }
   for (W4Isa isa : supported_w4_isas())
-    std::printf("[ info ] w4 gemv %s: max |y - y_ref| / (sum|x||w| [+ Q / tol for int8 x]) = %.3g (bound %.3g)\n",
-                w4_isa_name(isa), observed[int(isa)], tolerance(isa));
+    std::printf("[ info ] w4 %s: max |y - y_ref| / (sum|x||w| [+ Q / tol for int8 x]) = %.3g (bound %.3g)\n",
+                w4_isa_name(isa), observed[int(isa)], kTol);
+}
+
+// The int8 kernels compute each row of x alone: the same bits whether a row comes alone
+// (decode), in a batch of 5 (batched decode) or in prefill tiles of 8 (what batch_linear and
+// the serial-equals-concurrent server test rely on), on any thread count.
+TEST(W4Kernels, Int8RowsIndependentOfBatch) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd;
+  const W4Weights w = make_w4(72, 256, 4, 64, rng);
+  std::vector<float> bias(72);
+  for (float& v : bias) v = nd(rng);
+  const int64_t n = 21;
+  std::vector<float> x(static_cast<size_t>(n * 256));
+  for (float& v : x) v = nd(rng);
+  for (W4Isa isa : supported_w4_isas()) {
+    if (!w4_isa_int8(isa)) continue;
+    ThreadPool p1(1), p2(2);
+    std::vector<float> all(static_cast<size_t>(n * 72)), part(static_cast<size_t>(5 * 72)), one(72);
+    w4_matmul(p2, isa, x.data(), n, w.fast, bias.data(), all.data());
+    for (int64_t i = 0; i < n; ++i) {
+      w4_matmul(p1, isa, x.data() + i * 256, 1, w.fast, bias.data(), one.data());
+      ASSERT_EQ(0, std::memcmp(one.data(), all.data() + i * 72, 72 * sizeof(float))) << w4_isa_name(isa) << " row " << i;
+    }
+    w4_matmul(p1, isa, x.data() + 7 * 256, 5, w.fast, bias.data(), part.data());
+    ASSERT_EQ(0, std::memcmp(part.data(), all.data() + 7 * 72, 5 * 72 * sizeof(float))) << w4_isa_name(isa);
+  }
 }
 
 TEST(W4Kernels, DequantizeRowsBitIdenticalToWidenRow) {
   std::mt19937 rng(6);
   for (int bits : {4, 3}) {
-    const W4Weights w = make_w4(24, 256, bits, 64, rng);
-    std::vector<float> ref(256), got(static_cast<size_t>(3 * 256));
-    for (W4Isa isa : supported_w4_isas())
-      for (int64_t r0 = 0; r0 < 24; r0 += 3) {
-        w4_dequantize_rows(isa, w.fast, r0, 3, got.data());
-        for (int64_t i = 0; i < 3; ++i) {
-          widen_row(w.ref, r0 + i, ref.data());
-          ASSERT_EQ(0, std::memcmp(ref.data(), got.data() + i * 256, 256 * sizeof(float)))
-              << w4_isa_name(isa) << " row " << r0 + i;
-        }
+    const W4Weights w = make_w4(40, 256, bits, 64, rng);
+    std::vector<float> ref(256), got(static_cast<size_t>(5 * 256));
+    for (int64_t r0 = 0; r0 < 40; r0 += 5) {
+      w4_dequantize_rows(w.fast, r0, 5, got.data());
+      for (int64_t i = 0; i < 5; ++i) {
+        widen_row(w.ref, r0 + i, ref.data());
+        ASSERT_EQ(0, std::memcmp(ref.data(), got.data() + i * 256, 256 * sizeof(float))) << "row " << r0 + i;
       }
+    }
   }
 }
 
-// matmul() on a W4 matrix: the GEMV for n <= 8, the blocked GEMM on W4-dequantized panels above.
+// matmul() on a W4 matrix: the int8 kernels for any n, or the f32 ones for n <= 8 and the
+// blocked GEMM on W4-dequantized panels above.
 TEST(W4Kernels, MatmulDispatchMatchesReference) {
   std::mt19937 rng(7);
   std::normal_distribution<float> nd;
@@ -187,22 +211,41 @@ TEST(W4Kernels, MatmulDispatchMatchesReference) {
     matmul_ref(pool, x.data(), n, w.ref, nullptr, yref.data());
     matmul(pool, x.data(), n, w.fast, nullptr, y.data());
     const std::vector<double> S = abs_sums(x, n, w, nullptr), Q = act_quant_bound(x, n, w);
-    const bool gemv_int8 = n <= kW4GemvMaxRows && w4_best_isa() == W4Isa::Avx512Vnni;
+    const bool int8 = w4_isa_int8(w4_best_isa());
     for (size_t i = 0; i < y.size(); ++i)
-      ASSERT_LE(std::fabs(double(y[i]) - double(yref[i])),
-                tolerance(w4_best_isa()) * S[i] + (gemv_int8 ? Q[i] : 0.0)) << "n=" << n << " i=" << i;
+      ASSERT_LE(std::fabs(double(y[i]) - double(yref[i])), kTol * S[i] + (int8 ? Q[i] : 0.0))
+          << "n=" << n << " i=" << i;
   }
 }
 
 TEST(W4Kernels, RepackLayout) {
-  // codes of one row, K = 64: code(k) = k % 16 -> byte i of chunk c = code(32c+i) | code(32c+16+i) << 4
-  std::vector<uint32_t> row(8);
-  for (int k = 0; k < 64; ++k) row[size_t(k / 8)] |= uint32_t(k % 16) << (4 * (k % 8));
-  const std::vector<uint8_t> b = w4_repack(row.data(), 1, 64);
-  ASSERT_EQ(b.size(), 32u);
-  for (int c = 0; c < 2; ++c)
-    for (int i = 0; i < 16; ++i)
-      EXPECT_EQ(b[size_t(c * 16 + i)], uint8_t(((32 * c + i) % 16) | ((32 * c + 16 + i) % 16) << 4));
+  // 20 rows (a full tile and a padded one) x 64 inputs, group 32; code(r, k) = (r + k) % 16,
+  // zero(r, g) = r + g, scale(r, g) = 1000 + 2r + g.
+  const int64_t R = 20, K = 64, G = 2;
+  std::vector<uint32_t> codes(static_cast<size_t>(R * K / 8));
+  std::vector<uint8_t> zeros(static_cast<size_t>(R * G));
+  std::vector<uint16_t> scales(static_cast<size_t>(R * G));
+  for (int64_t r = 0; r < R; ++r) {
+    for (int64_t k = 0; k < K; ++k) codes[size_t(r * K / 8 + k / 8)] |= uint32_t((r + k) % 16) << (4 * (k % 8));
+    for (int64_t g = 0; g < G; ++g) {
+      zeros[size_t(r * G + g)] = uint8_t(r + g);
+      scales[size_t(r * G + g)] = uint16_t(1000 + 2 * r + g);
+    }
+  }
+  const W4Tiles t = w4_repack(codes.data(), zeros.data(), scales.data(), R, K, 32);
+  ASSERT_EQ(reinterpret_cast<uintptr_t>(t.codes) % 64, 0u);
+  for (int64_t r = 0; r < 32; ++r) {  // padded rows 20..31: code 0, zero 0, scale 0
+    const int64_t tile = r / 16, l = r % 16;
+    for (int64_t k = 0; k < K; k += 8)
+      for (int b = 0; b < 4; ++b) {
+        const uint8_t want = r < R ? uint8_t((r + k + b) % 16 | ((r + k + 4 + b) % 16) << 4) : 0;
+        EXPECT_EQ(t.codes[size_t(tile * (K / 8) * 64 + (k / 8) * 64 + l * 4 + b)], want) << r << " " << k;
+      }
+    for (int64_t g = 0; g < G; ++g) {
+      EXPECT_EQ(t.zeros[size_t((tile * G + g) * 16 + l)], r < R ? uint8_t(r + g) : 0);
+      EXPECT_EQ(t.scales[size_t((tile * G + g) * 16 + l)], r < R ? uint16_t(1000 + 2 * r + g) : 0);
+    }
+  }
   EXPECT_TRUE(w4_layout_fits(4096, 128));
   EXPECT_FALSE(w4_layout_fits(4096 + 16, 16));
 }

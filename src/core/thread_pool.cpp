@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <new>
 #include <utility>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -37,9 +38,31 @@ int ThreadPool::default_threads() {
   return n == 0 ? 1 : int(n);
 }
 
+thread_local void* ThreadPool::current_scratch_ = nullptr;
+
 ThreadPool::ThreadPool(int n_threads)
     : n_threads_(std::min(n_threads > 0 ? n_threads : default_threads(), 0xFFFF)) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker(); });
+  scratch_.resize(size_t(n_threads_));
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+}
+
+void ThreadPool::reserve_scratch(size_t bytes) {
+  if (bytes <= scratch_bytes_) return;
+  bytes = (bytes + 63) / 64 * 64;
+  for (auto& s : scratch_) s.reset(static_cast<std::byte*>(::operator new[](bytes, std::align_val_t(64))));
+  scratch_bytes_ = bytes;
+}
+
+void ThreadPool::run_chunk(int index, const RangeFn& fn, int64_t b, int64_t e) {
+  void* const outer = current_scratch_;  // a chunk may itself be the caller of another pool
+  current_scratch_ = scratch_[size_t(index)].get();
+  try {
+    fn(b, e);
+  } catch (...) {
+    current_scratch_ = outer;
+    throw;
+  }
+  current_scratch_ = outer;
 }
 
 ThreadPool::~ThreadPool() {
@@ -54,7 +77,7 @@ void ThreadPool::record_error() {
   if (!error_) error_ = std::current_exception();
 }
 
-void ThreadPool::run_chunks(uint32_t gen) {
+void ThreadPool::run_chunks(uint32_t gen, int index) {
   uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
     const uint32_t chunks = uint32_t(s >> 16) & 0xFFFF, next = uint32_t(s) & 0xFFFF;
@@ -64,7 +87,7 @@ void ThreadPool::run_chunks(uint32_t gen) {
     // Chunk `next` is ours; the job cannot change before it is counted in done_.
     const int64_t b = int64_t(next) * job_chunk_, e = std::min(job_n_, b + job_chunk_);
     try {
-      (*job_)(b, e);
+      run_chunk(index, *job_, b, e);
     } catch (...) {
       record_error();
     }
@@ -78,7 +101,7 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk) {
   min_chunk = std::max<int64_t>(1, min_chunk);
   const int64_t chunks = std::min<int64_t>(n_threads_, (n + min_chunk - 1) / min_chunk);
   if (chunks <= 1) {
-    fn(0, n);
+    run_chunk(0, fn, 0, n);
     return;
   }
   job_ = &fn;
@@ -89,7 +112,7 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk) {
   state_.store(pack_state(gen, uint32_t(chunks), 0), std::memory_order_release);
   generation_.store(gen, std::memory_order_release);
   generation_.notify_all();  // no system call while every worker is still spinning
-  run_chunks(gen);
+  run_chunks(gen, 0);
   for (int32_t d; (d = done_.load(std::memory_order_acquire)) != int32_t(chunks);) wait_change(done_, d);
   job_ = nullptr;
   if (error_) {
@@ -98,13 +121,13 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk) {
   }
 }
 
-void ThreadPool::worker() {
+void ThreadPool::worker(int index) {
   uint32_t seen = 0;
   for (;;) {
     wait_change(generation_, seen);
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_relaxed)) return;
-    run_chunks(seen);
+    run_chunks(seen, index);
   }
 }
 

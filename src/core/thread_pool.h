@@ -9,11 +9,21 @@
 // the caller claims too: when a worker has not been scheduled yet (a busy machine), the caller
 // runs its chunk instead of waiting for it, and then waits only for chunks already running.
 // A mutex is taken only to record an exception.
+//
+// Per-thread scratch (ggml's work buffer, one slice per thread): the caller sizes it with
+// reserve_scratch() before a parallel_for, on its own thread, so every allocation happens there
+// and only when a size is first reached; a chunk gets its thread's slice from scratch<T>().
+// Lazily allocated thread_local buffers would instead be allocated by whichever worker first
+// happens to run a kernel, at a step nobody can predict.
 #pragma once
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
+#include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -48,11 +58,26 @@ class ThreadPool {
 
   static int default_threads();
 
+  // Grows every thread's scratch slice to at least `bytes` (64-byte aligned). Call on the
+  // caller's thread, outside parallel_for.
+  void reserve_scratch(size_t bytes);
+  // Inside a chunk of parallel_for: the running thread's slice (at least the bytes last
+  // reserved). Outside a parallel_for: nullptr.
+  template <class T>
+  static T* scratch() { return static_cast<T*>(current_scratch_); }
+
  private:
-  void worker();
+  // operator new (aligned), not malloc: allocation counters in tests see it.
+  struct AlignedDelete {
+    void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t(64)); }
+  };
+  // Runs fn(b, e) with scratch() pointing at thread `index`'s slice.
+  void run_chunk(int index, const RangeFn& fn, int64_t b, int64_t e);
+
+  void worker(int index);
   void record_error();
-  // Claims and runs chunks of generation gen until none is left; returns how many it ran.
-  void run_chunks(uint32_t gen);
+  // Claims and runs chunks of generation gen on thread `index` (0: the caller) until none is left.
+  void run_chunks(uint32_t gen, int index);
 
   int n_threads_;
   std::vector<std::thread> workers_;
@@ -65,6 +90,9 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
   std::mutex error_mu_;
   std::exception_ptr error_;
+  std::vector<std::unique_ptr<std::byte[], AlignedDelete>> scratch_;  // [n_threads] slices
+  size_t scratch_bytes_ = 0;
+  static thread_local void* current_scratch_;
 };
 
 }  // namespace awq

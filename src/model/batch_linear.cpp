@@ -7,6 +7,7 @@
 #include "core/half.h"
 #include "ops/cpu/avx2_tile.h"
 #include "ops/cpu/gemm.h"
+#include "ops/cpu/w4.h"
 
 namespace awq {
 
@@ -100,6 +101,8 @@ bool batch_linear_streaming(ThreadPool& pool, const float* x, int64_t n, const M
 void batch_linear(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias,
                   float* y) {
   if (n < kBatchGemmMinRows && batch_linear_streaming(pool, x, n, w, bias, y)) return;
+  // The int8-activation W4 kernels compute each row alone (the same bits for any n).
+  if (w4_ready(w) && w4_isa_int8(w4_best_isa())) return w4_matmul(pool, w4_best_isa(), x, n, w, bias, y);
   matmul_blocked(pool, gemm_best_isa(), x, n, w, bias, y);
 }
 

@@ -9,8 +9,9 @@
 // widened and transposed in registers, no panels in memory), and larger ones through the
 // blocked GEMM. Both give the same bits, so a request's logits do not depend on how many
 // others share its step. Dense F32/F16/BF16 weights on AVX2+FMA+F16C CPUs whose GEMM kernel
-// is AVX2 or AVX-512 take the streaming kernel; anything else (AWQ weights, the portable
-// ISA) always uses the blocked GEMM.
+// is AVX2 or AVX-512 take the streaming kernel; AWQ weights with an int8-activation W4 kernel
+// (ops/cpu/w4.h: each row computed alone) take it for any n; anything else (AWQ weights on the
+// exact f32 kernels, the portable ISA) always uses the blocked GEMM.
 #pragma once
 #include <cstdint>
 

@@ -99,12 +99,13 @@ class Binder {
     m.awq.row_zeros = rows->zeros.data();
     m.awq.row_scales = rows->scales.data();
     if (w4_layout_fits(in, p.group)) {
-      // The fast kernels' layout replaces the row codes (same bytes, other nibble order); the
+      // The fast kernels' tiles replace the row codes (same bytes in another order); the
       // reference path then reads the checkpoint's strided qweight (dequantize_gemm_row).
-      auto codes = std::make_shared<std::vector<uint8_t>>(w4_repack(rows->codes.data(), out, in));
-      m.awq.w4_codes = codes->data();
+      auto tiles = std::make_shared<W4Tiles>(w4_repack(rows->codes.data(), rows->zeros.data(),
+                                                       rows->scales.data(), out, in, p.group));
+      w4_attach(m, *tiles);
       std::vector<uint32_t>().swap(rows->codes);
-      w_.owned.push_back(std::move(codes));
+      w_.owned.push_back(std::move(tiles));
     } else {
       m.awq.row_codes = rows->codes.data();
     }

@@ -20,19 +20,28 @@ int64_t first_key(int64_t last, int64_t window) {
   return window > 0 ? std::max<int64_t>(0, last - window + 1) : 0;
 }
 
-// Per-thread buffers of one (KV group, query block) task, grown on demand.
+// Per-thread buffers of one (KV group, query block) task, carved from the pool's scratch.
 struct BlockScratch {
-  std::vector<float> qs;    // [rows, hd]          scaled queries
-  std::vector<float> sp;    // [rows, kKeys]       scores, then probabilities
-  std::vector<float> o;     // [rows, hd_pad]      unnormalised output
-  std::vector<float> m, l;  // [rows]              running max, running sum of exp
-  std::vector<float> kt;    // [kKeys / nr][hd][nr] keys transposed into panels
-  std::vector<float> vp;    // [hd_pad / nr][kKeys][nr] values in panels
-};
+  float* qs;    // [rows, hd]          scaled queries
+  float* sp;    // [rows, kKeys]       scores, then probabilities
+  float* o;     // [rows, hd_pad]      unnormalised output
+  float *m, *l; // [rows]              running max, running sum of exp
+  float* kt;    // [kKeys / nr][hd][nr] keys transposed into panels
+  float* vp;    // [hd_pad / nr][kKeys][nr] values in panels
 
-void grow(std::vector<float>& v, int64_t n) {
-  if (int64_t(v.size()) < n) v.resize(size_t(n));
-}
+  // Lays the buffers out in `base` (nullptr: only counts); returns the floats used. Each buffer
+  // starts on a 64-byte boundary.
+  static int64_t layout(float* base, int64_t rows, int64_t hd, int64_t hd_pad, BlockScratch& b) {
+    int64_t used = 0;
+    auto take = [&](float*& p, int64_t n) {
+      p = base ? base + used : nullptr;
+      used += (n + 15) / 16 * 16;
+    };
+    take(b.qs, rows * hd), take(b.sp, rows * kKeys), take(b.o, rows * hd_pad);
+    take(b.m, rows), take(b.l, rows), take(b.kt, kKeys * hd), take(b.vp, kKeys * hd_pad);
+    return used;
+  }
+};
 
 // exp(x) for x <= 0 (Cephes expf: range reduction by ln 2, degree-6 polynomial, ~2 ulp), in
 // plain arithmetic the compiler vectorises; std::exp is a call per score and costs more than
@@ -90,16 +99,16 @@ void attention_rows(ThreadPool& pool, const float* q, const float* k_cache, cons
                     const int32_t* pos, int64_t n, const AttentionShape& s, float* out) {
   const int64_t hd = s.head_dim, group = s.n_heads / s.n_kv_heads, kv_stride = s.n_kv_heads * hd;
   const float scale = float(1.0 / std::sqrt(double(hd)));
+  pool.reserve_scratch(size_t(s.ctx) * sizeof(float));  // scores: [ctx] per thread
   pool.parallel_for(n * s.n_heads, [&](int64_t b, int64_t e) {
-    thread_local std::vector<float> scores;  // [keys]; kept, so decode steps allocate nothing
+    float* scores = ThreadPool::scratch<float>();
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t i = idx / s.n_heads, h = idx % s.n_heads, g = h / group;
       const int64_t last = pos[i], first = first_key(last, s.window);
       const float* qi = q + (i * s.n_heads + h) * hd;
-      if (int64_t(scores.size()) < s.ctx) scores.resize(size_t(s.ctx));  // once per context size
       for (int64_t t = first; t <= last; ++t)
         scores[t - first] = dot_f32(qi, k_cache + t * kv_stride + g * hd, hd) * scale;
-      softmax(scores.data(), last - first + 1);
+      softmax(scores, last - first + 1);
       float* o = out + (i * s.n_heads + h) * hd;
       std::fill(o, o + hd, 0.0f);
       for (int64_t t = first; t <= last; ++t) {
@@ -123,23 +132,21 @@ void attention_blocked(ThreadPool& pool, GemmIsa isa, const float* q, const floa
   const int64_t bq = std::max<int64_t>(1, kRows / group);
   const int64_t q_blocks = (n + bq - 1) / bq, tasks = q_blocks * s.n_kv_heads;
 
-  auto run_task = [&](int64_t t, BlockScratch& b) {
+  auto run_task = [&](int64_t t, const BlockScratch& b) {
     // Late query blocks see the most keys: hand them out first so the tail is short.
     const int64_t qb = q_blocks - 1 - t / s.n_kv_heads, g = t % s.n_kv_heads;
     const int64_t i0 = qb * bq, nq = std::min(bq, n - i0), rows = nq * group;
-    grow(b.qs, rows * hd), grow(b.sp, rows * kKeys), grow(b.o, rows * hd_pad);
-    grow(b.m, rows), grow(b.l, rows), grow(b.kt, kKeys * hd), grow(b.vp, kKeys * hd_pad);
     int64_t lo = INT64_MAX, hi = -1;  // keys any query of the block sees
     for (int64_t il = 0; il < nq; ++il) {
       lo = std::min(lo, first_key(pos[i0 + il], s.window));
       hi = std::max<int64_t>(hi, pos[i0 + il]);
       // the group's heads of one query are adjacent in q: [group, hd]
       const float* src = q + (i0 + il) * qs_stride + g * group * hd;
-      for (int64_t j = 0; j < group * hd; ++j) b.qs[size_t(il * group * hd + j)] = src[j] * scale;
+      for (int64_t j = 0; j < group * hd; ++j) b.qs[il * group * hd + j] = src[j] * scale;
     }
-    std::fill(b.o.begin(), b.o.begin() + rows * hd_pad, 0.0f);
-    std::fill(b.m.begin(), b.m.begin() + rows, -INFINITY);
-    std::fill(b.l.begin(), b.l.begin() + rows, 0.0f);
+    std::fill(b.o, b.o + rows * hd_pad, 0.0f);
+    std::fill(b.m, b.m + rows, -INFINITY);
+    std::fill(b.l, b.l + rows, 0.0f);
 
     for (int64_t t0 = lo; t0 <= hi; t0 += kKeys) {
       const int64_t bk = std::min(kKeys, hi + 1 - t0);
@@ -151,53 +158,57 @@ void attention_blocked(ThreadPool& pool, GemmIsa isa, const float* q, const floa
       const float* kg = k_cache + t0 * kvs + g * hd;  // key rows [bk, hd], row stride kvs
       for (int64_t p = 0; p * nr < bk; ++p) {
         const int nc = int(std::min(nr, bk - p * nr));
-        float* panel = b.kt.data() + p * hd * nr;  // [hd, nr]
+        float* panel = b.kt + p * hd * nr;  // [hd, nr]
         pack_panel_t(kg + p * nr * kvs, kvs, hd, nc, int(nr), panel);
         for (int64_t r0 = 0; r0 < rows; r0 += mr)
-          tk.run(int(std::min(mr, rows - r0)), hd, b.qs.data() + r0 * hd, hd, panel,
-                 b.sp.data() + r0 * kKeys + p * nr, kKeys, nc, false, nullptr);
+          tk.run(int(std::min(mr, rows - r0)), hd, b.qs + r0 * hd, hd, panel,
+                 b.sp + r0 * kKeys + p * nr, kKeys, nc, false, nullptr);
       }
       // Mask, then online softmax: rescale what was accumulated under the old row max.
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t i = i0 + r / group;
         const int64_t j0 = std::max<int64_t>(0, first_key(pos[i], s.window) - t0);
         const int64_t j1 = std::min<int64_t>(bk, pos[i] + 1 - t0);  // valid keys [j0, j1)
-        float* sr = b.sp.data() + r * kKeys;
+        float* sr = b.sp + r * kKeys;
         if (j0 >= j1) {
           std::fill(sr, sr + bk, 0.0f);
           continue;
         }
-        const float mx = max_of(sr + j0, j1 - j0, b.m[size_t(r)]);
-        const float corr = std::exp(b.m[size_t(r)] - mx);  // 0 on the first valid block
+        const float mx = max_of(sr + j0, j1 - j0, b.m[r]);
+        const float corr = std::exp(b.m[r] - mx);  // 0 on the first valid block
         std::fill(sr, sr + j0, 0.0f);
         const float sum = exp_shift_sum(sr + j0, j1 - j0, mx);
         std::fill(sr + j1, sr + bk, 0.0f);
-        b.l[size_t(r)] = b.l[size_t(r)] * corr + sum;
-        b.m[size_t(r)] = mx;
+        b.l[r] = b.l[r] * corr + sum;
+        b.m[r] = mx;
         if (corr != 1.0f)
-          for (float *o = b.o.data() + r * hd_pad, *e = o + hd; o < e; ++o) *o *= corr;
+          for (float *o = b.o + r * hd_pad, *e = o + hd; o < e; ++o) *o *= corr;
       }
       // O += P V: [rows, hd]
       const float* vg = v_cache + t0 * kvs + g * hd;  // value rows [bk, hd], row stride kvs
       for (int64_t p = 0; p < hd_pad / nr; ++p) {
-        float* panel = b.vp.data() + p * kKeys * nr;  // [bk, nr]
+        float* panel = b.vp + p * kKeys * nr;  // [bk, nr]
         pack_panel(vg + p * nr, kvs, bk, int(std::min(nr, hd - p * nr)), int(nr), panel);
         for (int64_t r0 = 0; r0 < rows; r0 += mr)
-          tk.run(int(std::min(mr, rows - r0)), bk, b.sp.data() + r0 * kKeys, kKeys, panel,
-                 b.o.data() + r0 * hd_pad + p * nr, hd_pad, int(nr), true, nullptr);
+          tk.run(int(std::min(mr, rows - r0)), bk, b.sp + r0 * kKeys, kKeys, panel,
+                 b.o + r0 * hd_pad + p * nr, hd_pad, int(nr), true, nullptr);
       }
     }
     for (int64_t r = 0; r < rows; ++r) {
-      const float inv = 1.0f / b.l[size_t(r)];
-      const float* o = b.o.data() + r * hd_pad;
+      const float inv = 1.0f / b.l[r];
+      const float* o = b.o + r * hd_pad;
       float* dst = out + (i0 + r / group) * qs_stride + (g * group + r % group) * hd;
       for (int64_t d = 0; d < hd; ++d) dst[d] = o[d] * inv;
     }
   };
 
+  BlockScratch sizes;
+  const int64_t max_rows = std::min(bq, n) * group;
+  pool.reserve_scratch(size_t(BlockScratch::layout(nullptr, max_rows, hd, hd_pad, sizes)) * sizeof(float));
   std::atomic<int64_t> next{0};
   pool.parallel_for(std::min<int64_t>(pool.size(), tasks), [&](int64_t, int64_t) {
-    thread_local BlockScratch scratch;
+    BlockScratch scratch;
+    BlockScratch::layout(ThreadPool::scratch<float>(), max_rows, hd, hd_pad, scratch);
     for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) run_task(t, scratch);
   });
 }

@@ -214,7 +214,7 @@ void pack_weight_rows(const Matrix& w, int64_t r0, int64_t rows, int64_t nr, boo
       else pack8_rows_avx2<DType::BF16>(src, K, K, nr, col(r));
     }
     if (!dense || k8 < K) {  // widen the rows (all of them, or for the K % 8 tail)
-      if (w4_ready(w)) w4_dequantize_rows(w4_best_isa(), w, r0 + r, 8, tmp);
+      if (w4_ready(w)) w4_dequantize_rows(w, r0 + r, 8, tmp);
       else for (int64_t i = 0; i < 8; ++i) widen_row(w, r0 + r + i, tmp + i * K);
       if (!dense) pack8_rows_avx2<DType::F32>(tmp, K, K, nr, col(r));
       for (int64_t i = 0; i < 8; ++i)
@@ -240,25 +240,6 @@ void pack_weight_rows(const Matrix& w, int64_t r0, int64_t rows, int64_t nr, boo
 constexpr int64_t kKcMax = 256;
 constexpr int64_t kMc = 96;        // rows of x per sweep (rounded down to a multiple of mr)
 constexpr int64_t kNcMax = 256;    // W rows per task
-
-// Per-thread scratch, grown on demand and kept (the pool's threads live as long as the pool), so
-// a call does not page-fault fresh buffers.
-struct Scratch {
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
-  std::unique_ptr<float[], Free> buf;
-  size_t cap = 0;
-  float* get(size_t n) {
-    if (n > cap) {
-      const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-      buf.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-      if (!buf) throw std::bad_alloc();
-      cap = bytes / sizeof(float);
-    }
-    return buf.get();
-  }
-};
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -301,6 +282,10 @@ __attribute__((target("avx2,fma,f16c"))) void gemv_rows(const float* x, const Ma
     for (int j = 0; j < R; ++j) acc[i][j] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
+    // Rows are 1-2 pages long: too short for the hardware stream prefetcher to ramp up, so
+    // fetch the next block's rows one cache line per row ahead (≈ +40 % on one core).
+    if ((k * es) % 64 == 0)
+      for (int j = 0; j < R; ++j) _mm_prefetch(wr + ((j + R) * K + k) * es, _MM_HINT_T0);
     __m256 wv[R];
     for (int j = 0; j < R; ++j) wv[j] = load8_f32<DT>(wr + (j * K + k) * es);
     for (int i = 0; i < NX; ++i) {
@@ -416,13 +401,14 @@ void matmul_blocked(ThreadPool& pool, GemmIsa isa, const float* x, int64_t n, co
 
   // The portable ISA also packs portably, so the tests cover that path on any CPU.
   const bool fast_pack = isa != GemmIsa::Portable && __builtin_cpu_supports("f16c");
+  // Per thread, from the pool's scratch: packed: [panels][K][nr] | tmp: [8, K] | biasp: [panels * nr]
+  const int64_t max_panels = ceil_div(nc_blk, nr);
+  pool.reserve_scratch(size_t(max_panels * nr * K + 8 * K + max_panels * nr) * sizeof(float));
   std::atomic<int64_t> next{0};
   auto run_task = [&](int64_t t) {
-    thread_local Scratch scratch;
     const int64_t c0 = (t / row_blocks) * nc_blk, cn = std::min(nc_blk, N - c0);
     const int64_t panels = ceil_div(cn, nr);
-    // packed: [panels][K][nr] | tmp: [8, K] | biasp: [panels * nr]
-    float* packed = scratch.get(size_t(panels * nr * K + 8 * K + panels * nr));
+    float* packed = ThreadPool::scratch<float>();
     float* tmp = packed + panels * nr * K;
     float* biasp = tmp + 8 * K;
     pack_weight_rows(w, c0, cn, nr, fast_pack, packed, tmp);
@@ -456,15 +442,11 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const 
     return env && std::string(env) == "reference";
   }();
   if (reference_only) return matmul_ref(pool, x, n, w, bias, y);
-  if (n <= kW4GemvMaxRows && w4_ready(w)) return w4_gemv(pool, w4_best_isa(), x, n, w, bias, y);
-  static const bool gemv_only = [] {
-    const char* env = std::getenv("AWQ_W4_PREFILL");
-    return env && std::string(env) == "gemv";
-  }();
-  if (gemv_only && w4_ready(w)) {  // every row through the decode kernel (perplexity of its numerics)
-    for (int64_t i = 0; i < n; i += kW4GemvMaxRows)
-      w4_gemv(pool, w4_best_isa(), x + i * w.cols, std::min(kW4GemvMaxRows, n - i), w, bias, y + i * w.rows);
-    return;
+  if (w4_ready(w)) {
+    // int8-activation W4 kernels take any row count (each row's result is the same whatever
+    // rows share the call); the exact f32 ones only decode, prefill dequantizes into the GEMM.
+    const W4Isa isa4 = w4_best_isa();
+    if (w4_isa_int8(isa4) || n <= kW4GemvMaxRows) return w4_matmul(pool, isa4, x, n, w, bias, y);
   }
   const GemmIsa isa = gemm_best_isa();
   static_assert(kGemmMinRows <= 4, "gemv_n handles 1..3 rows");

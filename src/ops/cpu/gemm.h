@@ -17,14 +17,13 @@
 namespace awq {
 
 // y = x W^T (+ bias). x: [n, w.cols], bias: [w.rows] or nullptr, y: [n, w.rows].
-// AWQ weights with the W4 layout and n <= kW4GemvMaxRows: the W4 GEMV (ops/cpu/w4.h).
+// AWQ weights with the W4 layout: the W4 kernels (ops/cpu/w4.h), for any n with int8
+// activations (the default), for n <= kW4GemvMaxRows with the exact f32 ones.
 // n < kGemmMinRows (decode: memory-bound on the weights, where packing would only add
 // traffic): dense weights stream once through a GEMV that widens them in registers (AVX2 +
 // F16C); other AWQ weights, or a CPU without AVX2, use matmul_ref. Larger n: the blocked GEMM
-// (W4 weights dequantized by the W4 kernels into its f32 panels).
-// AWQ_MATMUL=reference routes every call to matmul_ref (the W4 reference path, for checks);
-// AWQ_W4_PREFILL=gemv runs W4 prefill rows through the decode GEMV too (to measure its
-// perplexity, e.g. of int8 activations, with `awq perplexity`).
+// (W4 weights on the f32 kernels dequantized into its f32 panels).
+// AWQ_MATMUL=reference routes every call to matmul_ref (the W4 reference path, for checks).
 void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias,
             float* y);
 inline constexpr int64_t kGemmMinRows = 4;

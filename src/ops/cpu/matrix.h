@@ -2,7 +2,7 @@
 // Dense: row-major, elements F32, F16 or BF16 at `data`.
 // AwqGemm: AutoAWQ GEMM tensors (docs/formats.md), W[r][k] = fp16((q - z) * s); `dtype` is
 // I32 and `data` points at qweight. widen_row (ops/cpu/matmul.h) handles both kinds; the fast
-// W4 kernels (ops/cpu/w4.h) read the repacked w4_codes with row_zeros / row_scales.
+// W4 kernels (ops/cpu/w4.h) read the repacked w4_* tiles.
 #pragma once
 #include <cstdint>
 
@@ -26,10 +26,11 @@ struct AwqMatrix {
   const uint32_t* row_codes = nullptr;   // [rows, ceil(cols / 8)]: nibble j = input 8w + j
   const uint8_t* row_zeros = nullptr;    // [rows, cols / group]
   const uint16_t* row_scales = nullptr;  // [rows, cols / group] fp16
-  // The fast kernels' layout (ops/cpu/w4.h), made at load: [rows, cols / 2] bytes; per 32
-  // inputs of a row, byte i = code(k0 + i) | code(k0 + 16 + i) << 4. Null when the shape does
+  // The fast kernels' tiles of 16 rows (ops/cpu/w4.h), made at load. Null when the shape does
   // not fit (then matmul uses the reference path).
-  const uint8_t* w4_codes = nullptr;
+  const uint8_t* w4_codes = nullptr;    // [ceil(rows / 16)][cols / 8][16][4]
+  const uint16_t* w4_scales = nullptr;  // [ceil(rows / 16)][cols / group][16] fp16
+  const uint8_t* w4_zeros = nullptr;    // [ceil(rows / 16)][cols / group][16]
 };
 
 struct Matrix {
