@@ -138,9 +138,9 @@ W4A16Run run_variant(int variant) {
                                static_cast<const uint2*>(w.params), x, bias, y, w.n, w.k, w.group, m, nullptr);
   };
 }
-W4A16Run run_tiled(int config) {
-  return [config](const cuda::W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y) {
-    cuda::launch_w4a16_tiled(config, static_cast<const uint4*>(w.codes),
+W4A16Run run_tiled(int config, int splits = 1) {
+  return [config, splits](const cuda::W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y) {
+    cuda::launch_w4a16_tiled(config, splits, static_cast<const uint4*>(w.codes),
                              static_cast<const uint2*>(w.params), x, bias, y, w.n, w.k, w.group, m, nullptr);
   };
 }
@@ -247,15 +247,23 @@ TEST(CudaW4A16, EveryTiledConfiguration) {
     const RandomAwq a(c.n, c.k, c.group, c.bits, uint32_t(3 * c.n + c.k));
     for (int t = 0; t < cuda::w4a16_tiled_count(); ++t) {
       const cuda::W4A16TiledConfig cfg = cuda::w4a16_tiled_config(t);
-      for (int64_t m : {1, 17, 33, 64, 70, 130}) {
-        const double e = worst(check_w4a16(a, m, m % 2 == 1, uint32_t(m + t), run_tiled(t)));
-        EXPECT_LE(e, kMaxNmse) << "tiled " << cfg.bm << "x" << cfg.bn << " (tt " << cfg.tt << " rt "
-                               << cfg.rt << " wt " << cfg.wt << " wr " << cfg.wr << " stages "
-                               << cfg.stages << ") n=" << c.n << " k=" << c.k << " group=" << c.group
-                               << " bits=" << c.bits << " m=" << m;
+      for (int splits : {1, 2, 3, 4}) {
+        // Split-K: uneven (3) and empty splits (k = 96 has 2 chunks) included.
+        const std::vector<int64_t> ms = splits == 1 ? std::vector<int64_t>{1, 17, 33, 64, 70, 130}
+                                                    : std::vector<int64_t>{17, 70};
+        for (int64_t m : ms) {
+          const double e = worst(check_w4a16(a, m, m % 2 == 1, uint32_t(m + t + splits), run_tiled(t, splits)));
+          EXPECT_LE(e, kMaxNmse) << "tiled " << cfg.bm << "x" << cfg.bn << " (tt " << cfg.tt << " rt "
+                                 << cfg.rt << " wt " << cfg.wt << " wr " << cfg.wr << " stages "
+                                 << cfg.stages << ") splits=" << splits << " n=" << c.n << " k=" << c.k
+                                 << " group=" << c.group << " bits=" << c.bits << " m=" << m;
+        }
       }
     }
   }
+  std::printf("[ note     ] split-K %s on this device/build (w4a16_split_k_available)%s\n",
+              cuda::w4a16_split_k_available() ? "available" : "NOT available",
+              cuda::w4a16_split_k_available() ? "" : ": splits > 1 ran as 1 split");
 }
 
 // The dispatch's three paths (AWQ_W4A16_KERNEL=auto|legacy|tiled) around the switch-over m,
@@ -263,15 +271,20 @@ TEST(CudaW4A16, EveryTiledConfiguration) {
 // fall back to the legacy kernels, still correct).
 TEST(CudaW4A16, KernelPathsAndUnalignedInput) {
   SKIP_WITHOUT_GPU();
-  const RandomAwq a(264, 448, 64, 4, 31);
+  // n 264 k 448: 7 chunks (no split-K); n 520 k 1024: 16 chunks and few blocks, so the
+  // default choice splits K where split-K is available.
+  const RandomAwq a(264, 448, 64, 4, 31), b(520, 1024, 128, 4, 32);
   WorstNmse worst{"launch_w4a16 paths auto/legacy/tiled, aligned and 4-byte-aligned x, m = 1..200"};
   const std::pair<cuda::W4A16Path, const char*> paths[] = {
       {cuda::W4A16Path::Auto, "auto"}, {cuda::W4A16Path::Legacy, "legacy"}, {cuda::W4A16Path::Tiled, "tiled"}};
-  for (const auto& [path, name] : paths) {
-    for (int64_t m : {1, 16, 17, 64, 200}) {
-      for (int64_t x_offset : {0, 2}) {
-        const double e = worst(check_w4a16(a, m, true, uint32_t(m + x_offset), run_path(path), x_offset));
-        EXPECT_LE(e, kMaxNmse) << "path " << name << " m=" << m << " x offset " << x_offset << " halfs";
+  for (const RandomAwq* w : {&a, &b}) {
+    for (const auto& [path, name] : paths) {
+      for (int64_t m : {1, 16, 17, 64, 200}) {
+        for (int64_t x_offset : {0, 2}) {
+          const double e = worst(check_w4a16(*w, m, true, uint32_t(m + x_offset), run_path(path), x_offset));
+          EXPECT_LE(e, kMaxNmse) << "path " << name << " n=" << w->n << " k=" << w->k << " m=" << m
+                                 << " x offset " << x_offset << " halfs";
+        }
       }
     }
   }
@@ -279,14 +292,19 @@ TEST(CudaW4A16, KernelPathsAndUnalignedInput) {
 
 // Small cases of every tiled configuration for compute-sanitizer --tool racecheck / synccheck
 // (scripts/gpu-check sanitize runs CudaW4A16Race.* under them): k = 512 is 8 chunks, twice the
-// deepest pipeline, so every slot is refilled while other warps may still read its neighbour.
+// deepest pipeline, so every slot is refilled while other warps may still read its neighbour;
+// with 2 splits, 4 chunks each, then the partial sums overwrite the pipeline's shared memory.
 TEST(CudaW4A16Race, TiledSmallCases) {
   SKIP_WITHOUT_GPU();
   const RandomAwq a128(136, 512, 128, 4, 41), a32(136, 512, 32, 4, 42);
   WorstNmse worst{"tiled configurations under the race checker, n 136 k 512, groups 128 and 32, m = 40"};
   for (int t = 0; t < cuda::w4a16_tiled_count(); ++t) {
-    EXPECT_LE(worst(check_w4a16(a128, 40, true, uint32_t(t), run_tiled(t))), kMaxNmse) << "config " << t;
-    EXPECT_LE(worst(check_w4a16(a32, 40, false, uint32_t(t + 9), run_tiled(t))), kMaxNmse) << "config " << t;
+    for (int splits : {1, 2}) {  // 2: the cluster reduction through distributed shared memory
+      EXPECT_LE(worst(check_w4a16(a128, 40, true, uint32_t(t), run_tiled(t, splits))), kMaxNmse)
+          << "config " << t << " splits " << splits;
+      EXPECT_LE(worst(check_w4a16(a32, 40, false, uint32_t(t + 9), run_tiled(t, splits))), kMaxNmse)
+          << "config " << t << " splits " << splits;
+    }
   }
 }
 

@@ -2,7 +2,8 @@
 // same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
 //   bench_cuda_w4a16 [reps [sweep|-] [shape]]   (default 30; shape: only names containing it; sweep: also time every kernel configuration,
 //                                      printed as mt/wk/wn/rt=us for the legacy kernels and
-//                                      Ti:bm x bn/threads/stages=us for the tiled GEMM, * = the one w4a16_linear picks)
+//                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
+//                                      (m >= 16), * = the one w4a16_linear picks)
 // The table's W4A16 column is w4a16_linear (AWQ_W4A16_KERNEL honoured), "legacy" the
 // register-streaming kernels alone at the same m, "kernel" the one w4a16_linear ran.
 // Method (.library METHOD.md): random data (never zeros); each timed sample replays a CUDA graph
@@ -216,17 +217,23 @@ int main(int argc, char** argv) try {
           std::printf(" %d/%d/%d/%d=%.1f%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, t,
                       v == w4a16_default_variant(m, n) ? "*" : "");
         }
-        // The tiled GEMM's configurations (w4a16_tiled.cu), printed as bm x bn / threads / stages.
-        for (int t = 0; t < w4a16_tiled_count(); ++t) {
+        // The tiled GEMM's configurations (w4a16_tiled.cu) from m = 16 on, each with 1, 2 and 4
+        // K splits (split-K only where available: sm_90 code), printed as
+        // Ti:bm x bn/threads/stages s<splits>=us.
+        const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
+        for (int t = 0; m >= 16 && t < w4a16_tiled_count(); ++t) {
           const W4A16TiledConfig cfg = w4a16_tiled_config(t);
-          const int calls = 2 * copies_q;
-          const float tt = time_graph(s, calls, reps, [&](int i) {
-            const W4A16Weight& wi = wq[size_t(i % copies_q)];
-            launch_w4a16_tiled(t, static_cast<const uint4*>(wi.codes),
-                               static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
-          });
-          std::printf(" T%d:%dx%d/%d/%d=%.1f%s", t, cfg.bm, cfg.bn, cfg.threads, cfg.stages, tt,
-                      m >= kW4A16TiledMinTokens && t == w4a16_default_tiled(m, n) ? "*" : "");
+          std::printf(" T%d:%dx%d/%d/%d", t, cfg.bm, cfg.bn, cfg.threads, cfg.stages);
+          for (int splits = 1; splits <= (w4a16_split_k_available() ? 4 : 1); splits *= 2) {
+            const int calls = 2 * copies_q;
+            const float tt = time_graph(s, calls, reps, [&](int i) {
+              const W4A16Weight& wi = wq[size_t(i % copies_q)];
+              launch_w4a16_tiled(t, splits, static_cast<const uint4*>(wi.codes),
+                                 static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
+            });
+            std::printf(" s%d=%.1f%s", splits, tt,
+                        m >= kW4A16TiledMinTokens && t == pick.config && splits == pick.splits ? "*" : "");
+          }
         }
         std::printf("\n");
         std::fflush(stdout);
@@ -251,8 +258,9 @@ int main(int argc, char** argv) try {
       const bool tiled = path == W4A16Path::Tiled || (path == W4A16Path::Auto && m >= kW4A16TiledMinTokens);
       char kernel[64];
       if (tiled) {
-        const W4A16TiledConfig c = w4a16_tiled_config(w4a16_default_tiled(m, n));
-        std::snprintf(kernel, sizeof kernel, "tiled %dx%d/%d", c.bm, c.bn, c.threads);
+        const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
+        const W4A16TiledConfig c = w4a16_tiled_config(pick.config);
+        std::snprintf(kernel, sizeof kernel, "tiled %dx%d/%d split %d", c.bm, c.bn, c.threads, pick.splits);
       } else {
         const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n));
         std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d", v.mt, v.wk, v.wn, v.rt);

@@ -341,10 +341,12 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
   const bool x_aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;  // rows too: k % 16 == 0
   const bool tiled =
       x_aligned && (path == W4A16Path::Tiled || (path == W4A16Path::Auto && m >= kW4A16TiledMinTokens));
-  if (tiled)
-    launch_w4a16_tiled(w4a16_default_tiled(m, n), codes, params, x, bias, y, n, k, group, m, s);
-  else
+  if (tiled) {
+    const W4A16TiledChoice c = w4a16_default_tiled(m, n, k);
+    launch_w4a16_tiled(c.config, c.splits, codes, params, x, bias, y, n, k, group, m, s);
+  } else {
     launch_w4a16_variant(default_variant(m, n), codes, params, x, bias, y, n, k, group, m, s);
+  }
 }
 
 void launch_add_bias(__half* y, const __half* bias, int64_t m, int64_t n, cudaStream_t s) {

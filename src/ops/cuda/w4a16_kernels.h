@@ -51,15 +51,23 @@ struct W4A16TiledConfig {
 };
 int w4a16_tiled_count();
 W4A16TiledConfig w4a16_tiled_config(int i);
-int w4a16_default_tiled(int64_t m, int64_t n);  // what launch_w4a16 picks for m >= 17 (Auto)
+// Split-K of the tiled GEMM: the splits of an output tile form a thread block cluster and
+// reduce through distributed shared memory (sm_90 and code built for it; else unavailable).
+bool w4a16_split_k_available();
+struct W4A16TiledChoice {
+  int config, splits;
+};
+// What launch_w4a16 picks for m >= kW4A16TiledMinTokens (Auto) or any m (Tiled).
+W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k);
 // Raises the dynamic shared-memory limit of every tiled kernel once (upload_w4a16 calls it, so
 // that the first launch may be inside a CUDA graph capture).
 void w4a16_prepare_tiled();
-// y: [m, n] = x: [m, k] W^T (+ bias: [n]) with tiled configuration `config` (any m >= 1; x
-// 16-byte aligned, k % 16 == 0).
-void launch_w4a16_tiled(int config, const uint4* codes, const uint2* params, const __half* x,
-                        const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
-                        cudaStream_t s);
+// y: [m, n] = x: [m, k] W^T (+ bias: [n]) with tiled configuration `config` and `splits` K
+// splits (1 .. 8; taken as 1 where split-K is unavailable); any m >= 1; x 16-byte aligned,
+// k % 16 == 0.
+void launch_w4a16_tiled(int config, int splits, const uint4* codes, const uint2* params,
+                        const __half* x, const __half* bias, __half* y, int64_t n, int64_t k,
+                        int group, int64_t m, cudaStream_t s);
 
 // y: [m, n] += bias: [n] (fp16).
 void launch_add_bias(__half* y, const __half* bias, int64_t m, int64_t n, cudaStream_t s);

@@ -34,6 +34,7 @@
 // visible, and every thread is done computing chunk c - 1), then issues chunk c + STAGES - 1
 // into slot (c - 1) % STAGES — the slot computed in iteration c - 1 — and commits (an empty
 // group past the end, to keep the count), then computes chunk c from slot c % STAGES.
+#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -88,7 +89,9 @@ struct Tile {
   static constexpr int kCodeBytes = kRowTiles * 32 * 16;  // codes: [kRowTiles][32] uint4
   static constexpr int kParamBytes = kRowTiles * kParamSlots * 64;  // [kRowTiles][P][8] uint2
   static constexpr int kStageBytes = kXBytes + kCodeBytes + kParamBytes;
-  static constexpr int kSmemBytes = STAGES * kStageBytes;
+  static constexpr int kPipeBytes = STAGES * kStageBytes;
+  static constexpr int kReduceBytes = kBM * kBN * 4;  // split-K partial sums: [RT TT 4][threads] f32
+  static constexpr int kSmemBytes = kPipeBytes > kReduceBytes ? kPipeBytes : kReduceBytes;
   static_assert(TT % 2 == 0, "ldmatrix.x4 loads two token tiles at a time");
   static_assert(STAGES >= 2, "cp.async pipeline needs two stages or more");
   static_assert(kXBytes % 16 == 0 && kCodeBytes % 16 == 0 && kParamBytes % 16 == 0, "alignment");
@@ -96,7 +99,14 @@ struct Tile {
 
 // codes: [tiles_n][chunks][32] uint4, params: [tiles_n][k / group][8] uint2 (w4a16.h);
 // x: [m, k] fp16 (16-byte aligned rows: k % 16 == 0 and x 16-byte aligned), bias: [n] or null,
-// y: [m, n]. gl2 = log2(group / 16). Grid: (ceil(tiles_n / kRowTiles), ceil(m / kBM)).
+// y: [m, n]. gl2 = log2(group / 16). Grid: (ceil(tiles_n / kRowTiles), ceil(m / kBM), splits).
+// Split-K (gridDim.z = splits > 1, sm_90 only): the splits of one output tile form a thread
+// block cluster (1, 1, splits); split z runs chunks [z cps, (z + 1) cps), cps = ceil(chunks /
+// splits) (a split may get none), writes its partial sums to its own shared memory, and after
+// a cluster barrier each split sums, in rank order 0 .. splits - 1 (deterministic), the
+// partials of all splits for its share of the token tiles ((r TT + t) % splits == z) through
+// distributed shared memory and stores them. A second cluster barrier keeps every block's
+// shared memory alive until the others have read it. No workspace, no atomics, no locks.
 template <int TT, int RT, int WT, int WR, int STAGES, bool SMALL_GROUP>
 __global__ void __launch_bounds__(WT * WR * 32)
     w4a16_tiled_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
@@ -110,6 +120,9 @@ __global__ void __launch_bounds__(WT * WR * 32)
   const int ngroups = ktiles >> gl2;
   const int tn0 = int(blockIdx.x) * T::kRowTiles;  // the block's first row tile
   const int tok0 = int(blockIdx.y) * T::kBM;       // the block's first token
+  const int splits = int(gridDim.z), split = int(blockIdx.z);
+  const int per_split = (chunks + splits - 1) / splits;
+  const int c_begin = min(chunks, split * per_split), c_end = min(chunks, c_begin + per_split);
 
   // Issues the cp.async copies of chunk c (inputs 64c .. 64c + 63) into stage slot `slot`.
   auto load_stage = [&](int slot, int c) {
@@ -204,20 +217,53 @@ __global__ void __launch_bounds__(WT * WR * 32)
 
 #pragma unroll
   for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < chunks) load_stage(s, s);
+    if (c_begin + s < c_end) load_stage(s, c_begin + s);
     cp_async_commit();
   }
-  int slot = 0;  // = c % STAGES
-  for (int c = 0; c < chunks; ++c) {
+  int slot = 0;  // = (c - c_begin) % STAGES
+  for (int c = c_begin; c < c_end; ++c) {
     cp_async_wait<STAGES - 2>();
     __syncthreads();
-    const int next = c + STAGES - 1;
-    if (next < chunks) load_stage(next % STAGES, next);
+    const int next = c + STAGES - 1;  // goes to slot (c - c_begin - 1) % STAGES, computed last iteration
+    if (next < c_end) load_stage(slot == 0 ? STAGES - 1 : slot - 1, next);
     cp_async_commit();
     compute_stage(slot);
     slot = slot + 1 == STAGES ? 0 : slot + 1;
   }
   cp_async_wait<0>();  // only empty groups can be pending here; leave nothing in flight
+
+  if (splits > 1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    __syncthreads();  // every warp of this block is done reading the pipeline's shared memory
+    // part: [RT * TT * 4][kThreads] f32, this thread's partial sums (a warp writes 128 contiguous bytes).
+    float* part = reinterpret_cast<float*>(smem);
+#pragma unroll
+    for (int r = 0; r < RT; ++r)
+#pragma unroll
+      for (int t = 0; t < TT; ++t)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) part[((r * TT + t) * 4 + e) * T::kThreads + tid] = acc[r][t][e];
+    cluster.sync();  // every split's partials are written and visible cluster-wide
+#pragma unroll
+    for (int r = 0; r < RT; ++r)
+#pragma unroll
+      for (int t = 0; t < TT; ++t) {
+        if ((r * TT + t) % splits != split) continue;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float sum = 0.0f;
+          for (int z = 0; z < splits; ++z)  // rank z of the cluster is split z (cluster dims (1, 1, splits))
+            sum += cluster.map_shared_rank(part, z)[((r * TT + t) * 4 + e) * T::kThreads + tid];
+          acc[r][t][e] = sum;
+        }
+      }
+    cluster.sync();  // no block exits (its shared memory gone) while another still reads it
+#else
+    __trap();  // the host launches splits > 1 only for code built for sm_90 (w4a16_split_k_available)
+#endif
+  }
 
   // C fragment: acc[r][t][e] is row (lane/4 + 8 (e >= 2)) of row tile r, token 2 (lane%4) + (e & 1)
   // of token tile t.
@@ -227,6 +273,7 @@ __global__ void __launch_bounds__(WT * WR * 32)
     if (tn >= tiles_n) continue;
 #pragma unroll
     for (int t = 0; t < TT; ++t) {
+      if ((r * TT + t) % splits != split) continue;  // another split stores it (splits == 1: none)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int tok = tok0 + wt * TT * 8 + t * 8 + (lane % 4) * 2 + (e & 1);
@@ -254,25 +301,56 @@ void prepare_tiled() {
   set_smem_limit<TT, RT, WT, WR, STAGES, false>();
 }
 
+// Writes the __CUDA_ARCH__ this file's device code was compiled for as it runs on this device
+// (e.g. 800 when only sm_80 PTX was built and is JIT-compiled for an H100): split-K needs the
+// cluster code of an sm_90 build, which the tiled kernel compiles out below 900.
+__global__ void arch_probe_kernel(int* arch) {
+#ifdef __CUDA_ARCH__
+  *arch = __CUDA_ARCH__;
+#endif
+}
+
+template <int TT, int RT, int WT, int WR, int STAGES, bool SMALL_GROUP>
+void launch_tiled_kernel(dim3 grid, int splits, const uint4* codes, const uint2* params,
+                         const __half* x, const __half* bias, __half* y, int n, int k, int m,
+                         int gl2, cudaStream_t s) {
+  using T = Tile<TT, RT, WT, WR, STAGES, SMALL_GROUP>;
+  auto* kernel = w4a16_tiled_kernel<TT, RT, WT, WR, STAGES, SMALL_GROUP>;
+  if (splits == 1) {
+    kernel<<<grid, T::kThreads, T::kPipeBytes, s>>>(codes, params, x, bias, y, n, k, m, gl2);
+    AWQ_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  grid.z = unsigned(splits);
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(T::kThreads);
+  cfg.dynamicSmemBytes = T::kSmemBytes;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = 1;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = unsigned(splits);
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  AWQ_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, codes, params, x, bias, y, n, k, m, gl2));
+}
+
 template <int TT, int RT, int WT, int WR, int STAGES>
-void launch_tiled(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
-                  __half* y, int n, int k, int m, int gl2, cudaStream_t s) {
+void launch_tiled(int splits, const uint4* codes, const uint2* params, const __half* x,
+                  const __half* bias, __half* y, int n, int k, int m, int gl2, cudaStream_t s) {
   using T = Tile<TT, RT, WT, WR, STAGES, false>;
   const int tiles_n = (n + 15) / 16;
   const dim3 grid(unsigned((tiles_n + T::kRowTiles - 1) / T::kRowTiles), unsigned((m + T::kBM - 1) / T::kBM));
-  if (gl2 < 2) {
-    using TS = Tile<TT, RT, WT, WR, STAGES, true>;
-    w4a16_tiled_kernel<TT, RT, WT, WR, STAGES, true>
-        <<<grid, TS::kThreads, TS::kSmemBytes, s>>>(codes, params, x, bias, y, n, k, m, gl2);
-  } else {
-    w4a16_tiled_kernel<TT, RT, WT, WR, STAGES, false>
-        <<<grid, T::kThreads, T::kSmemBytes, s>>>(codes, params, x, bias, y, n, k, m, gl2);
-  }
-  AWQ_CUDA_CHECK_LAUNCH();
+  if (gl2 < 2)
+    launch_tiled_kernel<TT, RT, WT, WR, STAGES, true>(grid, splits, codes, params, x, bias, y, n, k, m, gl2, s);
+  else
+    launch_tiled_kernel<TT, RT, WT, WR, STAGES, false>(grid, splits, codes, params, x, bias, y, n, k, m, gl2, s);
 }
 
-using TiledLaunchFn = void (*)(const uint4*, const uint2*, const __half*, const __half*, __half*, int,
-                               int, int, int, cudaStream_t);
+using TiledLaunchFn = void (*)(int, const uint4*, const uint2*, const __half*, const __half*, __half*,
+                               int, int, int, int, cudaStream_t);
 struct TiledEntry {
   W4A16TiledConfig cfg;
   TiledLaunchFn launch;
@@ -323,31 +401,60 @@ int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
 int w4a16_tiled_count() { return kNumTiled; }
 W4A16TiledConfig w4a16_tiled_config(int i) { return kTiled[i].cfg; }
 
-// The tile for m tokens and n outputs (a guess until the H100 sweep, SWEEP=1 scripts/gpu-check
-// bench, says otherwise): the token tile that wastes least of m (32, 64 or 128), and of its
-// row tiles the wider one (more x reuse, half the x traffic from L2) when that still gives
-// one block per SM, else the narrower one (more blocks for small n).
-int w4a16_default_tiled(int64_t m, int64_t n) {
-  const int sms = sm_count();
-  auto pick = [&](int wide, int narrow) { return blocks(kTiled[wide].cfg, m, n) >= sms ? wide : narrow; };
-  if (m <= 32) return pick(1, 0);
-  if (m <= 96) return pick(3, 2);
-  if (blocks(kTiled[5].cfg, m, n) >= sms) return 5;
-  return pick(3, 2);
+static bool split_k_ok = false;  // set once by w4a16_prepare_tiled
+
+bool w4a16_split_k_available() {
+  w4a16_prepare_tiled();
+  return split_k_ok;
 }
 
+// The tile and split for m tokens and n outputs (a guess until the H100 sweep, SWEEP=1
+// scripts/gpu-check bench, says otherwise). Candidates by m, widest first (more reuse of x
+// and of the weights per block): 32-token tiles up to m = 32, 64-token ones up to 96, then
+// 128 x 128. The first whose grid gives >= 3/4 of a block per SM wins; else the first that
+// gets there with 2 or 4 K splits (each keeping >= 4 chunks of 64 inputs); else the narrowest.
+W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
+  const int target = sm_count() * 3 / 4;
+  const int64_t chunks = (k + 63) / 64;
+  const bool split_ok = w4a16_split_k_available();
+  static const int small_m[] = {1, 0}, mid_m[] = {3, 2}, large_m[] = {5, 3, 2};
+  const int* cands = m <= 32 ? small_m : m <= 96 ? mid_m : large_m;
+  const int count = m <= 32 ? 2 : m <= 96 ? 2 : 3;
+  for (int i = 0; i < count; ++i) {
+    const int b = blocks(kTiled[cands[i]].cfg, m, n);
+    if (b >= target) return {cands[i], 1};
+    for (int splits = 2; split_ok && splits <= 4; splits *= 2)
+      if (int64_t(b) * splits >= target && chunks >= 4 * splits) return {cands[i], splits};
+  }
+  return {cands[count - 1], 1};
+}
+
+// Synchronous (a probe kernel and a copy): upload_w4a16 calls it first, outside any capture.
 void w4a16_prepare_tiled() {
   static std::once_flag once;
   std::call_once(once, [] {
     for (const TiledEntry& e : kTiled) e.prepare();
+    int dev = 0, major = 0, arch = 0;
+    AWQ_CUDA_CHECK(cudaGetDevice(&dev));
+    AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    int* d_arch = nullptr;
+    AWQ_CUDA_CHECK(cudaMalloc(&d_arch, sizeof(int)));
+    arch_probe_kernel<<<1, 1>>>(d_arch);
+    const cudaError_t launched = cudaGetLastError();
+    const cudaError_t copied = cudaMemcpy(&arch, d_arch, sizeof(int), cudaMemcpyDeviceToHost);
+    cudaFree(d_arch);
+    AWQ_CUDA_CHECK(launched);
+    AWQ_CUDA_CHECK(copied);
+    split_k_ok = major >= 9 && arch >= 900;  // thread block clusters + the cluster code built
   });
 }
 
-void launch_w4a16_tiled(int config, const uint4* codes, const uint2* params, const __half* x,
-                        const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
-                        cudaStream_t s) {
+void launch_w4a16_tiled(int config, int splits, const uint4* codes, const uint2* params,
+                        const __half* x, const __half* bias, __half* y, int64_t n, int64_t k,
+                        int group, int64_t m, cudaStream_t s) {
   w4a16_prepare_tiled();
-  kTiled[config].launch(codes, params, x, bias, y, int(n), int(k), int(m),
+  if (splits < 1 || splits > 8 || !w4a16_split_k_available()) splits = 1;
+  kTiled[config].launch(splits, codes, params, x, bias, y, int(n), int(k), int(m),
                         tiled_group_tiles_log2(group), s);
 }
 
