@@ -237,20 +237,20 @@ TEST(CudaW4A16, EveryKernelConfiguration) {
 // stages, so every pipeline slot is reused) group 64; k = 96 group 32 (two padded k-tiles in
 // the last chunk, params change inside a chunk); group 16 (four groups per chunk); group 128
 // with 3 bits and k = 384 (a group spans two chunks). Token counts: 1 (one row of a token
-// tile), 17 / 33 / 70 / 130 (partial token tiles and blocks), 64 (whole ones); bias on some.
+// tile), 9 / 17 / 33 / 70 / 130 (partial token tiles and blocks), 64 (whole ones); bias on some.
 TEST(CudaW4A16, EveryTiledConfiguration) {
   SKIP_WITHOUT_GPU();
   struct Case { int64_t n, k; int group, bits; };
   const Case cases[] = {{264, 448, 64, 4}, {40, 96, 32, 4}, {128, 256, 16, 4}, {136, 384, 128, 3}};
-  WorstNmse worst{"every tiled configuration, groups 16/32/64/128, 3 and 4 bits, m = 1, 17, 33, 64, 70, 130"};
+  WorstNmse worst{"every tiled configuration, groups 16/32/64/128, 3 and 4 bits, m = 1, 9, 17, 33, 64, 70, 130"};
   for (const Case c : cases) {
     const RandomAwq a(c.n, c.k, c.group, c.bits, uint32_t(3 * c.n + c.k));
     for (int t = 0; t < cuda::w4a16_tiled_count(); ++t) {
       const cuda::W4A16TiledConfig cfg = cuda::w4a16_tiled_config(t);
       for (int splits : {1, 2, 3, 4}) {
         // Split-K: uneven (3) and empty splits (k = 96 has 2 chunks) included.
-        const std::vector<int64_t> ms = splits == 1 ? std::vector<int64_t>{1, 17, 33, 64, 70, 130}
-                                                    : std::vector<int64_t>{17, 70};
+        const std::vector<int64_t> ms = splits == 1 ? std::vector<int64_t>{1, 9, 17, 33, 64, 70, 130}
+                                                    : std::vector<int64_t>{9, 70};
         for (int64_t m : ms) {
           const double e = worst(check_w4a16(a, m, m % 2 == 1, uint32_t(m + t + splits), run_tiled(t, splits)));
           EXPECT_LE(e, kMaxNmse) << "tiled " << cfg.bm << "x" << cfg.bn << " (tt " << cfg.tt << " rt "
@@ -279,7 +279,7 @@ TEST(CudaW4A16, KernelPathsAndUnalignedInput) {
       {cuda::W4A16Path::Auto, "auto"}, {cuda::W4A16Path::Legacy, "legacy"}, {cuda::W4A16Path::Tiled, "tiled"}};
   for (const RandomAwq* w : {&a, &b}) {
     for (const auto& [path, name] : paths) {
-      for (int64_t m : {1, 16, 17, 64, 200}) {
+      for (int64_t m : {1, 8, 9, 16, 17, 64, 200}) {
         for (int64_t x_offset : {0, 2}) {
           const double e = worst(check_w4a16(*w, m, true, uint32_t(m + x_offset), run_path(path), x_offset));
           EXPECT_LE(e, kMaxNmse) << "path " << name << " n=" << w->n << " k=" << w->k << " m=" << m

@@ -15,12 +15,12 @@ void launch_repack(const int32_t* qweight, const int32_t* qzeros, const __half* 
                    int64_t k, int group, uint4* codes, uint2* params, cudaStream_t s);
 
 // Which kernel family launch_w4a16 uses (environment variable AWQ_W4A16_KERNEL, read once by
-// w4a16_linear): Auto = the register-streaming kernels (w4a16_kernels.cu) for m <= 16 and the
+// w4a16_linear): Auto = the register-streaming kernels (w4a16_kernels.cu) for m <= 8 and the
 // shared-memory tiled GEMM (w4a16_tiled.cu) above; Legacy = the register-streaming kernels for
 // every m (the fallback if the tiled one misbehaves); Tiled = the tiled GEMM for every m.
 // The tiled GEMM needs x 16-byte aligned; an x that is not falls back to the legacy kernels.
 enum class W4A16Path { Auto, Legacy, Tiled };
-constexpr int64_t kW4A16TiledMinTokens = 17;  // Auto: the tiled GEMM from this m on
+constexpr int64_t kW4A16TiledMinTokens = 9;  // Auto: the tiled GEMM from this m on
 // AWQ_W4A16_KERNEL's value: null or "" or "auto", "legacy", "tiled"; anything else: awq::Error.
 W4A16Path parse_w4a16_path(const char* value);
 W4A16Path w4a16_path_from_env();  // parse_w4a16_path(getenv("AWQ_W4A16_KERNEL")), cached

@@ -1,4 +1,4 @@
-// W4A16 tiled GEMM for m >= 17 tokens (prefill, large batches): the block tile of x (tokens)
+// W4A16 tiled GEMM for m >= 9 tokens (prefill, decode batches): the block tile of x (tokens)
 // and of the weights (codes + params) is staged in shared memory by a STAGES-deep cp.async
 // pipeline, one 64-input chunk per stage; x fragments come from shared memory by ldmatrix, the
 // weights are dequantized in registers (w4a16_device.cuh) and multiplied on tensor cores.
@@ -370,6 +370,8 @@ const TiledEntry kTiled[] = {
     AWQ_W4A16_TILED(8, 1, 1, 8, 4),  // 4: 64 x 128, 8 warps
     AWQ_W4A16_TILED(8, 2, 2, 4, 3),  // 5: 128 x 128, 8 warps
     AWQ_W4A16_TILED(8, 4, 2, 2, 3),  // 6: 128 x 128, 4 warps
+    AWQ_W4A16_TILED(2, 2, 1, 4, 4),  // 7: 16 x 128, 4 warps (m = 9 .. 16: decode batches)
+    AWQ_W4A16_TILED(2, 1, 1, 4, 4),  // 8: 16 x 64, 4 warps
 };
 #undef AWQ_W4A16_TILED
 constexpr int kNumTiled = int(sizeof(kTiled) / sizeof(kTiled[0]));
@@ -410,16 +412,16 @@ bool w4a16_split_k_available() {
 
 // The tile and split for m tokens and n outputs (a guess until the H100 sweep, SWEEP=1
 // scripts/gpu-check bench, says otherwise). Candidates by m, widest first (more reuse of x
-// and of the weights per block): 32-token tiles up to m = 32, 64-token ones up to 96, then
-// 128 x 128. The first whose grid gives >= 3/4 of a block per SM wins; else the first that
+// and of the weights per block): 16-token tiles up to m = 16, 32-token ones up to 32,
+// 64-token ones up to 96, then 128 x 128. The first whose grid gives >= 3/4 of a block per SM wins; else the first that
 // gets there with 2 or 4 K splits (each keeping >= 4 chunks of 64 inputs); else the narrowest.
 W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   const int target = sm_count() * 3 / 4;
   const int64_t chunks = (k + 63) / 64;
   const bool split_ok = w4a16_split_k_available();
-  static const int small_m[] = {1, 0}, mid_m[] = {3, 2}, large_m[] = {5, 3, 2};
-  const int* cands = m <= 32 ? small_m : m <= 96 ? mid_m : large_m;
-  const int count = m <= 32 ? 2 : m <= 96 ? 2 : 3;
+  static const int tiny_m[] = {7, 8}, small_m[] = {1, 0}, mid_m[] = {3, 2}, large_m[] = {5, 3, 2};
+  const int* cands = m <= 16 ? tiny_m : m <= 32 ? small_m : m <= 96 ? mid_m : large_m;
+  const int count = m <= 96 ? 2 : 3;
   for (int i = 0; i < count; ++i) {
     const int b = blocks(kTiled[cands[i]].cfg, m, n);
     if (b >= target) return {cands[i], 1};
