@@ -152,9 +152,11 @@ W4A16Run run_path(cuda::W4A16Path path) {
 }
 
 // Runs `run` on m random tokens and checks it against matmul_ref; returns the nmse. x_offset:
-// x starts that many halfs into its device buffer (alignment cases).
+// x starts that many halfs into its device buffer (alignment cases). uploaded: a's weight
+// already on the device (saves the upload in long loops), else it is uploaded here.
 double check_w4a16(const RandomAwq& a, int64_t m, bool with_bias, uint32_t seed,
-                   const W4A16Run& run = run_linear, int64_t x_offset = 0) {
+                   const W4A16Run& run = run_linear, int64_t x_offset = 0,
+                   const cuda::W4A16Weight* uploaded = nullptr) {
   const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, seed);
   const std::vector<uint16_t> bias = random_fp16(static_cast<size_t>(a.n), -0.5f, 0.5f, seed + 1);
   std::vector<float> ref(static_cast<size_t>(m * a.n));
@@ -162,7 +164,7 @@ double check_w4a16(const RandomAwq& a, int64_t m, bool with_bias, uint32_t seed,
   matmul_ref(ref_pool(), xf.data(), m, a.matrix(), with_bias ? bf.data() : nullptr, ref.data());
 
   cudaStream_t s = nullptr;
-  cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, s);
+  cuda::W4A16Weight w = uploaded ? *uploaded : cuda::upload_w4a16(a.awq(), a.n, a.k, s);
   std::vector<uint16_t> x_padded(static_cast<size_t>(x_offset), 0);
   x_padded.insert(x_padded.end(), x.begin(), x.end());
   DeviceBuffer dx = to_device(x_padded), db = to_device(bias), dy(ref.size() * 2);
@@ -171,7 +173,7 @@ double check_w4a16(const RandomAwq& a, int64_t m, bool with_bias, uint32_t seed,
   AWQ_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<uint16_t> y(ref.size());
   AWQ_CUDA_CHECK(cudaMemcpy(y.data(), dy.p, y.size() * 2, cudaMemcpyDeviceToHost));
-  cuda::free_w4a16(w);
+  if (!uploaded) cuda::free_w4a16(w);
   return normalised_mse(y, ref);
 }
 
@@ -245,6 +247,7 @@ TEST(CudaW4A16, EveryTiledConfiguration) {
   WorstNmse worst{"every tiled configuration, groups 16/32/64/128, 3 and 4 bits, m = 1, 9, 17, 33, 64, 70, 130"};
   for (const Case c : cases) {
     const RandomAwq a(c.n, c.k, c.group, c.bits, uint32_t(3 * c.n + c.k));
+    cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
     for (int t = 0; t < cuda::w4a16_tiled_count(); ++t) {
       const cuda::W4A16TiledConfig cfg = cuda::w4a16_tiled_config(t);
       for (int splits : {1, 2, 3, 4}) {
@@ -252,7 +255,8 @@ TEST(CudaW4A16, EveryTiledConfiguration) {
         const std::vector<int64_t> ms = splits == 1 ? std::vector<int64_t>{1, 9, 17, 33, 64, 70, 130}
                                                     : std::vector<int64_t>{9, 70};
         for (int64_t m : ms) {
-          const double e = worst(check_w4a16(a, m, m % 2 == 1, uint32_t(m + t + splits), run_tiled(t, splits)));
+          const double e =
+              worst(check_w4a16(a, m, m % 2 == 1, uint32_t(m + t + splits), run_tiled(t, splits), 0, &w));
           EXPECT_LE(e, kMaxNmse) << "tiled " << cfg.bm << "x" << cfg.bn << " (tt " << cfg.tt << " rt "
                                  << cfg.rt << " wt " << cfg.wt << " wr " << cfg.wr << " stages "
                                  << cfg.stages << ") splits=" << splits << " n=" << c.n << " k=" << c.k
@@ -260,6 +264,7 @@ TEST(CudaW4A16, EveryTiledConfiguration) {
         }
       }
     }
+    cuda::free_w4a16(w);
   }
   std::printf("[ note     ] split-K %s on this device/build (w4a16_split_k_available)%s\n",
               cuda::w4a16_split_k_available() ? "available" : "NOT available",

@@ -3,7 +3,7 @@
 //   bench_cuda_w4a16 [reps [sweep|-] [shape]]   (default 30; shape: only names containing it; sweep: also time every kernel configuration,
 //                                      printed as mt/wk/wn/rt=us for the legacy kernels and
 //                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
-//                                      (m >= 8), * = the one w4a16_linear picks)
+//                                      (every m), * = the one w4a16_linear picks)
 // The table's W4A16 column is w4a16_linear (AWQ_W4A16_KERNEL honoured), "legacy" the
 // register-streaming kernels alone at the same m, "kernel" the one w4a16_linear ran.
 // Method (.library METHOD.md): random data (never zeros); each timed sample replays a CUDA graph
@@ -217,11 +217,12 @@ int main(int argc, char** argv) try {
           std::printf(" %d/%d/%d/%d=%.1f%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, t,
                       v == w4a16_default_variant(m, n) ? "*" : "");
         }
-        // The tiled GEMM's configurations (w4a16_tiled.cu) from m = 8 on, each with 1, 2 and 4
+        // The tiled GEMM's configurations (w4a16_tiled.cu) at every m (m <= 8: what the 16-token
+        // tiles would give decode against the legacy kernels), each with 1, 2 and 4
         // K splits (split-K only where available: sm_90 code), printed as
         // Ti:bm x bn/threads/stages s<splits>=us.
         const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
-        for (int t = 0; m >= 8 && t < w4a16_tiled_count(); ++t) {
+        for (int t = 0; t < w4a16_tiled_count(); ++t) {
           const W4A16TiledConfig cfg = w4a16_tiled_config(t);
           std::printf(" T%d:%dx%d/%d/%d", t, cfg.bm, cfg.bn, cfg.threads, cfg.stages);
           for (int splits = 1; splits <= (w4a16_split_k_available() ? 4 : 1); splits *= 2) {
