@@ -313,6 +313,30 @@ TEST(CudaW4A16Race, TiledSmallCases) {
   }
 }
 
+// Split-K sums the splits' partials in a fixed order (cluster rank 0, 1, ...): two runs give
+// the same bits. (Where split-K is unavailable the splits run as one: trivially the same.)
+TEST(CudaW4A16, SplitKIsDeterministic) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq a(520, 1024, 128, 4, 51);
+  const int64_t m = 70;
+  const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, 52);
+  cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
+  DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * a.n) * 2);
+  std::vector<uint16_t> first, again(static_cast<size_t>(m * a.n));
+  for (int t : {3, 5}) {
+    for (int rep = 0; rep < 2; ++rep) {
+      AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, again.size() * 2));
+      run_tiled(t, 4)(w, dx.h(), m, nullptr, dy.h());
+      AWQ_CUDA_CHECK(cudaMemcpy(again.data(), dy.p, again.size() * 2, cudaMemcpyDeviceToHost));
+      if (rep == 0)
+        first = again;
+      else
+        EXPECT_EQ(std::memcmp(first.data(), again.data(), first.size() * 2), 0) << "config " << t;
+    }
+  }
+  cuda::free_w4a16(w);
+}
+
 // The environment switch's parser (no GPU needed).
 TEST(CudaW4A16, KernelSwitchParses) {
   EXPECT_EQ(cuda::parse_w4a16_path(nullptr), cuda::W4A16Path::Auto);
