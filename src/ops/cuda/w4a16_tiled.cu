@@ -288,17 +288,28 @@ __global__ void __launch_bounds__(WT * WR * 32)
   }
 }
 
+// Raises the kernel's dynamic shared-memory limit to what it may use (the split-K partials
+// included) within the device's opt-in maximum (optin: bytes per block). Every pipeline fits
+// sm_80 and newer (at most 84 KB; sm_86/89 allow 99 KB); the split-K partials of the 128 x 256
+// tile (128 KB) fit only sm_80/90-class devices, and split-K runs on sm_90 only.
 template <int TT, int RT, int WT, int WR, int STAGES, bool SMALL_GROUP>
-void set_smem_limit() {
+void set_smem_limit(int optin) {
   using T = Tile<TT, RT, WT, WR, STAGES, SMALL_GROUP>;
   AWQ_CUDA_CHECK(cudaFuncSetAttribute(w4a16_tiled_kernel<TT, RT, WT, WR, STAGES, SMALL_GROUP>,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      std::min(T::kSmemBytes, std::max(optin, T::kPipeBytes))));
 }
 
 template <int TT, int RT, int WT, int WR, int STAGES>
-void prepare_tiled() {
-  set_smem_limit<TT, RT, WT, WR, STAGES, true>();
-  set_smem_limit<TT, RT, WT, WR, STAGES, false>();
+void prepare_tiled(int optin) {
+  set_smem_limit<TT, RT, WT, WR, STAGES, true>(optin);
+  set_smem_limit<TT, RT, WT, WR, STAGES, false>(optin);
+}
+
+// Bytes of shared memory a launch of the tiled kernel needs: with split-K, the partial sums too.
+template <int TT, int RT, int WT, int WR, int STAGES>
+int split_smem_bytes() {
+  return std::max(Tile<TT, RT, WT, WR, STAGES, true>::kSmemBytes, Tile<TT, RT, WT, WR, STAGES, false>::kSmemBytes);
 }
 
 // Writes the __CUDA_ARCH__ this file's device code was compiled for as it runs on this device
@@ -354,12 +365,14 @@ using TiledLaunchFn = void (*)(int, const uint4*, const uint2*, const __half*, c
 struct TiledEntry {
   W4A16TiledConfig cfg;
   TiledLaunchFn launch;
-  void (*prepare)();
+  void (*prepare)(int optin);
+  int (*split_bytes)();
 };
 #define AWQ_W4A16_TILED(TT, RT, WT, WR, ST)                                                      \
   TiledEntry {                                                                                   \
     W4A16TiledConfig{TT, RT, WT, WR, ST, WT * TT * 8, WR * RT * 16, WT * WR * 32},               \
-        &launch_tiled<TT, RT, WT, WR, ST>, &prepare_tiled<TT, RT, WT, WR, ST>                    \
+        &launch_tiled<TT, RT, WT, WR, ST>, &prepare_tiled<TT, RT, WT, WR, ST>,                   \
+        &split_smem_bytes<TT, RT, WT, WR, ST>                                                    \
   }
 // (token tiles per warp TT, row tiles per warp RT, warps along tokens WT, along rows WR, stages)
 const TiledEntry kTiled[] = {
@@ -405,6 +418,7 @@ int w4a16_tiled_count() { return kNumTiled; }
 W4A16TiledConfig w4a16_tiled_config(int i) { return kTiled[i].cfg; }
 
 static bool split_k_ok = false;  // set once by w4a16_prepare_tiled
+static int smem_optin = 0;       // the device's opt-in shared memory per block, bytes
 
 bool w4a16_split_k_available() {
   w4a16_prepare_tiled();
@@ -414,8 +428,9 @@ bool w4a16_split_k_available() {
 // The tile and split for m tokens and n outputs (a guess until the H100 sweep, SWEEP=1
 // scripts/gpu-check bench, says otherwise). Candidates by m, widest first (more reuse of x
 // and of the weights per block): 16-token tiles up to m = 16, 32-token ones up to 32,
-// 64-token ones up to 96, then 128 x 128. The first whose grid gives >= 3/4 of a block per SM wins; else the first that
-// gets there with 2 or 4 K splits (each keeping >= 4 chunks of 64 inputs); else the narrowest.
+// 64-token ones up to 96, then 128 x 128. The first whose grid gives >= 3/4 of a block per
+// SM wins; else the first that gets there with 2 or 4 K splits (each keeping >= 4 chunks of
+// 64 inputs, its partial sums fitting shared memory); else the narrowest, unsplit.
 W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   const int target = sm_count() * 3 / 4;
   const int64_t chunks = (k + 63) / 64;
@@ -427,7 +442,8 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
     const int b = blocks(kTiled[cands[i]].cfg, m, n);
     if (b >= target) return {cands[i], 1};
     for (int splits = 2; split_ok && splits <= 4; splits *= 2)
-      if (int64_t(b) * splits >= target && chunks >= 4 * splits) return {cands[i], splits};
+      if (int64_t(b) * splits >= target && chunks >= 4 * splits && kTiled[cands[i]].split_bytes() <= smem_optin)
+        return {cands[i], splits};
   }
   return {cands[count - 1], 1};
 }
@@ -436,10 +452,11 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
 void w4a16_prepare_tiled() {
   static std::once_flag once;
   std::call_once(once, [] {
-    for (const TiledEntry& e : kTiled) e.prepare();
     int dev = 0, major = 0, arch = 0;
     AWQ_CUDA_CHECK(cudaGetDevice(&dev));
     AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    for (const TiledEntry& e : kTiled) e.prepare(smem_optin);
     int* d_arch = nullptr;
     AWQ_CUDA_CHECK(cudaMalloc(&d_arch, sizeof(int)));
     arch_probe_kernel<<<1, 1>>>(d_arch);
@@ -456,7 +473,8 @@ void launch_w4a16_tiled(int config, int splits, const uint4* codes, const uint2*
                         const __half* x, const __half* bias, __half* y, int64_t n, int64_t k,
                         int group, int64_t m, cudaStream_t s) {
   w4a16_prepare_tiled();
-  if (splits < 1 || splits > 8 || !w4a16_split_k_available()) splits = 1;
+  if (splits < 1 || splits > 8 || !w4a16_split_k_available() || kTiled[config].split_bytes() > smem_optin)
+    splits = 1;
   kTiled[config].launch(splits, codes, params, x, bias, y, int(n), int(k), int(m),
                         tiled_group_tiles_log2(group), s);
 }
