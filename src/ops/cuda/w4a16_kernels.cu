@@ -1,6 +1,7 @@
-// W4A16 kernels: the repack from the AutoAWQ GEMM layout, and one tensor-core kernel family
-// for every m: output rows in tiles of 16 are mma.sync's A operand (dequantized in registers
-// from 4-bit codes), the tokens in tiles of 8 its B operand ("swap AB"), so a single token
+// W4A16 kernels: the repack from the AutoAWQ GEMM layout, the dispatch (launch_w4a16), and
+// the register-streaming tensor-core kernel family ("legacy": m <= 8 by default, every m with
+// AWQ_W4A16_KERNEL=legacy): output rows in tiles of 16 are mma.sync's A operand (dequantized in
+// registers from 4-bit codes), the tokens in tiles of 8 its B operand ("swap AB"), so a single token
 // costs one 16x8x16 mma per 256 weights and decode stays bound by the weight stream.
 // A block's warps split K (split-K inside the block, joined by a shared-memory reduction);
 // each warp streams 16-byte loads of codes two register stages deep, holds rt row tiles (x
