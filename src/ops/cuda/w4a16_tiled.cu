@@ -386,6 +386,7 @@ const TiledEntry kTiled[] = {
     AWQ_W4A16_TILED(2, 2, 1, 4, 4),  // 7: 16 x 128, 4 warps (m = 9 .. 16: decode batches)
     AWQ_W4A16_TILED(2, 1, 1, 4, 4),  // 8: 16 x 64, 4 warps
     AWQ_W4A16_TILED(8, 4, 2, 4, 3),  // 9: 128 x 256, 8 warps (swept; not picked until measured)
+    AWQ_W4A16_TILED(2, 2, 1, 4, 8),  // 10: 16 x 128, 8 stages: more bytes in flight for decode (swept)
 };
 #undef AWQ_W4A16_TILED
 constexpr int kNumTiled = int(sizeof(kTiled) / sizeof(kTiled[0]));
