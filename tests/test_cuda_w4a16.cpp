@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -123,9 +124,39 @@ double normalised_mse(const std::vector<uint16_t>& y, const std::vector<float>& 
   return num / den;
 }
 
-// Runs w4a16_linear (variant < 0) or one kernel configuration on m random tokens and checks
-// it against matmul_ref; returns the nmse.
-double check_w4a16(const RandomAwq& a, int64_t m, bool with_bias, uint32_t seed, int variant = -1) {
+// One way of computing y: [m, n] = x: [m, k] W^T (+ bias) on the device.
+using W4A16Run = std::function<void(const cuda::W4A16Weight& w, const __half* x, int64_t m,
+                                    const __half* bias, __half* y)>;
+
+// w4a16_linear (the default dispatch, AWQ_W4A16_KERNEL as set in the environment).
+void run_linear(const cuda::W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y) {
+  cuda::w4a16_linear(w, x, m, bias, y, nullptr);
+}
+W4A16Run run_variant(int variant) {
+  return [variant](const cuda::W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y) {
+    cuda::launch_w4a16_variant(variant, static_cast<const uint4*>(w.codes),
+                               static_cast<const uint2*>(w.params), x, bias, y, w.n, w.k, w.group, m, nullptr);
+  };
+}
+W4A16Run run_tiled(int config, int splits = 1) {
+  return [config, splits](const cuda::W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y) {
+    cuda::launch_w4a16_tiled(config, splits, static_cast<const uint4*>(w.codes),
+                             static_cast<const uint2*>(w.params), x, bias, y, w.n, w.k, w.group, m, nullptr);
+  };
+}
+W4A16Run run_path(cuda::W4A16Path path) {
+  return [path](const cuda::W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y) {
+    cuda::launch_w4a16(static_cast<const uint4*>(w.codes), static_cast<const uint2*>(w.params), x,
+                       bias, y, w.n, w.k, w.group, m, path, nullptr);
+  };
+}
+
+// Runs `run` on m random tokens and checks it against matmul_ref; returns the nmse. x_offset:
+// x starts that many halfs into its device buffer (alignment cases). uploaded: a's weight
+// already on the device (saves the upload in long loops), else it is uploaded here.
+double check_w4a16(const RandomAwq& a, int64_t m, bool with_bias, uint32_t seed,
+                   const W4A16Run& run = run_linear, int64_t x_offset = 0,
+                   const cuda::W4A16Weight* uploaded = nullptr) {
   const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, seed);
   const std::vector<uint16_t> bias = random_fp16(static_cast<size_t>(a.n), -0.5f, 0.5f, seed + 1);
   std::vector<float> ref(static_cast<size_t>(m * a.n));
@@ -133,18 +164,16 @@ double check_w4a16(const RandomAwq& a, int64_t m, bool with_bias, uint32_t seed,
   matmul_ref(ref_pool(), xf.data(), m, a.matrix(), with_bias ? bf.data() : nullptr, ref.data());
 
   cudaStream_t s = nullptr;
-  cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, s);
-  DeviceBuffer dx = to_device(x), db = to_device(bias), dy(ref.size() * 2);
+  cuda::W4A16Weight w = uploaded ? *uploaded : cuda::upload_w4a16(a.awq(), a.n, a.k, s);
+  std::vector<uint16_t> x_padded(static_cast<size_t>(x_offset), 0);
+  x_padded.insert(x_padded.end(), x.begin(), x.end());
+  DeviceBuffer dx = to_device(x_padded), db = to_device(bias), dy(ref.size() * 2);
   AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, ref.size() * 2));  // NaN poison
-  if (variant < 0)
-    cuda::w4a16_linear(w, dx.h(), m, with_bias ? db.h() : nullptr, dy.h(), s);
-  else
-    cuda::launch_w4a16_variant(variant, static_cast<const uint4*>(w.codes),
-                               static_cast<const uint2*>(w.params), dx.h(),
-                               with_bias ? db.h() : nullptr, dy.h(), a.n, a.k, a.group, m, s);
+  run(w, dx.h() + x_offset, m, with_bias ? db.h() : nullptr, dy.h());
+  AWQ_CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<uint16_t> y(ref.size());
   AWQ_CUDA_CHECK(cudaMemcpy(y.data(), dy.p, y.size() * 2, cudaMemcpyDeviceToHost));
-  cuda::free_w4a16(w);
+  if (!uploaded) cuda::free_w4a16(w);
   return normalised_mse(y, ref);
 }
 
@@ -197,20 +226,144 @@ TEST(CudaW4A16, EveryKernelConfiguration) {
   for (int v = 0; v < cuda::w4a16_variant_count(); ++v) {
     const cuda::W4A16Variant cfg = cuda::w4a16_variant(v);
     for (int64_t m : {1, 9, 70}) {
-      EXPECT_LE(worst(check_w4a16(a64, m, true, uint32_t(m), v)), kMaxNmse)
+      EXPECT_LE(worst(check_w4a16(a64, m, true, uint32_t(m), run_variant(v))), kMaxNmse)
           << "mt=" << cfg.mt << " wk=" << cfg.wk << " wn=" << cfg.wn << " rt=" << cfg.rt << " group 64 m=" << m;
-      EXPECT_LE(worst(check_w4a16(a32, m, false, uint32_t(m + 1), v)), kMaxNmse)
+      EXPECT_LE(worst(check_w4a16(a32, m, false, uint32_t(m + 1), run_variant(v))), kMaxNmse)
           << "mt=" << cfg.mt << " wk=" << cfg.wk << " wn=" << cfg.wn << " rt=" << cfg.rt << " group 32 m=" << m;
     }
   }
 }
 
+// Every tiled-GEMM configuration (w4a16_tiled.cu) on shapes that hit each edge: n = 264
+// (a padded row tile; n a multiple of no block tile), k = 448 (7 chunks: more than the
+// stages, so every pipeline slot is reused) group 64; k = 96 group 32 (two padded k-tiles in
+// the last chunk, params change inside a chunk); group 16 (four groups per chunk); group 128
+// with 3 bits and k = 384 (a group spans two chunks). Token counts: 1 (one row of a token
+// tile), 9 / 17 / 33 / 70 / 130 (partial token tiles and blocks), 64 (whole ones); bias on some.
+TEST(CudaW4A16, EveryTiledConfiguration) {
+  SKIP_WITHOUT_GPU();
+  struct Case { int64_t n, k; int group, bits; };
+  const Case cases[] = {{264, 448, 64, 4}, {40, 96, 32, 4}, {128, 256, 16, 4}, {136, 384, 128, 3}};
+  WorstNmse worst{"every tiled configuration, groups 16/32/64/128, 3 and 4 bits, m = 1, 9, 17, 33, 64, 70, 130"};
+  for (const Case c : cases) {
+    const RandomAwq a(c.n, c.k, c.group, c.bits, uint32_t(3 * c.n + c.k));
+    cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
+    for (int t = 0; t < cuda::w4a16_tiled_count(); ++t) {
+      const cuda::W4A16TiledConfig cfg = cuda::w4a16_tiled_config(t);
+      for (int splits : {1, 2, 3, 4}) {
+        // Split-K: uneven (3) and empty splits (k = 96 has 2 chunks) included.
+        const std::vector<int64_t> ms = splits == 1 ? std::vector<int64_t>{1, 9, 17, 33, 64, 70, 130}
+                                                    : std::vector<int64_t>{9, 70};
+        for (int64_t m : ms) {
+          const double e =
+              worst(check_w4a16(a, m, m % 2 == 1, uint32_t(m + t + splits), run_tiled(t, splits), 0, &w));
+          EXPECT_LE(e, kMaxNmse) << "tiled " << cfg.bm << "x" << cfg.bn << " (tt " << cfg.tt << " rt "
+                                 << cfg.rt << " wt " << cfg.wt << " wr " << cfg.wr << " stages "
+                                 << cfg.stages << ") splits=" << splits << " n=" << c.n << " k=" << c.k
+                                 << " group=" << c.group << " bits=" << c.bits << " m=" << m;
+        }
+      }
+    }
+    cuda::free_w4a16(w);
+  }
+  std::printf("[ note     ] split-K %s on this device/build (w4a16_split_k_available)%s\n",
+              cuda::w4a16_split_k_available() ? "available" : "NOT available",
+              cuda::w4a16_split_k_available() ? "" : ": splits > 1 ran as 1 split");
+}
+
+// The dispatch's three paths (AWQ_W4A16_KERNEL=auto|legacy|tiled) around the switch-over m,
+// and an x that is 4- but not 16-byte aligned (the tiled GEMM's cp.async needs 16: it must
+// fall back to the legacy kernels, still correct).
+TEST(CudaW4A16, KernelPathsAndUnalignedInput) {
+  SKIP_WITHOUT_GPU();
+  // n 264 k 448: 7 chunks (no split-K); n 520 k 1024: 16 chunks and few blocks, so the
+  // default choice splits K where split-K is available.
+  const RandomAwq a(264, 448, 64, 4, 31), b(520, 1024, 128, 4, 32);
+  WorstNmse worst{"launch_w4a16 paths auto/legacy/tiled, aligned and 4-byte-aligned x, m = 1..200"};
+  const std::pair<cuda::W4A16Path, const char*> paths[] = {
+      {cuda::W4A16Path::Auto, "auto"}, {cuda::W4A16Path::Legacy, "legacy"}, {cuda::W4A16Path::Tiled, "tiled"}};
+  for (const RandomAwq* w : {&a, &b}) {
+    for (const auto& [path, name] : paths) {
+      for (int64_t m : {1, 8, 9, 16, 17, 64, 200}) {
+        for (int64_t x_offset : {0, 2}) {
+          const double e = worst(check_w4a16(*w, m, true, uint32_t(m + x_offset), run_path(path), x_offset));
+          EXPECT_LE(e, kMaxNmse) << "path " << name << " n=" << w->n << " k=" << w->k << " m=" << m
+                                 << " x offset " << x_offset << " halfs";
+        }
+      }
+    }
+  }
+}
+
+// Small cases of every tiled configuration for compute-sanitizer --tool racecheck / synccheck
+// (scripts/gpu-check sanitize runs CudaW4A16Race.* under them): k = 1024 is 16 chunks, twice the
+// deepest pipeline (8 stages), so every slot is refilled while other warps may still read its
+// neighbour. The split-K case (2 splits, 8 chunks each; the partial sums then overwrite the
+// pipeline's shared memory and are read across the cluster) is a test of its own, so a checker
+// that does not follow distributed shared memory shows up under its name.
+void race_cases(int splits) {
+  const RandomAwq a128(136, 1024, 128, 4, 41), a32(136, 1024, 32, 4, 42);
+  WorstNmse worst{splits == 1 ? "tiled configurations under the race checker, n 136 k 1024, groups 128 and 32, m = 40"
+                              : "tiled split-K (2) under the race checker, n 136 k 1024, groups 128 and 32, m = 40"};
+  for (int t = 0; t < cuda::w4a16_tiled_count(); ++t) {
+    EXPECT_LE(worst(check_w4a16(a128, 40, true, uint32_t(t), run_tiled(t, splits))), kMaxNmse)
+        << "config " << t << " splits " << splits;
+    EXPECT_LE(worst(check_w4a16(a32, 40, false, uint32_t(t + 9), run_tiled(t, splits))), kMaxNmse)
+        << "config " << t << " splits " << splits;
+  }
+}
+
+TEST(CudaW4A16Race, TiledSmallCases) {
+  SKIP_WITHOUT_GPU();
+  race_cases(1);
+}
+
+TEST(CudaW4A16Race, TiledSplitKSmallCases) {
+  SKIP_WITHOUT_GPU();
+  race_cases(2);
+}
+
+// Split-K sums the splits' partials in a fixed order (cluster rank 0, 1, ...): two runs give
+// the same bits. (Where split-K is unavailable the splits run as one: trivially the same.)
+TEST(CudaW4A16, SplitKIsDeterministic) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq a(520, 1024, 128, 4, 51);
+  const int64_t m = 70;
+  const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, 52);
+  cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
+  DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * a.n) * 2);
+  std::vector<uint16_t> first, again(static_cast<size_t>(m * a.n));
+  for (int t : {3, 5}) {
+    for (int rep = 0; rep < 2; ++rep) {
+      AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, again.size() * 2));
+      run_tiled(t, 4)(w, dx.h(), m, nullptr, dy.h());
+      AWQ_CUDA_CHECK(cudaMemcpy(again.data(), dy.p, again.size() * 2, cudaMemcpyDeviceToHost));
+      if (rep == 0)
+        first = again;
+      else
+        EXPECT_EQ(std::memcmp(first.data(), again.data(), first.size() * 2), 0) << "config " << t;
+    }
+  }
+  cuda::free_w4a16(w);
+}
+
+// The environment switch's parser (no GPU needed).
+TEST(CudaW4A16, KernelSwitchParses) {
+  EXPECT_EQ(cuda::parse_w4a16_path(nullptr), cuda::W4A16Path::Auto);
+  EXPECT_EQ(cuda::parse_w4a16_path(""), cuda::W4A16Path::Auto);
+  EXPECT_EQ(cuda::parse_w4a16_path("auto"), cuda::W4A16Path::Auto);
+  EXPECT_EQ(cuda::parse_w4a16_path("legacy"), cuda::W4A16Path::Legacy);
+  EXPECT_EQ(cuda::parse_w4a16_path("tiled"), cuda::W4A16Path::Tiled);
+  EXPECT_AWQ_ERROR(cuda::parse_w4a16_path("marlin"), {"AWQ_W4A16_KERNEL='marlin'", "legacy", "tiled"});
+}
+
 TEST(CudaW4A16, Llama2_7BShapes) {
   SKIP_WITHOUT_GPU();
   struct Shape { int64_t n, k; const char* what; };
-  WorstNmse worst{"w4a16_linear, Llama-2-7B shapes (4096x4096, 12288x4096, 11008x4096, 4096x11008), m = 1, 8, 16, 64, 256"};
+  WorstNmse worst{"w4a16_linear, Llama-2-7B shapes (4096x4096, 12288x4096, 11008x4096, 22016x4096, 4096x11008), m = 1, 8, 16, 64, 256"};
   for (const Shape sh : {Shape{4096, 4096, "o_proj"}, Shape{12288, 4096, "qkv fused"},
-                         Shape{11008, 4096, "gate/up"}, Shape{4096, 11008, "down_proj"}}) {
+                         Shape{11008, 4096, "gate/up"}, Shape{22016, 4096, "gate+up fused"},
+                         Shape{4096, 11008, "down_proj"}}) {
     const RandomAwq a(sh.n, sh.k, 128, 4, uint32_t(sh.n ^ sh.k));
     for (int64_t m : {1, 8, 16, 64, 256}) {
       const double e = worst(check_w4a16(a, m, false, uint32_t(m)));

@@ -1,7 +1,11 @@
 // W4A16 linear (ops/cuda/w4a16.h) vs cuBLAS FP16 (fp16_linear) on the Llama-2-7B linear shapes,
 // same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
 //   bench_cuda_w4a16 [reps [sweep|-] [shape]]   (default 30; shape: only names containing it; sweep: also time every kernel configuration,
-//                                      printed as mt/wk/wn/rt=us, * = the one w4a16_linear picks)
+//                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32) and
+//                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
+//                                      (every m), * = the one w4a16_linear picks)
+// The table's W4A16 column is w4a16_linear (AWQ_W4A16_KERNEL honoured), "legacy" the
+// register-streaming kernels alone at the same m, "kernel" the one w4a16_linear ran.
 // Method (.library METHOD.md): random data (never zeros); each timed sample replays a CUDA graph
 // of R calls that cycle through enough weight copies to overflow L2, so every call streams its
 // weights from HBM and no launch gap is counted; samples = reps, the median is reported.
@@ -145,9 +149,13 @@ int main(int argc, char** argv) try {
                           {11008, 4096, "gate|up"}, {22016, 4096, "gate+up fused"},
                           {4096, 11008, "down_proj"}};
   const int64_t ms[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
-  std::printf("\n| shape (n x k) | M | cuBLAS FP16 us | W4A16 us | speed-up | W4A16 GB/s | %% of %.0f GB/s |\n",
+  const W4A16Path path = w4a16_path_from_env();
+  std::printf("\nW4A16 = w4a16_linear (AWQ_W4A16_KERNEL=%s); legacy = the register-streaming kernels "
+              "for the same m; kernel = what w4a16_linear ran (legacy mt/wk/wn/rt or tiled bm x bn)\n",
+              path == W4A16Path::Auto ? "auto" : path == W4A16Path::Legacy ? "legacy" : "tiled");
+  std::printf("\n| shape (n x k) | M | cuBLAS FP16 us | W4A16 us | speed-up | W4A16 GB/s | %% of %.0f GB/s | legacy us | kernel |\n",
               roof);
-  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
   const int group = 128;
   for (const Shape& sh : shapes) {
     if (!only.empty() && std::string(sh.what).find(only) == std::string::npos) continue;
@@ -195,19 +203,41 @@ int main(int argc, char** argv) try {
     AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
 
     if (sweep) {
-      // Every compiled kernel configuration at these m: what picks the defaults.
-      for (const int64_t m : {int64_t(1), int64_t(4), int64_t(8), int64_t(16), int64_t(32), int64_t(64), int64_t(256)}) {
+      // Every compiled kernel configuration at these m: what picks the defaults. A third of the
+      // repeats (at least 5) per entry keeps the sweep's time in bounds; the legacy kernels only
+      // up to m = 32 (beyond, the tiled GEMM is the only candidate; the table keeps a legacy column).
+      const int sweep_reps = std::max(5, reps / 3);
+      for (const int64_t m : {int64_t(1), int64_t(4), int64_t(8), int64_t(16), int64_t(32), int64_t(64), int64_t(128), int64_t(256)}) {
         std::printf("sweep %s m=%lld:", sh.what, (long long)m);
-        for (int v = 0; v < w4a16_variant_count(); ++v) {
+        for (int v = 0; m <= 32 && v < w4a16_variant_count(); ++v) {
           const W4A16Variant cfg = w4a16_variant(v);
           const int calls = 2 * copies_q;
-          const float t = time_graph(s, calls, reps, [&](int i) {
+          const float t = time_graph(s, calls, sweep_reps, [&](int i) {
             const W4A16Weight& wi = wq[size_t(i % copies_q)];
             launch_w4a16_variant(v, static_cast<const uint4*>(wi.codes),
                                  static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
           });
           std::printf(" %d/%d/%d/%d=%.1f%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, t,
                       v == w4a16_default_variant(m, n) ? "*" : "");
+        }
+        // The tiled GEMM's configurations (w4a16_tiled.cu) at every m (m <= 8: what the 16-token
+        // tiles would give decode against the legacy kernels), each with 1, 2 and 4
+        // K splits (split-K only where available: sm_90 code), printed as
+        // Ti:bm x bn/threads/stages s<splits>=us.
+        const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
+        for (int t = 0; t < w4a16_tiled_count(); ++t) {
+          const W4A16TiledConfig cfg = w4a16_tiled_config(t);
+          std::printf(" T%d:%dx%d/%d/%d", t, cfg.bm, cfg.bn, cfg.threads, cfg.stages);
+          for (int splits = 1; splits <= (w4a16_split_k_available() ? 4 : 1); splits *= 2) {
+            const int calls = 2 * copies_q;
+            const float tt = time_graph(s, calls, sweep_reps, [&](int i) {
+              const W4A16Weight& wi = wq[size_t(i % copies_q)];
+              launch_w4a16_tiled(t, splits, static_cast<const uint4*>(wi.codes),
+                                 static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
+            });
+            std::printf(" s%d=%.1f%s", splits, tt,
+                        m >= kW4A16TiledMinTokens && t == pick.config && splits == pick.splits ? "*" : "");
+          }
         }
         std::printf("\n");
         std::fflush(stdout);
@@ -221,10 +251,27 @@ int main(int argc, char** argv) try {
       const float t4 = time_graph(s, calls, reps, [&](int i) {
         w4a16_linear(wq[size_t(i % copies_q)], x, m, nullptr, y, s);
       });
+      const float t_legacy = time_graph(s, calls, reps, [&](int i) {
+        const W4A16Weight& wi = wq[size_t(i % copies_q)];
+        launch_w4a16(static_cast<const uint4*>(wi.codes), static_cast<const uint2*>(wi.params), x,
+                     nullptr, y, n, k, group, m, W4A16Path::Legacy, s);
+      });
       const double bytes = double(w0.bytes()) + double(m * k * 2) + double(m * n * 2);
       const double gbs = bytes / t4 * 1e-3;
-      std::printf("| %s %lld x %lld | %lld | %.2f | %.2f | %.2fx | %.0f | %.0f %% |\n", sh.what,
-                  (long long)n, (long long)k, (long long)m, t16, t4, t16 / t4, gbs, 100.0 * gbs / roof);
+      // Mirrors launch_w4a16's choice (x is cudaMalloc'd: 16-byte aligned).
+      const bool tiled = path == W4A16Path::Tiled || (path == W4A16Path::Auto && m >= kW4A16TiledMinTokens);
+      char kernel[64];
+      if (tiled) {
+        const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
+        const W4A16TiledConfig c = w4a16_tiled_config(pick.config);
+        std::snprintf(kernel, sizeof kernel, "tiled %dx%d/%d split %d", c.bm, c.bn, c.threads, pick.splits);
+      } else {
+        const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n));
+        std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d", v.mt, v.wk, v.wn, v.rt);
+      }
+      std::printf("| %s %lld x %lld | %lld | %.2f | %.2f | %.2fx | %.0f | %.0f %% | %.2f | %s |\n", sh.what,
+                  (long long)n, (long long)k, (long long)m, t16, t4, t16 / t4, gbs, 100.0 * gbs / roof,
+                  t_legacy, kernel);
       std::fflush(stdout);
     }
     for (int c = 0; c < copies_q; ++c) free_w4a16(wq[size_t(c)]);

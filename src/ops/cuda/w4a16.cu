@@ -2,6 +2,7 @@
 // kernel; fp16_linear through cuBLAS. Layout and contract: w4a16.h.
 #include "ops/cuda/w4a16.h"
 
+#include <cstdlib>
 #include <string>
 
 #include "core/error.h"
@@ -47,6 +48,7 @@ W4A16Weight upload_w4a16(const AwqMatrix& m, int64_t n_out, int64_t k_in, cudaSt
     launch_repack(static_cast<const int32_t*>(d_qw), static_cast<const int32_t*>(d_qz),
                   static_cast<const __half*>(d_sc), n_out, k_in, g, static_cast<uint4*>(w.codes),
                   static_cast<uint2*>(w.params), s);
+    w4a16_prepare_tiled();  // kernel attributes set outside any later graph capture
     AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
   } catch (...) {
     cudaFree(d_qw);
@@ -73,7 +75,24 @@ void w4a16_linear(const W4A16Weight& w, const __half* x, int64_t m, const __half
   if (m == 0) return;
   check(w.codes && w.params, "w4a16_linear: the weight was not uploaded (upload_w4a16)");
   launch_w4a16(static_cast<const uint4*>(w.codes), static_cast<const uint2*>(w.params), x, bias, y,
-               w.n, w.k, w.group, m, s);
+               w.n, w.k, w.group, m, w4a16_path_from_env(), s);
+}
+
+W4A16Path parse_w4a16_path(const char* value) {
+  const std::string v = value ? value : "";
+  if (v.empty() || v == "auto") return W4A16Path::Auto;
+  if (v == "legacy") return W4A16Path::Legacy;
+  if (v == "tiled") return W4A16Path::Tiled;
+  std::string msg = "AWQ_W4A16_KERNEL='";
+  msg += v;
+  msg += "': expected auto (default), legacy (the register-streaming kernels for every m) or tiled "
+         "(the shared-memory tiled GEMM for every m); unset it for the default";
+  throw Error(msg);
+}
+
+W4A16Path w4a16_path_from_env() {
+  static const W4A16Path path = parse_w4a16_path(std::getenv("AWQ_W4A16_KERNEL"));
+  return path;
 }
 
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,

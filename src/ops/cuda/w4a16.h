@@ -16,7 +16,13 @@
 //           r c+1, r+8 c+1, r c+9, r+8 c+9} so that two lop3 + one shift give four fp16 pairs.
 //   params: [n_pad / 16][k / group][8] x 4 fp16 = {s_r, s_r+8, 1024 + z_r, -(64 + z_r+8)} per
 //           row pair (r, r + 8): the dequantized weight is fp16((q - z) * s) exactly, as AutoAWQ.
-// Notes on changes: (none yet)
+// Notes on changes:
+//  - branch gpugemm: a shared-memory tiled GEMM (w4a16_tiled.cu) on the same layout takes
+//    m >= 9; API unchanged. w4a16_linear reads AWQ_W4A16_KERNEL once (auto | legacy | tiled;
+//    docs/gpu.md) and throws awq::Error on another value. x rows must be 4-byte aligned as
+//    before; the tiled GEMM wants x 16-byte aligned and falls back to the legacy kernels if not.
+//    upload_w4a16 also sets the tiled kernels' shared-memory limits and probes the device code's
+//    architecture once (synchronous, like the rest of upload).
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_fp16.h>

@@ -1,24 +1,27 @@
-// W4A16 kernels: the repack from the AutoAWQ GEMM layout, and one tensor-core kernel family
-// for every m: output rows in tiles of 16 are mma.sync's A operand (dequantized in registers
-// from 4-bit codes), the tokens in tiles of 8 its B operand ("swap AB"), so a single token
+// W4A16 kernels: the repack from the AutoAWQ GEMM layout, the dispatch (launch_w4a16), and
+// the register-streaming tensor-core kernel family ("legacy": m <= 8 by default, every m with
+// AWQ_W4A16_KERNEL=legacy): output rows in tiles of 16 are mma.sync's A operand (dequantized in
+// registers from 4-bit codes), the tokens in tiles of 8 its B operand ("swap AB"), so a single token
 // costs one 16x8x16 mma per 256 weights and decode stays bound by the weight stream.
 // A block's warps split K (split-K inside the block, joined by a shared-memory reduction);
 // each warp streams 16-byte loads of codes two register stages deep, holds rt row tiles (x
 // loaded once for them) and mt token tiles; blockIdx.y walks 8 mt-token chunks. The
 // configurations compiled in and the one picked for each (m, n) are at the end of the file.
-// Dequant (the lop3 trick): (q & 0x000f000f) | 0x64006400 is the fp16 pair 1024 + q; the
-// nibbles at bits 4..7 give 1024 + 16 q. Subtracting 1024 + z (or an fma with 1/16 and
-// -(64 + z)) gives q - z exactly; one hmul2 by the scale rounds like AutoAWQ's fp16((q - z) s).
+// Dequant and mma helpers: w4a16_device.cuh. The tiled GEMM for larger m: w4a16_tiled.cu.
 #include "ops/cuda/w4a16_kernels.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/w4a16_device.cuh"
 
 namespace awq::cuda {
 
 namespace {
+
+using namespace w4a16_device;
 
 __device__ __forceinline__ int awq_code(const int32_t* qweight, int64_t n, int64_t row, int64_t col) {
   // qweight: [k, n/8]; logical column `row` (an output feature) of input row `col`.
@@ -74,50 +77,12 @@ __global__ void repack_params_kernel(const int32_t* __restrict__ qzeros,
   params[idx] = out;
 }
 
-__device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
-  uint32_t r;
-  asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(r) : "r"(a), "r"(b), "r"(c));  // (a & b) | c
-  return r;
-}
-
-__device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
-__device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
-
 __device__ __forceinline__ uint4 load_stream(const uint4* p) {
   uint4 v;
   asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
-}
-
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                          uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// A group's params as fp16 pairs: scale of row r / r+8, and the zero offsets (see w4a16.h).
-struct GroupParams {
-  __half2 s_lo, s_hi, z_lo, z_hi;
-};
-__device__ __forceinline__ GroupParams expand(uint2 p) {
-  return {bits_h2(__byte_perm(p.x, 0, 0x1010)), bits_h2(__byte_perm(p.x, 0, 0x3232)),
-          bits_h2(__byte_perm(p.y, 0, 0x1010)), bits_h2(__byte_perm(p.y, 0, 0x3232))};
-}
-
-// A fragment of one 16x16 weight tile from its 8 codes and the group's params.
-__device__ __forceinline__ void dequant(uint32_t q, const GroupParams& g, uint32_t (&a)[4]) {
-  const __half2 sixteenth = bits_h2(0x2C002C00u);
-  const uint32_t lo0 = and_or(q, 0x000f000fu, 0x64006400u), hi0 = and_or(q, 0x00f000f0u, 0x64006400u);
-  q >>= 8;
-  const uint32_t lo1 = and_or(q, 0x000f000fu, 0x64006400u), hi1 = and_or(q, 0x00f000f0u, 0x64006400u);
-  a[0] = h2_bits(__hmul2(__hsub2(bits_h2(lo0), g.z_lo), g.s_lo));
-  a[1] = h2_bits(__hmul2(__hfma2(bits_h2(hi0), sixteenth, g.z_hi), g.s_hi));
-  a[2] = h2_bits(__hmul2(__hsub2(bits_h2(lo1), g.z_lo), g.s_lo));
-  a[3] = h2_bits(__hmul2(__hfma2(bits_h2(hi1), sixteenth, g.z_hi), g.s_hi));
 }
 
 // One block: WN x RT row tiles (16 WN RT output rows) x MT token tiles (8 MT tokens). Its warps
@@ -372,8 +337,17 @@ void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, 
 }
 
 void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
-                  __half* y, int64_t n, int64_t k, int group, int64_t m, cudaStream_t s) {
-  launch_w4a16_variant(default_variant(m, n), codes, params, x, bias, y, n, k, group, m, s);
+                  __half* y, int64_t n, int64_t k, int group, int64_t m, W4A16Path path,
+                  cudaStream_t s) {
+  const bool x_aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;  // rows too: k % 16 == 0
+  const bool tiled =
+      x_aligned && (path == W4A16Path::Tiled || (path == W4A16Path::Auto && m >= kW4A16TiledMinTokens));
+  if (tiled) {
+    const W4A16TiledChoice c = w4a16_default_tiled(m, n, k);
+    launch_w4a16_tiled(c.config, c.splits, codes, params, x, bias, y, n, k, group, m, s);
+  } else {
+    launch_w4a16_variant(default_variant(m, n), codes, params, x, bias, y, n, k, group, m, s);
+  }
 }
 
 void launch_add_bias(__half* y, const __half* bias, int64_t m, int64_t n, cudaStream_t s) {

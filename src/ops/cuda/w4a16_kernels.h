@@ -14,9 +14,21 @@ namespace awq::cuda {
 void launch_repack(const int32_t* qweight, const int32_t* qzeros, const __half* scales, int64_t n,
                    int64_t k, int group, uint4* codes, uint2* params, cudaStream_t s);
 
-// y: [m, n] = x: [m, k] W^T (+ bias: [n]). Kernel chosen by m.
+// Which kernel family launch_w4a16 uses (environment variable AWQ_W4A16_KERNEL, read once by
+// w4a16_linear): Auto = the register-streaming kernels (w4a16_kernels.cu) for m <= 8 and the
+// shared-memory tiled GEMM (w4a16_tiled.cu) above; Legacy = the register-streaming kernels for
+// every m (the fallback if the tiled one misbehaves); Tiled = the tiled GEMM for every m.
+// The tiled GEMM needs x 16-byte aligned; an x that is not falls back to the legacy kernels.
+enum class W4A16Path { Auto, Legacy, Tiled };
+constexpr int64_t kW4A16TiledMinTokens = 9;  // Auto: the tiled GEMM from this m on
+// AWQ_W4A16_KERNEL's value: null or "" or "auto", "legacy", "tiled"; anything else: awq::Error.
+W4A16Path parse_w4a16_path(const char* value);
+W4A16Path w4a16_path_from_env();  // parse_w4a16_path(getenv("AWQ_W4A16_KERNEL")), cached
+
+// y: [m, n] = x: [m, k] W^T (+ bias: [n]). Kernel chosen by path and m (and n).
 void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
-                  __half* y, int64_t n, int64_t k, int group, int64_t m, cudaStream_t s);
+                  __half* y, int64_t n, int64_t k, int group, int64_t m, W4A16Path path,
+                  cudaStream_t s);
 
 // Tuning (tests and bench): the kernel configurations compiled in. A block computes wn x rt
 // row tiles (16 wn rt outputs) for mt token tiles (8 mt tokens): wn groups of wk warps, the wk
@@ -30,6 +42,32 @@ int w4a16_default_variant(int64_t m, int64_t n);  // what launch_w4a16 picks for
 void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, const __half* x,
                           const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
                           cudaStream_t s);
+
+// The tiled GEMM (w4a16_tiled.cu): block tile bm tokens x bn output rows, wt x wr warps, each
+// warp tt token tiles (8 tokens) x rt row tiles (16 rows), a `stages`-deep cp.async pipeline.
+struct W4A16TiledConfig {
+  int tt, rt, wt, wr, stages;
+  int bm, bn, threads;
+};
+int w4a16_tiled_count();
+W4A16TiledConfig w4a16_tiled_config(int i);
+// Split-K of the tiled GEMM: the splits of an output tile form a thread block cluster and
+// reduce through distributed shared memory (sm_90 and code built for it; else unavailable).
+bool w4a16_split_k_available();
+struct W4A16TiledChoice {
+  int config, splits;
+};
+// What launch_w4a16 picks for m >= kW4A16TiledMinTokens (Auto) or any m (Tiled).
+W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k);
+// Raises the dynamic shared-memory limit of every tiled kernel once (upload_w4a16 calls it, so
+// that the first launch may be inside a CUDA graph capture).
+void w4a16_prepare_tiled();
+// y: [m, n] = x: [m, k] W^T (+ bias: [n]) with tiled configuration `config` and `splits` K
+// splits (1 .. 8; taken as 1 where split-K is unavailable); any m >= 1; x 16-byte aligned,
+// k % 16 == 0.
+void launch_w4a16_tiled(int config, int splits, const uint4* codes, const uint2* params,
+                        const __half* x, const __half* bias, __half* y, int64_t n, int64_t k,
+                        int group, int64_t m, cudaStream_t s);
 
 // y: [m, n] += bias: [n] (fp16).
 void launch_add_bias(__half* y, const __half* bias, int64_t m, int64_t n, cudaStream_t s);

@@ -1,0 +1,483 @@
+// W4A16 tiled GEMM for m >= 9 tokens (prefill, decode batches): the block tile of x (tokens)
+// and of the weights (codes + params) is staged in shared memory by a STAGES-deep cp.async
+// pipeline, one 64-input chunk per stage; x fragments come from shared memory by ldmatrix, the
+// weights are dequantized in registers (w4a16_device.cuh) and multiplied on tensor cores.
+//
+// Same "swap AB" arrangement and the same repacked layout as the small-m kernels
+// (w4a16_kernels.cu, layout in w4a16.h): weight rows in tiles of 16 are mma.sync's A operand,
+// tokens in tiles of 8 its B operand. The layout already is what a tiled kernel wants: one
+// 64-input chunk of a 16-row tile is 512 contiguous bytes = 32 lanes x one uint4, i.e. every
+// lane's A fragments for 4 k-tiles in one 128-bit shared-memory load, so one layout serves both.
+//
+// Block tile: BN = WR * RT * 16 output rows x BM = WT * TT * 8 tokens; WR x WT warps, each warp
+// owns RT row tiles x TT token tiles (acc: RT * TT * 4 floats per lane). Per k-tile a warp
+// dequantizes RT A fragments and loads TT / 2 ldmatrix.x4 (each gives the B fragments of two
+// token tiles), then issues RT * TT mma.
+//
+// Shared memory, per stage s (byte offsets inside the stage, all multiples of 16):
+//   x:      [BM tokens][64 halfs], 128 bytes a row = 8 segments of 16 bytes; segment g of token
+//           row r is stored at segment g ^ (r & 7) (XOR swizzle: the 8 rows an ldmatrix phase
+//           reads sit in 8 different segments = all 32 banks, and cp.async's 16-byte writes of
+//           one warp cover 4 whole rows: both conflict-free).
+//   codes:  [BN / 16 row tiles][32 lanes] uint4 (a straight copy of the chunk; a warp reads 512
+//           contiguous bytes: conflict-free).
+//   params: [BN / 16 row tiles][P slots][8 row pairs] uint2, P = 4 when group < 64 (slot j =
+//           the group of k-tile 4c + j) else 1 (the group of the chunk); 8 lanes read 64
+//           contiguous bytes, 4 lanes per address (broadcast).
+// Out-of-range data is zero-filled by cp.async (src-size 0), never read from outside the
+// buffers: tokens >= m and inputs >= k of x (so padded k-tiles multiply by 0), row tiles past
+// the end. Rows >= n and tokens >= m are not stored.
+//
+// Pipeline (the usual multistage loop): the prologue commits STAGES - 1 groups (chunks
+// 0 .. STAGES - 2); iteration c waits until at most STAGES - 2 groups are pending (so group c,
+// chunk c, has landed for this thread), __syncthreads (every thread's copies of chunk c are
+// visible, and every thread is done computing chunk c - 1), then issues chunk c + STAGES - 1
+// into slot (c - 1) % STAGES — the slot computed in iteration c - 1 — and commits (an empty
+// group past the end, to keep the count), then computes chunk c from slot c % STAGES.
+#include <cooperative_groups.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "ops/cuda/cuda_check.h"
+#include "ops/cuda/w4a16_device.cuh"
+#include "ops/cuda/w4a16_kernels.h"
+
+namespace awq::cuda {
+
+namespace {
+
+using namespace w4a16_device;
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return uint32_t(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared, asynchronously; valid == false writes 16 zero bytes (src-size 0,
+// src is not read but must still be a valid address).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+// Four 8x8 fp16 matrices from shared memory; lane 8i + q gives the address of row q of matrix i.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+__host__ __device__ constexpr int cdiv(int a, int b) { return (a + b - 1) / b; }
+
+template <int TT, int RT, int WT, int WR, int STAGES, bool SMALL_GROUP>
+struct Tile {
+  static constexpr int kBM = WT * TT * 8;   // tokens per block
+  static constexpr int kBN = WR * RT * 16;  // output rows per block
+  static constexpr int kRowTiles = kBN / 16;
+  static constexpr int kThreads = WT * WR * 32;
+  static constexpr int kParamSlots = SMALL_GROUP ? 4 : 1;
+  static constexpr int kXBytes = kBM * 128;               // x: [kBM][64] fp16
+  static constexpr int kCodeBytes = kRowTiles * 32 * 16;  // codes: [kRowTiles][32] uint4
+  static constexpr int kParamBytes = kRowTiles * kParamSlots * 64;  // [kRowTiles][P][8] uint2
+  static constexpr int kStageBytes = kXBytes + kCodeBytes + kParamBytes;
+  static constexpr int kPipeBytes = STAGES * kStageBytes;
+  static constexpr int kReduceBytes = kBM * kBN * 4;  // split-K partial sums: [RT TT 4][threads] f32
+  static constexpr int kSmemBytes = kPipeBytes > kReduceBytes ? kPipeBytes : kReduceBytes;
+  static_assert(TT % 2 == 0, "ldmatrix.x4 loads two token tiles at a time");
+  static_assert(STAGES >= 2, "cp.async pipeline needs two stages or more");
+  static_assert(kXBytes % 16 == 0 && kCodeBytes % 16 == 0 && kParamBytes % 16 == 0, "alignment");
+};
+
+// codes: [tiles_n][chunks][32] uint4, params: [tiles_n][k / group][8] uint2 (w4a16.h);
+// x: [m, k] fp16 (16-byte aligned rows: k % 16 == 0 and x 16-byte aligned), bias: [n] or null,
+// y: [m, n]. gl2 = log2(group / 16). Grid: (ceil(tiles_n / kRowTiles), ceil(m / kBM), splits).
+// Split-K (gridDim.z = splits > 1, sm_90 only): the splits of one output tile form a thread
+// block cluster (1, 1, splits); split z runs chunks [z cps, (z + 1) cps), cps = ceil(chunks /
+// splits) (a split may get none), writes its partial sums to its own shared memory, and after
+// a cluster barrier each split sums, in rank order 0 .. splits - 1 (deterministic), the
+// partials of all splits for its share of the token tiles ((r TT + t) % splits == z) through
+// distributed shared memory and stores them. A second cluster barrier keeps every block's
+// shared memory alive until the others have read it. No workspace, no atomics, no locks.
+template <int TT, int RT, int WT, int WR, int STAGES, bool SMALL_GROUP>
+__global__ void __launch_bounds__(WT * WR * 32)
+    w4a16_tiled_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
+                       const __half* __restrict__ x, const __half* __restrict__ bias,
+                       __half* __restrict__ y, int n, int k, int m, int gl2) {
+  using T = Tile<TT, RT, WT, WR, STAGES, SMALL_GROUP>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int wr = warp % WR, wt = warp / WR;
+  const int tiles_n = (n + 15) / 16, chunks = (k + 63) / 64, ktiles = k / 16;
+  const int ngroups = ktiles >> gl2;
+  const int tn0 = int(blockIdx.x) * T::kRowTiles;  // the block's first row tile
+  const int tok0 = int(blockIdx.y) * T::kBM;       // the block's first token
+  const int splits = int(gridDim.z), split = int(blockIdx.z);
+  const int per_split = (chunks + splits - 1) / splits;
+  const int c_begin = min(chunks, split * per_split), c_end = min(chunks, c_begin + per_split);
+
+  // Issues the cp.async copies of chunk c (inputs 64c .. 64c + 63) into stage slot `slot`.
+  auto load_stage = [&](int slot, int c) {
+    unsigned char* st = smem + slot * T::kStageBytes;
+    __half* xs = reinterpret_cast<__half*>(st);
+#pragma unroll
+    for (int it = 0; it < cdiv(T::kBM * 8, T::kThreads); ++it) {
+      const int i = tid + it * T::kThreads;
+      if (T::kBM * 8 % T::kThreads != 0 && i >= T::kBM * 8) break;
+      const int r = i >> 3, g = i & 7;  // token row r of the tile, 16-byte segment g
+      const int tok = tok0 + r, col = c * 64 + g * 8;
+      const bool ok = tok < m && col < k;  // k % 16 == 0: a segment is all in or all out
+      const __half* src = ok ? x + size_t(tok) * size_t(k) + col : x;
+      cp_async16(xs + r * 64 + ((g ^ (r & 7)) * 8), src, ok);
+    }
+    uint4* cs = reinterpret_cast<uint4*>(st + T::kXBytes);
+#pragma unroll
+    for (int it = 0; it < cdiv(T::kRowTiles * 32, T::kThreads); ++it) {
+      const int i = tid + it * T::kThreads;
+      if (T::kRowTiles * 32 % T::kThreads != 0 && i >= T::kRowTiles * 32) break;
+      const int tn = tn0 + (i >> 5);
+      const bool ok = tn < tiles_n;
+      const uint4* src = ok ? codes + (size_t(tn) * size_t(chunks) + size_t(c)) * 32 + (i & 31) : codes;
+      cp_async16(cs + i, src, ok);
+    }
+    uint4* ps = reinterpret_cast<uint4*>(st + T::kXBytes + T::kCodeBytes);
+#pragma unroll
+    for (int it = 0; it < cdiv(T::kRowTiles * T::kParamSlots * 4, T::kThreads); ++it) {
+      const int i = tid + it * T::kThreads;
+      if (T::kRowTiles * T::kParamSlots * 4 % T::kThreads != 0 && i >= T::kRowTiles * T::kParamSlots * 4) break;
+      // i = (row tile * P + slot j) * 4 + quarter q of the 64-byte entry (two row pairs each).
+      const int q = i & 3, j = (i >> 2) % T::kParamSlots, rt = (i >> 2) / T::kParamSlots;
+      const int tn = tn0 + rt;
+      // Padded k-tiles of the last chunk take the last group (in bounds; their x is zero).
+      const int kt = SMALL_GROUP ? min(c * 4 + j, ktiles - 1) : c * 4;
+      const bool ok = tn < tiles_n;
+      const uint4* src =
+          ok ? reinterpret_cast<const uint4*>(params + (size_t(tn) * size_t(ngroups) + size_t(kt >> gl2)) * 8) + q
+             : reinterpret_cast<const uint4*>(params);
+      cp_async16(ps + i, src, ok);
+    }
+  };
+
+  float acc[RT][TT][4];
+#pragma unroll
+  for (int r = 0; r < RT; ++r)
+#pragma unroll
+    for (int t = 0; t < TT; ++t) acc[r][t][0] = acc[r][t][1] = acc[r][t][2] = acc[r][t][3] = 0.0f;
+
+  // Multiplies the chunk in stage slot `slot` into acc.
+  auto compute_stage = [&](int slot) {
+    const unsigned char* st = smem + slot * T::kStageBytes;
+    const __half* xs = reinterpret_cast<const __half*>(st);
+    const uint4* cs = reinterpret_cast<const uint4*>(st + T::kXBytes);
+    const uint2* ps = reinterpret_cast<const uint2*>(st + T::kXBytes + T::kCodeBytes);
+    uint4 w[RT];
+    GroupParams gp[RT];
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      w[r] = cs[(wr * RT + r) * 32 + lane];
+      if (!SMALL_GROUP) gp[r] = expand(ps[(wr * RT + r) * 8 + lane / 4]);
+    }
+    // ldmatrix addresses: lane 8i + q gives row q of matrix i; matrices {tokens 0-7, k 0-7},
+    // {0-7, 8-15}, {8-15, 0-7}, {8-15, 8-15} of a 16-token pair of tiles = b0, b1 of token tile
+    // 2p and b0, b1 of tile 2p + 1 (row = token, so a lane holds token lane/4, inputs 2(lane%4) + {0, 1}).
+    const int mi = lane >> 3, q = lane & 7;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {  // k-tile j of the chunk: halfs 16j .. 16j + 15 = segments 2j, 2j + 1
+      uint32_t b[TT][2];
+#pragma unroll
+      for (int p = 0; p < TT / 2; ++p) {
+        const int row = wt * TT * 8 + p * 16 + (mi >> 1) * 8 + q;  // token row in the tile; row & 7 == q
+        const int g = j * 2 + (mi & 1);
+        uint32_t r4[4];
+        ldmatrix_x4(r4, xs + row * 64 + ((g ^ q) * 8));
+        b[2 * p][0] = r4[0];
+        b[2 * p][1] = r4[1];
+        b[2 * p + 1][0] = r4[2];
+        b[2 * p + 1][1] = r4[3];
+      }
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        if (SMALL_GROUP) gp[r] = expand(ps[((wr * RT + r) * 4 + j) * 8 + lane / 4]);
+        const uint32_t word = j == 0 ? w[r].x : j == 1 ? w[r].y : j == 2 ? w[r].z : w[r].w;
+        uint32_t a[4];
+        dequant(word, gp[r], a);
+#pragma unroll
+        for (int t = 0; t < TT; ++t) mma_16816(acc[r][t], a, b[t][0], b[t][1]);
+      }
+    }
+  };
+
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (c_begin + s < c_end) load_stage(s, c_begin + s);
+    cp_async_commit();
+  }
+  int slot = 0;  // = (c - c_begin) % STAGES
+  for (int c = c_begin; c < c_end; ++c) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    const int next = c + STAGES - 1;  // goes to slot (c - c_begin - 1) % STAGES, computed last iteration
+    if (next < c_end) load_stage(slot == 0 ? STAGES - 1 : slot - 1, next);
+    cp_async_commit();
+    compute_stage(slot);
+    slot = slot + 1 == STAGES ? 0 : slot + 1;
+  }
+  cp_async_wait<0>();  // only empty groups can be pending here; leave nothing in flight
+
+  if (splits > 1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    __syncthreads();  // every warp of this block is done reading the pipeline's shared memory
+    // part: [RT * TT * 4][kThreads] f32, this thread's partial sums (a warp writes 128 contiguous bytes).
+    float* part = reinterpret_cast<float*>(smem);
+#pragma unroll
+    for (int r = 0; r < RT; ++r)
+#pragma unroll
+      for (int t = 0; t < TT; ++t)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) part[((r * TT + t) * 4 + e) * T::kThreads + tid] = acc[r][t][e];
+    cluster.sync();  // every split's partials are written and visible cluster-wide
+#pragma unroll
+    for (int r = 0; r < RT; ++r)
+#pragma unroll
+      for (int t = 0; t < TT; ++t) {
+        if ((r * TT + t) % splits != split) continue;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float sum = 0.0f;
+          for (int z = 0; z < splits; ++z)  // rank z of the cluster is split z (cluster dims (1, 1, splits))
+            sum += cluster.map_shared_rank(part, z)[((r * TT + t) * 4 + e) * T::kThreads + tid];
+          acc[r][t][e] = sum;
+        }
+      }
+    cluster.sync();  // no block exits (its shared memory gone) while another still reads it
+#else
+    __trap();  // the host launches splits > 1 only for code built for sm_90 (w4a16_split_k_available)
+#endif
+  }
+
+  // C fragment: acc[r][t][e] is row (lane/4 + 8 (e >= 2)) of row tile r, token 2 (lane%4) + (e & 1)
+  // of token tile t.
+#pragma unroll
+  for (int r = 0; r < RT; ++r) {
+    const int tn = tn0 + wr * RT + r;
+    if (tn >= tiles_n) continue;
+#pragma unroll
+    for (int t = 0; t < TT; ++t) {
+      if ((r * TT + t) % splits != split) continue;  // another split stores it (splits == 1: none)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int tok = tok0 + wt * TT * 8 + t * 8 + (lane % 4) * 2 + (e & 1);
+        const int row = tn * 16 + lane / 4 + (e >= 2 ? 8 : 0);
+        if (tok < m && row < n) {
+          float v = acc[r][t][e];
+          if (bias) v += __half2float(bias[row]);
+          y[size_t(tok) * size_t(n) + row] = __float2half(v);
+        }
+      }
+    }
+  }
+}
+
+// Raises the kernel's dynamic shared-memory limit to what it may use (the split-K partials
+// included) within the device's opt-in maximum (optin: bytes per block). Every pipeline fits
+// sm_80 and newer (at most 84 KB; sm_86/89 allow 99 KB); the split-K partials of the 128 x 256
+// tile (128 KB) fit only sm_80/90-class devices, and split-K runs on sm_90 only.
+template <int TT, int RT, int WT, int WR, int STAGES, bool SMALL_GROUP>
+void set_smem_limit(int optin) {
+  using T = Tile<TT, RT, WT, WR, STAGES, SMALL_GROUP>;
+  AWQ_CUDA_CHECK(cudaFuncSetAttribute(w4a16_tiled_kernel<TT, RT, WT, WR, STAGES, SMALL_GROUP>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      std::min(T::kSmemBytes, std::max(optin, T::kPipeBytes))));
+}
+
+template <int TT, int RT, int WT, int WR, int STAGES>
+void prepare_tiled(int optin) {
+  set_smem_limit<TT, RT, WT, WR, STAGES, true>(optin);
+  set_smem_limit<TT, RT, WT, WR, STAGES, false>(optin);
+}
+
+// Bytes of shared memory a launch of the tiled kernel needs: with split-K, the partial sums too.
+template <int TT, int RT, int WT, int WR, int STAGES>
+int split_smem_bytes() {
+  return std::max(Tile<TT, RT, WT, WR, STAGES, true>::kSmemBytes, Tile<TT, RT, WT, WR, STAGES, false>::kSmemBytes);
+}
+
+// Writes the __CUDA_ARCH__ this file's device code was compiled for as it runs on this device
+// (e.g. 800 when only sm_80 PTX was built and is JIT-compiled for an H100): split-K needs the
+// cluster code of an sm_90 build, which the tiled kernel compiles out below 900.
+__global__ void arch_probe_kernel(int* arch) {
+#ifdef __CUDA_ARCH__
+  *arch = __CUDA_ARCH__;
+#endif
+}
+
+template <int TT, int RT, int WT, int WR, int STAGES, bool SMALL_GROUP>
+void launch_tiled_kernel(dim3 grid, int splits, const uint4* codes, const uint2* params,
+                         const __half* x, const __half* bias, __half* y, int n, int k, int m,
+                         int gl2, cudaStream_t s) {
+  using T = Tile<TT, RT, WT, WR, STAGES, SMALL_GROUP>;
+  auto* kernel = w4a16_tiled_kernel<TT, RT, WT, WR, STAGES, SMALL_GROUP>;
+  if (splits == 1) {
+    kernel<<<grid, T::kThreads, T::kPipeBytes, s>>>(codes, params, x, bias, y, n, k, m, gl2);
+    AWQ_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  grid.z = unsigned(splits);
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(T::kThreads);
+  cfg.dynamicSmemBytes = T::kSmemBytes;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = 1;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = unsigned(splits);
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  AWQ_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, codes, params, x, bias, y, n, k, m, gl2));
+}
+
+template <int TT, int RT, int WT, int WR, int STAGES>
+void launch_tiled(int splits, const uint4* codes, const uint2* params, const __half* x,
+                  const __half* bias, __half* y, int n, int k, int m, int gl2, cudaStream_t s) {
+  using T = Tile<TT, RT, WT, WR, STAGES, false>;
+  const int tiles_n = (n + 15) / 16;
+  const dim3 grid(unsigned((tiles_n + T::kRowTiles - 1) / T::kRowTiles), unsigned((m + T::kBM - 1) / T::kBM));
+  if (gl2 < 2)
+    launch_tiled_kernel<TT, RT, WT, WR, STAGES, true>(grid, splits, codes, params, x, bias, y, n, k, m, gl2, s);
+  else
+    launch_tiled_kernel<TT, RT, WT, WR, STAGES, false>(grid, splits, codes, params, x, bias, y, n, k, m, gl2, s);
+}
+
+using TiledLaunchFn = void (*)(int, const uint4*, const uint2*, const __half*, const __half*, __half*,
+                               int, int, int, int, cudaStream_t);
+struct TiledEntry {
+  W4A16TiledConfig cfg;
+  TiledLaunchFn launch;
+  void (*prepare)(int optin);
+  int (*split_bytes)();
+};
+#define AWQ_W4A16_TILED(TT, RT, WT, WR, ST)                                                      \
+  TiledEntry {                                                                                   \
+    W4A16TiledConfig{TT, RT, WT, WR, ST, WT * TT * 8, WR * RT * 16, WT * WR * 32},               \
+        &launch_tiled<TT, RT, WT, WR, ST>, &prepare_tiled<TT, RT, WT, WR, ST>,                   \
+        &split_smem_bytes<TT, RT, WT, WR, ST>                                                    \
+  }
+// (token tiles per warp TT, row tiles per warp RT, warps along tokens WT, along rows WR, stages)
+const TiledEntry kTiled[] = {
+    AWQ_W4A16_TILED(4, 1, 1, 4, 4),  // 0: 32 tokens x 64 rows, 4 warps
+    AWQ_W4A16_TILED(4, 2, 1, 4, 4),  // 1: 32 x 128, 4 warps
+    AWQ_W4A16_TILED(8, 1, 1, 4, 4),  // 2: 64 x 64, 4 warps
+    AWQ_W4A16_TILED(8, 2, 1, 4, 4),  // 3: 64 x 128, 4 warps
+    AWQ_W4A16_TILED(8, 1, 1, 8, 4),  // 4: 64 x 128, 8 warps
+    AWQ_W4A16_TILED(8, 2, 2, 4, 3),  // 5: 128 x 128, 8 warps
+    AWQ_W4A16_TILED(8, 4, 2, 2, 3),  // 6: 128 x 128, 4 warps
+    AWQ_W4A16_TILED(2, 2, 1, 4, 4),  // 7: 16 x 128, 4 warps (m = 9 .. 16: decode batches)
+    AWQ_W4A16_TILED(2, 1, 1, 4, 4),  // 8: 16 x 64, 4 warps
+    AWQ_W4A16_TILED(8, 4, 2, 4, 3),  // 9: 128 x 256, 8 warps (swept; not picked until measured)
+    AWQ_W4A16_TILED(2, 2, 1, 4, 8),  // 10: 16 x 128, 8 stages: more bytes in flight for decode (swept)
+};
+#undef AWQ_W4A16_TILED
+constexpr int kNumTiled = int(sizeof(kTiled) / sizeof(kTiled[0]));
+
+int tiled_group_tiles_log2(int group) {
+  int gl2 = 0;
+  while ((16 << gl2) < group) ++gl2;  // group / 16 = 2^gl2 (w4a16.cu checks the power of two)
+  return gl2;
+}
+
+int sm_count() {
+  static const int count = [] {
+    int dev = 0, sms = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+      return 132;
+    return sms;
+  }();
+  return count;
+}
+
+int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
+  const int64_t row_blocks = ((n + 15) / 16 + c.bn / 16 - 1) / (c.bn / 16);
+  return int(row_blocks * ((m + c.bm - 1) / c.bm));
+}
+
+}  // namespace
+
+int w4a16_tiled_count() { return kNumTiled; }
+W4A16TiledConfig w4a16_tiled_config(int i) { return kTiled[i].cfg; }
+
+static bool split_k_ok = false;  // set once by w4a16_prepare_tiled
+static int smem_optin = 0;       // the device's opt-in shared memory per block, bytes
+
+bool w4a16_split_k_available() {
+  w4a16_prepare_tiled();
+  return split_k_ok;
+}
+
+// The tile and split for m tokens and n outputs (a guess until the H100 sweep, SWEEP=1
+// scripts/gpu-check bench, says otherwise). Candidates by m, widest first (more reuse of x
+// and of the weights per block): 16-token tiles up to m = 16, 32-token ones up to 32,
+// 64-token ones up to 96, then 128 x 128. The first whose grid gives >= 3/4 of a block per
+// SM wins; else the first that gets there with 2 or 4 K splits (each keeping >= 4 chunks of
+// 64 inputs, its partial sums fitting shared memory); else the narrowest, unsplit.
+W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
+  const int target = sm_count() * 3 / 4;
+  const int64_t chunks = (k + 63) / 64;
+  const bool split_ok = w4a16_split_k_available();
+  static const int tiny_m[] = {7, 8}, small_m[] = {1, 0}, mid_m[] = {3, 2}, large_m[] = {5, 3, 2};
+  const int* cands = m <= 16 ? tiny_m : m <= 32 ? small_m : m <= 96 ? mid_m : large_m;
+  const int count = m <= 96 ? 2 : 3;
+  for (int i = 0; i < count; ++i) {
+    const int b = blocks(kTiled[cands[i]].cfg, m, n);
+    if (b >= target) return {cands[i], 1};
+    for (int splits = 2; split_ok && splits <= 4; splits *= 2)
+      if (int64_t(b) * splits >= target && chunks >= 4 * splits && kTiled[cands[i]].split_bytes() <= smem_optin)
+        return {cands[i], splits};
+  }
+  return {cands[count - 1], 1};
+}
+
+// Synchronous (a probe kernel and a copy): upload_w4a16 calls it first, outside any capture.
+void w4a16_prepare_tiled() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int dev = 0, major = 0, arch = 0;
+    AWQ_CUDA_CHECK(cudaGetDevice(&dev));
+    AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    for (const TiledEntry& e : kTiled) e.prepare(smem_optin);
+    int* d_arch = nullptr;
+    AWQ_CUDA_CHECK(cudaMalloc(&d_arch, sizeof(int)));
+    arch_probe_kernel<<<1, 1>>>(d_arch);
+    const cudaError_t launched = cudaGetLastError();
+    const cudaError_t copied = cudaMemcpy(&arch, d_arch, sizeof(int), cudaMemcpyDeviceToHost);
+    cudaFree(d_arch);
+    AWQ_CUDA_CHECK(launched);
+    AWQ_CUDA_CHECK(copied);
+    split_k_ok = major >= 9 && arch >= 900;  // thread block clusters + the cluster code built
+  });
+}
+
+void launch_w4a16_tiled(int config, int splits, const uint4* codes, const uint2* params,
+                        const __half* x, const __half* bias, __half* y, int64_t n, int64_t k,
+                        int group, int64_t m, cudaStream_t s) {
+  w4a16_prepare_tiled();
+  if (splits < 1 || splits > 8 || !w4a16_split_k_available() || kTiled[config].split_bytes() > smem_optin)
+    splits = 1;
+  kTiled[config].launch(splits, codes, params, x, bias, y, int(n), int(k), int(m),
+                        tiled_group_tiles_log2(group), s);
+}
+
+}  // namespace awq::cuda
