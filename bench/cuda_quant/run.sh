@@ -33,7 +33,7 @@ if [[ "$STEPS" == *" tiny "* ]]; then
   for dev in ${SKIP_CPU:+cuda} ${SKIP_CPU:-cpu cuda}; do
     step "tiny model, awq quantize --device $dev (128 x 512 calibration tokens)"
     t0=$(now)
-    "$AWQ" quantize "$TINY" -o "$WORK/tiny-awq-$dev" --force --calib "$CALIB" --device "$dev" \
+    "$AWQ" quantize "$TINY" -o "$WORK/tiny-awq-$dev" --force --calib "$CALIB" --device "$dev" --threads "$(nproc)" \
       >"$LOG/tiny_quantize_$dev.log" 2>&1 || { tail -20 "$LOG/tiny_quantize_$dev.log"; exit 1; }
     t1=$(now)
     grep -E "^(layer|[0-9]+ |quantized|GPU search)" "$LOG/tiny_quantize_$dev.log" || true
