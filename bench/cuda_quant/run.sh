@@ -9,14 +9,14 @@
 #     run cut short by TIMEOUT_7B still leaves figures), peak GPU memory, peak host RSS.
 # Usage: bench/cuda_quant/run.sh            (from the checkout, ../shared beside it)
 # Environment: AWQ (the binary, default build/cuda/awq), LOG (logs, default /tmp/awq-quant-bench/logs),
-#   WORK (models, default /tmp/awq-quant-bench), TIMEOUT_7B (seconds, default 420),
+#   WORK (models, default /tmp/awq-quant-bench), TIMEOUT_7B (seconds, default 330),
 #   SKIP_CPU (non-empty: no tiny-model CPU run), STEPS ("tiny 7b", default both).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 AWQ=${AWQ:-build/cuda/awq}
 WORK=${WORK:-/tmp/awq-quant-bench}
 LOG=${LOG:-$WORK/logs}
-TIMEOUT_7B=${TIMEOUT_7B:-420}
+TIMEOUT_7B=${TIMEOUT_7B:-330}
 STEPS=" ${STEPS:-tiny 7b} "
 SHARED=$(cd ../shared && pwd)
 TINY=$SHARED/models/tiny-llama-gqa
@@ -59,7 +59,7 @@ if [[ "$STEPS" == *" 7b "* ]]; then
   t0=$(now)
   rc=0
   timeout "$TIMEOUT_7B" "$AWQ" quantize "$M7" -o "$WORK/llama2-7b-awq" --calib "$CALIB" --device cuda \
-    --log-layers --threads "$(nproc)" 2>&1 | tr '\r' '\n' | grep -vE "^quantize \[" | tee "$LOG/7b_quantize.log" || rc=$?
+    --log-layers --threads "$(nproc)" 2>&1 | tee "$LOG/7b_quantize.log" || rc=$?
   t1=$(now)
   echo "7B quantize --device cuda: exit $rc, wall $(secs "$t0" "$t1") s"
   if [ "$rc" -ne 0 ]; then
