@@ -21,6 +21,7 @@
 #include "model/rope.h"
 #include "ops/cpu/ops.h"
 #include "quant/awq_search.h"
+#include "quant/awq_search_cuda.h"
 #include "quant/calibration.h"
 #include "quant/fake_quant.h"
 #include "quant/quantize_model.h"
@@ -359,6 +360,32 @@ TEST(QuantCli, BadInput) {
   // only the output folder and the short text remain: no staging folders
   std::vector<std::string> names = tmp.list();
   EXPECT_EQ(names, (std::vector<std::string>{"out", "short.txt"}));
+}
+
+// --device: anything but cpu or cuda is refused; --device cuda where the GPU search cannot run
+// (a build without CUDA, or no GPU) says why and writes nothing. With a GPU the search itself is
+// tested in tests/test_cuda_quant.cpp.
+TEST(QuantCli, DeviceErrors) {
+  TempDir tmp;
+  const std::string out = tmp.file("out");
+  const std::string m = tiny_model_dir();
+  auto r = test::run_awq({"quantize", m, "-o", out, "--calib", calib_txt(), "--device", "tpu"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--device"), std::string::npos) << r.err;
+  std::string why;
+  if (awq_cuda_search_available(&why)) {
+    EXPECT_FALSE(fs::exists(out));
+    GTEST_SKIP() << "a GPU is present: --device cuda runs (tests/test_cuda_quant.cpp)";
+  }
+  expect_cli_error(test::run_awq({"quantize", m, "-o", out, "--calib", calib_txt(), "--n-samples", "2", "--device", "cuda"}),
+                   "--device cuda");
+  EXPECT_FALSE(fs::exists(out));
+  QuantizeOptions o;
+  o.model_dir = m;
+  o.out_dir = out;
+  o.device = "gpu";
+  ThreadPool pool(1);
+  EXPECT_AWQ_ERROR(quantize_model(pool, o), {"--device gpu", "cpu or cuda"});
 }
 
 // Ctrl-C during the search: exit non-zero, no output folder, no staging folder.

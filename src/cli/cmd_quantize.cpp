@@ -18,6 +18,7 @@ struct QuantizeArgs {
   QuantizeOptions q;
   int threads = 1;
   bool no_clip = false, no_zero_point = false, gqa_o_scale = false;
+  bool log_layers = false;
 };
 
 void print_report(const QuantizeArgs& a, const QuantizeReport& r) {
@@ -41,6 +42,9 @@ void print_report(const QuantizeArgs& a, const QuantizeReport& r) {
                awq ? (", " + std::to_string(r.calib_tokens) + " calibration tokens").c_str() : "");
   if (awq)
     std::fprintf(stderr, "err = MSE of each layer's output vs FP16 on the search sequences, with RTN weights and with AWQ weights\n");
+  if (!r.gpu_name.empty())
+    std::fprintf(stderr, "GPU search on %s: peak GPU memory in use %.0f MiB (cudaMemGetInfo), search buffers %.0f MiB\n",
+                 r.gpu_name.c_str(), r.peak_gpu_used_mib, r.gpu_allocated_mib);
 }
 
 void run(QuantizeArgs& a) {
@@ -66,6 +70,9 @@ void run(QuantizeArgs& a) {
     char buf[96];
     std::snprintf(buf, sizeof buf, "layer %d: %.1f s", done - 1, lr.seconds);
     bar.update(done, buf);
+    if (a.log_layers)
+      std::fprintf(stderr, "\nlayer %d/%d: %.2f s (search), peak RSS %.0f MiB\n", done - 1, total, lr.seconds,
+                   peak_rss_mib());
   });
   bar.finish();
   print_report(a, r);
@@ -94,6 +101,13 @@ void add_quantize(CLI::App& app) {
   cmd->add_option("--search-tokens", q.search.search_tokens, "Calibration tokens on which each candidate scale's loss is measured (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--clip-tokens", q.search.clip_tokens, "Calibration tokens on which the clipping errors are measured (0 = all; llm-awq/AutoAWQ use 512)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_flag("--force", q.force, "Replace the output folder if it exists");
+  cmd->add_option("--device", q.device,
+                  "Where the AWQ search runs: cpu, or cuda (a build with -DAWQ_CUDA=ON and an NVIDIA GPU: the "
+                  "calibration forward passes, scale and clip searches on the GPU in fp16 with f32 "
+                  "accumulation; the fold, the packing and --method rtn stay on the CPU)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_flag("--log-layers", args->log_layers, "Print one line per finished layer (time, peak RSS), e.g. for logs");
   add_threads(cmd, args->threads);
   cmd->footer(
       "Calibration: the files are joined and encoded once; the token stream is cut into\n"
@@ -106,7 +120,9 @@ void add_quantize(CLI::App& app) {
       "those heads folds exactly into v_proj); post_attention_layernorm -> gate,up; up -> down.\n"
       "Clipping: each (output row, group) of v, o, gate, up, down gets the clip of its max |w|\n"
       "(0-45 %) with the least error of its partial output, computed from the Gram blocks of\n"
-      "the inputs over --clip-tokens calibration tokens (llm-awq/AutoAWQ: 512 sampled tokens).");
+      "the inputs over --clip-tokens calibration tokens (llm-awq/AutoAWQ: 512 sampled tokens).\n"
+      "--device cuda: the same search on the GPU with fp16 weights and activations (f32\n"
+      "accumulation, f32 losses), so near-tied candidates may be chosen differently; see docs/gpu.md.");
   cmd->callback([args] { run(*args); });
 }
 

@@ -1,4 +1,5 @@
 #include "quant/awq_search.h"
+#include "quant/awq_search_detail.h"
 
 #include <algorithm>
 #include <chrono>
@@ -17,23 +18,10 @@ namespace awq {
 namespace {
 
 using Captures = AwqCaptures;
-
-// Which calibration data the candidate losses are measured on.
-struct SearchSet {
-  std::vector<int64_t> seqs;  // whole sequences, for self_attn
-  std::vector<int64_t> rows;  // token rows, for the per-token modules
-};
-
-SearchSet pick_search_set(int64_t n_seq, int64_t seqlen, int64_t search_tokens) {
-  SearchSet s;
-  const int64_t T = n_seq * seqlen;
-  const int64_t n_s = search_tokens <= 0 ? n_seq
-                                         : std::clamp<int64_t>((search_tokens + seqlen - 1) / seqlen, 1, n_seq);
-  for (int64_t i = 0; i < n_s; ++i) s.seqs.push_back(i * n_seq / n_s);
-  const int64_t n_r = search_tokens <= 0 ? T : std::min(T, search_tokens);
-  for (int64_t i = 0; i < n_r; ++i) s.rows.push_back(i * T / n_r);
-  return s;
-}
+using detail::candidate_scales;
+using detail::mean_normalised_weight;
+using detail::pick_search_set;
+using detail::SearchSet;
 
 // out: [rows.size(), cols] = src rows
 std::vector<float> gather_rows(const std::vector<float>& src, int64_t cols, const std::vector<int64_t>& rows) {
@@ -108,6 +96,37 @@ std::vector<float> mean_abs_columns(const std::vector<float>& x, int64_t cols) {
   return out;
 }
 
+// dst = Q(src * s) / s, per input column. src, dst: [out, in]; s: [in]
+void quantize_scaled(const std::vector<float>& src, std::vector<float>& dst, const std::vector<float>& s,
+                     int64_t in, const QuantParams& qp) {
+  const int64_t out = int64_t(src.size()) / in;
+  dst.resize(src.size());
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t k = 0; k < in; ++k) dst[size_t(o * in + k)] = src[size_t(o * in + k)] * s[size_t(k)];
+  fake_quantize(dst.data(), out, in, qp);
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t k = 0; k < in; ++k) dst[size_t(o * in + k)] /= s[size_t(k)];
+}
+
+void divide_columns(std::vector<float>& x, int64_t cols, const std::vector<float>& s) {
+  for (size_t i = 0; i < x.size(); ++i) x[i] /= s[i % size_t(cols)];
+}
+
+}  // namespace
+
+namespace detail {
+
+SearchSet pick_search_set(int64_t n_seq, int64_t seqlen, int64_t search_tokens) {
+  SearchSet s;
+  const int64_t T = n_seq * seqlen;
+  const int64_t n_s = search_tokens <= 0 ? n_seq
+                                         : std::clamp<int64_t>((search_tokens + seqlen - 1) / seqlen, 1, n_seq);
+  for (int64_t i = 0; i < n_s; ++i) s.seqs.push_back(i * n_seq / n_s);
+  const int64_t n_r = search_tokens <= 0 ? T : std::min(T, search_tokens);
+  for (int64_t i = 0; i < n_r; ++i) s.rows.push_back(i * T / n_r);
+  return s;
+}
+
 // AutoAWQ's w_mean for duo scaling: |w| normalised by its group's max, averaged over the
 // output rows of all linears of the group. ws: {[out_i, in]} -> [in]
 std::vector<float> mean_normalised_weight(const std::vector<const std::vector<float>*>& ws, int64_t in, int group) {
@@ -145,23 +164,7 @@ std::vector<float> candidate_scales(const std::vector<float>& x_mean, const std:
   return s;
 }
 
-// dst = Q(src * s) / s, per input column. src, dst: [out, in]; s: [in]
-void quantize_scaled(const std::vector<float>& src, std::vector<float>& dst, const std::vector<float>& s,
-                     int64_t in, const QuantParams& qp) {
-  const int64_t out = int64_t(src.size()) / in;
-  dst.resize(src.size());
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t k = 0; k < in; ++k) dst[size_t(o * in + k)] = src[size_t(o * in + k)] * s[size_t(k)];
-  fake_quantize(dst.data(), out, in, qp);
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t k = 0; k < in; ++k) dst[size_t(o * in + k)] /= s[size_t(k)];
-}
-
-void divide_columns(std::vector<float>& x, int64_t cols, const std::vector<float>& s) {
-  for (size_t i = 0; i < x.size(); ++i) x[i] /= s[i % size_t(cols)];
-}
-
-}  // namespace
+}  // namespace detail
 
 void awq_clip_linear(ThreadPool& pool, float* w, int64_t out, int64_t in, const float* x, int64_t n,
                      const AwqSearchOptions& opt) {
@@ -373,6 +376,7 @@ LayerReport awq_search_layer(ThreadPool& pool, const ModelConfig& c, const float
         const std::vector<float> s_in = per_kv_head ? expand_kv_to_q(c, s) : s;
         for (auto m : members) quantize_scaled(original.*m, trial.*m, s_in, in, opt.qp);
         const double loss = mse(module_out(trial.L), ref);
+        sc.losses.push_back(loss);
         if (i == 0) sc.loss_rtn = loss;
         if (loss < best) best = loss, sc.ratio = ratio, best_s = s;
       }

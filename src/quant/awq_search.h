@@ -50,6 +50,7 @@ struct ScaleChoice {
   double ratio = 0;        // chosen alpha
   double loss_rtn = 0;     // loss at alpha = 0 (plain RTN)
   double loss_best = 0;
+  std::vector<double> losses;  // the loss of every candidate, alpha = i / n_grid
 };
 
 struct LayerReport {

@@ -2,11 +2,13 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +23,7 @@
 #include "io/staging_dir.h"
 #include "model/llama_weights.h"
 #include "model/rope.h"
+#include "quant/awq_search_cuda.h"
 #include "ops/cpu/matmul.h"
 #include "tokenizer/tokenizer.h"
 
@@ -102,10 +105,36 @@ std::vector<uint16_t> matrix_to_fp16(const Matrix& m, const std::string& name) {
   return out;
 }
 
-void add_quantized_linear(OutputTensors& out, const std::string& prefix, const std::vector<float>& w,
+// quantize_autoawq over blocks of 8 output rows in parallel (rows are independent; the result is
+// the same). On an error the whole tensor is quantized again serially, so that the message names
+// the row as quantize_autoawq counts it.
+GroupQuantized quantize_rows_parallel(ThreadPool& pool, const uint16_t* h, int64_t rows, int64_t cols,
+                                      const QuantParams& qp, const std::string& name) {
+  check_quant_params(qp, rows, cols, name);
+  const int64_t blocks = rows / 8, ng = cols / qp.group;
+  GroupQuantized q;
+  q.out = rows, q.in = cols, q.p = qp;
+  q.codes.resize(size_t(rows * cols));
+  q.scales.resize(size_t(rows * ng));
+  q.zeros.resize(size_t(rows * ng));
+  try {
+    pool.parallel_for(blocks, [&](int64_t b0, int64_t b1) {
+      const int64_t r0 = b0 * 8, n = (b1 - b0) * 8;
+      const GroupQuantized part = quantize_autoawq(h + r0 * cols, n, cols, qp, name);
+      std::copy(part.codes.begin(), part.codes.end(), q.codes.begin() + r0 * cols);
+      std::copy(part.scales.begin(), part.scales.end(), q.scales.begin() + r0 * ng);
+      std::copy(part.zeros.begin(), part.zeros.end(), q.zeros.begin() + r0 * ng);
+    });
+  } catch (const Error&) {
+    return quantize_autoawq(h, rows, cols, qp, name);
+  }
+  return q;
+}
+
+void add_quantized_linear(ThreadPool& pool, OutputTensors& out, const std::string& prefix, const std::vector<float>& w,
                           int64_t rows, int64_t cols, const QuantParams& qp) {
   const std::vector<uint16_t> h = to_fp16(w, prefix + ".weight");
-  const PackedGemm p = pack_gemm(quantize_autoawq(h.data(), rows, cols, qp, prefix + ".weight"));
+  const PackedGemm p = pack_gemm(quantize_rows_parallel(pool, h.data(), rows, cols, qp, prefix + ".weight"));
   out.add(prefix + ".qweight", DType::I32, {cols, rows / 8}, p.qweight);
   out.add(prefix + ".qzeros", DType::I32, {cols / qp.group, rows / 8}, p.qzeros);
   out.add(prefix + ".scales", DType::F16, {cols / qp.group, rows}, p.scales);
@@ -126,6 +155,12 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
                 c.quant.quant_method + "); quantize the original FP16/BF16 model");
   if (opt.method != "awq" && opt.method != "rtn")
     throw Error("--method " + opt.method + ": expected awq or rtn");
+  if (opt.device != "cpu" && opt.device != "cuda")
+    throw Error("--device " + opt.device + ": expected cpu or cuda");
+  if (opt.device == "cuda" && opt.method == "awq") {
+    std::string why;
+    if (!awq_cuda_search_available(&why)) throw Error("--device cuda: " + why + "; use --device cpu");
+  }
   const QuantParams& qp = opt.search.qp;
   const int64_t d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.intermediate_size;
   // Every linear's shape must suit the group size and the 8-per-word packing, checked up front.
@@ -152,7 +187,14 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
     for (int64_t t = 0; t < report.calib_tokens; ++t) widen_row(W.embed, cw.ids[size_t(t)], x.data() + t * d);
   }
 
-  AwqCaptures captures;  // reused by every layer's search
+  AwqCaptures captures;  // reused by every layer's search (CPU)
+  std::unique_ptr<AwqCudaSearch> gpu;  // --device cuda: the search's device state
+  if (awq && opt.device == "cuda") {
+    gpu = std::make_unique<AwqCudaSearch>(c, inv_freq, n_seq, seqlen, opt.search);
+    gpu->set_input(x);
+    std::vector<float>().swap(x);  // the activations live on the GPU from here on
+    report.gpu_name = gpu->device_name();
+  }
   OutputTensors out;
   out.add("model.embed_tokens.weight", DType::F16, {c.vocab_size, d}, matrix_to_fp16(W.embed, "model.embed_tokens.weight"));
   for (int l = 0; l < c.num_layers; ++l) {
@@ -161,24 +203,25 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
     LayerF32 layer(W.layers[size_t(l)], c);
     LayerReport lr;
     if (awq) {
-      lr = awq_search_layer(pool, c, inv_freq.data(), layer, x, n_seq, seqlen, opt.search, captures);
+      lr = gpu ? gpu->search_layer(layer)
+               : awq_search_layer(pool, c, inv_freq.data(), layer, x, n_seq, seqlen, opt.search, captures);
     }
     const LayerWeights& L = layer.L;
     add_vector(out, p + "input_layernorm.weight", L.attn_norm);
     add_vector(out, p + "post_attention_layernorm.weight", L.ffn_norm);
-    add_quantized_linear(out, p + "self_attn.q_proj", layer.wq, qd, d, qp);
-    add_quantized_linear(out, p + "self_attn.k_proj", layer.wk, kvd, d, qp);
-    add_quantized_linear(out, p + "self_attn.v_proj", layer.wv, kvd, d, qp);
-    add_quantized_linear(out, p + "self_attn.o_proj", layer.wo, d, qd, qp);
+    add_quantized_linear(pool, out, p + "self_attn.q_proj", layer.wq, qd, d, qp);
+    add_quantized_linear(pool, out, p + "self_attn.k_proj", layer.wk, kvd, d, qp);
+    add_quantized_linear(pool, out, p + "self_attn.v_proj", layer.wv, kvd, d, qp);
+    add_quantized_linear(pool, out, p + "self_attn.o_proj", layer.wo, d, qd, qp);
     add_vector(out, p + "self_attn.q_proj.bias", L.bq);
     add_vector(out, p + "self_attn.k_proj.bias", L.bk);
     add_vector(out, p + "self_attn.v_proj.bias", L.bv);
     add_vector(out, p + "self_attn.o_proj.bias", L.bo);
     add_vector(out, p + "self_attn.q_norm.weight", L.q_norm);
     add_vector(out, p + "self_attn.k_norm.weight", L.k_norm);
-    add_quantized_linear(out, p + "mlp.gate_proj", layer.w_gate, ff, d, qp);
-    add_quantized_linear(out, p + "mlp.up_proj", layer.w_up, ff, d, qp);
-    add_quantized_linear(out, p + "mlp.down_proj", layer.w_down, d, ff, qp);
+    add_quantized_linear(pool, out, p + "mlp.gate_proj", layer.w_gate, ff, d, qp);
+    add_quantized_linear(pool, out, p + "mlp.up_proj", layer.w_up, ff, d, qp);
+    add_quantized_linear(pool, out, p + "mlp.down_proj", layer.w_down, d, ff, qp);
     add_vector(out, p + "mlp.gate_proj.bias", L.b_gate);
     add_vector(out, p + "mlp.up_proj.bias", L.b_up);
     add_vector(out, p + "mlp.down_proj.bias", L.b_down);
@@ -207,7 +250,8 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
                     " n_samples=" + std::to_string(n_seq) + " seqlen=" + std::to_string(seqlen) +
                     " search_tokens=" + std::to_string(opt.search.search_tokens) +
                     " clip_tokens=" + std::to_string(opt.search.clip_tokens) +
-                    " seed=" + std::to_string(opt.calib.seed)
+                    " seed=" + std::to_string(opt.calib.seed) +
+                    (opt.device == "cuda" ? " search_device=cuda" : "")
               : std::string());
   write_safetensors(staging.file("model.safetensors"), out.views(), {{"format", "pt"}, {"quantized_by", "awq.cpp " + how.str()}});
   for (const auto& e : fs::directory_iterator(opt.model_dir))
@@ -218,6 +262,7 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
   report.output_bytes = out.bytes();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   report.peak_rss_mib = peak_rss_mib();
+  if (gpu) report.peak_gpu_used_mib = gpu->peak_gpu_used_mib(), report.gpu_allocated_mib = gpu->allocated_mib();
   return report;
 }
 

@@ -20,6 +20,7 @@ struct QuantizeOptions {
   AwqSearchOptions search;     // qp (bits, group, zero point), clip, duo scaling, search tokens
   CalibOptions calib;
   bool force = false;          // replace an existing out_dir
+  std::string device = "cpu";  // where the AWQ search runs: cpu | cuda (quant/awq_search_cuda.h)
 };
 
 struct QuantizeReport {
@@ -28,6 +29,12 @@ struct QuantizeReport {
   double seconds = 0;
   double peak_rss_mib = 0;
   int64_t output_bytes = 0;
+  // --device cuda only: the GPU, its peak memory in use during the run (cudaMemGetInfo
+  // total - free, sampled after each allocation and search phase: includes the CUDA context
+  // and cuBLAS workspaces) and the buffers the search allocated.
+  std::string gpu_name;
+  double peak_gpu_used_mib = 0;
+  double gpu_allocated_mib = 0;
 };
 
 // on_layer(done, total, report of the layer just finished)
