@@ -99,7 +99,11 @@ namespace {
 
 // --- Every reference template x conversation, against transformers' output ---
 
-std::string data_dir() { return std::string(AWQ_TEST_DATA_DIR) + "/chat_templates"; }
+std::string data_dir() {
+  std::string d = AWQ_TEST_DATA_DIR;  // += : see shared_path
+  d += "/chat_templates";
+  return d;
+}
 
 const nlohmann::json& references() {
   static const nlohmann::json j = test::read_json(data_dir() + "/expected.json");

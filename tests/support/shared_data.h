@@ -9,7 +9,13 @@
 
 namespace awq::test {
 
-inline std::string shared_path(const std::string& rel) { return std::string(AWQ_SHARED_DIR) + "/" + rel; }
+// Built with += : GCC 12 warns (-Warray-bounds, a false positive) on a long literal + string.
+inline std::string shared_path(const std::string& rel) {
+  std::string p = AWQ_SHARED_DIR;
+  p += '/';
+  p += rel;
+  return p;
+}
 inline std::string tiny_model_dir() { return shared_path("models/tiny-llama-gqa"); }
 
 inline std::string read_text(const std::string& path) {
