@@ -93,6 +93,36 @@ float max_of(const float* s, int64_t n, float m) {
   return m;
 }
 
+// One query of one head against keys [first, last] of its KV head: scores, softmax (the
+// blocked path's vectorised exp), weighted sum of the values. The decode step's attention; as
+// plain loops with target clones so the portable build vectorises them too (per key the dot
+// product has dot_f32's 16 partial sums; o[j] accumulates over t in order).
+// q: [hd]; key / value t at k + t * ld / v + t * ld; scores: [last - first + 1]; o: [hd].
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
+void attend_one(const float* q, const float* k, const float* v, int64_t ld, int64_t first,
+                int64_t last, int64_t hd, float scale, float* scores, float* o) {
+  const int64_t nk = last - first + 1;
+  for (int64_t t = first; t <= last; ++t) {
+    const float* kt = k + t * ld;
+    float acc[16] = {};
+    int64_t j = 0;
+    for (; j + 16 <= hd; j += 16)
+      for (int l = 0; l < 16; ++l) acc[l] += q[j + l] * kt[j + l];
+    float d = 0.0f;
+    for (; j < hd; ++j) d += q[j] * kt[j];
+    for (int l = 0; l < 16; ++l) d += acc[l];
+    scores[t - first] = d * scale;
+  }
+  const float mx = max_of(scores, nk, -INFINITY);
+  const float inv = 1.0f / exp_shift_sum(scores, nk, mx);
+  std::fill(o, o + hd, 0.0f);
+  for (int64_t t = first; t <= last; ++t) {
+    const float p = scores[t - first] * inv;
+    const float* vt = v + t * ld;
+    for (int64_t j = 0; j < hd; ++j) o[j] += p * vt[j];
+  }
+}
+
 }  // namespace
 
 void attention_rows(ThreadPool& pool, const float* q, const float* k_cache, const float* v_cache,
@@ -105,17 +135,8 @@ void attention_rows(ThreadPool& pool, const float* q, const float* k_cache, cons
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t i = idx / s.n_heads, h = idx % s.n_heads, g = h / group;
       const int64_t last = pos[i], first = first_key(last, s.window);
-      const float* qi = q + (i * s.n_heads + h) * hd;
-      for (int64_t t = first; t <= last; ++t)
-        scores[t - first] = dot_f32(qi, k_cache + t * kv_stride + g * hd, hd) * scale;
-      softmax(scores, last - first + 1);
-      float* o = out + (i * s.n_heads + h) * hd;
-      std::fill(o, o + hd, 0.0f);
-      for (int64_t t = first; t <= last; ++t) {
-        const float p = scores[t - first];
-        const float* vt = v_cache + t * kv_stride + g * hd;
-        for (int64_t j = 0; j < hd; ++j) o[j] += p * vt[j];
-      }
+      attend_one(q + (i * s.n_heads + h) * hd, k_cache + g * hd, v_cache + g * hd, kv_stride, first,
+                 last, hd, scale, scores, out + (i * s.n_heads + h) * hd);
     }
   });
 }
