@@ -95,24 +95,14 @@ float max_of(const float* s, int64_t n, float m) {
 
 // One query of one head against keys [first, last] of its KV head: scores, softmax (the
 // blocked path's vectorised exp), weighted sum of the values. The decode step's attention; as
-// plain loops with target clones so the portable build vectorises them too (per key the dot
-// product has dot_f32's 16 partial sums; o[j] accumulates over t in order).
+// plain loops with target clones so the portable build vectorises them too (dot_f32 is inline;
+// o[j] accumulates over t in order).
 // q: [hd]; key / value t at k + t * ld / v + t * ld; scores: [last - first + 1]; o: [hd].
 __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 void attend_one(const float* q, const float* k, const float* v, int64_t ld, int64_t first,
                 int64_t last, int64_t hd, float scale, float* scores, float* o) {
   const int64_t nk = last - first + 1;
-  for (int64_t t = first; t <= last; ++t) {
-    const float* kt = k + t * ld;
-    float acc[16] = {};
-    int64_t j = 0;
-    for (; j + 16 <= hd; j += 16)
-      for (int l = 0; l < 16; ++l) acc[l] += q[j + l] * kt[j + l];
-    float d = 0.0f;
-    for (; j < hd; ++j) d += q[j] * kt[j];
-    for (int l = 0; l < 16; ++l) d += acc[l];
-    scores[t - first] = d * scale;
-  }
+  for (int64_t t = first; t <= last; ++t) scores[t - first] = dot_f32(q, k + t * ld, hd) * scale;
   const float mx = max_of(scores, nk, -INFINITY);
   const float inv = 1.0f / exp_shift_sum(scores, nk, mx);
   std::fill(o, o + hd, 0.0f);

@@ -45,17 +45,6 @@ void dequantize_awq_row(const Matrix& w, int64_t r, float* out) {
 }  // namespace
 
 __attribute__((target_clones("arch=x86-64-v3", "default")))
-float dot_f32(const float* a, const float* b, int64_t n) {
-  float acc[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int k = 0; k < 16; ++k) acc[k] += a[i + k] * b[i + k];
-  float s = 0.0f;
-  for (; i < n; ++i) s += a[i] * b[i];
-  for (int k = 0; k < 16; ++k) s += acc[k];
-  return s;
-}
-
 void widen_row(const Matrix& w, int64_t r, float* out) {
   const int64_t c = w.cols;
   if (w.kind == MatrixKind::AwqGemm) {

@@ -17,6 +17,16 @@ void matmul_ref(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, co
 void widen_row(const Matrix& w, int64_t r, float* out);
 
 // sum_i a[i] * b[i] in f32 with 16 independent partial sums (vectorisable).
-float dot_f32(const float* a, const float* b, int64_t n);
+// Inline, so that callers compiled for a wider ISA (target clones) vectorise it in place.
+inline float dot_f32(const float* a, const float* b, int64_t n) {
+  float acc[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int k = 0; k < 16; ++k) acc[k] += a[i + k] * b[i + k];
+  float s = 0.0f;
+  for (; i < n; ++i) s += a[i] * b[i];
+  for (int k = 0; k < 16; ++k) s += acc[k];
+  return s;
+}
 
 }  // namespace awq

@@ -307,12 +307,6 @@ const Variant kVariants[] = {
 #undef AWQ_W4A16_VARIANT
 constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 
-int group_tiles_log2(int group) {
-  int gl2 = 0;
-  while ((16 << gl2) < group) ++gl2;  // group / 16 = 2^gl2 (w4a16.cu checks the power of two)
-  return gl2;
-}
-
 // The configuration launch_w4a16 uses for m tokens and n outputs (index into kVariants),
 // from the H100 sweep in docs/results/gpu.md (SWEEP=1 scripts/gpu-check bench): one token
 // tile with 8 warps splitting K for decode; two row tiles per warp (x reused) once n is large
@@ -333,7 +327,7 @@ int w4a16_default_variant(int64_t m, int64_t n) { return default_variant(m, n); 
 void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, const __half* x,
                           const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
                           cudaStream_t s) {
-  kVariants[variant].fn(codes, params, x, bias, y, int(n), int(k), int(m), group_tiles_log2(group), s);
+  kVariants[variant].fn(codes, params, x, bias, y, int(n), int(k), int(m), w4a16_group_tiles_log2(group), s);
 }
 
 void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, const __half* bias,

@@ -20,6 +20,13 @@ void launch_repack(const int32_t* qweight, const int32_t* qzeros, const __half* 
 // every m (the fallback if the tiled one misbehaves); Tiled = the tiled GEMM for every m.
 // The tiled GEMM needs x 16-byte aligned; an x that is not falls back to the legacy kernels.
 enum class W4A16Path { Auto, Legacy, Tiled };
+// log2(group / 16): the kernels index a k-tile's scale/zero pair by kt >> this (w4a16.cu
+// checks that group / 16 is a power of two).
+inline int w4a16_group_tiles_log2(int group) {
+  int gl2 = 0;
+  while ((16 << gl2) < group) ++gl2;
+  return gl2;
+}
 constexpr int64_t kW4A16TiledMinTokens = 9;  // Auto: the tiled GEMM from this m on
 // AWQ_W4A16_KERNEL's value: null or "" or "auto", "legacy", "tiled"; anything else: awq::Error.
 W4A16Path parse_w4a16_path(const char* value);

@@ -391,12 +391,6 @@ const TiledEntry kTiled[] = {
 #undef AWQ_W4A16_TILED
 constexpr int kNumTiled = int(sizeof(kTiled) / sizeof(kTiled[0]));
 
-int tiled_group_tiles_log2(int group) {
-  int gl2 = 0;
-  while ((16 << gl2) < group) ++gl2;  // group / 16 = 2^gl2 (w4a16.cu checks the power of two)
-  return gl2;
-}
-
 int sm_count() {
   static const int count = [] {
     int dev = 0, sms = 0;
@@ -477,7 +471,7 @@ void launch_w4a16_tiled(int config, int splits, const uint4* codes, const uint2*
   if (splits < 1 || splits > 8 || !w4a16_split_k_available() || kTiled[config].split_bytes() > smem_optin)
     splits = 1;
   kTiled[config].launch(splits, codes, params, x, bias, y, int(n), int(k), int(m),
-                        tiled_group_tiles_log2(group), s);
+                        w4a16_group_tiles_log2(group), s);
 }
 
 }  // namespace awq::cuda
