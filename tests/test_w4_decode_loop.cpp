@@ -17,6 +17,10 @@
 #include "ops/cpu/w4.h"
 #include "support/shared_data.h"
 
+// The replacements below pair malloc with free by design; GCC's -Wmismatched-new-delete sees
+// free() inside an operator delete and cannot know its operator new is ours.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 namespace {
 std::atomic<long> g_allocations{0};
 
