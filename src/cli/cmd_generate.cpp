@@ -45,6 +45,7 @@ void run(const GenerateArgs& a) {
     return true;
   });
   std::fputc('\n', stdout);
+  std::fflush(stdout);  // the text's last line before the timings on stderr (piped stdout is buffered)
   const double gen = double(r.tokens.size());
   std::fprintf(stderr,
                "prompt: %lld tokens in %.1f ms (%.1f tok/s) | generated: %lld tokens in %.1f ms "
