@@ -49,19 +49,19 @@ std::vector<double> naive_attention(const std::vector<float>& q, const std::vect
   return out;
 }
 
-struct Case {
+struct AttentionCase {
   int64_t n_heads, n_kv_heads, head_dim, n, offset, window;
   bool shuffled = false;  // positions not in increasing order (each query still sees 0..pos[i])
 };
 
-std::string name(const Case& c) {
+std::string name(const AttentionCase& c) {
   return std::to_string(c.n_heads) + "/" + std::to_string(c.n_kv_heads) + " hd" +
          std::to_string(c.head_dim) + " n" + std::to_string(c.n) + " off" +
          std::to_string(c.offset) + " win" + std::to_string(c.window) +
          (c.shuffled ? " shuffled" : "");
 }
 
-void check_case(const Case& c, ThreadPool& pool) {
+void check_case(const AttentionCase& c, ThreadPool& pool) {
   const int64_t ctx = c.offset + c.n + 5;
   const AttentionShape s{c.n_heads, c.n_kv_heads, c.head_dim, ctx, c.window};
   std::mt19937 rng(uint32_t(c.n * 131 + c.offset * 7 + c.head_dim + c.window));
@@ -107,7 +107,7 @@ TEST(Attention, GqaMatchesNaiveReference) {
     for (int64_t offset : {0, 37})
       for (int64_t window : {0, 50})
         for (ThreadPool* pool : {&pool1, &pool2})
-          check_case(Case{6, 2, 64, n, offset, window}, *pool);
+          check_case(AttentionCase{6, 2, 64, n, offset, window}, *pool);
 }
 
 TEST(Attention, HeadLayoutsAndOddHeadDim) {
@@ -115,15 +115,15 @@ TEST(Attention, HeadLayoutsAndOddHeadDim) {
   for (auto [heads, kv] : {std::pair<int64_t, int64_t>{4, 4}, {8, 1}, {6, 2}})
     for (int64_t hd : {80, 8, 128})
       for (int64_t n : {2, 17, 300})
-        check_case(Case{heads, kv, hd, n, 3, n == 300 ? 129 : 0}, pool);
+        check_case(AttentionCase{heads, kv, hd, n, 3, n == 300 ? 129 : 0}, pool);
 }
 
 // Queries that see their own key block only partly, or key blocks no query of a block sees.
 TEST(Attention, NonConsecutivePositionsAndWindows) {
   ThreadPool pool(2);
   for (int64_t window : {0, 1, 7, 200})
-    check_case(Case{6, 2, 64, 260, 20, window, /*shuffled=*/true}, pool);
-  check_case(Case{6, 2, 64, 260, 300, 1}, pool);  // window 1: each query sees only itself
+    check_case(AttentionCase{6, 2, 64, 260, 20, window, /*shuffled=*/true}, pool);
+  check_case(AttentionCase{6, 2, 64, 260, 300, 1}, pool);  // window 1: each query sees only itself
 }
 
 }  // namespace

@@ -57,13 +57,13 @@ Golden load_golden(int64_t in, int64_t out, int64_t group) {
   return g;
 }
 
-struct Case {
+struct GoldenCase {
   int64_t in, out, group;
 };
 
-class AutoAwqGolden : public ::testing::TestWithParam<Case> {
+class AutoAwqGolden : public ::testing::TestWithParam<GoldenCase> {
  protected:
-  static const Golden& golden(const Case& c) {
+  static const Golden& golden(const GoldenCase& c) {
     static std::map<int64_t, Golden> cache;
     auto it = cache.find(c.in);
     if (it == cache.end()) it = cache.emplace(c.in, load_golden(c.in, c.out, c.group)).first;
@@ -192,7 +192,7 @@ TEST_P(AutoAwqGolden, WidenRowAndMatmulOnGoldenTensors) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AutoAwq, AutoAwqGolden,
-                         ::testing::Values(Case{256, 64, 128}, Case{1024, 384, 64}, Case{384, 128, 32}),
+                         ::testing::Values(GoldenCase{256, 64, 128}, GoldenCase{1024, 384, 64}, GoldenCase{384, 128, 32}),
                          [](const auto& info) {
                            return "I" + std::to_string(info.param.in) + "_O" +
                                   std::to_string(info.param.out) + "_g" + std::to_string(info.param.group);

@@ -28,6 +28,7 @@
 #include "quant/quantize_model.h"
 #include "runtime/perplexity.h"
 #include "runtime/sampler.h"
+#include "support/half_vectors.h"
 #include "support/shared_data.h"
 #include "support/temp_dir.h"
 #include "tokenizer/tokenizer.h"
@@ -79,11 +80,6 @@ HalfData random_half(size_t n, std::mt19937& rng, float scale = 1.0f) {
   }
   return d;
 }
-std::vector<float> widen(const std::vector<uint16_t>& h) {
-  std::vector<float> f;
-  for (uint16_t b : h) f.push_back(fp16_to_f32(b));
-  return f;
-}
 __half* hp(Dev<uint16_t>& d) { return reinterpret_cast<__half*>(d.p); }
 
 // ||a - b|| / ||b||
@@ -114,7 +110,7 @@ TEST_F(CudaTest, AddRmsNormMatchesCpu) {
     std::vector<float> ref(x.size());
     rmsnorm(x.data(), w.data(), rows, d, 1e-5, ref.data());
     EXPECT_LT(rel_err(dx.get(), x), 1e-6) << "d " << d;          // the residual add is f32
-    EXPECT_LT(rel_err(widen(dh.get()), ref), 2e-3) << "d " << d;  // fp16 output rounding
+    EXPECT_LT(rel_err(test::widen_fp16(dh.get()), ref), 2e-3) << "d " << d;  // fp16 output rounding
   }
 }
 
@@ -140,7 +136,8 @@ TEST_F(CudaTest, QkNormRopeStoreMatchesCpu) {
       cuda::qk_norm_rope_store(hp(dqkv), rows, nh, nkv, hd, reinterpret_cast<const float2*>(dtab.p),
                                qk_norm ? dqn.p : nullptr,
                                qk_norm ? dkn.p : nullptr, 1e-6f, kv, nullptr);
-      const std::vector<float> got = widen(dqkv.get()), kc = widen(dk.get()), vc = widen(dv.get());
+      const std::vector<float> got = test::widen_fp16(dqkv.get());
+      const std::vector<float> kc = test::widen_fp16(dk.get()), vc = test::widen_fp16(dv.get());
       for (int r = 0; r < rows; ++r) {
         std::vector<float> q(qkv.f.begin() + r * width, qkv.f.begin() + r * width + nh * hd);
         std::vector<float> k(qkv.f.begin() + r * width + nh * hd, qkv.f.begin() + r * width + nh * hd + kvd);
@@ -172,7 +169,7 @@ TEST_F(CudaTest, SiluMulMatchesCpu) {
   std::vector<float> ref(size_t(rows * ff));
   for (int64_t r = 0; r < rows; ++r)
     silu_mul(gu.f.data() + r * 2 * ff, gu.f.data() + r * 2 * ff + ff, ff, ref.data() + r * ff);
-  EXPECT_LT(rel_err(widen(dout.get()), ref), 2e-3);
+  EXPECT_LT(rel_err(test::widen_fp16(dout.get()), ref), 2e-3);
 }
 
 TEST_F(CudaTest, ArgmaxAndNllMatchCpu) {
@@ -215,7 +212,7 @@ TEST_F(CudaTest, AttentionMatchesCpu) {
     Dev<float> scratch(std::vector<float>(size_t(std::max<int64_t>(1, cuda::attention_scratch_floats(rows, ad, cs.splits)))));
     const cuda::KvCacheView kv{hp(dk), hp(dv), ctx, dpos.p, dslot.p};
     cuda::attention(hp(dq), qd, rows, ad, kv, cs.splits, scratch.p, hp(dout), nullptr);
-    const std::vector<float> got = widen(dout.get());
+    const std::vector<float> got = test::widen_fp16(dout.get());
     ThreadPool pool(1);
     const AttentionShape shape{cs.nh, cs.nkv, cs.hd, ctx, cs.window};
     for (int r = 0; r < rows; ++r) {

@@ -23,6 +23,7 @@
 #include "ops/cuda/w4a16.h"
 #include "ops/cuda/w4a16_kernels.h"
 #include "quant/autoawq_pack.h"
+#include "support/half_vectors.h"
 #include "support/expect_error.h"
 
 namespace awq {
@@ -86,12 +87,6 @@ std::vector<uint16_t> random_fp16(size_t count, float lo, float hi, uint32_t see
   std::vector<uint16_t> v(count);
   for (auto& e : v) e = f32_to_fp16(d(rng));
   return v;
-}
-
-std::vector<float> widen(const std::vector<uint16_t>& h) {
-  std::vector<float> f(h.size());
-  for (size_t i = 0; i < h.size(); ++i) f[i] = fp16_to_f32(h[i]);
-  return f;
 }
 
 // A device buffer freed on scope exit.
@@ -160,7 +155,7 @@ double check_w4a16(const RandomAwq& a, int64_t m, bool with_bias, uint32_t seed,
   const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, seed);
   const std::vector<uint16_t> bias = random_fp16(static_cast<size_t>(a.n), -0.5f, 0.5f, seed + 1);
   std::vector<float> ref(static_cast<size_t>(m * a.n));
-  const std::vector<float> xf = widen(x), bf = widen(bias);
+  const std::vector<float> xf = test::widen_fp16(x), bf = test::widen_fp16(bias);
   matmul_ref(ref_pool(), xf.data(), m, a.matrix(), with_bias ? bf.data() : nullptr, ref.data());
 
   cudaStream_t s = nullptr;
@@ -385,7 +380,7 @@ TEST(CudaW4A16, Fp16LinearMatchesReference) {
   for (int64_t m : {1, 3, 16, 77}) {
     const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * k), -1.0f, 1.0f, uint32_t(m));
     std::vector<float> ref(static_cast<size_t>(m * n));
-    const std::vector<float> xf = widen(x), bf = widen(bias);
+    const std::vector<float> xf = test::widen_fp16(x), bf = test::widen_fp16(bias);
     matmul_ref(ref_pool(), xf.data(), m, wm, bf.data(), ref.data());
     DeviceBuffer dx = to_device(x), dy(ref.size() * 2);
     AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, ref.size() * 2));

@@ -11,7 +11,7 @@ namespace {
 using nlohmann::json;
 using test::LiveServer;
 
-struct Case {
+struct BadRequestCase {
   const char* what;
   const char* path;
   std::string body;
@@ -39,7 +39,7 @@ TEST(ServerErrors, MalformedRequestsGet4xxAndTheServerStaysUp) {
   ho.max_body = 4096;
   LiveServer s(so, ho);
   const std::string long_prompt(2000, 'a');  // ~ hundreds of tokens, over ctx 64, under max_body
-  const std::vector<Case> cases = {
+  const std::vector<BadRequestCase> cases = {
       {"malformed JSON", "/v1/completions", R"({"model": "tiny", "prompt": )", 400, "not valid JSON"},
       {"empty body", "/v1/chat/completions", "", 400, "not valid JSON"},
       {"not an object", "/v1/completions", "[1, 2]", 400, "JSON object"},
@@ -75,7 +75,7 @@ TEST(ServerErrors, MalformedRequestsGet4xxAndTheServerStaysUp) {
       {"huge body", "/v1/completions", json{{"model", "tiny"}, {"prompt", std::string(10000, 'x')}}.dump(), 413, "larger than 4096 bytes"},
       {"unknown route", "/v1/embeddings", R"({"model": "tiny", "input": "hi"})", 404, "Unknown endpoint"},
   };
-  for (const Case& c : cases) {
+  for (const BadRequestCase& c : cases) {
     auto r = s.client()->Post(c.path, c.body, "application/json");
     expect_error(r, c.status, c.message_part, c.what);
   }

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "model/batch_linear.h"
 #include "model/rope.h"
+#include "model/scratch_util.h"
 #include "ops/cpu/attention.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/ops.h"
@@ -13,16 +14,6 @@
 namespace awq {
 
 namespace {
-
-const float* bias(const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); }
-
-void grow(std::vector<float>& v, int64_t size) {
-  if (int64_t(v.size()) < size) v.resize(static_cast<size_t>(size));
-}
-
-void add_inplace(float* y, const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
-}
 
 // y = x W^T (+ bias), the same bits for a row whatever B is (model/batch_linear.h).
 // x: [B, w.cols]; y: [B, w.rows].
@@ -65,9 +56,9 @@ void BatchDecoder::attention_block(ThreadPool& pool, int layer, KvCache* const* 
   const LayerWeights& L = model_.weights().layers[size_t(layer)];
   const int64_t hd = c.head_dim, kvd = c.kv_dim(), qd = c.q_dim();
   const float* h = s_.h.data();                   // [B, d]
-  linear(pool, h, B, L.wq, bias(L.bq), s_.q.data());  // [B, q_dim]
-  linear(pool, h, B, L.wk, bias(L.bk), s_.k.data());  // [B, kv_dim]
-  linear(pool, h, B, L.wv, bias(L.bv), s_.v.data());  // [B, kv_dim]
+  linear(pool, h, B, L.wq, bias_or_null(L.bq), s_.q.data());  // [B, q_dim]
+  linear(pool, h, B, L.wk, bias_or_null(L.bk), s_.k.data());  // [B, kv_dim]
+  linear(pool, h, B, L.wv, bias_or_null(L.bv), s_.v.data());  // [B, kv_dim]
   if (c.qk_norm) {  // qwen3: RMSNorm over each head before RoPE
     rmsnorm(s_.q.data(), L.q_norm.data(), B * c.num_heads, hd, c.rms_norm_eps, s_.q.data());
     rmsnorm(s_.k.data(), L.k_norm.data(), B * c.num_kv_heads, hd, c.rms_norm_eps, s_.k.data());
@@ -78,17 +69,17 @@ void BatchDecoder::attention_block(ThreadPool& pool, int layer, KvCache* const* 
   for (int64_t b = 0; b < B; ++b)
     append_and_attend(pool, c, s_.q.data() + b * qd, s_.k.data() + b * kvd, s_.v.data() + b * kvd,
                       *caches[b], layer, s_.pos[size_t(b)], s_.att.data() + b * qd);
-  linear(pool, s_.att.data(), B, L.wo, bias(L.bo), out);  // [B, d]
+  linear(pool, s_.att.data(), B, L.wo, bias_or_null(L.bo), out);  // [B, d]
 }
 
 void BatchDecoder::mlp_block(ThreadPool& pool, int layer, int64_t B, float* out) {
   const ModelConfig& c = model_.config();
   const LayerWeights& L = model_.weights().layers[size_t(layer)];
   const float* h = s_.h.data();  // [B, d]
-  linear(pool, h, B, L.w_gate, bias(L.b_gate), s_.gate.data());  // [B, d_ff]
-  linear(pool, h, B, L.w_up, bias(L.b_up), s_.up.data());        // [B, d_ff]
+  linear(pool, h, B, L.w_gate, bias_or_null(L.b_gate), s_.gate.data());  // [B, d_ff]
+  linear(pool, h, B, L.w_up, bias_or_null(L.b_up), s_.up.data());        // [B, d_ff]
   silu_mul(s_.gate.data(), s_.up.data(), B * c.intermediate_size, s_.gate.data());
-  linear(pool, s_.gate.data(), B, L.w_down, bias(L.b_down), out);  // [B, d]
+  linear(pool, s_.gate.data(), B, L.w_down, bias_or_null(L.b_down), out);  // [B, d]
 }
 
 void BatchDecoder::step(ThreadPool& pool, const int32_t* tokens, KvCache* const* caches, int64_t B,

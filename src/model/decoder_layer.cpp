@@ -2,17 +2,11 @@
 
 #include <algorithm>
 
+#include "model/scratch_util.h"
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/ops.h"
 
 namespace awq {
-
-namespace {
-const float* bias(const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); }
-void grow(std::vector<float>& v, int64_t size) {
-  if (int64_t(v.size()) < size) v.resize(size_t(size));
-}
-}  // namespace
 
 void LayerScratch::reserve(int64_t n, const ModelConfig& c) {
   grow(q, n * c.q_dim());
@@ -28,9 +22,9 @@ void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeigh
                         float* k_cache, float* v_cache, int64_t ctx, LayerScratch& s, float* out) {
   const int64_t hd = c.head_dim, kvd = c.kv_dim();
   s.reserve(n, c);
-  matmul(pool, h, n, L.wq, bias(L.bq), s.q.data());  // [n, q_dim]
-  matmul(pool, h, n, L.wk, bias(L.bk), s.k.data());  // [n, kv_dim]
-  matmul(pool, h, n, L.wv, bias(L.bv), s.v.data());  // [n, kv_dim]
+  matmul(pool, h, n, L.wq, bias_or_null(L.bq), s.q.data());  // [n, q_dim]
+  matmul(pool, h, n, L.wk, bias_or_null(L.bk), s.k.data());  // [n, kv_dim]
+  matmul(pool, h, n, L.wv, bias_or_null(L.bv), s.v.data());  // [n, kv_dim]
   if (c.qk_norm) {  // qwen3: RMSNorm over each head before RoPE
     rmsnorm(s.q.data(), L.q_norm.data(), n * c.num_heads, hd, c.rms_norm_eps, s.q.data());
     rmsnorm(s.k.data(), L.k_norm.data(), n * c.num_kv_heads, hd, c.rms_norm_eps, s.k.data());
@@ -41,17 +35,17 @@ void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeigh
   std::copy(s.v.data(), s.v.data() + n * kvd, v_cache + int64_t(pos[0]) * kvd);
   const AttentionShape shape{c.num_heads, c.num_kv_heads, hd, ctx, c.sliding_window.value_or(0)};
   attention(pool, s.q.data(), k_cache, v_cache, pos, n, shape, s.att.data());  // [n, q_dim]
-  matmul(pool, s.att.data(), n, L.wo, bias(L.bo), out);                        // [n, d]
+  matmul(pool, s.att.data(), n, L.wo, bias_or_null(L.bo), out);                        // [n, d]
 }
 
 void mlp_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L, const float* h,
                   int64_t n, LayerScratch& s, float* out) {
   const int64_t ff = c.intermediate_size;
   s.reserve(n, c);
-  matmul(pool, h, n, L.w_gate, bias(L.b_gate), s.gate.data());  // [n, d_ff]
-  matmul(pool, h, n, L.w_up, bias(L.b_up), s.up.data());        // [n, d_ff]
+  matmul(pool, h, n, L.w_gate, bias_or_null(L.b_gate), s.gate.data());  // [n, d_ff]
+  matmul(pool, h, n, L.w_up, bias_or_null(L.b_up), s.up.data());        // [n, d_ff]
   silu_mul(s.gate.data(), s.up.data(), n * ff, s.gate.data());
-  matmul(pool, s.gate.data(), n, L.w_down, bias(L.b_down), out);  // [n, d]
+  matmul(pool, s.gate.data(), n, L.w_down, bias_or_null(L.b_down), out);  // [n, d]
 }
 
 }  // namespace awq

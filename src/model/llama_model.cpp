@@ -11,14 +11,6 @@
 
 namespace awq {
 
-namespace {
-
-void add_inplace(float* y, const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
-}
-
-}  // namespace
-
 LlamaModel::LlamaModel(const std::string& dir)
     : config_(load_model_config(dir)), ckpt_(std::make_unique<Checkpoint>(dir)) {
   weights_ = load_llama_weights(*ckpt_, config_);

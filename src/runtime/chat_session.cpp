@@ -3,15 +3,13 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/clock.h"
 #include "core/error.h"
 
 namespace awq {
 
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // Length of the longest suffix of `text` that is a proper prefix of one of `stops`: text that
 // must be held back because the next token may complete a stop string.

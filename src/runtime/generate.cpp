@@ -3,15 +3,10 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/clock.h"
 #include "core/error.h"
 
 namespace awq {
-
-namespace {
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
 
 GenerateResult generate(LlamaModel& model, ThreadPool& pool, const Tokenizer& tok,
                         const std::vector<int32_t>& prompt, KvCache& cache,

@@ -40,6 +40,10 @@ void rope_rotate_half(float* x, int64_t n, int64_t n_heads, int64_t head_dim, co
   }
 }
 
+void add_inplace(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
 void silu_mul(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];

@@ -19,6 +19,9 @@ void rope_rotate_half(float* x, int64_t n, int64_t n_heads, int64_t head_dim, co
 // out[i] = silu(gate[i]) * up[i]. gate, up, out: [n] (out may alias gate).
 void silu_mul(const float* gate, const float* up, int64_t n, float* out);
 
+// y[i] += x[i] (the residual stream). y, x: [n].
+void add_inplace(float* y, const float* x, int64_t n);
+
 // In-place softmax of x: [n], stable (max subtracted).
 void softmax(float* x, int64_t n);
 
