@@ -503,7 +503,7 @@ void CudaLlama::set_pdl(int mode) {
   impl_->set_pdl(mode);
   impl_->drop_graphs();  // captured with the previous mode's launch attributes
 }
-int CudaLlama::pdl_mode() const { return int(impl_->pdl); }
+int CudaLlama::pdl_mode() const { return pdl_supported() ? int(impl_->pdl) : 0; }
 std::string CudaLlama::device_name() const { return impl_->name; }
 
 void CudaLlama::prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,

@@ -2,6 +2,8 @@
 // this build's device code support it. Contract: pdl.h.
 #include "ops/cuda/pdl.h"
 
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -20,6 +22,8 @@ __global__ void pdl_arch_probe_kernel(int* arch) {
   *arch = __CUDA_ARCH__;
 #endif
 }
+
+std::atomic<bool> launch_failed{false};  // pdl_launch_failed was called
 
 constexpr int kNoOverride = -1;
 thread_local int scope_mode = kNoOverride;
@@ -67,7 +71,16 @@ bool pdl_supported() {
     cudaGetLastError();
     supported = ran && arch >= 900;
   });
-  return supported;
+  return supported && !launch_failed.load(std::memory_order_relaxed);
+}
+
+void pdl_launch_failed(cudaError_t e) {
+  cudaGetLastError();  // the launch error, so that the retry starts clean
+  if (!launch_failed.exchange(true))
+    std::fprintf(stderr,
+                 "warning: a kernel launch with programmatic dependent launch failed (%s: %s); "
+                 "continuing without it (AWQ_CUDA_PDL=0 does the same without this warning)\n",
+                 cudaGetErrorName(e), cudaGetErrorString(e));
 }
 
 PdlMode pdl_mode() {

@@ -29,8 +29,6 @@
 #pragma once
 #include <cuda_runtime.h>
 
-#include <utility>
-
 #include "ops/cuda/cuda_check.h"
 
 namespace awq::cuda {
@@ -46,7 +44,14 @@ PdlMode pdl_mode_from_env();  // parse_pdl_mode(getenv("AWQ_CUDA_PDL")), read on
 // (an sm_80 build JIT-compiled for an H100 has no griddepcontrol instructions: launching it
 // with the attribute would let kernels overlap without waiting). Queried once; false without a
 // device. Call it once outside any graph capture (upload_w4a16 and CudaLlama do).
+// After pdl_launch_failed, false for the rest of the process.
 bool pdl_supported();
+
+// Called by launch_kernel when a launch with the PDL attribute fails: clears the (non-sticky)
+// launch error, prints one warning to stderr naming it, and turns PDL off for the process, so
+// that the launch can be retried without the attribute (a driver or tool that refuses the
+// attribute costs the overlap, not the run).
+void pdl_launch_failed(cudaError_t e);
 
 // The mode launches from this thread use now: the innermost PdlScope's; Off outside any scope
 // (PDL is opt-in: callers other than the engine, e.g. the GPU AWQ search, whose kernels may
@@ -84,9 +89,10 @@ inline bool pdl_launch(cudaStream_t s) { return s != nullptr && pdl_mode() != Pd
 
 // kernel<<<l.grid, l.block, l.smem, l.stream>>>(args...) through cudaLaunchKernelEx, with the
 // programmatic-stream-serialization attribute where pdl_launch(l.stream) and l.pdl, and a
-// cluster dimension where l.cluster_z > 1. Throws awq::Error (AWQ_CUDA_CHECK) on failure.
+// cluster dimension where l.cluster_z > 1. A launch that fails with the PDL attribute is
+// retried once without it (pdl_launch_failed); other failures throw awq::Error (AWQ_CUDA_CHECK).
 template <class... Params, class... Args>
-void launch_kernel(const LaunchShape& l, void (*kernel)(Params...), Args&&... args) {
+void launch_kernel(const LaunchShape& l, void (*kernel)(Params...), const Args&... args) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = l.grid;
   cfg.blockDim = l.block;
@@ -101,14 +107,22 @@ void launch_kernel(const LaunchShape& l, void (*kernel)(Params...), Args&&... ar
     attr[n].val.clusterDim.z = l.cluster_z;
     ++n;
   }
-  if (l.pdl && pdl_launch(l.stream)) {
+  const bool with_pdl = l.pdl && pdl_launch(l.stream);
+  if (with_pdl) {  // last, so that dropping it leaves the cluster attribute
     attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[n].val.programmaticStreamSerializationAllowed = 1;
     ++n;
   }
   cfg.attrs = n ? attr : nullptr;
   cfg.numAttrs = n;
-  AWQ_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+  cudaError_t launched = cudaLaunchKernelEx(&cfg, kernel, args...);
+  if (launched != cudaSuccess && with_pdl) {
+    pdl_launch_failed(launched);
+    cfg.numAttrs = n - 1;
+    cfg.attrs = n - 1 ? attr : nullptr;
+    launched = cudaLaunchKernelEx(&cfg, kernel, args...);
+  }
+  AWQ_CUDA_CHECK(launched);
 }
 
 }  // namespace awq::cuda
