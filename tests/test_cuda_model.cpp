@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -25,6 +27,7 @@
 #include "ops/cuda/cuda_llama.h"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/cuda_sequence.h"
+#include "ops/cuda/pdl.h"
 #include "quant/quantize_model.h"
 #include "runtime/perplexity.h"
 #include "runtime/sampler.h"
@@ -357,6 +360,87 @@ TEST_F(CudaTest, AwqCheckpointPerplexityMatchesCpu) {
   // a broken W4A16 path (wrong nibble order, zero point or group) costs far more.
   EXPECT_GT(ppl / ppl_fp, 0.995) << ppl << " vs fp " << ppl_fp;
   EXPECT_LT(ppl / ppl_fp, 1.05) << ppl << " vs fp " << ppl_fp;
+}
+
+// Programmatic dependent launch (ops/cuda/pdl.h) changes when kernels start, never what they
+// compute: with PDL off, on, and on with the W4A16 L2 prefetch, the engine must give the same
+// logits bit for bit (same kernels, same order of arithmetic). An RTN W4 checkpoint of the tiny
+// model runs the W4A16 kernels (prefill: tiled GEMM; decode: register-streaming) besides the
+// engine's own; slot 0 has 300 cached tokens, so decode uses several attention splits and the
+// combine kernel; decode steps 2.. replay CUDA graphs captured with the mode's launch attributes.
+// A kernel reading before its wait would read the previous kernel's buffers too early: the
+// NaN-free, identical logits are the check (on an sm_80 build or device every mode runs as 0).
+TEST_F(CudaTest, PdlOnOffBitIdentical) {
+  test::TempDir tmp;
+  QuantizeOptions qo;
+  qo.model_dir = tiny_model_dir();
+  qo.out_dir = tmp.file("rtn");
+  qo.method = "rtn";
+  ThreadPool pool(ThreadPool::default_threads());
+  quantize_model(pool, qo);
+  const LlamaModel awq_model(qo.out_dir);
+  const Tokenizer tok = Tokenizer::load(tiny_model_dir());
+  std::vector<int32_t> long_ids = tok.encode(test::read_text(test::shared_path("data/val.txt")).substr(0, 3000), true);
+  ASSERT_GE(long_ids.size(), 300u);
+  long_ids.resize(300);
+  const auto& greedy = tiny_reference()["greedy"];
+  std::vector<std::vector<int32_t>> prompts = {long_ids};
+  for (size_t i = 0; i + 1 < greedy.size() && prompts.size() < 3; ++i)
+    prompts.push_back(greedy[i]["prompt_ids"].get<std::vector<int32_t>>());
+  const int B = int(prompts.size());
+  constexpr int kSteps = 6;
+
+  struct Run {
+    std::vector<float> prefill, decode;  // slot 0's prompt logits; every decode step's [B, vocab]
+    std::vector<int32_t> greedy;         // decode_greedy's ids
+    int mode = 0;
+  };
+  auto run = [&](int mode) {
+    Run r;
+    cuda::CudaLlamaOptions o;
+    o.slots = B;
+    o.ctx = 512;
+    o.pdl = mode;
+    cuda::CudaLlama llm(awq_model.config(), awq_model.weights(), o);
+    r.mode = llm.pdl_mode();
+    std::vector<float> logits;
+    std::vector<int32_t> next(static_cast<size_t>(B));
+    for (int b = 0; b < B; ++b) {
+      const auto& ids = prompts[size_t(b)];
+      llm.prefill(b, ids.data(), int64_t(ids.size()), b == 0, logits);
+      if (b == 0) r.prefill = logits;
+      next[size_t(b)] = argmax(logits.data() + logits.size() - size_t(awq_model.config().vocab_size),
+                               awq_model.config().vocab_size);
+    }
+    for (int step = 0; step < kSteps; ++step) {
+      llm.decode(next.data(), B, logits);
+      r.decode.insert(r.decode.end(), logits.begin(), logits.end());
+      for (int b = 0; b < B; ++b)
+        next[size_t(b)] = argmax(logits.data() + size_t(b) * size_t(awq_model.config().vocab_size),
+                                 awq_model.config().vocab_size);
+    }
+    for (int step = 0; step < kSteps; ++step) {
+      llm.decode_greedy(next.data(), B, next.data());
+      r.greedy.insert(r.greedy.end(), next.begin(), next.end());
+    }
+    EXPECT_TRUE(llm.graph_used()) << "mode " << mode;
+    return r;
+  };
+  const Run off = run(0);
+  for (float v : off.decode) ASSERT_TRUE(std::isfinite(v)) << "PDL off gave a non-finite logit";
+  std::printf("[ note     ] programmatic dependent launch %s on this device/build\n",
+              cuda::pdl_supported() ? "available: modes 1 and 2 compared with 0" : "unavailable: every mode runs as 0");
+  for (int mode : {1, 2}) {
+    const Run on = run(mode);
+    EXPECT_EQ(on.mode, cuda::pdl_supported() ? mode : 0);
+    ASSERT_EQ(on.prefill.size(), off.prefill.size());
+    ASSERT_EQ(on.decode.size(), off.decode.size());
+    EXPECT_EQ(std::memcmp(on.prefill.data(), off.prefill.data(), off.prefill.size() * 4), 0)
+        << "prefill logits differ, PDL mode " << mode;
+    EXPECT_EQ(std::memcmp(on.decode.data(), off.decode.data(), off.decode.size() * 4), 0)
+        << "decode logits differ, PDL mode " << mode;
+    EXPECT_EQ(on.greedy, off.greedy) << "greedy ids differ, PDL mode " << mode;
+  }
 }
 
 TEST_F(CudaTest, BadInputsThrow) {

@@ -20,6 +20,8 @@
 #include "core/thread_pool.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16.h"
 #include "ops/cuda/w4a16_kernels.h"
 #include "quant/autoawq_pack.h"
@@ -340,6 +342,158 @@ TEST(CudaW4A16, SplitKIsDeterministic) {
     }
   }
   cuda::free_w4a16(w);
+}
+
+// Programmatic dependent launch (ops/cuda/pdl.h) with the W4A16 kernels' early weight loads:
+// a chain as in the decode step, on a created stream (PDL applies there): add_rmsnorm writes h,
+// w4a16_linear reads it and writes y, and for square shapes a second w4a16_linear reads y and
+// writes y2, eagerly and replayed from a CUDA graph, with PDL off (0), on (1) and on with the L2
+// prefetch (2). h, y and y2 are poisoned with NaN first, so a kernel that read its input before
+// its producer had finished would propagate NaN. Checks: every mode gives the same bits as mode
+// 0 (the kernels' arithmetic and its order do not depend on the mode), and y, y2 are within the
+// usual nmse bound of matmul_ref on the h, y that the GPU produced.
+struct PdlChain {
+  const RandomAwq& a;
+  int64_t max_m;
+  cudaStream_t s = nullptr;
+  cuda::W4A16Weight w{};
+  DeviceBuffer x0, norm, h, y, y2;  // [max_m, k] f32, [k] f32, [max_m, k], [max_m, n], [max_m, n] fp16
+  PdlChain(const RandomAwq& a_, int64_t max_m_)
+      : a(a_), max_m(max_m_), x0(size_t(max_m_ * a_.k) * 4), norm(size_t(a_.k) * 4),
+        h(size_t(max_m_ * a_.k) * 2), y(size_t(max_m_ * a_.n) * 2), y2(size_t(max_m_ * a_.n) * 2) {
+    AWQ_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    w = cuda::upload_w4a16(a.awq(), a.n, a.k, s);
+    std::mt19937 rng(uint32_t(a.n + a.k));
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::uniform_real_distribution<float> ud(0.5f, 1.5f);
+    std::vector<float> xv(static_cast<size_t>(max_m * a.k)), nv(static_cast<size_t>(a.k));
+    for (auto& v : xv) v = nd(rng);
+    for (auto& v : nv) v = ud(rng);
+    AWQ_CUDA_CHECK(cudaMemcpy(x0.p, xv.data(), xv.size() * 4, cudaMemcpyHostToDevice));
+    AWQ_CUDA_CHECK(cudaMemcpy(norm.p, nv.data(), nv.size() * 4, cudaMemcpyHostToDevice));
+  }
+  ~PdlChain() {
+    cuda::free_w4a16(w);
+    cudaStreamDestroy(s);
+  }
+  bool square() const { return a.n == a.k; }
+  void enqueue(int64_t m) {
+    cuda::add_rmsnorm(static_cast<float*>(x0.p), nullptr, static_cast<const float*>(norm.p), m, a.k, 1e-5f, h.h(), s);
+    cuda::w4a16_linear(w, h.h(), m, nullptr, y.h(), s);
+    if (square()) cuda::w4a16_linear(w, y.h(), m, nullptr, y2.h(), s);
+  }
+  struct Out {
+    std::vector<uint16_t> h, y, y2;
+  };
+  Out run(int64_t m, cuda::PdlMode mode, bool graph) {
+    AWQ_CUDA_CHECK(cudaMemsetAsync(h.p, 0xFF, size_t(max_m * a.k) * 2, s));
+    AWQ_CUDA_CHECK(cudaMemsetAsync(y.p, 0xFF, size_t(max_m * a.n) * 2, s));
+    AWQ_CUDA_CHECK(cudaMemsetAsync(y2.p, 0xFF, size_t(max_m * a.n) * 2, s));
+    AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
+    {
+      const cuda::PdlScope scope(mode);
+      if (graph) {
+        cudaGraph_t g = nullptr;
+        cudaGraphExec_t ge = nullptr;
+        AWQ_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+        enqueue(m);
+        AWQ_CUDA_CHECK(cudaStreamEndCapture(s, &g));
+        AWQ_CUDA_CHECK(cudaGraphInstantiate(&ge, g, 0));
+        AWQ_CUDA_CHECK(cudaGraphLaunch(ge, s));
+        AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
+        cudaGraphExecDestroy(ge);
+        cudaGraphDestroy(g);
+      } else {
+        enqueue(m);
+      }
+    }
+    AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
+    Out o;
+    o.h.resize(static_cast<size_t>(m * a.k));
+    o.y.resize(static_cast<size_t>(m * a.n));
+    AWQ_CUDA_CHECK(cudaMemcpy(o.h.data(), h.p, o.h.size() * 2, cudaMemcpyDeviceToHost));
+    AWQ_CUDA_CHECK(cudaMemcpy(o.y.data(), y.p, o.y.size() * 2, cudaMemcpyDeviceToHost));
+    if (square()) {
+      o.y2.resize(o.y.size());
+      AWQ_CUDA_CHECK(cudaMemcpy(o.y2.data(), y2.p, o.y2.size() * 2, cudaMemcpyDeviceToHost));
+    }
+    return o;
+  }
+};
+
+// Runs the chain for every m in ms (each <= max_m) and mode, eager and graph; returns the worst nmse.
+void check_pdl_chain(const RandomAwq& a, const std::vector<int64_t>& ms, WorstNmse& worst) {
+  const int64_t max_m = *std::max_element(ms.begin(), ms.end());
+  PdlChain chain(a, max_m);
+  // h rows do not depend on m (one block per row): the reference for y is computed once, on
+  // max_m rows of h, and each m is checked against its first m rows.
+  const PdlChain::Out full = chain.run(max_m, cuda::PdlMode::Off, false);
+  std::vector<float> ref_y(static_cast<size_t>(max_m * a.n));
+  matmul_ref(ref_pool(), widen(full.h).data(), max_m, a.matrix(), nullptr, ref_y.data());
+  for (int64_t m : ms) {
+    const PdlChain::Out base = chain.run(m, cuda::PdlMode::Off, false);
+    ASSERT_EQ(std::memcmp(base.h.data(), full.h.data(), base.h.size() * 2), 0) << "h rows depend on m=" << m;
+    const std::vector<float> ref_m(ref_y.begin(), ref_y.begin() + m * a.n);
+    EXPECT_LE(worst(normalised_mse(base.y, ref_m)), kMaxNmse) << "y, n=" << a.n << " k=" << a.k << " m=" << m;
+    if (chain.square()) {
+      std::vector<float> ref2(static_cast<size_t>(m * a.n));
+      matmul_ref(ref_pool(), widen(base.y).data(), m, a.matrix(), nullptr, ref2.data());
+      EXPECT_LE(worst(normalised_mse(base.y2, ref2)), kMaxNmse) << "y2, n=" << a.n << " m=" << m;
+    }
+    for (cuda::PdlMode mode : {cuda::PdlMode::Off, cuda::PdlMode::On, cuda::PdlMode::OnL2Prefetch}) {
+      for (bool graph : {false, true}) {
+        const PdlChain::Out o = chain.run(m, mode, graph);
+        const std::string what = "PDL mode " + std::to_string(int(mode)) + (graph ? " (graph)" : " (eager)") +
+                                 " n=" + std::to_string(a.n) + " k=" + std::to_string(a.k) +
+                                 " group=" + std::to_string(a.group) + " m=" + std::to_string(m);
+        EXPECT_EQ(std::memcmp(o.h.data(), base.h.data(), base.h.size() * 2), 0) << "h differs, " << what;
+        EXPECT_EQ(std::memcmp(o.y.data(), base.y.data(), base.y.size() * 2), 0) << "y differs, " << what;
+        if (chain.square()) {
+          EXPECT_EQ(std::memcmp(o.y2.data(), base.y2.data(), base.y2.size() * 2), 0) << "y2 differs, " << what;
+        }
+      }
+    }
+  }
+}
+
+void note_pdl() {
+  std::printf("[ note     ] programmatic dependent launch %s on this device/build\n",
+              cuda::pdl_supported() ? "available: modes 1 and 2 ran with it"
+                                    : "NOT available: every mode ran as 0 (no overlap tested)");
+}
+
+// Small shapes (also under compute-sanitizer memcheck): a padded row tile (n 264), 7 chunks;
+// a square one with group 32 (params change inside a chunk) for the W4A16 -> W4A16 link; m 1..8
+// (register-streaming kernels), 16 and 70 (tiled GEMM).
+TEST(CudaW4A16, PdlChainSmallShapes) {
+  SKIP_WITHOUT_GPU();
+  WorstNmse worst{"PDL chains (rmsnorm -> W4A16 [-> W4A16]), modes 0/1/2, eager and graph, n 264 k 448 g64 and 448 x 448 g32, m = 1..8, 16, 70"};
+  const std::vector<int64_t> ms = {1, 2, 3, 4, 5, 6, 7, 8, 16, 70};
+  check_pdl_chain(RandomAwq(264, 448, 64, 4, 61), ms, worst);
+  check_pdl_chain(RandomAwq(448, 448, 32, 4, 62), ms, worst);
+  note_pdl();
+}
+
+// The Llama-2-7B shapes at decode sizes (m = 1..8: the register-streaming kernels, whose two
+// register stages are loaded before the wait; 16: the tiled GEMM).
+TEST(CudaW4A16, PdlChainLlama2_7BShapes) {
+  SKIP_WITHOUT_GPU();
+  WorstNmse worst{"PDL chains, Llama-2-7B shapes (4096x4096 twice, 12288x4096, 22016x4096, 4096x11008), modes 0/1/2, m = 1..8, 16"};
+  const std::vector<int64_t> ms = {1, 2, 3, 4, 5, 6, 7, 8, 16};
+  struct Shape { int64_t n, k; };
+  for (const Shape sh : {Shape{4096, 4096}, Shape{12288, 4096}, Shape{22016, 4096}, Shape{4096, 11008}})
+    check_pdl_chain(RandomAwq(sh.n, sh.k, 128, 4, uint32_t(sh.n + 3 * sh.k)), ms, worst);
+  note_pdl();
+}
+
+// The AWQ_CUDA_PDL parser (no GPU needed).
+TEST(CudaW4A16, PdlSwitchParses) {
+  EXPECT_EQ(cuda::parse_pdl_mode(nullptr), cuda::PdlMode::On);
+  EXPECT_EQ(cuda::parse_pdl_mode(""), cuda::PdlMode::On);
+  EXPECT_EQ(cuda::parse_pdl_mode("1"), cuda::PdlMode::On);
+  EXPECT_EQ(cuda::parse_pdl_mode("0"), cuda::PdlMode::Off);
+  EXPECT_EQ(cuda::parse_pdl_mode("2"), cuda::PdlMode::OnL2Prefetch);
+  EXPECT_AWQ_ERROR(cuda::parse_pdl_mode("on"), {"AWQ_CUDA_PDL='on'", "0", "1", "2"});
 }
 
 // The environment switch's parser (no GPU needed).

@@ -5,7 +5,12 @@
 //                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
 //                                      (every m), * = the one w4a16_linear picks)
 // The table's W4A16 column is w4a16_linear (AWQ_W4A16_KERNEL honoured), "legacy" the
-// register-streaming kernels alone at the same m, "kernel" the one w4a16_linear ran.
+// register-streaming kernels alone at the same m, "kernel" the one w4a16_linear ran; these and
+// the sweep run without programmatic dependent launch (ops/cuda/pdl.h). "PDL us" is the same
+// w4a16_linear graph with PDL (mode 1: each call's launch and first weight stages overlap the
+// previous call's tail), "PDL+L2 us" with mode 2 (plus an L2 prefetch of more weights before
+// the wait); "-" where the device or build has no PDL. Back-to-back linears are the kernels'
+// best case for PDL; in the decode step small kernels sit between them (bench_decode measures that).
 // Method (.library METHOD.md): random data (never zeros); each timed sample replays a CUDA graph
 // of R calls that cycle through enough weight copies to overflow L2, so every call streams its
 // weights from HBM and no launch gap is counted; samples = reps, the median is reported.
@@ -22,6 +27,7 @@
 #include <vector>
 
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16.h"
 #include "ops/cuda/w4a16_kernels.h"
 
@@ -153,9 +159,13 @@ int main(int argc, char** argv) try {
   std::printf("\nW4A16 = w4a16_linear (AWQ_W4A16_KERNEL=%s); legacy = the register-streaming kernels "
               "for the same m; kernel = what w4a16_linear ran (legacy mt/wk/wn/rt or tiled bm x bn)\n",
               path == W4A16Path::Auto ? "auto" : path == W4A16Path::Legacy ? "legacy" : "tiled");
-  std::printf("\n| shape (n x k) | M | cuBLAS FP16 us | W4A16 us | speed-up | W4A16 GB/s | %% of %.0f GB/s | legacy us | kernel |\n",
+  const bool pdl = pdl_supported();
+  std::printf("programmatic dependent launch: %s\n",
+              pdl ? "supported (PDL columns measured)" : "not available on this device/build (PDL columns: -)");
+  std::printf("\n| shape (n x k) | M | cuBLAS FP16 us | W4A16 us | speed-up | W4A16 GB/s | %% of %.0f GB/s | legacy us | kernel | PDL us | PDL+L2 us |\n",
               roof);
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n");
+  const PdlScope no_pdl(PdlMode::Off);  // every timing below but the PDL columns
   const int group = 128;
   for (const Shape& sh : shapes) {
     if (!only.empty() && std::string(sh.what).find(only) == std::string::npos) continue;
@@ -256,6 +266,14 @@ int main(int argc, char** argv) try {
         launch_w4a16(static_cast<const uint4*>(wi.codes), static_cast<const uint2*>(wi.params), x,
                      nullptr, y, n, k, group, m, W4A16Path::Legacy, s);
       });
+      char t_pdl[2][16] = {"-", "-"};
+      for (int p = 0; pdl && p < 2; ++p) {
+        const PdlScope with_pdl(p == 0 ? PdlMode::On : PdlMode::OnL2Prefetch);
+        const float t = time_graph(s, calls, reps, [&](int i) {
+          w4a16_linear(wq[size_t(i % copies_q)], x, m, nullptr, y, s);
+        });
+        std::snprintf(t_pdl[p], sizeof t_pdl[p], "%.2f", t);
+      }
       const double bytes = double(w0.bytes()) + double(m * k * 2) + double(m * n * 2);
       const double gbs = bytes / t4 * 1e-3;
       // Mirrors launch_w4a16's choice (x is cudaMalloc'd: 16-byte aligned).
@@ -269,9 +287,9 @@ int main(int argc, char** argv) try {
         const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n));
         std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d", v.mt, v.wk, v.wn, v.rt);
       }
-      std::printf("| %s %lld x %lld | %lld | %.2f | %.2f | %.2fx | %.0f | %.0f %% | %.2f | %s |\n", sh.what,
+      std::printf("| %s %lld x %lld | %lld | %.2f | %.2f | %.2fx | %.0f | %.0f %% | %.2f | %s | %s | %s |\n", sh.what,
                   (long long)n, (long long)k, (long long)m, t16, t4, t16 / t4, gbs, 100.0 * gbs / roof,
-                  t_legacy, kernel);
+                  t_legacy, kernel, t_pdl[0], t_pdl[1]);
       std::fflush(stdout);
     }
     for (int c = 0; c < copies_q; ++c) free_w4a16(wq[size_t(c)]);

@@ -1,9 +1,14 @@
 // Decode speed of the CUDA engine on a random-weight Llama-2-7B-shape AWQ W4 g128 model
 // (the values do not change the speed; only the shapes and the format do), against the
 // memory-bandwidth roofline measured in the same run.
-//   awq_bench_decode [--batch 1,8,32] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]
-// Per batch B: B sequences are prefilled with `prompt` random tokens, then `gen` greedy decode
-// steps (argmax on the device, the ids copied back each step as generation does) are timed.
+//   awq_bench_decode [--batch 1,8,32] [--pdl 0,1,2] [--rounds 2] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]
+// Per batch B and programmatic-dependent-launch mode (ops/cuda/pdl.h: 0 off, 1 on, 2 on + L2
+// prefetch of the W4A16 weights; modes the device lacks run as 0 and are printed once): B
+// sequences are prefilled with `prompt` random tokens, then `gen` greedy decode steps (argmax on
+// the device, the ids copied back each step as generation does) are timed. Each mode captures
+// its own graphs; the same random tokens are used for every mode of a batch, and the modes are
+// run `rounds` times in turn (0, 1, 2, 0, 1, 2, ...) so that drift shows up as a difference
+// between rounds rather than between modes.
 // Roofline: a step must read every weight once plus the live KV cache, so
 //   roofline tok/s = B * bandwidth / (weight bytes + KV bytes of the step),
 // with bandwidth from a large device-to-device copy (bytes read + written).
@@ -138,7 +143,8 @@ double now() {
 
 int run(int argc, char** argv) {
   std::vector<int> batches = {1, 8, 32};
-  int prompt = 16, gen = 128, warmup = 3;
+  std::vector<int> pdl_modes = {0, 1, 2};
+  int prompt = 16, gen = 128, warmup = 3, rounds = 2;
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -147,18 +153,23 @@ int run(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--batch") batches = parse_list(next());
+    else if (a == "--pdl") pdl_modes = parse_list(next());
+    else if (a == "--rounds") rounds = std::stoi(next());
     else if (a == "--prompt") prompt = std::stoi(next());
     else if (a == "--gen") gen = std::stoi(next());
     else if (a == "--warmup") warmup = std::stoi(next());
     else if (a == "--json") json_path = next();
     else if (a == "--help" || a == "-h") {
-      std::printf("usage: awq_bench_decode [--batch 1,8,32] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]\n");
+      std::printf("usage: awq_bench_decode [--batch 1,8,32] [--pdl 0,1,2] [--rounds 2] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]\n");
       return 0;
     } else {
       throw Error("unknown argument " + a + " (see --help)");
     }
   }
-  if (batches.empty() || prompt < 1 || gen < 1 || warmup < 1) throw Error("bad arguments (see --help)");
+  if (batches.empty() || pdl_modes.empty() || rounds < 1 || prompt < 1 || gen < 1 || warmup < 1)
+    throw Error("bad arguments (see --help)");
+  for (int p : pdl_modes)
+    if (p < 0 || p > 2) throw Error("--pdl " + std::to_string(p) + ": modes are 0, 1 and 2");
   std::string why;
   if (!cuda::cuda_device_available(&why)) throw Error(why);
 
@@ -178,37 +189,57 @@ int run(int argc, char** argv) {
   const int64_t kv_row = int64_t(c.num_layers) * c.kv_dim() * 2 * 2;  // k + v, fp16, all layers
   std::printf("device: %s | copy bandwidth %.0f GB/s | weights read per step %.3f GB | prompt %d, %d decode steps timed\n",
               llm.device_name().c_str(), bw / 1e9, double(wbytes) / 1e9, prompt, gen);
-  std::printf("| batch | tok/s | ms/step | bytes/step (GB) | roofline tok/s | %% of roofline | graph |\n");
-  std::printf("|---:|---:|---:|---:|---:|---:|:---:|\n");
+  std::printf("| batch | PDL | round | tok/s | ms/step | bytes/step (GB) | roofline tok/s | %% of roofline | vs PDL 0 | graph |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n");
   std::string json = "{\"device\": \"" + llm.device_name() + "\", \"bandwidth_Bps\": " + std::to_string(bw) +
                      ", \"weight_bytes\": " + std::to_string(wbytes) + ", \"prompt\": " + std::to_string(prompt) +
                      ", \"gen\": " + std::to_string(gen) + ", \"runs\": [";
   std::mt19937 rng(7);
   std::uniform_int_distribution<int32_t> tokd(3, c.vocab_size - 1);
-  for (size_t bi = 0; bi < batches.size(); ++bi) {
-    const int B = batches[bi];
-    llm.clear_all();
-    std::vector<int32_t> next(static_cast<size_t>(B)), ids(static_cast<size_t>(prompt));
-    std::vector<float> logits;
-    for (int b = 0; b < B; ++b) {
+  bool first_run = true;
+  for (const int B : batches) {
+    // The prompts and first tokens of this batch, the same for every mode.
+    std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(B), std::vector<int32_t>(static_cast<size_t>(prompt)));
+    for (auto& ids : prompts)
       for (auto& t : ids) t = tokd(rng);
-      llm.prefill(b, ids.data(), prompt, false, logits);
-      next[size_t(b)] = argmax(logits.data(), int64_t(logits.size()));
+    for (int round = 1; round <= rounds; ++round) {
+      double tps_off = 0.0;
+      std::vector<int> done;  // effective modes already run for this batch in this round
+      for (const int mode : pdl_modes) {
+        llm.set_pdl(mode);
+        const int eff = llm.pdl_mode();
+        if (std::find(done.begin(), done.end(), eff) != done.end()) {
+          if (round == 1) std::printf("(--pdl %d runs as mode %d on this device/build: not repeated)\n", mode, eff);
+          continue;
+        }
+        done.push_back(eff);
+        llm.clear_all();
+        std::vector<int32_t> next(static_cast<size_t>(B));
+        std::vector<float> logits;
+        for (int b = 0; b < B; ++b) {
+          llm.prefill(b, prompts[size_t(b)].data(), prompt, false, logits);
+          next[size_t(b)] = argmax(logits.data(), int64_t(logits.size()));
+        }
+        for (int i = 0; i < warmup; ++i) llm.decode_greedy(next.data(), B, next.data());
+        const double s0 = now();
+        for (int i = 0; i < gen; ++i) llm.decode_greedy(next.data(), B, next.data());
+        const double secs = now() - s0;
+        const double tps = double(B) * gen / secs;
+        if (eff == 0) tps_off = tps;
+        const double avg_len = prompt + warmup + (gen + 1) / 2.0;  // keys read per sequence, mean over steps
+        const double bytes = double(wbytes) + double(B) * avg_len * double(kv_row);
+        const double roof = double(B) * bw / bytes;
+        char vs_off[32] = "-";
+        if (tps_off > 0.0 && eff != 0) std::snprintf(vs_off, sizeof vs_off, "%.3fx", tps / tps_off);
+        std::printf("| %d | %d | %d | %.1f | %.3f | %.3f | %.1f | %.1f %% | %s | %s |\n", B, eff, round, tps, secs / gen * 1e3,
+                    bytes / 1e9, roof, 100.0 * tps / roof, vs_off, llm.graph_used() ? "yes" : "no");
+        std::fflush(stdout);
+        json += std::string(first_run ? "" : ", ") + "{\"batch\": " + std::to_string(B) + ", \"pdl\": " +
+                std::to_string(eff) + ", \"round\": " + std::to_string(round) + ", \"tok_s\": " + std::to_string(tps) + ", \"bytes_per_step\": " +
+                std::to_string(bytes) + ", \"roofline_tok_s\": " + std::to_string(roof) + "}";
+        first_run = false;
+      }
     }
-    for (int i = 0; i < warmup; ++i) llm.decode_greedy(next.data(), B, next.data());
-    const double s0 = now();
-    for (int i = 0; i < gen; ++i) llm.decode_greedy(next.data(), B, next.data());
-    const double secs = now() - s0;
-    const double tps = double(B) * gen / secs;
-    const double avg_len = prompt + warmup + (gen + 1) / 2.0;  // keys read per sequence, mean over steps
-    const double bytes = double(wbytes) + double(B) * avg_len * double(kv_row);
-    const double roof = double(B) * bw / bytes;
-    std::printf("| %d | %.1f | %.3f | %.3f | %.1f | %.1f %% | %s |\n", B, tps, secs / gen * 1e3,
-                bytes / 1e9, roof, 100.0 * tps / roof, llm.graph_used() ? "yes" : "no");
-    std::fflush(stdout);
-    json += std::string(bi ? ", " : "") + "{\"batch\": " + std::to_string(B) + ", \"tok_s\": " +
-            std::to_string(tps) + ", \"bytes_per_step\": " + std::to_string(bytes) +
-            ", \"roofline_tok_s\": " + std::to_string(roof) + "}";
   }
   json += "]}\n";
   if (!json_path.empty()) {

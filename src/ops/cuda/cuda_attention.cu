@@ -5,10 +5,15 @@
 #include <string>
 
 #include "core/error.h"
+#include "ops/cuda/pdl.h"
+#include "ops/cuda/pdl_device.cuh"
 
 namespace awq::cuda {
 
 namespace {
+
+using pdl_device::pdl_trigger;
+using pdl_device::pdl_wait;
 
 constexpr int kWarp = 32;
 // Warps per block (each walks every NW-th pair of keys of the chunk): 8, or 4 where 8 would
@@ -63,6 +68,8 @@ template <int HD, int HPB, int NW = warps_for(HD, HPB)>
 __global__ void __launch_bounds__(NW * kWarp)
     attention_kernel(const __half* q, int64_t q_stride, AttentionDims d, KvCacheView kv,
                      int n_splits, float scale, float* part, __half* out) {
+  pdl_wait();  // q, the cache and pos/slot are written by earlier kernels and copies (pdl.h)
+  pdl_trigger();
   constexpr int EPL = HD / kWarp;
   __shared__ float s_m[NW][HPB], s_l[NW][HPB];
   __shared__ float s_acc[NW][HPB][HD];
@@ -147,6 +154,8 @@ __global__ void __launch_bounds__(NW * kWarp)
 // grid: (n_heads, rows); block: HD threads. out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s - M).
 template <int HD>
 __global__ void combine_kernel(const float* part, int n_heads, int n_splits, __half* out) {
+  pdl_wait();  // the partials of attention_kernel (pdl.h)
+  pdl_trigger();
   const int head = blockIdx.x, e = threadIdx.x;
   const int64_t r = blockIdx.y, rows = gridDim.y;
   const int64_t idx0 = (r * n_heads + head) * n_splits;
@@ -176,16 +185,17 @@ void launch(const __half* q, int64_t q_stride, int64_t rows, const AttentionDims
   const int hpb = heads_per_block(d);
   const dim3 grid(unsigned(n_splits), unsigned(d.n_heads / hpb), unsigned(rows));
   const float scale = float(1.0 / std::sqrt(double(HD)));
+  const LaunchShape shape{grid, dim3(unsigned(warps_for(HD, hpb) * kWarp)), 0, s};
   switch (hpb) {
-    case 8: attention_kernel<HD, 8><<<grid, warps_for(HD, 8) * kWarp, 0, s>>>(q, q_stride, d, kv, n_splits, scale, scratch, out); break;
-    case 4: attention_kernel<HD, 4><<<grid, warps_for(HD, 4) * kWarp, 0, s>>>(q, q_stride, d, kv, n_splits, scale, scratch, out); break;
-    case 2: attention_kernel<HD, 2><<<grid, warps_for(HD, 2) * kWarp, 0, s>>>(q, q_stride, d, kv, n_splits, scale, scratch, out); break;
-    default: attention_kernel<HD, 1><<<grid, warps_for(HD, 1) * kWarp, 0, s>>>(q, q_stride, d, kv, n_splits, scale, scratch, out); break;
+    case 8: launch_kernel(shape, attention_kernel<HD, 8>, q, q_stride, d, kv, n_splits, scale, scratch, out); break;
+    case 4: launch_kernel(shape, attention_kernel<HD, 4>, q, q_stride, d, kv, n_splits, scale, scratch, out); break;
+    case 2: launch_kernel(shape, attention_kernel<HD, 2>, q, q_stride, d, kv, n_splits, scale, scratch, out); break;
+    default: launch_kernel(shape, attention_kernel<HD, 1>, q, q_stride, d, kv, n_splits, scale, scratch, out); break;
   }
   check_launch("attention");
   if (n_splits > 1) {
-    combine_kernel<HD><<<dim3(unsigned(d.n_heads), unsigned(rows)), HD, 0, s>>>(scratch, d.n_heads,
-                                                                               n_splits, out);
+    launch_kernel({dim3(unsigned(d.n_heads), unsigned(rows)), dim3(HD), 0, s}, combine_kernel<HD>, scratch,
+                  d.n_heads, n_splits, out);
     check_launch("attention combine");
   }
 }

@@ -17,6 +17,7 @@
 #include "ops/cuda/cuda_attention.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/cuda_ops.h"
+#include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16.h"
 
 namespace awq::cuda {
@@ -196,6 +197,20 @@ struct CudaLlama::Impl {
   };
   std::map<std::tuple<int, bool, int>, Graph> graphs;  // (batch, greedy, attention splits)
   bool graph_used = false;
+  PdlMode pdl = PdlMode::On;  // what forward passes launch with (PdlScope; Off where unsupported)
+
+  void set_pdl(int mode) {
+    if (mode < -1 || mode > 2)
+      throw Error("CudaLlama: pdl mode " + std::to_string(mode) + " is not -1 (AWQ_CUDA_PDL), 0, 1 or 2");
+    pdl = mode < 0 ? pdl_mode_from_env() : PdlMode(mode);
+    if (!pdl_supported()) pdl = PdlMode::Off;
+  }
+  void drop_graphs() {
+    if (s) ok(cudaStreamSynchronize(s), "finishing the decode steps");
+    for (auto& [key, g] : graphs)
+      if (g.exec) cudaGraphExecDestroy(g.exec);
+    graphs.clear();
+  }
 
   int32_t* d_tok() const { return ints.get(); }
   int32_t* d_pos() const { return ints.get() + R; }
@@ -280,6 +295,7 @@ struct CudaLlama::Impl {
   }
 
   void run_decode(const int32_t* tokens, int B, bool greedy) {
+    const PdlScope pdl_scope(pdl);  // the kernels launched (or captured) below
     if (B < 1 || B > opt.slots)
       throw Error("decode batch " + std::to_string(B) + " is outside 1.." + std::to_string(opt.slots));
     check_tokens(tokens, B);
@@ -333,6 +349,7 @@ struct CudaLlama::Impl {
   // Prefill of `slot` in chunks; per chunk `after(c0, rows)` enqueues the output work.
   template <class After>
   void run_prefill(int slot, const int32_t* tokens, int64_t n, After after) {
+    const PdlScope pdl_scope(pdl);
     if (n <= 0) throw Error("forward: no tokens to run");
     check_tokens(tokens, n);
     check_room(slot, n);
@@ -395,6 +412,8 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
   ok(cudaGetDeviceProperties(&prop, dev), "cudaGetDeviceProperties");
   m.sms = prop.multiProcessorCount;
   m.name = prop.name;
+  pdl_supported();  // its probe runs here, outside any graph capture
+  m.set_pdl(opt.pdl);
   ok(cudaStreamCreateWithFlags(&m.s, cudaStreamNonBlocking), "cudaStreamCreate");
   ok(cublasCreate(&m.blas), "cublasCreate");
   ok(cublasSetStream(m.blas, m.s), "cublasSetStream");
@@ -480,6 +499,11 @@ void CudaLlama::clear(int slot) { impl_->n_past.at(size_t(slot)) = 0; }
 void CudaLlama::clear_all() { std::fill(impl_->n_past.begin(), impl_->n_past.end(), 0); }
 int64_t CudaLlama::weight_bytes_per_step() const { return impl_->weight_bytes; }
 bool CudaLlama::graph_used() const { return impl_->graph_used; }
+void CudaLlama::set_pdl(int mode) {
+  impl_->set_pdl(mode);
+  impl_->drop_graphs();  // captured with the previous mode's launch attributes
+}
+int CudaLlama::pdl_mode() const { return pdl_supported() ? int(impl_->pdl) : 0; }
 std::string CudaLlama::device_name() const { return impl_->name; }
 
 void CudaLlama::prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,

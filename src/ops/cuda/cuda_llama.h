@@ -24,6 +24,10 @@ struct CudaLlamaOptions {
   int64_t ctx = 2048;       // positions per sequence
   int64_t prefill_chunk = 512;  // prompt tokens run per forward pass at most
   bool use_graphs = true;   // capture the decode step into a CUDA graph
+  // Programmatic dependent launch of the step's kernels (ops/cuda/pdl.h; sm_90+ only, ignored
+  // elsewhere): -1 = the environment's AWQ_CUDA_PDL (default 1), 0 = off, 1 = on, 2 = on with
+  // an L2 prefetch of the W4A16 weights. Results are bit-identical in every mode.
+  int pdl = -1;
 };
 
 class CudaLlama {
@@ -62,6 +66,11 @@ class CudaLlama {
   int64_t weight_bytes_per_step() const;
   // True once a decode step ran from a captured graph.
   bool graph_used() const;
+  // Changes the programmatic-dependent-launch mode (as CudaLlamaOptions::pdl; -1 = the
+  // environment's) for later steps; captured graphs are dropped (re-captured on later steps).
+  void set_pdl(int mode);
+  // The mode the kernels actually launch with: 0 where the device or build lacks PDL (sm_80).
+  int pdl_mode() const;
   std::string device_name() const;
 
  private:

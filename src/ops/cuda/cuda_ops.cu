@@ -6,10 +6,15 @@
 #include <string>
 
 #include "core/error.h"
+#include "ops/cuda/pdl.h"
+#include "ops/cuda/pdl_device.cuh"
 
 namespace awq::cuda {
 
 namespace {
+
+using pdl_device::pdl_trigger;
+using pdl_device::pdl_wait;
 
 constexpr int kWarp = 32;
 
@@ -46,6 +51,8 @@ __device__ float block_max(float v, float* shared32) {
 
 // grid: rows; x[r] = table[ids[r]]
 __global__ void embed_kernel(const __half* table, const int32_t* ids, int64_t d, float* x) {
+  pdl_wait();  // everything below reads what earlier kernels wrote (pdl.h)
+  pdl_trigger();
   const int64_t r = blockIdx.x;
   const __half* src = table + int64_t(ids[r]) * d;
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) x[r * d + j] = __half2float(src[j]);
@@ -54,6 +61,8 @@ __global__ void embed_kernel(const __half* table, const int32_t* ids, int64_t d,
 // grid: rows. Scalar version (any d).
 __global__ void add_rmsnorm_kernel(float* x, const __half* delta, const float* w, int64_t d,
                                    float eps, __half* h) {
+  pdl_wait();  // everything below reads what earlier kernels wrote (pdl.h)
+  pdl_trigger();
   __shared__ float red[32];
   float* xr = x + int64_t(blockIdx.x) * d;
   float ss = 0.0f;
@@ -73,6 +82,8 @@ __global__ void add_rmsnorm_kernel(float* x, const __half* delta, const float* w
 // grid: rows. d % 4 == 0: 16-byte x / w and 8-byte delta / h accesses.
 __global__ void add_rmsnorm4_kernel(float* x, const __half* delta, const float* w, int64_t d,
                                     float eps, __half* h) {
+  pdl_wait();  // everything below reads what earlier kernels wrote (pdl.h)
+  pdl_trigger();
   __shared__ float red[32];
   const int64_t d4 = d / 4;
   float4* xr = reinterpret_cast<float4*>(x + int64_t(blockIdx.x) * d);
@@ -109,6 +120,8 @@ constexpr int kRopeWarps = 8;  // heads per block of qk_norm_rope_store_kernel
 __global__ void qk_norm_rope_store_kernel(__half* qkv, int n_heads, int n_kv, int hd,
                                           const float2* cos_sin, const float* q_norm,
                                           const float* k_norm, float eps, KvCacheView kv) {
+  pdl_wait();  // everything below reads what earlier kernels wrote (pdl.h)
+  pdl_trigger();
   const int64_t r = blockIdx.x;
   const int lane = threadIdx.x % kWarp;
   const int head = blockIdx.y * kRopeWarps + threadIdx.x / kWarp;
@@ -150,6 +163,8 @@ __global__ void qk_norm_rope_store_kernel(__half* qkv, int n_heads, int n_kv, in
 }
 
 __global__ void silu_mul_kernel(const __half* gu, int64_t rows, int64_t ff, __half* out) {
+  pdl_wait();  // everything below reads what earlier kernels wrote (pdl.h)
+  pdl_trigger();
   const int64_t n = rows * ff;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -161,6 +176,8 @@ __global__ void silu_mul_kernel(const __half* gu, int64_t rows, int64_t ff, __ha
 
 // grid: rows, block: 1024
 __global__ void argmax_kernel(const float* logits, int64_t vocab, int32_t* ids) {
+  pdl_wait();  // everything below reads what earlier kernels wrote (pdl.h)
+  pdl_trigger();
   __shared__ float sv[32];
   __shared__ int64_t si[32];
   const float* l = logits + int64_t(blockIdx.x) * vocab;
@@ -186,6 +203,8 @@ __global__ void argmax_kernel(const float* logits, int64_t vocab, int32_t* ids) 
 
 // grid: rows, block: 1024
 __global__ void nll_kernel(const float* logits, const int32_t* target, int64_t vocab, float* nll) {
+  pdl_wait();  // everything below reads what earlier kernels wrote (pdl.h)
+  pdl_trigger();
   __shared__ float red[32];
   const float* l = logits + int64_t(blockIdx.x) * vocab;
   float mx = -FLT_MAX;
@@ -208,7 +227,8 @@ void check_launch(const char* what) {
 void embed_rows(const __half* table, const int32_t* ids, int64_t rows, int64_t d, float* x,
                 cudaStream_t s) {
   if (rows <= 0) return;
-  embed_kernel<<<unsigned(rows), 256, 0, s>>>(table, ids, d, x);
+  // The first kernel of a forward pass follows the copy of the token ids: no PDL attribute.
+  launch_kernel({dim3(unsigned(rows)), dim3(256), 0, s, 1, /*pdl=*/false}, embed_kernel, table, ids, d, x);
   check_launch("embed_rows");
 }
 
@@ -217,9 +237,9 @@ void add_rmsnorm(float* x, const __half* delta, const float* w, int64_t rows, in
   if (rows <= 0) return;
   if (d % 4 == 0) {
     const int threads = int(std::min<int64_t>(1024, (d / 4 + kWarp - 1) / kWarp * kWarp));
-    add_rmsnorm4_kernel<<<unsigned(rows), threads, 0, s>>>(x, delta, w, d, eps, h);
+    launch_kernel({dim3(unsigned(rows)), dim3(unsigned(threads)), 0, s}, add_rmsnorm4_kernel, x, delta, w, d, eps, h);
   } else {
-    add_rmsnorm_kernel<<<unsigned(rows), 256, 0, s>>>(x, delta, w, d, eps, h);
+    launch_kernel({dim3(unsigned(rows)), dim3(256), 0, s}, add_rmsnorm_kernel, x, delta, w, d, eps, h);
   }
   check_launch("add_rmsnorm");
 }
@@ -241,8 +261,8 @@ void qk_norm_rope_store(__half* qkv, int64_t rows, int n_heads, int n_kv_heads, 
                         const KvCacheView& kv, cudaStream_t s) {
   if (rows <= 0) return;
   const dim3 grid(unsigned(rows), unsigned((n_heads + 2 * n_kv_heads + kRopeWarps - 1) / kRopeWarps));
-  qk_norm_rope_store_kernel<<<grid, kRopeWarps * kWarp, 0, s>>>(qkv, n_heads, n_kv_heads, head_dim,
-                                                                cos_sin, q_norm, k_norm, eps, kv);
+  launch_kernel({grid, dim3(kRopeWarps * kWarp), 0, s}, qk_norm_rope_store_kernel, qkv, n_heads, n_kv_heads,
+                head_dim, cos_sin, q_norm, k_norm, eps, kv);
   check_launch("qk_norm_rope_store");
 }
 
@@ -250,20 +270,20 @@ void silu_mul(const __half* gu, int64_t rows, int64_t ff, __half* out, cudaStrea
   const int64_t n = rows * ff;
   if (n <= 0) return;
   const int64_t blocks = std::min<int64_t>((n + 255) / 256, 65535);
-  silu_mul_kernel<<<unsigned(blocks), 256, 0, s>>>(gu, rows, ff, out);
+  launch_kernel({dim3(unsigned(blocks)), dim3(256), 0, s}, silu_mul_kernel, gu, rows, ff, out);
   check_launch("silu_mul");
 }
 
 void argmax_rows(const float* logits, int64_t rows, int64_t vocab, int32_t* ids, cudaStream_t s) {
   if (rows <= 0) return;
-  argmax_kernel<<<unsigned(rows), 1024, 0, s>>>(logits, vocab, ids);
+  launch_kernel({dim3(unsigned(rows)), dim3(1024), 0, s}, argmax_kernel, logits, vocab, ids);
   check_launch("argmax_rows");
 }
 
 void nll_rows(const float* logits, const int32_t* target, int64_t rows, int64_t vocab, float* nll,
               cudaStream_t s) {
   if (rows <= 0) return;
-  nll_kernel<<<unsigned(rows), 1024, 0, s>>>(logits, target, vocab, nll);
+  launch_kernel({dim3(unsigned(rows)), dim3(1024), 0, s}, nll_kernel, logits, target, vocab, nll);
   check_launch("nll_rows");
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16_kernels.h"
 
 namespace awq::cuda {
@@ -49,6 +50,7 @@ W4A16Weight upload_w4a16(const AwqMatrix& m, int64_t n_out, int64_t k_in, cudaSt
                   static_cast<const __half*>(d_sc), n_out, k_in, g, static_cast<uint4*>(w.codes),
                   static_cast<uint2*>(w.params), s);
     w4a16_prepare_tiled();  // kernel attributes set outside any later graph capture
+    pdl_supported();        // likewise its device probe (ops/cuda/pdl.h)
     AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
   } catch (...) {
     cudaFree(d_qw);

@@ -15,6 +15,8 @@
 #include <type_traits>
 
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/pdl.h"
+#include "ops/cuda/pdl_device.cuh"
 #include "ops/cuda/w4a16_device.cuh"
 
 namespace awq::cuda {
@@ -22,6 +24,7 @@ namespace awq::cuda {
 namespace {
 
 using namespace w4a16_device;
+using namespace pdl_device;
 
 __device__ __forceinline__ int awq_code(const int32_t* qweight, int64_t n, int64_t row, int64_t col) {
   // qweight: [k, n/8]; logical column `row` (an output feature) of input row `col`.
@@ -93,11 +96,18 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
 // flight while the current one is dequantized and multiplied. The B fragments (x) of a tile
 // are loaded once and reused by the RT row tiles.
 // SMALL_GROUP: group < 64, the params change inside a 64-input chunk.
+// Programmatic dependent launch (pdl.h): the weights never depend on the previous kernel, so
+// both register stages of codes and params are loaded BEFORE pdl_wait(), overlapping their DRAM
+// latency with the previous kernel's tail (for k = 4096 and 8 warps splitting K that is every
+// chunk of the block); with prefetch_chunks > 0 (AWQ_CUDA_PDL=2, sm_90) thread 0 also asks for
+// the next prefetch_chunks chunks of each row tile (and all its params) to be brought into L2.
+// x is read and y written only after the wait. The arithmetic and its order do not change.
 template <int MT, int WK, int WN, int RT, bool SMALL_GROUP>
 __global__ void __launch_bounds__(WK * WN * 32)
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
-                     __half* __restrict__ y, int n, int k, int m, int group_tiles_log2) {
+                     __half* __restrict__ y, int n, int k, int m, int group_tiles_log2,
+                     int prefetch_chunks) {
   constexpr int U = (RT * MT >= 8) ? 2 : 4;  // chunks per stage per row tile
   const int lane = threadIdx.x & 31, wk = (threadIdx.x >> 5) % WK, wn = (threadIdx.x >> 5) / WK;
   const int tiles_n = (n + 15) / 16, tn0 = (blockIdx.x * WN + wn) * RT;
@@ -198,9 +208,25 @@ __global__ void __launch_bounds__(WK * WN * 32)
   const int full_chunks = ktiles / 4;  // chunks whose 4 k-tiles are all real
   // A stage starting at c0 is all real when its last chunk c0 + (U - 1) WK is.
   auto stage_full = [&](int c0) { return c0 + (U - 1) * WK < full_chunks; };
+  // Weights only before the wait: stage 0 and stage 1 (the loop's first iteration would load
+  // stage 1 at its top; it skips that load instead).
   load_stage(S0{}, wk);
+  if (wk + kStep < chunks) load_stage(S1{}, wk + kStep);
+  if (prefetch_chunks > 0 && threadIdx.x == 0) {
+    // Chunks [2 kStep, 2 kStep + prefetch_chunks) of each row tile: the ones after both
+    // register stages of every warp (contiguous: a row tile's chunks are consecutive uint4 x 32).
+    const int c_lo = min(2 * kStep, chunks), c_hi = min(chunks, c_lo + prefetch_chunks);
+#pragma unroll
+    for (int r = 0; r < RT; ++r) {
+      const int tn = min(tn0 + r, tiles_n - 1);
+      prefetch_l2(codes + (size_t(tn) * chunks + c_lo) * 32, uint32_t(c_hi - c_lo) * 512u);
+      prefetch_l2(params + size_t(tn) * ngroups * 8, uint32_t(ngroups) * 64u);
+    }
+  }
+  pdl_wait();  // x (and y) belong to earlier kernels (pdl.h)
+  pdl_trigger();
   for (int c0 = wk; c0 < chunks;) {
-    if (c0 + kStep < chunks) load_stage(S1{}, c0 + kStep);
+    if (c0 != wk && c0 + kStep < chunks) load_stage(S1{}, c0 + kStep);
     if (stage_full(c0))
       compute_stage(S0{}, Unchecked{}, c0);
     else
@@ -258,6 +284,8 @@ __global__ void __launch_bounds__(WK * WN * 32)
 
 __global__ void add_bias_kernel(__half* __restrict__ y, const __half* __restrict__ bias, int64_t m,
                                 int64_t n) {
+  pdl_wait();  // y is the previous kernel's output (pdl.h)
+  pdl_trigger();
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= m * n) return;
   y[idx] = __float2half(__half2float(y[idx]) + __half2float(bias[idx % n]));
@@ -265,16 +293,22 @@ __global__ void add_bias_kernel(__half* __restrict__ y, const __half* __restrict
 
 int blocks_for(int64_t items, int threads) { return int((items + threads - 1) / threads); }
 
+// Chunks of 64 inputs per row tile (512 bytes of codes each) the L2 prefetch of AWQ_CUDA_PDL=2
+// asks for beyond the register stages: 16 KB per row tile, 22 MB for the fused gate+up of
+// Llama-2-7B (under half of an H100's L2), the whole of a 4096 x 4096 linear.
+constexpr int kL2PrefetchChunks = 32;
+
 template <int MT, int WK, int WN, int RT>
 void launch(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
             int n, int k, int m, int gl2, cudaStream_t s) {
   const int tiles_n = (n + 15) / 16;
   const dim3 grid((tiles_n + WN * RT - 1) / (WN * RT), (m + 8 * MT - 1) / (8 * MT));
+  const LaunchShape shape{grid, dim3(WK * WN * 32), 0, s};
+  const int prefetch = pdl_launch(s) && pdl_mode() == PdlMode::OnL2Prefetch ? kL2PrefetchChunks : 0;
   if (gl2 < 2)
-    w4a16_mma_kernel<MT, WK, WN, RT, true><<<grid, WK * WN * 32, 0, s>>>(codes, params, x, bias, y, n, k, m, gl2);
+    launch_kernel(shape, w4a16_mma_kernel<MT, WK, WN, RT, true>, codes, params, x, bias, y, n, k, m, gl2, prefetch);
   else
-    w4a16_mma_kernel<MT, WK, WN, RT, false><<<grid, WK * WN * 32, 0, s>>>(codes, params, x, bias, y, n, k, m, gl2);
-  AWQ_CUDA_CHECK_LAUNCH();
+    launch_kernel(shape, w4a16_mma_kernel<MT, WK, WN, RT, false>, codes, params, x, bias, y, n, k, m, gl2, prefetch);
 }
 
 }  // namespace
@@ -346,8 +380,7 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
 
 void launch_add_bias(__half* y, const __half* bias, int64_t m, int64_t n, cudaStream_t s) {
   constexpr int kThreads = 256;
-  add_bias_kernel<<<blocks_for(m * n, kThreads), kThreads, 0, s>>>(y, bias, m, n);
-  AWQ_CUDA_CHECK_LAUNCH();
+  launch_kernel({dim3(unsigned(blocks_for(m * n, kThreads))), dim3(kThreads), 0, s}, add_bias_kernel, y, bias, m, n);
 }
 
 }  // namespace awq::cuda

@@ -42,6 +42,8 @@
 #include <mutex>
 
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/pdl.h"
+#include "ops/cuda/pdl_device.cuh"
 #include "ops/cuda/w4a16_device.cuh"
 #include "ops/cuda/w4a16_kernels.h"
 
@@ -50,6 +52,7 @@ namespace awq::cuda {
 namespace {
 
 using namespace w4a16_device;
+using namespace pdl_device;
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return uint32_t(__cvta_generic_to_shared(p));
@@ -124,8 +127,8 @@ __global__ void __launch_bounds__(WT * WR * 32)
   const int per_split = (chunks + splits - 1) / splits;
   const int c_begin = min(chunks, split * per_split), c_end = min(chunks, c_begin + per_split);
 
-  // Issues the cp.async copies of chunk c (inputs 64c .. 64c + 63) into stage slot `slot`.
-  auto load_stage = [&](int slot, int c) {
+  // Issues the cp.async copies of chunk c's x (inputs 64c .. 64c + 63) into stage slot `slot`.
+  auto load_x_stage = [&](int slot, int c) {
     unsigned char* st = smem + slot * T::kStageBytes;
     __half* xs = reinterpret_cast<__half*>(st);
 #pragma unroll
@@ -138,6 +141,10 @@ __global__ void __launch_bounds__(WT * WR * 32)
       const __half* src = ok ? x + size_t(tok) * size_t(k) + col : x;
       cp_async16(xs + r * 64 + ((g ^ (r & 7)) * 8), src, ok);
     }
+  };
+  // The same for chunk c's weights (codes and params): never written by another kernel.
+  auto load_w_stage = [&](int slot, int c) {
+    unsigned char* st = smem + slot * T::kStageBytes;
     uint4* cs = reinterpret_cast<uint4*>(st + T::kXBytes);
 #pragma unroll
     for (int it = 0; it < cdiv(T::kRowTiles * 32, T::kThreads); ++it) {
@@ -164,6 +171,10 @@ __global__ void __launch_bounds__(WT * WR * 32)
              : reinterpret_cast<const uint4*>(params);
       cp_async16(ps + i, src, ok);
     }
+  };
+  auto load_stage = [&](int slot, int c) {
+    load_x_stage(slot, c);
+    load_w_stage(slot, c);
   };
 
   float acc[RT][TT][4];
@@ -215,9 +226,19 @@ __global__ void __launch_bounds__(WT * WR * 32)
     }
   };
 
+  // Prologue. Programmatic dependent launch (pdl.h): the weights of the first STAGES - 1 chunks
+  // are requested before pdl_wait() (they overlap the previous kernel's tail), x after it. The
+  // weight copies join the first commit group (cp.async groups are "everything issued since the
+  // last commit"), so waiting for group 0 waits for them too: group s still holds everything
+  // chunk c_begin + s needs, as before.
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s)
+    if (c_begin + s < c_end) load_w_stage(s, c_begin + s);
+  pdl_wait();  // x (and y) belong to earlier kernels
+  pdl_trigger();
 #pragma unroll
   for (int s = 0; s < STAGES - 1; ++s) {
-    if (c_begin + s < c_end) load_stage(s, c_begin + s);
+    if (c_begin + s < c_end) load_x_stage(s, c_begin + s);
     cp_async_commit();
   }
   int slot = 0;  // = (c - c_begin) % STAGES
@@ -322,30 +343,18 @@ __global__ void arch_probe_kernel(int* arch) {
 }
 
 template <int TT, int RT, int WT, int WR, int STAGES, bool SMALL_GROUP>
-void launch_tiled_kernel(dim3 grid, int splits, const uint4* codes, const uint2* params,
+void launch_tiled_kernel(const dim3 grid, int splits, const uint4* codes, const uint2* params,
                          const __half* x, const __half* bias, __half* y, int n, int k, int m,
                          int gl2, cudaStream_t s) {
   using T = Tile<TT, RT, WT, WR, STAGES, SMALL_GROUP>;
   auto* kernel = w4a16_tiled_kernel<TT, RT, WT, WR, STAGES, SMALL_GROUP>;
   if (splits == 1) {
-    kernel<<<grid, T::kThreads, T::kPipeBytes, s>>>(codes, params, x, bias, y, n, k, m, gl2);
-    AWQ_CUDA_CHECK_LAUNCH();
+    launch_kernel({grid, dim3(T::kThreads), size_t(T::kPipeBytes), s}, kernel, codes, params, x, bias, y, n, k, m, gl2);
     return;
   }
-  grid.z = unsigned(splits);
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(T::kThreads);
-  cfg.dynamicSmemBytes = T::kSmemBytes;
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = 1;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = unsigned(splits);
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  AWQ_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, codes, params, x, bias, y, n, k, m, gl2));
+  const dim3 cluster_grid(grid.x, grid.y, unsigned(splits));  // split z of a tile: cluster rank z
+  launch_kernel({cluster_grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, unsigned(splits)}, kernel, codes,
+                params, x, bias, y, n, k, m, gl2);
 }
 
 template <int TT, int RT, int WT, int WR, int STAGES>

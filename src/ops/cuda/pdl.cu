@@ -1,0 +1,94 @@
+// Programmatic dependent launch: the mode (AWQ_CUDA_PDL, PdlScope) and whether the device and
+// this build's device code support it. Contract: pdl.h.
+#include "ops/cuda/pdl.h"
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+#include "core/error.h"
+
+namespace awq::cuda {
+
+namespace {
+
+// Writes the __CUDA_ARCH__ the device code that runs was compiled for (800 for an sm_80 build
+// JIT-compiled for a Hopper device, whose kernels then have no griddepcontrol instructions).
+// Compiled like every other kernel of src/ops/cuda (one CUDA_ARCHITECTURES for the library).
+__global__ void pdl_arch_probe_kernel(int* arch) {
+#ifdef __CUDA_ARCH__
+  *arch = __CUDA_ARCH__;
+#endif
+}
+
+std::atomic<bool> launch_failed{false};  // pdl_launch_failed was called
+
+constexpr int kNoOverride = -1;
+thread_local int scope_mode = kNoOverride;
+
+}  // namespace
+
+PdlMode parse_pdl_mode(const char* value) {
+  const std::string v = value ? value : "";
+  if (v.empty() || v == "1") return PdlMode::On;
+  if (v == "0") return PdlMode::Off;
+  if (v == "2") return PdlMode::OnL2Prefetch;
+  std::string msg = "AWQ_CUDA_PDL='";
+  msg += v;
+  msg += "': expected 0 (no programmatic dependent launch), 1 (the default: kernels of the decode "
+         "step overlap their launch and first weight loads with the previous kernel, sm_90+) or 2 "
+         "(as 1, plus an L2 prefetch of more weights); unset it for the default";
+  throw Error(msg);
+}
+
+PdlMode pdl_mode_from_env() {
+  static const PdlMode mode = parse_pdl_mode(std::getenv("AWQ_CUDA_PDL"));
+  return mode;
+}
+
+bool pdl_supported() {
+  static bool supported = false;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int dev = 0, major = 0, arch = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+      cudaGetLastError();  // no device: PDL off, nothing sticky left behind
+      return;
+    }
+    if (major < 9) return;
+    int* d_arch = nullptr;
+    if (cudaMalloc(&d_arch, sizeof(int)) != cudaSuccess) {
+      cudaGetLastError();
+      return;
+    }
+    pdl_arch_probe_kernel<<<1, 1>>>(d_arch);
+    const bool ran = cudaGetLastError() == cudaSuccess &&
+                     cudaMemcpy(&arch, d_arch, sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess;
+    cudaFree(d_arch);
+    cudaGetLastError();
+    supported = ran && arch >= 900;
+  });
+  return supported && !launch_failed.load(std::memory_order_relaxed);
+}
+
+void pdl_launch_failed(cudaError_t e) {
+  cudaGetLastError();  // the launch error, so that the retry starts clean
+  if (!launch_failed.exchange(true))
+    std::fprintf(stderr,
+                 "warning: a kernel launch with programmatic dependent launch failed (%s: %s); "
+                 "continuing without it (AWQ_CUDA_PDL=0 does the same without this warning)\n",
+                 cudaGetErrorName(e), cudaGetErrorString(e));
+}
+
+PdlMode pdl_mode() {
+  if (scope_mode == kNoOverride || !pdl_supported()) return PdlMode::Off;
+  return PdlMode(scope_mode);
+}
+
+PdlScope::PdlScope(PdlMode mode) : previous_(scope_mode) { scope_mode = int(mode); }
+PdlScope::~PdlScope() { scope_mode = previous_; }
+
+}  // namespace awq::cuda
