@@ -429,7 +429,7 @@ void check_pdl_chain(const RandomAwq& a, const std::vector<int64_t>& ms, WorstNm
   // max_m rows of h, and each m is checked against its first m rows.
   const PdlChain::Out full = chain.run(max_m, cuda::PdlMode::Off, false);
   std::vector<float> ref_y(static_cast<size_t>(max_m * a.n));
-  matmul_ref(ref_pool(), widen(full.h).data(), max_m, a.matrix(), nullptr, ref_y.data());
+  matmul_ref(ref_pool(), test::widen_fp16(full.h).data(), max_m, a.matrix(), nullptr, ref_y.data());
   for (int64_t m : ms) {
     const PdlChain::Out base = chain.run(m, cuda::PdlMode::Off, false);
     ASSERT_EQ(std::memcmp(base.h.data(), full.h.data(), base.h.size() * 2), 0) << "h rows depend on m=" << m;
@@ -437,7 +437,7 @@ void check_pdl_chain(const RandomAwq& a, const std::vector<int64_t>& ms, WorstNm
     EXPECT_LE(worst(normalised_mse(base.y, ref_m)), kMaxNmse) << "y, n=" << a.n << " k=" << a.k << " m=" << m;
     if (chain.square()) {
       std::vector<float> ref2(static_cast<size_t>(m * a.n));
-      matmul_ref(ref_pool(), widen(base.y).data(), m, a.matrix(), nullptr, ref2.data());
+      matmul_ref(ref_pool(), test::widen_fp16(base.y).data(), m, a.matrix(), nullptr, ref2.data());
       EXPECT_LE(worst(normalised_mse(base.y2, ref2)), kMaxNmse) << "y2, n=" << a.n << " m=" << m;
     }
     for (cuda::PdlMode mode : {cuda::PdlMode::Off, cuda::PdlMode::On, cuda::PdlMode::OnL2Prefetch}) {
