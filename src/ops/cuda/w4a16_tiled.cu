@@ -429,27 +429,48 @@ bool w4a16_split_k_available() {
   return split_k_ok;
 }
 
-// The tile and split for m tokens and n outputs (a guess until the H100 sweep, SWEEP=1
-// scripts/gpu-check bench, says otherwise). Candidates by m, widest first (more reuse of x
-// and of the weights per block): 16-token tiles up to m = 16, 32-token ones up to 32,
-// 64-token ones up to 96, then 128 x 128. The first whose grid gives >= 3/4 of a block per
-// SM wins; else the first that gets there with 2 or 4 K splits (each keeping >= 4 chunks of
-// 64 inputs, its partial sums fitting shared memory); else the narrowest, unsplit.
+// The tile and split for m tokens and n outputs, from the H200 sweep of the Llama-2-7B shapes
+// (SWEEP=1 scripts/gpu-check bench; docs/results/gpu-logs/h200_sweep.log). What it showed:
+// these kernels are limited by how many blocks run at once, not by the reuse a wide tile
+// gives, so narrow tiles and K splits that fill the GPU 2-3 times over win.
+//  - m <= 96: candidates 16 x 128 then 16 x 64 (m <= 16), 32 x 128 then 32 x 64 (m <= 32),
+//    64 x 64 (m <= 96). The first whose grid, unsplit or split 2 or 4 ways, reaches 2.5 blocks
+//    per SM wins at its smallest such split; else the last candidate at its largest split.
+//  - m <= 256: 64 x 128 with 8 warps, split 2 while the grid is <= 2 blocks per SM; 128 x 128
+//    once the grid passes 4 blocks per SM (the fused gate+up at m = 256).
+//  - larger m: 128 x 128, then 64 x 128, then 64 x 64: the first with >= 3/4 of a block per SM.
+// A split keeps >= 4 chunks of 64 inputs per part and its partial sums within shared memory.
 W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
-  const int target = sm_count() * 3 / 4;
+  const int sms = sm_count();
   const int64_t chunks = (k + 63) / 64;
   const bool split_ok = w4a16_split_k_available();
-  static const int tiny_m[] = {7, 8}, small_m[] = {1, 0}, mid_m[] = {3, 2}, large_m[] = {5, 3, 2};
-  const int* cands = m <= 16 ? tiny_m : m <= 32 ? small_m : m <= 96 ? mid_m : large_m;
-  const int count = m <= 96 ? 2 : 3;
-  for (int i = 0; i < count; ++i) {
-    const int b = blocks(kTiled[cands[i]].cfg, m, n);
-    if (b >= target) return {cands[i], 1};
-    for (int splits = 2; split_ok && splits <= 4; splits *= 2)
-      if (int64_t(b) * splits >= target && chunks >= 4 * splits && kTiled[cands[i]].split_bytes() <= smem_optin)
-        return {cands[i], splits};
+  const auto can_split = [&](int cfg, int splits) {
+    return splits == 1 || (split_ok && chunks >= 4 * splits && kTiled[cfg].split_bytes() <= smem_optin);
+  };
+  if (m <= 96) {
+    static const int tiny_m[] = {7, 8}, small_m[] = {1, 0}, mid_m[] = {2};
+    const int* cands = m <= 16 ? tiny_m : m <= 32 ? small_m : mid_m;
+    const int count = m <= 32 ? 2 : 1;
+    const int64_t target = int64_t(sms) * 5 / 2;
+    for (int i = 0; i < count; ++i) {
+      const int64_t b = blocks(kTiled[cands[i]].cfg, m, n);
+      for (int splits = 1; splits <= 4; splits *= 2)
+        if (b * splits >= target && can_split(cands[i], splits)) return {cands[i], splits};
+    }
+    const int last = cands[count - 1];
+    for (int splits = 4; splits >= 2; splits /= 2)
+      if (can_split(last, splits)) return {last, splits};
+    return {last, 1};
   }
-  return {cands[count - 1], 1};
+  if (m <= 256) {
+    const int64_t b = blocks(kTiled[4].cfg, m, n);
+    if (b > 4 * int64_t(sms)) return {5, 1};
+    return {4, b <= 2 * int64_t(sms) && can_split(4, 2) ? 2 : 1};
+  }
+  static const int large_m[] = {5, 3, 2};
+  for (int c : large_m)
+    if (blocks(kTiled[c].cfg, m, n) >= sms * 3 / 4) return {c, 1};
+  return {2, 1};
 }
 
 // Synchronous (a probe kernel and a copy): upload_w4a16 calls it first, outside any capture.
