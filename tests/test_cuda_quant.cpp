@@ -26,6 +26,7 @@
 #include "quant/layer_f32.h"
 #include "quant/quantize_model.h"
 #include "runtime/perplexity.h"
+#include "support/clip_compare.h"
 #include "support/shared_data.h"
 #include "support/temp_dir.h"
 #include "tokenizer/tokenizer.h"
@@ -125,30 +126,11 @@ TEST_F(CudaQuant, ClipSearchMatchesCpu) {
     std::vector<float> cpu = w, gpu = w;
     awq_clip_linear_gram(pool, cpu.data(), out, in, grams.data(), opt);
     cuda_clip_linear_gram(gpu.data(), out, in, grams.data(), opt);
-    int64_t differ = 0, clipped = 0;
-    for (int64_t o = 0; o < out; ++o)
-      for (int64_t g = 0; g < in; g += opt.qp.group) {
-        bool same = true, any = false;
-        for (int64_t k = g; k < g + opt.qp.group; ++k) {
-          same = same && cpu[size_t(o * in + k)] == gpu[size_t(o * in + k)];
-          any = any || cpu[size_t(o * in + k)] != w[size_t(o * in + k)];
-        }
-        differ += !same;
-        clipped += any;
-      }
-    EXPECT_LE(differ, out * in / opt.qp.group / 100) << "zero_point " << zp;
-    EXPECT_GT(clipped, 0) << "no group was clipped: the test would not see a wrong loss";
+    const test::ClipChoiceCount c = test::count_clip_choices(w, cpu, gpu, out, in, opt.qp.group);
+    EXPECT_LE(c.differ, out * in / opt.qp.group / 100) << "zero_point " << zp;
+    EXPECT_GT(c.clipped, 0) << "no group was clipped: the test would not see a wrong loss";
     auto out_err = [&](const std::vector<float>& wc) {
-      std::vector<float> q = wc;
-      fake_quantize(q.data(), out, in, opt.qp);
-      double e = 0.0;
-      for (int64_t t = 0; t < n; ++t)
-        for (int64_t o = 0; o < out; ++o) {
-          double y = 0.0;
-          for (int64_t k = 0; k < in; ++k) y += double(x[size_t(t * in + k)]) * (q[size_t(o * in + k)] - w[size_t(o * in + k)]);
-          e += y * y;
-        }
-      return e;
+      return test::clipped_output_error(x, n, w, wc, out, in, opt.qp);
     };
     const double e_cpu = out_err(cpu), e_gpu = out_err(gpu);
     EXPECT_NEAR(e_gpu, e_cpu, 1e-3 * e_cpu) << "zero_point " << zp;

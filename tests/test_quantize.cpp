@@ -27,6 +27,7 @@
 #include "quant/quantize_model.h"
 #include "quant/scale_fold.h"
 #include "runtime/perplexity.h"
+#include "support/clip_compare.h"
 #include "support/expect_error.h"
 #include "support/run_cli.h"
 #include "support/shared_data.h"
@@ -167,30 +168,11 @@ TEST(QuantClip, GramSearchMatchesPlainSearch) {
   awq_clip_linear(pool, plain.data(), out, in, x.data(), n, opt);
   const std::vector<float> grams = group_grams(pool, x.data(), n, in, opt.qp.group, {});
   awq_clip_linear_gram(pool, fast.data(), out, in, grams.data(), opt);
-  int64_t differ = 0, clipped = 0;
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t g = 0; g < in; g += opt.qp.group) {
-      bool same = true, any = false;
-      for (int64_t k = g; k < g + opt.qp.group; ++k) {
-        same = same && plain[size_t(o * in + k)] == fast[size_t(o * in + k)];
-        any = any || plain[size_t(o * in + k)] != w[size_t(o * in + k)];
-      }
-      differ += !same;
-      clipped += any;
-    }
-  EXPECT_LE(differ, out * in / opt.qp.group / 100);
-  EXPECT_GT(clipped, 0) << "no group was clipped: the test would not see a wrong loss";
-  auto out_err = [&](const std::vector<float>& wc) {  // sum of squared output errors of Q(wc)
-    std::vector<float> q = wc;
-    fake_quantize(q.data(), out, in, opt.qp);
-    double e = 0.0;
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t o = 0; o < out; ++o) {
-        double y = 0.0;
-        for (int64_t k = 0; k < in; ++k) y += double(x[size_t(t * in + k)]) * (q[size_t(o * in + k)] - w[size_t(o * in + k)]);
-        e += y * y;
-      }
-    return e;
+  const test::ClipChoiceCount c = test::count_clip_choices(w, plain, fast, out, in, opt.qp.group);
+  EXPECT_LE(c.differ, out * in / opt.qp.group / 100);
+  EXPECT_GT(c.clipped, 0) << "no group was clipped: the test would not see a wrong loss";
+  auto out_err = [&](const std::vector<float>& wc) {
+    return test::clipped_output_error(x, n, w, wc, out, in, opt.qp);
   };
   const double e_plain = out_err(plain), e_fast = out_err(fast), e_none = out_err(w);
   EXPECT_NEAR(e_fast, e_plain, 1e-3 * e_plain);
