@@ -40,6 +40,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
 
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/pdl.h"
@@ -348,6 +349,12 @@ void launch_tiled_kernel(const dim3 grid, int splits, const uint4* codes, const 
                          int gl2, cudaStream_t s) {
   using T = Tile<TT, RT, WT, WR, STAGES, SMALL_GROUP>;
   auto* kernel = w4a16_tiled_kernel<TT, RT, WT, WR, STAGES, SMALL_GROUP>;
+  // Split-K launches (thread block clusters) go without the PDL attribute: with it, decode at
+  // batch 16-32 on an H100 ran 11-16 % slower than with PDL off (a dependent grid's blocks parked
+  // on the SMs seem to stall the co-scheduling a cluster needs); unsplit tiled launches keep it
+  // (+3 % there). Measured: docs/results/gpu.md, "PDL and split-K clusters".
+  std::optional<PdlScope> no_pdl;
+  if (splits > 1) no_pdl.emplace(PdlMode::Off);
   if (splits == 1) {
     launch_kernel({grid, dim3(T::kThreads), size_t(T::kPipeBytes), s}, kernel, codes, params, x, bias, y, n, k, m, gl2);
     return;
