@@ -53,12 +53,16 @@ struct TileView {
 //    q w over each digit (vpdpbusd / vpmaddubsw on the same unpacked weights) and combine the
 //    two int32 sums as D = 254 D1 + D2 (exact, see kX2Run).
 // The group's contribution is then s u D - s z (u sum c).
+// Layout: per 8 inputs, the rows' bytes side by side, so a kernel reads its rows at constant
+// offsets from one pointer (16 row pointers did not fit the registers): row i of inputs
+// 8j..8j+7 at q + j * step + i * B, B = 8 (int8: the codes) or 16 (int8x2: the 8 high digits,
+// then the 8 low digits); step = n * B.
 struct XInt8 {
-  const int8_t* q1;    // [n, K] int8: the codes; int8x2: the high digits
-  const int8_t* q2;    // [n, K] int8x2: the low digits; int8: nullptr
+  const int8_t* q;     // [K / 8][n][B]
+  int64_t step;        // n * B
   const float* unit;   // [n, G] u
   const float* zsum;   // [n, G] u * sum(c of the group)
-  int64_t K, G;
+  int64_t G;
 };
 
 // int8x2: inputs per integer sum D before it goes to f32. |q w| <= 127 * 15 per digit and
@@ -68,34 +72,38 @@ struct XInt8 {
 constexpr int64_t kX2Run = 4096;
 static_assert(kX2Run * 15 * (254 * 127 + 127) < (int64_t(1) << 31), "int8x2 integer sum may overflow");
 
-// x: [K] -> q: [K], unit, zsum: [G]. Plain loops with target clones: a decode step quantizes
+// Row i of x: [K] -> its bytes of q (XInt8's layout, q pointing at row i's first byte, step
+// bytes per 8 inputs), unit, zsum: [G]. Plain loops with target clones: a decode step quantizes
 // x for every linear, and the scalar version (nearbyint per element) cost ~10 % of it. Rounding:
 // to nearest even (nearbyint in the default mode), as float -> int conversion of the vector
 // units does.
 __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-void quantize_row_int8(const float* x, int64_t K, int64_t gs, int8_t* q, float* sx, float* zsum) {
+void quantize_row_int8(const float* x, int64_t K, int64_t gs, int8_t* q, int64_t step, float* sx, float* zsum) {
   for (int64_t g = 0; g < K / gs; ++g) {
     const float* xg = x + g * gs;
     float amax = 0.0f;
     for (int64_t k = 0; k < gs; ++k) amax = std::max(amax, std::fabs(xg[k]));
     const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
     int32_t sum = 0;
-    for (int64_t k = 0; k < gs; ++k) {
-      const int32_t v = int32_t(std::nearbyint(xg[k] * inv));
-      sum += v;
-      q[g * gs + k] = int8_t(v);
+    for (int64_t k8 = 0; k8 < gs; k8 += 8) {
+      int8_t* dst = q + (g * gs + k8) / 8 * step;
+      for (int64_t j = 0; j < 8; ++j) {
+        const int32_t v = int32_t(std::nearbyint(xg[k8 + j] * inv));
+        sum += v;
+        dst[j] = int8_t(v);
+      }
     }
     sx[g] = amax / 127.0f;
     zsum[g] = sx[g] * float(sum);
   }
 }
 
-// The int8x2 digits (see XInt8). x: [K] -> q1, q2: [K], unit, zsum: [G].
+// The int8x2 digits (see XInt8), same arguments.
 // |x * inv| <= 32258 (1 + 2^-23) rounds to |c| <= 32258, so |q1| <= 127. c / 254 is either a
 // tie (c = 254 m + 127: either rounding leaves |q2| = 127) or at least 1/254 from one, far more
 // than the float error of c * (1/254) (< 2^-16), so q1 is c / 254 rounded and |q2| <= 127.
 __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-void quantize_row_int8x2(const float* x, int64_t K, int64_t gs, int8_t* q1, int8_t* q2, float* unit,
+void quantize_row_int8x2(const float* x, int64_t K, int64_t gs, int8_t* q, int64_t step, float* unit,
                          float* zsum) {
   constexpr float kSteps = 127.0f * 254.0f;
   for (int64_t g = 0; g < K / gs; ++g) {
@@ -104,12 +112,15 @@ void quantize_row_int8x2(const float* x, int64_t K, int64_t gs, int8_t* q1, int8
     for (int64_t k = 0; k < gs; ++k) amax = std::max(amax, std::fabs(xg[k]));
     const float inv = amax > 0.0f ? kSteps / amax : 0.0f;
     int64_t sum = 0;  // |c| <= 32258 per input: int32 would overflow past 66 k inputs
-    for (int64_t k = 0; k < gs; ++k) {
-      const int32_t c = int32_t(std::nearbyint(xg[k] * inv));
-      const int32_t hi = int32_t(std::nearbyint(float(c) * (1.0f / 254.0f)));
-      q1[g * gs + k] = int8_t(hi);
-      q2[g * gs + k] = int8_t(c - 254 * hi);
-      sum += c;
+    for (int64_t k8 = 0; k8 < gs; k8 += 8) {
+      int8_t* dst = q + (g * gs + k8) / 8 * step;
+      for (int64_t j = 0; j < 8; ++j) {
+        const int32_t c = int32_t(std::nearbyint(xg[k8 + j] * inv));
+        const int32_t hi = int32_t(std::nearbyint(float(c) * (1.0f / 254.0f)));
+        dst[j] = int8_t(hi);
+        dst[8 + j] = int8_t(c - 254 * hi);
+        sum += c;
+      }
     }
     unit[g] = amax / kSteps;
     zsum[g] = unit[g] * float(sum);
@@ -130,6 +141,7 @@ inline int32_t load4(const int8_t* p) {
 template <int MR, bool X2>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma"))) void tile_vnni(
     const TileView& v, int64_t t, const XInt8& x, int64_t i0, const float* bias, float* y, int64_t ldy) {
+  constexpr int B = X2 ? 16 : 8;  // bytes of x per row and 8 inputs
   const uint8_t* c = v.tile_codes(t);
   const __m512i low = _mm512_set1_epi8(0x0F);
   __m512 accf[MR];
@@ -138,38 +150,38 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma"))) void ti
   // chains of vpdpbusd); many rows already give enough chains, and 2 x 2 x 8 accumulators plus
   // the 8 sums would not fit the 32 registers (int8x2, MR = 8: 16 + 8 + 4).
   constexpr int A = MR <= 4 ? 2 : 1;
-  constexpr int NQ = X2 ? 2 : 1;  // digits per input
-  const int8_t* xr[NQ][MR];
-  for (int i = 0; i < MR; ++i) {
-    xr[0][i] = x.q1 + (i0 + i) * x.K;
-    if constexpr (X2) xr[NQ - 1][i] = x.q2 + (i0 + i) * x.K;
-  }
-  const int64_t run = X2 ? std::min(v.gs, kX2Run) : v.gs;
+  const int8_t* const xq = x.q + i0 * B;
+  const int64_t step = x.step, run = X2 ? std::min(v.gs, kX2Run) : v.gs;
   for (int64_t g = 0; g < v.G; ++g) {
     const int64_t sg = (t * v.G + g) * T;
     const __m512 s = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(v.scales + sg)));
     for (int64_t k0 = g * v.gs, gend = k0 + v.gs; k0 < gend; k0 += run) {
-      __m512i acc[NQ][A][MR];
-      for (int d = 0; d < NQ; ++d)
-        for (int a = 0; a < A; ++a)
-          for (int i = 0; i < MR; ++i) acc[d][a][i] = _mm512_setzero_si512();
-      for (int64_t k = k0, end = std::min(k0 + run, gend); k < end; k += 8) {
-        const uint8_t* p = c + (k / 8) * kLine;
+      // acc1 / acc2[chain][row]: the high / low digit's sums (acc2 unused for int8). Two 2-D
+      // arrays: GCC kept one 3-D array in registers but also stored it to the stack every step.
+      __m512i acc1[A][MR], acc2[A][MR];
+      for (int a = 0; a < A; ++a)
+        for (int i = 0; i < MR; ++i) acc1[a][i] = acc2[a][i] = _mm512_setzero_si512();
+      const uint8_t* p = c + k0 / 8 * kLine;
+      const int8_t* xs = xq + k0 / 8 * step;
+      for (int64_t j = 0, steps = (std::min(k0 + run, gend) - k0) / 8; j < steps; ++j, p += kLine, xs += step) {
         _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
         const __m512i w = _mm512_load_si512(p);
         const __m512i lo = _mm512_and_si512(w, low), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low);
-        for (int d = 0; d < NQ; ++d)
-          for (int i = 0; i < MR; ++i) {
-            acc[d][0][i] = _mm512_dpbusd_epi32(acc[d][0][i], lo, _mm512_set1_epi32(load4(xr[d][i] + k)));
-            acc[d][A - 1][i] = _mm512_dpbusd_epi32(acc[d][A - 1][i], hi, _mm512_set1_epi32(load4(xr[d][i] + k + 4)));
+        for (int i = 0; i < MR; ++i) {
+          acc1[0][i] = _mm512_dpbusd_epi32(acc1[0][i], lo, _mm512_set1_epi32(load4(xs + i * B)));
+          acc1[A - 1][i] = _mm512_dpbusd_epi32(acc1[A - 1][i], hi, _mm512_set1_epi32(load4(xs + i * B + 4)));
+          if constexpr (X2) {
+            acc2[0][i] = _mm512_dpbusd_epi32(acc2[0][i], lo, _mm512_set1_epi32(load4(xs + i * B + 8)));
+            acc2[A - 1][i] = _mm512_dpbusd_epi32(acc2[A - 1][i], hi, _mm512_set1_epi32(load4(xs + i * B + 12)));
           }
+        }
       }
       for (int i = 0; i < MR; ++i) {
-        __m512i dsum[NQ];
-        for (int d = 0; d < NQ; ++d) dsum[d] = A == 2 ? _mm512_add_epi32(acc[d][0][i], acc[d][A - 1][i]) : acc[d][0][i];
-        // int8x2: D = 254 D1 + D2 = (D1 << 8) - (D1 << 1) + D2, exact (kX2Run).
-        const __m512i D = X2 ? _mm512_add_epi32(_mm512_sub_epi32(_mm512_slli_epi32(dsum[0], 8), _mm512_slli_epi32(dsum[0], 1)), dsum[NQ - 1])
-                             : dsum[0];
+        __m512i D = A == 2 ? _mm512_add_epi32(acc1[0][i], acc1[A - 1][i]) : acc1[0][i];
+        if constexpr (X2) {  // D = 254 D1 + D2 = (D1 << 8) - (D1 << 1) + D2, exact (kX2Run)
+          const __m512i d2 = A == 2 ? _mm512_add_epi32(acc2[0][i], acc2[A - 1][i]) : acc2[0][i];
+          D = _mm512_add_epi32(_mm512_sub_epi32(_mm512_slli_epi32(D, 8), _mm512_slli_epi32(D, 1)), d2);
+        }
         accf[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(D), _mm512_mul_ps(s, _mm512_set1_ps(x.unit[(i0 + i) * x.G + g])), accf[i]);
       }
     }
@@ -196,30 +208,32 @@ template <int MR, bool X2>
 __attribute__((target("avx2,fma,f16c"))) void tile_half_avx2(const TileView& v, int64_t t, int h,
                                                             const XInt8& x, int64_t i0,
                                                             const float* bias, float* y, int64_t ldy) {
+  constexpr int B = X2 ? 16 : 8;
   const uint8_t* c = v.tile_codes(t) + 32 * h;
   const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), hi_weight = _mm256_set1_epi16(254);
   __m256 accf[MR];
   for (int i = 0; i < MR; ++i) accf[i] = _mm256_setzero_ps();
-  const int64_t run = X2 ? std::min(v.gs, kX2Run) : v.gs;
+  const int8_t* const xq = x.q + i0 * B;
+  const int64_t step = x.step, run = X2 ? std::min(v.gs, kX2Run) : v.gs;
   for (int64_t g = 0; g < v.G; ++g) {
     const int64_t sg = (t * v.G + g) * T + 8 * h;
     const __m256 s = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(v.scales + sg)));
     for (int64_t k0 = g * v.gs, gend = k0 + v.gs; k0 < gend; k0 += run) {
       __m256i a[MR];
       for (int i = 0; i < MR; ++i) a[i] = _mm256_setzero_si256();
-      for (int64_t k = k0, end = std::min(k0 + run, gend); k < end; k += 8) {
-        const uint8_t* p = c + (k / 8) * kLine;
+      const uint8_t* p = c + k0 / 8 * kLine;
+      const int8_t* xs = xq + k0 / 8 * step;
+      for (int64_t j = 0, steps = (std::min(k0 + run, gend) - k0) / 8; j < steps; ++j, p += kLine, xs += step) {
         _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
         const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
         const __m256i lo = _mm256_and_si256(w, low), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low);
         for (int i = 0; i < MR; ++i) {
-          const int8_t* x1 = x.q1 + (i0 + i) * x.K + k;
+          const int8_t* x1 = xs + i * B;
           const __m256i d1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(load4(x1))),
                                               _mm256_maddubs_epi16(hi, _mm256_set1_epi32(load4(x1 + 4))));
           if constexpr (X2) {
-            const int8_t* x2 = x.q2 + (i0 + i) * x.K + k;
-            const __m256i d2 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(load4(x2))),
-                                                _mm256_maddubs_epi16(hi, _mm256_set1_epi32(load4(x2 + 4))));
+            const __m256i d2 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(load4(x1 + 8))),
+                                                _mm256_maddubs_epi16(hi, _mm256_set1_epi32(load4(x1 + 12))));
             a[i] = _mm256_add_epi32(a[i], _mm256_add_epi32(_mm256_madd_epi16(d1, hi_weight), _mm256_madd_epi16(d2, ones)));
           } else {
             a[i] = _mm256_add_epi32(a[i], _mm256_madd_epi16(d1, ones));
@@ -326,19 +340,23 @@ void check_isa(W4Isa isa) {
 void tiles_int8(W4Isa isa, const TileView& v, int64_t t0, int64_t t1, const XInt8& x, int64_t n,
                 const float* bias, float* y) {
   const int64_t N = v.N;
+  const bool x2 = w4_isa_int8x2(isa);
   for (int64_t t = t0; t < t1; ++t) {
     if (isa == W4Isa::Avx512Vnni || isa == W4Isa::Avx512VnniInt8x2) {
-      for (int64_t i0 = 0; i0 < n; i0 += 8)
-        with_mr(std::min<int64_t>(8, n - i0), [&](auto mr) {
-          if (x.q2) tile_vnni<decltype(mr)::value, true>(v, t, x, i0, bias, y, N);
-          else tile_vnni<decltype(mr)::value, false>(v, t, x, i0, bias, y, N);
+      // int8x2 in chunks of 4 rows: 8 rows would need 2 x 8 accumulators + 8 sums + 4 (GCC
+      // spilled and copied registers in the loop: prefill at 0.43x of int8; 4 rows: ~0.5x).
+      const int64_t chunk = x2 ? 4 : 8;
+      for (int64_t i0 = 0; i0 < n; i0 += chunk)
+        with_mr(std::min(chunk, n - i0), [&](auto mr) {
+          if (!x2) tile_vnni<decltype(mr)::value, false>(v, t, x, i0, bias, y, N);
+          else if constexpr (decltype(mr)::value <= 4) tile_vnni<decltype(mr)::value, true>(v, t, x, i0, bias, y, N);
         });
     } else {
       for (int h = 0; h < 2; ++h)
         for (int64_t i0 = 0; i0 < n; i0 += 4)
           with_mr(std::min<int64_t>(4, n - i0), [&](auto mr) {
             if constexpr (decltype(mr)::value <= 4) {
-              if (x.q2) tile_half_avx2<decltype(mr)::value, true>(v, t, h, x, i0, bias, y, N);
+              if (x2) tile_half_avx2<decltype(mr)::value, true>(v, t, h, x, i0, bias, y, N);
               else tile_half_avx2<decltype(mr)::value, false>(v, t, h, x, i0, bias, y, N);
             }
           });
@@ -466,27 +484,27 @@ void w4_matmul(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const Mat
   const TileView v(w);
   const int64_t N = v.N, K = v.K, tiles = v.tiles();
   if (w4_isa_int8(isa)) {
-    // Kept per calling thread, so decode steps allocate nothing: xq: [2, n, K] (int8x2's second
-    // digits after the first) | unit, zsum: [n, G].
+    // Kept per calling thread, so decode steps allocate nothing: xq: [K / 8][n][B] (XInt8) |
+    // unit, zsum: [n, G].
     const bool x2 = w4_isa_int8x2(isa);
+    const int64_t B = x2 ? 16 : 8, step = n * B;
     thread_local std::vector<int8_t> xq;
     thread_local std::vector<float> unit, zsum;
-    if (int64_t(xq.size()) < 2 * n * K) xq.resize(size_t(2 * n * K));
+    if (int64_t(xq.size()) < K / 8 * step) xq.resize(size_t(K / 8 * step));
     if (int64_t(unit.size()) < n * v.G) unit.resize(size_t(n * v.G)), zsum.resize(size_t(n * v.G));
     // The caller's buffers, by pointer: inside a pool thread the names would be its own.
-    int8_t* const q1 = xq.data();
-    int8_t* const q2 = x2 ? xq.data() + n * K : nullptr;
+    int8_t* const q = xq.data();
     float* const u = unit.data();
     float* const zs = zsum.data();
     auto quantize_rows = [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
-        if (x2) quantize_row_int8x2(x + i * K, K, v.gs, q1 + i * K, q2 + i * K, u + i * v.G, zs + i * v.G);
-        else quantize_row_int8(x + i * K, K, v.gs, q1 + i * K, u + i * v.G, zs + i * v.G);
+        if (x2) quantize_row_int8x2(x + i * K, K, v.gs, q + i * B, step, u + i * v.G, zs + i * v.G);
+        else quantize_row_int8(x + i * K, K, v.gs, q + i * B, step, u + i * v.G, zs + i * v.G);
       }
     };
     if (n > 8) pool.parallel_for(n, quantize_rows, /*min_chunk=*/4);
     else quantize_rows(0, n);
-    const XInt8 xi{q1, q2, u, zs, K, v.G};
+    const XInt8 xi{q, step, u, zs, v.G};
     pool.parallel_for(tiles, [&](int64_t b, int64_t e) { tiles_int8(isa, v, b, e, xi, n, bias, y); });
     return;
   }
