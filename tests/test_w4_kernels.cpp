@@ -208,9 +208,9 @@ TEST(W4Kernels, Int8RowsIndependentOfBatch) {
 // x rows that stress the int8x2 digits: values on the rounding ties of both digits
 // (c = 254 m + 127, where q1 may round either way and q2 = +-127), +-max|x| (c = +-32258,
 // q1 = +-127), a group of zeros, a group with one outlier 1e4 times its neighbours, tiny
-// (1e-30) and huge (1e30) rows. A digit that left [-127, 127] would wrap
-// in int8 and break the bound; the integer sums of the AVX2 and VNNI kernels must agree to
-// the bit.
+// (1e-30) and huge (1e30) rows, and groups too small for 1 / u (1e-36). A digit that left
+// [-127, 127] would wrap in int8 and break the bound; the integer sums of the AVX2 and VNNI
+// kernels must agree to the bit.
 TEST(W4Kernels, Int8x2EdgeRows) {
   std::mt19937 rng(13);
   const int64_t K = 512, N = 48, gs = 128, n = 6;
@@ -239,6 +239,14 @@ TEST(W4Kernels, Int8x2EdgeRows) {
     w4_matmul(pool, isa, x.data(), n, w.fast, nullptr, y.data());
     for (size_t o = 0; o < y.size(); ++o)
       EXPECT_LE(std::fabs(double(y[o]) - double(yref[o])), B[o]) << w4_isa_name(isa) << " output " << o;
+  }
+  // Groups so small that 1 / u would overflow (max|x| = 1e-36) are taken as zeros: finite
+  // outputs, below 1e-30 here (no bias).
+  std::vector<float> xt(static_cast<size_t>(K), 1e-36f), yt(static_cast<size_t>(N));
+  for (W4Isa isa : supported_w4_isas()) {
+    if (!w4_isa_int8(isa)) continue;
+    w4_matmul(pool, isa, xt.data(), 1, w.fast, nullptr, yt.data());
+    for (float v : yt) EXPECT_LE(std::fabs(v), 1e-30f) << w4_isa_name(isa);
   }
   for (auto [avx2, vnni] : {std::pair{W4Isa::Avx2, W4Isa::Avx512Vnni}, std::pair{W4Isa::Avx2Int8x2, W4Isa::Avx512VnniInt8x2}}) {
     if (!w4_isa_supported(avx2) || !w4_isa_supported(vnni)) {

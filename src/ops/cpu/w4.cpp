@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -83,7 +84,10 @@ void quantize_row_int8(const float* x, int64_t K, int64_t gs, int8_t* q, int64_t
     const float* xg = x + g * gs;
     float amax = 0.0f;
     for (int64_t k = 0; k < gs; ++k) amax = std::max(amax, std::fabs(xg[k]));
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    // 1 / u overflows for max|x| < 127 / FLT_MAX (~4e-37): such a group is taken as zeros (its
+    // products are below 4e-37 |w| each), not rounded from inf (undefined as an int).
+    const bool tiny = !(127.0f / amax <= std::numeric_limits<float>::max());
+    const float inv = amax > 0.0f && !tiny ? 127.0f / amax : 0.0f;
     int32_t sum = 0;
     for (int64_t k8 = 0; k8 < gs; k8 += 8) {
       int8_t* dst = q + (g * gs + k8) / 8 * step;
@@ -93,7 +97,7 @@ void quantize_row_int8(const float* x, int64_t K, int64_t gs, int8_t* q, int64_t
         dst[j] = int8_t(v);
       }
     }
-    sx[g] = amax / 127.0f;
+    sx[g] = tiny ? 0.0f : amax / 127.0f;
     zsum[g] = sx[g] * float(sum);
   }
 }
@@ -110,7 +114,9 @@ void quantize_row_int8x2(const float* x, int64_t K, int64_t gs, int8_t* q, int64
     const float* xg = x + g * gs;
     float amax = 0.0f;
     for (int64_t k = 0; k < gs; ++k) amax = std::max(amax, std::fabs(xg[k]));
-    const float inv = amax > 0.0f ? kSteps / amax : 0.0f;
+    // As in quantize_row_int8: groups with max|x| < 32258 / FLT_MAX (~1e-34) are taken as zeros.
+    const bool tiny = !(kSteps / amax <= std::numeric_limits<float>::max());
+    const float inv = amax > 0.0f && !tiny ? kSteps / amax : 0.0f;
     int64_t sum = 0;  // |c| <= 32258 per input: int32 would overflow past 66 k inputs
     for (int64_t k8 = 0; k8 < gs; k8 += 8) {
       int8_t* dst = q + (g * gs + k8) / 8 * step;
@@ -122,7 +128,7 @@ void quantize_row_int8x2(const float* x, int64_t K, int64_t gs, int8_t* q, int64
         sum += c;
       }
     }
-    unit[g] = amax / kSteps;
+    unit[g] = tiny ? 0.0f : amax / kSteps;
     zsum[g] = unit[g] * float(sum);
   }
 }
