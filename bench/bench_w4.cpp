@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <functional>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "core/half.h"
@@ -71,23 +72,35 @@ int main(int argc, char** argv) {
   const double f16_bytes = double(mats) * double(N * K) * 2;
   std::printf("shape %lld x %lld, %d matrices (W4 %.0f MB, FP16 %.0f MB), 1 thread, GB per CPU-second (best of %d):\n",
               (long long)N, (long long)K, mats, w4_bytes / 1e6, f16_bytes / 1e6, reps);
-  for (W4Isa isa : {W4Isa::Scalar, W4Isa::Avx2, W4Isa::Avx512, W4Isa::Avx512Vnni}) {
+  // The int8x2 kernels right after their int8 twins, and their ratio (same run, same data).
+  double decode_gbs[6] = {};
+  for (W4Isa isa : {W4Isa::Scalar, W4Isa::Avx512, W4Isa::Avx2, W4Isa::Avx2Int8x2, W4Isa::Avx512Vnni,
+                    W4Isa::Avx512VnniInt8x2}) {
     if (!w4_isa_supported(isa)) continue;
     const double g = best_gbs([&] {
       for (const Matrix& w : w4) w4_matmul(pool, isa, x.data(), 1, w, nullptr, y.data());
     }, w4_bytes, reps);
-    std::printf("  w4 gemv %-16s %7.2f GB/s  (%.2f G weights/s)\n", w4_isa_name(isa), g, g * 1e9 / (w4_bytes / mats / double(N * K) * 1e9) );
+    decode_gbs[int(isa)] = g;
+    std::printf("  w4 gemv %-18s %7.2f GB/s  (%.2f G weights/s)\n", w4_isa_name(isa), g, g * 1e9 / (w4_bytes / mats / double(N * K) * 1e9) );
   }
+  for (auto [one, two] : {std::pair{W4Isa::Avx2, W4Isa::Avx2Int8x2}, std::pair{W4Isa::Avx512Vnni, W4Isa::Avx512VnniInt8x2}})
+    if (decode_gbs[int(one)] > 0)
+      std::printf("  decode %s / %s: %.3f\n", w4_isa_name(two), w4_isa_name(one), decode_gbs[int(two)] / decode_gbs[int(one)]);
   // Prefill: P rows of x through one matrix, GFLOP per CPU-second (2 N K P flops).
   const int64_t P = 64;
   std::vector<float> xp(static_cast<size_t>(P * K)), yp(static_cast<size_t>(P * N));
   for (float& v : xp) v = float(rng() % 1000) / 1000.0f - 0.5f;
   const double flops = 2.0 * double(N) * double(K) * double(P);
-  for (W4Isa isa : {W4Isa::Avx2, W4Isa::Avx512Vnni}) {
+  double prefill_gflops[6] = {};
+  for (W4Isa isa : {W4Isa::Avx2, W4Isa::Avx2Int8x2, W4Isa::Avx512Vnni, W4Isa::Avx512VnniInt8x2}) {
     if (!w4_isa_supported(isa)) continue;
     const double g = best_gbs([&] { w4_matmul(pool, isa, xp.data(), P, w4[0], nullptr, yp.data()); }, flops, reps);
-    std::printf("  w4 prefill %d rows %-13s %7.1f GFLOP/s\n", int(P), w4_isa_name(isa), g);
+    prefill_gflops[int(isa)] = g;
+    std::printf("  w4 prefill %d rows %-18s %7.1f GFLOP/s\n", int(P), w4_isa_name(isa), g);
   }
+  for (auto [one, two] : {std::pair{W4Isa::Avx2, W4Isa::Avx2Int8x2}, std::pair{W4Isa::Avx512Vnni, W4Isa::Avx512VnniInt8x2}})
+    if (prefill_gflops[int(one)] > 0)
+      std::printf("  prefill %s / %s: %.3f\n", w4_isa_name(two), w4_isa_name(one), prefill_gflops[int(two)] / prefill_gflops[int(one)]);
   const double gd = best_gbs([&] { matmul_blocked(pool, gemm_best_isa(), xp.data(), P, w4[0], nullptr, yp.data()); }, flops, reps);
   std::printf("  w4 prefill %d rows dequant+f32 GEMM %7.1f GFLOP/s\n", int(P), gd);
   const double g16 = best_gbs([&] {

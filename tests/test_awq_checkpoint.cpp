@@ -128,7 +128,8 @@ const TinyAwq& tiny_awq() {
 // logits: [n, vocab] for every position of `ids`.
 // The exact W4 kernels (f32 activations: the reference's products) while in scope, so a
 // model's logits can be compared with its dequantized FP twin's to float rounding; the default
-// int8-activation kernels move them by more (their own bound is tested in test_w4_kernels.cpp).
+// integer-activation kernels (int8x2, int8) move them by more (their own bounds are tested in
+// test_w4_kernels.cpp).
 struct ExactW4Kernels {
   ExactW4Kernels() { w4_override_isa(w4_isa_supported(W4Isa::Avx512) ? W4Isa::Avx512 : W4Isa::Scalar); }
   ~ExactW4Kernels() { w4_override_isa(std::nullopt); }

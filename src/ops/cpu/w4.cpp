@@ -12,12 +12,14 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "core/error.h"
 #include "core/half.h"
 #include "ops/cpu/gemm.h"
 
@@ -44,33 +46,90 @@ struct TileView {
   int64_t tiles() const { return (N + T - 1) / T; }
 };
 
-// int8 activations of n rows of x, per weight group: q = round(x / sx), sx = max|x| / 127.
+// Integer activations of n rows of x, per weight group g of row i, as codes c times a unit:
+//  - int8:   c = q1 = round(x / u), u = max|x| / 127; |x - u c| <= u / 2.
+//  - int8x2: c = round(x / u), u = max|x| / 32258 (32258 = 127 * 254), |c| <= 32258, split
+//    exactly into two int8 digits c = 254 q1 + q2 with q1 = round(c / 254) (|q1| <= 127) and
+//    q2 = c - 254 q1 (|q2| <= 127); |x - u c| <= u / 2, 254x finer than int8. The kernels sum
+//    q w over each digit (vpdpbusd / vpmaddubsw on the same unpacked weights) and combine the
+//    two int32 sums as D = 254 D1 + D2 (exact, see kX2Run).
+// The group's contribution is then s u D - s z (u sum c).
+// Layout: per 8 inputs, the rows' bytes side by side, so a kernel reads its rows at constant
+// offsets from one pointer (16 row pointers did not fit the registers): row i of inputs
+// 8j..8j+7 at q + j * step + i * B, B = 8 (int8: the codes) or 16 (int8x2: the 8 high digits,
+// then the 8 low digits); step = n * B.
 struct XInt8 {
-  const int8_t* q;     // [n, K]
-  const float* sx;     // [n, G]
-  const float* zsum;   // [n, G] sx * sum(q of the group)
-  int64_t K, G;
+  const int8_t* q;     // [K / 8][n][B]
+  int64_t step;        // n * B
+  const float* unit;   // [n, G] u
+  const float* zsum;   // [n, G] u * sum(c of the group)
+  int64_t G;
 };
 
-// x: [K] -> q: [K], sx, zsum: [G]. Plain loops with target clones: a decode step quantizes
+// int8x2: inputs per integer sum D before it goes to f32. |q w| <= 127 * 15 per digit and
+// product, so |D| <= run * 15 * (254 * 127 + 127) = run * 485775 < 2^31 for run <= 4420; 4096
+// keeps every group size of the layout exact (groups of up to 4096 -- all real checkpoints --
+// take one run each). int8 sums alone stay below 2^31 for 1.1 M inputs: one run per group.
+constexpr int64_t kX2Run = 4096;
+static_assert(kX2Run * 15 * (254 * 127 + 127) < (int64_t(1) << 31), "int8x2 integer sum may overflow");
+
+// Row i of x: [K] -> its bytes of q (XInt8's layout, q pointing at row i's first byte, step
+// bytes per 8 inputs), unit, zsum: [G]. Plain loops with target clones: a decode step quantizes
 // x for every linear, and the scalar version (nearbyint per element) cost ~10 % of it. Rounding:
 // to nearest even (nearbyint in the default mode), as float -> int conversion of the vector
 // units does.
 __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-void quantize_row_int8(const float* x, int64_t K, int64_t gs, int8_t* q, float* sx, float* zsum) {
+void quantize_row_int8(const float* x, int64_t K, int64_t gs, int8_t* q, int64_t step, float* sx, float* zsum) {
   for (int64_t g = 0; g < K / gs; ++g) {
     const float* xg = x + g * gs;
     float amax = 0.0f;
     for (int64_t k = 0; k < gs; ++k) amax = std::max(amax, std::fabs(xg[k]));
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    // 1 / u overflows for max|x| < 127 / FLT_MAX (~4e-37): such a group is taken as zeros (its
+    // products are below 4e-37 |w| each), not rounded from inf (undefined as an int).
+    const bool tiny = !(127.0f / amax <= std::numeric_limits<float>::max());
+    const float inv = amax > 0.0f && !tiny ? 127.0f / amax : 0.0f;
     int32_t sum = 0;
-    for (int64_t k = 0; k < gs; ++k) {
-      const int32_t v = int32_t(std::nearbyint(xg[k] * inv));
-      sum += v;
-      q[g * gs + k] = int8_t(v);
+    for (int64_t k8 = 0; k8 < gs; k8 += 8) {
+      int8_t* dst = q + (g * gs + k8) / 8 * step;
+      for (int64_t j = 0; j < 8; ++j) {
+        const int32_t v = int32_t(std::nearbyint(xg[k8 + j] * inv));
+        sum += v;
+        dst[j] = int8_t(v);
+      }
     }
-    sx[g] = amax / 127.0f;
+    sx[g] = tiny ? 0.0f : amax / 127.0f;
     zsum[g] = sx[g] * float(sum);
+  }
+}
+
+// The int8x2 digits (see XInt8), same arguments.
+// |x * inv| <= 32258 (1 + 2^-23) rounds to |c| <= 32258, so |q1| <= 127. c / 254 is either a
+// tie (c = 254 m + 127: either rounding leaves |q2| = 127) or at least 1/254 from one, far more
+// than the float error of c * (1/254) (< 2^-16), so q1 is c / 254 rounded and |q2| <= 127.
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
+void quantize_row_int8x2(const float* x, int64_t K, int64_t gs, int8_t* q, int64_t step, float* unit,
+                         float* zsum) {
+  constexpr float kSteps = 127.0f * 254.0f;
+  for (int64_t g = 0; g < K / gs; ++g) {
+    const float* xg = x + g * gs;
+    float amax = 0.0f;
+    for (int64_t k = 0; k < gs; ++k) amax = std::max(amax, std::fabs(xg[k]));
+    // As in quantize_row_int8: groups with max|x| < 32258 / FLT_MAX (~1e-34) are taken as zeros.
+    const bool tiny = !(kSteps / amax <= std::numeric_limits<float>::max());
+    const float inv = amax > 0.0f && !tiny ? kSteps / amax : 0.0f;
+    int64_t sum = 0;  // |c| <= 32258 per input: int32 would overflow past 66 k inputs
+    for (int64_t k8 = 0; k8 < gs; k8 += 8) {
+      int8_t* dst = q + (g * gs + k8) / 8 * step;
+      for (int64_t j = 0; j < 8; ++j) {
+        const int32_t c = int32_t(std::nearbyint(xg[k8 + j] * inv));
+        const int32_t hi = int32_t(std::nearbyint(float(c) * (1.0f / 254.0f)));
+        dst[j] = int8_t(hi);
+        dst[8 + j] = int8_t(c - 254 * hi);
+        sum += c;
+      }
+    }
+    unit[g] = tiny ? 0.0f : amax / kSteps;
+    zsum[g] = unit[g] * float(sum);
   }
 }
 
@@ -81,46 +140,60 @@ inline int32_t load4(const int8_t* p) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// AVX-512 VNNI: tile t x MR rows of x from i0. Lanes = the tile's 16 rows.
+// AVX-512 VNNI: tile t x MR rows of x from i0. Lanes = the tile's 16 rows. X2: int8x2 x (two
+// digits per input, each unpacked weight vector feeds one vpdpbusd per digit).
 // y: rows i0.. of the output, row stride ldy.
 // ---------------------------------------------------------------------------------------------
-template <int MR>
+template <int MR, bool X2>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma"))) void tile_vnni(
     const TileView& v, int64_t t, const XInt8& x, int64_t i0, const float* bias, float* y, int64_t ldy) {
+  constexpr int B = X2 ? 16 : 8;  // bytes of x per row and 8 inputs
   const uint8_t* c = v.tile_codes(t);
   const __m512i low = _mm512_set1_epi8(0x0F);
   __m512 accf[MR];
   for (int i = 0; i < MR; ++i) accf[i] = _mm512_setzero_ps();
-  // Few rows: the low- and high-nibble products go to two accumulators (independent chains of
-  // vpdpbusd); many rows already give enough chains, and 2 x 8 accumulators plus the 8 sums
-  // would not fit the 32 registers.
+  // Few rows: the low- and high-nibble products go to two accumulators per digit (independent
+  // chains of vpdpbusd); many rows already give enough chains, and 2 x 2 x 8 accumulators plus
+  // the 8 sums would not fit the 32 registers (int8x2, MR = 8: 16 + 8 + 4).
   constexpr int A = MR <= 4 ? 2 : 1;
-  const int8_t* xr[MR];
-  for (int i = 0; i < MR; ++i) xr[i] = x.q + (i0 + i) * x.K;
+  const int8_t* const xq = x.q + i0 * B;
+  const int64_t step = x.step, run = X2 ? std::min(v.gs, kX2Run) : v.gs;
   for (int64_t g = 0; g < v.G; ++g) {
-    __m512i acc[A][MR];
-    for (int a = 0; a < A; ++a)
-      for (int i = 0; i < MR; ++i) acc[a][i] = _mm512_setzero_si512();
-    for (int64_t k = g * v.gs, end = k + v.gs; k < end; k += 8) {
-      const uint8_t* p = c + (k / 8) * kLine;
-      _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
-      const __m512i w = _mm512_load_si512(p);
-      const __m512i lo = _mm512_and_si512(w, low), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low);
-      for (int i = 0; i < MR; ++i) {
-        acc[0][i] = _mm512_dpbusd_epi32(acc[0][i], lo, _mm512_set1_epi32(load4(xr[i] + k)));
-        acc[A - 1][i] = _mm512_dpbusd_epi32(acc[A - 1][i], hi, _mm512_set1_epi32(load4(xr[i] + k + 4)));
-      }
-    }
     const int64_t sg = (t * v.G + g) * T;
     const __m512 s = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(v.scales + sg)));
+    for (int64_t k0 = g * v.gs, gend = k0 + v.gs; k0 < gend; k0 += run) {
+      // acc1 / acc2[chain][row]: the high / low digit's sums (acc2 unused for int8). Two 2-D
+      // arrays: GCC kept one 3-D array in registers but also stored it to the stack every step.
+      __m512i acc1[A][MR], acc2[A][MR];
+      for (int a = 0; a < A; ++a)
+        for (int i = 0; i < MR; ++i) acc1[a][i] = acc2[a][i] = _mm512_setzero_si512();
+      const uint8_t* p = c + k0 / 8 * kLine;
+      const int8_t* xs = xq + k0 / 8 * step;
+      for (int64_t j = 0, steps = (std::min(k0 + run, gend) - k0) / 8; j < steps; ++j, p += kLine, xs += step) {
+        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+        const __m512i w = _mm512_load_si512(p);
+        const __m512i lo = _mm512_and_si512(w, low), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low);
+        for (int i = 0; i < MR; ++i) {
+          acc1[0][i] = _mm512_dpbusd_epi32(acc1[0][i], lo, _mm512_set1_epi32(load4(xs + i * B)));
+          acc1[A - 1][i] = _mm512_dpbusd_epi32(acc1[A - 1][i], hi, _mm512_set1_epi32(load4(xs + i * B + 4)));
+          if constexpr (X2) {
+            acc2[0][i] = _mm512_dpbusd_epi32(acc2[0][i], lo, _mm512_set1_epi32(load4(xs + i * B + 8)));
+            acc2[A - 1][i] = _mm512_dpbusd_epi32(acc2[A - 1][i], hi, _mm512_set1_epi32(load4(xs + i * B + 12)));
+          }
+        }
+      }
+      for (int i = 0; i < MR; ++i) {
+        __m512i D = A == 2 ? _mm512_add_epi32(acc1[0][i], acc1[A - 1][i]) : acc1[0][i];
+        if constexpr (X2) {  // D = 254 D1 + D2 = (D1 << 8) - (D1 << 1) + D2, exact (kX2Run)
+          const __m512i d2 = A == 2 ? _mm512_add_epi32(acc2[0][i], acc2[A - 1][i]) : acc2[0][i];
+          D = _mm512_add_epi32(_mm512_sub_epi32(_mm512_slli_epi32(D, 8), _mm512_slli_epi32(D, 1)), d2);
+        }
+        accf[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(D), _mm512_mul_ps(s, _mm512_set1_ps(x.unit[(i0 + i) * x.G + g])), accf[i]);
+      }
+    }
     const __m512 z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(v.zeros + sg))));
     const __m512 sz = _mm512_mul_ps(s, z);
-    for (int i = 0; i < MR; ++i) {
-      const int64_t xg = (i0 + i) * x.G + g;
-      const __m512 dot = _mm512_cvtepi32_ps(A == 2 ? _mm512_add_epi32(acc[0][i], acc[A - 1][i]) : acc[0][i]);
-      accf[i] = _mm512_fmadd_ps(dot, _mm512_mul_ps(s, _mm512_set1_ps(x.sx[xg])), accf[i]);
-      accf[i] = _mm512_fnmadd_ps(sz, _mm512_set1_ps(x.zsum[xg]), accf[i]);
-    }
+    for (int i = 0; i < MR; ++i) accf[i] = _mm512_fnmadd_ps(sz, _mm512_set1_ps(x.zsum[(i0 + i) * x.G + g]), accf[i]);
   }
   const int64_t r0 = t * T, rows = std::min(T, v.N - r0);
   const __mmask16 m = __mmask16((1u << rows) - 1);
@@ -129,41 +202,56 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma"))) void ti
 }
 
 // ---------------------------------------------------------------------------------------------
-// AVX2, int8 x: half h (rows 8h..8h+7) of tile t x MR rows of x (16 ymm: MR <= 4).
+// AVX2: half h (rows 8h..8h+7) of tile t x MR rows of x (16 ymm: MR <= 4). Per 4 inputs and
+// row, vpmaddubsw gives two int16 sums of two products each, |sum| <= 2 * 15 * 127 = 3810;
+// the low- and high-nibble results added: <= 7620, no int16 saturation, for either digit
+// (both are int8 in [-127, 127]). vpmaddwd then sums the pair into the row's int32 lane:
+// times 1 (int8, int8x2's low digit) or times 254 (int8x2's high digit), so one accumulator
+// holds D = 254 D1 + D2 directly (bound: kX2Run). The same integers as the VNNI kernel and the
+// same f32 steps after: bit-identical results.
 // ---------------------------------------------------------------------------------------------
-template <int MR>
+template <int MR, bool X2>
 __attribute__((target("avx2,fma,f16c"))) void tile_half_avx2(const TileView& v, int64_t t, int h,
                                                             const XInt8& x, int64_t i0,
                                                             const float* bias, float* y, int64_t ldy) {
+  constexpr int B = X2 ? 16 : 8;
   const uint8_t* c = v.tile_codes(t) + 32 * h;
-  const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), hi_weight = _mm256_set1_epi16(254);
   __m256 accf[MR];
   for (int i = 0; i < MR; ++i) accf[i] = _mm256_setzero_ps();
+  const int8_t* const xq = x.q + i0 * B;
+  const int64_t step = x.step, run = X2 ? std::min(v.gs, kX2Run) : v.gs;
   for (int64_t g = 0; g < v.G; ++g) {
-    __m256i a[MR];
-    for (int i = 0; i < MR; ++i) a[i] = _mm256_setzero_si256();
-    for (int64_t k = g * v.gs, end = k + v.gs; k < end; k += 8) {
-      const uint8_t* p = c + (k / 8) * kLine;
-      _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
-      const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
-      const __m256i lo = _mm256_and_si256(w, low), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low);
-      for (int i = 0; i < MR; ++i) {
-        const int8_t* xi = x.q + (i0 + i) * x.K + k;
-        const __m256i d = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(load4(xi))),
-                                           _mm256_maddubs_epi16(hi, _mm256_set1_epi32(load4(xi + 4))));
-        a[i] = _mm256_add_epi32(a[i], _mm256_madd_epi16(d, ones));
-      }
-    }
     const int64_t sg = (t * v.G + g) * T + 8 * h;
     const __m256 s = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(v.scales + sg)));
+    for (int64_t k0 = g * v.gs, gend = k0 + v.gs; k0 < gend; k0 += run) {
+      __m256i a[MR];
+      for (int i = 0; i < MR; ++i) a[i] = _mm256_setzero_si256();
+      const uint8_t* p = c + k0 / 8 * kLine;
+      const int8_t* xs = xq + k0 / 8 * step;
+      for (int64_t j = 0, steps = (std::min(k0 + run, gend) - k0) / 8; j < steps; ++j, p += kLine, xs += step) {
+        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+        const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
+        const __m256i lo = _mm256_and_si256(w, low), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low);
+        for (int i = 0; i < MR; ++i) {
+          const int8_t* x1 = xs + i * B;
+          const __m256i d1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(load4(x1))),
+                                              _mm256_maddubs_epi16(hi, _mm256_set1_epi32(load4(x1 + 4))));
+          if constexpr (X2) {
+            const __m256i d2 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(load4(x1 + 8))),
+                                                _mm256_maddubs_epi16(hi, _mm256_set1_epi32(load4(x1 + 12))));
+            a[i] = _mm256_add_epi32(a[i], _mm256_add_epi32(_mm256_madd_epi16(d1, hi_weight), _mm256_madd_epi16(d2, ones)));
+          } else {
+            a[i] = _mm256_add_epi32(a[i], _mm256_madd_epi16(d1, ones));
+          }
+        }
+      }
+      for (int i = 0; i < MR; ++i)
+        accf[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[i]), _mm256_mul_ps(s, _mm256_set1_ps(x.unit[(i0 + i) * x.G + g])), accf[i]);
+    }
     const __m256 z = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v.zeros + sg))));
     const __m256 sz = _mm256_mul_ps(s, z);
-    for (int i = 0; i < MR; ++i) {
-      const int64_t xg = (i0 + i) * x.G + g;
-      const __m256 dot = _mm256_cvtepi32_ps(a[i]);
-      accf[i] = _mm256_fmadd_ps(dot, _mm256_mul_ps(s, _mm256_set1_ps(x.sx[xg])), accf[i]);
-      accf[i] = _mm256_fnmadd_ps(sz, _mm256_set1_ps(x.zsum[xg]), accf[i]);
-    }
+    for (int i = 0; i < MR; ++i) accf[i] = _mm256_fnmadd_ps(sz, _mm256_set1_ps(x.zsum[(i0 + i) * x.G + g]), accf[i]);
   }
   const int64_t r0 = t * T + 8 * h, rows = std::min<int64_t>(8, v.N - r0);
   if (rows <= 0) return;
@@ -258,15 +346,25 @@ void check_isa(W4Isa isa) {
 void tiles_int8(W4Isa isa, const TileView& v, int64_t t0, int64_t t1, const XInt8& x, int64_t n,
                 const float* bias, float* y) {
   const int64_t N = v.N;
+  const bool x2 = w4_isa_int8x2(isa);
   for (int64_t t = t0; t < t1; ++t) {
-    if (isa == W4Isa::Avx512Vnni) {
-      for (int64_t i0 = 0; i0 < n; i0 += 8)
-        with_mr(std::min<int64_t>(8, n - i0), [&](auto mr) { tile_vnni<decltype(mr)::value>(v, t, x, i0, bias, y, N); });
+    if (isa == W4Isa::Avx512Vnni || isa == W4Isa::Avx512VnniInt8x2) {
+      // int8x2 in chunks of 4 rows: 8 rows would need 2 x 8 accumulators + 8 sums + 4 (GCC
+      // spilled and copied registers in the loop: prefill at 0.43x of int8; 4 rows: ~0.5x).
+      const int64_t chunk = x2 ? 4 : 8;
+      for (int64_t i0 = 0; i0 < n; i0 += chunk)
+        with_mr(std::min(chunk, n - i0), [&](auto mr) {
+          if (!x2) tile_vnni<decltype(mr)::value, false>(v, t, x, i0, bias, y, N);
+          else if constexpr (decltype(mr)::value <= 4) tile_vnni<decltype(mr)::value, true>(v, t, x, i0, bias, y, N);
+        });
     } else {
       for (int h = 0; h < 2; ++h)
         for (int64_t i0 = 0; i0 < n; i0 += 4)
           with_mr(std::min<int64_t>(4, n - i0), [&](auto mr) {
-            if constexpr (decltype(mr)::value <= 4) tile_half_avx2<decltype(mr)::value>(v, t, h, x, i0, bias, y, N);
+            if constexpr (decltype(mr)::value <= 4) {
+              if (x2) tile_half_avx2<decltype(mr)::value, true>(v, t, h, x, i0, bias, y, N);
+              else tile_half_avx2<decltype(mr)::value, false>(v, t, h, x, i0, bias, y, N);
+            }
           });
     }
   }
@@ -280,13 +378,29 @@ bool w4_isa_supported(W4Isa isa) {
     case W4Isa::Avx2: return gemm_isa_supported(GemmIsa::Avx2) && __builtin_cpu_supports("f16c");
     case W4Isa::Avx512: return gemm_isa_supported(GemmIsa::Avx512) && __builtin_cpu_supports("f16c");
     case W4Isa::Avx512Vnni:
+    case W4Isa::Avx512VnniInt8x2:
       return w4_isa_supported(W4Isa::Avx512) && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    case W4Isa::Avx2Int8x2: return w4_isa_supported(W4Isa::Avx2);
   }
   return false;
 }
 
-bool w4_isa_int8(W4Isa isa) { return isa == W4Isa::Avx2 || isa == W4Isa::Avx512Vnni; }
+bool w4_isa_int8(W4Isa isa) { return w4_isa_int8x1(isa) || w4_isa_int8x2(isa); }
+bool w4_isa_int8x1(W4Isa isa) { return isa == W4Isa::Avx2 || isa == W4Isa::Avx512Vnni; }
+bool w4_isa_int8x2(W4Isa isa) { return isa == W4Isa::Avx2Int8x2 || isa == W4Isa::Avx512VnniInt8x2; }
+
+W4Act w4_act_from_env() {
+  const char* env = std::getenv("AWQ_W4_ACT");
+  const std::string act = env ? env : "";
+  if (act.empty() || act == "int8x2") return W4Act::Int8x2;
+  if (act == "int8") return W4Act::Int8;
+  if (act == "f32") return W4Act::F32;
+  std::string msg = "AWQ_W4_ACT=";
+  msg += act;
+  msg += ": unknown W4 activation mode (use int8x2, the default; int8, fastest and lossy; or f32, exact)";
+  throw Error(msg);
+}
 
 namespace {
 std::atomic<int> g_isa_override{-1};
@@ -301,11 +415,11 @@ W4Isa w4_best_isa() {
   if (const int o = g_isa_override.load(std::memory_order_relaxed); o >= 0) return W4Isa(o);
   static const W4Isa isa = [] {
     const GemmIsa g = gemm_best_isa();  // honours AWQ_CPU_ISA
-    const char* act = std::getenv("AWQ_W4_ACT");
-    const bool f32_act = act && std::string(act) == "f32";
-    if (f32_act) return g == GemmIsa::Avx512 && w4_isa_supported(W4Isa::Avx512) ? W4Isa::Avx512 : W4Isa::Scalar;
-    if (g == GemmIsa::Avx512 && w4_isa_supported(W4Isa::Avx512Vnni)) return W4Isa::Avx512Vnni;
-    if (g != GemmIsa::Portable && w4_isa_supported(W4Isa::Avx2)) return W4Isa::Avx2;
+    const W4Act act = w4_act_from_env();
+    if (act == W4Act::F32) return g == GemmIsa::Avx512 && w4_isa_supported(W4Isa::Avx512) ? W4Isa::Avx512 : W4Isa::Scalar;
+    const bool x2 = act == W4Act::Int8x2;
+    if (g == GemmIsa::Avx512 && w4_isa_supported(W4Isa::Avx512Vnni)) return x2 ? W4Isa::Avx512VnniInt8x2 : W4Isa::Avx512Vnni;
+    if (g != GemmIsa::Portable && w4_isa_supported(W4Isa::Avx2)) return x2 ? W4Isa::Avx2Int8x2 : W4Isa::Avx2;
     return W4Isa::Scalar;
   }();
   return isa;
@@ -317,6 +431,8 @@ const char* w4_isa_name(W4Isa isa) {
     case W4Isa::Avx2: return "avx2-int8";
     case W4Isa::Avx512: return "avx512-f32";
     case W4Isa::Avx512Vnni: return "avx512-vnni-int8";
+    case W4Isa::Avx2Int8x2: return "avx2-int8x2";
+    case W4Isa::Avx512VnniInt8x2: return "avx512-vnni-int8x2";
   }
   return "?";
 }
@@ -360,6 +476,7 @@ W4Tiles w4_repack(const uint32_t* row_codes, const uint8_t* row_zeros, const uin
 }
 
 void w4_attach(Matrix& w, const W4Tiles& t) {
+  w4_best_isa();  // a bad AWQ_W4_ACT fails here, at load, rather than in the first forward
   w.awq.w4_codes = t.codes;
   w.awq.w4_scales = t.scales;
   w.awq.w4_zeros = t.zeros;
@@ -373,21 +490,27 @@ void w4_matmul(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const Mat
   const TileView v(w);
   const int64_t N = v.N, K = v.K, tiles = v.tiles();
   if (w4_isa_int8(isa)) {
-    // Kept per calling thread, so decode steps allocate nothing: xq: [n, K] | sx, zsum: [n, G].
+    // Kept per calling thread, so decode steps allocate nothing: xq: [K / 8][n][B] (XInt8) |
+    // unit, zsum: [n, G].
+    const bool x2 = w4_isa_int8x2(isa);
+    const int64_t B = x2 ? 16 : 8, step = n * B;
     thread_local std::vector<int8_t> xq;
-    thread_local std::vector<float> sx, zsum;
-    if (int64_t(xq.size()) < n * K) xq.resize(size_t(n * K));
-    if (int64_t(sx.size()) < n * v.G) sx.resize(size_t(n * v.G)), zsum.resize(size_t(n * v.G));
+    thread_local std::vector<float> unit, zsum;
+    if (int64_t(xq.size()) < K / 8 * step) xq.resize(size_t(K / 8 * step));
+    if (int64_t(unit.size()) < n * v.G) unit.resize(size_t(n * v.G)), zsum.resize(size_t(n * v.G));
     // The caller's buffers, by pointer: inside a pool thread the names would be its own.
     int8_t* const q = xq.data();
-    float* const s = sx.data();
+    float* const u = unit.data();
     float* const zs = zsum.data();
     auto quantize_rows = [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) quantize_row_int8(x + i * K, K, v.gs, q + i * K, s + i * v.G, zs + i * v.G);
+      for (int64_t i = b; i < e; ++i) {
+        if (x2) quantize_row_int8x2(x + i * K, K, v.gs, q + i * B, step, u + i * v.G, zs + i * v.G);
+        else quantize_row_int8(x + i * K, K, v.gs, q + i * B, step, u + i * v.G, zs + i * v.G);
+      }
     };
     if (n > 8) pool.parallel_for(n, quantize_rows, /*min_chunk=*/4);
     else quantize_rows(0, n);
-    const XInt8 xi{q, s, zs, K, v.G};
+    const XInt8 xi{q, step, u, zs, v.G};
     pool.parallel_for(tiles, [&](int64_t b, int64_t e) { tiles_int8(isa, v, b, e, xi, n, bias, y); });
     return;
   }

@@ -8,15 +8,28 @@
 //
 // With a row's 4 codes in one 32-bit lane, a dot product puts each output row in its own lane:
 // no horizontal sums, and several rows of x share every weight load (the prefill GEMM).
-//  - AVX-512 VNNI (the default where the CPU has it): x quantized to int8 per weight group
-//    (scale max|x| / 127), vpdpbusd of 64 codes (u8) by a broadcast 4 x bytes (s8); per group
-//    y += s sx (sum q xq) - s z sx (sum xq). Any number of x rows: 1..8 (decode) and tiles of
-//    8 (prefill), the same arithmetic per row either way. Perplexity cost: docs/results/cpu.md.
-//  - AVX2: the same int8 scheme with vpmaddubsw + vpmaddwd (no overflow: |q x| <= 15 * 127 and
-//    4 such pairs <= 7620 fit int16), results identical to the VNNI kernel's.
+// Activations, per weight group of each row of x (AWQ_W4_ACT picks; any number of x rows:
+// 1..8 (decode) and tiles of 8 (prefill), the same arithmetic per row either way, so a row's
+// result does not depend on what else shares the call):
+//  - int8x2 (the default): x ~= u c with u = max|x| / 32258 and c = round(x / u), 15 bits,
+//    split exactly into two int8 digits c = 254 q1 + q2 (|q1|, |q2| <= 127). Each unpacked
+//    weight vector feeds one vpdpbusd per digit; the int32 sums combine exactly as
+//    D = 254 D1 + D2 (|D| < 2^31 for runs of <= 4096 inputs); per group
+//    y += s u D - s z u (sum c). |x - u c| <= u / 2 = max|x| / 64516: 254x finer than int8, so
+//    greedy tokens follow the exact path (docs/results/cpu.md, "Greedy tokens"). What is left
+//    against the reference is mostly its fp16 rounding of (q - z) s (<= 2^-11 relative per
+//    weight), which integer kernels do not reproduce.
+//  - int8 (AWQ_W4_ACT=int8; fastest, lossy): x quantized to int8 per weight group (u = max|x| /
+//    127), one vpdpbusd of 64 codes (u8) by a broadcast 4 x bytes (s8); per group
+//    y += s u (sum q xq) - s z u (sum xq). Moves logits by ~1e-2 (perplexity +0.01 %, but
+//    greedy tokens can flip where the top-2 logits are 0.03 apart).
+//  - AVX2 runs both with vpmaddubsw + vpmaddwd (no int16 saturation: |q x| <= 15 * 127 and
+//    4 such products <= 7620; the high digit's pair sum is weighted 254 by vpmaddwd), results
+//    bit-identical to the VNNI kernels'.
 //  - AVX-512 f32 and scalar (AWQ_W4_ACT=f32, and CPUs without AVX2): exact reference weights
 //    fp16((q - z) * s), f32 activations, n <= kW4GemvMaxRows; more rows are dequantized
 //    (w4_dequantize_rows, bit-identical to widen_row) into the blocked f32 GEMM (gemm.h).
+// Speed and accuracy of each: docs/results/cpu.md.
 #pragma once
 #include <cstdint>
 #include <cstdlib>
@@ -28,16 +41,26 @@
 
 namespace awq {
 
-enum class W4Isa { Scalar, Avx2, Avx512, Avx512Vnni };
+// Kernel families: Avx2 / Avx512Vnni take int8 x, the Int8x2 ones int8x2 x, Scalar / Avx512
+// f32 x (exact).
+enum class W4Isa { Scalar, Avx2, Avx512, Avx512Vnni, Avx2Int8x2, Avx512VnniInt8x2 };
+enum class W4Act { Int8x2, Int8, F32 };
 
 inline constexpr int64_t kW4TileRows = 16;
 inline constexpr int64_t kW4GemvMaxRows = 8;  // f32-activation kernels: rows of x per call
 
 bool w4_isa_supported(W4Isa isa);
-// Whether the ISA's kernels quantize x to int8 (and then take any number of rows).
+// Whether the ISA's kernels quantize x to integers, int8 or int8x2 (and then take any number of
+// rows, each computed alone).
 bool w4_isa_int8(W4Isa isa);
-// The widest supported ISA, capped like the GEMM by AWQ_CPU_ISA=portable|avx2; AWQ_W4_ACT=f32
-// takes the exact f32-activation kernels (AVX-512 or scalar).
+bool w4_isa_int8x1(W4Isa isa);  // single int8 digit (Avx2, Avx512Vnni)
+bool w4_isa_int8x2(W4Isa isa);  // two digits (Avx2Int8x2, Avx512VnniInt8x2)
+// AWQ_W4_ACT: unset or "int8x2" -> Int8x2, "int8" -> Int8, "f32" -> F32; anything else throws
+// awq::Error naming the variable and the accepted values.
+W4Act w4_act_from_env();
+// The widest supported ISA, capped like the GEMM by AWQ_CPU_ISA=portable|avx2, with the
+// activations of AWQ_W4_ACT (int8x2 by default; f32: the exact AVX-512 or scalar kernels;
+// without AVX2 the scalar f32 kernels whatever it says).
 W4Isa w4_best_isa();
 const char* w4_isa_name(W4Isa isa);
 // Makes w4_best_isa() return `isa` until called with nullopt (tests that need the exact f32
@@ -67,11 +90,12 @@ struct W4Tiles {
 // w4_layout_fits(cols, group).
 W4Tiles w4_repack(const uint32_t* row_codes, const uint8_t* row_zeros, const uint16_t* row_scales,
                   int64_t rows, int64_t cols, int group);
-// Points w's kernel view (awq.w4_*) at t.
+// Points w's kernel view (awq.w4_*) at t. Checks AWQ_W4_ACT (w4_best_isa), so a bad value
+// fails when a model loads.
 void w4_attach(Matrix& w, const W4Tiles& t);
 
 // y = x W^T (+ bias) for w4_ready(w), with an explicit ISA (throws if the CPU lacks it).
-// int8 ISAs: any n >= 1; f32 ISAs: 1 <= n <= kW4GemvMaxRows.
+// int8 / int8x2 ISAs: any n >= 1; f32 ISAs: 1 <= n <= kW4GemvMaxRows.
 // x: [n, w.cols]; bias: [w.rows] or nullptr; y: [n, w.rows].
 void w4_matmul(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const Matrix& w,
                const float* bias, float* y);
