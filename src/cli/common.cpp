@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "core/error.h"
@@ -30,10 +31,22 @@ void add_device(CLI::App* cmd, std::string& device) {
       ->capture_default_str();
 }
 
+void add_kv_type(CLI::App* cmd, KvType& type) {
+  static const std::map<std::string, KvType> names = {{"f16", KvType::F16}, {"f32", KvType::F32}};
+  cmd->add_option("--kv-type", type,
+                  "KV cache element type: f16 (half the memory and attention reads; keys and values "
+                  "rounded to fp16 when stored) or f32 (exact, twice the memory)")
+      ->transform(CLI::CheckedTransformer(names))
+      ->default_str("f16");
+}
+
 std::unique_ptr<SequenceModel> make_sequence(const std::string& device, LlamaModel& model,
-                                             ThreadPool& pool, int64_t ctx) {
-  if (device == "cpu") return std::make_unique<CpuSequence>(model, pool, ctx);
+                                             ThreadPool& pool, int64_t ctx, KvType kv_type) {
+  if (device == "cpu") return std::make_unique<CpuSequence>(model, pool, ctx, kv_type);
   if (device == "cuda") {
+    if (kv_type != KvType::F16)
+      throw Error("--kv-type f32: the CUDA engine's KV cache is fp16 only; use --kv-type f16 with "
+                  "--device cuda, or --device cpu");
 #ifdef AWQ_HAVE_CUDA
     return std::make_unique<cuda::CudaSequence>(model, ctx);
 #else
