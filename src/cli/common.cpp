@@ -3,7 +3,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <map>
 #include <sstream>
 
 #include "core/error.h"
@@ -32,12 +31,12 @@ void add_device(CLI::App* cmd, std::string& device) {
 }
 
 void add_kv_type(CLI::App* cmd, KvType& type) {
-  static const std::map<std::string, KvType> names = {{"f16", KvType::F16}, {"f32", KvType::F32}};
-  cmd->add_option("--kv-type", type,
-                  "KV cache element type: f16 (half the memory and attention reads; keys and values "
-                  "rounded to fp16 when stored) or f32 (exact, twice the memory)")
-      ->transform(CLI::CheckedTransformer(names))
-      ->default_str("f16");
+  cmd->add_option_function<std::string>(
+         "--kv-type", [&type](const std::string& name) { type = parse_kv_type(name); },
+         "KV cache element type: f16 (half the memory and attention reads; keys and values rounded "
+         "to fp16 when stored) or f32 (exact, twice the memory)")
+      ->check(CLI::IsMember({"f16", "f32"}))
+      ->default_str(kv_type_name(type));
 }
 
 std::unique_ptr<SequenceModel> make_sequence(const std::string& device, LlamaModel& model,
