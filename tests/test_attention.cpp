@@ -1,12 +1,15 @@
-// attention() and both of its paths (per-row decode loop, blocked prefill with each supported
-// micro-kernel set) against a naive double-precision reference on random data: GQA, MHA and
-// MQA head layouts, head_dim a multiple of the tile width or not, query counts around the
-// block sizes, position offsets (a cache already holding earlier tokens), sliding windows
-// and non-consecutive positions. Every cache row, including those a query must not see,
-// holds random data, so a mask error shows.
+// attention() and both of its paths (per-row decode loop with each supported fp16 kernel,
+// blocked prefill with each supported micro-kernel set) against a naive double-precision
+// reference on random data, for f32 and fp16 caches: GQA, MHA and MQA head layouts, head_dim a
+// multiple of the tile width or not, query counts around the block sizes, position offsets (a
+// cache already holding earlier tokens), sliding windows and non-consecutive positions. Every
+// cache row, including those a query must not see, holds random data, so a mask error shows.
 //
 // Error bound: outputs are convex combinations of value rows; f32 scores, softmax and
-// accumulation against the double reference stay within 1e-5 * (1 + max |v|) absolute.
+// accumulation against the double reference stay within 1e-5 * (1 + max |v|) absolute. The
+// fp16 cache is checked against the reference run on the same fp16-rounded keys and values
+// (widened exactly to double), so only the f32 arithmetic differs and the same bound holds:
+// a kernel that widened wrongly (a wrong lane, a swapped half) or read past a row fails it.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,7 +18,9 @@
 #include <string>
 #include <vector>
 
+#include "core/half.h"
 #include "ops/cpu/attention.h"
+#include "ops/cpu/f16_rows.h"
 #include "ops/cpu/ops.h"
 
 namespace awq {
@@ -52,13 +57,14 @@ std::vector<double> naive_attention(const std::vector<float>& q, const std::vect
 struct AttentionCase {
   int64_t n_heads, n_kv_heads, head_dim, n, offset, window;
   bool shuffled = false;  // positions not in increasing order (each query still sees 0..pos[i])
+  KvType type = KvType::F32;
 };
 
 std::string name(const AttentionCase& c) {
   return std::to_string(c.n_heads) + "/" + std::to_string(c.n_kv_heads) + " hd" +
          std::to_string(c.head_dim) + " n" + std::to_string(c.n) + " off" +
          std::to_string(c.offset) + " win" + std::to_string(c.window) +
-         (c.shuffled ? " shuffled" : "");
+         (c.shuffled ? " shuffled" : "") + " kv " + kv_type_name(c.type);
 }
 
 void check_case(const AttentionCase& c, ThreadPool& pool) {
@@ -71,6 +77,13 @@ void check_case(const AttentionCase& c, ThreadPool& pool) {
   for (float& x : q) x = 2.0f * nd(rng);  // scores of a few units: peaked softmax rows too
   for (float& x : k) x = nd(rng);
   for (float& x : v) x = nd(rng);
+  std::vector<uint16_t> k16(k.size()), v16(v.size());  // the fp16 cache; k, v become its values
+  if (c.type == KvType::F16)
+    for (size_t i = 0; i < k.size(); ++i) {
+      k16[i] = f32_to_fp16(k[i]), k[i] = fp16_to_f32(k16[i]);
+      v16[i] = f32_to_fp16(v[i]), v[i] = fp16_to_f32(v16[i]);
+    }
+  const KvView kv = c.type == KvType::F16 ? KvView::f16(k16.data(), v16.data()) : KvView::f32(k.data(), v.data());
   std::vector<int32_t> pos(size_t(c.n));
   std::iota(pos.begin(), pos.end(), int32_t(c.offset));
   if (c.shuffled) std::shuffle(pos.begin(), pos.end(), rng);
@@ -91,14 +104,25 @@ void check_case(const AttentionCase& c, ThreadPool& pool) {
     fn();
     expect_close(out, what);
   };
-  const float *qp = q.data(), *kp = k.data(), *vp = v.data();
+  const float* qp = q.data();
   const int32_t* pp = pos.data();
-  run([&] { attention(pool, qp, kp, vp, pp, c.n, s, out.data()); }, "attention");
-  run([&] { attention_rows(pool, qp, kp, vp, pp, c.n, s, out.data()); }, "rows");
-  for (GemmIsa isa : {GemmIsa::Portable, GemmIsa::Avx2, GemmIsa::Avx512})
+  run([&] { attention(pool, qp, kv, pp, c.n, s, out.data()); }, "attention");
+  for (GemmIsa isa : {GemmIsa::Portable, GemmIsa::Avx2, GemmIsa::Avx512}) {
+    if (f16_isa_supported(isa))
+      run([&] { attention_rows(pool, isa, qp, kv, pp, c.n, s, out.data()); },
+          std::string("rows ") + gemm_isa_name(isa));
     if (gemm_isa_supported(isa))
-      run([&] { attention_blocked(pool, isa, qp, kp, vp, pp, c.n, s, out.data()); },
+      run([&] { attention_blocked(pool, isa, qp, kv, pp, c.n, s, out.data()); },
           std::string("blocked ") + gemm_isa_name(isa));
+  }
+}
+
+// Each case with an f32 and with an fp16 cache.
+void check_both(AttentionCase c, ThreadPool& pool) {
+  for (KvType t : {KvType::F32, KvType::F16}) {
+    c.type = t;
+    check_case(c, pool);
+  }
 }
 
 TEST(Attention, GqaMatchesNaiveReference) {
@@ -107,23 +131,23 @@ TEST(Attention, GqaMatchesNaiveReference) {
     for (int64_t offset : {0, 37})
       for (int64_t window : {0, 50})
         for (ThreadPool* pool : {&pool1, &pool2})
-          check_case(AttentionCase{6, 2, 64, n, offset, window}, *pool);
+          check_both(AttentionCase{6, 2, 64, n, offset, window}, *pool);
 }
 
 TEST(Attention, HeadLayoutsAndOddHeadDim) {
   ThreadPool pool(2);
   for (auto [heads, kv] : {std::pair<int64_t, int64_t>{4, 4}, {8, 1}, {6, 2}})
-    for (int64_t hd : {80, 8, 128})
+    for (int64_t hd : {80, 8, 128, 72, 36})
       for (int64_t n : {2, 17, 300})
-        check_case(AttentionCase{heads, kv, hd, n, 3, n == 300 ? 129 : 0}, pool);
+        check_both(AttentionCase{heads, kv, hd, n, 3, n == 300 ? 129 : 0}, pool);
 }
 
 // Queries that see their own key block only partly, or key blocks no query of a block sees.
 TEST(Attention, NonConsecutivePositionsAndWindows) {
   ThreadPool pool(2);
   for (int64_t window : {0, 1, 7, 200})
-    check_case(AttentionCase{6, 2, 64, 260, 20, window, /*shuffled=*/true}, pool);
-  check_case(AttentionCase{6, 2, 64, 260, 300, 1}, pool);  // window 1: each query sees only itself
+    check_both(AttentionCase{6, 2, 64, 260, 20, window, /*shuffled=*/true}, pool);
+  check_both(AttentionCase{6, 2, 64, 260, 300, 1}, pool);  // window 1: each query sees only itself
 }
 
 }  // namespace

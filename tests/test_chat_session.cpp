@@ -32,9 +32,9 @@ ChatSessionOptions greedy(int64_t n) {
 }
 
 // Greedy continuation of ids from an empty cache: the reference for what a turn must produce.
-std::vector<int32_t> greedy_from_scratch(const std::vector<int32_t>& ids, int64_t n) {
+std::vector<int32_t> greedy_from_scratch(const std::vector<int32_t>& ids, int64_t n, KvType type = KvType::F16) {
   Tiny& t = tiny();
-  KvCache cache = t.model.new_cache(int64_t(ids.size()) + n + 1);
+  KvCache cache = t.model.new_cache(int64_t(ids.size()) + n + 1, type);
   std::vector<float> logits;
   t.model.forward(t.pool, ids.data(), int64_t(ids.size()), cache, false, logits);
   std::vector<int32_t> out;
@@ -48,11 +48,14 @@ std::vector<int32_t> greedy_from_scratch(const std::vector<int32_t>& ids, int64_
   return out;
 }
 
-TEST(ChatSession, ReusesTheCacheAndMatchesAFromScratchRun) {
+// With the default fp16 cache and with an f32 one (ChatSessionOptions::kv_type).
+void check_cache_reuse(KvType type) {
+  SCOPED_TRACE(kv_type_name(type));
   Tiny& t = tiny();
   const ChatTemplate tmpl = ChatTemplate::load(test::tiny_model_dir());
   ChatSessionOptions opt = greedy(12);
   opt.system_prompt = "You tell short stories.";
+  opt.kv_type = type;
   ChatSession s(t.model, t.pool, t.tok, tmpl, 512, opt);
   std::string streamed;
   const auto r1 = s.send("Once upon a time", [&](const std::string& p) { streamed += p; });
@@ -65,12 +68,17 @@ TEST(ChatSession, ReusesTheCacheAndMatchesAFromScratchRun) {
   std::vector<ChatMessage> conv = {{"system", opt.system_prompt}, {"user", "Once upon a time"}, {"assistant", r1.text}, {"user", "And then?"}};
   const auto ids = s.encode(conv);
   EXPECT_EQ(r2.prompt_tokens, int64_t(ids.size()));
-  EXPECT_EQ(r2.text, t.tok.decode(greedy_from_scratch(ids, 12), true));
+  EXPECT_EQ(r2.text, t.tok.decode(greedy_from_scratch(ids, 12, type), true));
   ASSERT_EQ(s.messages().size(), 5u);
   EXPECT_EQ(s.messages()[4].content, r2.text);
   s.reset();
   ASSERT_EQ(s.messages().size(), 1u);  // the system prompt stays
   EXPECT_EQ(s.messages()[0].role, "system");
+}
+
+TEST(ChatSession, ReusesTheCacheAndMatchesAFromScratchRun) {
+  check_cache_reuse(KvType::F16);
+  check_cache_reuse(KvType::F32);
 }
 
 TEST(ChatSession, StopStringEndsTheReplyAndIsNotShown) {

@@ -34,6 +34,7 @@
 #include "support/half_vectors.h"
 #include "support/shared_data.h"
 #include "support/temp_dir.h"
+#include "support/tiny_model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace awq {
@@ -221,8 +222,8 @@ TEST_F(CudaTest, AttentionMatchesCpu) {
     for (int r = 0; r < rows; ++r) {
       std::vector<float> ref(static_cast<size_t>(qd));
       const int64_t off = int64_t(slot[size_t(r)]) * ctx * kvd;
-      attention_rows(pool, q.f.data() + r * qd, k.f.data() + off, v.f.data() + off, &pos[size_t(r)], 1,
-                     shape, ref.data());
+      attention_rows(pool, GemmIsa::Portable, q.f.data() + r * qd,
+                     KvView::f32(k.f.data() + off, v.f.data() + off), &pos[size_t(r)], 1, shape, ref.data());
       const std::vector<float> g(got.begin() + r * qd, got.begin() + (r + 1) * qd);
       EXPECT_LT(rel_err(g, ref), 2e-3) << "nh " << cs.nh << " nkv " << cs.nkv << " hd " << cs.hd
                                        << " window " << cs.window << " splits " << cs.splits << " row " << r;
@@ -230,10 +231,7 @@ TEST_F(CudaTest, AttentionMatchesCpu) {
   }
 }
 
-LlamaModel& tiny_model() {
-  static LlamaModel m(tiny_model_dir());
-  return m;
-}
+using test::tiny_model;
 
 // Greedy continuations of reference.json on CUDA: one sequence through CudaSequence (prefill,
 // then host argmax over decode logits: the CUDA graph replays from the third token on), and

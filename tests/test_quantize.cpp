@@ -201,7 +201,8 @@ std::vector<float> run_layer(const ModelConfig& c, const LayerWeights& L, const 
   for (int64_t i = 0; i < n; ++i) pos.push_back(int32_t(i));
   LayerScratch s;
   rmsnorm(y.data(), L.attn_norm.data(), n, d, c.rms_norm_eps, h.data());
-  attention_sublayer(pool, c, L, inv_freq, h.data(), n, pos.data(), kc.data(), vc.data(), n, s, o.data());
+  attention_sublayer(pool, c, L, inv_freq, h.data(), n, pos.data(), KvLayer{KvType::F32, kc.data(), vc.data(), n, c.kv_dim()},
+                     s, o.data());
   for (size_t i = 0; i < y.size(); ++i) y[i] += o[i];
   rmsnorm(y.data(), L.ffn_norm.data(), n, d, c.rms_norm_eps, h.data());
   mlp_sublayer(pool, c, L, h.data(), n, s, o.data());

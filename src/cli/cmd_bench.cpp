@@ -1,5 +1,5 @@
-// awq bench MODEL_DIR: prefill / decode tokens/s, weight bytes per token, achieved GB/s and %
-// of the memory bandwidth measured in the same run (runtime/bench.h).
+// awq bench MODEL_DIR: prefill / decode tokens/s, weight and KV-cache bytes per token, achieved
+// GB/s and % of the memory bandwidth measured in the same run (runtime/bench.h).
 #include <cstdio>
 #include <memory>
 
@@ -35,31 +35,35 @@ void run(const BenchArgs& a) {
   ThreadPool pool(a.threads);
   const bool quantized = model.config().quant.present();
   if (!a.json)
-    std::fprintf(stderr, "%s: %s, %d threads, kernels: gemm %s, w4 %s; prompt %lld, gen %lld, %d repeats\n",
+    std::fprintf(stderr, "%s: %s, %d threads, kernels: gemm %s, w4 %s; KV cache %s; prompt %lld, gen %lld, %d repeats\n",
                  a.model_dir.c_str(), quantized ? "AWQ" : "floating point", a.threads,
-                 gemm_isa_name(gemm_best_isa()), w4_isa_name(w4_best_isa()), (long long)a.opt.prompt,
+                 gemm_isa_name(gemm_best_isa()), w4_isa_name(w4_best_isa()), kv_type_name(a.opt.kv_type), (long long)a.opt.prompt,
                  (long long)a.opt.gen, a.opt.repeat);
   const BenchResult r = run_bench(model, pool, a.opt);
   const double dec_med = median_of(r.decode_tps);
-  const double gbs = r.weight_bytes_per_token * dec_med / 1e9;
+  const double bytes_per_token = r.weight_bytes_per_token + r.kv_bytes_per_token;
+  const double gbs = bytes_per_token * dec_med / 1e9;
   const double pct = 100.0 * gbs / r.bandwidth_gbs;
   if (a.json) {
-    std::printf("{\"model\": \"%s\", \"threads\": %d, \"prompt\": %lld, \"gen\": %lld, "
+    std::printf("{\"model\": \"%s\", \"threads\": %d, \"prompt\": %lld, \"gen\": %lld, \"kv_type\": \"%s\", "
                 "\"prefill_tps\": {\"min\": %.3f, \"median\": %.3f}, "
                 "\"decode_tps\": {\"min\": %.3f, \"median\": %.3f}, "
-                "\"weight_bytes_per_token\": %.0f, \"decode_gbs\": %.3f, \"bandwidth_gbs\": %.3f, "
+                "\"weight_bytes_per_token\": %.0f, \"kv_bytes_per_token\": %.0f, \"decode_gbs\": %.3f, "
+                "\"bandwidth_gbs\": %.3f, "
                 "\"roofline_pct\": %.2f}\n",
                 json_escape(a.model_dir).c_str(), a.threads, (long long)a.opt.prompt,
-                (long long)a.opt.gen, min_of(r.prefill_tps), median_of(r.prefill_tps),
-                min_of(r.decode_tps), dec_med, r.weight_bytes_per_token, gbs, r.bandwidth_gbs, pct);
+                (long long)a.opt.gen, kv_type_name(a.opt.kv_type), min_of(r.prefill_tps), median_of(r.prefill_tps),
+                min_of(r.decode_tps), dec_med, r.weight_bytes_per_token, r.kv_bytes_per_token, gbs,
+                r.bandwidth_gbs, pct);
     return;
   }
   std::printf("prefill %lld tokens: min %.1f  median %.1f tok/s\n", (long long)a.opt.prompt,
               min_of(r.prefill_tps), median_of(r.prefill_tps));
   std::printf("decode  %lld tokens: min %.2f  median %.2f tok/s\n", (long long)a.opt.gen,
               min_of(r.decode_tps), dec_med);
-  std::printf("weights read per decode token: %.1f MB; at the median decode speed %.2f GB/s\n",
-              r.weight_bytes_per_token / 1e6, gbs);
+  std::printf("read per decode token: weights %.1f MB + KV cache %.1f MB (%s, mean over the steps); "
+              "at the median decode speed %.2f GB/s\n",
+              r.weight_bytes_per_token / 1e6, r.kv_bytes_per_token / 1e6, kv_type_name(a.opt.kv_type), gbs);
   std::printf("memory read bandwidth (measured: %d threads stream a %lld MiB buffer, best of %d): %.2f GB/s\n",
               a.threads, (long long)(BandwidthOptions{}.bytes >> 20), BandwidthOptions{}.passes, r.bandwidth_gbs);
   std::printf("decode at %.1f %% of the bandwidth roofline\n", pct);
@@ -73,9 +77,10 @@ void add_bench(CLI::App& app) {
   cmd->footer(
       "Runs a warm-up, then --repeat times: prefill --prompt tokens (one forward call, fixed\n"
       "pseudo-random ids) and decode --gen tokens greedily one at a time. Reports min and median\n"
-      "tokens/s, the bytes of weights one decode step reads, the GB/s that makes at the median\n"
-      "decode speed, and that as a % of the read bandwidth measured by the bench itself\n"
-      "(the same threads streaming a 1 GiB buffer, best of 5 passes).\n"
+      "tokens/s, the bytes one decode step reads (weights, plus the keys and values its attention\n"
+      "reads, at the --kv-type element size, averaged over the decode positions), the GB/s that\n"
+      "makes at the median decode speed, and that as a % of the read bandwidth measured by the\n"
+      "bench itself (the same threads streaming a 1 GiB buffer, best of 5 passes).\n"
       "AWQ_CPU_ISA=portable|avx2 caps the kernels; AWQ_MATMUL=reference runs the reference matmul;\n"
       "AWQ_W4_ACT picks the W4 kernels' activations: int8x2 (default, close to exact), int8\n"
       "(fastest, lossy) or f32 (exact).");
@@ -83,7 +88,8 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--prompt", args->opt.prompt, "Prefill length in tokens")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_option("--gen", args->opt.gen, "Decode steps")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_option("--repeat", args->opt.repeat, "Repeats (min and median reported)")->capture_default_str()->check(CLI::Range(1, 1000));
-  cmd->add_flag("--json", args->json, "Print one JSON object (model, threads, prompt, gen, prefill_tps, decode_tps, weight_bytes_per_token, decode_gbs, bandwidth_gbs, roofline_pct)");
+  cmd->add_flag("--json", args->json, "Print one JSON object (model, threads, prompt, gen, kv_type, prefill_tps, decode_tps, weight_bytes_per_token, kv_bytes_per_token, decode_gbs, bandwidth_gbs, roofline_pct)");
+  add_kv_type(cmd, args->opt.kv_type);
   add_threads(cmd, args->threads);
   cmd->callback([args] { run(*args); });
 }

@@ -25,6 +25,7 @@ struct ChatArgs {
   int64_t ctx = 0;
   int threads = 1;
   bool verbose = false;
+  KvType kv_type = KvType::F16;
   SamplerParams sp;
 };
 
@@ -95,6 +96,7 @@ void run(const ChatArgs& a) {
   opt.max_new_tokens = a.n_predict;
   opt.sampler = a.sp;
   opt.system_prompt = a.system;
+  opt.kv_type = a.kv_type;
   ChatSession session(model, pool, tok, tmpl, ctx, opt);
 
   const bool interactive = ::isatty(STDIN_FILENO) != 0;
@@ -177,6 +179,7 @@ void add_chat(CLI::App& app) {
                   "(default: the model's max_position_embeddings, at most 4096)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   cmd->add_option("--device", args->device, "cpu (cuda with -DAWQ_CUDA=ON builds)")->capture_default_str();
+  add_kv_type(cmd, args->kv_type);
   cmd->add_flag("-v,--verbose", args->verbose, "Print token counts and speed after each reply (stderr)");
   add_threads(cmd, args->threads);
   cmd->callback([args] { run(*args); });

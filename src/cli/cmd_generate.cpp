@@ -17,6 +17,7 @@ struct GenerateArgs {
   int64_t ctx = 0;
   int threads = 1;
   bool ignore_eos = false, no_bos = false;
+  KvType kv_type = KvType::F16;
   SamplerParams sp;
 };
 
@@ -34,7 +35,7 @@ void run(const GenerateArgs& a) {
     throw Error("the prompt is " + std::to_string(ids.size()) + " tokens but the context holds " +
                 std::to_string(ctx) + " (--ctx); shorten the prompt");
   ThreadPool pool(a.threads);
-  std::unique_ptr<SequenceModel> seq = make_sequence(a.device, model, pool, ctx);
+  std::unique_ptr<SequenceModel> seq = make_sequence(a.device, model, pool, ctx, a.kv_type);
   GenerateOptions opt;
   opt.max_new_tokens = a.n_predict;
   opt.stop_at_eos = !a.ignore_eos;
@@ -49,11 +50,11 @@ void run(const GenerateArgs& a) {
   const double gen = double(r.tokens.size());
   std::fprintf(stderr,
                "prompt: %lld tokens in %.1f ms (%.1f tok/s) | generated: %lld tokens in %.1f ms "
-               "(%.1f tok/s) | stop: %s | device: %s | threads: %d\n",
+               "(%.1f tok/s) | stop: %s | device: %s | kv: %s | threads: %d\n",
                (long long)r.prompt_tokens, r.prefill_seconds * 1e3,
                double(r.prompt_tokens) / std::max(r.prefill_seconds, 1e-9), (long long)gen,
                r.decode_seconds * 1e3, gen / std::max(r.decode_seconds, 1e-9),
-               r.stop_reason.c_str(), a.device.c_str(), a.threads);
+               r.stop_reason.c_str(), a.device.c_str(), kv_type_name(a.kv_type), a.threads);
 }
 
 }  // namespace
@@ -74,6 +75,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--seed", args->sp.seed, "Sampling seed")->capture_default_str();
   cmd->add_option("-c,--ctx", args->ctx, "Context length in tokens (default: the model's max_position_embeddings)")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   add_device(cmd, args->device);
+  add_kv_type(cmd, args->kv_type);
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Keep generating after an end-of-sequence token");
   cmd->add_flag("--no-bos", args->no_bos, "Do not add the model's special tokens (BOS) to the prompt");
   add_threads(cmd, args->threads);

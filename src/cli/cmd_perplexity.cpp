@@ -20,6 +20,7 @@ struct PerplexityArgs {
   int64_t max_windows = 0;
   int threads = 1;
   bool json = false;
+  KvType kv_type = KvType::F16;
 };
 
 void run(const PerplexityArgs& a) {
@@ -37,13 +38,13 @@ void run(const PerplexityArgs& a) {
   opt.bos_id = tok.add_bos() ? tok.bos_id() : -1;
   opt.max_windows = a.max_windows;
   ThreadPool pool(a.threads);
-  std::unique_ptr<SequenceModel> seq = make_sequence(a.device, model, pool, a.ctx);
+  std::unique_ptr<SequenceModel> seq = make_sequence(a.device, model, pool, a.ctx, a.kv_type);
   const int64_t chunk = opt.bos_id >= 0 ? a.ctx - 1 : a.ctx;
   int64_t total = (int64_t(ids.size()) + chunk - 1) / chunk;
   if (a.max_windows > 0) total = std::min(total, a.max_windows);
-  std::fprintf(stderr, "%s: %zu tokens, %lld windows of %lld (%s), device %s, %d threads\n", a.file.c_str(),
+  std::fprintf(stderr, "%s: %zu tokens, %lld windows of %lld (%s), device %s, KV cache %s, %d threads\n", a.file.c_str(),
                ids.size(), (long long)total, (long long)a.ctx,
-               opt.bos_id >= 0 ? "BOS + chunk" : "no BOS", a.device.c_str(), a.threads);
+               opt.bos_id >= 0 ? "BOS + chunk" : "no BOS", a.device.c_str(), kv_type_name(a.kv_type), a.threads);
   ProgressBar bar("perplexity", total);
   PerplexityResult r = perplexity(*seq, ids, opt, [&](int64_t done, int64_t, const PerplexityResult& so_far) {
     char buf[64];
@@ -79,6 +80,7 @@ void add_perplexity(CLI::App& app) {
   cmd->add_option("--max-windows", args->max_windows, "Score only the first N windows (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print the result as one JSON object");
   add_device(cmd, args->device);
+  add_kv_type(cmd, args->kv_type);
   add_threads(cmd, args->threads);
   cmd->callback([args] { run(*args); });
 }

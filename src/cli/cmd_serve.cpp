@@ -53,12 +53,13 @@ void run(ServeArgs a) {
   server::HttpServer http(sched, tok, a.http, std::move(chat));
   const int port = http.bind();
   const double kv_mib = 2.0 * double(model.config().num_layers) * double(a.sched.ctx) *
-                        double(model.config().kv_dim()) * 4.0 * a.sched.parallel / (1 << 20);
+                        double(model.config().kv_dim()) * double(kv_type_size(a.sched.kv_type)) *
+                        a.sched.parallel / (1 << 20);
   std::fprintf(stderr,
                "awq serve: model '%s' at http://%s:%d/ (OpenAI API under /v1; %d slots x %lld "
-               "positions, KV caches %.0f MiB; %d threads%s)\n",
+               "positions, KV caches %.0f MiB %s; %d threads%s)\n",
                a.http.model_id.c_str(), a.http.host.c_str(), port, a.sched.parallel,
-               (long long)a.sched.ctx, kv_mib, a.threads, a.http.api_key.empty() ? "" : "; API key required");
+               (long long)a.sched.ctx, kv_mib, kv_type_name(a.sched.kv_type), a.threads, a.http.api_key.empty() ? "" : "; API key required");
   std::atomic<bool> listening_done{false};
   std::thread listener([&] {
     http.run();
@@ -93,6 +94,7 @@ void add_serve(CLI::App& app) {
                   "Chat template: a .jinja file or a builtin (" + builtins + "); default: the model's own, else ChatML");
   cmd->add_option("--model-name", args->model_name, "Model id in the API (default: the folder's name)");
   cmd->add_option("--shutdown-grace", args->grace_seconds, "Seconds in-flight requests may run on after SIGINT/SIGTERM")->capture_default_str()->check(CLI::Range(0.0, 3600.0));
+  add_kv_type(cmd, args->sched.kv_type);
   add_threads(cmd, args->threads);
   cmd->callback([args] { run(*args); });
 }

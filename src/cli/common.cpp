@@ -30,10 +30,22 @@ void add_device(CLI::App* cmd, std::string& device) {
       ->capture_default_str();
 }
 
+void add_kv_type(CLI::App* cmd, KvType& type) {
+  cmd->add_option_function<std::string>(
+         "--kv-type", [&type](const std::string& name) { type = parse_kv_type(name); },
+         "KV cache element type: f16 (half the memory and attention reads; keys and values rounded "
+         "to fp16 when stored) or f32 (exact, twice the memory)")
+      ->check(CLI::IsMember({"f16", "f32"}))
+      ->default_str(kv_type_name(type));
+}
+
 std::unique_ptr<SequenceModel> make_sequence(const std::string& device, LlamaModel& model,
-                                             ThreadPool& pool, int64_t ctx) {
-  if (device == "cpu") return std::make_unique<CpuSequence>(model, pool, ctx);
+                                             ThreadPool& pool, int64_t ctx, KvType kv_type) {
+  if (device == "cpu") return std::make_unique<CpuSequence>(model, pool, ctx, kv_type);
   if (device == "cuda") {
+    if (kv_type != KvType::F16)
+      throw Error("--kv-type f32: the CUDA engine's KV cache is fp16 only; use --kv-type f16 with "
+                  "--device cuda, or --device cpu");
 #ifdef AWQ_HAVE_CUDA
     return std::make_unique<cuda::CudaSequence>(model, ctx);
 #else

@@ -17,10 +17,13 @@ void add_model_dir(CLI::App* cmd, std::string& dir);
 void add_threads(CLI::App* cmd, int& threads);
 // Adds --device cpu|cuda.
 void add_device(CLI::App* cmd, std::string& device);
-// The model on `device` with a context of ctx positions: "cpu" runs on pool; "cuda" uploads
-// the weights to the GPU (builds with -DAWQ_CUDA=ON; others throw awq::Error saying so).
+// Adds --kv-type f16|f32 (default f16): the element type of the KV cache.
+void add_kv_type(CLI::App* cmd, KvType& type);
+// The model on `device` with a context of ctx positions: "cpu" runs on pool with a KV cache of
+// kv_type; "cuda" uploads the weights to the GPU (builds with -DAWQ_CUDA=ON; others throw
+// awq::Error saying so), whose cache is always fp16 (kv_type f32 is refused there).
 std::unique_ptr<SequenceModel> make_sequence(const std::string& device, LlamaModel& model,
-                                             ThreadPool& pool, int64_t ctx);
+                                             ThreadPool& pool, int64_t ctx, KvType kv_type);
 // Whole file as bytes; awq::Error naming the path when it cannot be read.
 std::string read_file(const std::string& path);
 

@@ -25,14 +25,11 @@ void linear(ThreadPool& pool, const float* x, int64_t B, const Matrix& w, const 
 
 void append_and_attend(ThreadPool& pool, const ModelConfig& c, const float* q, const float* k,
                        const float* v, KvCache& cache, int layer, int32_t pos, float* out) {
-  const int64_t kvd = cache.kv_dim;
-  float* k_cache = cache.k[size_t(layer)].data();  // [ctx, kv_dim]
-  float* v_cache = cache.v[size_t(layer)].data();  // [ctx, kv_dim]
-  std::copy(k, k + kvd, k_cache + int64_t(pos) * kvd);
-  std::copy(v, v + kvd, v_cache + int64_t(pos) * kvd);
+  const KvLayer kv = cache.layer(layer);  // k, v: [ctx, kv_dim] of the cache's type
+  kv.store(pos, 1, k, v);
   const AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim, cache.ctx,
                              c.sliding_window.value_or(0)};
-  attention(pool, q, k_cache, v_cache, &pos, 1, shape, out);
+  attention(pool, q, kv.view(), &pos, 1, shape, out);
 }
 
 void BatchDecoder::Scratch::reserve(int64_t B, const ModelConfig& c) {
@@ -95,7 +92,7 @@ void BatchDecoder::step(ThreadPool& pool, const int32_t* tokens, KvCache* const*
     if (cache.n_past + 1 > cache.ctx)
       throw Error("context overflow: sequence " + std::to_string(b) + " already holds " +
                   std::to_string(cache.n_past) + " of " + std::to_string(cache.ctx) + " positions");
-    if (cache.kv_dim != c.kv_dim() || int64_t(cache.k.size()) != c.num_layers)
+    if (cache.kv_dim != c.kv_dim() || cache.n_layers() != c.num_layers)
       throw Error("batch decode: a KV cache was made for another model");
   }
   const int64_t d = c.hidden_size;

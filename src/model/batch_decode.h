@@ -50,9 +50,9 @@ class BatchDecoder {
 
 // One sequence's new token in one layer: stores its key and value rows at position pos of
 // the cache, then attends its query to the cache's positions 0..pos (causal, GQA, sliding
-// window). q: [n_heads * head_dim]; k, v: [kv_dim]; out: [n_heads * head_dim]. The one place
-// the batched decode touches the cache layout (kept apart so a cache of another element
-// type, e.g. fp16, only changes this function).
+// window). q: [n_heads * head_dim]; k, v: [kv_dim] (rounded to the cache's type when stored);
+// out: [n_heads * head_dim]. The one place the batched decode touches the cache; sequences of
+// one batch may have caches of different types.
 void append_and_attend(ThreadPool& pool, const ModelConfig& c, const float* q, const float* k,
                        const float* v, KvCache& cache, int layer, int32_t pos, float* out);
 

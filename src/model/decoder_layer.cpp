@@ -19,8 +19,8 @@ void LayerScratch::reserve(int64_t n, const ModelConfig& c) {
 
 void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L,
                         const float* inv_freq, const float* h, int64_t n, const int32_t* pos,
-                        float* k_cache, float* v_cache, int64_t ctx, LayerScratch& s, float* out) {
-  const int64_t hd = c.head_dim, kvd = c.kv_dim();
+                        const KvLayer& kv, LayerScratch& s, float* out) {
+  const int64_t hd = c.head_dim;
   s.reserve(n, c);
   matmul(pool, h, n, L.wq, bias_or_null(L.bq), s.q.data());  // [n, q_dim]
   matmul(pool, h, n, L.wk, bias_or_null(L.bk), s.k.data());  // [n, kv_dim]
@@ -31,10 +31,9 @@ void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeigh
   }
   rope_rotate_half(s.q.data(), n, c.num_heads, hd, pos, inv_freq);
   rope_rotate_half(s.k.data(), n, c.num_kv_heads, hd, pos, inv_freq);
-  std::copy(s.k.data(), s.k.data() + n * kvd, k_cache + int64_t(pos[0]) * kvd);
-  std::copy(s.v.data(), s.v.data() + n * kvd, v_cache + int64_t(pos[0]) * kvd);
-  const AttentionShape shape{c.num_heads, c.num_kv_heads, hd, ctx, c.sliding_window.value_or(0)};
-  attention(pool, s.q.data(), k_cache, v_cache, pos, n, shape, s.att.data());  // [n, q_dim]
+  kv.store(pos[0], n, s.k.data(), s.v.data());
+  const AttentionShape shape{c.num_heads, c.num_kv_heads, hd, kv.ctx, c.sliding_window.value_or(0)};
+  attention(pool, s.q.data(), kv.view(), pos, n, shape, s.att.data());  // [n, q_dim]
   matmul(pool, s.att.data(), n, L.wo, bias_or_null(L.bo), out);                        // [n, d]
 }
 

@@ -6,6 +6,7 @@
 
 #include "core/thread_pool.h"
 #include "io/model_config.h"
+#include "model/kv_cache.h"
 #include "model/llama_weights.h"
 
 namespace awq {
@@ -19,12 +20,13 @@ struct LayerScratch {
 };
 
 // Self-attention of n tokens of one sequence: q/k/v projections (+bias, +qwen3 q/k norm),
-// RoPE, keys/values written to cache rows pos[0..n), causal GQA attention, o_proj.
+// RoPE, keys/values written to cache rows pos[0..n) (rounded to the cache's type), causal GQA
+// attention, o_proj.
 // h: [n, d] (the input_layernorm output); pos: [n] consecutive positions;
-// k_cache, v_cache: [ctx, kv_dim] holding rows 0..pos[0]-1 already; out: [n, d].
+// kv: the layer's cache, k and v [kv.ctx, kv_dim], holding rows 0..pos[0]-1 already; out: [n, d].
 void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L,
                         const float* inv_freq, const float* h, int64_t n, const int32_t* pos,
-                        float* k_cache, float* v_cache, int64_t ctx, LayerScratch& s, float* out);
+                        const KvLayer& kv, LayerScratch& s, float* out);
 
 // SiLU-gated MLP. h: [n, d] (the post_attention_layernorm output); out: [n, d].
 void mlp_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L, const float* h,

@@ -1,21 +1,52 @@
-// The key/value cache of one sequence: per layer, k and v rows for positions [0, ctx).
+// The key/value cache of one sequence: per layer, k and v rows for positions [0, ctx), stored
+// as fp16 (the default: half the memory and half the bytes a decode step's attention reads)
+// or f32 (core/kv_type.h). Keys and values are rounded to the cache's type when written (after
+// RoPE) and widened back to f32 inside attention (ops/cpu/attention.h).
 #pragma once
 #include <cstdint>
 #include <vector>
 
+#include "core/kv_type.h"
+#include "ops/cpu/attention.h"
+
 namespace awq {
 
-struct KvCache {
+// One layer's cache, writable: k, v: [ctx, kv_dim] elements of `type` (uint16_t fp16 bits or
+// float). Also made over plain f32 buffers (the AWQ search's calibration forward).
+struct KvLayer {
+  KvType type;
+  void* k;
+  void* v;
+  int64_t ctx, kv_dim;
+
+  // Writes rows [pos, pos + n) from f32 keys and values, rounded to `type`.
+  // k, v: [n, kv_dim]; pos + n <= ctx.
+  void store(int64_t pos, int64_t n, const float* k_rows, const float* v_rows) const;
+  KvView view() const { return {type, k, v}; }
+};
+
+class KvCache {
+ public:
+  KvCache(int64_t n_layers, int64_t ctx, int64_t kv_dim, KvType type = KvType::F16);
+
   int64_t ctx = 0;     // capacity in positions
   int64_t kv_dim = 0;  // n_kv_heads * head_dim
   int64_t n_past = 0;  // positions filled
-  std::vector<std::vector<float>> k, v;  // [n_layers][ctx * kv_dim]
 
-  KvCache(int64_t n_layers, int64_t ctx_, int64_t kv_dim_) : ctx(ctx_), kv_dim(kv_dim_) {
-    k.assign(size_t(n_layers), std::vector<float>(size_t(ctx_ * kv_dim_)));
-    v.assign(size_t(n_layers), std::vector<float>(size_t(ctx_ * kv_dim_)));
-  }
+  KvType type() const { return type_; }
+  int64_t n_layers() const { return n_layers_; }
+  KvLayer layer(int l);
+  KvView view(int l) const;
+  // Bytes of keys and values held: 2 * n_layers * ctx * kv_dim * kv_type_size(type).
+  int64_t bytes() const;
   void clear() { n_past = 0; }
+
+ private:
+  KvType type_;
+  int64_t n_layers_;
+  // The type's pair is [n_layers][ctx * kv_dim]; the other pair is empty.
+  std::vector<std::vector<uint16_t>> k16_, v16_;  // fp16 bits
+  std::vector<std::vector<float>> k32_, v32_;
 };
 
 }  // namespace awq

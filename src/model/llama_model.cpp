@@ -17,8 +17,8 @@ LlamaModel::LlamaModel(const std::string& dir)
   inv_freq_ = rope_inv_freq(config_);
 }
 
-KvCache LlamaModel::new_cache(int64_t ctx) const {
-  return KvCache(config_.num_layers, ctx, config_.kv_dim());
+KvCache LlamaModel::new_cache(int64_t ctx, KvType type) const {
+  return KvCache(config_.num_layers, ctx, config_.kv_dim(), type);
 }
 
 void LlamaModel::Scratch::reserve(int64_t n, const ModelConfig& c) {
@@ -31,6 +31,8 @@ void LlamaModel::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, KvC
                          bool all_logits, std::vector<float>& logits) {
   const ModelConfig& c = config_;
   if (n <= 0) throw Error("forward: no tokens to run");
+  if (cache.kv_dim != c.kv_dim() || cache.n_layers() != c.num_layers)
+    throw Error("forward: the KV cache was made for another model");
   if (cache.n_past + n > cache.ctx)
     throw Error("context overflow: " + std::to_string(cache.n_past) + " cached + " +
                 std::to_string(n) + " new tokens exceed the context of " +
@@ -49,8 +51,7 @@ void LlamaModel::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, KvC
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = weights_.layers[size_t(l)];
     rmsnorm(x, L.attn_norm.data(), n, d, c.rms_norm_eps, h);
-    attention_sublayer(pool, c, L, inv_freq_.data(), h, n, s_.pos.data(), cache.k[size_t(l)].data(),
-                       cache.v[size_t(l)].data(), cache.ctx, s_.layer, h);
+    attention_sublayer(pool, c, L, inv_freq_.data(), h, n, s_.pos.data(), cache.layer(l), s_.layer, h);
     add_inplace(x, h, n * d);
     rmsnorm(x, L.ffn_norm.data(), n, d, c.rms_norm_eps, h);
     mlp_sublayer(pool, c, L, h, n, s_.layer, h);

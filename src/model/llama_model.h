@@ -24,7 +24,8 @@ class LlamaModel {
   const Checkpoint& checkpoint() const { return *ckpt_; }
   const LlamaWeights& weights() const { return weights_; }
 
-  KvCache new_cache(int64_t ctx) const;
+  // An empty cache of ctx positions for this model, elements of `type` (model/kv_cache.h).
+  KvCache new_cache(int64_t ctx, KvType type = KvType::F16) const;
 
   // Runs tokens: [n] at positions cache.n_past .. cache.n_past + n - 1 and appends their keys
   // and values to the cache. logits: [n, vocab] when all_logits, else [1, vocab] for the last

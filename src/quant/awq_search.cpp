@@ -52,8 +52,9 @@ class LayerRunner {
 
   // self_attn output of sequence `seq` from its normed input h_all rows. out: [seqlen, d]
   void attention(const LayerWeights& L, const float* h_seq, float* out) {
-    attention_sublayer(pool_, c_, L, inv_freq_, h_seq, seqlen_, pos_.data(), kc_.data(), vc_.data(),
-                       seqlen_, s_, out);
+    // f32 keys and values: the calibration forward is not rounded through an fp16 cache.
+    const KvLayer kv{KvType::F32, kc_.data(), vc_.data(), seqlen_, c_.kv_dim()};
+    attention_sublayer(pool_, c_, L, inv_freq_, h_seq, seqlen_, pos_.data(), kv, s_, out);
   }
   // mlp output. h: [n, d]; out: [n, d]
   void mlp(const LayerWeights& L, const float* h, int64_t n, float* out) {

@@ -40,6 +40,14 @@ double weight_bytes_per_token(const LlamaWeights& w, const ModelConfig& c) {
   return b;
 }
 
+double kv_bytes_per_token(const ModelConfig& c, KvType type, int64_t prompt, int64_t gen) {
+  const int64_t window = c.sliding_window.value_or(0);
+  double keys = 0;  // positions attended, summed over the steps
+  for (int64_t p = prompt; p < prompt + gen; ++p) keys += double(window > 0 ? std::min(p + 1, window) : p + 1);
+  const double per_key = 2.0 * double(c.num_layers) * double(c.kv_dim()) * double(kv_type_size(type));
+  return gen > 0 ? keys / double(gen) * per_key : 0.0;
+}
+
 BenchResult run_bench(LlamaModel& model, ThreadPool& pool, const BenchOptions& opt) {
   const ModelConfig& c = model.config();
   if (opt.prompt < 1 || opt.gen < 1 || opt.repeat < 1)
@@ -50,7 +58,7 @@ BenchResult run_bench(LlamaModel& model, ThreadPool& pool, const BenchOptions& o
                 std::to_string(c.max_position_embeddings) + "); use a shorter --prompt or --gen");
   std::vector<int32_t> prompt(static_cast<size_t>(opt.prompt));
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 7919 + 13) % size_t(c.vocab_size));
-  KvCache cache = model.new_cache(opt.prompt + opt.gen);
+  KvCache cache = model.new_cache(opt.prompt + opt.gen, opt.kv_type);
   std::vector<float> logits;
   logits.reserve(size_t(c.vocab_size));
 
@@ -77,6 +85,7 @@ BenchResult run_bench(LlamaModel& model, ThreadPool& pool, const BenchOptions& o
     r.decode_tps.push_back(double(opt.gen) / seconds_since(t0));
   }
   r.weight_bytes_per_token = weight_bytes_per_token(model.weights(), c);
+  r.kv_bytes_per_token = kv_bytes_per_token(c, opt.kv_type, opt.prompt, opt.gen);
   r.bandwidth_gbs = measure_read_bandwidth(pool);
   return r;
 }

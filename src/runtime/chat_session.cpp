@@ -34,7 +34,7 @@ ChatSession::ChatSession(LlamaModel& model, ThreadPool& pool, const Tokenizer& t
       tmpl_(tmpl),
       opt_(std::move(opt)),
       sampler_(opt_.sampler),
-      cache_(model.new_cache(ctx)) {
+      cache_(model.new_cache(ctx, opt_.kv_type)) {
   stop_ids_ = tok_.eos_ids();
   for (const std::string& s : tmpl_.stop_strings()) {
     // A stop string that is one special token is skipped in decoded text: stop on its id.

@@ -26,6 +26,7 @@ struct ChatSessionOptions {
   int64_t max_new_tokens = 512;  // per reply
   SamplerParams sampler;         // one sampler (one seeded RNG) for the whole session
   std::string system_prompt;     // empty: none
+  KvType kv_type = KvType::F16;  // element type of the KV cache
 };
 
 class ChatSession {

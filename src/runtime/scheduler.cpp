@@ -74,7 +74,7 @@ Scheduler::Scheduler(LlamaModel& model, const Tokenizer& tok, ThreadPool& pool,
   if (opt.parallel < 1) throw Error("--parallel must be at least 1 (got " + std::to_string(opt.parallel) + ")");
   if (opt.ctx < 2) throw Error("--ctx must be at least 2 positions (got " + std::to_string(opt.ctx) + ")");
   if (opt.max_queue < 0) throw Error("--max-queue must not be negative");
-  for (int i = 0; i < opt.parallel; ++i) slots_.push_back(std::make_unique<Slot>(model.new_cache(opt.ctx)));
+  for (int i = 0; i < opt.parallel; ++i) slots_.push_back(std::make_unique<Slot>(model.new_cache(opt.ctx, opt.kv_type)));
   stats_.slots = opt.parallel;
   engine_ = std::thread([this] { engine_loop(); });
 }

@@ -65,6 +65,7 @@ struct SchedulerOptions {
   int parallel = 4;        // KV-cache slots = requests decoded together
   int64_t ctx = 2048;      // positions per slot (prompt + completion)
   int max_queue = 64;      // requests waiting for a slot before submit() refuses
+  KvType kv_type = KvType::F16;  // element type of every slot's KV cache
 };
 
 struct SchedulerStats {

@@ -36,8 +36,8 @@ class CpuSequence : public SequenceModel {
  public:
   CpuSequence(LlamaModel& model, ThreadPool& pool, KvCache& cache)
       : model_(model), pool_(pool), cache_(&cache) {}
-  CpuSequence(LlamaModel& model, ThreadPool& pool, int64_t ctx)
-      : model_(model), pool_(pool), owned_(model.new_cache(ctx)), cache_(&*owned_) {}
+  CpuSequence(LlamaModel& model, ThreadPool& pool, int64_t ctx, KvType kv_type = KvType::F16)
+      : model_(model), pool_(pool), owned_(model.new_cache(ctx, kv_type)), cache_(&*owned_) {}
 
   const ModelConfig& config() const override { return model_.config(); }
   int64_t ctx() const override { return cache_->ctx; }

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <vector>
 
-#include "ops/cpu/matmul.h"
-#include "ops/cpu/ops.h"
+#include "ops/cpu/attention_kernels.h"
+#include "ops/cpu/f16_rows.h"
 
 namespace awq {
 
@@ -28,6 +28,7 @@ struct BlockScratch {
   float *m, *l; // [rows]              running max, running sum of exp
   float* kt;    // [kKeys / nr][hd][nr] keys transposed into panels
   float* vp;    // [hd_pad / nr][kKeys][nr] values in panels
+  float* kvw;   // [kKeys, hd]         fp16 caches: key, then value rows of the block widened
 
   // Lays the buffers out in `base` (nullptr: only counts); returns the floats used. Each buffer
   // starts on a 64-byte boundary.
@@ -39,101 +40,56 @@ struct BlockScratch {
     };
     take(b.qs, rows * hd), take(b.sp, rows * kKeys), take(b.o, rows * hd_pad);
     take(b.m, rows), take(b.l, rows), take(b.kt, kKeys * hd), take(b.vp, kKeys * hd_pad);
+    take(b.kvw, kKeys * hd);
     return used;
   }
 };
 
-// exp(x) for x <= 0 (Cephes expf: range reduction by ln 2, degree-6 polynomial, ~2 ulp), in
-// plain arithmetic the compiler vectorises; std::exp is a call per score and costs more than
-// the Q K^T tile that produced the score. Inputs below -87 give ~1.6e-38 instead of less: the
-// row maximum contributes exp(0) = 1 to every sum, so the difference is below f32 resolution.
-inline float exp_nonpositive(float x) {
-  x = std::max(x, -87.0f);
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding and subtracting rounds to integer
-  const float n = (x * 1.44269504088896341f + kRound) - kRound;
-  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // x - n ln2, ln2 in two parts
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const uint32_t bits = uint32_t(int32_t(n) + 127) << 23;  // 2^n, n in [-126, 0]
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return p * scale;
-}
-
-// s[j] = exp(s[j] - mx) for j < n; returns the sum. s: [n]. Partial sums in 16 lanes so
-// the sum vectorises too (as dot_f32).
-__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-float exp_shift_sum(float* s, int64_t n, float mx) {
-  for (int64_t j = 0; j < n; ++j) s[j] = exp_nonpositive(s[j] - mx);
-  float acc[16] = {};
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16)
-    for (int l = 0; l < 16; ++l) acc[l] += s[j + l];
-  float sum = 0.0f;
-  for (; j < n; ++j) sum += s[j];
-  for (int l = 0; l < 16; ++l) sum += acc[l];
-  return sum;
-}
-
-// max(m, s[0..n)). s: [n].
-__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-float max_of(const float* s, int64_t n, float m) {
-  float acc[16];
-  for (float& a : acc) a = m;
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16)
-    for (int l = 0; l < 16; ++l) acc[l] = acc[l] > s[j + l] ? acc[l] : s[j + l];
-  for (; j < n; ++j) m = std::max(m, s[j]);
-  for (float a : acc) m = std::max(m, a);
-  return m;
-}
-
-// One query of one head against keys [first, last] of its KV head: scores, softmax (the
-// blocked path's vectorised exp), weighted sum of the values. The decode step's attention; as
-// plain loops with target clones so the portable build vectorises them too (dot_f32 is inline;
-// o[j] accumulates over t in order).
-// q: [hd]; key / value t at k + t * ld / v + t * ld; scores: [last - first + 1]; o: [hd].
-__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-void attend_one(const float* q, const float* k, const float* v, int64_t ld, int64_t first,
-                int64_t last, int64_t hd, float scale, float* scores, float* o) {
-  const int64_t nk = last - first + 1;
-  for (int64_t t = first; t <= last; ++t) scores[t - first] = dot_f32(q, k + t * ld, hd) * scale;
-  const float mx = max_of(scores, nk, -INFINITY);
-  const float inv = 1.0f / exp_shift_sum(scores, nk, mx);
-  std::fill(o, o + hd, 0.0f);
-  for (int64_t t = first; t <= last; ++t) {
-    const float p = scores[t - first] * inv;
-    const float* vt = v + t * ld;
-    for (int64_t j = 0; j < hd; ++j) o[j] += p * vt[j];
+// Key or value rows [t0, t0 + bk) of KV head g as f32 with row stride `ld`: the cache itself
+// when it is f32 (ld = the cache's row stride), else the rows widened into `buf` ([bk, hd],
+// ld = hd). cache: [ctx, kvs] elements of kv type `type`.
+const float* rows_f32(KvType type, const void* cache, int64_t kvs, int64_t t0, int64_t bk, int64_t g,
+                      int64_t hd, float* buf, int64_t& ld) {
+  if (type == KvType::F32) {
+    ld = kvs;
+    return static_cast<const float*>(cache) + t0 * kvs + g * hd;
   }
+  const uint16_t* src = static_cast<const uint16_t*>(cache) + t0 * kvs + g * hd;
+  for (int64_t t = 0; t < bk; ++t) f16_to_f32_row(src + t * kvs, buf + t * hd, hd);
+  ld = hd;
+  return buf;
 }
 
 }  // namespace
 
-void attention_rows(ThreadPool& pool, const float* q, const float* k_cache, const float* v_cache,
+void attention_rows(ThreadPool& pool, GemmIsa isa, const float* q, const KvView& kv,
                     const int32_t* pos, int64_t n, const AttentionShape& s, float* out) {
   const int64_t hd = s.head_dim, group = s.n_heads / s.n_kv_heads, kv_stride = s.n_kv_heads * hd;
   const float scale = float(1.0 / std::sqrt(double(hd)));
-  pool.reserve_scratch(size_t(s.ctx) * sizeof(float));  // scores: [ctx] per thread
+  const AttendOneF16 f16_kernel = attend_one_f16(isa);
+  // scores: [ctx], then row: [hd] (fp16, portable kernel) per thread
+  const int64_t row_at = (s.ctx + 15) / 16 * 16;
+  pool.reserve_scratch(size_t(row_at + hd) * sizeof(float));
   pool.parallel_for(n * s.n_heads, [&](int64_t b, int64_t e) {
     float* scores = ThreadPool::scratch<float>();
+    float* row = scores + row_at;
     for (int64_t idx = b; idx < e; ++idx) {
       const int64_t i = idx / s.n_heads, h = idx % s.n_heads, g = h / group;
       const int64_t last = pos[i], first = first_key(last, s.window);
-      attend_one(q + (i * s.n_heads + h) * hd, k_cache + g * hd, v_cache + g * hd, kv_stride, first,
-                 last, hd, scale, scores, out + (i * s.n_heads + h) * hd);
+      const float* qh = q + (i * s.n_heads + h) * hd;  // [hd]
+      float* oh = out + (i * s.n_heads + h) * hd;      // [hd]
+      if (kv.type == KvType::F16)
+        f16_kernel(qh, static_cast<const uint16_t*>(kv.k) + g * hd, static_cast<const uint16_t*>(kv.v) + g * hd,
+                   kv_stride, first, last, hd, scale, scores, row, oh);
+      else
+        attend_one_f32(qh, static_cast<const float*>(kv.k) + g * hd, static_cast<const float*>(kv.v) + g * hd,
+                       kv_stride, first, last, hd, scale, scores, oh);
     }
   });
 }
 
-void attention_blocked(ThreadPool& pool, GemmIsa isa, const float* q, const float* k_cache,
-                       const float* v_cache, const int32_t* pos, int64_t n, const AttentionShape& s,
-                       float* out) {
+void attention_blocked(ThreadPool& pool, GemmIsa isa, const float* q, const KvView& kv,
+                       const int32_t* pos, int64_t n, const AttentionShape& s, float* out) {
   const TileKernel& tk = tile_kernel(isa);
   const int64_t hd = s.head_dim, group = s.n_heads / s.n_kv_heads, kvs = s.n_kv_heads * hd;
   const int64_t qs_stride = s.n_heads * hd;  // one query's row in q and out
@@ -166,11 +122,12 @@ void attention_blocked(ThreadPool& pool, GemmIsa isa, const float* q, const floa
         any = first_key(pos[i0 + il], s.window) < t0 + bk && pos[i0 + il] >= t0;
       if (!any) continue;
       // S = (scale Q) K^T: [rows, bk]
-      const float* kg = k_cache + t0 * kvs + g * hd;  // key rows [bk, hd], row stride kvs
+      int64_t ldk;  // key rows [bk, hd], row stride ldk
+      const float* kg = rows_f32(kv.type, kv.k, kvs, t0, bk, g, hd, b.kvw, ldk);
       for (int64_t p = 0; p * nr < bk; ++p) {
         const int nc = int(std::min(nr, bk - p * nr));
         float* panel = b.kt + p * hd * nr;  // [hd, nr]
-        pack_panel_t(kg + p * nr * kvs, kvs, hd, nc, int(nr), panel);
+        pack_panel_t(kg + p * nr * ldk, ldk, hd, nc, int(nr), panel);
         for (int64_t r0 = 0; r0 < rows; r0 += mr)
           tk.run(int(std::min(mr, rows - r0)), hd, b.qs + r0 * hd, hd, panel,
                  b.sp + r0 * kKeys + p * nr, kKeys, nc, false, nullptr);
@@ -196,10 +153,11 @@ void attention_blocked(ThreadPool& pool, GemmIsa isa, const float* q, const floa
           for (float *o = b.o + r * hd_pad, *e = o + hd; o < e; ++o) *o *= corr;
       }
       // O += P V: [rows, hd]
-      const float* vg = v_cache + t0 * kvs + g * hd;  // value rows [bk, hd], row stride kvs
+      int64_t ldv;  // value rows [bk, hd], row stride ldv (the key rows in b.kvw are packed by now)
+      const float* vg = rows_f32(kv.type, kv.v, kvs, t0, bk, g, hd, b.kvw, ldv);
       for (int64_t p = 0; p < hd_pad / nr; ++p) {
         float* panel = b.vp + p * kKeys * nr;  // [bk, nr]
-        pack_panel(vg + p * nr, kvs, bk, int(std::min(nr, hd - p * nr)), int(nr), panel);
+        pack_panel(vg + p * nr, ldv, bk, int(std::min(nr, hd - p * nr)), int(nr), panel);
         for (int64_t r0 = 0; r0 < rows; r0 += mr)
           tk.run(int(std::min(mr, rows - r0)), bk, b.sp + r0 * kKeys, kKeys, panel,
                  b.o + r0 * hd_pad + p * nr, hd_pad, int(nr), true, nullptr);
@@ -224,10 +182,10 @@ void attention_blocked(ThreadPool& pool, GemmIsa isa, const float* q, const floa
   });
 }
 
-void attention(ThreadPool& pool, const float* q, const float* k_cache, const float* v_cache,
-               const int32_t* pos, int64_t n, const AttentionShape& s, float* out) {
-  if (n == 1) return attention_rows(pool, q, k_cache, v_cache, pos, n, s, out);
-  attention_blocked(pool, gemm_best_isa(), q, k_cache, v_cache, pos, n, s, out);
+void attention(ThreadPool& pool, const float* q, const KvView& kv, const int32_t* pos, int64_t n,
+               const AttentionShape& s, float* out) {
+  if (n == 1) return attention_rows(pool, f16_best_isa(), q, kv, pos, n, s, out);
+  attention_blocked(pool, gemm_best_isa(), q, kv, pos, n, s, out);
 }
 
 }  // namespace awq
