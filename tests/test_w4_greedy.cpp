@@ -92,6 +92,14 @@ TEST(W4Greedy, DefaultKernelsFollowExactTokens) {
   // The prompt first, then the reference.json greedy prompts' texts.
   std::vector<std::string> prompts = {"The history of the old city"};
   for (const auto& g : test::tiny_reference()["greedy"]) prompts.push_back(g["prompt"].get<std::string>());
+  // Prompts longer than kW4DecodeRows tokens: their prefill takes the single-int8 kernels under
+  // AWQ_W4_ACT=auto (the default), so the prompt's keys and values carry int8 rounding.
+  const std::string val = test::read_text(test::shared_path("data/val.txt"));
+  for (size_t at : {size_t(0), size_t(5000), size_t(20000), size_t(40000)}) {
+    std::string excerpt = val.substr(at, 600);
+    excerpt = excerpt.substr(0, excerpt.rfind(' '));  // whole words
+    prompts.push_back(excerpt);
+  }
   for (const std::string& p : prompts) {
     const std::vector<int32_t> ids = tok.encode(p, true);  // with BOS, as `awq generate`
     const Greedy ref = run_with(exact, m, pool, ids), fast = run_with(std::nullopt, m, pool, ids);
@@ -99,11 +107,11 @@ TEST(W4Greedy, DefaultKernelsFollowExactTokens) {
     float min_gap = 1e30f;
     for (int s = 0; s < d; ++s) min_gap = std::min(min_gap, ref.gap[size_t(s)]);
     if (d == kSteps) {
-      std::printf("[ info ] \"%s\": %s = exact for all %d tokens (smallest exact top-2 gap %.3g)\n", p.c_str(),
-                  w4_isa_name(deflt), kSteps, double(min_gap));
+      std::printf("[ info ] \"%.40s\" (%zu tokens): default = exact for all %d tokens (smallest exact top-2 gap %.3g)\n",
+                  p.c_str(), ids.size(), kSteps, double(min_gap));
     } else {
-      std::printf("[ info ] \"%s\": %s differs from exact at step %d, exact top-2 gap there %.3g\n", p.c_str(),
-                  w4_isa_name(deflt), d, double(ref.gap[size_t(d)]));
+      std::printf("[ info ] \"%.40s\" (%zu tokens): default differs from exact at step %d, exact top-2 gap there %.3g\n",
+                  p.c_str(), ids.size(), d, double(ref.gap[size_t(d)]));
       EXPECT_LT(ref.gap[size_t(d)], kGapLimit)
           << "\"" << p << "\": the default W4 kernels (" << w4_isa_name(deflt) << ") chose token "
           << fast.tokens[size_t(d)] << " at step " << d << " where the exact kernels chose "

@@ -445,7 +445,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const 
   if (w4_ready(w)) {
     // int8-activation W4 kernels take any row count (each row's result is the same whatever
     // rows share the call); the exact f32 ones only decode, prefill dequantizes into the GEMM.
-    const W4Isa isa4 = w4_best_isa();
+    const W4Isa isa4 = w4_isa_for_rows(n);
     if (w4_isa_int8(isa4) || n <= kW4GemvMaxRows) return w4_matmul(pool, isa4, x, n, w, bias, y);
   }
   const GemmIsa isa = gemm_best_isa();

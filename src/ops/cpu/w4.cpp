@@ -393,12 +393,14 @@ bool w4_isa_int8x2(W4Isa isa) { return isa == W4Isa::Avx2Int8x2 || isa == W4Isa:
 W4Act w4_act_from_env() {
   const char* env = std::getenv("AWQ_W4_ACT");
   const std::string act = env ? env : "";
-  if (act.empty() || act == "int8x2") return W4Act::Int8x2;
+  if (act.empty() || act == "auto") return W4Act::Auto;
+  if (act == "int8x2") return W4Act::Int8x2;
   if (act == "int8") return W4Act::Int8;
   if (act == "f32") return W4Act::F32;
   std::string msg = "AWQ_W4_ACT=";
   msg += act;
-  msg += ": unknown W4 activation mode (use int8x2, the default; int8, fastest and lossy; or f32, exact)";
+  msg += ": unknown W4 activation mode (use auto, the default: int8x2 for decode rows, int8 for prefill; "
+         "int8x2, close to exact everywhere; int8, fastest and lossy; or f32, exact)";
   throw Error(msg);
 }
 
@@ -417,12 +419,20 @@ W4Isa w4_best_isa() {
     const GemmIsa g = gemm_best_isa();  // honours AWQ_CPU_ISA
     const W4Act act = w4_act_from_env();
     if (act == W4Act::F32) return g == GemmIsa::Avx512 && w4_isa_supported(W4Isa::Avx512) ? W4Isa::Avx512 : W4Isa::Scalar;
-    const bool x2 = act == W4Act::Int8x2;
+    const bool x2 = act == W4Act::Int8x2 || act == W4Act::Auto;
     if (g == GemmIsa::Avx512 && w4_isa_supported(W4Isa::Avx512Vnni)) return x2 ? W4Isa::Avx512VnniInt8x2 : W4Isa::Avx512Vnni;
     if (g != GemmIsa::Portable && w4_isa_supported(W4Isa::Avx2)) return x2 ? W4Isa::Avx2Int8x2 : W4Isa::Avx2;
     return W4Isa::Scalar;
   }();
   return isa;
+}
+
+W4Isa w4_isa_for_rows(int64_t n) {
+  if (const int o = g_isa_override.load(std::memory_order_relaxed); o >= 0) return W4Isa(o);
+  static const bool auto_act = w4_act_from_env() == W4Act::Auto;
+  const W4Isa isa = w4_best_isa();
+  if (!auto_act || n <= kW4DecodeRows) return isa;
+  return isa == W4Isa::Avx512VnniInt8x2 ? W4Isa::Avx512Vnni : isa == W4Isa::Avx2Int8x2 ? W4Isa::Avx2 : isa;
 }
 
 const char* w4_isa_name(W4Isa isa) {

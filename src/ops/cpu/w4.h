@@ -11,7 +11,11 @@
 // Activations, per weight group of each row of x (AWQ_W4_ACT picks; any number of x rows:
 // 1..8 (decode) and tiles of 8 (prefill), the same arithmetic per row either way, so a row's
 // result does not depend on what else shares the call):
-//  - int8x2 (the default): x ~= u c with u = max|x| / 32258 and c = round(x / u), 15 bits,
+//  - auto (the default): int8x2 for decode (matmul of n <= kW4DecodeRows rows, and every row of
+//    the server's batched decode), int8 for prefill, where the kernels are compute-bound and
+//    int8x2 runs at ~0.4x of int8's speed. A prompt's keys and values then carry int8 rounding;
+//    greedy tokens of the reference prompts still follow the exact path (test W4Greedy).
+//  - int8x2 (AWQ_W4_ACT=int8x2, every row): x ~= u c with u = max|x| / 32258 and c = round(x / u), 15 bits,
 //    split exactly into two int8 digits c = 254 q1 + q2 (|q1|, |q2| <= 127). Each unpacked
 //    weight vector feeds one vpdpbusd per digit; the int32 sums combine exactly as
 //    D = 254 D1 + D2 (|D| < 2^31 for runs of <= 4096 inputs); per group
@@ -44,10 +48,14 @@ namespace awq {
 // Kernel families: Avx2 / Avx512Vnni take int8 x, the Int8x2 ones int8x2 x, Scalar / Avx512
 // f32 x (exact).
 enum class W4Isa { Scalar, Avx2, Avx512, Avx512Vnni, Avx2Int8x2, Avx512VnniInt8x2 };
-enum class W4Act { Int8x2, Int8, F32 };
+// Auto (the default): int8x2 for decode rows (n <= kW4DecodeRows in matmul, every row of the
+// server's batched decode), int8 for prefill (n > kW4DecodeRows), where the kernels are compute-
+// bound and int8x2 runs at ~0.4x of int8 (docs/results/cpu.md).
+enum class W4Act { Auto, Int8x2, Int8, F32 };
 
 inline constexpr int64_t kW4TileRows = 16;
 inline constexpr int64_t kW4GemvMaxRows = 8;  // f32-activation kernels: rows of x per call
+inline constexpr int64_t kW4DecodeRows = 8;   // AWQ_W4_ACT=auto: up to this many rows are decode
 
 bool w4_isa_supported(W4Isa isa);
 // Whether the ISA's kernels quantize x to integers, int8 or int8x2 (and then take any number of
@@ -62,6 +70,11 @@ W4Act w4_act_from_env();
 // activations of AWQ_W4_ACT (int8x2 by default; f32: the exact AVX-512 or scalar kernels;
 // without AVX2 the scalar f32 kernels whatever it says).
 W4Isa w4_best_isa();
+// The ISA for a matmul of n rows of x: w4_best_isa(), except that AWQ_W4_ACT=auto (the default)
+// takes the single-int8 kernels of the same width for n > kW4DecodeRows (prefill). An override
+// (w4_override_isa) wins. The server's batched decode (batch_linear) uses w4_best_isa() for
+// every batch size, so its rows equal single-sequence decode rows bit for bit.
+W4Isa w4_isa_for_rows(int64_t n);
 const char* w4_isa_name(W4Isa isa);
 // Makes w4_best_isa() return `isa` until called with nullopt (tests that need the exact f32
 // kernels on a whole model). Not while another thread runs a matmul.
