@@ -288,7 +288,7 @@ TEST(W4Kernels, MatmulDispatchMatchesReference) {
     for (float& v : x) v = nd(rng);
     matmul_ref(pool, x.data(), n, w.ref, nullptr, yref.data());
     matmul(pool, x.data(), n, w.fast, nullptr, y.data());
-    // The kernels matmul() takes for n rows (AWQ_W4_ACT=auto: int8x2 up to 8, int8 above).
+    // The kernels matmul() takes for n rows (under AWQ_W4_ACT=auto: int8x2 up to 8, int8 above).
     const std::vector<double> B = error_bound(w4_isa_for_rows(n), x, n, w, nullptr);
     for (size_t i = 0; i < y.size(); ++i)
       ASSERT_LE(std::fabs(double(y[i]) - double(yref[i])), B[i]) << "n=" << n << " i=" << i;

@@ -82,8 +82,8 @@ void add_bench(CLI::App& app) {
       "makes at the median decode speed, and that as a % of the read bandwidth measured by the\n"
       "bench itself (the same threads streaming a 1 GiB buffer, best of 5 passes).\n"
       "AWQ_CPU_ISA=portable|avx2 caps the kernels; AWQ_MATMUL=reference runs the reference matmul;\n"
-      "AWQ_W4_ACT picks the W4 kernels' activations: auto (default: int8x2 for decode, int8 for\n"
-      "prefill), int8x2 (close to exact), int8 (fastest, lossy) or f32 (exact).");
+      "AWQ_W4_ACT picks the W4 kernels' activations: int8x2 (default, close to exact), auto\n"
+      "(int8x2 for decode, int8 for prefill), int8 (fastest, lossy) or f32 (exact).");
   add_model_dir(cmd, args->model_dir);
   cmd->add_option("--prompt", args->opt.prompt, "Prefill length in tokens")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_option("--gen", args->opt.gen, "Decode steps")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 20));

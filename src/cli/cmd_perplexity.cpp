@@ -72,8 +72,8 @@ void add_perplexity(CLI::App& app) {
       "Windows: the whole file is encoded without special tokens and cut into consecutive chunks\n"
       "of ctx-1 tokens; each window is [BOS] + chunk (no overlap, no carried context) and every\n"
       "chunk token is scored; ppl = exp(mean NLL). Models without BOS use chunks of ctx tokens\n"
-      "and score all but the first token of each. W4 models on the CPU: AWQ_W4_ACT=auto\n"
-      "(default: windows are prefill, so int8), int8x2, int8 or f32 (exact) picks the\n"
+      "and score all but the first token of each. W4 models on the CPU: AWQ_W4_ACT=int8x2\n"
+      "(default), auto (windows are prefill, so int8), int8 or f32 (exact) picks the\n"
       "activations of the W4 kernels.");
   add_model_dir(cmd, args->model_dir);
   cmd->add_option("-f,--file", args->file, "Text file (UTF-8)")->required()->check(CLI::ExistingFile);

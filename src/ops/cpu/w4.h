@@ -11,11 +11,12 @@
 // Activations, per weight group of each row of x (AWQ_W4_ACT picks; any number of x rows:
 // 1..8 (decode) and tiles of 8 (prefill), the same arithmetic per row either way, so a row's
 // result does not depend on what else shares the call):
-//  - auto (the default): int8x2 for decode (matmul of n <= kW4DecodeRows rows, and every row of
-//    the server's batched decode), int8 for prefill, where the kernels are compute-bound and
-//    int8x2 runs at ~0.4x of int8's speed. A prompt's keys and values then carry int8 rounding;
-//    greedy tokens of the reference prompts still follow the exact path (test W4Greedy).
-//  - int8x2 (AWQ_W4_ACT=int8x2, every row): x ~= u c with u = max|x| / 32258 and c = round(x / u), 15 bits,
+//  - auto (AWQ_W4_ACT=auto): int8x2 for decode (matmul of n <= kW4DecodeRows rows, and every
+//    row of the server's batched decode), int8 for prefill, where the kernels are compute-bound
+//    and int8x2 runs at ~0.4x of int8's speed. A prompt's keys and values then carry int8
+//    rounding, which flipped a greedy token of a 126-token prompt (exact top-2 gap 0.014) in the
+//    ASan build: faster prefill, not the default.
+//  - int8x2 (the default, every row): x ~= u c with u = max|x| / 32258 and c = round(x / u), 15 bits,
 //    split exactly into two int8 digits c = 254 q1 + q2 (|q1|, |q2| <= 127). Each unpacked
 //    weight vector feeds one vpdpbusd per digit; the int32 sums combine exactly as
 //    D = 254 D1 + D2 (|D| < 2^31 for runs of <= 4096 inputs); per group
@@ -48,9 +49,10 @@ namespace awq {
 // Kernel families: Avx2 / Avx512Vnni take int8 x, the Int8x2 ones int8x2 x, Scalar / Avx512
 // f32 x (exact).
 enum class W4Isa { Scalar, Avx2, Avx512, Avx512Vnni, Avx2Int8x2, Avx512VnniInt8x2 };
-// Auto (the default): int8x2 for decode rows (n <= kW4DecodeRows in matmul, every row of the
-// server's batched decode), int8 for prefill (n > kW4DecodeRows), where the kernels are compute-
-// bound and int8x2 runs at ~0.4x of int8 (docs/results/cpu.md).
+// Int8x2 is the default. Auto (AWQ_W4_ACT=auto): int8x2 for decode rows (n <= kW4DecodeRows in
+// matmul, every row of the server's batched decode), int8 for prefill (n > kW4DecodeRows), where
+// the kernels are compute-bound and int8x2 runs at ~0.4x of int8 (docs/results/cpu.md); its
+// int8 prefill can flip greedy tokens of long prompts (test W4Greedy under AWQ_W4_ACT=auto).
 enum class W4Act { Auto, Int8x2, Int8, F32 };
 
 inline constexpr int64_t kW4TileRows = 16;
@@ -70,8 +72,7 @@ W4Act w4_act_from_env();
 // activations of AWQ_W4_ACT (int8x2 by default; f32: the exact AVX-512 or scalar kernels;
 // without AVX2 the scalar f32 kernels whatever it says).
 W4Isa w4_best_isa();
-// The ISA for a matmul of n rows of x: w4_best_isa(), except that AWQ_W4_ACT=auto (the default)
-// takes the single-int8 kernels of the same width for n > kW4DecodeRows (prefill). An override
+// The ISA for a matmul of n rows of x: w4_best_isa(), except that AWQ_W4_ACT=auto takes the single-int8 kernels of the same width for n > kW4DecodeRows (prefill). An override
 // (w4_override_isa) wins. The server's batched decode (batch_linear) uses w4_best_isa() for
 // every batch size, so its rows equal single-sequence decode rows bit for bit.
 W4Isa w4_isa_for_rows(int64_t n);
