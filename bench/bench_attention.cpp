@@ -8,7 +8,6 @@
 // Not wired into CMake; build against the library of a build folder:
 //   g++ -std=c++20 -O2 -Isrc bench/bench_attention.cpp build/release/libawqlib.a -lpthread -o /tmp/bench_attention
 //   /tmp/bench_attention [ctx reps prefill]   (defaults: 1024 5 256)
-#include <time.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -18,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/half.h"
 #include "ops/cpu/attention.h"
 #include "ops/cpu/f16_rows.h"
@@ -26,20 +26,14 @@ using namespace awq;
 
 namespace {
 
-double cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-
 // Best (min) CPU seconds of fn over reps, after one warm-up call.
 double best_seconds(const std::function<void()>& fn, int reps) {
   fn();
   double best = 1e30;
   for (int r = 0; r < reps; ++r) {
-    const double t0 = cpu_seconds();
+    const double t0 = thread_cpu_seconds();
     fn();
-    best = std::min(best, cpu_seconds() - t0);
+    best = std::min(best, thread_cpu_seconds() - t0);
   }
   return best;
 }

@@ -5,7 +5,6 @@
 // Not wired into CMake; build against the library of a build folder:
 //   g++ -std=c++20 -O2 -Isrc bench/bench_w4.cpp build/release/libawqlib.a -lpthread -o /tmp/bench_w4
 //   /tmp/bench_w4 [rows cols mats reps]   (defaults: 5632 2048 24 5 = the TinyLlama MLP shape)
-#include <time.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -16,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/half.h"
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/w4.h"
@@ -24,19 +24,14 @@
 using namespace awq;
 
 namespace {
-double cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
 // Best (max) GB per CPU-second over reps of fn, which reads `bytes`.
 double best_gbs(const std::function<void()>& fn, double bytes, int reps) {
   fn();
   double best = 0;
   for (int r = 0; r < reps; ++r) {
-    const double t0 = cpu_seconds();
+    const double t0 = thread_cpu_seconds();
     fn();
-    best = std::max(best, bytes / (cpu_seconds() - t0) / 1e9);
+    best = std::max(best, bytes / (thread_cpu_seconds() - t0) / 1e9);
   }
   return best;
 }
@@ -107,8 +102,8 @@ int main(int argc, char** argv) {
     for (const Matrix& w : wf) matmul(pool, x.data(), 1, w, nullptr, y.data());
   }, f16_bytes, reps);
   std::printf("  f16 gemv         %7.2f GB/s\n", g16);
-  const double t0 = cpu_seconds();
+  const double t0 = thread_cpu_seconds();
   const double bw = measure_read_bandwidth(pool, BandwidthOptions{});
-  std::printf("  read loop (wall, 1 GiB, best of 5) %.2f GB/s  [%.1f s CPU]\n", bw, cpu_seconds() - t0);
+  std::printf("  read loop (wall, 1 GiB, best of 5) %.2f GB/s  [%.1f s CPU]\n", bw, thread_cpu_seconds() - t0);
   return 0;
 }

@@ -1,5 +1,8 @@
-// Wall-clock helper shared by the runtimes' timing lines.
+// Clock helpers: wall time for the runtimes' timing lines, thread CPU time for the kernel
+// micro-benchmarks (bench/*.cpp; CPU time holds on a loaded machine).
 #pragma once
+#include <time.h>
+
 #include <chrono>
 
 namespace awq {
@@ -7,6 +10,13 @@ namespace awq {
 // Seconds elapsed since t0 on the steady clock.
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// CPU seconds this thread has run (CLOCK_THREAD_CPUTIME_ID).
+inline double thread_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
 }  // namespace awq
