@@ -4,7 +4,8 @@
 // plain read loop of runtime/bandwidth.cpp (the ceiling one core can pull).
 // Not wired into CMake; build against the library of a build folder:
 //   g++ -std=c++20 -O2 -Isrc bench/bench_w4.cpp build/release/libawqlib.a -lpthread -o /tmp/bench_w4
-//   /tmp/bench_w4 [rows cols mats reps]   (defaults: 5632 2048 24 5 = the TinyLlama MLP shape)
+//   /tmp/bench_w4 [rows cols mats reps prefill_rows]   (defaults: 5632 2048 24 5 64 = the TinyLlama
+//   MLP shape; prefill_rows 512 = a 512-token prompt, whose x no longer fits the L2)
 
 #include <algorithm>
 #include <cstdint>
@@ -82,7 +83,7 @@ int main(int argc, char** argv) {
     if (decode_gbs[int(one)] > 0)
       std::printf("  decode %s / %s: %.3f\n", w4_isa_name(two), w4_isa_name(one), decode_gbs[int(two)] / decode_gbs[int(one)]);
   // Prefill: P rows of x through one matrix, GFLOP per CPU-second (2 N K P flops).
-  const int64_t P = 64;
+  const int64_t P = argc > 5 ? std::atoll(argv[5]) : 64;
   std::vector<float> xp(static_cast<size_t>(P * K)), yp(static_cast<size_t>(P * N));
   for (float& v : xp) v = float(rng() % 1000) / 1000.0f - 0.5f;
   const double flops = 2.0 * double(N) * double(K) * double(P);

@@ -179,6 +179,39 @@ TEST(W4Kernels, MatchReference) {
     std::printf("[ info ] w4 %s: max |y - y_ref| / bound = %.3g\n", w4_isa_name(isa), observed[int(isa)]);
 }
 
+// Prefill's loop order: blocks of tiles whose codes fill 256 KB (8 tiles at K = 4096), and per
+// block every chunk of 8 rows of x. 21 tiles (the last one partial, 321 rows) = 3 blocks, 19 rows
+// = chunks of 8, 8, 3, on 1 and 2 threads (2 threads split the tiles mid-block): every output
+// within the bound of MatchReference.
+TEST(W4Kernels, TileBlocksAndRowChunks) {
+  std::mt19937 rng(17);
+  std::normal_distribution<float> nd;
+  const int64_t N = 336, rows = 321, K = 4096, n = 19;
+  const W4Weights w = make_w4(N, K, 4, 128, rng);
+  Matrix fast = w.fast;
+  fast.rows = rows;
+  std::vector<float> x(static_cast<size_t>(n * K));
+  for (float& v : x) v = nd(rng);
+  ThreadPool p1(1), p2(2);
+  std::vector<float> yref(static_cast<size_t>(n * N)), y(static_cast<size_t>(n * rows));
+  matmul_ref(p2, x.data(), n, w.ref, nullptr, yref.data());
+  for (W4Isa isa : supported_w4_isas()) {
+    if (!w4_isa_int8(isa)) continue;
+    const std::vector<double> B = error_bound(isa, x, n, w, nullptr);
+    for (ThreadPool* pool : {&p1, &p2}) {
+      std::fill(y.begin(), y.end(), NAN);
+      w4_matmul(*pool, isa, x.data(), n, fast, nullptr, y.data());
+      double worst = 0;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < rows; ++j) {
+          const double err = std::fabs(double(y[size_t(i * rows + j)]) - double(yref[size_t(i * N + j)])) / B[size_t(i * N + j)];
+          worst = std::max(worst, std::isnan(err) ? 1e9 : err);
+        }
+      EXPECT_LE(worst, 1.0) << w4_isa_name(isa) << " threads=" << pool->size();
+    }
+  }
+}
+
 // The int8 kernels compute each row of x alone: the same bits whether a row comes alone
 // (decode), in a batch of 5 (batched decode) or in prefill tiles of 8 (what batch_linear and
 // the serial-equals-concurrent server test rely on), on any thread count.

@@ -54,16 +54,22 @@ struct TileView {
 //    q w over each digit (vpdpbusd / vpmaddubsw on the same unpacked weights) and combine the
 //    two int32 sums as D = 254 D1 + D2 (exact, see kX2Run).
 // The group's contribution is then s u D - s z (u sum c).
-// Layout: per 8 inputs, the rows' bytes side by side, so a kernel reads its rows at constant
-// offsets from one pointer (16 row pointers did not fit the registers): row i of inputs
-// 8j..8j+7 at q + j * step + i * B, B = 8 (int8: the codes) or 16 (int8x2: the 8 high digits,
-// then the 8 low digits); step = n * B.
+// Layout: the rows in chunks of R = min(n, kXChunkRows); per chunk and per 8 inputs, the chunk's
+// rows' bytes side by side, so a kernel reads its rows at constant offsets from one pointer (16
+// row pointers did not fit the registers) and walks one contiguous run of memory over k (a
+// 512-token prompt's rows 8 KB apart per step missed the TLB and the prefetcher). Row i of
+// inputs 8j..8j+7 at row(i) + j * step, row(i) = q + (i / R) * chunk + (i % R) * B,
+// B = 8 (int8: the codes) or 16 (int8x2: the 8 high digits, then the 8 low digits),
+// step = R * B, chunk = (K / 8) * step. A kernel's rows lie in one chunk.
+constexpr int64_t kXChunkRows = 8;
 struct XInt8 {
-  const int8_t* q;     // [K / 8][n][B]
-  int64_t step;        // n * B
+  const int8_t* q;     // [ceil(n / R)][K / 8][R][B]
+  int64_t R, B, step, chunk;
   const float* unit;   // [n, G] u
   const float* zsum;   // [n, G] u * sum(c of the group)
   int64_t G;
+  int64_t row_offset(int64_t i) const { return (i / R) * chunk + (i % R) * B; }
+  const int8_t* row(int64_t i) const { return q + row_offset(i); }
 };
 
 // int8x2: inputs per integer sum D before it goes to f32. |q w| <= 127 * 15 per digit and
@@ -140,65 +146,81 @@ inline int32_t load4(const int8_t* p) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// AVX-512 VNNI: tile t x MR rows of x from i0. Lanes = the tile's 16 rows. X2: int8x2 x (two
-// digits per input, each unpacked weight vector feeds one vpdpbusd per digit).
-// y: rows i0.. of the output, row stride ldy.
+// AVX-512 VNNI: tile t x MR rows of x from i0. Lanes = the tile's 16 rows. Per row and digit
+// two int32 accumulators, the low- and the high-nibble inputs' (independent vpdpbusd chains),
+// except for int8 with MR > 4 (kOneChain).
+// X2 (int8x2 x), two ways to reach D = 254 D1 + D2 (exact: kX2Run bounds every partial sum):
+//  - MR <= 4 (decode, memory-bound): both digits in one pass, 4 x MR accumulators, combined
+//    at the end of the run.
+//  - MR > 4 (prefill, compute-bound): one pass per digit, the high digits' sums D1, then
+//    D1 * 254 in place, then the low digits' added to the same registers. The second pass
+//    re-reads the run's codes from L1 (1 KB per group of 128) and the register count stays
+//    the int8 kernel's, 2 x MR + 5 (4 x 8 accumulators spilled and copied registers: prefill
+//    at 0.34x of int8; this way 0.66x). One pass at MR <= 4 is ~12 % faster in decode.
+// The f32 sums live in memory, updated once per run. y: rows i0.. of the output, stride ldy.
 // ---------------------------------------------------------------------------------------------
 template <int MR, bool X2>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma"))) void tile_vnni(
     const TileView& v, int64_t t, const XInt8& x, int64_t i0, const float* bias, float* y, int64_t ldy) {
-  constexpr int B = X2 ? 16 : 8;  // bytes of x per row and 8 inputs
+  constexpr bool kBothDigits = X2 && MR <= 4;            // one pass over the run, both digits
+  constexpr int kPasses = X2 && !kBothDigits ? 2 : 1;  // else one pass per digit
+  // int8 with MR > 4: one chain per row (the row's 8 chains suffice; measured 1.3x faster than
+  // two per row, whose extra adds and registers cost more than the latency they hide). int8x2
+  // keeps two: one chain per row ran 0.83x.
+  constexpr bool kOneChain = !X2 && MR > 4;
   const uint8_t* c = v.tile_codes(t);
   const __m512i low = _mm512_set1_epi8(0x0F);
-  __m512 accf[MR];
-  for (int i = 0; i < MR; ++i) accf[i] = _mm512_setzero_ps();
-  // Few rows: the low- and high-nibble products go to two accumulators per digit (independent
-  // chains of vpdpbusd); many rows already give enough chains, and 2 x 2 x 8 accumulators plus
-  // the 8 sums would not fit the 32 registers (int8x2, MR = 8: 16 + 8 + 4).
-  constexpr int A = MR <= 4 ? 2 : 1;
-  const int8_t* const xq = x.q + i0 * B;
-  const int64_t step = x.step, run = X2 ? std::min(v.gs, kX2Run) : v.gs;
+  alignas(64) float accf[MR][T] = {};
+  const int8_t* const xq = x.row(i0);
+  const int64_t step = x.step, B = x.B, run = X2 ? std::min(v.gs, kX2Run) : v.gs;
   for (int64_t g = 0; g < v.G; ++g) {
     const int64_t sg = (t * v.G + g) * T;
     const __m512 s = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(v.scales + sg)));
     for (int64_t k0 = g * v.gs, gend = k0 + v.gs; k0 < gend; k0 += run) {
-      // acc1 / acc2[chain][row]: the high / low digit's sums (acc2 unused for int8). Two 2-D
-      // arrays: GCC kept one 3-D array in registers but also stored it to the stack every step.
-      __m512i acc1[A][MR], acc2[A][MR];
-      for (int a = 0; a < A; ++a)
-        for (int i = 0; i < MR; ++i) acc1[a][i] = acc2[a][i] = _mm512_setzero_si512();
-      const uint8_t* p = c + k0 / 8 * kLine;
-      const int8_t* xs = xq + k0 / 8 * step;
-      for (int64_t j = 0, steps = (std::min(k0 + run, gend) - k0) / 8; j < steps; ++j, p += kLine, xs += step) {
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
-        const __m512i w = _mm512_load_si512(p);
-        const __m512i lo = _mm512_and_si512(w, low), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low);
-        for (int i = 0; i < MR; ++i) {
-          acc1[0][i] = _mm512_dpbusd_epi32(acc1[0][i], lo, _mm512_set1_epi32(load4(xs + i * B)));
-          acc1[A - 1][i] = _mm512_dpbusd_epi32(acc1[A - 1][i], hi, _mm512_set1_epi32(load4(xs + i * B + 4)));
-          if constexpr (X2) {
-            acc2[0][i] = _mm512_dpbusd_epi32(acc2[0][i], lo, _mm512_set1_epi32(load4(xs + i * B + 8)));
-            acc2[A - 1][i] = _mm512_dpbusd_epi32(acc2[A - 1][i], hi, _mm512_set1_epi32(load4(xs + i * B + 12)));
+      const int64_t steps = (std::min(k0 + run, gend) - k0) / 8;
+      // Inputs k..k+3 / k+4..k+7 of every 8; lo2 / hi2: the low digit when kBothDigits.
+      __m512i lo_sum[MR], hi_sum[MR], lo2[MR], hi2[MR];
+      for (int i = 0; i < MR; ++i) lo_sum[i] = hi_sum[i] = lo2[i] = hi2[i] = _mm512_setzero_si512();
+      for (int pass = 0; pass < kPasses; ++pass) {
+        if (pass == 1)  // 254 D1 = (D1 << 8) - (D1 << 1), per chain
+          for (int i = 0; i < MR; ++i) {
+            lo_sum[i] = _mm512_sub_epi32(_mm512_slli_epi32(lo_sum[i], 8), _mm512_slli_epi32(lo_sum[i], 1));
+            hi_sum[i] = _mm512_sub_epi32(_mm512_slli_epi32(hi_sum[i], 8), _mm512_slli_epi32(hi_sum[i], 1));
+          }
+        const uint8_t* p = c + k0 / 8 * kLine;
+        const int8_t* xs = xq + k0 / 8 * step + 8 * pass;
+        for (int64_t j = 0; j < steps; ++j, p += kLine, xs += step) {
+          if (pass == 0) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+          const __m512i w = _mm512_load_si512(p);
+          const __m512i lo = _mm512_and_si512(w, low), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low);
+          for (int i = 0; i < MR; ++i) {
+            lo_sum[i] = _mm512_dpbusd_epi32(lo_sum[i], lo, _mm512_set1_epi32(load4(xs + i * B)));
+            if constexpr (kOneChain) lo_sum[i] = _mm512_dpbusd_epi32(lo_sum[i], hi, _mm512_set1_epi32(load4(xs + i * B + 4)));
+            else hi_sum[i] = _mm512_dpbusd_epi32(hi_sum[i], hi, _mm512_set1_epi32(load4(xs + i * B + 4)));
+            if constexpr (kBothDigits) {
+              lo2[i] = _mm512_dpbusd_epi32(lo2[i], lo, _mm512_set1_epi32(load4(xs + i * B + 8)));
+              hi2[i] = _mm512_dpbusd_epi32(hi2[i], hi, _mm512_set1_epi32(load4(xs + i * B + 12)));
+            }
           }
         }
       }
       for (int i = 0; i < MR; ++i) {
-        __m512i D = A == 2 ? _mm512_add_epi32(acc1[0][i], acc1[A - 1][i]) : acc1[0][i];
-        if constexpr (X2) {  // D = 254 D1 + D2 = (D1 << 8) - (D1 << 1) + D2, exact (kX2Run)
-          const __m512i d2 = A == 2 ? _mm512_add_epi32(acc2[0][i], acc2[A - 1][i]) : acc2[0][i];
-          D = _mm512_add_epi32(_mm512_sub_epi32(_mm512_slli_epi32(D, 8), _mm512_slli_epi32(D, 1)), d2);
-        }
-        accf[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(D), _mm512_mul_ps(s, _mm512_set1_ps(x.unit[(i0 + i) * x.G + g])), accf[i]);
+        __m512i D = _mm512_add_epi32(lo_sum[i], hi_sum[i]);
+        if constexpr (kBothDigits)
+          D = _mm512_add_epi32(_mm512_sub_epi32(_mm512_slli_epi32(D, 8), _mm512_slli_epi32(D, 1)), _mm512_add_epi32(lo2[i], hi2[i]));
+        _mm512_store_ps(accf[i], _mm512_fmadd_ps(_mm512_cvtepi32_ps(D), _mm512_mul_ps(s, _mm512_set1_ps(x.unit[(i0 + i) * x.G + g])),
+                                                 _mm512_load_ps(accf[i])));
       }
     }
     const __m512 z = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(v.zeros + sg))));
     const __m512 sz = _mm512_mul_ps(s, z);
-    for (int i = 0; i < MR; ++i) accf[i] = _mm512_fnmadd_ps(sz, _mm512_set1_ps(x.zsum[(i0 + i) * x.G + g]), accf[i]);
+    for (int i = 0; i < MR; ++i)
+      _mm512_store_ps(accf[i], _mm512_fnmadd_ps(sz, _mm512_set1_ps(x.zsum[(i0 + i) * x.G + g]), _mm512_load_ps(accf[i])));
   }
   const int64_t r0 = t * T, rows = std::min(T, v.N - r0);
   const __mmask16 m = __mmask16((1u << rows) - 1);
   const __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + r0) : _mm512_setzero_ps();
-  for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(y + (i0 + i) * ldy + r0, m, _mm512_add_ps(accf[i], b));
+  for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(y + (i0 + i) * ldy + r0, m, _mm512_add_ps(_mm512_load_ps(accf[i]), b));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -214,12 +236,12 @@ template <int MR, bool X2>
 __attribute__((target("avx2,fma,f16c"))) void tile_half_avx2(const TileView& v, int64_t t, int h,
                                                             const XInt8& x, int64_t i0,
                                                             const float* bias, float* y, int64_t ldy) {
-  constexpr int B = X2 ? 16 : 8;
+  const int64_t B = x.B;
   const uint8_t* c = v.tile_codes(t) + 32 * h;
   const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), hi_weight = _mm256_set1_epi16(254);
   __m256 accf[MR];
   for (int i = 0; i < MR; ++i) accf[i] = _mm256_setzero_ps();
-  const int8_t* const xq = x.q + i0 * B;
+  const int8_t* const xq = x.row(i0);
   const int64_t step = x.step, run = X2 ? std::min(v.gs, kX2Run) : v.gs;
   for (int64_t g = 0; g < v.G; ++g) {
     const int64_t sg = (t * v.G + g) * T + 8 * h;
@@ -342,32 +364,37 @@ void check_isa(W4Isa isa) {
     throw std::runtime_error(std::string("w4: this CPU lacks ") + w4_isa_name(isa));
 }
 
-// Tiles [t0, t1) against all n rows of x, int8 kernels.
+// Tiles [t0, t1) against all n rows of x, int8 kernels. Blocks of tiles whose codes fit in
+// L2 (kTileBlockBytes), and per block each chunk of x rows (L1-sized for K <= 2048) against
+// every tile of the block: x streams from memory once per block instead of once per tile
+// (a 512-token prompt's x is 1-2 MB, beyond a core's L2).
+constexpr int64_t kTileBlockBytes = 256 * 1024;
 void tiles_int8(W4Isa isa, const TileView& v, int64_t t0, int64_t t1, const XInt8& x, int64_t n,
                 const float* bias, float* y) {
   const int64_t N = v.N;
-  const bool x2 = w4_isa_int8x2(isa);
-  for (int64_t t = t0; t < t1; ++t) {
-    if (isa == W4Isa::Avx512Vnni || isa == W4Isa::Avx512VnniInt8x2) {
-      // int8x2 in chunks of 4 rows: 8 rows would need 2 x 8 accumulators + 8 sums + 4 (GCC
-      // spilled and copied registers in the loop: prefill at 0.43x of int8; 4 rows: ~0.5x).
-      const int64_t chunk = x2 ? 4 : 8;
-      for (int64_t i0 = 0; i0 < n; i0 += chunk)
-        with_mr(std::min(chunk, n - i0), [&](auto mr) {
-          if (!x2) tile_vnni<decltype(mr)::value, false>(v, t, x, i0, bias, y, N);
-          else if constexpr (decltype(mr)::value <= 4) tile_vnni<decltype(mr)::value, true>(v, t, x, i0, bias, y, N);
-        });
-    } else {
-      for (int h = 0; h < 2; ++h)
-        for (int64_t i0 = 0; i0 < n; i0 += 4)
-          with_mr(std::min<int64_t>(4, n - i0), [&](auto mr) {
-            if constexpr (decltype(mr)::value <= 4) {
-              if (x2) tile_half_avx2<decltype(mr)::value, true>(v, t, h, x, i0, bias, y, N);
-              else tile_half_avx2<decltype(mr)::value, false>(v, t, h, x, i0, bias, y, N);
-            }
+  const bool x2 = w4_isa_int8x2(isa), vnni = isa == W4Isa::Avx512Vnni || isa == W4Isa::Avx512VnniInt8x2;
+  const int64_t block = std::max<int64_t>(1, kTileBlockBytes / (v.K / 8 * kLine));
+  for (int64_t tb = t0; tb < t1; tb += block)
+    for (int64_t c0 = 0; c0 < n; c0 += x.R) {
+      const int64_t rows = std::min(x.R, n - c0);
+      for (int64_t t = tb; t < std::min(t1, tb + block); ++t) {
+        if (vnni) {
+          with_mr(rows, [&](auto mr) {
+            if (x2) tile_vnni<decltype(mr)::value, true>(v, t, x, c0, bias, y, N);
+            else tile_vnni<decltype(mr)::value, false>(v, t, x, c0, bias, y, N);
           });
+          continue;
+        }
+        for (int h = 0; h < 2; ++h)  // AVX2: 16 ymm registers, at most 4 rows per call
+          for (int64_t i0 = c0; i0 < c0 + rows; i0 += 4)
+            with_mr(std::min<int64_t>(4, c0 + rows - i0), [&](auto mr) {
+              if constexpr (decltype(mr)::value <= 4) {
+                if (x2) tile_half_avx2<decltype(mr)::value, true>(v, t, h, x, i0, bias, y, N);
+                else tile_half_avx2<decltype(mr)::value, false>(v, t, h, x, i0, bias, y, N);
+              }
+            });
+      }
     }
-  }
 }
 
 }  // namespace
@@ -500,27 +527,29 @@ void w4_matmul(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const Mat
   const TileView v(w);
   const int64_t N = v.N, K = v.K, tiles = v.tiles();
   if (w4_isa_int8(isa)) {
-    // Kept per calling thread, so decode steps allocate nothing: xq: [K / 8][n][B] (XInt8) |
+    // Kept per calling thread, so decode steps allocate nothing: xq: XInt8's layout |
     // unit, zsum: [n, G].
     const bool x2 = w4_isa_int8x2(isa);
-    const int64_t B = x2 ? 16 : 8, step = n * B;
+    const int64_t B = x2 ? 16 : 8, R = std::min(n, kXChunkRows), step = R * B, chunk = K / 8 * step;
+    const int64_t chunks = (n + R - 1) / R;
     thread_local std::vector<int8_t> xq;
     thread_local std::vector<float> unit, zsum;
-    if (int64_t(xq.size()) < K / 8 * step) xq.resize(size_t(K / 8 * step));
+    if (int64_t(xq.size()) < chunks * chunk) xq.resize(size_t(chunks * chunk));
     if (int64_t(unit.size()) < n * v.G) unit.resize(size_t(n * v.G)), zsum.resize(size_t(n * v.G));
     // The caller's buffers, by pointer: inside a pool thread the names would be its own.
     int8_t* const q = xq.data();
     float* const u = unit.data();
     float* const zs = zsum.data();
+    const XInt8 xi{q, R, B, step, chunk, u, zs, v.G};
     auto quantize_rows = [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
-        if (x2) quantize_row_int8x2(x + i * K, K, v.gs, q + i * B, step, u + i * v.G, zs + i * v.G);
-        else quantize_row_int8(x + i * K, K, v.gs, q + i * B, step, u + i * v.G, zs + i * v.G);
+        int8_t* const qi = q + xi.row_offset(i);
+        if (x2) quantize_row_int8x2(x + i * K, K, v.gs, qi, step, u + i * v.G, zs + i * v.G);
+        else quantize_row_int8(x + i * K, K, v.gs, qi, step, u + i * v.G, zs + i * v.G);
       }
     };
     if (n > 8) pool.parallel_for(n, quantize_rows, /*min_chunk=*/4);
     else quantize_rows(0, n);
-    const XInt8 xi{q, step, u, zs, v.G};
     pool.parallel_for(tiles, [&](int64_t b, int64_t e) { tiles_int8(isa, v, b, e, xi, n, bias, y); });
     return;
   }

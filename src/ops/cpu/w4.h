@@ -13,7 +13,7 @@
 // result does not depend on what else shares the call):
 //  - auto (AWQ_W4_ACT=auto): int8x2 for decode (matmul of n <= kW4DecodeRows rows, and every
 //    row of the server's batched decode), int8 for prefill, where the kernels are compute-bound
-//    and int8x2 runs at ~0.4x of int8's speed. A prompt's keys and values then carry int8
+//    and int8x2 runs at ~0.55x of int8's speed. A prompt's keys and values then carry int8
 //    rounding, which flipped a greedy token of a 126-token prompt (exact top-2 gap 0.014) in the
 //    ASan build: faster prefill, not the default.
 //  - int8x2 (the default, every row): x ~= u c with u = max|x| / 32258 and c = round(x / u), 15 bits,
@@ -51,7 +51,7 @@ namespace awq {
 enum class W4Isa { Scalar, Avx2, Avx512, Avx512Vnni, Avx2Int8x2, Avx512VnniInt8x2 };
 // Int8x2 is the default. Auto (AWQ_W4_ACT=auto): int8x2 for decode rows (n <= kW4DecodeRows in
 // matmul, every row of the server's batched decode), int8 for prefill (n > kW4DecodeRows), where
-// the kernels are compute-bound and int8x2 runs at ~0.4x of int8 (docs/results/cpu.md); its
+// the kernels are compute-bound and int8x2 runs at ~0.55x of int8 (docs/results/cpu.md); its
 // int8 prefill can flip greedy tokens of long prompts (test W4Greedy under AWQ_W4_ACT=auto).
 enum class W4Act { Auto, Int8x2, Int8, F32 };
 
