@@ -12,7 +12,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -22,6 +21,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "ops/cpu/gemm.h"
+#include "ops/cpu/w4_act_quant.h"
 
 namespace awq {
 
@@ -46,13 +46,10 @@ struct TileView {
   int64_t tiles() const { return (N + T - 1) / T; }
 };
 
-// Integer activations of n rows of x, per weight group g of row i, as codes c times a unit:
-//  - int8:   c = q1 = round(x / u), u = max|x| / 127; |x - u c| <= u / 2.
-//  - int8x2: c = round(x / u), u = max|x| / 32258 (32258 = 127 * 254), |c| <= 32258, split
-//    exactly into two int8 digits c = 254 q1 + q2 with q1 = round(c / 254) (|q1| <= 127) and
-//    q2 = c - 254 q1 (|q2| <= 127); |x - u c| <= u / 2, 254x finer than int8. The kernels sum
-//    q w over each digit (vpdpbusd / vpmaddubsw on the same unpacked weights) and combine the
-//    two int32 sums as D = 254 D1 + D2 (exact, see kX2Run).
+// Integer activations of n rows of x, per weight group g of row i, as codes c times a unit u
+// (int8 or int8x2, w4_act_quant.h). The kernels sum q w over each digit (vpdpbusd /
+// vpmaddubsw on the same unpacked weights) and combine int8x2's two int32 sums as
+// D = 254 D1 + D2 (exact, see kX2Run).
 // The group's contribution is then s u D - s z (u sum c).
 // Layout: the rows in chunks of R = min(n, kXChunkRows); per chunk and per 8 inputs, the chunk's
 // rows' bytes side by side, so a kernel reads its rows at constant offsets from one pointer (16
@@ -78,66 +75,6 @@ struct XInt8 {
 // take one run each). int8 sums alone stay below 2^31 for 1.1 M inputs: one run per group.
 constexpr int64_t kX2Run = 4096;
 static_assert(kX2Run * 15 * (254 * 127 + 127) < (int64_t(1) << 31), "int8x2 integer sum may overflow");
-
-// Row i of x: [K] -> its bytes of q (XInt8's layout, q pointing at row i's first byte, step
-// bytes per 8 inputs), unit, zsum: [G]. Plain loops with target clones: a decode step quantizes
-// x for every linear, and the scalar version (nearbyint per element) cost ~10 % of it. Rounding:
-// to nearest even (nearbyint in the default mode), as float -> int conversion of the vector
-// units does.
-__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-void quantize_row_int8(const float* x, int64_t K, int64_t gs, int8_t* q, int64_t step, float* sx, float* zsum) {
-  for (int64_t g = 0; g < K / gs; ++g) {
-    const float* xg = x + g * gs;
-    float amax = 0.0f;
-    for (int64_t k = 0; k < gs; ++k) amax = std::max(amax, std::fabs(xg[k]));
-    // 1 / u overflows for max|x| < 127 / FLT_MAX (~4e-37): such a group is taken as zeros (its
-    // products are below 4e-37 |w| each), not rounded from inf (undefined as an int).
-    const bool tiny = !(127.0f / amax <= std::numeric_limits<float>::max());
-    const float inv = amax > 0.0f && !tiny ? 127.0f / amax : 0.0f;
-    int32_t sum = 0;
-    for (int64_t k8 = 0; k8 < gs; k8 += 8) {
-      int8_t* dst = q + (g * gs + k8) / 8 * step;
-      for (int64_t j = 0; j < 8; ++j) {
-        const int32_t v = int32_t(std::nearbyint(xg[k8 + j] * inv));
-        sum += v;
-        dst[j] = int8_t(v);
-      }
-    }
-    sx[g] = tiny ? 0.0f : amax / 127.0f;
-    zsum[g] = sx[g] * float(sum);
-  }
-}
-
-// The int8x2 digits (see XInt8), same arguments.
-// |x * inv| <= 32258 (1 + 2^-23) rounds to |c| <= 32258, so |q1| <= 127. c / 254 is either a
-// tie (c = 254 m + 127: either rounding leaves |q2| = 127) or at least 1/254 from one, far more
-// than the float error of c * (1/254) (< 2^-16), so q1 is c / 254 rounded and |q2| <= 127.
-__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-void quantize_row_int8x2(const float* x, int64_t K, int64_t gs, int8_t* q, int64_t step, float* unit,
-                         float* zsum) {
-  constexpr float kSteps = 127.0f * 254.0f;
-  for (int64_t g = 0; g < K / gs; ++g) {
-    const float* xg = x + g * gs;
-    float amax = 0.0f;
-    for (int64_t k = 0; k < gs; ++k) amax = std::max(amax, std::fabs(xg[k]));
-    // As in quantize_row_int8: groups with max|x| < 32258 / FLT_MAX (~1e-34) are taken as zeros.
-    const bool tiny = !(kSteps / amax <= std::numeric_limits<float>::max());
-    const float inv = amax > 0.0f && !tiny ? kSteps / amax : 0.0f;
-    int64_t sum = 0;  // |c| <= 32258 per input: int32 would overflow past 66 k inputs
-    for (int64_t k8 = 0; k8 < gs; k8 += 8) {
-      int8_t* dst = q + (g * gs + k8) / 8 * step;
-      for (int64_t j = 0; j < 8; ++j) {
-        const int32_t c = int32_t(std::nearbyint(xg[k8 + j] * inv));
-        const int32_t hi = int32_t(std::nearbyint(float(c) * (1.0f / 254.0f)));
-        dst[j] = int8_t(hi);
-        dst[8 + j] = int8_t(c - 254 * hi);
-        sum += c;
-      }
-    }
-    unit[g] = tiny ? 0.0f : amax / kSteps;
-    zsum[g] = unit[g] * float(sum);
-  }
-}
 
 inline int32_t load4(const int8_t* p) {
   int32_t v;
@@ -541,11 +478,15 @@ void w4_matmul(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const Mat
     float* const u = unit.data();
     float* const zs = zsum.data();
     const XInt8 xi{q, R, B, step, chunk, u, zs, v.G};
+    // The same codes either way; AVX-512 only beside the VNNI kernels, so AWQ_CPU_ISA=avx2
+    // keeps the whole path AVX2.
+    const bool vnni = isa == W4Isa::Avx512Vnni || isa == W4Isa::Avx512VnniInt8x2;
+    const ActQuantIsa aq = vnni ? ActQuantIsa::Avx512 : ActQuantIsa::Scalar;
     auto quantize_rows = [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         int8_t* const qi = q + xi.row_offset(i);
-        if (x2) quantize_row_int8x2(x + i * K, K, v.gs, qi, step, u + i * v.G, zs + i * v.G);
-        else quantize_row_int8(x + i * K, K, v.gs, qi, step, u + i * v.G, zs + i * v.G);
+        if (x2) quantize_act_int8x2(aq, x + i * K, K, v.gs, qi, step, u + i * v.G, zs + i * v.G);
+        else quantize_act_int8(aq, x + i * K, K, v.gs, qi, step, u + i * v.G, zs + i * v.G);
       }
     };
     if (n > 8) pool.parallel_for(n, quantize_rows, /*min_chunk=*/4);

@@ -1,0 +1,92 @@
+// The W4 kernels' activation quantizers (ops/cpu/w4_act_quant.h): the AVX-512 versions give the
+// scalar references' bits (codes, units, zero sums) on random and edge rows, write only their
+// B bytes of every step, and the codes meet the stated bounds: |x - u c| <= u / 2 (plus the
+// float error of x / u, below 2^-22 |c| u), digits in [-127, 127], c = 254 q1 + q2.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "ops/cpu/w4_act_quant.h"
+
+using namespace awq;
+
+namespace {
+
+// Rows of K inputs: normal, the int8x2 ties (c = 254 m + 127), +-max|x| throughout, zeros, one
+// outlier 1e4x its neighbours, tiny (1e-36: 1 / u overflows) and huge (1e30) groups.
+std::vector<std::vector<float>> act_rows(int64_t K, int64_t gs, std::mt19937& rng) {
+  std::normal_distribution<float> nd;
+  std::uniform_int_distribution<int> digit(-127, 126), sign(0, 1);
+  std::vector<std::vector<float>> rows;
+  for (int kind = 0; kind < 7; ++kind) {
+    std::vector<float> x(static_cast<size_t>(K));
+    for (int64_t k = 0; k < K; ++k) {
+      const float amax = 1.0f + float(k / gs);
+      switch (kind) {
+        case 0: x[size_t(k)] = nd(rng); break;
+        case 1: x[size_t(k)] = k % gs == 0 ? amax : amax * float(254 * digit(rng) + 127) / 32258.0f; break;
+        case 2: x[size_t(k)] = sign(rng) ? amax : -amax; break;
+        case 3: x[size_t(k)] = 0.0f; break;
+        case 4: x[size_t(k)] = k % gs == 5 ? 1e4f : nd(rng); break;
+        case 5: x[size_t(k)] = 1e-36f * nd(rng); break;
+        default: x[size_t(k)] = 1e30f * nd(rng); break;
+      }
+    }
+    rows.push_back(std::move(x));
+  }
+  return rows;
+}
+
+struct Quantized {
+  std::vector<int8_t> q;
+  std::vector<float> unit, zsum;
+};
+
+Quantized run(bool x2, ActQuantIsa isa, const std::vector<float>& x, int64_t gs, int64_t step) {
+  const int64_t K = int64_t(x.size());
+  Quantized r{std::vector<int8_t>(static_cast<size_t>(K / 8 * step), int8_t(0x55)),
+              std::vector<float>(static_cast<size_t>(K / gs)), std::vector<float>(static_cast<size_t>(K / gs))};
+  if (x2) quantize_act_int8x2(isa, x.data(), K, gs, r.q.data(), step, r.unit.data(), r.zsum.data());
+  else quantize_act_int8(isa, x.data(), K, gs, r.q.data(), step, r.unit.data(), r.zsum.data());
+  return r;
+}
+
+}  // namespace
+
+TEST(W4ActQuant, VectorEqualsReferenceAndMeetsBounds) {
+  const bool vec = act_quant_supported(ActQuantIsa::Avx512);
+  if (!vec) std::printf("[ info ] no AVX-512 here: only the reference's bounds are checked\n");
+  std::mt19937 rng(23);
+  for (bool x2 : {false, true}) {
+    const int64_t B = x2 ? 16 : 8, step = 3 * B;  // gaps between the steps must stay untouched
+    for (int64_t gs : {32, 64, 128}) {
+      const int64_t K = 4 * gs;
+      for (const std::vector<float>& x : act_rows(K, gs, rng)) {
+        const Quantized ref = run(x2, ActQuantIsa::Scalar, x, gs, step);
+        if (vec) {
+          const Quantized v = run(x2, ActQuantIsa::Avx512, x, gs, step);
+          ASSERT_EQ(ref.q, v.q) << "x2=" << x2 << " gs=" << gs;
+          ASSERT_EQ(0, std::memcmp(ref.unit.data(), v.unit.data(), ref.unit.size() * sizeof(float)));
+          ASSERT_EQ(0, std::memcmp(ref.zsum.data(), v.zsum.data(), ref.zsum.size() * sizeof(float)));
+        }
+        for (int64_t k = 0; k < K; ++k) {
+          const int8_t* b = ref.q.data() + k / 8 * step;
+          int32_t c = b[k % 8];
+          if (x2) {
+            EXPECT_GE(b[8 + k % 8], -127);
+            c = 254 * c + b[8 + k % 8];
+          }
+          EXPECT_GE(b[k % 8], -127);
+          const double u = ref.unit[size_t(k / gs)];
+          EXPECT_LE(std::fabs(double(x[size_t(k)]) - u * c), u * (0.5 + 1e-6 * std::abs(c)) + (u == 0 ? 1e-34 : 0.0))
+              << "x2=" << x2 << " gs=" << gs << " k=" << k << " x=" << x[size_t(k)] << " c=" << c;
+        }
+        for (int64_t j = 0; j < K / 8; ++j)
+          for (int64_t o = B; o < step; ++o) ASSERT_EQ(int8_t(0x55), ref.q[size_t(j * step + o)]) << "gap byte written";
+      }
+    }
+  }
+}
