@@ -10,7 +10,8 @@
 # The GGUF files come from `awq export-gguf` (F16 and Q4_0) of the FP16 folder (of the AWQ
 # one, dequantized, when that is all there is).
 #
-# Environment: THREADS (2) PROMPT (128) GEN (64) REPEAT (5) AWQ (build/release/awq)
+# Environment: THREADS (2) PROMPT (128) GEN (64) REPEAT (5) AWQ (build/release/awq) F16 (1; 0 skips
+#   the two F16 rows, for a quicker W4-only comparison)
 #   WORK (build/peers/llamacpp: node_modules, GGUF files, results) CHECK=1 also runs
 #   check.mjs (greedy tokens vs reference.json) when MODEL_DIR has a reference.json.
 set -euo pipefail
@@ -59,9 +60,12 @@ echo "llama.cpp Q4_0 ..." >&2
 node "$WORK/bench.mjs" --model "$WORK/gguf/$name-q4_0.gguf" --label Q4_0 "${common[@]}" > "$res/llamacpp_q4_0.json"
 echo "awq.cpp W4 ..." >&2
 "$AWQ" bench "$w4" "${common[@]}" --json > "$res/ours_w4.json"
-echo "llama.cpp F16 ..." >&2
-node "$WORK/bench.mjs" --model "$WORK/gguf/$name-f16.gguf" --label F16 "${common[@]}" > "$res/llamacpp_f16.json"
-if [ -n "$fp" ]; then
+rm -f "$res/llamacpp_f16.json" "$res/ours_fp16.json"
+if [ "${F16:-1}" != 0 ]; then
+  echo "llama.cpp F16 ..." >&2
+  node "$WORK/bench.mjs" --model "$WORK/gguf/$name-f16.gguf" --label F16 "${common[@]}" > "$res/llamacpp_f16.json"
+fi
+if [ -n "$fp" ] && [ "${F16:-1}" != 0 ]; then
   echo "awq.cpp FP16 ..." >&2
   "$AWQ" bench "$fp" "${common[@]}" --json > "$res/ours_fp16.json"
 fi

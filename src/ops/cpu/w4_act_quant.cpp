@@ -1,5 +1,10 @@
 #include "ops/cpu/w4_act_quant.h"
 
+// GCC 12's AVX-512 reduce and conversion intrinsics build on a self-initialised "undefined"
+// vector, which -W(maybe-)uninitialized flags once inlined (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include <immintrin.h>
 
 #include <algorithm>
