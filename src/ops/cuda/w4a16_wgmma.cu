@@ -27,8 +27,10 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
+#include <string>
 
 #include "core/error.h"
 #include "ops/cuda/cuda_check.h"
@@ -450,7 +452,13 @@ void w4a16_prepare_wgmma() {
     AWQ_CUDA_CHECK(copied);
     bool fits = true;
     for (const WgmmaEntry& e : kWgmma) fits = fits && e.smem_bytes() <= wgmma_optin;
-    wgmma_ok = major == 9 && has == 1 && fits;
+    // AWQ_W4A16_WGMMA=0: the mma.sync kernels only (the baseline, or a fallback without a rebuild).
+    const char* env = std::getenv("AWQ_W4A16_WGMMA");
+    const bool off = env && std::string(env) == "0";
+    if (env && !off && std::string(env) != "1" && std::string(env) != "")
+      throw Error(std::string("AWQ_W4A16_WGMMA='") + env +
+                  "': expected 0 (no wgmma: the mma.sync tiled GEMM for every m) or 1 (default); unset it for the default");
+    wgmma_ok = !off && major == 9 && has == 1 && fits;
     if (wgmma_ok)
       for (const WgmmaEntry& e : kWgmma) e.prepare(wgmma_optin);
   });
