@@ -160,104 +160,11 @@ __device__ __forceinline__ void wgmma_tokens(float (&d)[BM / 2], const uint32_t 
   else if constexpr (BM == 128) wgmma_m64n128k16(d, a, b);
   else wgmma_m64n256k16(d, a, b);
 }
-// d[32] += A (64 x 16, shared memory, descriptor a) * B (16 x 64, shared memory, descriptor b).
-__device__ __forceinline__ void wgmma_ss_m64n64k16(float (&d)[32], uint64_t a, uint64_t b) {
-  asm volatile(
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-      "{"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-      "}, %32, %33, 1, 1, 1, 0, 0;\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "l"(a), "l"(b));
-}
-
-// d[64] += A (64 x 16, shared memory, descriptor a) * B (16 x 128, shared memory, descriptor b).
-__device__ __forceinline__ void wgmma_ss_m64n128k16(float (&d)[64], uint64_t a, uint64_t b) {
-  asm volatile(
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-      "{"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-      "}, %64, %65, 1, 1, 1, 0, 0;\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(a), "l"(b));
-}
-
-// d[128] += A (64 x 16, shared memory, descriptor a) * B (16 x 256, shared memory, descriptor b).
-__device__ __forceinline__ void wgmma_ss_m64n256k16(float (&d)[128], uint64_t a, uint64_t b) {
-  asm volatile(
-      "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 "
-      "{"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63,"
-      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79,"
-      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95,"
-      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111,"
-      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
-      "}, %128, %129, 1, 1, 1, 0, 0;\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
-        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
-        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
-        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
-        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "l"(a), "l"(b));
-}
-
-template <int BM>
-__device__ __forceinline__ void wgmma_ss_tokens(float (&d)[BM / 2], uint64_t a, uint64_t b) {
-  if constexpr (BM == 64) wgmma_ss_m64n64k16(d, a, b);
-  else if constexpr (BM == 128) wgmma_ss_m64n128k16(d, a, b);
-  else wgmma_ss_m64n256k16(d, a, b);
-}
-// Four 8x8 fp16 matrices to shared memory (the inverse of ldmatrix): lane 8i + q gives the
-// address of row q of matrix i; register i of each lane holds its part of matrix i in the
-// mma fragment layout (row lane / 4, columns 2 (lane % 4) + {0, 1}).
-__device__ __forceinline__ void stmatrix_x4(uint32_t addr, const uint32_t (&r)[4]) {
-  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r[0]),
-               "r"(r[1]), "r"(r[2]), "r"(r[3])
-               : "memory");
-}
-// Barrier of the 128 threads of warpgroup wg: named barrier 1 + wg (0 is __syncthreads'),
-// as immediates (a register id makes ptxas reserve all 16 barriers).
-__device__ __forceinline__ void warpgroup_barrier(int wg) {
-  switch (wg) {
-    case 0: asm volatile("bar.sync 1, 128;\n" ::: "memory"); break;
-    case 1: asm volatile("bar.sync 2, 128;\n" ::: "memory"); break;
-    case 2: asm volatile("bar.sync 3, 128;\n" ::: "memory"); break;
-    default: asm volatile("bar.sync 4, 128;\n" ::: "memory"); break;
-  }
-}
 #endif  // AWQ_W4A16_WGMMA
 
 constexpr int round_up(int a, int b) { return (a + b - 1) / b * b; }
 
-template <int BM, int NWG, int STAGES, bool SS, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, bool SMALL_GROUP>
 struct WgTile {
   static constexpr int kBN = NWG * 64;  // output rows per block
   static constexpr int kRowTiles = NWG * 4;
@@ -268,28 +175,24 @@ struct WgTile {
   static constexpr int kParamBytes = kRowTiles * kParamSlots * 64;
   static constexpr int kStageBytes = round_up(kXBytes + kCodeBytes + kParamBytes, 1024);  // x at 1024 B
   static constexpr int kPipeBytes = STAGES * kStageBytes;
-  // SS: the dequantized A tiles, two buffers x NWG warpgroups x [64 rows][64 inputs] fp16,
-  // after the pipeline (128-byte rows, swizzled like x).
-  static constexpr int kABytes = SS ? 2 * NWG * 64 * 128 : 0;
   static constexpr int kReduceBytes = BM * kBN * 4;
   // + 1024: the dynamic shared memory is aligned up to 1024 bytes inside the kernel.
-  static constexpr int kSmemBytes =
-      (kPipeBytes + kABytes > kReduceBytes ? kPipeBytes + kABytes : kReduceBytes) + 1024;
+  static constexpr int kSmemBytes = (kPipeBytes > kReduceBytes ? kPipeBytes : kReduceBytes) + 1024;
   static constexpr int kMinBlocks = kThreads <= 256 && BM <= 128 ? 2 : 1;  // register cap 128 (or 255)
   static_assert(BM == 64 || BM == 128 || BM == 256, "wgmma N = BM tokens: 64, 128 or 256");
-  static_assert(STAGES >= (SS ? 3 : 2), "pipeline depth (SS: prefetch distance STAGES - 2 >= 1)");
+  static_assert(STAGES >= 2, "cp.async pipeline needs two stages or more");
 };
 
 // codes: [tiles_n][chunks][32] uint4, params: [tiles_n][k / group][8] uint2 (w4a16.h);
 // x: [m, k] fp16 (16-byte aligned rows), bias: [n] or null, y: [m, n]. gl2 = log2(group / 16).
 // Grid: (ceil(tiles_n / kRowTiles), ceil(m / BM), splits); splits > 1: clusters (1, 1, splits).
-template <int BM, int NWG, int STAGES, bool SS, bool SMALL_GROUP>
-__global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, SS, SMALL_GROUP>::kMinBlocks))
+template <int BM, int NWG, int STAGES, bool SMALL_GROUP>
+__global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, SMALL_GROUP>::kMinBlocks))
     w4a16_wgmma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                        const __half* __restrict__ x, const __half* __restrict__ bias,
                        __half* __restrict__ y, int n, int k, int m, int gl2) {
 #if AWQ_W4A16_WGMMA
-  using T = WgTile<BM, NWG, STAGES, SS, SMALL_GROUP>;
+  using T = WgTile<BM, NWG, STAGES, SMALL_GROUP>;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
@@ -362,7 +265,6 @@ __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, SS, SMALL_
     }
   };
   uint32_t a[4][4];  // the warp's A fragments of one chunk (4 k-tiles)
-  // Register-A form: wgmma reads a from registers.
   auto step = [&](int c, int slot) {
     cp_async_wait<STAGES - 2>();  // this thread's copies of chunk c have landed
     fence_proxy_async();          // ... visible to the tensor cores once all threads pass the barrier
@@ -376,69 +278,28 @@ __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, SS, SMALL_
     }
     cp_async_commit();
     dequant_chunk(slot, a);
-    const uint32_t xs = smem_base + uint32_t(slot * T::kStageBytes);
+    const uint32_t xs = smem_addr(smem + slot * T::kStageBytes);
     wgmma_fence();  // orders the dequant's register writes (and the accumulators) before the wgmma
 #pragma unroll
     for (int j = 0; j < 4; ++j) wgmma_tokens<BM>(acc, a[j], desc_k_major_sw128(xs + 32 * j));
     wgmma_commit();
   };
-  // SS form: the warp stores its dequantized fragments into its warpgroup's A tile (buffer
-  // `buf`, rows 16 w .. 16 w + 15 for warp w of the warpgroup) with stmatrix, and wgmma reads A
-  // from there too. No register of a wgmma is written while one runs, so chunk c's dequant
-  // overlaps chunk c - 1's wgmma: prefetch distance STAGES - 2, and the wait leaves one group
-  // (chunk c - 1) in flight.
-  const int wg = warp >> 2;
-  const uint32_t a_tile = smem_base + uint32_t(T::kPipeBytes + wg * 64 * 128);  // + buf * NWG * 8 KB
-  // stmatrix addresses: lane 8i + q stores row q of matrix i = rows (i & 1) 8 + q of the warp's
-  // 16, inputs 8 (i >> 1) .. of k-tile j: segment 2 j + (i >> 1), swizzled by the row (& 7 = q).
-  const int st_row = (warp & 3) * 16 + ((lane >> 3) & 1) * 8 + (lane & 7), st_half = lane >> 4;
-  auto step_ss = [&](int c, int slot, int buf) {
-    constexpr int P = STAGES - 2;
-    cp_async_wait<P - 1>();
-    fence_proxy_async();
-    wgmma_wait<1>();  // this warpgroup's wgmma of chunk c - 2 are done: its slot and A buffer are free
-    __syncthreads();
-    const int next = c + P;
-    if (next < c_end) {
-      const int nslot = slot + P >= STAGES ? slot + P - STAGES : slot + P;  // chunk c - 2's slot
-      load_x_stage(nslot, next);
-      load_w_stage(nslot, next);
-    }
-    cp_async_commit();
-    dequant_chunk(slot, a);
-    const uint32_t at = a_tile + uint32_t(buf * NWG * 64 * 128);
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-      stmatrix_x4(at + uint32_t(st_row * 128 + (((2 * j + st_half) ^ (st_row & 7)) * 16)), a[j]);
-    fence_proxy_async();  // the stores are read by the tensor cores next
-    warpgroup_barrier(wg);
-    const uint32_t xs = smem_base + uint32_t(slot * T::kStageBytes);
-    wgmma_fence();
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-      wgmma_ss_tokens<BM>(acc, desc_k_major_sw128(at + 32 * j), desc_k_major_sw128(xs + 32 * j));
-    wgmma_commit();
-  };
 
-  // Prologue: the weights of the first chunks (STAGES - 1, SS: STAGES - 2) before pdl_wait
-  // (see w4a16_tiled.cu), x after.
-  constexpr int kAhead = SS ? STAGES - 2 : STAGES - 1;
+  // Prologue: the weights of the first STAGES - 1 chunks before pdl_wait (see w4a16_tiled.cu),
+  // x after.
 #pragma unroll
-  for (int s = 0; s < kAhead; ++s)
+  for (int s = 0; s < STAGES - 1; ++s)
     if (c_begin + s < c_end) load_w_stage(s, c_begin + s);
   pdl_wait();
   pdl_trigger();
 #pragma unroll
-  for (int s = 0; s < kAhead; ++s) {
+  for (int s = 0; s < STAGES - 1; ++s) {
     if (c_begin + s < c_end) load_x_stage(s, c_begin + s);
     cp_async_commit();
   }
   int slot = 0;
   for (int c = c_begin; c < c_end; ++c) {
-    if constexpr (SS)
-      step_ss(c, slot, (c - c_begin) & 1);
-    else
-      step(c, slot);
+    step(c, slot);
     slot = slot + 1 == STAGES ? 0 : slot + 1;
   }
   wgmma_wait<0>();
@@ -499,28 +360,28 @@ __global__ void wgmma_probe_kernel(int* has) {
 #endif
 }
 
-template <int BM, int NWG, int STAGES, bool SS, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, bool SMALL_GROUP>
 void set_wgmma_smem(int optin) {
-  using T = WgTile<BM, NWG, STAGES, SS, SMALL_GROUP>;
-  AWQ_CUDA_CHECK(cudaFuncSetAttribute(w4a16_wgmma_kernel<BM, NWG, STAGES, SS, SMALL_GROUP>,
+  using T = WgTile<BM, NWG, STAGES, SMALL_GROUP>;
+  AWQ_CUDA_CHECK(cudaFuncSetAttribute(w4a16_wgmma_kernel<BM, NWG, STAGES, SMALL_GROUP>,
                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       std::min(T::kSmemBytes, optin)));
 }
-template <int BM, int NWG, int STAGES, bool SS>
+template <int BM, int NWG, int STAGES>
 void prepare_wgmma(int optin) {
-  set_wgmma_smem<BM, NWG, STAGES, SS, true>(optin);
-  set_wgmma_smem<BM, NWG, STAGES, SS, false>(optin);
+  set_wgmma_smem<BM, NWG, STAGES, true>(optin);
+  set_wgmma_smem<BM, NWG, STAGES, false>(optin);
 }
-template <int BM, int NWG, int STAGES, bool SS>
+template <int BM, int NWG, int STAGES>
 int wgmma_smem_bytes() {
-  return std::max(WgTile<BM, NWG, STAGES, SS, true>::kSmemBytes, WgTile<BM, NWG, STAGES, SS, false>::kSmemBytes);
+  return std::max(WgTile<BM, NWG, STAGES, true>::kSmemBytes, WgTile<BM, NWG, STAGES, false>::kSmemBytes);
 }
 
-template <int BM, int NWG, int STAGES, bool SS, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, bool SMALL_GROUP>
 void launch_wgmma_kernel(int splits, const uint4* codes, const uint2* params, const __half* x,
                          const __half* bias, __half* y, int n, int k, int m, int gl2, cudaStream_t s) {
-  using T = WgTile<BM, NWG, STAGES, SS, SMALL_GROUP>;
-  auto* kernel = w4a16_wgmma_kernel<BM, NWG, STAGES, SS, SMALL_GROUP>;
+  using T = WgTile<BM, NWG, STAGES, SMALL_GROUP>;
+  auto* kernel = w4a16_wgmma_kernel<BM, NWG, STAGES, SMALL_GROUP>;
   const int tiles_n = (n + 15) / 16;
   const dim3 grid(unsigned((tiles_n + T::kRowTiles - 1) / T::kRowTiles), unsigned((m + BM - 1) / BM),
                   unsigned(splits));
@@ -531,13 +392,13 @@ void launch_wgmma_kernel(int splits, const uint4* codes, const uint2* params, co
                 kernel, codes, params, x, bias, y, n, k, m, gl2);
 }
 
-template <int BM, int NWG, int STAGES, bool SS>
+template <int BM, int NWG, int STAGES>
 void launch_wgmma(int splits, const uint4* codes, const uint2* params, const __half* x,
                   const __half* bias, __half* y, int n, int k, int m, int gl2, cudaStream_t s) {
   if (gl2 < 2)
-    launch_wgmma_kernel<BM, NWG, STAGES, SS, true>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
+    launch_wgmma_kernel<BM, NWG, STAGES, true>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
   else
-    launch_wgmma_kernel<BM, NWG, STAGES, SS, false>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
+    launch_wgmma_kernel<BM, NWG, STAGES, false>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
 }
 
 struct WgmmaEntry {
@@ -547,26 +408,20 @@ struct WgmmaEntry {
   void (*prepare)(int optin);
   int (*smem_bytes)();
 };
-#define AWQ_W4A16_WGMMA_CFG(BM, NWG, ST, SS)                                                      \
-  WgmmaEntry {                                                                                    \
-    W4A16TiledConfig{BM / 8, SS ? 2 : 1, 1, NWG * 4, ST, BM, NWG * 64, NWG * 128, true},           \
-        &launch_wgmma<BM, NWG, ST, SS>, &prepare_wgmma<BM, NWG, ST, SS>,                           \
-        &wgmma_smem_bytes<BM, NWG, ST, SS>                                                         \
+#define AWQ_W4A16_WGMMA_CFG(BM, NWG, ST)                                                              \
+  WgmmaEntry {                                                                                        \
+    W4A16TiledConfig{BM / 8, 1, 1, NWG * 4, ST, BM, NWG * 64, NWG * 128, true},                       \
+        &launch_wgmma<BM, NWG, ST>, &prepare_wgmma<BM, NWG, ST>, &wgmma_smem_bytes<BM, NWG, ST>        \
   }
-// (tokens BM = wgmma's N, warpgroups NWG along the rows (64 rows each), stages, SS: A through
-// shared memory, dequant overlapping the previous chunk's wgmma; rt = 2 marks it in the config)
+// (tokens BM = wgmma's N, warpgroups NWG along the rows (64 rows each), stages)
 const WgmmaEntry kWgmma[] = {
-    AWQ_W4A16_WGMMA_CFG(64, 1, 4, false),   // 0: 64 tokens x 64 rows, 4 warps
-    AWQ_W4A16_WGMMA_CFG(64, 2, 4, false),   // 1: 64 x 128, 8 warps
-    AWQ_W4A16_WGMMA_CFG(128, 1, 4, false),  // 2: 128 x 64
-    AWQ_W4A16_WGMMA_CFG(128, 2, 4, false),  // 3: 128 x 128 (2 blocks per SM)
-    AWQ_W4A16_WGMMA_CFG(256, 1, 3, false),  // 4: 256 x 64 (3 stages: 2 blocks per SM)
-    AWQ_W4A16_WGMMA_CFG(256, 2, 4, false),  // 5: 256 x 128 (1 block per SM)
-    AWQ_W4A16_WGMMA_CFG(64, 4, 4, false),   // 6: 64 x 256, 16 warps (x read once per 256 rows)
-    AWQ_W4A16_WGMMA_CFG(64, 1, 4, true),    // 7: SS 64 x 64
-    AWQ_W4A16_WGMMA_CFG(64, 2, 4, true),    // 8: SS 64 x 128
-    AWQ_W4A16_WGMMA_CFG(128, 2, 3, true),   // 9: SS 128 x 128, 3 stages (2 blocks per SM)
-    AWQ_W4A16_WGMMA_CFG(128, 2, 4, true),   // 10: SS 128 x 128, 4 stages (1 block per SM)
+    AWQ_W4A16_WGMMA_CFG(64, 1, 4),   // 0: 64 tokens x 64 rows, 4 warps
+    AWQ_W4A16_WGMMA_CFG(64, 2, 4),   // 1: 64 x 128, 8 warps
+    AWQ_W4A16_WGMMA_CFG(128, 1, 4),  // 2: 128 x 64
+    AWQ_W4A16_WGMMA_CFG(128, 2, 4),  // 3: 128 x 128 (2 blocks per SM)
+    AWQ_W4A16_WGMMA_CFG(256, 1, 3),  // 4: 256 x 64 (3 stages: 2 blocks per SM)
+    AWQ_W4A16_WGMMA_CFG(256, 2, 4),  // 5: 256 x 128 (1 block per SM)
+    AWQ_W4A16_WGMMA_CFG(64, 4, 4),   // 6: 64 x 256, 16 warps (x read once per 256 rows)
 };
 #undef AWQ_W4A16_WGMMA_CFG
 constexpr int kNumWgmma = int(sizeof(kWgmma) / sizeof(kWgmma[0]));
