@@ -53,7 +53,8 @@ void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, 
 // The tiled GEMM (w4a16_tiled.cu): block tile bm tokens x bn output rows, wt x wr warps, each
 // warp tt token tiles (8 tokens) x rt row tiles (16 rows), a `stages`-deep cp.async pipeline.
 // wgmma: a configuration of the Hopper wgmma GEMM (w4a16_wgmma.cu; tt = bm / 8 token tiles,
-// wr = 4 warps per 64 rows); it runs only where w4a16_wgmma_available().
+// rt = chunks of 64 inputs per pipeline slot, wr = 4 warps per 64 rows); it runs only where
+// w4a16_wgmma_available().
 struct W4A16TiledConfig {
   int tt, rt, wt, wr, stages;
   int bm, bn, threads;

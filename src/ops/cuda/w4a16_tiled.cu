@@ -440,20 +440,23 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   };
   // m > 32 on sm_90a: the wgmma GEMM (w4a16_wgmma.cu), from its H100 sweep of the 7B shapes
   // (docs/results/gpu-logs/h100_wgmma_sweep.log): like the mma.sync tiles it wants 2-3 blocks
-  // per SM, and a K split costs more the more row blocks there are.
+  // per SM, and a K split costs more the more row blocks there are. Configurations: 7 = 64 x 64
+  // with two chunks per pipeline slot, 1 = 64 x 128, 3 = 128 x 128.
   //  - m <= 128 while 64 x 64 tiles give at most 4 blocks per SM: 64 x 64, the smallest split
   //    (1, 2, 4) whose grid reaches 1.9 blocks per SM;
+  //  - larger m while 64 x 64 tiles give at most 2 blocks per SM: 64 x 64, unsplit;
   //  - else, while 128 x 128 tiles give under 2.5 blocks per SM: 64 x 128, split 2 while its
   //    grid is under 2 blocks per SM;
   //  - else 128 x 128, unsplit.
   if (m > 32 && w4a16_wgmma_available()) {
     const auto wg = [&](int i) { return blocks(w4a16_wgmma_config(i), m, n); };
     const auto split = [&](int splits) { return split_ok && chunks >= 8 * splits ? splits : 1; };
-    if (m <= 128 && wg(0) <= 4 * int64_t(sms)) {
-      const int64_t b = wg(0);
+    const int64_t b64 = wg(7);
+    if (m <= 128 && b64 <= 4 * int64_t(sms)) {
       for (int splits = 1; splits <= 4; splits *= 2)
-        if (b * split(splits) * 10 >= int64_t(sms) * 19 || splits == 4) return {kNumTiled + 0, split(splits)};
+        if (b64 * split(splits) * 10 >= int64_t(sms) * 19 || splits == 4) return {kNumTiled + 7, split(splits)};
     }
+    if (b64 <= 2 * int64_t(sms)) return {kNumTiled + 7, 1};
     if (wg(3) * 2 < int64_t(sms) * 5) return {kNumTiled + 1, wg(1) < 2 * int64_t(sms) ? split(2) : 1};
     return {kNumTiled + 3, 1};
   }

@@ -164,7 +164,7 @@ __device__ __forceinline__ void wgmma_tokens(float (&d)[BM / 2], const uint32_t 
 
 constexpr int round_up(int a, int b) { return (a + b - 1) / b * b; }
 
-template <int BM, int NWG, int STAGES, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int CPS, bool SMALL_GROUP>
 struct WgTile {
   static constexpr int kBN = NWG * 64;  // output rows per block
   static constexpr int kRowTiles = NWG * 4;
@@ -174,7 +174,7 @@ struct WgTile {
   static constexpr int kCodeBytes = kRowTiles * 32 * 16;
   static constexpr int kParamBytes = kRowTiles * kParamSlots * 64;
   static constexpr int kStageBytes = round_up(kXBytes + kCodeBytes + kParamBytes, 1024);  // x at 1024 B
-  static constexpr int kPipeBytes = STAGES * kStageBytes;
+  static constexpr int kPipeBytes = STAGES * CPS * kStageBytes;  // STAGES slots of CPS chunks
   static constexpr int kReduceBytes = BM * kBN * 4;
   // + 1024: the dynamic shared memory is aligned up to 1024 bytes inside the kernel.
   static constexpr int kSmemBytes = (kPipeBytes > kReduceBytes ? kPipeBytes : kReduceBytes) + 1024;
@@ -186,13 +186,13 @@ struct WgTile {
 // codes: [tiles_n][chunks][32] uint4, params: [tiles_n][k / group][8] uint2 (w4a16.h);
 // x: [m, k] fp16 (16-byte aligned rows), bias: [n] or null, y: [m, n]. gl2 = log2(group / 16).
 // Grid: (ceil(tiles_n / kRowTiles), ceil(m / BM), splits); splits > 1: clusters (1, 1, splits).
-template <int BM, int NWG, int STAGES, bool SMALL_GROUP>
-__global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, SMALL_GROUP>::kMinBlocks))
+template <int BM, int NWG, int STAGES, int CPS, bool SMALL_GROUP>
+__global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, CPS, SMALL_GROUP>::kMinBlocks))
     w4a16_wgmma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                        const __half* __restrict__ x, const __half* __restrict__ bias,
                        __half* __restrict__ y, int n, int k, int m, int gl2) {
 #if AWQ_W4A16_WGMMA
-  using T = WgTile<BM, NWG, STAGES, SMALL_GROUP>;
+  using T = WgTile<BM, NWG, STAGES, CPS, SMALL_GROUP>;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
@@ -264,42 +264,53 @@ __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, SMALL_GROU
       dequant(j == 0 ? w.x : j == 1 ? w.y : j == 2 ? w.z : w.w, gp, a[j]);
     }
   };
-  uint32_t a[4][4];  // the warp's A fragments of one chunk (4 k-tiles)
-  auto step = [&](int c, int slot) {
-    cp_async_wait<STAGES - 2>();  // this thread's copies of chunk c have landed
+  uint32_t a[CPS][4][4];  // the warp's A fragments of the CPS chunks of one slot (4 k-tiles each)
+  // Slot `slot` holds chunks c0 .. c0 + CPS - 1 (those < c_end), chunk c0 + q in sub-slot
+  // CPS slot + q (each sub-slot laid out as one chunk's stage above).
+  auto load_slot = [&](int slot, int c0, bool weights, bool xs) {
+#pragma unroll
+    for (int q = 0; q < CPS; ++q)
+      if (c0 + q < c_end) {
+        if (weights) load_w_stage(slot * CPS + q, c0 + q);
+        if (xs) load_x_stage(slot * CPS + q, c0 + q);
+      }
+  };
+  auto step = [&](int c0, int slot) {
+    cp_async_wait<STAGES - 2>();  // this thread's copies of slot `slot` have landed
     fence_proxy_async();          // ... visible to the tensor cores once all threads pass the barrier
-    wgmma_wait<0>();              // this warpgroup's wgmma of chunk c - 1 are done
-    __syncthreads();              // every warpgroup's are: chunk c - 1's slot is free
-    const int next = c + STAGES - 1;
-    if (next < c_end) {
-      const int nslot = slot == 0 ? STAGES - 1 : slot - 1;
-      load_x_stage(nslot, next);
-      load_w_stage(nslot, next);
-    }
+    wgmma_wait<0>();              // this warpgroup's wgmma of the previous slot are done
+    __syncthreads();              // every warpgroup's are: the previous slot is free
+    const int next = c0 + (STAGES - 1) * CPS;
+    if (next < c_end) load_slot(slot == 0 ? STAGES - 1 : slot - 1, next, true, true);
     cp_async_commit();
-    dequant_chunk(slot, a);
-    const uint32_t xs = smem_addr(smem + slot * T::kStageBytes);
+    // (A sub-slot past c_end holds stale codes: dequantized, never multiplied.)
+#pragma unroll
+    for (int q = 0; q < CPS; ++q) dequant_chunk(slot * CPS + q, a[q]);
     wgmma_fence();  // orders the dequant's register writes (and the accumulators) before the wgmma
 #pragma unroll
-    for (int j = 0; j < 4; ++j) wgmma_tokens<BM>(acc, a[j], desc_k_major_sw128(xs + 32 * j));
+    for (int q = 0; q < CPS; ++q) {
+      if (q > 0 && c0 + q >= c_end) break;  // uniform across the block
+      const uint32_t xs = smem_base + uint32_t((slot * CPS + q) * T::kStageBytes);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) wgmma_tokens<BM>(acc, a[q][j], desc_k_major_sw128(xs + 32 * j));
+    }
     wgmma_commit();
   };
 
-  // Prologue: the weights of the first STAGES - 1 chunks before pdl_wait (see w4a16_tiled.cu),
+  // Prologue: the weights of the first STAGES - 1 slots before pdl_wait (see w4a16_tiled.cu),
   // x after.
 #pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s)
-    if (c_begin + s < c_end) load_w_stage(s, c_begin + s);
+  for (int s = 0; s < STAGES - 1; ++s) load_slot(s, c_begin + s * CPS, true, false);
   pdl_wait();
   pdl_trigger();
 #pragma unroll
   for (int s = 0; s < STAGES - 1; ++s) {
-    if (c_begin + s < c_end) load_x_stage(s, c_begin + s);
+    load_slot(s, c_begin + s * CPS, false, true);
     cp_async_commit();
   }
   int slot = 0;
-  for (int c = c_begin; c < c_end; ++c) {
-    step(c, slot);
+  for (int c0 = c_begin; c0 < c_end; c0 += CPS) {
+    step(c0, slot);
     slot = slot + 1 == STAGES ? 0 : slot + 1;
   }
   wgmma_wait<0>();
@@ -360,45 +371,48 @@ __global__ void wgmma_probe_kernel(int* has) {
 #endif
 }
 
-template <int BM, int NWG, int STAGES, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int CPS, bool SMALL_GROUP>
 void set_wgmma_smem(int optin) {
-  using T = WgTile<BM, NWG, STAGES, SMALL_GROUP>;
-  AWQ_CUDA_CHECK(cudaFuncSetAttribute(w4a16_wgmma_kernel<BM, NWG, STAGES, SMALL_GROUP>,
+  using T = WgTile<BM, NWG, STAGES, CPS, SMALL_GROUP>;
+  AWQ_CUDA_CHECK(cudaFuncSetAttribute(w4a16_wgmma_kernel<BM, NWG, STAGES, CPS, SMALL_GROUP>,
                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       std::min(T::kSmemBytes, optin)));
 }
-template <int BM, int NWG, int STAGES>
+template <int BM, int NWG, int STAGES, int CPS>
 void prepare_wgmma(int optin) {
-  set_wgmma_smem<BM, NWG, STAGES, true>(optin);
-  set_wgmma_smem<BM, NWG, STAGES, false>(optin);
+  set_wgmma_smem<BM, NWG, STAGES, CPS, true>(optin);
+  set_wgmma_smem<BM, NWG, STAGES, CPS, false>(optin);
 }
-template <int BM, int NWG, int STAGES>
+template <int BM, int NWG, int STAGES, int CPS>
 int wgmma_smem_bytes() {
-  return std::max(WgTile<BM, NWG, STAGES, true>::kSmemBytes, WgTile<BM, NWG, STAGES, false>::kSmemBytes);
+  return std::max(WgTile<BM, NWG, STAGES, CPS, true>::kSmemBytes, WgTile<BM, NWG, STAGES, CPS, false>::kSmemBytes);
 }
 
-template <int BM, int NWG, int STAGES, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int CPS, bool SMALL_GROUP>
 void launch_wgmma_kernel(int splits, const uint4* codes, const uint2* params, const __half* x,
                          const __half* bias, __half* y, int n, int k, int m, int gl2, cudaStream_t s) {
-  using T = WgTile<BM, NWG, STAGES, SMALL_GROUP>;
-  auto* kernel = w4a16_wgmma_kernel<BM, NWG, STAGES, SMALL_GROUP>;
+  using T = WgTile<BM, NWG, STAGES, CPS, SMALL_GROUP>;
+  auto* kernel = w4a16_wgmma_kernel<BM, NWG, STAGES, CPS, SMALL_GROUP>;
   const int tiles_n = (n + 15) / 16;
   const dim3 grid(unsigned((tiles_n + T::kRowTiles - 1) / T::kRowTiles), unsigned((m + BM - 1) / BM),
                   unsigned(splits));
-  // As the tiled GEMM: split-K (cluster) launches go without the PDL attribute.
+  // As the tiled GEMM: split-K (cluster) launches go without the PDL attribute; so do the
+  // 64 x 64 tiles (one warpgroup, many blocks per SM): with PDL, back-to-back unsplit launches
+  // of them ran 18-26 % slower on the H100 (bench "PDL us" column, docs/results/gpu.md), while
+  // the wider tiles gained up to 15 %.
   std::optional<PdlScope> no_pdl;
-  if (splits > 1) no_pdl.emplace(PdlMode::Off);
+  if (splits > 1 || (BM == 64 && NWG == 1)) no_pdl.emplace(PdlMode::Off);
   launch_kernel({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, unsigned(splits)},
                 kernel, codes, params, x, bias, y, n, k, m, gl2);
 }
 
-template <int BM, int NWG, int STAGES>
+template <int BM, int NWG, int STAGES, int CPS>
 void launch_wgmma(int splits, const uint4* codes, const uint2* params, const __half* x,
                   const __half* bias, __half* y, int n, int k, int m, int gl2, cudaStream_t s) {
   if (gl2 < 2)
-    launch_wgmma_kernel<BM, NWG, STAGES, true>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
+    launch_wgmma_kernel<BM, NWG, STAGES, CPS, true>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
   else
-    launch_wgmma_kernel<BM, NWG, STAGES, false>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
+    launch_wgmma_kernel<BM, NWG, STAGES, CPS, false>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
 }
 
 struct WgmmaEntry {
@@ -408,20 +422,22 @@ struct WgmmaEntry {
   void (*prepare)(int optin);
   int (*smem_bytes)();
 };
-#define AWQ_W4A16_WGMMA_CFG(BM, NWG, ST)                                                              \
+#define AWQ_W4A16_WGMMA_CFG(BM, NWG, ST, CPS)                                                              \
   WgmmaEntry {                                                                                        \
-    W4A16TiledConfig{BM / 8, 1, 1, NWG * 4, ST, BM, NWG * 64, NWG * 128, true},                       \
-        &launch_wgmma<BM, NWG, ST>, &prepare_wgmma<BM, NWG, ST>, &wgmma_smem_bytes<BM, NWG, ST>        \
+    W4A16TiledConfig{BM / 8, CPS, 1, NWG * 4, ST, BM, NWG * 64, NWG * 128, true},                       \
+        &launch_wgmma<BM, NWG, ST, CPS>, &prepare_wgmma<BM, NWG, ST, CPS>, &wgmma_smem_bytes<BM, NWG, ST, CPS>        \
   }
 // (tokens BM = wgmma's N, warpgroups NWG along the rows (64 rows each), stages)
 const WgmmaEntry kWgmma[] = {
-    AWQ_W4A16_WGMMA_CFG(64, 1, 4),   // 0: 64 tokens x 64 rows, 4 warps
-    AWQ_W4A16_WGMMA_CFG(64, 2, 4),   // 1: 64 x 128, 8 warps
-    AWQ_W4A16_WGMMA_CFG(128, 1, 4),  // 2: 128 x 64
-    AWQ_W4A16_WGMMA_CFG(128, 2, 4),  // 3: 128 x 128 (2 blocks per SM)
-    AWQ_W4A16_WGMMA_CFG(256, 1, 3),  // 4: 256 x 64 (3 stages: 2 blocks per SM)
-    AWQ_W4A16_WGMMA_CFG(256, 2, 4),  // 5: 256 x 128 (1 block per SM)
-    AWQ_W4A16_WGMMA_CFG(64, 4, 4),   // 6: 64 x 256, 16 warps (x read once per 256 rows)
+    AWQ_W4A16_WGMMA_CFG(64, 1, 4, 1),   // 0: 64 tokens x 64 rows, 4 warps
+    AWQ_W4A16_WGMMA_CFG(64, 2, 4, 1),   // 1: 64 x 128, 8 warps
+    AWQ_W4A16_WGMMA_CFG(128, 1, 4, 1),  // 2: 128 x 64
+    AWQ_W4A16_WGMMA_CFG(128, 2, 4, 1),  // 3: 128 x 128 (2 blocks per SM)
+    AWQ_W4A16_WGMMA_CFG(256, 1, 3, 1),  // 4: 256 x 64 (3 stages: 2 blocks per SM)
+    AWQ_W4A16_WGMMA_CFG(256, 2, 4, 1),  // 5: 256 x 128 (1 block per SM)
+    AWQ_W4A16_WGMMA_CFG(64, 4, 4, 1),   // 6: 64 x 256, 16 warps (x read once per 256 rows)
+    AWQ_W4A16_WGMMA_CFG(64, 1, 3, 2),   // 7: 64 x 64, 2 chunks per slot (half the barriers)
+    AWQ_W4A16_WGMMA_CFG(64, 2, 3, 2),   // 8: 64 x 128, 2 chunks per slot
 };
 #undef AWQ_W4A16_WGMMA_CFG
 constexpr int kNumWgmma = int(sizeof(kWgmma) / sizeof(kWgmma[0]));
