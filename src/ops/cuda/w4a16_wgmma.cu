@@ -12,14 +12,17 @@
 // directly (k-tile j of the chunk: start + 32 j bytes; 8-row groups 1024 bytes apart).
 //
 // Block: NWG warpgroups along the rows (BN = 64 NWG rows) sharing one x tile of BM tokens.
-// Pipeline (the tiled GEMM's multistage loop, STAGES slots): iteration c waits for chunk c's
-// copies (cp.async), makes them visible to the tensor cores (fence.proxy.async), waits for its
-// warpgroup's wgmma of chunk c - 1, and after __syncthreads (every warpgroup done with chunk
-// c - 1's slot) issues chunk c + STAGES - 1's copies into that slot; then it dequantizes chunk c
-// into registers and issues its four wgmma as one commit group, which run while the next
-// iteration waits and issues copies, and while the block's other warpgroup (and the SM's other
-// blocks) dequantize. Dequantizing chunk c + 1 while chunk c's wgmma run would need a second
-// register set, and ptxas then serializes every wgmma (C7513, seen with CUDA 13.0), so no.
+// Pipeline (the tiled GEMM's multistage loop, STAGES slots of CPS chunks of 64 inputs):
+// iteration i waits for slot i's copies (cp.async), makes them visible to the tensor cores
+// (fence.proxy.async), waits for its warpgroup's wgmma of slot i - 1, and after __syncthreads
+// (every warpgroup done with slot i - 1) issues slot i + STAGES - 1's copies into that slot;
+// then it dequantizes slot i's chunks into registers and issues their 4 CPS wgmma as one commit
+// group, which run while the next iteration waits and issues copies, and while the block's
+// other warpgroups (and the SM's other blocks) dequantize. CPS = 2 halves the barriers and
+// waits per input (measured 5-15 % faster for the 64 x 64 tiles). Dequantizing the next slot
+// while this slot's wgmma run would need a second register set, and ptxas then serializes
+// every wgmma (C7513, seen with CUDA 13.0); through shared memory (stmatrix, A by descriptor)
+// it was correct but 20-40 % slower (docs/results/gpu.md), so no.
 // Split-K (gridDim.z > 1): the splits of one output tile form a cluster and reduce through
 // distributed shared memory, as in the tiled GEMM (w4a16_tiled.cu).
 #include <cooperative_groups.h>
