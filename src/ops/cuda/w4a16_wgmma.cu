@@ -229,9 +229,11 @@ __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, CPS, SMALL
       reinterpret_cast<const uint4*>(params + size_t(min(tn0 + pr, tiles_n - 1)) * size_t(ngroups) * 8) + pq;
   const uint32_t smem_base = smem_addr(smem);
 
-  auto load_x_stage = [&](int slot, int c) {
+  // live == false: zero-fill the sub-slot (a chunk past c_end in a slot of two: it then adds
+  // exactly 0, x and weights being 0, so the wgmma need not be skipped).
+  auto load_x_stage = [&](int slot, int c, bool live) {
     const uint32_t dst = smem_base + uint32_t(slot * T::kStageBytes) + x_dst;
-    const bool col_ok = c * 64 + xg * 8 < k;  // k % 16 == 0: a segment is all in or all out
+    const bool col_ok = live && c * 64 + xg * 8 < k;  // k % 16 == 0: a segment is all in or all out
 #pragma unroll
     for (int pass = 0; pass < kXPasses; ++pass) {
       if (BM % kXRowsPerPass != 0 && xr0 + pass * kXRowsPerPass >= BM) break;
@@ -240,13 +242,14 @@ __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, CPS, SMALL
                     ok ? x_src + size_t(pass * kXRowsPerPass) * size_t(k) + c * 64 : x, ok);
     }
   };
-  auto load_w_stage = [&](int slot, int c) {
+  auto load_w_stage = [&](int slot, int c, bool live) {
     const uint32_t st = smem_base + uint32_t(slot * T::kStageBytes);
-    cp_async16_to(st + T::kXBytes + tid * 16, code_src + c * 32, code_ok);
+    cp_async16_to(st + T::kXBytes + tid * 16, live ? code_src + c * 32 : codes, live && code_ok);
     if (tid < kParamCopies) {
       // Padded k-tiles of the last chunk take the last group (in bounds; their x is zero).
       const int kt = SMALL_GROUP ? min(c * 4 + pj, ktiles - 1) : c * 4;
-      cp_async16_to(st + T::kXBytes + T::kCodeBytes + tid * 16, param_src + (kt >> gl2) * 4, param_ok);
+      cp_async16_to(st + T::kXBytes + T::kCodeBytes + tid * 16,
+                    live ? param_src + (kt >> gl2) * 4 : reinterpret_cast<const uint4*>(params), live && param_ok);
     }
   };
 
@@ -271,12 +274,12 @@ __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, CPS, SMALL
   // Slot `slot` holds chunks c0 .. c0 + CPS - 1 (those < c_end), chunk c0 + q in sub-slot
   // CPS slot + q (each sub-slot laid out as one chunk's stage above).
   auto load_slot = [&](int slot, int c0, bool weights, bool xs) {
+    if (c0 >= c_end) return;  // a slot the loop never reaches
 #pragma unroll
-    for (int q = 0; q < CPS; ++q)
-      if (c0 + q < c_end) {
-        if (weights) load_w_stage(slot * CPS + q, c0 + q);
-        if (xs) load_x_stage(slot * CPS + q, c0 + q);
-      }
+    for (int q = 0; q < CPS; ++q) {
+      if (weights) load_w_stage(slot * CPS + q, c0 + q, c0 + q < c_end);
+      if (xs) load_x_stage(slot * CPS + q, c0 + q, c0 + q < c_end);
+    }
   };
   auto step = [&](int c0, int slot) {
     cp_async_wait<STAGES - 2>();  // this thread's copies of slot `slot` have landed
@@ -286,13 +289,11 @@ __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, CPS, SMALL
     const int next = c0 + (STAGES - 1) * CPS;
     if (next < c_end) load_slot(slot == 0 ? STAGES - 1 : slot - 1, next, true, true);
     cp_async_commit();
-    // (A sub-slot past c_end holds stale codes: dequantized, never multiplied.)
 #pragma unroll
     for (int q = 0; q < CPS; ++q) dequant_chunk(slot * CPS + q, a[q]);
     wgmma_fence();  // orders the dequant's register writes (and the accumulators) before the wgmma
 #pragma unroll
-    for (int q = 0; q < CPS; ++q) {
-      if (q > 0 && c0 + q >= c_end) break;  // uniform across the block
+    for (int q = 0; q < CPS; ++q) {  // a sub-slot past c_end is zero: adds 0
       const uint32_t xs = smem_base + uint32_t((slot * CPS + q) * T::kStageBytes);
 #pragma unroll
       for (int j = 0; j < 4; ++j) wgmma_tokens<BM>(acc, a[q][j], desc_k_major_sw128(xs + 32 * j));
