@@ -254,7 +254,7 @@ TEST(CudaW4A16, EveryTiledConfiguration) {
         for (int64_t m : ms) {
           const double e =
               worst(check_w4a16(a, m, m % 2 == 1, uint32_t(m + t + splits), run_tiled(t, splits), 0, &w));
-          EXPECT_LE(e, kMaxNmse) << "tiled " << cfg.bm << "x" << cfg.bn << " (tt " << cfg.tt << " rt "
+          EXPECT_LE(e, kMaxNmse) << (cfg.wgmma ? "wgmma " : "tiled ") << cfg.bm << "x" << cfg.bn << " (tt " << cfg.tt << " rt "
                                  << cfg.rt << " wt " << cfg.wt << " wr " << cfg.wr << " stages "
                                  << cfg.stages << ") splits=" << splits << " n=" << c.n << " k=" << c.k
                                  << " group=" << c.group << " bits=" << c.bits << " m=" << m;
@@ -263,6 +263,9 @@ TEST(CudaW4A16, EveryTiledConfiguration) {
     }
     cuda::free_w4a16(w);
   }
+  std::printf("[ note     ] wgmma %s on this device/build (w4a16_wgmma_available)%s\n",
+              cuda::w4a16_wgmma_available() ? "available" : "NOT available",
+              cuda::w4a16_wgmma_available() ? "" : ": its configurations ran as the 128 x 128 mma.sync tile");
   std::printf("[ note     ] split-K %s on this device/build (w4a16_split_k_available)%s\n",
               cuda::w4a16_split_k_available() ? "available" : "NOT available",
               cuda::w4a16_split_k_available() ? "" : ": splits > 1 ran as 1 split");
@@ -330,7 +333,7 @@ TEST(CudaW4A16, SplitKIsDeterministic) {
   cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
   DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * a.n) * 2);
   std::vector<uint16_t> first, again(static_cast<size_t>(m * a.n));
-  for (int t : {3, 5}) {
+  for (int t : {3, 5, cuda::w4a16_tiled_count() - 1}) {  // the last: a wgmma configuration
     for (int rep = 0; rep < 2; ++rep) {
       AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, again.size() * 2));
       run_tiled(t, 4)(w, dx.h(), m, nullptr, dy.h());

@@ -1,6 +1,6 @@
 // W4A16 linear (ops/cuda/w4a16.h) vs cuBLAS FP16 (fp16_linear) on the Llama-2-7B linear shapes,
 // same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
-//   bench_cuda_w4a16 [reps [sweep|-] [shape]]   (default 30; shape: only names containing it; sweep: also time every kernel configuration,
+//   bench_cuda_w4a16 [reps [sweep|-] [shape [m]]]   (default 30; shape: only names containing it; m: only that m; sweep: also time every kernel configuration,
 //                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32) and
 //                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
 //                                      (every m), * = the one w4a16_linear picks)
@@ -128,6 +128,7 @@ int main(int argc, char** argv) try {
   const int reps = argc > 1 ? std::max(3, std::atoi(argv[1])) : 30;
   const bool sweep = argc > 2 && std::string(argv[2]) == "sweep";  // time every configuration
   const std::string only = argc > 3 ? argv[3] : "";                 // shapes whose name has this
+  const int64_t only_m = argc > 4 ? std::atoll(argv[4]) : 0;         // > 0: only this m (profiling)
   std::string why;
   if (!cuda_available(&why)) {
     std::printf("no CUDA device: %s\n", why.c_str());
@@ -218,6 +219,7 @@ int main(int argc, char** argv) try {
       // up to m = 32 (beyond, the tiled GEMM is the only candidate; the table keeps a legacy column).
       const int sweep_reps = std::max(5, reps / 3);
       for (const int64_t m : {int64_t(1), int64_t(4), int64_t(8), int64_t(16), int64_t(32), int64_t(64), int64_t(128), int64_t(256)}) {
+        if (only_m > 0 && m != only_m) continue;
         std::printf("sweep %s m=%lld:", sh.what, (long long)m);
         for (int v = 0; m <= 32 && v < w4a16_variant_count(); ++v) {
           const W4A16Variant cfg = w4a16_variant(v);
@@ -237,7 +239,7 @@ int main(int argc, char** argv) try {
         const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
         for (int t = 0; t < w4a16_tiled_count(); ++t) {
           const W4A16TiledConfig cfg = w4a16_tiled_config(t);
-          std::printf(" T%d:%dx%d/%d/%d", t, cfg.bm, cfg.bn, cfg.threads, cfg.stages);
+          std::printf(" %s%d:%dx%d/%d/%d", cfg.wgmma ? "W" : "T", t, cfg.bm, cfg.bn, cfg.threads, cfg.stages);
           for (int splits = 1; splits <= (w4a16_split_k_available() ? 4 : 1); splits *= 2) {
             const int calls = 2 * copies_q;
             const float tt = time_graph(s, calls, sweep_reps, [&](int i) {
@@ -254,6 +256,7 @@ int main(int argc, char** argv) try {
       }
     }
     for (const int64_t m : ms) {
+      if (only_m > 0 && m != only_m) continue;
       const int calls = 2 * std::max(copies_q, copies_f);
       const float t16 = time_graph(s, calls, reps, [&](int i) {
         fp16_linear(h, wf[size_t(i % copies_f)], n, k, x, m, nullptr, y, s);
@@ -282,7 +285,7 @@ int main(int argc, char** argv) try {
       if (tiled) {
         const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
         const W4A16TiledConfig c = w4a16_tiled_config(pick.config);
-        std::snprintf(kernel, sizeof kernel, "tiled %dx%d/%d split %d", c.bm, c.bn, c.threads, pick.splits);
+        std::snprintf(kernel, sizeof kernel, "%s %dx%d/%d split %d", c.wgmma ? "wgmma" : "tiled", c.bm, c.bn, c.threads, pick.splits);
       } else {
         const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n));
         std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d", v.mt, v.wk, v.wn, v.rt);

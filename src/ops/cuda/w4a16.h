@@ -23,6 +23,9 @@
 //    before; the tiled GEMM wants x 16-byte aligned and falls back to the legacy kernels if not.
 //    upload_w4a16 also sets the tiled kernels' shared-memory limits and probes the device code's
 //    architecture once (synchronous, like the rest of upload).
+//  - branch gpu2: a Hopper wgmma GEMM (w4a16_wgmma.cu, sm_90a device code only) on the same
+//    layout takes m > 32; API unchanged. AWQ_W4A16_WGMMA=0 turns it off (read once at the
+//    first upload; another value than 0/1 throws awq::Error).
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_fp16.h>

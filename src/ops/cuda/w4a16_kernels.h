@@ -52,10 +52,17 @@ void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, 
 
 // The tiled GEMM (w4a16_tiled.cu): block tile bm tokens x bn output rows, wt x wr warps, each
 // warp tt token tiles (8 tokens) x rt row tiles (16 rows), a `stages`-deep cp.async pipeline.
+// wgmma: a configuration of the Hopper wgmma GEMM (w4a16_wgmma.cu; tt = bm / 8 token tiles,
+// rt = chunks of 64 inputs per pipeline slot, wr = 4 warps per 64 rows); it runs only where
+// w4a16_wgmma_available().
 struct W4A16TiledConfig {
   int tt, rt, wt, wr, stages;
   int bm, bn, threads;
+  bool wgmma = false;
 };
+// Indices 0 .. w4a16_tiled_count() - 1 cover the mma.sync tiled configurations and then the
+// wgmma ones (launch_w4a16_tiled runs a wgmma index as the 128 x 128 mma.sync tile where
+// wgmma is unavailable).
 int w4a16_tiled_count();
 W4A16TiledConfig w4a16_tiled_config(int i);
 // Split-K of the tiled GEMM: the splits of an output tile form a thread block cluster and
@@ -73,6 +80,17 @@ void w4a16_prepare_tiled();
 // splits (1 .. 8; taken as 1 where split-K is unavailable); any m >= 1; x 16-byte aligned,
 // k % 16 == 0.
 void launch_w4a16_tiled(int config, int splits, const uint4* codes, const uint2* params,
+                        const __half* x, const __half* bias, __half* y, int64_t n, int64_t k,
+                        int group, int64_t m, cudaStream_t s);
+
+// The wgmma GEMM (w4a16_wgmma.cu; sm_90a device code on an sm_90 GPU only): its own
+// configuration list, the check (a probe kernel, once; also sets the kernels' shared-memory
+// limits), and the launch (awq::Error where unavailable; splits as launch_w4a16_tiled).
+int w4a16_wgmma_count();
+W4A16TiledConfig w4a16_wgmma_config(int i);
+void w4a16_prepare_wgmma();
+bool w4a16_wgmma_available();
+void launch_w4a16_wgmma(int config, int splits, const uint4* codes, const uint2* params,
                         const __half* x, const __half* bias, __half* y, int64_t n, int64_t k,
                         int group, int64_t m, cudaStream_t s);
 

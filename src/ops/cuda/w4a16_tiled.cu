@@ -47,6 +47,7 @@
 #include "ops/cuda/pdl_device.cuh"
 #include "ops/cuda/w4a16_device.cuh"
 #include "ops/cuda/w4a16_kernels.h"
+#include "ops/cuda/w4a16_pipeline.cuh"
 
 namespace awq::cuda {
 
@@ -54,33 +55,14 @@ namespace {
 
 using namespace w4a16_device;
 using namespace pdl_device;
+using namespace w4a16_pipeline;
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return uint32_t(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, asynchronously; valid == false writes 16 zero bytes (src-size 0,
-// src is not read but must still be a valid address).
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
 // Four 8x8 fp16 matrices from shared memory; lane 8i + q gives the address of row q of matrix i.
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(smem_addr(p)));
 }
-
-__host__ __device__ constexpr int cdiv(int a, int b) { return (a + b - 1) / b; }
 
 template <int TT, int RT, int WT, int WR, int STAGES, bool SMALL_GROUP>
 struct Tile {
@@ -386,7 +368,7 @@ struct TiledEntry {
 };
 #define AWQ_W4A16_TILED(TT, RT, WT, WR, ST)                                                      \
   TiledEntry {                                                                                   \
-    W4A16TiledConfig{TT, RT, WT, WR, ST, WT * TT * 8, WR * RT * 16, WT * WR * 32},               \
+    W4A16TiledConfig{TT, RT, WT, WR, ST, WT * TT * 8, WR * RT * 16, WT * WR * 32, false},        \
         &launch_tiled<TT, RT, WT, WR, ST>, &prepare_tiled<TT, RT, WT, WR, ST>,                   \
         &split_smem_bytes<TT, RT, WT, WR, ST>                                                    \
   }
@@ -425,8 +407,10 @@ int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
 
 }  // namespace
 
-int w4a16_tiled_count() { return kNumTiled; }
-W4A16TiledConfig w4a16_tiled_config(int i) { return kTiled[i].cfg; }
+int w4a16_tiled_count() { return kNumTiled + w4a16_wgmma_count(); }
+W4A16TiledConfig w4a16_tiled_config(int i) {
+  return i < kNumTiled ? kTiled[i].cfg : w4a16_wgmma_config(i - kNumTiled);
+}
 
 static bool split_k_ok = false;  // set once by w4a16_prepare_tiled
 static int smem_optin = 0;       // the device's opt-in shared memory per block, bytes
@@ -454,6 +438,28 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   const auto can_split = [&](int cfg, int splits) {
     return splits == 1 || (split_ok && chunks >= 4 * splits && kTiled[cfg].split_bytes() <= smem_optin);
   };
+  // m > 32 on sm_90a: the wgmma GEMM (w4a16_wgmma.cu), from its H100 sweep of the 7B shapes
+  // (docs/results/gpu-logs/h100_wgmma_sweep.log): like the mma.sync tiles it wants 2-3 blocks
+  // per SM, and a K split costs more the more row blocks there are. Configurations: 7 = 64 x 64
+  // with two chunks per pipeline slot, 1 = 64 x 128, 3 = 128 x 128.
+  //  - m <= 128 while 64 x 64 tiles give at most 4 blocks per SM: 64 x 64, the smallest split
+  //    (1, 2, 4) whose grid reaches 1.9 blocks per SM;
+  //  - larger m while 64 x 64 tiles give at most 2 blocks per SM: 64 x 64, unsplit;
+  //  - else, while 128 x 128 tiles give under 2.5 blocks per SM: 64 x 128, split 2 while its
+  //    grid is under 2 blocks per SM;
+  //  - else 128 x 128, unsplit.
+  if (m > 32 && w4a16_wgmma_available()) {
+    const auto wg = [&](int i) { return blocks(w4a16_wgmma_config(i), m, n); };
+    const auto split = [&](int splits) { return split_ok && chunks >= 8 * splits ? splits : 1; };
+    const int64_t b64 = wg(7);
+    if (m <= 128 && b64 <= 4 * int64_t(sms)) {
+      for (int splits = 1; splits <= 4; splits *= 2)
+        if (b64 * split(splits) * 10 >= int64_t(sms) * 19 || splits == 4) return {kNumTiled + 7, split(splits)};
+    }
+    if (b64 <= 2 * int64_t(sms)) return {kNumTiled + 7, 1};
+    if (wg(3) * 2 < int64_t(sms) * 5) return {kNumTiled + 1, wg(1) < 2 * int64_t(sms) ? split(2) : 1};
+    return {kNumTiled + 3, 1};
+  }
   if (m <= 96) {
     static const int tiny_m[] = {7, 8}, small_m[] = {1, 0}, mid_m[] = {2};
     const int* cands = m <= 16 ? tiny_m : m <= 32 ? small_m : mid_m;
@@ -499,12 +505,20 @@ void w4a16_prepare_tiled() {
     AWQ_CUDA_CHECK(copied);
     split_k_ok = major >= 9 && arch >= 900;  // thread block clusters + the cluster code built
   });
+  w4a16_prepare_wgmma();
 }
 
 void launch_w4a16_tiled(int config, int splits, const uint4* codes, const uint2* params,
                         const __half* x, const __half* bias, __half* y, int64_t n, int64_t k,
                         int group, int64_t m, cudaStream_t s) {
   w4a16_prepare_tiled();
+  if (config >= kNumTiled) {
+    if (w4a16_wgmma_available()) {
+      launch_w4a16_wgmma(config - kNumTiled, splits, codes, params, x, bias, y, n, k, group, m, s);
+      return;
+    }
+    config = 5;  // no wgmma here: the 128 x 128 mma.sync tile
+  }
   if (splits < 1 || splits > 8 || !w4a16_split_k_available() || kTiled[config].split_bytes() > smem_optin)
     splits = 1;
   kTiled[config].launch(splits, codes, params, x, bias, y, int(n), int(k), int(m),
