@@ -12,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include "core/env_choice.h"
 #include "core/half.h"
 #include "ops/cpu/avx2_tile.h"
 #include "ops/cpu/matmul.h"
@@ -245,10 +246,14 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 GemmIsa detect_isa() {
   // AWQ_CPU_ISA=portable|avx2|avx512 caps the choice (benchmarks; CPUs with slow AVX-512).
-  const char* env = std::getenv("AWQ_CPU_ISA");
-  const std::string cap = env ? env : "";
-  if (cap != "portable" && cap != "avx2" && gemm_isa_supported(GemmIsa::Avx512)) return GemmIsa::Avx512;
-  if (cap != "portable" && gemm_isa_supported(GemmIsa::Avx2)) return GemmIsa::Avx2;
+  enum Cap { kAvx512, kAvx2, kPortable };
+  const int cap = env_choice("AWQ_CPU_ISA", std::getenv("AWQ_CPU_ISA"),
+                             {{"avx512", "the default: the widest the CPU has"},
+                              {"avx2", "at most AVX2"},
+                              {"portable", "plain C++ loops"}},
+                             kAvx512);
+  if (cap == kAvx512 && gemm_isa_supported(GemmIsa::Avx512)) return GemmIsa::Avx512;
+  if (cap != kPortable && gemm_isa_supported(GemmIsa::Avx2)) return GemmIsa::Avx2;
   return GemmIsa::Portable;
 }
 
@@ -438,8 +443,8 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const 
             float* y) {
   if (n <= 0) return;
   static const bool reference_only = [] {
-    const char* env = std::getenv("AWQ_MATMUL");
-    return env && std::string(env) == "reference";
+    return env_choice("AWQ_MATMUL", std::getenv("AWQ_MATMUL"),
+                      {{"fast", "the default: the fastest kernels"}, {"reference", "the plain reference matmul"}}, 0) == 1;
   }();
   if (reference_only) return matmul_ref(pool, x, n, w, bias, y);
   if (w4_ready(w)) {

@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/env_choice.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "ops/cpu/gemm.h"
@@ -355,17 +356,13 @@ bool w4_isa_int8x1(W4Isa isa) { return isa == W4Isa::Avx2 || isa == W4Isa::Avx51
 bool w4_isa_int8x2(W4Isa isa) { return isa == W4Isa::Avx2Int8x2 || isa == W4Isa::Avx512VnniInt8x2; }
 
 W4Act w4_act_from_env() {
-  const char* env = std::getenv("AWQ_W4_ACT");
-  const std::string act = env ? env : "";
-  if (act.empty() || act == "int8x2") return W4Act::Int8x2;
-  if (act == "auto") return W4Act::Auto;
-  if (act == "int8") return W4Act::Int8;
-  if (act == "f32") return W4Act::F32;
-  std::string msg = "AWQ_W4_ACT=";
-  msg += act;
-  msg += ": unknown W4 activation mode (use int8x2, the default, close to exact; auto, int8x2 for decode "
-         "rows and int8 for prefill; int8, fastest and lossy; or f32, exact)";
-  throw Error(msg);
+  static const W4Act acts[] = {W4Act::Int8x2, W4Act::Auto, W4Act::Int8, W4Act::F32};
+  return acts[env_choice("AWQ_W4_ACT", std::getenv("AWQ_W4_ACT"),
+                         {{"int8x2", "the default, close to exact"},
+                          {"auto", "int8x2 for decode rows, int8 for prefill"},
+                          {"int8", "fastest, lossy"},
+                          {"f32", "exact"}},
+                         0)];
 }
 
 namespace {

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 
+#include "core/env_choice.h"
 #include "core/error.h"
 
 namespace awq::cuda {
@@ -31,16 +32,13 @@ thread_local int scope_mode = kNoOverride;
 }  // namespace
 
 PdlMode parse_pdl_mode(const char* value) {
-  const std::string v = value ? value : "";
-  if (v.empty() || v == "1") return PdlMode::On;
-  if (v == "0") return PdlMode::Off;
-  if (v == "2") return PdlMode::OnL2Prefetch;
-  std::string msg = "AWQ_CUDA_PDL='";
-  msg += v;
-  msg += "': expected 0 (no programmatic dependent launch), 1 (the default: kernels of the decode "
-         "step overlap their launch and first weight loads with the previous kernel, sm_90+) or 2 "
-         "(as 1, plus an L2 prefetch of more weights); unset it for the default";
-  throw Error(msg);
+  static const PdlMode modes[] = {PdlMode::Off, PdlMode::On, PdlMode::OnL2Prefetch};
+  return modes[env_choice("AWQ_CUDA_PDL", value,
+                          {{"0", "no programmatic dependent launch"},
+                           {"1", "the default: kernels of the decode step overlap their launch and first weight "
+                                 "loads with the previous kernel, sm_90+"},
+                           {"2", "as 1, plus an L2 prefetch of more weights"}},
+                          1)];
 }
 
 PdlMode pdl_mode_from_env() {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/env_choice.h"
 #include "core/error.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/pdl.h"
@@ -81,15 +82,12 @@ void w4a16_linear(const W4A16Weight& w, const __half* x, int64_t m, const __half
 }
 
 W4A16Path parse_w4a16_path(const char* value) {
-  const std::string v = value ? value : "";
-  if (v.empty() || v == "auto") return W4A16Path::Auto;
-  if (v == "legacy") return W4A16Path::Legacy;
-  if (v == "tiled") return W4A16Path::Tiled;
-  std::string msg = "AWQ_W4A16_KERNEL='";
-  msg += v;
-  msg += "': expected auto (default), legacy (the register-streaming kernels for every m) or tiled "
-         "(the shared-memory tiled GEMM for every m); unset it for the default";
-  throw Error(msg);
+  static const W4A16Path paths[] = {W4A16Path::Auto, W4A16Path::Legacy, W4A16Path::Tiled};
+  return paths[env_choice("AWQ_W4A16_KERNEL", value,
+                          {{"auto", "default"},
+                           {"legacy", "the register-streaming kernels for every m"},
+                           {"tiled", "the shared-memory tiled GEMM for every m"}},
+                          0)];
 }
 
 W4A16Path w4a16_path_from_env() {

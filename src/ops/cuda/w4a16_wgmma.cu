@@ -35,6 +35,7 @@
 #include <optional>
 #include <string>
 
+#include "core/env_choice.h"
 #include "core/error.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/pdl.h"
@@ -473,11 +474,8 @@ void w4a16_prepare_wgmma() {
     bool fits = true;
     for (const WgmmaEntry& e : kWgmma) fits = fits && e.smem_bytes() <= wgmma_optin;
     // AWQ_W4A16_WGMMA=0: the mma.sync kernels only (the baseline, or a fallback without a rebuild).
-    const char* env = std::getenv("AWQ_W4A16_WGMMA");
-    const bool off = env && std::string(env) == "0";
-    if (env && !off && std::string(env) != "1" && std::string(env) != "")
-      throw Error(std::string("AWQ_W4A16_WGMMA='") + env +
-                  "': expected 0 (no wgmma: the mma.sync tiled GEMM for every m) or 1 (default); unset it for the default");
+    const bool off = env_choice("AWQ_W4A16_WGMMA", std::getenv("AWQ_W4A16_WGMMA"),
+                                {{"0", "no wgmma: the mma.sync tiled GEMM for every m"}, {"1", "default"}}, 1) == 0;
     wgmma_ok = !off && major == 9 && has == 1 && fits;
     if (wgmma_ok)
       for (const WgmmaEntry& e : kWgmma) e.prepare(wgmma_optin);
