@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <string_view>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -56,7 +57,9 @@ class TokenizerRef : public ::testing::Test {
     tmp_ = nullptr;
     cases_ = nullptr;
   }
-  static const json& cases(const std::string& name) { return (*cases_)["tokenizers"][name]["cases"]; }
+  // A view, not a std::string: GCC 13 flagged the reference returned for a temporary string
+  // argument as possibly dangling (-Wdangling-reference).
+  static const json& cases(std::string_view name) { return (*cases_)["tokenizers"][name]["cases"]; }
 
   // Runs every case of one tokenizer; returns how many passed every check.
   static int check_all_cases(const Tokenizer& tok, const std::string& name) {
