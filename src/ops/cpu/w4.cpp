@@ -92,9 +92,10 @@ inline int32_t load4(const int8_t* p) {
 //    at the end of the run.
 //  - MR > 4 (prefill, compute-bound): one pass per digit, the high digits' sums D1, then
 //    D1 * 254 in place, then the low digits' added to the same registers. The second pass
-//    re-reads the run's codes from L1 (1 KB per group of 128) and the register count stays
-//    the int8 kernel's, 2 x MR + 5 (4 x 8 accumulators spilled and copied registers: prefill
-//    at 0.34x of int8; this way 0.66x). One pass at MR <= 4 is ~12 % faster in decode.
+//    re-reads the run's codes from L1 (1 KB per group of 128) and needs 2 x MR + 5 registers
+//    (4 x 8 accumulators made GCC copy registers around every vpdpbusd: 4 rows per call and
+//    0.34-0.39x of int8's speed; this way 8 rows and ~0.53x, docs/results/cpu.md). One pass
+//    at MR <= 4 is ~12 % faster in decode.
 // The f32 sums live in memory, updated once per run. y: rows i0.. of the output, stride ldy.
 // ---------------------------------------------------------------------------------------------
 template <int MR, bool X2>
