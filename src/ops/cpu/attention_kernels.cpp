@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "core/half.h"
+#include "ops/cpu/avx2_tile.h"
 #include "ops/cpu/matmul.h"
 
 namespace awq {
@@ -105,16 +106,6 @@ __attribute__((target("avx512f"))) void attend_one_f16_avx512(const float* q, co
 
 // ---- AVX2 + FMA + F16C: 8 lanes. ----
 
-__attribute__((target("avx2,fma,f16c"))) inline __m256 load8_f16(const uint16_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-
-__attribute__((target("avx2,fma,f16c"))) inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 template <int NV>
 __attribute__((target("avx2,fma,f16c"), always_inline)) inline void pv_chunk_avx2(const float* p, int64_t nk,
@@ -123,7 +114,7 @@ __attribute__((target("avx2,fma,f16c"), always_inline)) inline void pv_chunk_avx
   for (int c = 0; c < NV; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t t = 0; t < nk; ++t) {
     const __m256 pt = _mm256_set1_ps(p[t]);
-    for (int c = 0; c < NV; ++c) acc[c] = _mm256_fmadd_ps(pt, load8_f16(v + t * ld + 8 * c), acc[c]);
+    for (int c = 0; c < NV; ++c) acc[c] = _mm256_fmadd_ps(pt, load8_f32<DType::F16>(v + t * ld + 8 * c), acc[c]);
   }
   for (int c = 0; c < NV; ++c) _mm256_storeu_ps(o + 8 * c, acc[c]);
 }
@@ -138,10 +129,10 @@ __attribute__((target("avx2,fma,f16c"))) void attend_one_f16_avx2(const float* q
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     int64_t j = 0;
     for (; j + 16 <= hd; j += 16) {
-      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load8_f16(kt + j), a0);
-      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 8), load8_f16(kt + j + 8), a1);
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load8_f32<DType::F16>(kt + j), a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j + 8), load8_f32<DType::F16>(kt + j + 8), a1);
     }
-    if (j < hv) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load8_f16(kt + j), a0), j += 8;
+    if (j < hv) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load8_f32<DType::F16>(kt + j), a0), j += 8;
     float s = hsum8(_mm256_add_ps(a0, a1));
     for (; j < hd; ++j) s += q[j] * fp16_to_f32(kt[j]);
     scores[t - first] = s * scale;

@@ -1,5 +1,5 @@
-// AVX2 building blocks shared by the blocked GEMM's weight packing (ops/cpu/gemm.cpp) and the
-// batched-decode streaming kernel (model/batch_linear.cpp). Compiled with target attributes,
+// AVX2 building blocks shared by the blocked GEMM (ops/cpu/gemm.cpp), the batched-decode
+// streaming kernel (model/batch_linear.cpp) and the fp16-KV attention (ops/cpu/attention_kernels.cpp). Compiled with target attributes,
 // so a portable build carries them; callers check the CPU before using them.
 #pragma once
 #include <immintrin.h>
@@ -20,6 +20,13 @@ __attribute__((target("avx2,fma,f16c"))) inline __m256 load8_f32(const void* p) 
     if constexpr (DT == DType::F16) return _mm256_cvtph_ps(h);
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));  // bf16
   }
+}
+
+// Sum of the 8 lanes: (lanes 0-3 + 4-7), then pairs, then the last two.
+__attribute__((target("avx2,fma,f16c"))) inline float hsum8(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
 }
 
 // 8x8 transpose in registers: v[r] lane k -> v[k] lane r.

@@ -262,11 +262,6 @@ GemmIsa detect_isa() {
 // (F16C / shift), 4 rows of W at a time against every row of x. Memory-bound by design.
 // ---------------------------------------------------------------------------------------------
 
-__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
-}
 
 template <DType DT>
 float widen_one(const void* p, int64_t i) {
@@ -300,7 +295,7 @@ __attribute__((target("avx2,fma,f16c"))) void gemv_rows(const float* x, const Ma
   }
   for (int i = 0; i < NX; ++i)
     for (int j = 0; j < R; ++j) {
-      float v = hsum(acc[i][j]);
+      float v = hsum8(acc[i][j]);
       for (int64_t kk = k; kk < K; ++kk) v += x[i * K + kk] * widen_one<DT>(wr + j * K * es, kk);
       y[i * ldy + r + j] = bias ? v + bias[r + j] : v;
     }

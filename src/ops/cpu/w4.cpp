@@ -303,6 +303,8 @@ void check_isa(W4Isa isa) {
     throw std::runtime_error(std::string("w4: this CPU lacks ") + w4_isa_name(isa));
 }
 
+bool isa_vnni(W4Isa isa) { return isa == W4Isa::Avx512Vnni || isa == W4Isa::Avx512VnniInt8x2; }
+
 // Tiles [t0, t1) against all n rows of x, int8 kernels. Blocks of tiles whose codes fit in
 // L2 (kTileBlockBytes), and per block each chunk of x rows (L1-sized for K <= 2048) against
 // every tile of the block: x streams from memory once per block instead of once per tile
@@ -311,7 +313,7 @@ constexpr int64_t kTileBlockBytes = 256 * 1024;
 void tiles_int8(W4Isa isa, const TileView& v, int64_t t0, int64_t t1, const XInt8& x, int64_t n,
                 const float* bias, float* y) {
   const int64_t N = v.N;
-  const bool x2 = w4_isa_int8x2(isa), vnni = isa == W4Isa::Avx512Vnni || isa == W4Isa::Avx512VnniInt8x2;
+  const bool x2 = w4_isa_int8x2(isa), vnni = isa_vnni(isa);
   const int64_t block = std::max<int64_t>(1, kTileBlockBytes / (v.K / 8 * kLine));
   for (int64_t tb = t0; tb < t1; tb += block)
     for (int64_t c0 = 0; c0 < n; c0 += x.R) {
@@ -478,8 +480,7 @@ void w4_matmul(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const Mat
     const XInt8 xi{q, R, B, step, chunk, u, zs, v.G};
     // The same codes either way; AVX-512 only beside the VNNI kernels, so AWQ_CPU_ISA=avx2
     // keeps the whole path AVX2.
-    const bool vnni = isa == W4Isa::Avx512Vnni || isa == W4Isa::Avx512VnniInt8x2;
-    const ActQuantIsa aq = vnni ? ActQuantIsa::Avx512 : ActQuantIsa::Scalar;
+    const ActQuantIsa aq = isa_vnni(isa) ? ActQuantIsa::Avx512 : ActQuantIsa::Scalar;
     auto quantize_rows = [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         int8_t* const qi = q + xi.row_offset(i);
