@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,22 +22,6 @@
 #include "ops/cpu/f16_rows.h"
 
 using namespace awq;
-
-namespace {
-
-// Best (min) CPU seconds of fn over reps, after one warm-up call.
-double best_seconds(const std::function<void()>& fn, int reps) {
-  fn();
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    const double t0 = thread_cpu_seconds();
-    fn();
-    best = std::min(best, thread_cpu_seconds() - t0);
-  }
-  return best;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   const int64_t ctx = argc > 1 ? std::atoll(argv[1]) : 1024;
@@ -67,7 +50,7 @@ int main(int argc, char** argv) {
               reps, (long long)layers, (long long)last);
   const double kv_bytes32 = 2.0 * double(layers) * double(ctx) * double(kvd) * 4.0;
   auto decode = [&](KvType t, GemmIsa isa) {
-    return best_seconds([&] {
+    return best_thread_cpu_seconds([&] {
       for (int64_t l = 0; l < layers; ++l) {
         const KvView kv = t == KvType::F32 ? KvView::f32(k32[size_t(l)].data(), v32[size_t(l)].data())
                                            : KvView::f16(k16[size_t(l)].data(), v16[size_t(l)].data());
@@ -90,7 +73,7 @@ int main(int argc, char** argv) {
     auto blocked = [&](KvType t) {
       const KvView kv = t == KvType::F32 ? KvView::f32(k32[0].data(), v32[0].data())
                                          : KvView::f16(k16[0].data(), v16[0].data());
-      return best_seconds([&] { attention_blocked(pool, gemm_best_isa(), q.data(), kv, pos.data(), prefill, shape, out.data()); }, reps);
+      return best_thread_cpu_seconds([&] { attention_blocked(pool, gemm_best_isa(), q.data(), kv, pos.data(), prefill, shape, out.data()); }, reps);
     };
     const double p32 = blocked(KvType::F32), p16 = blocked(KvType::F16);
     std::printf("prefill attention (blocked, %s micro-kernels), %lld queries at positions %lld..%lld, one layer:\n",

@@ -27,14 +27,7 @@ using namespace awq;
 namespace {
 // Best (max) GB per CPU-second over reps of fn, which reads `bytes`.
 double best_gbs(const std::function<void()>& fn, double bytes, int reps) {
-  fn();
-  double best = 0;
-  for (int r = 0; r < reps; ++r) {
-    const double t0 = thread_cpu_seconds();
-    fn();
-    best = std::max(best, bytes / (thread_cpu_seconds() - t0) / 1e9);
-  }
-  return best;
+  return bytes / best_thread_cpu_seconds(fn, reps) / 1e9;
 }
 }  // namespace
 

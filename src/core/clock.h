@@ -19,4 +19,18 @@ inline double thread_cpu_seconds() {
   return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
+// The least thread CPU time of `reps` runs of fn, after one warm-up run (the micro-benchmarks).
+template <class F>
+double best_thread_cpu_seconds(F&& fn, int reps) {
+  fn();
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const double t0 = thread_cpu_seconds();
+    fn();
+    const double dt = thread_cpu_seconds() - t0;
+    if (dt < best) best = dt;
+  }
+  return best;
+}
+
 }  // namespace awq
