@@ -30,9 +30,11 @@ namespace {
 
 constexpr int64_t T = kW4TileRows;
 constexpr int64_t kLine = 64;  // bytes of codes per (tile, 8 inputs)
-// Software prefetch distance in the tile stream. The stream is contiguous, but each tile
-// is only 8-44 KB and the hardware prefetcher restarts at every 4 KB page.
-constexpr int64_t kPrefetchBytes = 1024;
+// Software prefetch distance in the tile stream (contiguous over a thread's tiles; the hardware
+// prefetcher restarts at every 4 KB page). One core pulls ~30 GB/s at ~100 ns of latency, so
+// ~3 KB must be in flight: 6 KB ahead measured 1.2x (VNNI) and 1.3x (AVX2) the decode GEMV's
+// GB/s of 1 KB ahead (docs/results/cpu.md); 12 KB was no better than 6.
+constexpr int64_t kPrefetchBytes = 6144;
 
 // What the kernels see of a W4 matrix.
 struct TileView {
