@@ -8,6 +8,10 @@
 
 namespace awq {
 
+void rows_parallel(ThreadPool& pool, int64_t n, const ThreadPool::RangeFn& fn) {
+  pool.parallel_for(n, fn, kRowsParallelMin);
+}
+
 void LayerScratch::reserve(int64_t n, const ModelConfig& c) {
   grow(q, n * c.q_dim());
   grow(k, n * c.kv_dim());
@@ -29,8 +33,10 @@ void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeigh
     rmsnorm(s.q.data(), L.q_norm.data(), n * c.num_heads, hd, c.rms_norm_eps, s.q.data());
     rmsnorm(s.k.data(), L.k_norm.data(), n * c.num_kv_heads, hd, c.rms_norm_eps, s.k.data());
   }
-  rope_rotate_half(s.q.data(), n, c.num_heads, hd, pos, inv_freq);
-  rope_rotate_half(s.k.data(), n, c.num_kv_heads, hd, pos, inv_freq);
+  rows_parallel(pool, n, [&](int64_t b, int64_t e) {
+    rope_rotate_half(s.q.data() + b * c.q_dim(), e - b, c.num_heads, hd, pos + b, inv_freq);
+    rope_rotate_half(s.k.data() + b * c.kv_dim(), e - b, c.num_kv_heads, hd, pos + b, inv_freq);
+  });
   kv.store(pos[0], n, s.k.data(), s.v.data());
   const AttentionShape shape{c.num_heads, c.num_kv_heads, hd, kv.ctx, c.sliding_window.value_or(0)};
   attention(pool, s.q.data(), kv.view(), pos, n, shape, s.att.data());  // [n, q_dim]
@@ -43,7 +49,9 @@ void mlp_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L,
   s.reserve(n, c);
   matmul(pool, h, n, L.w_gate, bias_or_null(L.b_gate), s.gate.data());  // [n, d_ff]
   matmul(pool, h, n, L.w_up, bias_or_null(L.b_up), s.up.data());        // [n, d_ff]
-  silu_mul(s.gate.data(), s.up.data(), n * ff, s.gate.data());
+  rows_parallel(pool, n, [&](int64_t b, int64_t e) {
+    silu_mul(s.gate.data() + b * ff, s.up.data() + b * ff, (e - b) * ff, s.gate.data() + b * ff);
+  });
   matmul(pool, s.gate.data(), n, L.w_down, bias_or_null(L.b_down), out);  // [n, d]
 }
 

@@ -50,12 +50,18 @@ void LlamaModel::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, KvC
   }
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = weights_.layers[size_t(l)];
-    rmsnorm(x, L.attn_norm.data(), n, d, c.rms_norm_eps, h);
+    // x += sublayer output (h), then h = RMSNorm(x) with `norm` for the next sublayer.
+    auto add_then_norm = [&](const std::vector<float>* norm, bool add) {
+      rows_parallel(pool, n, [&](int64_t b, int64_t e) {
+        if (add) add_inplace(x + b * d, h + b * d, (e - b) * d);
+        if (norm) rmsnorm(x + b * d, norm->data(), e - b, d, c.rms_norm_eps, h + b * d);
+      });
+    };
+    add_then_norm(&L.attn_norm, false);
     attention_sublayer(pool, c, L, inv_freq_.data(), h, n, s_.pos.data(), cache.layer(l), s_.layer, h);
-    add_inplace(x, h, n * d);
-    rmsnorm(x, L.ffn_norm.data(), n, d, c.rms_norm_eps, h);
+    add_then_norm(&L.ffn_norm, true);
     mlp_sublayer(pool, c, L, h, n, s_.layer, h);
-    add_inplace(x, h, n * d);
+    add_then_norm(nullptr, true);
   }
   cache.n_past += n;
 
