@@ -238,6 +238,58 @@ TEST(W4Kernels, Int8RowsIndependentOfBatch) {
   }
 }
 
+// w4_matmul_many (q/k/v and gate/up share one quantized x and one parallel_for): each output
+// equals w4_matmul's bit for bit, for every kernel family, 1 and 13 rows of x, 1 and 3 threads
+// (so chunks straddle the matrices' boundaries), with and without bias; matmul_many likewise
+// through the dispatch. Matrices of other cols or group are refused.
+TEST(W4Kernels, ManyProductsShareXBitIdentical) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd;
+  const int64_t K = 256;
+  const W4Weights a = make_w4(80, K, 4, 64, rng), b = make_w4(24, K, 4, 64, rng), c = make_w4(40, K, 4, 64, rng);
+  const W4Weights* ws[] = {&a, &b, &c};
+  std::vector<float> bias(80);
+  for (float& v : bias) v = nd(rng);
+  for (int64_t n : {int64_t(1), int64_t(13)}) {
+    std::vector<float> x(static_cast<size_t>(n * K));
+    for (float& v : x) v = nd(rng);
+    for (int threads : {1, 3}) {
+      ThreadPool pool(threads);
+      for (W4Isa isa : supported_w4_isas()) {
+        if (!w4_isa_int8(isa) && n > kW4GemvMaxRows) continue;
+        std::vector<std::vector<float>> got(3), want(3);
+        W4Product ps[3];
+        for (int j = 0; j < 3; ++j) {
+          const Matrix& w = ws[j]->fast;
+          got[size_t(j)].assign(size_t(n * w.rows), NAN);
+          want[size_t(j)].resize(size_t(n * w.rows));
+          const float* bj = j == 1 ? nullptr : bias.data();
+          ps[j] = {&w, bj, got[size_t(j)].data()};
+          w4_matmul(pool, isa, x.data(), n, w, bj, want[size_t(j)].data());
+        }
+        w4_matmul_many(pool, isa, x.data(), n, ps, 3);
+        for (int j = 0; j < 3; ++j)
+          EXPECT_EQ(0, std::memcmp(got[size_t(j)].data(), want[size_t(j)].data(), got[size_t(j)].size() * sizeof(float)))
+              << w4_isa_name(isa) << " n=" << n << " threads=" << threads << " product " << j;
+      }
+      // Through the dispatch: matmul_many against matmul.
+      std::vector<float> g0(size_t(n * 80)), g1(size_t(n * 24)), w0(g0.size()), w1(g1.size());
+      const W4Product ps[] = {{&a.fast, bias.data(), g0.data()}, {&b.fast, nullptr, g1.data()}};
+      matmul_many(pool, x.data(), n, ps, 2);
+      matmul(pool, x.data(), n, a.fast, bias.data(), w0.data());
+      matmul(pool, x.data(), n, b.fast, nullptr, w1.data());
+      EXPECT_EQ(0, std::memcmp(g0.data(), w0.data(), g0.size() * sizeof(float))) << "matmul_many n=" << n;
+      EXPECT_EQ(0, std::memcmp(g1.data(), w1.data(), g1.size() * sizeof(float))) << "matmul_many n=" << n;
+    }
+  }
+  const W4Weights other_group = make_w4(16, K, 4, 128, rng);
+  std::vector<float> x(static_cast<size_t>(K), 0.5f), y0(80), y1(16);
+  const W4Product mixed[] = {{&a.fast, nullptr, y0.data()}, {&other_group.fast, nullptr, y1.data()}};
+  ThreadPool pool(1);
+  EXPECT_FALSE(w4_can_share_x(a.fast, other_group.fast));
+  EXPECT_THROW(w4_matmul_many(pool, w4_best_isa(), x.data(), 1, mixed, 2), std::logic_error);
+}
+
 // x rows that stress the int8x2 digits: values on the rounding ties of both digits
 // (c = 254 m + 127, where q1 may round either way and q2 = +-127), +-max|x| (c = +-32258,
 // q1 = +-127), a group of zeros, a group with one outlier 1e4 times its neighbours, tiny

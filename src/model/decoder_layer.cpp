@@ -26,9 +26,10 @@ void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeigh
                         const KvLayer& kv, LayerScratch& s, float* out) {
   const int64_t hd = c.head_dim;
   s.reserve(n, c);
-  matmul(pool, h, n, L.wq, bias_or_null(L.bq), s.q.data());  // [n, q_dim]
-  matmul(pool, h, n, L.wk, bias_or_null(L.bk), s.k.data());  // [n, kv_dim]
-  matmul(pool, h, n, L.wv, bias_or_null(L.bv), s.v.data());  // [n, kv_dim]
+  const W4Product qkv[] = {{&L.wq, bias_or_null(L.bq), s.q.data()},   // [n, q_dim]
+                           {&L.wk, bias_or_null(L.bk), s.k.data()},   // [n, kv_dim]
+                           {&L.wv, bias_or_null(L.bv), s.v.data()}};  // [n, kv_dim]
+  matmul_many(pool, h, n, qkv, 3);
   if (c.qk_norm) {  // qwen3: RMSNorm over each head before RoPE
     rmsnorm(s.q.data(), L.q_norm.data(), n * c.num_heads, hd, c.rms_norm_eps, s.q.data());
     rmsnorm(s.k.data(), L.k_norm.data(), n * c.num_kv_heads, hd, c.rms_norm_eps, s.k.data());
@@ -47,8 +48,9 @@ void mlp_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L,
                   int64_t n, LayerScratch& s, float* out) {
   const int64_t ff = c.intermediate_size;
   s.reserve(n, c);
-  matmul(pool, h, n, L.w_gate, bias_or_null(L.b_gate), s.gate.data());  // [n, d_ff]
-  matmul(pool, h, n, L.w_up, bias_or_null(L.b_up), s.up.data());        // [n, d_ff]
+  const W4Product gate_up[] = {{&L.w_gate, bias_or_null(L.b_gate), s.gate.data()},  // [n, d_ff]
+                               {&L.w_up, bias_or_null(L.b_up), s.up.data()}};        // [n, d_ff]
+  matmul_many(pool, h, n, gate_up, 2);
   rows_parallel(pool, n, [&](int64_t b, int64_t e) {
     silu_mul(s.gate.data() + b * ff, s.up.data() + b * ff, (e - b) * ff, s.gate.data() + b * ff);
   });

@@ -434,14 +434,19 @@ void matmul_blocked(ThreadPool& pool, GemmIsa isa, const float* x, int64_t n, co
   });
 }
 
+namespace {
+bool reference_only() {  // AWQ_MATMUL=reference
+  static const bool r = env_choice("AWQ_MATMUL", std::getenv("AWQ_MATMUL"),
+                                   {{"fast", "the default: the fastest kernels"}, {"reference", "the plain reference matmul"}},
+                                   0) == 1;
+  return r;
+}
+}  // namespace
+
 void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias,
             float* y) {
   if (n <= 0) return;
-  static const bool reference_only = [] {
-    return env_choice("AWQ_MATMUL", std::getenv("AWQ_MATMUL"),
-                      {{"fast", "the default: the fastest kernels"}, {"reference", "the plain reference matmul"}}, 0) == 1;
-  }();
-  if (reference_only) return matmul_ref(pool, x, n, w, bias, y);
+  if (reference_only()) return matmul_ref(pool, x, n, w, bias, y);
   if (w4_ready(w)) {
     // int8-activation W4 kernels take any row count (each row's result is the same whatever
     // rows share the call); the exact f32 ones only decode, prefill dequantizes into the GEMM.
@@ -463,6 +468,14 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const 
     return matmul_ref(pool, x, n, w, bias, y);
   }
   matmul_blocked(pool, isa, x, n, w, bias, y);
+}
+
+void matmul_many(ThreadPool& pool, const float* x, int64_t n, const W4Product* ps, int count) {
+  if (n <= 0 || count < 1) return;
+  bool shared = !reference_only() && w4_isa_int8(w4_isa_for_rows(n));
+  for (int j = 0; j < count && shared; ++j) shared = w4_can_share_x(*ps[0].w, *ps[j].w);
+  if (shared) return w4_matmul_many(pool, w4_isa_for_rows(n), x, n, ps, count);
+  for (int j = 0; j < count; ++j) matmul(pool, x, n, *ps[j].w, ps[j].bias, ps[j].y);
 }
 
 }  // namespace awq

@@ -13,6 +13,7 @@
 
 #include "core/thread_pool.h"
 #include "ops/cpu/matrix.h"
+#include "ops/cpu/w4.h"
 
 namespace awq {
 
@@ -27,6 +28,12 @@ namespace awq {
 void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias,
             float* y);
 inline constexpr int64_t kGemmMinRows = 4;
+
+// matmul of one x by several matrices (q/k/v, gate/up), each ps[j].y = x W_j^T (+ bias_j):
+// W4 matrices of one shape class on the integer kernels share one quantized x and one
+// parallel_for (w4_matmul_many); anything else runs matmul per product. Outputs equal matmul's
+// bit for bit. x: [n, cols]; ps: [count].
+void matmul_many(ThreadPool& pool, const float* x, int64_t n, const W4Product* ps, int count);
 
 enum class GemmIsa { Portable, Avx2, Avx512 };
 

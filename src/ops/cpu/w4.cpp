@@ -458,40 +458,53 @@ void w4_attach(Matrix& w, const W4Tiles& t) {
   w.awq.w4_zeros = t.zeros;
 }
 
-void w4_matmul(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const Matrix& w,
-               const float* bias, float* y) {
+namespace {
+
+// x quantized for the integer kernels of `isa` (XInt8's layout), in the calling thread's
+// buffers, kept so that decode steps allocate nothing. x: [n, K], weight groups of gs inputs.
+XInt8 quantize_x(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, int64_t K, int64_t gs) {
+  const bool x2 = w4_isa_int8x2(isa);
+  const int64_t G = K / gs, B = x2 ? 16 : 8, R = std::min(n, kXChunkRows), step = R * B, chunk = K / 8 * step;
+  const int64_t chunks = (n + R - 1) / R;
+  thread_local std::vector<int8_t> xq;  // XInt8's layout
+  thread_local std::vector<float> unit, zsum;  // [n, G] each
+  if (int64_t(xq.size()) < chunks * chunk) xq.resize(size_t(chunks * chunk));
+  if (int64_t(unit.size()) < n * G) unit.resize(size_t(n * G)), zsum.resize(size_t(n * G));
+  // The caller's buffers, by pointer: inside a pool thread the names would be its own.
+  int8_t* const q = xq.data();
+  float* const u = unit.data();
+  float* const zs = zsum.data();
+  const XInt8 xi{q, R, B, step, chunk, u, zs, G};
+  // The same codes either way; AVX-512 only beside the VNNI kernels, so AWQ_CPU_ISA=avx2
+  // keeps the whole path AVX2.
+  const ActQuantIsa aq = isa_vnni(isa) ? ActQuantIsa::Avx512 : ActQuantIsa::Scalar;
+  auto quantize_rows = [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      int8_t* const qi = q + xi.row_offset(i);
+      if (x2) quantize_act_int8x2(aq, x + i * K, K, gs, qi, step, u + i * G, zs + i * G);
+      else quantize_act_int8(aq, x + i * K, K, gs, qi, step, u + i * G, zs + i * G);
+    }
+  };
+  if (n > 8) pool.parallel_for(n, quantize_rows, /*min_chunk=*/4);
+  else quantize_rows(0, n);
+  return xi;
+}
+
+void check_matmul(W4Isa isa, const Matrix& w, int64_t n) {
   check_isa(isa);
   if (!w4_ready(w)) throw std::logic_error("w4_matmul: matrix lacks the W4 kernel layout");
   if (n < 1 || (!w4_isa_int8(isa) && n > kW4GemvMaxRows)) throw std::logic_error("w4_matmul: n out of range");
+}
+
+}  // namespace
+
+void w4_matmul(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const Matrix& w,
+               const float* bias, float* y) {
+  check_matmul(isa, w, n);
   const TileView v(w);
-  const int64_t N = v.N, K = v.K, tiles = v.tiles();
+  const int64_t N = v.N, tiles = v.tiles();
   if (w4_isa_int8(isa)) {
-    // Kept per calling thread, so decode steps allocate nothing: xq: XInt8's layout |
-    // unit, zsum: [n, G].
-    const bool x2 = w4_isa_int8x2(isa);
-    const int64_t B = x2 ? 16 : 8, R = std::min(n, kXChunkRows), step = R * B, chunk = K / 8 * step;
-    const int64_t chunks = (n + R - 1) / R;
-    thread_local std::vector<int8_t> xq;
-    thread_local std::vector<float> unit, zsum;
-    if (int64_t(xq.size()) < chunks * chunk) xq.resize(size_t(chunks * chunk));
-    if (int64_t(unit.size()) < n * v.G) unit.resize(size_t(n * v.G)), zsum.resize(size_t(n * v.G));
-    // The caller's buffers, by pointer: inside a pool thread the names would be its own.
-    int8_t* const q = xq.data();
-    float* const u = unit.data();
-    float* const zs = zsum.data();
-    const XInt8 xi{q, R, B, step, chunk, u, zs, v.G};
-    // The same codes either way; AVX-512 only beside the VNNI kernels, so AWQ_CPU_ISA=avx2
-    // keeps the whole path AVX2.
-    const ActQuantIsa aq = isa_vnni(isa) ? ActQuantIsa::Avx512 : ActQuantIsa::Scalar;
-    auto quantize_rows = [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        int8_t* const qi = q + xi.row_offset(i);
-        if (x2) quantize_act_int8x2(aq, x + i * K, K, v.gs, qi, step, u + i * v.G, zs + i * v.G);
-        else quantize_act_int8(aq, x + i * K, K, v.gs, qi, step, u + i * v.G, zs + i * v.G);
-      }
-    };
-    if (n > 8) pool.parallel_for(n, quantize_rows, /*min_chunk=*/4);
-    else quantize_rows(0, n);
+    const XInt8 xi = quantize_x(pool, isa, x, n, v.K, v.gs);
     pool.parallel_for(tiles, [&](int64_t b, int64_t e) { tiles_int8(isa, v, b, e, xi, n, bias, y); });
     return;
   }
@@ -505,6 +518,36 @@ void w4_matmul(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const Mat
       if (bias)
         for (int64_t i = 0; i < n; ++i)
           for (int64_t r = t * T; r < std::min(N, (t + 1) * T); ++r) y[i * N + r] += bias[r];
+    }
+  });
+}
+
+bool w4_can_share_x(const Matrix& a, const Matrix& b) {
+  return w4_ready(a) && w4_ready(b) && a.cols == b.cols && a.awq.group == b.awq.group;
+}
+
+void w4_matmul_many(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const W4Product* ps, int count) {
+  if (count < 1) return;
+  for (int j = 0; j < count; ++j) {
+    check_matmul(isa, *ps[j].w, n);
+    if (!w4_can_share_x(*ps[0].w, *ps[j].w)) throw std::logic_error("w4_matmul_many: matrices of other cols or group");
+  }
+  if (!w4_isa_int8(isa)) {  // the f32 kernels read x as it is: nothing to share
+    for (int j = 0; j < count; ++j) w4_matmul(pool, isa, x, n, *ps[j].w, ps[j].bias, ps[j].y);
+    return;
+  }
+  const TileView v0(*ps[0].w);
+  const XInt8 xi = quantize_x(pool, isa, x, n, v0.K, v0.gs);
+  int64_t total = 0;
+  for (int j = 0; j < count; ++j) total += TileView(*ps[j].w).tiles();
+  // One range over the matrices' tiles side by side: chunk [b, e) runs each matrix's share.
+  pool.parallel_for(total, [&](int64_t b, int64_t e) {
+    int64_t first = 0;
+    for (int j = 0; j < count && first < e; ++j) {
+      const TileView v(*ps[j].w);
+      const int64_t t0 = std::max(b, first) - first, t1 = std::min(e, first + v.tiles()) - first;
+      if (t0 < t1) tiles_int8(isa, v, t0, t1, xi, n, ps[j].bias, ps[j].y);
+      first += v.tiles();
     }
   });
 }

@@ -114,6 +114,21 @@ void w4_attach(Matrix& w, const W4Tiles& t);
 void w4_matmul(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const Matrix& w,
                const float* bias, float* y);
 
+// One product of w4_matmul_many: y = x W^T (+ bias). bias: [w.rows] or nullptr; y: [n, w.rows].
+struct W4Product {
+  const Matrix* w;
+  const float* bias;
+  float* y;
+};
+// Whether a and b can share one quantized x in w4_matmul_many (both w4_ready, same cols, same
+// group).
+bool w4_can_share_x(const Matrix& a, const Matrix& b);
+// Several products of the same x (q/k/v, gate/up): with the integer kernels x is quantized once
+// and one parallel_for runs all their tiles (one thread handshake instead of `count`). Each
+// output is bit-identical to w4_matmul's. Requires w4_can_share_x of every w with the first.
+// x: [n, cols]; ps: [count].
+void w4_matmul_many(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const W4Product* ps, int count);
+
 // Rows [r0, r0 + count) of w dequantized to f32, bit-identical to widen_row:
 // fp16((q - z) * s) widened. out: [count, w.cols].
 void w4_dequantize_rows(const Matrix& w, int64_t r0, int64_t count, float* out);
