@@ -232,7 +232,7 @@ int main(int argc, char** argv) try {
                                  static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
           });
           std::printf(" %d/%d/%d/%d%s=%.1f%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, cfg.xs ? "x" : "", t,
-                      v == w4a16_default_variant(m, n) ? "*" : "");
+                      v == w4a16_default_variant(m, n, k) ? "*" : "");
         }
         // The tiled GEMM's configurations (w4a16_tiled.cu) at every m (m <= 8: what the 16-token
         // tiles would give decode against the legacy kernels), each with 1, 2 and 4
@@ -289,7 +289,7 @@ int main(int argc, char** argv) try {
         const W4A16TiledConfig c = w4a16_tiled_config(pick.config);
         std::snprintf(kernel, sizeof kernel, "%s %dx%d/%d split %d", c.wgmma ? "wgmma" : "tiled", c.bm, c.bn, c.threads, pick.splits);
       } else {
-        const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n));
+        const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n, k));
         std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d%s", v.mt, v.wk, v.wn, v.rt, v.xs ? "x" : "");
       }
       std::printf("| %s %lld x %lld | %lld | %.2f | %.2f | %.2fx | %.0f | %.0f %% | %.2f | %s | %s | %s |\n", sh.what,

@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <mutex>
 #include <type_traits>
 
@@ -100,7 +99,7 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
 // are loaded once and reused by the RT row tiles.
 // SMALL_GROUP: group < 64, the params change inside a 64-input chunk.
 // Programmatic dependent launch (pdl.h): the weights never depend on the previous kernel, so
-// both register stages of codes and params are loaded BEFORE pdl_wait(), overlapping their DRAM
+// both register stages of codes and params (XS: stage 0; see the code) are loaded BEFORE pdl_wait(), overlapping their DRAM
 // latency with the previous kernel's tail (for k = 4096 and 8 warps splitting K that is every
 // chunk of the block); with prefetch_chunks > 0 (AWQ_CUDA_PDL=2, sm_90) thread 0 also asks for
 // the next prefetch_chunks chunks of each row tile (and all its params) to be brought into L2.
@@ -118,7 +117,7 @@ __global__ void __launch_bounds__(WK * WN * 32)
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
                      __half* __restrict__ y, int n, int k, int m, int group_tiles_log2,
-                     int prefetch_chunks, int x_order) {
+                     int prefetch_chunks, bool x_first) {
   constexpr int U = (RT * MT >= 8) ? 2 : 4;  // chunks per stage per row tile
   const int lane = threadIdx.x & 31, wk = (threadIdx.x >> 5) % WK, wn = (threadIdx.x >> 5) / WK;
   const int tiles_n = (n + 15) / 16, tn0 = (blockIdx.x * WN + wn) * RT;
@@ -231,8 +230,8 @@ __global__ void __launch_bounds__(WK * WN * 32)
   const int full_chunks = ktiles / 4;  // chunks whose 4 k-tiles are all real
   // A stage starting at c0 is all real when its last chunk c0 + (U - 1) WK is.
   auto stage_full = [&](int c0) { return c0 + (U - 1) * WK < full_chunks; };
-  // Weights only before the wait: stage 0 and stage 1 (the loop's first iteration would load
-  // stage 1 at its top; it skips that load instead).
+  // Weights only before the wait (the loop's first iteration would load stage 1 at its top; it
+  // skips that load instead).
   // The shared copy of x (XS): issued after the wait (x belongs to the previous kernel).
   auto copy_x = [&] {
     if constexpr (XS) {
@@ -245,42 +244,48 @@ __global__ void __launch_bounds__(WK * WN * 32)
       w4a16_pipeline::cp_async_commit();
     }
   };
-  // Where the wait and x's copy go among the weight loads (x_order, XS only; the other kernels
-  // run order 0): 0 = both register stages, then the wait and x; 1 = the wait and x first (x's
-  // L2 requests then do not queue behind the weights' DRAM misses; without PDL the wait costs
-  // nothing); 2 = stage 0, the wait and x, stage 1.
-  const int order = XS ? x_order : 0;
-  if (order == 1) {
-    pdl_wait();  // x (and y) belong to earlier kernels (pdl.h)
-    pdl_trigger();
-    copy_x();
-  }
-  load_stage(S0{}, wk);
-  if (order == 2) {
-    pdl_wait();
-    pdl_trigger();
-    copy_x();
-  }
-  if (wk + kStep < chunks) load_stage(S1{}, wk + kStep);
-  if (prefetch_chunks > 0 && threadIdx.x == 0) {
-    // Chunks [2 kStep, 2 kStep + prefetch_chunks) of each row tile: the ones after both
-    // register stages of every warp (contiguous: a row tile's chunks are consecutive uint4 x 32).
-    const int c_lo = min(2 * kStep, chunks), c_hi = min(chunks, c_lo + prefetch_chunks);
+  auto prefetch = [&] {
+    if (prefetch_chunks > 0 && threadIdx.x == 0) {
+      // Chunks [2 kStep, 2 kStep + prefetch_chunks) of each row tile: the ones after both
+      // register stages of every warp (contiguous: a row tile's chunks are consecutive uint4 x 32).
+      const int c_lo = min(2 * kStep, chunks), c_hi = min(chunks, c_lo + prefetch_chunks);
 #pragma unroll
-    for (int r = 0; r < RT; ++r) {
-      const int tn = min(tn0 + r, tiles_n - 1);
-      prefetch_l2(codes + (size_t(tn) * chunks + c_lo) * 32, uint32_t(c_hi - c_lo) * 512u);
-      prefetch_l2(params + size_t(tn) * ngroups * 8, uint32_t(ngroups) * 64u);
+      for (int r = 0; r < RT; ++r) {
+        const int tn = min(tn0 + r, tiles_n - 1);
+        prefetch_l2(codes + (size_t(tn) * chunks + c_lo) * 32, uint32_t(c_hi - c_lo) * 512u);
+        prefetch_l2(params + size_t(tn) * ngroups * 8, uint32_t(ngroups) * 64u);
+      }
     }
-  }
-  if (order == 0) {
-    pdl_wait();
-    pdl_trigger();
-    copy_x();
-  }
+  };
+  // Where the wait and x's copy go among the weight loads. Without XS: both register stages
+  // (and the L2 prefetch), then the wait. XS without PDL (x_first): the wait (a no-op then) and
+  // x's copy first, so that x's L2 requests do not queue behind the weights' DRAM misses, then
+  // both stages. XS with PDL: stage 0 (and the prefetch) before the wait, overlapping the
+  // previous kernel's tail, then x, then stage 1. Measured on the H100 against both stages
+  // before the wait (docs/results/gpu.md): plain calls at m = 1 up to 9 % faster, 7B decode at
+  // batch 1 430 against 416 tok/s.
   if constexpr (XS) {
+    if (x_first) {
+      pdl_wait();  // x (and y) belong to earlier kernels (pdl.h)
+      pdl_trigger();
+      copy_x();
+      load_stage(S0{}, wk);
+    } else {
+      load_stage(S0{}, wk);
+      prefetch();
+      pdl_wait();
+      pdl_trigger();
+      copy_x();
+    }
+    if (wk + kStep < chunks) load_stage(S1{}, wk + kStep);
     w4a16_pipeline::cp_async_wait<0>();
     __syncthreads();
+  } else {
+    load_stage(S0{}, wk);
+    if (wk + kStep < chunks) load_stage(S1{}, wk + kStep);
+    prefetch();
+    pdl_wait();
+    pdl_trigger();
   }
   for (int c0 = wk; c0 < chunks;) {
     if (c0 != wk && c0 + kStep < chunks) load_stage(S1{}, c0 + kStep);
@@ -361,15 +366,6 @@ constexpr int kL2PrefetchChunks = 32;
 constexpr int kXsMaxBytes = 100 * 1024;
 int xs_limit = 0;  // set once by w4a16_prepare_streaming
 
-// Experiment switch (AWQ_W4A16_XS_ORDER = 0 | 1 | 2, default 0): the kernel's x_order.
-int xs_order() {
-  static const int order = [] {
-    const char* v = std::getenv("AWQ_W4A16_XS_ORDER");
-    return v && *v ? std::atoi(v) : 0;
-  }();
-  return order;
-}
-
 size_t xs_bytes(int m, int k, int mt) { return size_t(std::min(m, 8 * mt)) * size_t(k + 8) * 2; }
 
 template <int MT, int WK, int WN, int RT, bool XS>
@@ -380,9 +376,10 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
   const size_t smem = xs_bytes(m, k, MT);
   const bool xs = XS && reinterpret_cast<uintptr_t>(x) % 16 == 0 && smem <= size_t(xs_limit);
   const LaunchShape shape{grid, dim3(WK * WN * 32), xs ? smem : 0, s};
-  const int prefetch = pdl_launch(s) && pdl_mode() == PdlMode::OnL2Prefetch ? kL2PrefetchChunks : 0;
+  const bool pdl = pdl_launch(s);
+  const int prefetch = pdl && pdl_mode() == PdlMode::OnL2Prefetch ? kL2PrefetchChunks : 0;
   const auto go = [&](auto kernel) {
-    launch_kernel(shape, kernel, codes, params, x, bias, y, n, k, m, gl2, prefetch, xs_order());
+    launch_kernel(shape, kernel, codes, params, x, bias, y, n, k, m, gl2, prefetch, !pdl);
   };
   if constexpr (XS) {
     if (xs) {
@@ -447,15 +444,21 @@ const Variant kVariants[] = {
 #undef AWQ_W4A16_VARIANT
 constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 
-// The configuration launch_w4a16 uses for m tokens and n outputs (index into kVariants),
-// from the H100 sweep in docs/results/gpu.md (SWEEP=1 scripts/gpu-check bench): one token
-// tile with 8 warps splitting K for decode; two row tiles per warp (x reused) once n is large
-// or m passes 8; four token tiles from m = 17 on. xs (AWQ_W4A16_XSMEM, default on): the
-// decode sizes (m <= 8) take the same configuration with x staged in shared memory.
-int default_variant(int64_t m, int64_t n, bool xs) {
+// The configuration launch_w4a16 uses for m tokens, n outputs and k inputs (index into
+// kVariants), from the H100 sweeps (SWEEP=1 scripts/gpu-check bench; bench/cuda/small_m_compare.sh,
+// docs/results/gpu.md): one token tile with 8 warps splitting K for decode; two row tiles per
+// warp (x reused) once n is large or m passes 8; four token tiles from m = 17 on. xs
+// (AWQ_W4A16_XSMEM, default on): x staged in shared memory where that measured faster:
+//  - m = 1: (1, 8, 1, 1) xs for every shape;
+//  - m = 2..8, n >= 8192: (1, 4, 1, 2) without xs (the copy of m rows costs more than it saves);
+//  - m = 2..8, n < 8192: (1, 8, 1, 2) xs for k >= 8192 or m > 4 (down_proj; o_proj at m = 8),
+//    else (1, 8, 1, 1) without xs.
+// The choice does not depend on PDL (a K split changes the order of the sums, and PDL on and
+// off must give the same bits: pdl.h).
+int default_variant(int64_t m, int64_t n, int64_t k, bool xs) {
   const bool wide = n >= 8192;
-  if (xs && m == 1) return 9;                   // (1, 8, 1, 1) xs, every n
-  if (xs && m <= 8) return wide ? 2 : 12;       // (1, 4, 1, 2) : (1, 8, 1, 2) xs
+  if (xs && m == 1) return 9;
+  if (xs && m <= 8) return wide ? 2 : (k >= 8192 || m > 4) ? 12 : 0;
   if (m <= 8) return wide ? 2 : 0;              // (1, 4, 1, 2) : (1, 8, 1, 1)
   if (m <= 16) return wide ? 4 : 2;             // (2, 4, 1, 2) : (1, 4, 1, 2)
   return 6;                                     // (4, 4, 1, 2)
@@ -465,7 +468,9 @@ int default_variant(int64_t m, int64_t n, bool xs) {
 
 int w4a16_variant_count() { return kNumVariants; }
 W4A16Variant w4a16_variant(int i) { return kVariants[i].v; }
-int w4a16_default_variant(int64_t m, int64_t n) { return default_variant(m, n, w4a16_xsmem_from_env()); }
+int w4a16_default_variant(int64_t m, int64_t n, int64_t k) {
+  return default_variant(m, n, k, w4a16_xsmem_from_env());
+}
 
 void w4a16_prepare_streaming() {
   static std::once_flag once;
@@ -498,7 +503,7 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
     const W4A16TiledChoice c = w4a16_default_tiled(m, n, k);
     launch_w4a16_tiled(c.config, c.splits, codes, params, x, bias, y, n, k, group, m, s);
   } else {
-    launch_w4a16_variant(default_variant(m, n, w4a16_xsmem_from_env()), codes, params, x, bias, y, n, k, group, m, s);
+    launch_w4a16_variant(w4a16_default_variant(m, n, k), codes, params, x, bias, y, n, k, group, m, s);
   }
 }
 

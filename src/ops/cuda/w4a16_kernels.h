@@ -49,7 +49,7 @@ struct W4A16Variant {
 };
 int w4a16_variant_count();
 W4A16Variant w4a16_variant(int i);
-int w4a16_default_variant(int64_t m, int64_t n);  // what launch_w4a16 picks for m tokens, n outputs
+int w4a16_default_variant(int64_t m, int64_t n, int64_t k);  // what launch_w4a16 picks for m x k -> n
 // AWQ_W4A16_XSMEM: "0" = the decode sizes (m <= 8) take the kernels that read x from L2 (as
 // before the xs variants; the baseline for comparisons), "1" or unset = the xs variants;
 // anything else: awq::Error. parse_w4a16_xsmem parses a value, w4a16_xsmem_from_env reads once.
