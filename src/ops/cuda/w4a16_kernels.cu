@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <mutex>
 #include <type_traits>
 
@@ -112,12 +113,12 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
 // small-m kernels"). Shared layout: row r (token tok0 + r) at r (k + 8) halves; the 16-byte pad
 // puts the 8 rows of a B fragment on different banks. Needs x 16-byte aligned (the launcher
 // checks and otherwise runs the XS = false kernel).
-template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, bool XS>
+template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS>
 __global__ void __launch_bounds__(WK * WN * 32)
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
                      __half* __restrict__ y, int n, int k, int m, int group_tiles_log2,
-                     int prefetch_chunks, bool x_first) {
+                     int prefetch_chunks) {
   constexpr int U = (RT * MT >= 8) ? 2 : 4;  // chunks per stage per row tile
   const int lane = threadIdx.x & 31, wk = (threadIdx.x >> 5) % WK, wn = (threadIdx.x >> 5) / WK;
   const int tiles_n = (n + 15) / 16, tn0 = (blockIdx.x * WN + wn) * RT;
@@ -264,20 +265,26 @@ __global__ void __launch_bounds__(WK * WN * 32)
   // previous kernel's tail, then x, then stage 1. Measured on the H100 against both stages
   // before the wait (docs/results/gpu.md): plain calls at m = 1 up to 9 % faster, 7B decode at
   // batch 1 430 against 416 tok/s.
-  if constexpr (XS) {
-    if (x_first) {
+  if constexpr (XS != 0) {
+    if constexpr (XS == 1) {
       pdl_wait();  // x (and y) belong to earlier kernels (pdl.h)
       pdl_trigger();
       copy_x();
-      load_stage(S0{}, wk);
-    } else {
-      load_stage(S0{}, wk);
+    }
+    load_stage(S0{}, wk);
+    if constexpr (XS == 2) {
       prefetch();
       pdl_wait();
       pdl_trigger();
       copy_x();
     }
     if (wk + kStep < chunks) load_stage(S1{}, wk + kStep);
+    if constexpr (XS == 3) {
+      prefetch();
+      pdl_wait();
+      pdl_trigger();
+      copy_x();
+    }
     w4a16_pipeline::cp_async_wait<0>();
     __syncthreads();
   } else {
@@ -366,6 +373,15 @@ constexpr int kL2PrefetchChunks = 32;
 constexpr int kXsMaxBytes = 100 * 1024;
 int xs_limit = 0;  // set once by w4a16_prepare_streaming
 
+// Experiment (AWQ_W4A16_XS_PDL_NARROW = 2 | 3, default 2): x order of PDL launches for n < 8192.
+int xs_pdl_narrow_order() {
+  static const int order = [] {
+    const char* v = std::getenv("AWQ_W4A16_XS_PDL_NARROW");
+    return v && *v ? std::atoi(v) : 2;
+  }();
+  return order;
+}
+
 size_t xs_bytes(int m, int k, int mt) { return size_t(std::min(m, 8 * mt)) * size_t(k + 8) * 2; }
 
 template <int MT, int WK, int WN, int RT, bool XS>
@@ -379,31 +395,46 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
   const bool pdl = pdl_launch(s);
   const int prefetch = pdl && pdl_mode() == PdlMode::OnL2Prefetch ? kL2PrefetchChunks : 0;
   const auto go = [&](auto kernel) {
-    launch_kernel(shape, kernel, codes, params, x, bias, y, n, k, m, gl2, prefetch, !pdl);
+    launch_kernel(shape, kernel, codes, params, x, bias, y, n, k, m, gl2, prefetch);
   };
   if constexpr (XS) {
     if (xs) {
-      if (gl2 < 2)
-        go(w4a16_mma_kernel<MT, WK, WN, RT, true, true>);
+      const auto with_order = [&](auto order) {
+        constexpr int kOrder = decltype(order)::value;
+        if (gl2 < 2)
+          go(w4a16_mma_kernel<MT, WK, WN, RT, true, kOrder>);
+        else
+          go(w4a16_mma_kernel<MT, WK, WN, RT, false, kOrder>);
+      };
+      const int order = !pdl ? 1 : n < 8192 ? xs_pdl_narrow_order() : 2;
+      if (order == 1)
+        with_order(std::integral_constant<int, 1>{});
+      else if (order == 2)
+        with_order(std::integral_constant<int, 2>{});
       else
-        go(w4a16_mma_kernel<MT, WK, WN, RT, false, true>);
+        with_order(std::integral_constant<int, 3>{});
       return;
     }
   }
   if (gl2 < 2)
-    go(w4a16_mma_kernel<MT, WK, WN, RT, true, false>);
+    go(w4a16_mma_kernel<MT, WK, WN, RT, true, 0>);
   else
-    go(w4a16_mma_kernel<MT, WK, WN, RT, false, false>);
+    go(w4a16_mma_kernel<MT, WK, WN, RT, false, 0>);
 }
 
 // Raises the XS kernels' dynamic shared-memory limit to `bytes`.
 template <int MT, int WK, int WN, int RT, bool XS>
 void prepare(int bytes) {
   if constexpr (XS) {
-    AWQ_CUDA_CHECK(cudaFuncSetAttribute(w4a16_mma_kernel<MT, WK, WN, RT, true, true>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    AWQ_CUDA_CHECK(cudaFuncSetAttribute(w4a16_mma_kernel<MT, WK, WN, RT, false, true>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    const auto set = [&](auto kernel) {
+      AWQ_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    };
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 1>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 1>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 2>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 2>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 3>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 3>);
   }
 }
 
