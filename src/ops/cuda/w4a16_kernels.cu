@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <mutex>
 #include <type_traits>
 
@@ -112,7 +111,9 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
 // just before its mma, so each chunk waited one L2 round trip (docs/results/gpu.md, "ncu of the
 // small-m kernels"). Shared layout: row r (token tok0 + r) at r (k + 8) halves; the 16-byte pad
 // puts the 8 rows of a B fragment on different banks. Needs x 16-byte aligned (the launcher
-// checks and otherwise runs the XS = false kernel).
+// checks and otherwise runs the XS = 0 kernel). XS: 0 = x from L2 (no copy); 1 = the copy
+// first, then the weights (launches without PDL); 2 = register stage 0, the wait and the copy,
+// stage 1 (launches with PDL). See the comment above the wait below.
 template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS>
 __global__ void __launch_bounds__(WK * WN * 32)
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
@@ -258,13 +259,13 @@ __global__ void __launch_bounds__(WK * WN * 32)
       }
     }
   };
-  // Where the wait and x's copy go among the weight loads. Without XS: both register stages
-  // (and the L2 prefetch), then the wait. XS without PDL (x_first): the wait (a no-op then) and
-  // x's copy first, so that x's L2 requests do not queue behind the weights' DRAM misses, then
-  // both stages. XS with PDL: stage 0 (and the prefetch) before the wait, overlapping the
-  // previous kernel's tail, then x, then stage 1. Measured on the H100 against both stages
-  // before the wait (docs/results/gpu.md): plain calls at m = 1 up to 9 % faster, 7B decode at
-  // batch 1 430 against 416 tok/s.
+  // Where the wait and x's copy go among the weight loads. XS = 0: both register stages (and
+  // the L2 prefetch), then the wait. XS = 1 (no PDL): the wait (a no-op then) and x's copy
+  // first, so that x's L2 requests do not queue behind the weights' DRAM misses, then both
+  // stages. XS = 2 (PDL): stage 0 (and the prefetch) before the wait, overlapping the previous
+  // kernel's tail, then x, then stage 1. Measured on the H100 against both stages before the
+  // wait (docs/results/gpu.md): plain calls at m = 1 up to 9 % faster, 7B decode at batch 1
+  // 430 against 416 tok/s (and 429 against 424 for o_proj / down_proj alone).
   if constexpr (XS != 0) {
     if constexpr (XS == 1) {
       pdl_wait();  // x (and y) belong to earlier kernels (pdl.h)
@@ -279,12 +280,6 @@ __global__ void __launch_bounds__(WK * WN * 32)
       copy_x();
     }
     if (wk + kStep < chunks) load_stage(S1{}, wk + kStep);
-    if constexpr (XS == 3) {
-      prefetch();
-      pdl_wait();
-      pdl_trigger();
-      copy_x();
-    }
     w4a16_pipeline::cp_async_wait<0>();
     __syncthreads();
   } else {
@@ -369,18 +364,9 @@ constexpr int kL2PrefetchChunks = 32;
 
 // XS kernels: the largest shared copy of x a block may have (bytes; the device's opt-in limit
 // may lower it, xs_limit). 100 KB holds 8 tokens of k = 4096 or 4 of k = 11008 and leaves room
-// for two such blocks per SM on an H100 (228 KB); a larger copy runs the XS = false kernel.
+// for two such blocks per SM on an H100 (228 KB); a larger copy runs the XS = 0 kernel.
 constexpr int kXsMaxBytes = 100 * 1024;
 int xs_limit = 0;  // set once by w4a16_prepare_streaming
-
-// Experiment (AWQ_W4A16_XS_PDL_NARROW = 2 | 3, default 2): x order of PDL launches for n < 8192.
-int xs_pdl_narrow_order() {
-  static const int order = [] {
-    const char* v = std::getenv("AWQ_W4A16_XS_PDL_NARROW");
-    return v && *v ? std::atoi(v) : 2;
-  }();
-  return order;
-}
 
 size_t xs_bytes(int m, int k, int mt) { return size_t(std::min(m, 8 * mt)) * size_t(k + 8) * 2; }
 
@@ -406,13 +392,10 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
         else
           go(w4a16_mma_kernel<MT, WK, WN, RT, false, kOrder>);
       };
-      const int order = !pdl ? 1 : n < 8192 ? xs_pdl_narrow_order() : 2;
-      if (order == 1)
-        with_order(std::integral_constant<int, 1>{});
-      else if (order == 2)
+      if (pdl)
         with_order(std::integral_constant<int, 2>{});
       else
-        with_order(std::integral_constant<int, 3>{});
+        with_order(std::integral_constant<int, 1>{});
       return;
     }
   }
@@ -433,8 +416,6 @@ void prepare(int bytes) {
     set(w4a16_mma_kernel<MT, WK, WN, RT, false, 1>);
     set(w4a16_mma_kernel<MT, WK, WN, RT, true, 2>);
     set(w4a16_mma_kernel<MT, WK, WN, RT, false, 2>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 3>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 3>);
   }
 }
 
