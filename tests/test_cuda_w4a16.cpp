@@ -224,11 +224,72 @@ TEST(CudaW4A16, EveryKernelConfiguration) {
     const cuda::W4A16Variant cfg = cuda::w4a16_variant(v);
     for (int64_t m : {1, 9, 70}) {
       EXPECT_LE(worst(check_w4a16(a64, m, true, uint32_t(m), run_variant(v))), kMaxNmse)
-          << "mt=" << cfg.mt << " wk=" << cfg.wk << " wn=" << cfg.wn << " rt=" << cfg.rt << " group 64 m=" << m;
+          << "mt=" << cfg.mt << " wk=" << cfg.wk << " wn=" << cfg.wn << " rt=" << cfg.rt << " xs=" << cfg.xs
+          << " group 64 m=" << m;
       EXPECT_LE(worst(check_w4a16(a32, m, false, uint32_t(m + 1), run_variant(v))), kMaxNmse)
-          << "mt=" << cfg.mt << " wk=" << cfg.wk << " wn=" << cfg.wn << " rt=" << cfg.rt << " group 32 m=" << m;
+          << "mt=" << cfg.mt << " wk=" << cfg.wk << " wn=" << cfg.wn << " rt=" << cfg.rt << " xs=" << cfg.xs
+          << " group 32 m=" << m;
     }
   }
+}
+
+// The variants that stage x in shared memory (xs): every token count of a block (m = 1..8: the
+// shared copy has m rows, B fragments of rows past m read the last one), a second token block
+// (m = 11, 17), padded k-tiles (k = 96 group 32), x only 4-byte aligned (the launch runs the
+// twin that reads x from L2), and a copy too large for shared memory (k = 11008 at m = 8:
+// 176 KB, also the twin). Each against matmul_ref, and bit-identical to its L2 twin where it
+// ran the xs kernel: the same products in the same order, only x's path differs.
+TEST(CudaW4A16, SharedMemoryXVariants) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq a64(264, 448, 64, 4, 23), a32(40, 96, 32, 4, 24), big(48, 11008, 128, 4, 25);
+  WorstNmse worst{"xs variants, m = 1..8, 11, 17, aligned and 4-byte-aligned x, k = 11008"};
+  for (int v = 0; v < cuda::w4a16_variant_count(); ++v) {
+    const cuda::W4A16Variant cfg = cuda::w4a16_variant(v);
+    if (!cfg.xs) continue;
+    for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 8, 11, 17}) {
+      for (int64_t x_offset : {0, 2}) {
+        EXPECT_LE(worst(check_w4a16(a64, m, m % 2 == 0, uint32_t(m + x_offset), run_variant(v), x_offset)), kMaxNmse)
+            << "mt=" << cfg.mt << " wk=" << cfg.wk << " rt=" << cfg.rt << " group 64 m=" << m << " x offset " << x_offset;
+        EXPECT_LE(worst(check_w4a16(a32, m, true, uint32_t(m + 3), run_variant(v), x_offset)), kMaxNmse)
+            << "mt=" << cfg.mt << " wk=" << cfg.wk << " rt=" << cfg.rt << " group 32 m=" << m << " x offset " << x_offset;
+      }
+    }
+    for (int64_t m : {1, 4, 8})
+      EXPECT_LE(worst(check_w4a16(big, m, false, uint32_t(m + 5), run_variant(v))), kMaxNmse)
+          << "mt=" << cfg.mt << " wk=" << cfg.wk << " rt=" << cfg.rt << " k 11008 m=" << m;
+  }
+}
+
+// An xs variant and its twin that reads x from L2 give the same bits (same arithmetic, same order).
+TEST(CudaW4A16, SharedMemoryXMatchesL2TwinBitForBit) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq a(264, 448, 64, 4, 26);
+  cudaStream_t s = nullptr;
+  cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, s);
+  for (int v = 0; v < cuda::w4a16_variant_count(); ++v) {
+    const cuda::W4A16Variant cfg = cuda::w4a16_variant(v);
+    if (!cfg.xs) continue;
+    int twin = -1;
+    for (int t = 0; t < cuda::w4a16_variant_count(); ++t) {
+      const cuda::W4A16Variant c = cuda::w4a16_variant(t);
+      if (!c.xs && c.mt == cfg.mt && c.wk == cfg.wk && c.wn == cfg.wn && c.rt == cfg.rt) twin = t;
+    }
+    if (twin < 0) continue;  // a configuration compiled only with xs
+    for (int64_t m : {1, 5, 8}) {
+      const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, uint32_t(m));
+      DeviceBuffer dx = to_device(x), y1(static_cast<size_t>(m * a.n) * 2), y2(static_cast<size_t>(m * a.n) * 2);
+      AWQ_CUDA_CHECK(cudaMemset(y1.p, 0xFF, static_cast<size_t>(m * a.n) * 2));
+      AWQ_CUDA_CHECK(cudaMemset(y2.p, 0x7F, static_cast<size_t>(m * a.n) * 2));
+      run_variant(v)(w, dx.h(), m, nullptr, y1.h());
+      run_variant(twin)(w, dx.h(), m, nullptr, y2.h());
+      AWQ_CUDA_CHECK(cudaDeviceSynchronize());
+      std::vector<uint16_t> h1(static_cast<size_t>(m * a.n)), h2(h1.size());
+      AWQ_CUDA_CHECK(cudaMemcpy(h1.data(), y1.p, h1.size() * 2, cudaMemcpyDeviceToHost));
+      AWQ_CUDA_CHECK(cudaMemcpy(h2.data(), y2.p, h2.size() * 2, cudaMemcpyDeviceToHost));
+      EXPECT_EQ(h1, h2) << "mt=" << cfg.mt << " wk=" << cfg.wk << " rt=" << cfg.rt << " m=" << m;
+    }
+  }
+  cuda::free_w4a16(w);
 }
 
 // Every tiled-GEMM configuration (w4a16_tiled.cu) on shapes that hit each edge: n = 264
@@ -321,6 +382,19 @@ TEST(CudaW4A16Race, TiledSmallCases) {
 TEST(CudaW4A16Race, TiledSplitKSmallCases) {
   SKIP_WITHOUT_GPU();
   race_cases(2);
+}
+
+// The xs variants' shared copy of x (cp.async by every thread, then a barrier, then reads of
+// rows other threads copied) and their shared-memory reduction, m = 1 and 8 (one and all rows).
+TEST(CudaW4A16Race, SharedMemoryXSmallCases) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq a(136, 1024, 128, 4, 43);
+  WorstNmse worst{"xs variants under the race checker, n 136 k 1024, m = 1, 8"};
+  for (int v = 0; v < cuda::w4a16_variant_count(); ++v) {
+    if (!cuda::w4a16_variant(v).xs) continue;
+    for (int64_t m : {1, 8})
+      EXPECT_LE(worst(check_w4a16(a, m, true, uint32_t(v + m), run_variant(v))), kMaxNmse) << "variant " << v << " m=" << m;
+  }
 }
 
 // Split-K sums the splits' partials in a fixed order (cluster rank 0, 1, ...): two runs give
@@ -507,6 +581,15 @@ TEST(CudaW4A16, KernelSwitchParses) {
   EXPECT_EQ(cuda::parse_w4a16_path("legacy"), cuda::W4A16Path::Legacy);
   EXPECT_EQ(cuda::parse_w4a16_path("tiled"), cuda::W4A16Path::Tiled);
   EXPECT_AWQ_ERROR(cuda::parse_w4a16_path("marlin"), {"AWQ_W4A16_KERNEL='marlin'", "legacy", "tiled"});
+}
+
+// AWQ_W4A16_XSMEM's parser (no GPU needed).
+TEST(CudaW4A16, SharedMemoryXSwitchParses) {
+  EXPECT_TRUE(cuda::parse_w4a16_xsmem(nullptr));
+  EXPECT_TRUE(cuda::parse_w4a16_xsmem(""));
+  EXPECT_TRUE(cuda::parse_w4a16_xsmem("1"));
+  EXPECT_FALSE(cuda::parse_w4a16_xsmem("0"));
+  EXPECT_AWQ_ERROR(cuda::parse_w4a16_xsmem("yes"), {"AWQ_W4A16_XSMEM='yes'", "0", "1"});
 }
 
 TEST(CudaW4A16, Llama2_7BShapes) {

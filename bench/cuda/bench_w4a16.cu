@@ -1,7 +1,7 @@
 // W4A16 linear (ops/cuda/w4a16.h) vs cuBLAS FP16 (fp16_linear) on the Llama-2-7B linear shapes,
 // same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
-//   bench_cuda_w4a16 [reps [sweep|-] [shape [m]]]   (default 30; shape: only names containing it; m: only that m; sweep: also time every kernel configuration,
-//                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32) and
+//   bench_cuda_w4a16 [reps [sweep|lsweep|-] [shape [m]]]   (default 30; shape: only names containing it; m: only that m; sweep: also time every kernel configuration (lsweep: the legacy ones only),
+//                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32; an x after rt: x staged in shared memory) and
 //                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
 //                                      (every m), * = the one w4a16_linear picks)
 // The table's W4A16 column is w4a16_linear (AWQ_W4A16_KERNEL honoured), "legacy" the
@@ -126,7 +126,8 @@ struct Shape { int64_t n, k; const char* what; };
 
 int main(int argc, char** argv) try {
   const int reps = argc > 1 ? std::max(3, std::atoi(argv[1])) : 30;
-  const bool sweep = argc > 2 && std::string(argv[2]) == "sweep";  // time every configuration
+  const bool sweep = argc > 2 && (std::string(argv[2]) == "sweep" || std::string(argv[2]) == "lsweep");
+  const bool sweep_tiled = sweep && std::string(argv[2]) == "sweep";  // lsweep: the legacy kernels only
   const std::string only = argc > 3 ? argv[3] : "";                 // shapes whose name has this
   const int64_t only_m = argc > 4 ? std::atoll(argv[4]) : 0;         // > 0: only this m (profiling)
   std::string why;
@@ -218,7 +219,8 @@ int main(int argc, char** argv) try {
       // repeats (at least 5) per entry keeps the sweep's time in bounds; the legacy kernels only
       // up to m = 32 (beyond, the tiled GEMM is the only candidate; the table keeps a legacy column).
       const int sweep_reps = std::max(5, reps / 3);
-      for (const int64_t m : {int64_t(1), int64_t(4), int64_t(8), int64_t(16), int64_t(32), int64_t(64), int64_t(128), int64_t(256)}) {
+      for (const int64_t m : {int64_t(1), int64_t(2), int64_t(4), int64_t(8), int64_t(16), int64_t(32), int64_t(64), int64_t(128), int64_t(256)}) {
+        if (only_m == 0 && m == 2) continue;  // m = 2 only when asked for
         if (only_m > 0 && m != only_m) continue;
         std::printf("sweep %s m=%lld:", sh.what, (long long)m);
         for (int v = 0; m <= 32 && v < w4a16_variant_count(); ++v) {
@@ -229,15 +231,15 @@ int main(int argc, char** argv) try {
             launch_w4a16_variant(v, static_cast<const uint4*>(wi.codes),
                                  static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
           });
-          std::printf(" %d/%d/%d/%d=%.1f%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, t,
-                      v == w4a16_default_variant(m, n) ? "*" : "");
+          std::printf(" %d/%d/%d/%d%s=%.1f%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, cfg.xs ? "x" : "", t,
+                      v == w4a16_default_variant(m, n, k) ? "*" : "");
         }
         // The tiled GEMM's configurations (w4a16_tiled.cu) at every m (m <= 8: what the 16-token
         // tiles would give decode against the legacy kernels), each with 1, 2 and 4
         // K splits (split-K only where available: sm_90 code), printed as
         // Ti:bm x bn/threads/stages s<splits>=us.
         const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
-        for (int t = 0; t < w4a16_tiled_count(); ++t) {
+        for (int t = 0; sweep_tiled && t < w4a16_tiled_count(); ++t) {
           const W4A16TiledConfig cfg = w4a16_tiled_config(t);
           std::printf(" %s%d:%dx%d/%d/%d", cfg.wgmma ? "W" : "T", t, cfg.bm, cfg.bn, cfg.threads, cfg.stages);
           for (int splits = 1; splits <= (w4a16_split_k_available() ? 4 : 1); splits *= 2) {
@@ -287,8 +289,8 @@ int main(int argc, char** argv) try {
         const W4A16TiledConfig c = w4a16_tiled_config(pick.config);
         std::snprintf(kernel, sizeof kernel, "%s %dx%d/%d split %d", c.wgmma ? "wgmma" : "tiled", c.bm, c.bn, c.threads, pick.splits);
       } else {
-        const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n));
-        std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d", v.mt, v.wk, v.wn, v.rt);
+        const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n, k));
+        std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d%s", v.mt, v.wk, v.wn, v.rt, v.xs ? "x" : "");
       }
       std::printf("| %s %lld x %lld | %lld | %.2f | %.2f | %.2fx | %.0f | %.0f %% | %.2f | %s | %s | %s |\n", sh.what,
                   (long long)n, (long long)k, (long long)m, t16, t4, t16 / t4, gbs, 100.0 * gbs / roof,

@@ -1,5 +1,5 @@
 // Switches read from the environment (AWQ_CPU_ISA, AWQ_MATMUL, AWQ_W4_ACT, AWQ_CUDA_PDL,
-// AWQ_W4A16_KERNEL, AWQ_W4A16_WGMMA): one parser, so every switch accepts the same way and a typo
+// AWQ_W4A16_KERNEL, AWQ_W4A16_WGMMA, AWQ_W4A16_XSMEM): one parser, so every switch accepts the same way and a typo
 // fails with the same kind of message instead of being taken silently for the default.
 // C++17: the CUDA sources include it.
 #pragma once

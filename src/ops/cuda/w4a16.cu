@@ -51,6 +51,7 @@ W4A16Weight upload_w4a16(const AwqMatrix& m, int64_t n_out, int64_t k_in, cudaSt
                   static_cast<const __half*>(d_sc), n_out, k_in, g, static_cast<uint4*>(w.codes),
                   static_cast<uint2*>(w.params), s);
     w4a16_prepare_tiled();  // kernel attributes set outside any later graph capture
+    w4a16_prepare_streaming();
     pdl_supported();        // likewise its device probe (ops/cuda/pdl.h)
     AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
   } catch (...) {
@@ -93,6 +94,18 @@ W4A16Path parse_w4a16_path(const char* value) {
 W4A16Path w4a16_path_from_env() {
   static const W4A16Path path = parse_w4a16_path(std::getenv("AWQ_W4A16_KERNEL"));
   return path;
+}
+
+bool parse_w4a16_xsmem(const char* value) {
+  return env_choice("AWQ_W4A16_XSMEM", value,
+                    {{"0", "the decode kernels read x from L2, warp by warp"},
+                     {"1", "the decode kernels stage x in shared memory (default)"}},
+                    1) == 1;
+}
+
+bool w4a16_xsmem_from_env() {
+  static const bool on = parse_w4a16_xsmem(std::getenv("AWQ_W4A16_XSMEM"));
+  return on;
 }
 
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,

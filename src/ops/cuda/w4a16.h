@@ -26,6 +26,10 @@
 //  - branch gpu2: a Hopper wgmma GEMM (w4a16_wgmma.cu, sm_90a device code only) on the same
 //    layout takes m > 32; API unchanged. AWQ_W4A16_WGMMA=0 turns it off (read once at the
 //    first upload; another value than 0/1 throws awq::Error).
+//  - branch gpu4: register-streaming configurations that stage x in shared memory ("xs",
+//    w4a16_kernels.cu) take the decode sizes where they measured faster; API unchanged.
+//    AWQ_W4A16_XSMEM=0 turns them off (read once; another value than 0/1 throws awq::Error).
+//    upload_w4a16 also raises their shared-memory limit once.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_fp16.h>

@@ -12,12 +12,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <mutex>
 #include <type_traits>
 
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/pdl_device.cuh"
 #include "ops/cuda/w4a16_device.cuh"
+#include "ops/cuda/w4a16_pipeline.cuh"
 
 namespace awq::cuda {
 
@@ -97,12 +99,22 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
 // are loaded once and reused by the RT row tiles.
 // SMALL_GROUP: group < 64, the params change inside a 64-input chunk.
 // Programmatic dependent launch (pdl.h): the weights never depend on the previous kernel, so
-// both register stages of codes and params are loaded BEFORE pdl_wait(), overlapping their DRAM
+// both register stages of codes and params (XS: stage 0; see the code) are loaded BEFORE pdl_wait(), overlapping their DRAM
 // latency with the previous kernel's tail (for k = 4096 and 8 warps splitting K that is every
 // chunk of the block); with prefetch_chunks > 0 (AWQ_CUDA_PDL=2, sm_90) thread 0 also asks for
 // the next prefetch_chunks chunks of each row tile (and all its params) to be brought into L2.
 // x is read and y written only after the wait. The arithmetic and its order do not change.
-template <int MT, int WK, int WN, int RT, bool SMALL_GROUP>
+// XS ("x staged"): right after the wait the block copies its token rows of x (at most 8 MT rows
+// of k inputs) into shared memory with cp.async, one L2 round trip for the whole block, and the
+// B fragments are read from there. Without it every warp loads its x fragments from L2 chunk by
+// chunk, and ncu showed those loads on the critical path: the compiler issues a chunk's x loads
+// just before its mma, so each chunk waited one L2 round trip (docs/results/gpu.md, "ncu of the
+// small-m kernels"). Shared layout: row r (token tok0 + r) at r (k + 8) halves; the 16-byte pad
+// puts the 8 rows of a B fragment on different banks. Needs x 16-byte aligned (the launcher
+// checks and otherwise runs the XS = 0 kernel). XS: 0 = x from L2 (no copy); 1 = the copy
+// first, then the weights (launches without PDL); 2 = register stage 0, the wait and the copy,
+// stage 1 (launches with PDL). See the comment above the wait below.
+template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS>
 __global__ void __launch_bounds__(WK * WN * 32)
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
@@ -121,12 +133,24 @@ __global__ void __launch_bounds__(WK * WN * 32)
     for (int t = 0; t < MT; ++t) acc[r][t][0] = acc[r][t][1] = acc[r][t][2] = acc[r][t][3] = 0.0f;
   // B fragment rows: token tok0 + 8t + lane/4 (clamped: columns past m are computed, never stored).
   // As 32-bit words (fp16 pairs): tile kt's b0 is word 8 kt, b1 word 8 kt + 4.
+  // XS: the same words of the block's shared copy (xs_row[t]: the row's first word + lane % 4).
+  extern __shared__ __align__(16) uint32_t xs[];
+  const int xs_rows = min(8 * MT, m - tok0);  // token rows the block has (XS)
+  const int xs_stride = (k + 8) / 2;          // words per shared row (XS)
   const uint32_t* xw[MT];
+  int xs_row[MT];
 #pragma unroll
   for (int t = 0; t < MT; ++t) {
     const int tok = min(tok0 + t * 8 + lane / 4, m - 1);
     xw[t] = reinterpret_cast<const uint32_t*>(x + size_t(tok) * k) + (lane % 4);
+    xs_row[t] = min(t * 8 + lane / 4, xs_rows - 1) * xs_stride + (lane % 4);
   }
+  auto load_b = [&](int t, int word) -> uint32_t {
+    if constexpr (XS)
+      return xs[xs_row[t] + word];
+    else
+      return __ldg(xw[t] + word);
+  };
   // Row tiles past the end read tile tiles_n - 1 (in bounds) and are never stored.
   const uint4* cp[RT];
   const uint2* pp[RT];
@@ -176,8 +200,8 @@ __global__ void __launch_bounds__(WK * WN * 32)
           const bool valid = !kChecked || (c_raw < chunks && c * 4 + j < ktiles);
 #pragma unroll
           for (int t = 0; t < MT; ++t) {
-            b[jj][t][0] = valid ? __ldg(xw[t] + kt * 8) : 0u;
-            b[jj][t][1] = valid ? __ldg(xw[t] + kt * 8 + 4) : 0u;
+            b[jj][t][0] = valid ? load_b(t, kt * 8) : 0u;
+            b[jj][t][1] = valid ? load_b(t, kt * 8 + 4) : 0u;
           }
         }
 #pragma unroll
@@ -208,23 +232,63 @@ __global__ void __launch_bounds__(WK * WN * 32)
   const int full_chunks = ktiles / 4;  // chunks whose 4 k-tiles are all real
   // A stage starting at c0 is all real when its last chunk c0 + (U - 1) WK is.
   auto stage_full = [&](int c0) { return c0 + (U - 1) * WK < full_chunks; };
-  // Weights only before the wait: stage 0 and stage 1 (the loop's first iteration would load
-  // stage 1 at its top; it skips that load instead).
-  load_stage(S0{}, wk);
-  if (wk + kStep < chunks) load_stage(S1{}, wk + kStep);
-  if (prefetch_chunks > 0 && threadIdx.x == 0) {
-    // Chunks [2 kStep, 2 kStep + prefetch_chunks) of each row tile: the ones after both
-    // register stages of every warp (contiguous: a row tile's chunks are consecutive uint4 x 32).
-    const int c_lo = min(2 * kStep, chunks), c_hi = min(chunks, c_lo + prefetch_chunks);
-#pragma unroll
-    for (int r = 0; r < RT; ++r) {
-      const int tn = min(tn0 + r, tiles_n - 1);
-      prefetch_l2(codes + (size_t(tn) * chunks + c_lo) * 32, uint32_t(c_hi - c_lo) * 512u);
-      prefetch_l2(params + size_t(tn) * ngroups * 8, uint32_t(ngroups) * 64u);
+  // Weights only before the wait (the loop's first iteration would load stage 1 at its top; it
+  // skips that load instead).
+  // The shared copy of x (XS): issued after the wait (x belongs to the previous kernel).
+  auto copy_x = [&] {
+    if constexpr (XS) {
+      // xs_rows x k halves in 16-byte pieces (k % 16 == 0), all copies in flight at once.
+      const int pieces_per_row = k / 8, pieces = xs_rows * pieces_per_row;
+      for (int i = int(threadIdx.x); i < pieces; i += WK * WN * 32) {
+        const int r = i / pieces_per_row, g = i - r * pieces_per_row;
+        w4a16_pipeline::cp_async16(xs + r * xs_stride + g * 4, x + size_t(tok0 + r) * k + g * 8, true);
+      }
+      w4a16_pipeline::cp_async_commit();
     }
+  };
+  auto prefetch = [&] {
+    if (prefetch_chunks > 0 && threadIdx.x == 0) {
+      // Chunks [2 kStep, 2 kStep + prefetch_chunks) of each row tile: the ones after both
+      // register stages of every warp (contiguous: a row tile's chunks are consecutive uint4 x 32).
+      const int c_lo = min(2 * kStep, chunks), c_hi = min(chunks, c_lo + prefetch_chunks);
+#pragma unroll
+      for (int r = 0; r < RT; ++r) {
+        const int tn = min(tn0 + r, tiles_n - 1);
+        prefetch_l2(codes + (size_t(tn) * chunks + c_lo) * 32, uint32_t(c_hi - c_lo) * 512u);
+        prefetch_l2(params + size_t(tn) * ngroups * 8, uint32_t(ngroups) * 64u);
+      }
+    }
+  };
+  // Where the wait and x's copy go among the weight loads. XS = 0: both register stages (and
+  // the L2 prefetch), then the wait. XS = 1 (no PDL): the wait (a no-op then) and x's copy
+  // first, so that x's L2 requests do not queue behind the weights' DRAM misses, then both
+  // stages. XS = 2 (PDL): stage 0 (and the prefetch) before the wait, overlapping the previous
+  // kernel's tail, then x, then stage 1. Measured on the H100 against both stages before the
+  // wait (docs/results/gpu.md): plain calls at m = 1 up to 9 % faster, 7B decode at batch 1
+  // 430 against 416 tok/s (and 429 against 424 for o_proj / down_proj alone).
+  if constexpr (XS != 0) {
+    if constexpr (XS == 1) {
+      pdl_wait();  // x (and y) belong to earlier kernels (pdl.h)
+      pdl_trigger();
+      copy_x();
+    }
+    load_stage(S0{}, wk);
+    if constexpr (XS == 2) {
+      prefetch();
+      pdl_wait();
+      pdl_trigger();
+      copy_x();
+    }
+    if (wk + kStep < chunks) load_stage(S1{}, wk + kStep);
+    w4a16_pipeline::cp_async_wait<0>();
+    __syncthreads();
+  } else {
+    load_stage(S0{}, wk);
+    if (wk + kStep < chunks) load_stage(S1{}, wk + kStep);
+    prefetch();
+    pdl_wait();
+    pdl_trigger();
   }
-  pdl_wait();  // x (and y) belong to earlier kernels (pdl.h)
-  pdl_trigger();
   for (int c0 = wk; c0 < chunks;) {
     if (c0 != wk && c0 + kStep < chunks) load_stage(S1{}, c0 + kStep);
     if (stage_full(c0))
@@ -298,17 +362,61 @@ int blocks_for(int64_t items, int threads) { return int((items + threads - 1) / 
 // Llama-2-7B (under half of an H100's L2), the whole of a 4096 x 4096 linear.
 constexpr int kL2PrefetchChunks = 32;
 
-template <int MT, int WK, int WN, int RT>
+// XS kernels: the largest shared copy of x a block may have (bytes; the device's opt-in limit
+// may lower it, xs_limit). 100 KB holds 8 tokens of k = 4096 or 4 of k = 11008 and leaves room
+// for two such blocks per SM on an H100 (228 KB); a larger copy runs the XS = 0 kernel.
+constexpr int kXsMaxBytes = 100 * 1024;
+int xs_limit = 0;  // set once by w4a16_prepare_streaming
+
+size_t xs_bytes(int m, int k, int mt) { return size_t(std::min(m, 8 * mt)) * size_t(k + 8) * 2; }
+
+template <int MT, int WK, int WN, int RT, bool XS>
 void launch(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
             int n, int k, int m, int gl2, cudaStream_t s) {
   const int tiles_n = (n + 15) / 16;
   const dim3 grid((tiles_n + WN * RT - 1) / (WN * RT), (m + 8 * MT - 1) / (8 * MT));
-  const LaunchShape shape{grid, dim3(WK * WN * 32), 0, s};
-  const int prefetch = pdl_launch(s) && pdl_mode() == PdlMode::OnL2Prefetch ? kL2PrefetchChunks : 0;
+  const size_t smem = xs_bytes(m, k, MT);
+  const bool xs = XS && reinterpret_cast<uintptr_t>(x) % 16 == 0 && smem <= size_t(xs_limit);
+  const LaunchShape shape{grid, dim3(WK * WN * 32), xs ? smem : 0, s};
+  const bool pdl = pdl_launch(s);
+  const int prefetch = pdl && pdl_mode() == PdlMode::OnL2Prefetch ? kL2PrefetchChunks : 0;
+  const auto go = [&](auto kernel) {
+    launch_kernel(shape, kernel, codes, params, x, bias, y, n, k, m, gl2, prefetch);
+  };
+  if constexpr (XS) {
+    if (xs) {
+      const auto with_order = [&](auto order) {
+        constexpr int kOrder = decltype(order)::value;
+        if (gl2 < 2)
+          go(w4a16_mma_kernel<MT, WK, WN, RT, true, kOrder>);
+        else
+          go(w4a16_mma_kernel<MT, WK, WN, RT, false, kOrder>);
+      };
+      if (pdl)
+        with_order(std::integral_constant<int, 2>{});
+      else
+        with_order(std::integral_constant<int, 1>{});
+      return;
+    }
+  }
   if (gl2 < 2)
-    launch_kernel(shape, w4a16_mma_kernel<MT, WK, WN, RT, true>, codes, params, x, bias, y, n, k, m, gl2, prefetch);
+    go(w4a16_mma_kernel<MT, WK, WN, RT, true, 0>);
   else
-    launch_kernel(shape, w4a16_mma_kernel<MT, WK, WN, RT, false>, codes, params, x, bias, y, n, k, m, gl2, prefetch);
+    go(w4a16_mma_kernel<MT, WK, WN, RT, false, 0>);
+}
+
+// Raises the XS kernels' dynamic shared-memory limit to `bytes`.
+template <int MT, int WK, int WN, int RT, bool XS>
+void prepare(int bytes) {
+  if constexpr (XS) {
+    const auto set = [&](auto kernel) {
+      AWQ_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    };
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 1>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 1>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 2>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 2>);
+  }
 }
 
 }  // namespace
@@ -332,35 +440,68 @@ using LaunchFn = void (*)(const uint4*, const uint2*, const __half*, const __hal
 struct Variant {
   W4A16Variant v;
   LaunchFn fn;
+  void (*prepare)(int bytes);
 };
-#define AWQ_W4A16_VARIANT(MT, WK, WN, RT) Variant{W4A16Variant{MT, WK, WN, RT}, &launch<MT, WK, WN, RT>}
+#define AWQ_W4A16_VARIANT(MT, WK, WN, RT, XS) \
+  Variant{W4A16Variant{MT, WK, WN, RT, XS}, &launch<MT, WK, WN, RT, XS>, &prepare<MT, WK, WN, RT, XS>}
+// 0-8: x read from global memory (L2) by each warp; 9-13: x staged in shared memory (XS).
 const Variant kVariants[] = {
-    AWQ_W4A16_VARIANT(1, 8, 1, 1), AWQ_W4A16_VARIANT(1, 16, 1, 1), AWQ_W4A16_VARIANT(1, 4, 1, 2),
-    AWQ_W4A16_VARIANT(2, 8, 1, 1), AWQ_W4A16_VARIANT(2, 4, 1, 2), AWQ_W4A16_VARIANT(4, 8, 1, 2),
-    AWQ_W4A16_VARIANT(4, 4, 1, 2), AWQ_W4A16_VARIANT(8, 4, 1, 2), AWQ_W4A16_VARIANT(8, 4, 2, 2)};
+    AWQ_W4A16_VARIANT(1, 8, 1, 1, false), AWQ_W4A16_VARIANT(1, 16, 1, 1, false),
+    AWQ_W4A16_VARIANT(1, 4, 1, 2, false), AWQ_W4A16_VARIANT(2, 8, 1, 1, false),
+    AWQ_W4A16_VARIANT(2, 4, 1, 2, false), AWQ_W4A16_VARIANT(4, 8, 1, 2, false),
+    AWQ_W4A16_VARIANT(4, 4, 1, 2, false), AWQ_W4A16_VARIANT(8, 4, 1, 2, false),
+    AWQ_W4A16_VARIANT(8, 4, 2, 2, false), AWQ_W4A16_VARIANT(1, 8, 1, 1, true),
+    AWQ_W4A16_VARIANT(1, 16, 1, 1, true), AWQ_W4A16_VARIANT(1, 4, 1, 2, true),
+    AWQ_W4A16_VARIANT(1, 8, 1, 2, true), AWQ_W4A16_VARIANT(1, 4, 1, 1, true)};
 #undef AWQ_W4A16_VARIANT
 constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 
-// The configuration launch_w4a16 uses for m tokens and n outputs (index into kVariants),
-// from the H100 sweep in docs/results/gpu.md (SWEEP=1 scripts/gpu-check bench): one token
-// tile with 8 warps splitting K for decode; two row tiles per warp (x reused) once n is large
-// or m passes 8; four token tiles from m = 17 on.
-int default_variant(int64_t m, int64_t n) {
+// The configuration launch_w4a16 uses for m tokens, n outputs and k inputs (index into
+// kVariants), from the H100 sweeps (SWEEP=1 scripts/gpu-check bench; bench/cuda/small_m_compare.sh,
+// docs/results/gpu.md): one token tile with 8 warps splitting K for decode; two row tiles per
+// warp (x reused) once n is large or m passes 8; four token tiles from m = 17 on. xs
+// (AWQ_W4A16_XSMEM, default on): x staged in shared memory where that measured faster:
+//  - m = 1: (1, 8, 1, 1) xs for every shape;
+//  - m = 2..8, n >= 8192: (1, 4, 1, 2) without xs (the copy of m rows costs more than it saves);
+//  - m = 2..8, n < 8192: (1, 8, 1, 2) xs for k >= 8192 or m > 4 (down_proj; o_proj at m = 8),
+//    else (1, 8, 1, 1) without xs.
+// The choice does not depend on PDL (a K split changes the order of the sums, and PDL on and
+// off must give the same bits: pdl.h).
+int default_variant(int64_t m, int64_t n, int64_t k, bool xs) {
   const bool wide = n >= 8192;
-  if (m <= 8) return wide ? 2 : 0;   // (1, 4, 1, 2) : (1, 8, 1, 1)
-  if (m <= 16) return wide ? 4 : 2;  // (2, 4, 1, 2) : (1, 4, 1, 2)
-  return 6;                          // (4, 4, 1, 2)
+  if (xs && m == 1) return 9;
+  if (xs && m <= 8) return wide ? 2 : (k >= 8192 || m > 4) ? 12 : 0;
+  if (m <= 8) return wide ? 2 : 0;              // (1, 4, 1, 2) : (1, 8, 1, 1)
+  if (m <= 16) return wide ? 4 : 2;             // (2, 4, 1, 2) : (1, 4, 1, 2)
+  return 6;                                     // (4, 4, 1, 2)
 }
 
 }  // namespace
 
 int w4a16_variant_count() { return kNumVariants; }
 W4A16Variant w4a16_variant(int i) { return kVariants[i].v; }
-int w4a16_default_variant(int64_t m, int64_t n) { return default_variant(m, n); }
+int w4a16_default_variant(int64_t m, int64_t n, int64_t k) {
+  return default_variant(m, n, k, w4a16_xsmem_from_env());
+}
+
+void w4a16_prepare_streaming() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int dev = 0, optin = 0;
+    AWQ_CUDA_CHECK(cudaGetDevice(&dev));
+    AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    // The static reduction array of the largest configuration (8 warps x 4 accumulators x 32
+    // lanes of floats for MT = 1) stays under the rest of the opt-in limit.
+    const int limit = std::min(kXsMaxBytes, optin - 8 * 1024);
+    for (const Variant& v : kVariants) v.prepare(limit);
+    xs_limit = limit;
+  });
+}
 
 void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, const __half* x,
                           const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
                           cudaStream_t s) {
+  w4a16_prepare_streaming();
   kVariants[variant].fn(codes, params, x, bias, y, int(n), int(k), int(m), w4a16_group_tiles_log2(group), s);
 }
 
@@ -374,7 +515,7 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
     const W4A16TiledChoice c = w4a16_default_tiled(m, n, k);
     launch_w4a16_tiled(c.config, c.splits, codes, params, x, bias, y, n, k, group, m, s);
   } else {
-    launch_w4a16_variant(default_variant(m, n), codes, params, x, bias, y, n, k, group, m, s);
+    launch_w4a16_variant(w4a16_default_variant(m, n, k), codes, params, x, bias, y, n, k, group, m, s);
   }
 }
 

@@ -40,12 +40,23 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
 // Tuning (tests and bench): the kernel configurations compiled in. A block computes wn x rt
 // row tiles (16 wn rt outputs) for mt token tiles (8 mt tokens): wn groups of wk warps, the wk
 // warps of a group split K, each warp holds rt row tiles.
+// xs: x staged in the block's shared memory (one copy per block) instead of each warp loading
+// its fragments from L2; the launch runs the xs = false kernel where x is not 16-byte aligned or
+// min(m, 8 mt) rows of k would not fit (w4a16_kernels.cu, kXsMaxBytes).
 struct W4A16Variant {
   int mt, wk, wn, rt;
+  bool xs = false;
 };
 int w4a16_variant_count();
 W4A16Variant w4a16_variant(int i);
-int w4a16_default_variant(int64_t m, int64_t n);  // what launch_w4a16 picks for m tokens, n outputs
+int w4a16_default_variant(int64_t m, int64_t n, int64_t k);  // what launch_w4a16 picks for m x k -> n
+// AWQ_W4A16_XSMEM: "0" = the decode sizes (m <= 8) take the kernels that read x from L2 (as
+// before the xs variants; the baseline for comparisons), "1" or unset = the xs variants;
+// anything else: awq::Error. parse_w4a16_xsmem parses a value, w4a16_xsmem_from_env reads once.
+bool parse_w4a16_xsmem(const char* value);
+bool w4a16_xsmem_from_env();
+// Raises the xs kernels' shared-memory limit once (upload_w4a16 calls it outside any capture).
+void w4a16_prepare_streaming();
 void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, const __half* x,
                           const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
                           cudaStream_t s);
