@@ -52,6 +52,27 @@ TEST(CheckpointReference, OpensShardedModel) {
   EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
 }
 
+// release_pages drops a tensor's pages from the RSS only: read again, the tensor has the same
+// bytes (they fault back in from the file). Ranges not inside a mapped file (an owned copy,
+// a range running past a file's end) are left alone.
+TEST(CheckpointPages, ReleasedTensorReadsTheSameBytes) {
+  const Checkpoint ck(kModel);
+  const TensorView& t = ck.get("model.layers.2.mlp.down_proj.weight");
+  const auto* p = static_cast<const uint8_t*>(t.data);
+  const std::vector<uint8_t> before(p, p + t.nbytes);
+  EXPECT_TRUE(ck.release_pages(t.data, t.nbytes));
+  EXPECT_TRUE(std::memcmp(before.data(), t.data, t.nbytes) == 0);
+  EXPECT_TRUE(ck.release_pages(p + 1, 3));  // widened to the whole page
+  EXPECT_TRUE(std::memcmp(before.data(), t.data, t.nbytes) == 0);
+  std::vector<uint8_t> heap(before);
+  EXPECT_FALSE(ck.release_pages(heap.data(), heap.size()));
+  EXPECT_TRUE(heap == before);
+  const SafetensorsFile& f = *ck.files()[0];
+  const TensorView& last = f.tensors().back();
+  EXPECT_FALSE(ck.release_pages(last.data, last.nbytes + 1));
+  EXPECT_FALSE(ck.release_pages(t.data, 0));
+}
+
 // Every tensor's file, dtype, shape, sum and max |w| against reference.json (model_files),
 // which PyTorch computed as tensor.double().sum() and tensor.abs().max().
 // Tolerance: each fp16 value is a multiple of 2^-24 and every partial sum here is far below

@@ -371,7 +371,8 @@ TEST(QuantCli, DeviceErrors) {
   EXPECT_AWQ_ERROR(quantize_model(pool, o), {"--device gpu", "cpu or cuda"});
 }
 
-// Ctrl-C during the search: exit non-zero, no output folder, no staging folder.
+// Ctrl-C during the search, with model.safetensors half-streamed: exit non-zero, no output
+// folder, no staging folder (and so no temp file).
 TEST(QuantCli, InterruptLeavesNoPartialOutput) {
   TempDir tmp;
   const std::string out = tmp.file("out");
@@ -383,9 +384,20 @@ TEST(QuantCli, InterruptLeavesNoPartialOutput) {
           calib_txt().c_str(), "--n-samples", "32", "-t", "1", static_cast<char*>(nullptr));
     _exit(127);
   }
-  // wait until the staging folder exists, so the signal lands mid-run
-  for (int i = 0; i < 600 && tmp.list().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_FALSE(tmp.list().empty()) << "the quantizer never created its staging folder";
+  // wait until model.safetensors is being streamed into the staging folder (the calibration is
+  // done, the layers are being searched), so the signal lands mid-file
+  const auto streaming = [&] {
+    try {
+      for (const std::string& staging : tmp.list())
+        for (const auto& e : fs::directory_iterator(tmp.file(staging)))
+          if (e.path().filename().string().rfind("model.safetensors.tmp", 0) == 0) return true;
+    } catch (const fs::filesystem_error&) {  // the folder is being made: look again
+    }
+    return false;
+  };
+  bool started = false;
+  for (int i = 0; i < 600 && !(started = streaming()); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(started) << "the quantizer never started writing model.safetensors";
   kill(pid, SIGINT);
   int status = 0;
   waitpid(pid, &status, 0);

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "io/safetensors_stream.h"
 #include "io/safetensors_writer.h"
 #include "support/expect_error.h"
 #include "support/temp_dir.h"
@@ -183,6 +184,90 @@ TEST(SafetensorsWriter, RenameFailureRemovesTempFile) {
   std::filesystem::create_directory(tmp.file("target"));  // cannot rename a file over a folder
   EXPECT_AWQ_ERROR(write_file_atomic(tmp.file("target"), "x"), {tmp.file("target"), "rename"});
   EXPECT_EQ(tmp.list(), std::vector<std::string>{"target"});
+}
+
+// ---- streamed writing (SafetensorsStreamWriter) ---------------------------------------
+
+// Three tensors, one of zero bytes (complete from the start, never written).
+std::vector<TensorSpec> stream_specs() {
+  return {TensorSpec{"a", DType::F32, {2, 3}}, TensorSpec{"empty", DType::I32, {0, 4}},
+          TensorSpec{"c", DType::F16, {5}}};
+}
+
+// Written in parts as they are produced, the file is byte for byte what write_safetensors
+// makes of the same tensors held in memory.
+TEST(SafetensorsStream, PartsInOrderEqualTheWholeFileWriter) {
+  TempDir tmp;
+  const std::vector<uint8_t> a = pattern_bytes(24, 1), c = pattern_bytes(10, 2);
+  const std::map<std::string, std::string> meta{{"format", "pt"}, {"by", "test"}};
+  SafetensorsStreamWriter w(tmp.file("s.safetensors"), stream_specs(), meta);
+  w.write("a", DType::F32, {2, 3}, a.data(), 8);
+  EXPECT_FALSE(std::filesystem::exists(tmp.file("s.safetensors")));  // appears only at commit
+  w.write("a", DType::F32, {2, 3}, a.data() + 8, 16);
+  w.write("c", DType::F16, {5}, c.data(), 10);
+  EXPECT_EQ(w.data_bytes(), 34u);
+  w.commit();
+  write_safetensors(tmp.file("w.safetensors"),
+                    {TensorView{"a", DType::F32, {2, 3}, a.data(), 24}, TensorView{"empty", DType::I32, {0, 4}, a.data(), 0},
+                     TensorView{"c", DType::F16, {5}, c.data(), 10}},
+                    meta);
+  EXPECT_EQ(read_file_bytes(tmp.file("s.safetensors")), read_file_bytes(tmp.file("w.safetensors")));
+  EXPECT_EQ(tmp.list(), (std::vector<std::string>{"s.safetensors", "w.safetensors"}));
+}
+
+// Each way the produced tensors can disagree with the header: the error names the file, both
+// tensors and the position, and no file (nor temp file) is left, even with a commit() after it.
+TEST(SafetensorsStream, MismatchWithTheHeaderIsAnErrorAndWritesNothing) {
+  TempDir tmp;
+  const std::string path = tmp.file("s.safetensors");
+  const std::vector<uint8_t> buf = pattern_bytes(64, 3);
+  const auto expect_nothing_written = [&] { EXPECT_TRUE(tmp.list().empty()) << tmp.list()[0]; };
+  {  // a tensor out of order
+    SafetensorsStreamWriter w(path, stream_specs(), {});
+    EXPECT_AWQ_ERROR(w.write("c", DType::F16, {5}, buf.data(), 10),
+                     {path, "internal error", "'c' F16 [5]", "tensor 0 'a' F32 [2, 3]", "not written"});
+    EXPECT_AWQ_ERROR(w.commit(), {path, "failed write"});
+  }
+  expect_nothing_written();
+  {  // right name, wrong shape; then wrong dtype
+    SafetensorsStreamWriter w(path, stream_specs(), {});
+    EXPECT_AWQ_ERROR(w.write("a", DType::F32, {3, 2}, buf.data(), 24), {"'a' F32 [3, 2]", "'a' F32 [2, 3]"});
+  }
+  {
+    SafetensorsStreamWriter w(path, stream_specs(), {});
+    EXPECT_AWQ_ERROR(w.write("a", DType::F16, {2, 3}, buf.data(), 12), {"'a' F16 [2, 3]", "'a' F32 [2, 3]"});
+  }
+  {  // more bytes than the tensor has
+    SafetensorsStreamWriter w(path, stream_specs(), {});
+    w.write("a", DType::F32, {2, 3}, buf.data(), 20);
+    EXPECT_AWQ_ERROR(w.write("a", DType::F32, {2, 3}, buf.data(), 8), {"'a' F32 [2, 3]", "given 28 bytes", "has 24"});
+  }
+  {  // a tensor cut short, followed by the next one
+    SafetensorsStreamWriter w(path, stream_specs(), {});
+    w.write("a", DType::F32, {2, 3}, buf.data(), 20);
+    EXPECT_AWQ_ERROR(w.write("c", DType::F16, {5}, buf.data(), 10), {"'c' F16 [5]", "got only 20 of its 24 bytes"});
+  }
+  {  // commit before the last tensor
+    SafetensorsStreamWriter w(path, stream_specs(), {});
+    w.write("a", DType::F32, {2, 3}, buf.data(), 24);
+    w.write("c", DType::F16, {5}, buf.data(), 4);
+    EXPECT_AWQ_ERROR(w.commit(), {path, "tensor 2 'c' F16 [5] at 4 of its 10 bytes"});
+  }
+  {  // a tensor after the last one
+    SafetensorsStreamWriter w(path, {TensorSpec{"a", DType::U8, {4}}}, {});
+    w.write("a", DType::U8, {4}, buf.data(), 4);
+    EXPECT_AWQ_ERROR(w.write("b", DType::U8, {4}, buf.data(), 4), {"'b' U8 [4]", "after the last tensor of the header"});
+  }
+  expect_nothing_written();
+}
+
+// The header is validated before anything is written, as write_safetensors does.
+TEST(SafetensorsStream, BadSpecsAreRefusedUpFront) {
+  TempDir tmp;
+  EXPECT_AWQ_ERROR(SafetensorsStreamWriter(tmp.file("s.safetensors"),
+                                           {TensorSpec{"x", DType::U8, {1}}, TensorSpec{"x", DType::U8, {1}}}, {}),
+                   {"'x'", "used twice"});
+  EXPECT_TRUE(tmp.list().empty());
 }
 
 // ---- malformed files ------------------------------------------------------------------

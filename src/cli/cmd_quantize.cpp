@@ -40,6 +40,8 @@ void print_report(const QuantizeArgs& a, const QuantizeReport& r) {
                a.q.model_dir.c_str(), a.q.out_dir.c_str(), a.q.method.c_str(), a.q.search.qp.bits,
                a.q.search.qp.group, r.layers.size(), r.seconds, r.peak_rss_mib, double(r.output_bytes) / 1048576.0,
                awq ? (", " + std::to_string(r.calib_tokens) + " calibration tokens").c_str() : "");
+  std::fprintf(stderr, "memory: largest RSS after a layer %.0f MiB heap (RssAnon) + %.0f MiB mapped model file (RssFile)\n",
+               r.max_rss_anon_mib, r.max_rss_file_mib);
   if (awq)
     std::fprintf(stderr, "err = MSE of each layer's output vs FP16 on the search sequences, with RTN weights and with AWQ weights\n");
   if (!r.gpu_name.empty())
@@ -70,9 +72,11 @@ void run(QuantizeArgs& a) {
     char buf[96];
     std::snprintf(buf, sizeof buf, "layer %d: %.1f s", done - 1, lr.seconds);
     bar.update(done, buf);
-    if (a.log_layers)
-      std::fprintf(stderr, "\nlayer %d/%d: %.2f s (search), peak RSS %.0f MiB\n", done - 1, total, lr.seconds,
-                   peak_rss_mib());
+    if (a.log_layers) {
+      const RssBreakdown now = current_rss();
+      std::fprintf(stderr, "\nlayer %d/%d: %.2f s (search), peak RSS %.0f MiB, now %.0f MiB heap + %.0f MiB mapped file\n",
+                   done - 1, total, lr.seconds, peak_rss_mib(), now.anon_mib, now.file_mib);
+    }
   });
   bar.finish();
   print_report(a, r);
@@ -107,7 +111,7 @@ void add_quantize(CLI::App& app) {
                   "accumulation; the fold, the packing and --method rtn stay on the CPU)")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda"}));
-  cmd->add_flag("--log-layers", args->log_layers, "Print one line per finished layer (time, peak RSS), e.g. for logs");
+  cmd->add_flag("--log-layers", args->log_layers, "Print one line per finished layer (time, peak RSS, RSS now as heap + mapped model file), e.g. for logs");
   add_threads(cmd, args->threads);
   cmd->footer(
       "Calibration: the files are joined and encoded once; the token stream is cut into\n"

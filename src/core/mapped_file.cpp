@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "core/error.h"
@@ -36,6 +37,22 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     data_ = static_cast<const uint8_t*>(p);
   }
   ::close(fd);
+}
+
+bool MappedFile::contains(const void* p, size_t n) const {
+  const auto a = reinterpret_cast<uintptr_t>(p), base = reinterpret_cast<uintptr_t>(data_);
+  return data_ != nullptr && a >= base && a - base <= size_ && n <= size_ - (a - base);
+}
+
+bool MappedFile::release_pages(const void* p, size_t n) const {
+  if (n == 0 || !contains(p, n)) return false;
+  const auto page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t begin = a / page * page;                 // the mapping starts on a page
+  const uintptr_t end = (a + n + page - 1) / page * page;  // inside the mapping's last page
+  // Advice only: on failure the pages merely stay resident.
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  return true;
 }
 
 MappedFile::~MappedFile() {

@@ -140,6 +140,12 @@ const TensorView& Checkpoint::get(const std::string& name,
   return t;
 }
 
+bool Checkpoint::release_pages(const void* p, size_t n) const {
+  for (const auto& f : files_)
+    if (f->release_pages(p, n)) return true;
+  return false;
+}
+
 std::vector<std::string> Checkpoint::names() const {
   std::vector<std::string> out;
   out.reserve(by_name_.size());

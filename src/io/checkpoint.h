@@ -28,6 +28,10 @@ class Checkpoint {
   const TensorView& get(const std::string& name, const std::vector<int64_t>& shape) const;
   std::vector<std::string> names() const;  // sorted
   const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
+  // Drops the resident pages of [p, p + n) if the range lies inside one of the mapped files
+  // (MappedFile::release_pages), so a reader done with a tensor can stop it counting in its
+  // RSS; a range elsewhere (an owned aligned copy) is left alone. Returns whether it did.
+  bool release_pages(const void* p, size_t n) const;
 
  private:
   std::string dir_;    // the folder (for a single-file path: the file's folder)

@@ -31,6 +31,8 @@ class SafetensorsFile {
   const std::vector<TensorView>& tensors() const { return tensors_; }  // in offset order
   const TensorView* find(const std::string& name) const;                // nullptr if absent
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // MappedFile::release_pages of this file's mapping (false: the range is not in it).
+  bool release_pages(const void* p, size_t n) const { return file_->release_pages(p, n); }
 
  private:
   std::unique_ptr<MappedFile> file_;

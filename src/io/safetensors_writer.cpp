@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/safetensors_stream.h"
 
 namespace awq {
 
@@ -133,17 +134,21 @@ void write_safetensors(const std::string& path, const std::vector<TensorView>& t
   write_chunks_atomic(path, chunks);
 }
 
+std::string safetensors_header(const std::string& path, const std::vector<TensorSpec>& tensors,
+                               const std::map<std::string, std::string>& metadata) {
+  // Views with a placeholder non-null pointer: make_header reads only names, shapes and sizes.
+  static const uint8_t placeholder = 0;
+  std::vector<TensorView> views;
+  views.reserve(tensors.size());
+  for (const TensorSpec& t : tensors) views.push_back(TensorView{t.name, t.dtype, t.shape, &placeholder, t.nbytes()});
+  return make_header(path, views, metadata);
+}
+
 void write_safetensors_streamed(const std::string& path, const std::vector<TensorSpec>& tensors,
                                 const std::map<std::string, std::string>& metadata, const TensorFill& fill,
                                 size_t chunk_bytes) {
-  // The header is made from views with a placeholder non-null pointer: only sizes are read.
-  static const uint8_t placeholder = 0;
-  std::vector<TensorView> views;
-  for (const TensorSpec& t : tensors) views.push_back(TensorView{t.name, t.dtype, t.shape, &placeholder, t.nbytes()});
-  const std::string header = make_header(path, views, metadata);
   if (chunk_bytes == 0) chunk_bytes = size_t(64) << 20;
-  AtomicFileWriter f(path);
-  f.write(header.data(), header.size());
+  SafetensorsStreamWriter f(path, tensors, metadata);
   std::vector<uint8_t> buf;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const size_t total = tensors[i].nbytes();
@@ -151,7 +156,7 @@ void write_safetensors_streamed(const std::string& path, const std::vector<Tenso
       const size_t n = std::min(chunk_bytes, total - off);
       buf.resize(n);
       fill(i, off, buf.data(), n);
-      f.write(buf.data(), n);
+      f.write(tensors[i].name, tensors[i].dtype, tensors[i].shape, buf.data(), n);
     }
   }
   f.commit();

@@ -49,6 +49,12 @@ struct TensorSpec {
   size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
 };
 
+// The safetensors header of tensors of these specs, in this order: the 8-byte little-endian
+// length, then the JSON (data_offsets packed in order) padded with spaces to a multiple of 8.
+// Validates names (unique, not "__metadata__") and shapes; awq::Error naming `path` otherwise.
+std::string safetensors_header(const std::string& path, const std::vector<TensorSpec>& tensors,
+                               const std::map<std::string, std::string>& metadata);
+
 // fill(tensor index, byte offset inside the tensor, dst, n): writes bytes [offset, offset+n)
 // of that tensor into dst.
 using TensorFill = std::function<void(size_t index, size_t offset, uint8_t* dst, size_t n)>;

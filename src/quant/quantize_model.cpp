@@ -1,13 +1,9 @@
 #include "quant/quantize_model.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <sstream>
 
@@ -19,23 +15,19 @@
 #include "io/checkpoint.h"
 #include "io/json_file.h"
 #include "io/model_config.h"
+#include "io/safetensors_stream.h"
 #include "io/safetensors_writer.h"
 #include "io/staging_dir.h"
 #include "model/llama_weights.h"
 #include "model/rope.h"
 #include "quant/awq_search_cuda.h"
+#include "quant/quantized_layout.h"
 #include "ops/cpu/matmul.h"
 #include "tokenizer/tokenizer.h"
 
 namespace awq {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-double peak_rss_mib() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
 
 namespace {
 
@@ -50,36 +42,6 @@ bool is_companion_file(const fs::path& p) {
   return p.extension() == ".jinja";
 }
 
-// Owned output tensors, written in insertion order.
-class OutputTensors {
- public:
-  template <class T>
-  void add(const std::string& name, DType dt, std::vector<int64_t> shape, const std::vector<T>& v) {
-    Item it{name, dt, std::move(shape), std::vector<uint8_t>(v.size() * sizeof(T))};
-    std::memcpy(it.bytes.data(), v.data(), it.bytes.size());
-    items_.push_back(std::move(it));
-  }
-  std::vector<TensorView> views() const {
-    std::vector<TensorView> out;
-    for (const Item& it : items_) out.push_back(TensorView{it.name, it.dt, it.shape, it.bytes.data(), it.bytes.size()});
-    return out;
-  }
-  int64_t bytes() const {
-    int64_t n = 0;
-    for (const Item& it : items_) n += int64_t(it.bytes.size());
-    return n;
-  }
-
- private:
-  struct Item {
-    std::string name;
-    DType dt;
-    std::vector<int64_t> shape;
-    std::vector<uint8_t> bytes;
-  };
-  std::vector<Item> items_;
-};
-
 // f32 -> fp16 bits; a value beyond fp16's range is an error (AWQ checkpoints are fp16).
 std::vector<uint16_t> to_fp16(const float* v, int64_t n, const std::string& name) {
   std::vector<uint16_t> out(static_cast<size_t>(n));
@@ -93,16 +55,22 @@ std::vector<uint16_t> to_fp16(const float* v, int64_t n, const std::string& name
 std::vector<uint16_t> to_fp16(const std::vector<float>& v, const std::string& name) {
   return to_fp16(v.data(), int64_t(v.size()), name);
 }
-std::vector<uint16_t> matrix_to_fp16(const Matrix& m, const std::string& name) {
+// Writes m: [rows, cols] as F16 tensor `name`, converted a block of rows at a time (about
+// 16 MiB each: an embedding of a large vocabulary is never held whole in fp16).
+void write_matrix_fp16(SafetensorsStreamWriter& out, const std::string& name, const Matrix& m) {
+  const int64_t block = std::max<int64_t>(1, (int64_t(16) << 20) / (m.cols * 2));
   std::vector<float> row(static_cast<size_t>(m.cols));
-  std::vector<uint16_t> out;
-  out.reserve(size_t(m.rows * m.cols));
-  for (int64_t r = 0; r < m.rows; ++r) {
-    widen_row(m, r, row.data());
-    const auto h = to_fp16(row, name);
-    out.insert(out.end(), h.begin(), h.end());
+  std::vector<uint16_t> h;
+  for (int64_t r0 = 0; r0 < m.rows; r0 += block) {
+    const int64_t n = std::min(block, m.rows - r0);
+    h.resize(static_cast<size_t>(n * m.cols));
+    for (int64_t r = 0; r < n; ++r) {
+      widen_row(m, r0 + r, row.data());
+      const auto hr = to_fp16(row, name);
+      std::copy(hr.begin(), hr.end(), h.begin() + r * m.cols);
+    }
+    out.write(name, DType::F16, {m.rows, m.cols}, h.data(), h.size() * sizeof(uint16_t));
   }
-  return out;
 }
 
 // quantize_autoawq over blocks of 8 output rows in parallel (rows are independent; the result is
@@ -131,17 +99,35 @@ GroupQuantized quantize_rows_parallel(ThreadPool& pool, const uint16_t* h, int64
   return q;
 }
 
-void add_quantized_linear(ThreadPool& pool, OutputTensors& out, const std::string& prefix, const std::vector<float>& w,
-                          int64_t rows, int64_t cols, const QuantParams& qp) {
+// Quantizes and packs w: [rows, cols] and writes PREFIX.qweight / .qzeros / .scales
+// (quantized_linear_specs); the packed buffers are freed on return.
+void write_quantized_linear(ThreadPool& pool, SafetensorsStreamWriter& out, const std::string& prefix,
+                            const std::vector<float>& w, int64_t rows, int64_t cols, const QuantParams& qp) {
   const std::vector<uint16_t> h = to_fp16(w, prefix + ".weight");
   const PackedGemm p = pack_gemm(quantize_rows_parallel(pool, h.data(), rows, cols, qp, prefix + ".weight"));
-  out.add(prefix + ".qweight", DType::I32, {cols, rows / 8}, p.qweight);
-  out.add(prefix + ".qzeros", DType::I32, {cols / qp.group, rows / 8}, p.qzeros);
-  out.add(prefix + ".scales", DType::F16, {cols / qp.group, rows}, p.scales);
+  out.write(prefix + ".qweight", DType::I32, {cols, rows / 8}, p.qweight.data(), p.qweight.size() * sizeof(int32_t));
+  out.write(prefix + ".qzeros", DType::I32, {cols / qp.group, rows / 8}, p.qzeros.data(), p.qzeros.size() * sizeof(int32_t));
+  out.write(prefix + ".scales", DType::F16, {cols / qp.group, rows}, p.scales.data(), p.scales.size() * sizeof(uint16_t));
 }
 
-void add_vector(OutputTensors& out, const std::string& name, const std::vector<float>& v) {
-  if (!v.empty()) out.add(name, DType::F16, {int64_t(v.size())}, to_fp16(v, name));
+// v: [n] as F16 tensor `name`; nothing when v is empty (the source has no such tensor).
+void write_vector(SafetensorsStreamWriter& out, const std::string& name, const std::vector<float>& v) {
+  if (v.empty()) return;
+  const std::vector<uint16_t> h = to_fp16(v, name);
+  out.write(name, DType::F16, {int64_t(v.size())}, h.data(), h.size() * sizeof(uint16_t));
+}
+
+// Drops the mmapped source pages of a layer's matrices from the RSS once its f32 copy
+// exists (the quantizer never reads them again); owned copies are left alone.
+void release_source_pages(const Checkpoint& ckpt, const LayerWeights& L) {
+  for (const Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+    ckpt.release_pages(m->data, size_t(m->rows * m->cols) * dtype_size(m->dtype));
+}
+
+void note_rss(QuantizeReport& r) {
+  const RssBreakdown now = current_rss();
+  r.max_rss_anon_mib = std::max(r.max_rss_anon_mib, now.anon_mib);
+  r.max_rss_file_mib = std::max(r.max_rss_file_mib, now.file_mib);
 }
 
 }  // namespace
@@ -195,52 +181,9 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
     std::vector<float>().swap(x);  // the activations live on the GPU from here on
     report.gpu_name = gpu->device_name();
   }
-  OutputTensors out;
-  out.add("model.embed_tokens.weight", DType::F16, {c.vocab_size, d}, matrix_to_fp16(W.embed, "model.embed_tokens.weight"));
-  for (int l = 0; l < c.num_layers; ++l) {
-    throw_if_interrupted();
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    LayerF32 layer(W.layers[size_t(l)], c);
-    LayerReport lr;
-    if (awq) {
-      lr = gpu ? gpu->search_layer(layer)
-               : awq_search_layer(pool, c, inv_freq.data(), layer, x, n_seq, seqlen, opt.search, captures);
-    }
-    const LayerWeights& L = layer.L;
-    add_vector(out, p + "input_layernorm.weight", L.attn_norm);
-    add_vector(out, p + "post_attention_layernorm.weight", L.ffn_norm);
-    add_quantized_linear(pool, out, p + "self_attn.q_proj", layer.wq, qd, d, qp);
-    add_quantized_linear(pool, out, p + "self_attn.k_proj", layer.wk, kvd, d, qp);
-    add_quantized_linear(pool, out, p + "self_attn.v_proj", layer.wv, kvd, d, qp);
-    add_quantized_linear(pool, out, p + "self_attn.o_proj", layer.wo, d, qd, qp);
-    add_vector(out, p + "self_attn.q_proj.bias", L.bq);
-    add_vector(out, p + "self_attn.k_proj.bias", L.bk);
-    add_vector(out, p + "self_attn.v_proj.bias", L.bv);
-    add_vector(out, p + "self_attn.o_proj.bias", L.bo);
-    add_vector(out, p + "self_attn.q_norm.weight", L.q_norm);
-    add_vector(out, p + "self_attn.k_norm.weight", L.k_norm);
-    add_quantized_linear(pool, out, p + "mlp.gate_proj", layer.w_gate, ff, d, qp);
-    add_quantized_linear(pool, out, p + "mlp.up_proj", layer.w_up, ff, d, qp);
-    add_quantized_linear(pool, out, p + "mlp.down_proj", layer.w_down, d, ff, qp);
-    add_vector(out, p + "mlp.gate_proj.bias", L.b_gate);
-    add_vector(out, p + "mlp.up_proj.bias", L.b_up);
-    add_vector(out, p + "mlp.down_proj.bias", L.b_down);
-    report.layers.push_back(lr);
-    if (on_layer) on_layer(l + 1, c.num_layers, lr);
-  }
-  add_vector(out, "model.norm.weight", W.final_norm);
-  if (!c.tie_word_embeddings)
-    out.add("lm_head.weight", DType::F16, {c.vocab_size, d}, matrix_to_fp16(W.lm_head, "lm_head.weight"));
-  throw_if_interrupted();
-
-  // config.json: the original, plus quantization_config (AutoAWQ's keys) and dtype float16.
-  json cfg = read_json_file((fs::path(opt.model_dir) / "config.json").string());
-  cfg["quantization_config"] = {{"quant_method", "awq"},   {"bits", qp.bits},
-                                {"group_size", qp.group},  {"zero_point", true},
-                                {"version", "gemm"},       {"modules_to_not_convert", nullptr}};
-  cfg["torch_dtype"] = "float16";
-  if (cfg.contains("dtype")) cfg["dtype"] = "float16";
-  write_file_atomic(staging.file("config.json"), cfg.dump(2) + "\n");
+  // model.safetensors is streamed: its header lists every tensor up front (quantized_layout.h),
+  // then each tensor is written as soon as it is made and freed, so the packed output never
+  // accumulates in memory. The file sits under a temp name inside the staging folder until the end.
   std::ostringstream how;
   how << "method=" << opt.method << " w_bit=" << qp.bits << " group=" << qp.group
       << " zero_point=" << (qp.zero_point ? "asymmetric" : "symmetric (stored with zero 2^(bits-1))")
@@ -253,13 +196,64 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
                     " seed=" + std::to_string(opt.calib.seed) +
                     (opt.device == "cuda" ? " search_device=cuda" : "")
               : std::string());
-  write_safetensors(staging.file("model.safetensors"), out.views(), {{"format", "pt"}, {"quantized_by", "awq.cpp " + how.str()}});
+  SafetensorsStreamWriter out(staging.file("model.safetensors"), quantized_checkpoint_specs(c, W, qp),
+                              {{"format", "pt"}, {"quantized_by", "awq.cpp " + how.str()}});
+  write_matrix_fp16(out, "model.embed_tokens.weight", W.embed);
+  // Not read again (the calibration inputs are made; a tied lm_head is not written).
+  ckpt.release_pages(W.embed.data, size_t(W.embed.rows * W.embed.cols) * dtype_size(W.embed.dtype));
+  for (int l = 0; l < c.num_layers; ++l) {
+    throw_if_interrupted();
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerF32 layer(W.layers[size_t(l)], c);  // freed at the end of the iteration
+    release_source_pages(ckpt, W.layers[size_t(l)]);
+    LayerReport lr;
+    if (awq) {
+      lr = gpu ? gpu->search_layer(layer)
+               : awq_search_layer(pool, c, inv_freq.data(), layer, x, n_seq, seqlen, opt.search, captures);
+    }
+    const LayerWeights& L = layer.L;
+    write_vector(out, p + "input_layernorm.weight", L.attn_norm);
+    write_vector(out, p + "post_attention_layernorm.weight", L.ffn_norm);
+    write_quantized_linear(pool, out, p + "self_attn.q_proj", layer.wq, qd, d, qp);
+    write_quantized_linear(pool, out, p + "self_attn.k_proj", layer.wk, kvd, d, qp);
+    write_quantized_linear(pool, out, p + "self_attn.v_proj", layer.wv, kvd, d, qp);
+    write_quantized_linear(pool, out, p + "self_attn.o_proj", layer.wo, d, qd, qp);
+    write_vector(out, p + "self_attn.q_proj.bias", L.bq);
+    write_vector(out, p + "self_attn.k_proj.bias", L.bk);
+    write_vector(out, p + "self_attn.v_proj.bias", L.bv);
+    write_vector(out, p + "self_attn.o_proj.bias", L.bo);
+    write_vector(out, p + "self_attn.q_norm.weight", L.q_norm);
+    write_vector(out, p + "self_attn.k_norm.weight", L.k_norm);
+    write_quantized_linear(pool, out, p + "mlp.gate_proj", layer.w_gate, ff, d, qp);
+    write_quantized_linear(pool, out, p + "mlp.up_proj", layer.w_up, ff, d, qp);
+    write_quantized_linear(pool, out, p + "mlp.down_proj", layer.w_down, d, ff, qp);
+    write_vector(out, p + "mlp.gate_proj.bias", L.b_gate);
+    write_vector(out, p + "mlp.up_proj.bias", L.b_up);
+    write_vector(out, p + "mlp.down_proj.bias", L.b_down);
+    report.layers.push_back(lr);
+    note_rss(report);
+    if (on_layer) on_layer(l + 1, c.num_layers, lr);
+  }
+  write_vector(out, "model.norm.weight", W.final_norm);
+  if (!c.tie_word_embeddings) write_matrix_fp16(out, "lm_head.weight", W.lm_head);
+  throw_if_interrupted();
+  out.commit();
+
+  // config.json: the original, plus quantization_config (AutoAWQ's keys) and dtype float16.
+  json cfg = read_json_file((fs::path(opt.model_dir) / "config.json").string());
+  cfg["quantization_config"] = {{"quant_method", "awq"},   {"bits", qp.bits},
+                                {"group_size", qp.group},  {"zero_point", true},
+                                {"version", "gemm"},       {"modules_to_not_convert", nullptr}};
+  cfg["torch_dtype"] = "float16";
+  if (cfg.contains("dtype")) cfg["dtype"] = "float16";
+  write_file_atomic(staging.file("config.json"), cfg.dump(2) + "\n");
   for (const auto& e : fs::directory_iterator(opt.model_dir))
     if (e.is_regular_file() && is_companion_file(e.path()))
       fs::copy_file(e.path(), staging.file(e.path().filename().string()));
   throw_if_interrupted();
   staging.commit();
-  report.output_bytes = out.bytes();
+  report.output_bytes = int64_t(out.data_bytes());
+  note_rss(report);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   report.peak_rss_mib = peak_rss_mib();
   if (gpu) report.peak_gpu_used_mib = gpu->peak_gpu_used_mib(), report.gpu_allocated_mib = gpu->allocated_mib();
