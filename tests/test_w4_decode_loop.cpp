@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <tuple>
 #include <cstdlib>
 #include <new>
 #include <random>
@@ -132,6 +133,30 @@ TEST(DecodeLoop, ThreadPoolManyLoops) {
   int sum = 0;
   pool.parallel_for(1, [&](int64_t b, int64_t e) { sum += int(e - b); });  // still usable
   EXPECT_EQ(sum, 1);
+}
+
+// per_thread > 1: at most size() * per_thread chunks, each but the last of at least min_chunk
+// items, every item exactly once; a 1-thread pool still runs one chunk.
+TEST(DecodeLoop, ThreadPoolChunksPerThread) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (auto [n, min_chunk, per_thread] : {std::tuple{int64_t(1000), int64_t(1), 16}, std::tuple{int64_t(37), int64_t(4), 8},
+                                            std::tuple{int64_t(5), int64_t(1), 4}}) {
+      std::vector<int> hits(static_cast<size_t>(n));
+      std::atomic<int> chunks{0};
+      std::atomic<int64_t> smallest{n};
+      pool.parallel_for(n, [&](int64_t b, int64_t e) {
+        ++chunks;
+        if (e < n)
+          for (int64_t v = smallest.load(); e - b < v && !smallest.compare_exchange_weak(v, e - b);) {}
+        for (int64_t i = b; i < e; ++i) ++hits[size_t(i)];
+      }, min_chunk, per_thread);
+      for (int h : hits) ASSERT_EQ(h, 1);
+      const int64_t most = threads == 1 ? 1 : std::min<int64_t>(threads * per_thread, (n + min_chunk - 1) / min_chunk);
+      EXPECT_EQ(chunks.load(), most) << "threads " << threads << " n " << n;
+      EXPECT_GE(smallest.load(), min_chunk) << "threads " << threads << " n " << n;
+    }
+  }
 }
 
 // Per-thread scratch: every thread of a loop gets its own slice of at least the reserved size

@@ -96,10 +96,11 @@ void ThreadPool::run_chunks(uint32_t gen, int index) {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk) {
+void ThreadPool::parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk, int per_thread) {
   if (n <= 0) return;
   min_chunk = std::max<int64_t>(1, min_chunk);
-  const int64_t chunks = std::min<int64_t>(n_threads_, (n + min_chunk - 1) / min_chunk);
+  const int64_t most = n_threads_ > 1 ? std::min<int64_t>(0xFFFF, int64_t(n_threads_) * std::max(1, per_thread)) : 1;
+  const int64_t chunks = std::min<int64_t>(most, (n + min_chunk - 1) / min_chunk);
   if (chunks <= 1) {
     run_chunk(0, fn, 0, n);
     return;

@@ -52,9 +52,10 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
-  // Runs fn over [0, n) split in at most size() chunks of at least min_chunk items; returns
-  // when all are done. Exceptions thrown by fn are rethrown here (the first one).
-  void parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk = 1);
+  // Runs fn over [0, n) split in at most size() * per_thread chunks of at least min_chunk
+  // items, claimed by whichever thread is free; returns when all are done. Exceptions thrown by
+  // fn are rethrown here (the first one).
+  void parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk = 1, int per_thread = 1);
 
   static int default_threads();
 
