@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
@@ -117,6 +118,20 @@ void write_vector(SafetensorsStreamWriter& out, const std::string& name, const s
   out.write(name, DType::F16, {int64_t(v.size())}, h.data(), h.size() * sizeof(uint16_t));
 }
 
+// The f32 weights of projection `which` of a layer.
+const std::vector<float>& layer_linear(const LayerF32& layer, LayerLinear which) {
+  switch (which) {
+    case LayerLinear::Q: return layer.wq;
+    case LayerLinear::K: return layer.wk;
+    case LayerLinear::V: return layer.wv;
+    case LayerLinear::O: return layer.wo;
+    case LayerLinear::Gate: return layer.w_gate;
+    case LayerLinear::Up: return layer.w_up;
+    case LayerLinear::Down: return layer.w_down;
+  }
+  throw std::logic_error("layer_linear: unknown projection");
+}
+
 // Drops the mmapped source pages of a layer's matrices from the RSS once its f32 copy
 // exists (the quantizer never reads them again); owned copies are left alone.
 void release_source_pages(const Checkpoint& ckpt, const LayerWeights& L) {
@@ -148,12 +163,14 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
     if (!awq_cuda_search_available(&why)) throw Error("--device cuda: " + why + "; use --device cpu");
   }
   const QuantParams& qp = opt.search.qp;
-  const int64_t d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.intermediate_size;
-  // Every linear's shape must suit the group size and the 8-per-word packing, checked up front.
-  for (const auto& [name, rows, cols] : std::vector<std::tuple<std::string, int64_t, int64_t>>{
-           {"self_attn.q_proj", qd, d}, {"self_attn.k_proj", kvd, d}, {"self_attn.v_proj", kvd, d},
-           {"self_attn.o_proj", d, qd}, {"mlp.gate_proj", ff, d}, {"mlp.up_proj", ff, d}, {"mlp.down_proj", d, ff}})
-    check_quant_params(qp, rows, cols, name + " [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+  const int64_t d = c.hidden_size;
+  // Every linear's shape must suit the group size and the 8-per-word packing, checked up front
+  // (named without the layer: the shapes are every layer's).
+  visit_layer_tensors(c, LayerWeights{}, 0, [](const std::string&, const std::vector<float>&) {},
+                      [&](const std::string& prefix, LayerLinear, int64_t rows, int64_t cols) {
+                        const std::string name = prefix.substr(std::string("model.layers.0.").size());
+                        check_quant_params(qp, rows, cols, name + " [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+                      });
 
   StagingDir staging(opt.out_dir, opt.force);  // refuses an existing folder before any work
   const Checkpoint ckpt(opt.model_dir);
@@ -203,7 +220,6 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
   ckpt.release_pages(W.embed.data, size_t(W.embed.rows * W.embed.cols) * dtype_size(W.embed.dtype));
   for (int l = 0; l < c.num_layers; ++l) {
     throw_if_interrupted();
-    const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerF32 layer(W.layers[size_t(l)], c);  // freed at the end of the iteration
     release_source_pages(ckpt, W.layers[size_t(l)]);
     LayerReport lr;
@@ -211,25 +227,11 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
       lr = gpu ? gpu->search_layer(layer)
                : awq_search_layer(pool, c, inv_freq.data(), layer, x, n_seq, seqlen, opt.search, captures);
     }
-    const LayerWeights& L = layer.L;
-    write_vector(out, p + "input_layernorm.weight", L.attn_norm);
-    write_vector(out, p + "post_attention_layernorm.weight", L.ffn_norm);
-    write_quantized_linear(pool, out, p + "self_attn.q_proj", layer.wq, qd, d, qp);
-    write_quantized_linear(pool, out, p + "self_attn.k_proj", layer.wk, kvd, d, qp);
-    write_quantized_linear(pool, out, p + "self_attn.v_proj", layer.wv, kvd, d, qp);
-    write_quantized_linear(pool, out, p + "self_attn.o_proj", layer.wo, d, qd, qp);
-    write_vector(out, p + "self_attn.q_proj.bias", L.bq);
-    write_vector(out, p + "self_attn.k_proj.bias", L.bk);
-    write_vector(out, p + "self_attn.v_proj.bias", L.bv);
-    write_vector(out, p + "self_attn.o_proj.bias", L.bo);
-    write_vector(out, p + "self_attn.q_norm.weight", L.q_norm);
-    write_vector(out, p + "self_attn.k_norm.weight", L.k_norm);
-    write_quantized_linear(pool, out, p + "mlp.gate_proj", layer.w_gate, ff, d, qp);
-    write_quantized_linear(pool, out, p + "mlp.up_proj", layer.w_up, ff, d, qp);
-    write_quantized_linear(pool, out, p + "mlp.down_proj", layer.w_down, d, ff, qp);
-    write_vector(out, p + "mlp.gate_proj.bias", L.b_gate);
-    write_vector(out, p + "mlp.up_proj.bias", L.b_up);
-    write_vector(out, p + "mlp.down_proj.bias", L.b_down);
+    visit_layer_tensors(
+        c, layer.L, l, [&](const std::string& name, const std::vector<float>& v) { write_vector(out, name, v); },
+        [&](const std::string& prefix, LayerLinear which, int64_t rows, int64_t cols) {
+          write_quantized_linear(pool, out, prefix, layer_linear(layer, which), rows, cols, qp);
+        });
     report.layers.push_back(lr);
     note_rss(report);
     if (on_layer) on_layer(l + 1, c.num_layers, lr);

@@ -27,6 +27,39 @@ namespace awq {
 std::vector<TensorSpec> quantized_linear_specs(const std::string& prefix, int64_t rows, int64_t cols,
                                                const QuantParams& qp);
 
+// The seven projections of a decoder layer, in file order.
+enum class LayerLinear { Q, K, V, O, Gate, Up, Down };
+
+// Visits decoder layer l's tensors in file order: vec(name, values) for each norm and bias the
+// layer has (empty vectors are absent and skipped), lin(prefix, which, rows, cols) for each
+// projection. The one statement of the per-layer order, for the layout and for the writer.
+template <class Vec, class Lin>
+void visit_layer_tensors(const ModelConfig& c, const LayerWeights& L, int l, Vec&& vec, Lin&& lin) {
+  const int64_t d = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), ff = c.intermediate_size;
+  const std::string p = "model.layers." + std::to_string(l) + ".";
+  auto v = [&](const char* name, const std::vector<float>& x) {
+    if (!x.empty()) vec(p + name, x);
+  };
+  v("input_layernorm.weight", L.attn_norm);
+  v("post_attention_layernorm.weight", L.ffn_norm);
+  lin(p + "self_attn.q_proj", LayerLinear::Q, qd, d);
+  lin(p + "self_attn.k_proj", LayerLinear::K, kvd, d);
+  lin(p + "self_attn.v_proj", LayerLinear::V, kvd, d);
+  lin(p + "self_attn.o_proj", LayerLinear::O, d, qd);
+  v("self_attn.q_proj.bias", L.bq);
+  v("self_attn.k_proj.bias", L.bk);
+  v("self_attn.v_proj.bias", L.bv);
+  v("self_attn.o_proj.bias", L.bo);
+  v("self_attn.q_norm.weight", L.q_norm);
+  v("self_attn.k_norm.weight", L.k_norm);
+  lin(p + "mlp.gate_proj", LayerLinear::Gate, ff, d);
+  lin(p + "mlp.up_proj", LayerLinear::Up, ff, d);
+  lin(p + "mlp.down_proj", LayerLinear::Down, d, ff);
+  v("mlp.gate_proj.bias", L.b_gate);
+  v("mlp.up_proj.bias", L.b_up);
+  v("mlp.down_proj.bias", L.b_down);
+}
+
 // The whole file. w: the source's weights (which optional biases / q_norm / k_norm it has,
 // and their lengths; the AWQ fold changes their values, never their sizes).
 std::vector<TensorSpec> quantized_checkpoint_specs(const ModelConfig& c, const LlamaWeights& w,
