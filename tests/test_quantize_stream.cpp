@@ -82,6 +82,7 @@ TEST(QuantStream, AwqOutputEqualsWholeFileWriter) {
   o.calib.n_samples = 2;  // small: the search itself is tested in test_quantize.cpp
   o.calib.seqlen = 128;
   o.search.search_tokens = 128;
+  o.search.clip = false;  // the clip search only changes values, not what is written; 40 s under ASan with it
   expect_stream_equals_whole_file_writer(o);
 }
 
