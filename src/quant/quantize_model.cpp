@@ -106,9 +106,10 @@ void write_quantized_linear(ThreadPool& pool, SafetensorsStreamWriter& out, cons
                             const std::vector<float>& w, int64_t rows, int64_t cols, const QuantParams& qp) {
   const std::vector<uint16_t> h = to_fp16(w, prefix + ".weight");
   const PackedGemm p = pack_gemm(quantize_rows_parallel(pool, h.data(), rows, cols, qp, prefix + ".weight"));
-  out.write(prefix + ".qweight", DType::I32, {cols, rows / 8}, p.qweight.data(), p.qweight.size() * sizeof(int32_t));
-  out.write(prefix + ".qzeros", DType::I32, {cols / qp.group, rows / 8}, p.qzeros.data(), p.qzeros.size() * sizeof(int32_t));
-  out.write(prefix + ".scales", DType::F16, {cols / qp.group, rows}, p.scales.data(), p.scales.size() * sizeof(uint16_t));
+  const std::vector<TensorSpec> s = quantized_linear_specs(prefix, rows, cols, qp);  // qweight, qzeros, scales
+  out.write(s[0].name, s[0].dtype, s[0].shape, p.qweight.data(), p.qweight.size() * sizeof(int32_t));
+  out.write(s[1].name, s[1].dtype, s[1].shape, p.qzeros.data(), p.qzeros.size() * sizeof(int32_t));
+  out.write(s[2].name, s[2].dtype, s[2].shape, p.scales.data(), p.scales.size() * sizeof(uint16_t));
 }
 
 // v: [n] as F16 tensor `name`; nothing when v is empty (the source has no such tensor).

@@ -472,9 +472,10 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const 
 
 void matmul_many(ThreadPool& pool, const float* x, int64_t n, const W4Product* ps, int count) {
   if (n <= 0 || count < 1) return;
-  bool shared = !reference_only() && w4_isa_int8(w4_isa_for_rows(n));
+  const W4Isa isa = w4_isa_for_rows(n);
+  bool shared = !reference_only() && w4_isa_int8(isa);
   for (int j = 0; j < count && shared; ++j) shared = w4_can_share_x(*ps[0].w, *ps[j].w);
-  if (shared) return w4_matmul_many(pool, w4_isa_for_rows(n), x, n, ps, count);
+  if (shared) return w4_matmul_many(pool, isa, x, n, ps, count);
   for (int j = 0; j < count; ++j) matmul(pool, x, n, *ps[j].w, ps[j].bias, ps[j].y);
 }
 

@@ -507,14 +507,13 @@ void check_matmul(W4Isa isa, const Matrix& w, int64_t n) {
 
 void w4_matmul(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, const Matrix& w,
                const float* bias, float* y) {
+  if (w4_isa_int8(isa)) {  // the one-product case of w4_matmul_many (which checks the arguments)
+    const W4Product p{&w, bias, y};
+    return w4_matmul_many(pool, isa, x, n, &p, 1);
+  }
   check_matmul(isa, w, n);
   const TileView v(w);
   const int64_t N = v.N, tiles = v.tiles();
-  if (w4_isa_int8(isa)) {
-    const XInt8 xi = quantize_x(pool, isa, x, n, v.K, v.gs);
-    pool.parallel_for(tiles, [&](int64_t b, int64_t e) { tiles_int8(isa, v, b, e, xi, n, bias, y); }, 1, chunks_per_thread(n));
-    return;
-  }
   pool.parallel_for(tiles, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       if (isa == W4Isa::Avx512) {
