@@ -11,6 +11,9 @@
 #include <new>
 #include <random>
 #include <stdexcept>
+#include <mutex>
+#include <thread>
+#include <chrono>
 #include <vector>
 
 #include "model/llama_model.h"
@@ -135,28 +138,64 @@ TEST(DecodeLoop, ThreadPoolManyLoops) {
   EXPECT_EQ(sum, 1);
 }
 
-// per_thread > 1: at most size() * per_thread chunks, each but the last of at least min_chunk
-// items, every item exactly once; a 1-thread pool still runs one chunk.
-TEST(DecodeLoop, ThreadPoolChunksPerThread) {
+// Pieces are whole blocks of min_chunk items (only the piece ending at n may be shorter), every
+// item runs exactly once, for pools of 1-3 threads and n below, at and above the thread count.
+TEST(DecodeLoop, ThreadPoolPiecesAreWholeBlocks) {
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);
-    for (auto [n, min_chunk, per_thread] : {std::tuple{int64_t(1000), int64_t(1), 16}, std::tuple{int64_t(37), int64_t(4), 8},
-                                            std::tuple{int64_t(5), int64_t(1), 4}}) {
+    for (auto [n, min_chunk] : {std::pair{int64_t(1000), int64_t(1)}, std::pair{int64_t(37), int64_t(4)},
+                                std::pair{int64_t(5), int64_t(1)}, std::pair{int64_t(2), int64_t(1)},
+                                std::pair{int64_t(200000), int64_t(1)}}) {
       std::vector<int> hits(static_cast<size_t>(n));
-      std::atomic<int> chunks{0};
-      std::atomic<int64_t> smallest{n};
+      std::mutex mu;
+      std::vector<std::pair<int64_t, int64_t>> pieces;
       pool.parallel_for(n, [&](int64_t b, int64_t e) {
-        ++chunks;
-        if (e < n)
-          for (int64_t v = smallest.load(); e - b < v && !smallest.compare_exchange_weak(v, e - b);) {}
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          pieces.emplace_back(b, e);
+        }
         for (int64_t i = b; i < e; ++i) ++hits[size_t(i)];
-      }, min_chunk, per_thread);
-      for (int h : hits) ASSERT_EQ(h, 1);
-      const int64_t most = threads == 1 ? 1 : std::min<int64_t>(threads * per_thread, (n + min_chunk - 1) / min_chunk);
-      EXPECT_EQ(chunks.load(), most) << "threads " << threads << " n " << n;
-      EXPECT_GE(smallest.load(), min_chunk) << "threads " << threads << " n " << n;
+      }, min_chunk);
+      for (int h : hits) ASSERT_EQ(h, 1) << "threads " << threads << " n " << n;
+      // Blocks grow past min_chunk only when n has more than 65536 of them.
+      const int64_t block = std::max(min_chunk, (n + 65535) / 65536);
+      for (auto [b, e] : pieces) {
+        EXPECT_EQ(b % block, 0) << "threads " << threads << " n " << n;
+        if (e < n) {
+          EXPECT_EQ((e - b) % block, 0) << "threads " << threads << " n " << n;
+        }
+      }
+      if (threads == 1) {
+        EXPECT_EQ(pieces.size(), 1u);
+      }
     }
   }
+}
+
+// Stealing: thread 0 (the caller) owns the first half, whose items are slow (they sleep, so the
+// caller's core is free for the worker); the worker's half is instant. The worker finishes its
+// half and then must take items of the slow half from its back; with a static split the caller
+// would run all 8 slow items (~40 ms) alone.
+TEST(DecodeLoop, ThreadPoolStealsFromASlowRange) {
+  ThreadPool pool(2);
+  const int64_t n = 16;
+  std::vector<std::thread::id> ran_by(static_cast<size_t>(n));
+  pool.parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      ran_by[size_t(i)] = std::this_thread::get_id();
+      if (i < n / 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  const std::thread::id caller = std::this_thread::get_id();
+  int slow_by_worker = 0, fast_by_worker = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (ran_by[size_t(i)] != caller) ++(i < n / 2 ? slow_by_worker : fast_by_worker);
+  }
+  // The caller starts its range at once and the worker's half takes microseconds: unless the
+  // worker thread was not scheduled at all for the whole ~40 ms, it ran its own half and stole.
+  ASSERT_GT(fast_by_worker, 0) << "the worker never ran: no scheduling for 40 ms?";
+  EXPECT_GT(slow_by_worker, 0) << "the worker finished its half and did not steal from the slow one";
+  EXPECT_EQ(ran_by[0], caller) << "the owner claims its range from the front";
 }
 
 // Per-thread scratch: every thread of a loop gets its own slice of at least the reserved size

@@ -1,14 +1,21 @@
 // A fixed pool of worker threads running one parallel loop at a time.
-// parallel_for splits [0, n) into one contiguous chunk per thread (a static partition: each
-// thread streams its own slice of a weight matrix); a pool of 1 runs everything inline.
+// parallel_for gives each thread one contiguous range of [0, n) (each streams its own slice of a
+// weight matrix, so the prefetchers see one long stream), and balances the end by stealing: a
+// thread that has finished its range takes blocks from the back of the range with the most
+// left. Its owner claims its own range from the front in shrinking pieces (a quarter of what is
+// left, at least one block), so little is locked away from a thief. Two threads streaming memory
+// at once finish their equal halves up to +-15 % apart, at random (measured in decode on the
+// 2-vCPU VM, docs/results/cpu.md), and cores need not run at one speed (one vCPU of that VM
+// runs vpdpbusd at 0.7x the other's); a static split makes the early one wait.
 //
 // Handshake without locks: the caller publishes the job and bumps an atomic generation
 // counter; workers spin on it for a short while (a decode step issues ~150 small loops back to
 // back, and a futex wake-up costs more than a small GEMV) and then sleep on it (C++20 atomic
-// wait = futex). Chunks are claimed with a compare-and-swap on (generation, chunks, next), and
-// the caller claims too: when a worker has not been scheduled yet (a busy machine), the caller
-// runs its chunk instead of waiting for it, and then waits only for chunks already running.
-// A mutex is taken only to record an exception.
+// wait = futex). Every range's (generation, front, back) is one atomic word, claimed with
+// compare-and-swap, so a thread still finishing an old loop cannot claim from a new one. The
+// caller owns range 0 and steals too: when a worker has not been scheduled yet (a busy machine),
+// the caller runs its range instead of waiting for it, and then waits only for blocks already
+// running. A mutex is taken only to record an exception.
 //
 // Per-thread scratch (ggml's work buffer, one slice per thread): the caller sizes it with
 // reserve_scratch() before a parallel_for, on its own thread, so every allocation happens there
@@ -52,10 +59,10 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
-  // Runs fn over [0, n) split in at most size() * per_thread chunks of at least min_chunk
-  // items, claimed by whichever thread is free; returns when all are done. Exceptions thrown by
-  // fn are rethrown here (the first one).
-  void parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk = 1, int per_thread = 1);
+  // Runs fn over [0, n) in pieces of whole blocks of at least min_chunk items (only the piece
+  // that ends at n may be shorter), each item exactly once, on whichever threads are free;
+  // returns when all are done. Exceptions thrown by fn are rethrown here (the first one).
+  void parallel_for(int64_t n, const RangeFn& fn, int64_t min_chunk = 1);
 
   static int default_threads();
 
@@ -77,17 +84,25 @@ class ThreadPool {
 
   void worker(int index);
   void record_error();
-  // Claims and runs chunks of generation gen on thread `index` (0: the caller) until none is left.
+  // Runs blocks of generation gen on thread `index` (0: the caller): its own range from the
+  // front, then blocks stolen from the back of the others, until none is left.
   void run_chunks(uint32_t gen, int index);
+  // Runs blocks [b, e) of the current job on thread `index`, recording an exception.
+  void run_blocks(int index, int64_t b, int64_t e);
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  // The current job, written by the caller before state_ / generation_ are published (release).
+  // The current job, written by the caller before the ranges / generation_ are published (release).
   const RangeFn* job_ = nullptr;
-  int64_t job_n_ = 0, job_chunk_ = 0;
-  std::atomic<uint64_t> state_{0};       // generation << 32 | chunks << 16 | next unclaimed chunk
+  int64_t job_n_ = 0, job_block_ = 0, job_blocks_ = 0;
+  // Thread i's range of blocks, [front, back): generation << 34 | front << 17 | back (see
+  // pack_range). On its own cache line: owners claim from their fronts without sharing a line.
+  struct alignas(64) Range {
+    std::atomic<uint64_t> state{0};
+  };
+  std::unique_ptr<Range[]> ranges_;
   std::atomic<uint32_t> generation_{0};  // bumped once per parallel_for (and at shutdown)
-  std::atomic<int32_t> done_{0};         // chunks of the current job finished
+  std::atomic<int32_t> done_{0};         // blocks of the current job finished
   std::atomic<bool> stop_{false};
   std::mutex error_mu_;
   std::exception_ptr error_;

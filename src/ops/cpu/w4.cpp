@@ -460,13 +460,6 @@ void w4_attach(Matrix& w, const W4Tiles& t) {
 
 namespace {
 
-// Chunks of tiles per thread, claimed dynamically. Prefill (more than kXChunkRows rows) is
-// compute-bound, and cores need not run at one speed: on the 2-vCPU build VM one vCPU does
-// 0.7x the vpdpbusd rate of the other, so equal halves left the fast core idle; 16 chunks per
-// thread gave a 512-token prompt 1.09-1.24x (docs/results/cpu.md). Decode is memory-bound and
-// one contiguous stream per thread measured best (2, 4, 8 chunks were 1-6 % slower).
-int chunks_per_thread(int64_t n) { return n > kXChunkRows ? 16 : 1; }
-
 // x quantized for the integer kernels of `isa` (XInt8's layout), in the calling thread's
 // buffers, kept so that decode steps allocate nothing. x: [n, K], weight groups of gs inputs.
 XInt8 quantize_x(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, int64_t K, int64_t gs) {
@@ -555,7 +548,7 @@ void w4_matmul_many(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, cons
       if (t0 < t1) tiles_int8(isa, v, t0, t1, xi, n, ps[j].bias, ps[j].y);
       first += v.tiles();
     }
-  }, 1, chunks_per_thread(n));
+  });
 }
 
 void w4_dequantize_rows(const Matrix& w, int64_t r0, int64_t count, float* out) {
