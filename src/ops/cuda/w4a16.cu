@@ -108,6 +108,18 @@ bool w4a16_xsmem_from_env() {
   return on;
 }
 
+bool parse_w4a16_cluster_split(const char* value) {
+  return env_choice("AWQ_W4A16_CLUSTER_SPLIT", value,
+                    {{"0", "one block per row tile at m = 1 (the kernels before the cluster split)"},
+                     {"1", "m = 1 on n < 8192 splits K across a cluster of 2 blocks (default)"}},
+                    1) == 1;
+}
+
+bool w4a16_cluster_split_from_env() {
+  static const bool on = parse_w4a16_cluster_split(std::getenv("AWQ_W4A16_CLUSTER_SPLIT"));
+  return on;
+}
+
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,
                  int64_t m, const __half* bias, __half* y, cudaStream_t s) {
   check(m >= 0 && n > 0 && k > 0, "fp16_linear: bad shape");

@@ -43,9 +43,13 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
 // xs: x staged in the block's shared memory (one copy per block) instead of each warp loading
 // its fragments from L2; the launch runs the xs = false kernel where x is not 16-byte aligned or
 // min(m, 8 mt) rows of k would not fit (w4a16_kernels.cu, kXsMaxBytes).
+// cs: cluster split, sm_90: K is split once more across cs blocks of a thread block cluster
+// (contiguous chunk ranges), whose sums rank 0 adds in rank order through distributed shared
+// memory; where clusters are unavailable the launch runs the cs = 1 kernel.
 struct W4A16Variant {
   int mt, wk, wn, rt;
   bool xs = false;
+  int cs = 1;
 };
 int w4a16_variant_count();
 W4A16Variant w4a16_variant(int i);
@@ -55,6 +59,11 @@ int w4a16_default_variant(int64_t m, int64_t n, int64_t k);  // what launch_w4a1
 // anything else: awq::Error. parse_w4a16_xsmem parses a value, w4a16_xsmem_from_env reads once.
 bool parse_w4a16_xsmem(const char* value);
 bool w4a16_xsmem_from_env();
+// AWQ_W4A16_CLUSTER_SPLIT: "0" = m = 1 runs one block per row tile (the choice before the
+// cluster-split variants; the baseline for comparisons), "1" or unset = the cluster split where
+// it measured faster; anything else: awq::Error. Read once.
+bool parse_w4a16_cluster_split(const char* value);
+bool w4a16_cluster_split_from_env();
 // Raises the xs kernels' shared-memory limit once (upload_w4a16 calls it outside any capture).
 void w4a16_prepare_streaming();
 void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, const __half* x,
