@@ -272,7 +272,7 @@ TEST(CudaW4A16, SharedMemoryXMatchesL2TwinBitForBit) {
     int twin = -1;
     for (int t = 0; t < cuda::w4a16_variant_count(); ++t) {
       const cuda::W4A16Variant c = cuda::w4a16_variant(t);
-      if (!c.xs && c.mt == cfg.mt && c.wk == cfg.wk && c.wn == cfg.wn && c.rt == cfg.rt && c.cs == cfg.cs) twin = t;
+      if (!c.xs && c.mt == cfg.mt && c.wk == cfg.wk && c.wn == cfg.wn && c.rt == cfg.rt && c.sa == cfg.sa) twin = t;
     }
     if (twin < 0) continue;  // a configuration compiled only with xs
     for (int64_t m : {1, 5, 8}) {
@@ -286,53 +286,36 @@ TEST(CudaW4A16, SharedMemoryXMatchesL2TwinBitForBit) {
       std::vector<uint16_t> h1(static_cast<size_t>(m * a.n)), h2(h1.size());
       AWQ_CUDA_CHECK(cudaMemcpy(h1.data(), y1.p, h1.size() * 2, cudaMemcpyDeviceToHost));
       AWQ_CUDA_CHECK(cudaMemcpy(h2.data(), y2.p, h2.size() * 2, cudaMemcpyDeviceToHost));
-      EXPECT_EQ(h1, h2) << "mt=" << cfg.mt << " wk=" << cfg.wk << " rt=" << cfg.rt << " cs=" << cfg.cs << " m=" << m;
+      EXPECT_EQ(h1, h2) << "mt=" << cfg.mt << " wk=" << cfg.wk << " rt=" << cfg.rt << " sa=" << cfg.sa << " m=" << m;
     }
   }
   cuda::free_w4a16(w);
 }
 
-// The cluster-split variants (cs > 1: K split across the blocks of a cluster, contiguous chunk
-// ranges, rank 0 adds the block sums): chunk counts that do not divide by cs (k = 448: 7 chunks),
-// ranks with no chunk at all (k = 80: 2 chunks for up to 4 ranks) or fewer chunks than warps,
-// a padded k-tile in the last chunk (k = 80, 4160 = 65 chunks), group 32 (params change inside
-// a chunk), a long K (11008), m = 1..8 and 11 (a second token block), bias, and x only 4-byte
-// aligned (the xs variants then run their L2 twin). Each against matmul_ref; two runs of the
-// same launch give the same bits (a fixed order of the cluster's sum).
-TEST(CudaW4A16, ClusterSplitVariants) {
+// The variants that scale after the mma (sa: a chunk's products from the unscaled codes, times
+// the row's scale in f32): group 64 (a group per chunk) with 7 chunks, group 128 (a group spans
+// two chunks) with k = 4224 and 11008, group 32 (scales change inside a chunk: the kernel keeps
+// the scaled dequant), padded k-tiles (k = 96), m = 1..8 and 11 (a second token block), bias,
+// x only 4-byte aligned (the xs ones then run their L2 twin). Each against matmul_ref.
+TEST(CudaW4A16, ScaleAfterVariants) {
   SKIP_WITHOUT_GPU();
-  const RandomAwq shapes[] = {RandomAwq(264, 448, 64, 4, 61), RandomAwq(40, 80, 16, 4, 62),
-                              RandomAwq(136, 4160, 32, 4, 63), RandomAwq(48, 11008, 128, 4, 64)};
-  WorstNmse worst{"cluster-split variants, k = 448, 80, 4160, 11008, m = 1..8, 11"};
+  const RandomAwq shapes[] = {RandomAwq(264, 448, 64, 4, 61), RandomAwq(40, 96, 32, 4, 62),
+                              RandomAwq(136, 4224, 128, 4, 63), RandomAwq(48, 11008, 128, 4, 64),
+                              RandomAwq(72, 384, 128, 3, 66)};
+  WorstNmse worst{"scale-after variants, groups 64/32/128, 3 and 4 bits, m = 1..8, 11"};
   int tested = 0;
   for (int v = 0; v < cuda::w4a16_variant_count(); ++v) {
     const cuda::W4A16Variant cfg = cuda::w4a16_variant(v);
-    if (cfg.cs == 1) continue;
+    if (!cfg.sa) continue;
     ++tested;
     for (const RandomAwq& a : shapes)
       for (int64_t m : {1, 2, 3, 5, 8, 11})
         for (int64_t x_offset : {0, 2})
           EXPECT_LE(worst(check_w4a16(a, m, m % 2 == 1, uint32_t(m + 7 * x_offset), run_variant(v), x_offset)), kMaxNmse)
-              << "cs=" << cfg.cs << " wk=" << cfg.wk << " xs=" << cfg.xs << " n " << a.n << " k " << a.k << " m=" << m
-              << " x offset " << x_offset;
-    // Determinism: the same launch twice, bit for bit.
-    const RandomAwq& a = shapes[2];
-    cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
-    const int64_t m = 3;
-    const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, 65);
-    DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * a.n) * 2);
-    std::vector<uint16_t> first(static_cast<size_t>(m * a.n)), again(first.size());
-    for (std::vector<uint16_t>* out : {&first, &again}) {
-      AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, out->size() * 2));
-      run_variant(v)(w, dx.h(), m, nullptr, dy.h());
-      AWQ_CUDA_CHECK(cudaMemcpy(out->data(), dy.p, out->size() * 2, cudaMemcpyDeviceToHost));
-    }
-    EXPECT_EQ(first, again) << "cs=" << cfg.cs << " wk=" << cfg.wk << " xs=" << cfg.xs;
-    cuda::free_w4a16(w);
+              << "wk=" << cfg.wk << " rt=" << cfg.rt << " xs=" << cfg.xs << " n " << a.n << " k " << a.k << " group "
+              << a.group << " m=" << m << " x offset " << x_offset;
   }
-  EXPECT_GT(tested, 0) << "no cluster-split variant compiled in";
-  if (!cuda::w4a16_split_k_available())
-    std::printf("[ note     ] no thread block clusters here: the cs > 1 variants ran their cs = 1 kernels\n");
+  EXPECT_GT(tested, 0) << "no scale-after variant compiled in";
 }
 
 // Every tiled-GEMM configuration (w4a16_tiled.cu) on shapes that hit each edge: n = 264
@@ -437,22 +420,6 @@ TEST(CudaW4A16Race, SharedMemoryXSmallCases) {
     if (!cuda::w4a16_variant(v).xs) continue;
     for (int64_t m : {1, 8})
       EXPECT_LE(worst(check_w4a16(a, m, true, uint32_t(v + m), run_variant(v))), kMaxNmse) << "variant " << v << " m=" << m;
-  }
-}
-
-// The cluster-split variants' reduction (block sums in shared memory, a cluster barrier, rank 0
-// reads the others' through distributed shared memory, a second barrier before any block exits),
-// with a rank that has no chunk (k = 80) and with every rank busy (k = 1024), m = 1 and 8.
-TEST(CudaW4A16Race, ClusterSplitSmallCases) {
-  SKIP_WITHOUT_GPU();
-  const RandomAwq a(136, 1024, 128, 4, 44), b(40, 80, 16, 4, 45);
-  WorstNmse worst{"cluster-split variants under the race checker, k 1024 and 80, m = 1, 8"};
-  for (int v = 0; v < cuda::w4a16_variant_count(); ++v) {
-    if (cuda::w4a16_variant(v).cs == 1) continue;
-    for (int64_t m : {1, 8}) {
-      EXPECT_LE(worst(check_w4a16(a, m, true, uint32_t(v + m), run_variant(v))), kMaxNmse) << "variant " << v << " m=" << m;
-      EXPECT_LE(worst(check_w4a16(b, m, false, uint32_t(v + m), run_variant(v))), kMaxNmse) << "variant " << v << " m=" << m;
-    }
   }
 }
 
@@ -651,13 +618,13 @@ TEST(CudaW4A16, SharedMemoryXSwitchParses) {
   EXPECT_AWQ_ERROR(cuda::parse_w4a16_xsmem("yes"), {"AWQ_W4A16_XSMEM='yes'", "0", "1"});
 }
 
-// AWQ_W4A16_CLUSTER_SPLIT's parser (no GPU needed).
-TEST(CudaW4A16, ClusterSplitSwitchParses) {
-  EXPECT_TRUE(cuda::parse_w4a16_cluster_split(nullptr));
-  EXPECT_TRUE(cuda::parse_w4a16_cluster_split(""));
-  EXPECT_TRUE(cuda::parse_w4a16_cluster_split("1"));
-  EXPECT_FALSE(cuda::parse_w4a16_cluster_split("0"));
-  EXPECT_AWQ_ERROR(cuda::parse_w4a16_cluster_split("2"), {"AWQ_W4A16_CLUSTER_SPLIT='2'", "0", "1"});
+// AWQ_W4A16_SCALE_AFTER's parser (no GPU needed).
+TEST(CudaW4A16, ScaleAfterSwitchParses) {
+  EXPECT_TRUE(cuda::parse_w4a16_scale_after(nullptr));
+  EXPECT_TRUE(cuda::parse_w4a16_scale_after(""));
+  EXPECT_TRUE(cuda::parse_w4a16_scale_after("1"));
+  EXPECT_FALSE(cuda::parse_w4a16_scale_after("0"));
+  EXPECT_AWQ_ERROR(cuda::parse_w4a16_scale_after("2"), {"AWQ_W4A16_SCALE_AFTER='2'", "0", "1"});
 }
 
 TEST(CudaW4A16, Llama2_7BShapes) {

@@ -1,7 +1,7 @@
 // W4A16 linear (ops/cuda/w4a16.h) vs cuBLAS FP16 (fp16_linear) on the Llama-2-7B linear shapes,
 // same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
 //   bench_cuda_w4a16 [reps [sweep|lsweep|psweep|-] [shape [m]]]   (default 30; shape: only names containing it; m: only that m (any m, e.g. 9..15, for the sweep); sweep: also time every kernel configuration (lsweep: the legacy ones only; psweep: the legacy ones, each plain/with PDL),
-//                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32; an x after rt: x staged in shared memory; c2/c4: K split across a cluster of 2/4 blocks) and
+//                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32; an x after rt: x staged in shared memory; an s: the scale applied after the mma) and
 //                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
 //                                      (every m), * = the one w4a16_linear picks)
 // The table's W4A16 column is w4a16_linear (AWQ_W4A16_KERNEL honoured), "legacy" the
@@ -248,8 +248,7 @@ int main(int argc, char** argv) try {
             launch_w4a16_variant(v, static_cast<const uint4*>(wi.codes),
                                  static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
           });
-          char cs[8] = "";
-          if (cfg.cs > 1) std::snprintf(cs, sizeof cs, "c%d", cfg.cs);
+          const char* sa = cfg.sa ? "s" : "";
           char pdl_t[16] = "";
           if (sweep_pdl && pdl_supported()) {
             const PdlScope with_pdl(PdlMode::On);
@@ -259,7 +258,7 @@ int main(int argc, char** argv) try {
                                    static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
             }));
           }
-          std::printf(" %d/%d/%d/%d%s%s=%.1f%s%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, cfg.xs ? "x" : "", cs, t, pdl_t,
+          std::printf(" %d/%d/%d/%d%s%s=%.1f%s%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, cfg.xs ? "x" : "", sa, t, pdl_t,
                       v == w4a16_default_variant(m, n, k) ? "*" : "");
         }
         // The tiled GEMM's configurations (w4a16_tiled.cu) at every m (m <= 8: what the 16-token
@@ -278,7 +277,7 @@ int main(int argc, char** argv) try {
                                  static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
             });
             std::printf(" s%d=%.1f%s", splits, tt,
-                        m >= kW4A16TiledMinTokens && t == pick.config && splits == pick.splits ? "*" : "");
+                        w4a16_auto_uses_tiled(m, n, k) && t == pick.config && splits == pick.splits ? "*" : "");
           }
         }
         std::printf("\n");
@@ -310,7 +309,7 @@ int main(int argc, char** argv) try {
       const double bytes = double(w0.bytes()) + double(m * k * 2) + double(m * n * 2);
       const double gbs = bytes / t4 * 1e-3;
       // Mirrors launch_w4a16's choice (x is cudaMalloc'd: 16-byte aligned).
-      const bool tiled = path == W4A16Path::Tiled || (path == W4A16Path::Auto && m >= kW4A16TiledMinTokens);
+      const bool tiled = path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k));
       char kernel[64];
       if (tiled) {
         const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
@@ -319,7 +318,7 @@ int main(int argc, char** argv) try {
       } else {
         const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n, k));
         std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d%s%s", v.mt, v.wk, v.wn, v.rt, v.xs ? "x" : "",
-                      v.cs == 2 ? "c2" : v.cs == 4 ? "c4" : "");
+                      v.sa ? "s" : "");
       }
       std::printf("| %s %lld x %lld | %lld | %.2f | %.2f | %.2fx | %.0f | %.0f %% | %.2f | %s | %s | %s |\n", sh.what,
                   (long long)n, (long long)k, (long long)m, t16, t4, t16 / t4, gbs, 100.0 * gbs / roof,

@@ -108,15 +108,15 @@ bool w4a16_xsmem_from_env() {
   return on;
 }
 
-bool parse_w4a16_cluster_split(const char* value) {
-  return env_choice("AWQ_W4A16_CLUSTER_SPLIT", value,
-                    {{"0", "one block per row tile at m = 1 (the kernels before the cluster split)"},
-                     {"1", "m = 1 on n < 8192 splits K across a cluster of 2 blocks (default)"}},
+bool parse_w4a16_scale_after(const char* value) {
+  return env_choice("AWQ_W4A16_SCALE_AFTER", value,
+                    {{"0", "the m = 1 kernel scales the weights before the mma (as AutoAWQ rounds them)"},
+                     {"1", "the m = 1 kernel scales each chunk's products after the mma (default)"}},
                     1) == 1;
 }
 
-bool w4a16_cluster_split_from_env() {
-  static const bool on = parse_w4a16_cluster_split(std::getenv("AWQ_W4A16_CLUSTER_SPLIT"));
+bool w4a16_scale_after_from_env() {
+  static const bool on = parse_w4a16_scale_after(std::getenv("AWQ_W4A16_SCALE_AFTER"));
   return on;
 }
 

@@ -10,13 +10,9 @@
 // Dequant and mma helpers: w4a16_device.cuh. The tiled GEMM for larger m: w4a16_tiled.cu.
 #include "ops/cuda/w4a16_kernels.h"
 
-#include <cooperative_groups.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <mutex>
-#include <string>
-#include <cstdlib>
 #include <type_traits>
 
 #include "ops/cuda/cuda_check.h"
@@ -118,32 +114,24 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
 // checks and otherwise runs the XS = 0 kernel). XS: 0 = x from L2 (no copy); 1 = the copy
 // first, then the weights (launches without PDL); 2 = register stage 0, the wait and the copy,
 // stage 1 (launches with PDL). See the comment above the wait below.
-// CS ("cluster split", sm_90): CS > 1 splits K once more across the CS blocks of a thread
-// block cluster (grid z = cluster rank z, cluster dims (1, 1, CS)): rank z takes the contiguous
-// chunk range [z cpr, (z + 1) cpr), cpr = ceil(chunks / CS), its WK warps interleave inside it
-// as before; after the block's own reduction, rank 0 adds the CS block sums in rank order
-// 0 .. CS - 1 read through distributed shared memory (deterministic: no atomics, no workspace)
-// and stores. More warps for the same row tiles (o_proj / down_proj: 256 row tiles for 132 SMs),
-// each with a shorter serial chain: two register stages of 2 chunks, and a register cap for 32
-// warps per SM so that all of them are resident at once.
-template <int CS, int THREADS>
-constexpr int min_blocks_per_sm() { return CS > 1 ? (1024 / THREADS > 0 ? 1024 / THREADS : 1) : 1; }
-
-template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS, int CS>
-__global__ void __launch_bounds__(WK * WN * 32, min_blocks_per_sm<CS, WK * WN * 32>())
+// SA ("scale after"; groups of 64 or more): a chunk's 4 products go into a zeroed f32 fragment
+// from the unscaled codes (q - z), which is then multiplied by the row's scale and added to the
+// accumulator (w4a16_device.cuh, dequant_unscaled): 16 HMUL2 fewer per chunk and row tile,
+// 4 FFMA more. With SMALL_GROUP the scales change inside a chunk and SA is ignored.
+// The xs SA kernels are held to 3 blocks per SM (80 registers for 256 threads, as the kernel
+// without SA has; the zeroed fragment would otherwise take it to 96, 2 blocks per SM). Their L2
+// twins (XS = 0) and SMALL_GROUP instances (no SA) keep the compiler's choice (no spills).
+template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS, bool SA>
+__global__ void __launch_bounds__(WK * WN * 32, (SA && !SMALL_GROUP && XS != 0) ? 3 : 0)
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
                      __half* __restrict__ y, int n, int k, int m, int group_tiles_log2,
                      int prefetch_chunks) {
-  constexpr int U = (CS > 1 || RT * MT >= 8) ? 2 : 4;  // chunks per stage per row tile
+  constexpr int U = (RT * MT >= 8) ? 2 : 4;  // chunks per stage per row tile
+  constexpr bool kSA = SA && !SMALL_GROUP;
   const int lane = threadIdx.x & 31, wk = (threadIdx.x >> 5) % WK, wn = (threadIdx.x >> 5) / WK;
   const int tiles_n = (n + 15) / 16, tn0 = (blockIdx.x * WN + wn) * RT;
-  const int ktiles = k / 16, ngroups = ktiles >> group_tiles_log2;
-  const int all_chunks = (k + 63) / 64;
-  // This block's chunk range [c_begin, chunks) (CS = 1: all of them; cluster rank = blockIdx.z).
-  const int cpr = (all_chunks + CS - 1) / CS;
-  const int c_begin = CS > 1 ? min(int(blockIdx.z) * cpr, all_chunks) : 0;
-  const int chunks = CS > 1 ? min(c_begin + cpr, all_chunks) : all_chunks;
+  const int ktiles = k / 16, chunks = (k + 63) / 64, ngroups = ktiles >> group_tiles_log2;
   const int tok0 = blockIdx.y * 8 * MT;
 
   float acc[RT][MT][4];
@@ -177,7 +165,7 @@ __global__ void __launch_bounds__(WK * WN * 32, min_blocks_per_sm<CS, WK * WN * 
 #pragma unroll
   for (int r = 0; r < RT; ++r) {
     const int tn = min(tn0 + r, tiles_n - 1);
-    cp[r] = codes + size_t(tn) * all_chunks * 32 + lane;
+    cp[r] = codes + size_t(tn) * chunks * 32 + lane;
     pp[r] = params + size_t(tn) * ngroups * 8 + lane / 4;
   }
 
@@ -208,6 +196,13 @@ __global__ void __launch_bounds__(WK * WN * 32, min_blocks_per_sm<CS, WK * WN * 
       GroupParams gp[RT];  // the chunk's group (its first tile's when group < 64)
 #pragma unroll
       for (int r = 0; r < RT; ++r) gp[r] = expand(pv[st][r][u]);
+      [[maybe_unused]] float part[RT][MT][4];  // kSA: the chunk's unscaled products
+      if constexpr (kSA) {
+#pragma unroll
+        for (int r = 0; r < RT; ++r)
+#pragma unroll
+          for (int t = 0; t < MT; ++t) part[r][t][0] = part[r][t][1] = part[r][t][2] = part[r][t][3] = 0.0f;
+      }
       // x for JB tiles at a time is loaded before their products (fewer for large MT: registers).
       constexpr int JB = MT <= 2 ? 4 : (MT <= 4 ? 2 : 1);
 #pragma unroll
@@ -236,9 +231,29 @@ __global__ void __launch_bounds__(WK * WN * 32, min_blocks_per_sm<CS, WK * WN * 
               gp[r] = expand(__ldg(pp[r] + size_t(kt >> group_tiles_log2) * 8));
             }
             uint32_t a[4];
-            dequant(word, gp[r], a);
+            if constexpr (kSA) {
+              dequant_unscaled(word, gp[r], a);
 #pragma unroll
-            for (int t = 0; t < MT; ++t) mma_16816(acc[r][t], a, b[jj][t][0], b[jj][t][1]);
+              for (int t = 0; t < MT; ++t) mma_16816(part[r][t], a, b[jj][t][0], b[jj][t][1]);
+            } else {
+              dequant(word, gp[r], a);
+#pragma unroll
+              for (int t = 0; t < MT; ++t) mma_16816(acc[r][t], a, b[jj][t][0], b[jj][t][1]);
+            }
+          }
+        }
+      }
+      if constexpr (kSA) {
+        // C fragment entries 0, 1: row lane / 4 of the tile (scale s_lo), 2, 3: row lane / 4 + 8 (s_hi).
+#pragma unroll
+        for (int r = 0; r < RT; ++r) {
+          const float s_lo = __low2float(gp[r].s_lo), s_hi = __low2float(gp[r].s_hi);
+#pragma unroll
+          for (int t = 0; t < MT; ++t) {
+            acc[r][t][0] = fmaf(s_lo, part[r][t][0], acc[r][t][0]);
+            acc[r][t][1] = fmaf(s_lo, part[r][t][1], acc[r][t][1]);
+            acc[r][t][2] = fmaf(s_hi, part[r][t][2], acc[r][t][2]);
+            acc[r][t][3] = fmaf(s_hi, part[r][t][3], acc[r][t][3]);
           }
         }
       }
@@ -249,21 +264,18 @@ __global__ void __launch_bounds__(WK * WN * 32, min_blocks_per_sm<CS, WK * WN * 
   using Checked = std::true_type;
   using Unchecked = std::false_type;
   constexpr int kStep = WK * U;
-  const int full_chunks = min(ktiles / 4, chunks);  // chunks whose 4 k-tiles are all real (in range)
+  const int full_chunks = ktiles / 4;  // chunks whose 4 k-tiles are all real
   // A stage starting at c0 is all real when its last chunk c0 + (U - 1) WK is.
   auto stage_full = [&](int c0) { return c0 + (U - 1) * WK < full_chunks; };
-  const int c_first = c_begin + wk;  // this warp's first chunk
   // Weights only before the wait (the loop's first iteration would load stage 1 at its top; it
   // skips that load instead).
   // The shared copy of x (XS): issued after the wait (x belongs to the previous kernel).
   auto copy_x = [&] {
     if constexpr (XS) {
-      // xs_rows x (the block's inputs: chunks [c_begin, chunks)) halves in 16-byte pieces
-      // (k % 16 == 0), all copies in flight at once.
-      const int g_lo = c_begin * 8, pieces_per_row = max(0, min(chunks * 8, k / 8) - g_lo);
-      const int pieces = xs_rows * pieces_per_row;
+      // xs_rows x k halves in 16-byte pieces (k % 16 == 0), all copies in flight at once.
+      const int pieces_per_row = k / 8, pieces = xs_rows * pieces_per_row;
       for (int i = int(threadIdx.x); i < pieces; i += WK * WN * 32) {
-        const int r = i / pieces_per_row, g = g_lo + i - r * pieces_per_row;
+        const int r = i / pieces_per_row, g = i - r * pieces_per_row;
         w4a16_pipeline::cp_async16(xs + r * xs_stride + g * 4, x + size_t(tok0 + r) * k + g * 8, true);
       }
       w4a16_pipeline::cp_async_commit();
@@ -273,11 +285,11 @@ __global__ void __launch_bounds__(WK * WN * 32, min_blocks_per_sm<CS, WK * WN * 
     if (prefetch_chunks > 0 && threadIdx.x == 0) {
       // Chunks [2 kStep, 2 kStep + prefetch_chunks) of each row tile: the ones after both
       // register stages of every warp (contiguous: a row tile's chunks are consecutive uint4 x 32).
-      const int c_lo = min(c_begin + 2 * kStep, chunks), c_hi = min(chunks, c_lo + prefetch_chunks);
+      const int c_lo = min(2 * kStep, chunks), c_hi = min(chunks, c_lo + prefetch_chunks);
 #pragma unroll
       for (int r = 0; r < RT; ++r) {
         const int tn = min(tn0 + r, tiles_n - 1);
-        prefetch_l2(codes + (size_t(tn) * all_chunks + c_lo) * 32, uint32_t(c_hi - c_lo) * 512u);
+        prefetch_l2(codes + (size_t(tn) * chunks + c_lo) * 32, uint32_t(c_hi - c_lo) * 512u);
         prefetch_l2(params + size_t(tn) * ngroups * 8, uint32_t(ngroups) * 64u);
       }
     }
@@ -295,25 +307,25 @@ __global__ void __launch_bounds__(WK * WN * 32, min_blocks_per_sm<CS, WK * WN * 
       pdl_trigger();
       copy_x();
     }
-    load_stage(S0{}, c_first);
+    load_stage(S0{}, wk);
     if constexpr (XS == 2) {
       prefetch();
       pdl_wait();
       pdl_trigger();
       copy_x();
     }
-    if (c_first + kStep < chunks) load_stage(S1{}, c_first + kStep);
+    if (wk + kStep < chunks) load_stage(S1{}, wk + kStep);
     w4a16_pipeline::cp_async_wait<0>();
     __syncthreads();
   } else {
-    load_stage(S0{}, c_first);
-    if (c_first + kStep < chunks) load_stage(S1{}, c_first + kStep);
+    load_stage(S0{}, wk);
+    if (wk + kStep < chunks) load_stage(S1{}, wk + kStep);
     prefetch();
     pdl_wait();
     pdl_trigger();
   }
-  for (int c0 = c_first; c0 < chunks;) {
-    if (c0 != c_first && c0 + kStep < chunks) load_stage(S1{}, c0 + kStep);
+  for (int c0 = wk; c0 < chunks;) {
+    if (c0 != wk && c0 + kStep < chunks) load_stage(S1{}, c0 + kStep);
     if (stage_full(c0))
       compute_stage(S0{}, Unchecked{}, c0);
     else
@@ -350,42 +362,6 @@ __global__ void __launch_bounds__(WK * WN * 32, min_blocks_per_sm<CS, WK * WN * 
         }
       }
     }
-  }
-  if constexpr (CS > 1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    // Rank 0 adds the cluster's block sums in rank order (the owner warps of each token tile).
-    namespace cg = cooperative_groups;
-    cg::cluster_group cluster = cg::this_cluster();
-    __shared__ float part[WN][RT][MT][4][32];
-#pragma unroll
-    for (int r = 0; r < RT; ++r)
-#pragma unroll
-      for (int t = 0; t < MT; ++t)
-        if (t % WK == wk)
-#pragma unroll
-          for (int j = 0; j < 4; ++j) part[wn][r][t][j][lane] = acc[r][t][j];
-    cluster.sync();  // every rank's sums are written and visible cluster-wide
-    if (blockIdx.z == 0) {
-#pragma unroll
-      for (int r = 0; r < RT; ++r)
-#pragma unroll
-        for (int t = 0; t < MT; ++t)
-          if (t % WK == wk)
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-              float s = 0.0f;
-              for (int z = 0; z < CS; ++z) s += cluster.map_shared_rank(&part[wn][r][t][j][lane], z)[0];
-              acc[r][t][j] = s;
-            }
-    }
-    cluster.sync();  // no block exits (its shared memory gone) while rank 0 still reads it
-    if (blockIdx.z != 0) return;
-#else
-    __trap();  // the host launches CS > 1 only for code built for sm_90 (w4a16_split_k_available)
-#endif
-  }
-#pragma unroll
-  for (int r = 0; r < RT; ++r) {
     const int tn = tn0 + r;
     if (tn >= tiles_n) continue;
 #pragma unroll
@@ -429,32 +405,15 @@ int xs_limit = 0;  // set once by w4a16_prepare_streaming
 
 size_t xs_bytes(int m, int k, int mt) { return size_t(std::min(m, 8 * mt)) * size_t(k + 8) * 2; }
 
-// Cluster launches (CS > 1) with the PDL attribute: AWQ_W4A16_CLUSTER_PDL (experiment switch,
-// read once): "0" = such launches go without it (as the tiled GEMM's split-K clusters do), else with.
-bool cluster_pdl() {
-  static const bool on = [] {
-    const char* v = std::getenv("AWQ_W4A16_CLUSTER_PDL");
-    return !(v && std::string(v) == "0");
-  }();
-  return on;
-}
-
-template <int MT, int WK, int WN, int RT, bool XS, int CS>
+template <int MT, int WK, int WN, int RT, bool XS, bool SA>
 void launch(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
             int n, int k, int m, int gl2, cudaStream_t s) {
-  if constexpr (CS > 1) {
-    if (!w4a16_split_k_available()) {  // no clusters here (sm_80 build or device): one block per row tile
-      launch<MT, WK, WN, RT, XS, 1>(codes, params, x, bias, y, n, k, m, gl2, s);
-      return;
-    }
-  }
   const int tiles_n = (n + 15) / 16;
-  const dim3 grid((tiles_n + WN * RT - 1) / (WN * RT), (m + 8 * MT - 1) / (8 * MT), CS);
+  const dim3 grid((tiles_n + WN * RT - 1) / (WN * RT), (m + 8 * MT - 1) / (8 * MT));
   const size_t smem = xs_bytes(m, k, MT);
   const bool xs = XS && reinterpret_cast<uintptr_t>(x) % 16 == 0 && smem <= size_t(xs_limit);
-  const bool pdl_attr = CS == 1 || cluster_pdl();
-  const LaunchShape shape{grid, dim3(WK * WN * 32), xs ? smem : 0, s, unsigned(CS), pdl_attr};
-  const bool pdl = pdl_attr && pdl_launch(s);
+  const LaunchShape shape{grid, dim3(WK * WN * 32), xs ? smem : 0, s};
+  const bool pdl = pdl_launch(s);
   const int prefetch = pdl && pdl_mode() == PdlMode::OnL2Prefetch ? kL2PrefetchChunks : 0;
   const auto go = [&](auto kernel) {
     launch_kernel(shape, kernel, codes, params, x, bias, y, n, k, m, gl2, prefetch);
@@ -464,9 +423,9 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
       const auto with_order = [&](auto order) {
         constexpr int kOrder = decltype(order)::value;
         if (gl2 < 2)
-          go(w4a16_mma_kernel<MT, WK, WN, RT, true, kOrder, CS>);
+          go(w4a16_mma_kernel<MT, WK, WN, RT, true, kOrder, SA>);
         else
-          go(w4a16_mma_kernel<MT, WK, WN, RT, false, kOrder, CS>);
+          go(w4a16_mma_kernel<MT, WK, WN, RT, false, kOrder, SA>);
       };
       if (pdl)
         with_order(std::integral_constant<int, 2>{});
@@ -476,23 +435,22 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
     }
   }
   if (gl2 < 2)
-    go(w4a16_mma_kernel<MT, WK, WN, RT, true, 0, CS>);
+    go(w4a16_mma_kernel<MT, WK, WN, RT, true, 0, SA>);
   else
-    go(w4a16_mma_kernel<MT, WK, WN, RT, false, 0, CS>);
+    go(w4a16_mma_kernel<MT, WK, WN, RT, false, 0, SA>);
 }
 
-// Raises the XS kernels' dynamic shared-memory limit to `bytes` (and their CS = 1 fallbacks').
-template <int MT, int WK, int WN, int RT, bool XS, int CS>
+// Raises the XS kernels' dynamic shared-memory limit to `bytes`.
+template <int MT, int WK, int WN, int RT, bool XS, bool SA>
 void prepare(int bytes) {
   if constexpr (XS) {
     const auto set = [&](auto kernel) {
       AWQ_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     };
-    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 1, CS>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 1, CS>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 2, CS>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 2, CS>);
-    if constexpr (CS > 1) prepare<MT, WK, WN, RT, XS, 1>(bytes);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 1, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 1, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 2, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 2, SA>);
   }
 }
 
@@ -519,24 +477,23 @@ struct Variant {
   LaunchFn fn;
   void (*prepare)(int bytes);
 };
-#define AWQ_W4A16_VARIANT(MT, WK, WN, RT, XS, CS)                                                   \
-  Variant{W4A16Variant{MT, WK, WN, RT, XS, CS}, &launch<MT, WK, WN, RT, XS, CS>,                   \
-          &prepare<MT, WK, WN, RT, XS, CS>}
+#define AWQ_W4A16_VARIANT(MT, WK, WN, RT, XS, SA) \
+  Variant{W4A16Variant{MT, WK, WN, RT, XS, SA}, &launch<MT, WK, WN, RT, XS, SA>, &prepare<MT, WK, WN, RT, XS, SA>}
 // 0-8: x read from global memory (L2) by each warp; 9-13: x staged in shared memory (XS);
-// 14-17: K split across a cluster of 2 or 4 blocks (CS), xs and their L2 twins;
-// 18-20: two token tiles (m = 9..16) with x staged.
+// 14-16: two token tiles with x staged (m = 9..16); 17-20: the scale applied after the mma (SA)
+// on the m = 1 kernels, xs and L2 twins.
 const Variant kVariants[] = {
-    AWQ_W4A16_VARIANT(1, 8, 1, 1, false, 1), AWQ_W4A16_VARIANT(1, 16, 1, 1, false, 1),
-    AWQ_W4A16_VARIANT(1, 4, 1, 2, false, 1), AWQ_W4A16_VARIANT(2, 8, 1, 1, false, 1),
-    AWQ_W4A16_VARIANT(2, 4, 1, 2, false, 1), AWQ_W4A16_VARIANT(4, 8, 1, 2, false, 1),
-    AWQ_W4A16_VARIANT(4, 4, 1, 2, false, 1), AWQ_W4A16_VARIANT(8, 4, 1, 2, false, 1),
-    AWQ_W4A16_VARIANT(8, 4, 2, 2, false, 1), AWQ_W4A16_VARIANT(1, 8, 1, 1, true, 1),
-    AWQ_W4A16_VARIANT(1, 16, 1, 1, true, 1), AWQ_W4A16_VARIANT(1, 4, 1, 2, true, 1),
-    AWQ_W4A16_VARIANT(1, 8, 1, 2, true, 1), AWQ_W4A16_VARIANT(1, 4, 1, 1, true, 1),
-    AWQ_W4A16_VARIANT(1, 8, 1, 1, true, 2), AWQ_W4A16_VARIANT(1, 8, 1, 1, false, 2),
-    AWQ_W4A16_VARIANT(1, 4, 1, 1, true, 4), AWQ_W4A16_VARIANT(1, 4, 1, 1, false, 4),
-    AWQ_W4A16_VARIANT(2, 8, 1, 1, true, 1), AWQ_W4A16_VARIANT(2, 4, 1, 2, true, 1),
-    AWQ_W4A16_VARIANT(2, 8, 1, 2, true, 1)};
+    AWQ_W4A16_VARIANT(1, 8, 1, 1, false, false), AWQ_W4A16_VARIANT(1, 16, 1, 1, false, false),
+    AWQ_W4A16_VARIANT(1, 4, 1, 2, false, false), AWQ_W4A16_VARIANT(2, 8, 1, 1, false, false),
+    AWQ_W4A16_VARIANT(2, 4, 1, 2, false, false), AWQ_W4A16_VARIANT(4, 8, 1, 2, false, false),
+    AWQ_W4A16_VARIANT(4, 4, 1, 2, false, false), AWQ_W4A16_VARIANT(8, 4, 1, 2, false, false),
+    AWQ_W4A16_VARIANT(8, 4, 2, 2, false, false), AWQ_W4A16_VARIANT(1, 8, 1, 1, true, false),
+    AWQ_W4A16_VARIANT(1, 16, 1, 1, true, false), AWQ_W4A16_VARIANT(1, 4, 1, 2, true, false),
+    AWQ_W4A16_VARIANT(1, 8, 1, 2, true, false), AWQ_W4A16_VARIANT(1, 4, 1, 1, true, false),
+    AWQ_W4A16_VARIANT(2, 8, 1, 1, true, false), AWQ_W4A16_VARIANT(2, 4, 1, 2, true, false),
+    AWQ_W4A16_VARIANT(2, 8, 1, 2, true, false), AWQ_W4A16_VARIANT(1, 8, 1, 1, true, true),
+    AWQ_W4A16_VARIANT(1, 8, 1, 1, false, true), AWQ_W4A16_VARIANT(1, 4, 1, 2, true, true),
+    AWQ_W4A16_VARIANT(1, 4, 1, 2, false, true)};
 #undef AWQ_W4A16_VARIANT
 constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 
@@ -551,10 +508,16 @@ constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 //    else (1, 8, 1, 1) without xs.
 // The choice does not depend on PDL (a K split changes the order of the sums, and PDL on and
 // off must give the same bits: pdl.h).
-int default_variant(int64_t m, int64_t n, int64_t k, bool xs, bool cluster_split) {
+// m = 9..16 on a narrow layer: (2, 8, 1, 2) xs where it measured faster than the tiled GEMM
+// (w4a16_auto_uses_tiled; H100, docs/results/gpu.md: o_proj at m = 9..16, down_proj at m <= 10).
+bool mid_m_streaming(int64_t m, int64_t n, int64_t k, bool xs) {
+  return xs && m >= 9 && m <= 16 && n < 8192 && (k < 8192 || m <= 10);
+}
+
+int default_variant(int64_t m, int64_t n, int64_t k, bool xs, bool scale_after) {
   const bool wide = n >= 8192;
-  if (xs && cluster_split && m == 1 && !wide) return 14;  // (1, 8, 1, 1) xs, cluster of 2
-  if (xs && m == 1) return 9;
+  if (mid_m_streaming(m, n, k, xs)) return 16;  // (2, 8, 1, 2) xs
+  if (xs && m == 1) return scale_after ? 17 : 9;
   if (xs && m <= 8) return wide ? 2 : (k >= 8192 || m > 4) ? 12 : 0;
   if (m <= 8) return wide ? 2 : 0;              // (1, 4, 1, 2) : (1, 8, 1, 1)
   if (m <= 16) return wide ? 4 : 2;             // (2, 4, 1, 2) : (1, 4, 1, 2)
@@ -563,10 +526,14 @@ int default_variant(int64_t m, int64_t n, int64_t k, bool xs, bool cluster_split
 
 }  // namespace
 
+bool w4a16_auto_uses_tiled(int64_t m, int64_t n, int64_t k) {
+  return m >= kW4A16TiledMinTokens && !mid_m_streaming(m, n, k, w4a16_xsmem_from_env());
+}
+
 int w4a16_variant_count() { return kNumVariants; }
 W4A16Variant w4a16_variant(int i) { return kVariants[i].v; }
 int w4a16_default_variant(int64_t m, int64_t n, int64_t k) {
-  return default_variant(m, n, k, w4a16_xsmem_from_env(), w4a16_cluster_split_from_env());
+  return default_variant(m, n, k, w4a16_xsmem_from_env(), w4a16_scale_after_from_env());
 }
 
 void w4a16_prepare_streaming() {
@@ -595,7 +562,7 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
                   cudaStream_t s) {
   const bool x_aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;  // rows too: k % 16 == 0
   const bool tiled =
-      x_aligned && (path == W4A16Path::Tiled || (path == W4A16Path::Auto && m >= kW4A16TiledMinTokens));
+      x_aligned && (path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k)));
   if (tiled) {
     const W4A16TiledChoice c = w4a16_default_tiled(m, n, k);
     launch_w4a16_tiled(c.config, c.splits, codes, params, x, bias, y, n, k, group, m, s);
