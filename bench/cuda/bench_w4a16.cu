@@ -284,8 +284,9 @@ int main(int argc, char** argv) try {
         std::fflush(stdout);
       }
     }
-    for (const int64_t m : ms) {
-      if (only_m > 0 && m != only_m) continue;
+    std::vector<int64_t> table_ms(std::begin(ms), std::end(ms));
+    if (only_m > 0) table_ms = {only_m};  // any m when asked for
+    for (const int64_t m : table_ms) {
       const int calls = 2 * std::max(copies_q, copies_f);
       const float t16 = time_graph(s, calls, reps, [&](int i) {
         fp16_linear(h, wf[size_t(i % copies_f)], n, k, x, m, nullptr, y, s);

@@ -11,6 +11,7 @@
 #  4. decode batch 1, PDL on, random Llama-2-7B shape: AWQ_W4A16_SCALE_AFTER=0 / 1, alternated
 #     ROUNDS times                                                                     -> sa_decode.log
 #   BUILD=build/cuda LOG=out REPS=20 MS_MID="9 10 12 14 16" ROUNDS=2 bench/cuda/small_m_gpu5_compare.sh
+#   STEPS="psweep mid" PSWEEP_MS="2 4 8" ...   (only those steps; psweep at those m)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build/cuda}
@@ -19,19 +20,24 @@ REPS=${REPS:-20}
 MS_MID=${MS_MID:-"9 10 12 14 16"}
 MID_SHAPES=${MID_SHAPES:-"o_proj down_proj"}
 ROUNDS=${ROUNDS:-2}
+STEPS=${STEPS:-"m1 psweep mid decode"}  # which of the steps below run
+PSWEEP_MS=${PSWEEP_MS:-1}                # the m of step 2
 mkdir -p "$LOG"
+want() { [[ " $STEPS " == *" $1 "* ]]; }
 B="$BUILD/bench_cuda_w4a16"
 table() {  # label, AWQ_W4A16_SCALE_AFTER value, m
   AWQ_W4A16_SCALE_AFTER=$2 "$B" "$REPS" - "" "$3" >"$LOG/.out" 2>&1
   grep -E '^(\| [a-z]|read floor)' "$LOG/.out" | sed "s/^/$1 /"
 }
-{
+want m1 && {
   table before 0 1
   table after 1 1
   table before-again 0 1
 } | tee -a "$LOG/sa_tables.log"
-"$B" "$REPS" psweep "" 1 2>&1 | grep '^sweep' | tee -a "$LOG/sa_sweep.log"
-for m in $MS_MID; do
+for m in $PSWEEP_MS; do
+  want psweep && "$B" "$REPS" psweep "" "$m" 2>&1 | grep '^sweep' | tee -a "$LOG/sa_sweep.log"
+done
+want mid && for m in $MS_MID; do
   for shape in $MID_SHAPES; do
     "$B" "$REPS" lsweep "$shape" "$m" >"$LOG/.out" 2>&1
     grep '^sweep' "$LOG/.out" >>"$LOG/mid_m_sweep.log"
@@ -40,7 +46,7 @@ for m in $MS_MID; do
       | tee -a "$LOG/mid_m_tables.log"
   done
 done
-for r in $(seq "$ROUNDS"); do
+want decode && for r in $(seq "$ROUNDS"); do
   for sa in 0 1; do
     AWQ_W4A16_SCALE_AFTER=$sa "$BUILD/awq_bench_decode" --batch 1 --pdl 1 --rounds 1 2>&1 \
       | grep -E '^\| [0-9]' | sed "s/^/round $r scale_after=$sa /"

@@ -118,11 +118,15 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
 // from the unscaled codes (q - z), which is then multiplied by the row's scale and added to the
 // accumulator (w4a16_device.cuh, dequant_unscaled): 16 HMUL2 fewer per chunk and row tile,
 // 4 FFMA more. With SMALL_GROUP the scales change inside a chunk and SA is ignored.
-// The xs SA kernels are held to 3 blocks per SM (80 registers for 256 threads, as the kernel
-// without SA has; the zeroed fragment would otherwise take it to 96, 2 blocks per SM). Their L2
-// twins (XS = 0) and SMALL_GROUP instances (no SA) keep the compiler's choice (no spills).
+// The xs SA kernels with one row tile and one token tile are held to 3 blocks per SM (80
+// registers for 256 threads, as the kernel without SA has; the zeroed fragment would otherwise
+// take it to 96, 2 blocks per SM). The others, their L2 twins (XS = 0) and the SMALL_GROUP
+// instances (no SA) keep the compiler's choice (no spills).
+template <bool SA, bool SMALL_GROUP, int XS, int MT, int RT>
+constexpr int sa_min_blocks() { return (SA && !SMALL_GROUP && XS != 0 && MT * RT == 1) ? 3 : 0; }
+
 template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS, bool SA>
-__global__ void __launch_bounds__(WK * WN * 32, (SA && !SMALL_GROUP && XS != 0) ? 3 : 0)
+__global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, XS, MT, RT>())
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
                      __half* __restrict__ y, int n, int k, int m, int group_tiles_log2,
@@ -480,8 +484,8 @@ struct Variant {
 #define AWQ_W4A16_VARIANT(MT, WK, WN, RT, XS, SA) \
   Variant{W4A16Variant{MT, WK, WN, RT, XS, SA}, &launch<MT, WK, WN, RT, XS, SA>, &prepare<MT, WK, WN, RT, XS, SA>}
 // 0-8: x read from global memory (L2) by each warp; 9-13: x staged in shared memory (XS);
-// 14-16: two token tiles with x staged (m = 9..16); 17-20: the scale applied after the mma (SA)
-// on the m = 1 kernels, xs and L2 twins.
+// 14-16: two token tiles with x staged (m = 9..16); 17-21: the scale applied after the mma (SA),
+// xs and L2 twins.
 const Variant kVariants[] = {
     AWQ_W4A16_VARIANT(1, 8, 1, 1, false, false), AWQ_W4A16_VARIANT(1, 16, 1, 1, false, false),
     AWQ_W4A16_VARIANT(1, 4, 1, 2, false, false), AWQ_W4A16_VARIANT(2, 8, 1, 1, false, false),
@@ -493,7 +497,7 @@ const Variant kVariants[] = {
     AWQ_W4A16_VARIANT(2, 8, 1, 1, true, false), AWQ_W4A16_VARIANT(2, 4, 1, 2, true, false),
     AWQ_W4A16_VARIANT(2, 8, 1, 2, true, false), AWQ_W4A16_VARIANT(1, 8, 1, 1, true, true),
     AWQ_W4A16_VARIANT(1, 8, 1, 1, false, true), AWQ_W4A16_VARIANT(1, 4, 1, 2, true, true),
-    AWQ_W4A16_VARIANT(1, 4, 1, 2, false, true)};
+    AWQ_W4A16_VARIANT(1, 4, 1, 2, false, true), AWQ_W4A16_VARIANT(1, 8, 1, 2, true, true)};
 #undef AWQ_W4A16_VARIANT
 constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 
@@ -509,9 +513,10 @@ constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 // The choice does not depend on PDL (a K split changes the order of the sums, and PDL on and
 // off must give the same bits: pdl.h).
 // m = 9..16 on a narrow layer: (2, 8, 1, 2) xs where it measured faster than the tiled GEMM
-// (w4a16_auto_uses_tiled; H100, docs/results/gpu.md: o_proj at m = 9..16, down_proj at m <= 10).
+// (w4a16_auto_uses_tiled; H100, docs/results/gpu.md: o_proj at m = 9..16 9.8-10.6 us against the
+// tiled GEMM's 11.8-12.2; down_proj, k = 11008, stays tiled: 24.9 us against 25.5-31).
 bool mid_m_streaming(int64_t m, int64_t n, int64_t k, bool xs) {
-  return xs && m >= 9 && m <= 16 && n < 8192 && (k < 8192 || m <= 10);
+  return xs && m >= 9 && m <= 16 && n < 8192 && k < 8192;
 }
 
 int default_variant(int64_t m, int64_t n, int64_t k, bool xs, bool scale_after) {

@@ -28,7 +28,7 @@ inline int w4a16_group_tiles_log2(int group) {
   return gl2;
 }
 constexpr int64_t kW4A16TiledMinTokens = 9;  // Auto: the tiled GEMM from this m on, except:
-// Auto at m = 9..16 on a narrow layer (n < 8192: o_proj, down_proj), where a register-streaming
+// Auto at m = 9..16 on a small layer (n < 8192 and k < 8192: o_proj), where a register-streaming
 // kernel with two token tiles measured faster (x staged in shared memory; AWQ_W4A16_XSMEM=0 gives
 // the tiled GEMM there, as before). True where Auto runs the tiled GEMM (x 16-byte aligned).
 bool w4a16_auto_uses_tiled(int64_t m, int64_t n, int64_t k);
