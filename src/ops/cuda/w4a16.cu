@@ -110,8 +110,8 @@ bool w4a16_xsmem_from_env() {
 
 bool parse_w4a16_scale_after(const char* value) {
   return env_choice("AWQ_W4A16_SCALE_AFTER", value,
-                    {{"0", "the m = 1 kernel scales the weights before the mma (as AutoAWQ rounds them)"},
-                     {"1", "the m = 1 kernel scales each chunk's products after the mma (default)"}},
+                    {{"0", "the decode kernels (m <= 8) scale the weights before the mma (as AutoAWQ rounds them)"},
+                     {"1", "where measured faster, they scale each chunk's products after the mma (default)"}},
                     1) == 1;
 }
 

@@ -510,11 +510,16 @@ constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 //  - m = 2..8, n >= 8192: (1, 4, 1, 2) without xs (the copy of m rows costs more than it saves);
 //  - m = 2..8, n < 8192: (1, 8, 1, 2) xs for k >= 8192 or m > 4 (down_proj; o_proj at m = 8),
 //    else (1, 8, 1, 1) without xs.
+// SA (AWQ_W4A16_SCALE_AFTER, default on; branch gpu5's H100 sweeps): the scale applied after the
+// mma where that measured faster: m = 1 on every shape ((1, 8, 1, 1) xs: 5-9 % faster plain, 7B
+// decode at batch 1 +2-5 %), and (1, 8, 1, 2) xs at m = 2..8 where x fits in shared memory
+// (2-4 %; where it does not, e.g. down_proj at m = 8, its L2 twin with SA measured slower than
+// without, so the kernel without SA stays).
 // The choice does not depend on PDL (a K split changes the order of the sums, and PDL on and
 // off must give the same bits: pdl.h).
-// m = 9..16 on a narrow layer: (2, 8, 1, 2) xs where it measured faster than the tiled GEMM
-// (w4a16_auto_uses_tiled; H100, docs/results/gpu.md: o_proj at m = 9..16 9.8-10.6 us against the
-// tiled GEMM's 11.8-12.2; down_proj, k = 11008, stays tiled: 24.9 us against 25.5-31).
+// m = 9..16 on a small layer (n, k < 8192: o_proj): (2, 8, 1, 2) xs, faster than the tiled GEMM
+// (w4a16_auto_uses_tiled; H100, docs/results/gpu.md: o_proj at m = 9/12/16 9.6/10.5/10.5 us
+// against the tiled GEMM's 12.2; down_proj, k = 11008, stays tiled: 24.8 us against >= 25.5).
 bool mid_m_streaming(int64_t m, int64_t n, int64_t k, bool xs) {
   return xs && m >= 9 && m <= 16 && n < 8192 && k < 8192;
 }
@@ -523,7 +528,9 @@ int default_variant(int64_t m, int64_t n, int64_t k, bool xs, bool scale_after) 
   const bool wide = n >= 8192;
   if (mid_m_streaming(m, n, k, xs)) return 16;  // (2, 8, 1, 2) xs
   if (xs && m == 1) return scale_after ? 17 : 9;
-  if (xs && m <= 8) return wide ? 2 : (k >= 8192 || m > 4) ? 12 : 0;
+  if (xs && m <= 8 && !wide && (k >= 8192 || m > 4))  // (1, 8, 1, 2) xs, with SA where x fits
+    return scale_after && xs_bytes(int(m), int(k), 1) <= size_t(kXsMaxBytes) ? 21 : 12;
+  if (xs && m <= 8) return wide ? 2 : 0;
   if (m <= 8) return wide ? 2 : 0;              // (1, 4, 1, 2) : (1, 8, 1, 1)
   if (m <= 16) return wide ? 4 : 2;             // (2, 4, 1, 2) : (1, 4, 1, 2)
   return 6;                                     // (4, 4, 1, 2)

@@ -62,9 +62,10 @@ int w4a16_default_variant(int64_t m, int64_t n, int64_t k);  // what launch_w4a1
 // anything else: awq::Error. parse_w4a16_xsmem parses a value, w4a16_xsmem_from_env reads once.
 bool parse_w4a16_xsmem(const char* value);
 bool w4a16_xsmem_from_env();
-// AWQ_W4A16_SCALE_AFTER: "0" = m = 1 runs the kernel that scales the weights before the mma
-// (the choice before the sa variants; the baseline for comparisons), "1" or unset = the sa
-// variant; anything else: awq::Error. Read once.
+// AWQ_W4A16_SCALE_AFTER: "0" = the decode sizes (m <= 8) run the kernels that scale the weights
+// before the mma (the choices before the sa variants; the baseline for comparisons), "1" or
+// unset = the sa variants where they measured faster (m = 1; (1, 8, 1, 2) xs at m = 2..8);
+// anything else: awq::Error. Read once.
 bool parse_w4a16_scale_after(const char* value);
 bool w4a16_scale_after_from_env();
 // Raises the xs kernels' shared-memory limit once (upload_w4a16 calls it outside any capture).
