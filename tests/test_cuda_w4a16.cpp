@@ -272,7 +272,7 @@ TEST(CudaW4A16, SharedMemoryXMatchesL2TwinBitForBit) {
     int twin = -1;
     for (int t = 0; t < cuda::w4a16_variant_count(); ++t) {
       const cuda::W4A16Variant c = cuda::w4a16_variant(t);
-      if (!c.xs && c.mt == cfg.mt && c.wk == cfg.wk && c.wn == cfg.wn && c.rt == cfg.rt) twin = t;
+      if (!c.xs && c.mt == cfg.mt && c.wk == cfg.wk && c.wn == cfg.wn && c.rt == cfg.rt && c.sa == cfg.sa) twin = t;
     }
     if (twin < 0) continue;  // a configuration compiled only with xs
     for (int64_t m : {1, 5, 8}) {
@@ -286,10 +286,36 @@ TEST(CudaW4A16, SharedMemoryXMatchesL2TwinBitForBit) {
       std::vector<uint16_t> h1(static_cast<size_t>(m * a.n)), h2(h1.size());
       AWQ_CUDA_CHECK(cudaMemcpy(h1.data(), y1.p, h1.size() * 2, cudaMemcpyDeviceToHost));
       AWQ_CUDA_CHECK(cudaMemcpy(h2.data(), y2.p, h2.size() * 2, cudaMemcpyDeviceToHost));
-      EXPECT_EQ(h1, h2) << "mt=" << cfg.mt << " wk=" << cfg.wk << " rt=" << cfg.rt << " m=" << m;
+      EXPECT_EQ(h1, h2) << "mt=" << cfg.mt << " wk=" << cfg.wk << " rt=" << cfg.rt << " sa=" << cfg.sa << " m=" << m;
     }
   }
   cuda::free_w4a16(w);
+}
+
+// The variants that scale after the mma (sa: a chunk's products from the unscaled codes, times
+// the row's scale in f32): group 64 (a group per chunk) with 7 chunks, group 128 (a group spans
+// two chunks) with k = 4224 and 11008, group 32 (scales change inside a chunk: the kernel keeps
+// the scaled dequant), padded k-tiles (k = 96), m = 1..8 and 11 (a second token block), bias,
+// x only 4-byte aligned (the xs ones then run their L2 twin). Each against matmul_ref.
+TEST(CudaW4A16, ScaleAfterVariants) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq shapes[] = {RandomAwq(264, 448, 64, 4, 61), RandomAwq(40, 96, 32, 4, 62),
+                              RandomAwq(136, 4224, 128, 4, 63), RandomAwq(48, 11008, 128, 4, 64),
+                              RandomAwq(72, 384, 128, 3, 66)};
+  WorstNmse worst{"scale-after variants, groups 64/32/128, 3 and 4 bits, m = 1..8, 11"};
+  int tested = 0;
+  for (int v = 0; v < cuda::w4a16_variant_count(); ++v) {
+    const cuda::W4A16Variant cfg = cuda::w4a16_variant(v);
+    if (!cfg.sa) continue;
+    ++tested;
+    for (const RandomAwq& a : shapes)
+      for (int64_t m : {1, 2, 3, 5, 8, 11})
+        for (int64_t x_offset : {0, 2})
+          EXPECT_LE(worst(check_w4a16(a, m, m % 2 == 1, uint32_t(m + 7 * x_offset), run_variant(v), x_offset)), kMaxNmse)
+              << "wk=" << cfg.wk << " rt=" << cfg.rt << " xs=" << cfg.xs << " n " << a.n << " k " << a.k << " group "
+              << a.group << " m=" << m << " x offset " << x_offset;
+  }
+  EXPECT_GT(tested, 0) << "no scale-after variant compiled in";
 }
 
 // Every tiled-GEMM configuration (w4a16_tiled.cu) on shapes that hit each edge: n = 264
@@ -590,6 +616,15 @@ TEST(CudaW4A16, SharedMemoryXSwitchParses) {
   EXPECT_TRUE(cuda::parse_w4a16_xsmem("1"));
   EXPECT_FALSE(cuda::parse_w4a16_xsmem("0"));
   EXPECT_AWQ_ERROR(cuda::parse_w4a16_xsmem("yes"), {"AWQ_W4A16_XSMEM='yes'", "0", "1"});
+}
+
+// AWQ_W4A16_SCALE_AFTER's parser (no GPU needed).
+TEST(CudaW4A16, ScaleAfterSwitchParses) {
+  EXPECT_TRUE(cuda::parse_w4a16_scale_after(nullptr));
+  EXPECT_TRUE(cuda::parse_w4a16_scale_after(""));
+  EXPECT_TRUE(cuda::parse_w4a16_scale_after("1"));
+  EXPECT_FALSE(cuda::parse_w4a16_scale_after("0"));
+  EXPECT_AWQ_ERROR(cuda::parse_w4a16_scale_after("2"), {"AWQ_W4A16_SCALE_AFTER='2'", "0", "1"});
 }
 
 TEST(CudaW4A16, Llama2_7BShapes) {

@@ -1,7 +1,7 @@
 // W4A16 linear (ops/cuda/w4a16.h) vs cuBLAS FP16 (fp16_linear) on the Llama-2-7B linear shapes,
 // same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
-//   bench_cuda_w4a16 [reps [sweep|lsweep|-] [shape [m]]]   (default 30; shape: only names containing it; m: only that m; sweep: also time every kernel configuration (lsweep: the legacy ones only),
-//                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32; an x after rt: x staged in shared memory) and
+//   bench_cuda_w4a16 [reps [sweep|lsweep|psweep|-] [shape [m]]]   (default 30; shape: only names containing it; m: only that m (any m, e.g. 9..15, for the sweep); sweep: also time every kernel configuration (lsweep: the legacy ones only; psweep: the legacy ones, each plain/with PDL),
+//                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32; an x after rt: x staged in shared memory; an s: the scale applied after the mma) and
 //                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
 //                                      (every m), * = the one w4a16_linear picks)
 // The table's W4A16 column is w4a16_linear (AWQ_W4A16_KERNEL honoured), "legacy" the
@@ -126,8 +126,10 @@ struct Shape { int64_t n, k; const char* what; };
 
 int main(int argc, char** argv) try {
   const int reps = argc > 1 ? std::max(3, std::atoi(argv[1])) : 30;
-  const bool sweep = argc > 2 && (std::string(argv[2]) == "sweep" || std::string(argv[2]) == "lsweep");
-  const bool sweep_tiled = sweep && std::string(argv[2]) == "sweep";  // lsweep: the legacy kernels only
+  const std::string mode = argc > 2 ? argv[2] : "";
+  const bool sweep = mode == "sweep" || mode == "lsweep" || mode == "psweep";
+  const bool sweep_tiled = mode == "sweep";  // lsweep / psweep: the legacy kernels only
+  const bool sweep_pdl = mode == "psweep";   // psweep: each legacy configuration plain / with PDL
   const std::string only = argc > 3 ? argv[3] : "";                 // shapes whose name has this
   const int64_t only_m = argc > 4 ? std::atoll(argv[4]) : 0;         // > 0: only this m (profiling)
   std::string why;
@@ -214,14 +216,29 @@ int main(int argc, char** argv) try {
     AWQ_CUDA_CHECK_LAUNCH();
     AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
 
+    {
+      // The floor of a streaming kernel on this shape: read_kernel over the codes and params of
+      // one weight copy (cycling copies as below), back to back in a graph like the linears.
+      uint32_t* sink;
+      AWQ_CUDA_CHECK(cudaMalloc(&sink, 4));
+      int sms = 0;
+      AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+      const float t_codes = time_graph(s, 2 * copies_q, reps, [&](int i) {
+        const W4A16Weight& wi = wq[size_t(i % copies_q)];
+        read_kernel<<<sms * 8, 512, 0, s>>>(static_cast<const uint4*>(wi.codes), int64_t(codes_bytes / 16), sink);
+      });
+      std::printf("read floor %s: %.2f us for the %.2f MB of codes alone (read_kernel, %.0f GB/s)\n", sh.what,
+                  t_codes, double(codes_bytes) * 1e-6, double(codes_bytes) / t_codes * 1e-3);
+      cudaFree(sink);
+    }
     if (sweep) {
       // Every compiled kernel configuration at these m: what picks the defaults. A third of the
       // repeats (at least 5) per entry keeps the sweep's time in bounds; the legacy kernels only
       // up to m = 32 (beyond, the tiled GEMM is the only candidate; the table keeps a legacy column).
       const int sweep_reps = std::max(5, reps / 3);
-      for (const int64_t m : {int64_t(1), int64_t(2), int64_t(4), int64_t(8), int64_t(16), int64_t(32), int64_t(64), int64_t(128), int64_t(256)}) {
-        if (only_m == 0 && m == 2) continue;  // m = 2 only when asked for
-        if (only_m > 0 && m != only_m) continue;
+      std::vector<int64_t> sweep_ms = {1, 4, 8, 16, 32, 64, 128, 256};
+      if (only_m > 0) sweep_ms = {only_m};  // any m when asked for (e.g. 2, 9..15)
+      for (const int64_t m : sweep_ms) {
         std::printf("sweep %s m=%lld:", sh.what, (long long)m);
         for (int v = 0; m <= 32 && v < w4a16_variant_count(); ++v) {
           const W4A16Variant cfg = w4a16_variant(v);
@@ -231,7 +248,17 @@ int main(int argc, char** argv) try {
             launch_w4a16_variant(v, static_cast<const uint4*>(wi.codes),
                                  static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
           });
-          std::printf(" %d/%d/%d/%d%s=%.1f%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, cfg.xs ? "x" : "", t,
+          const char* sa = cfg.sa ? "s" : "";
+          char pdl_t[16] = "";
+          if (sweep_pdl && pdl_supported()) {
+            const PdlScope with_pdl(PdlMode::On);
+            std::snprintf(pdl_t, sizeof pdl_t, "/%.1f", time_graph(s, calls, sweep_reps, [&](int i) {
+              const W4A16Weight& wi = wq[size_t(i % copies_q)];
+              launch_w4a16_variant(v, static_cast<const uint4*>(wi.codes),
+                                   static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
+            }));
+          }
+          std::printf(" %d/%d/%d/%d%s%s=%.1f%s%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, cfg.xs ? "x" : "", sa, t, pdl_t,
                       v == w4a16_default_variant(m, n, k) ? "*" : "");
         }
         // The tiled GEMM's configurations (w4a16_tiled.cu) at every m (m <= 8: what the 16-token
@@ -250,15 +277,16 @@ int main(int argc, char** argv) try {
                                  static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
             });
             std::printf(" s%d=%.1f%s", splits, tt,
-                        m >= kW4A16TiledMinTokens && t == pick.config && splits == pick.splits ? "*" : "");
+                        w4a16_auto_uses_tiled(m, n, k) && t == pick.config && splits == pick.splits ? "*" : "");
           }
         }
         std::printf("\n");
         std::fflush(stdout);
       }
     }
-    for (const int64_t m : ms) {
-      if (only_m > 0 && m != only_m) continue;
+    std::vector<int64_t> table_ms(std::begin(ms), std::end(ms));
+    if (only_m > 0) table_ms = {only_m};  // any m when asked for
+    for (const int64_t m : table_ms) {
       const int calls = 2 * std::max(copies_q, copies_f);
       const float t16 = time_graph(s, calls, reps, [&](int i) {
         fp16_linear(h, wf[size_t(i % copies_f)], n, k, x, m, nullptr, y, s);
@@ -282,7 +310,7 @@ int main(int argc, char** argv) try {
       const double bytes = double(w0.bytes()) + double(m * k * 2) + double(m * n * 2);
       const double gbs = bytes / t4 * 1e-3;
       // Mirrors launch_w4a16's choice (x is cudaMalloc'd: 16-byte aligned).
-      const bool tiled = path == W4A16Path::Tiled || (path == W4A16Path::Auto && m >= kW4A16TiledMinTokens);
+      const bool tiled = path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k));
       char kernel[64];
       if (tiled) {
         const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
@@ -290,7 +318,8 @@ int main(int argc, char** argv) try {
         std::snprintf(kernel, sizeof kernel, "%s %dx%d/%d split %d", c.wgmma ? "wgmma" : "tiled", c.bm, c.bn, c.threads, pick.splits);
       } else {
         const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n, k));
-        std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d%s", v.mt, v.wk, v.wn, v.rt, v.xs ? "x" : "");
+        std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d%s%s", v.mt, v.wk, v.wn, v.rt, v.xs ? "x" : "",
+                      v.sa ? "s" : "");
       }
       std::printf("| %s %lld x %lld | %lld | %.2f | %.2f | %.2fx | %.0f | %.0f %% | %.2f | %s | %s | %s |\n", sh.what,
                   (long long)n, (long long)k, (long long)m, t16, t4, t16 / t4, gbs, 100.0 * gbs / roof,

@@ -108,6 +108,18 @@ bool w4a16_xsmem_from_env() {
   return on;
 }
 
+bool parse_w4a16_scale_after(const char* value) {
+  return env_choice("AWQ_W4A16_SCALE_AFTER", value,
+                    {{"0", "the decode kernels (m <= 8) scale the weights before the mma (as AutoAWQ rounds them)"},
+                     {"1", "where measured faster, they scale each chunk's products after the mma (default)"}},
+                    1) == 1;
+}
+
+bool w4a16_scale_after_from_env() {
+  static const bool on = parse_w4a16_scale_after(std::getenv("AWQ_W4A16_SCALE_AFTER"));
+  return on;
+}
+
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,
                  int64_t m, const __half* bias, __half* y, cudaStream_t s) {
   check(m >= 0 && n > 0 && k > 0, "fp16_linear: bad shape");

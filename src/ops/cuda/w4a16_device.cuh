@@ -51,4 +51,19 @@ __device__ __forceinline__ void dequant(uint32_t q, const GroupParams& g, uint32
   a[3] = h2_bits(__hmul2(__hfma2(bits_h2(hi1), sixteenth, g.z_hi), g.s_hi));
 }
 
+// The same A fragment without the scale: q - z exactly (integers -15..15 in fp16). For kernels
+// that multiply a whole group's products by the scale afterwards, in f32 (one FFMA per
+// accumulator per chunk instead of 4 HMUL2 per 16x16 tile); the weights are then not rounded
+// to fp16 after scaling as AutoAWQ's are (a different rounding, not a larger one).
+__device__ __forceinline__ void dequant_unscaled(uint32_t q, const GroupParams& g, uint32_t (&a)[4]) {
+  const __half2 sixteenth = bits_h2(0x2C002C00u);
+  const uint32_t lo0 = and_or(q, 0x000f000fu, 0x64006400u), hi0 = and_or(q, 0x00f000f0u, 0x64006400u);
+  q >>= 8;
+  const uint32_t lo1 = and_or(q, 0x000f000fu, 0x64006400u), hi1 = and_or(q, 0x00f000f0u, 0x64006400u);
+  a[0] = h2_bits(__hsub2(bits_h2(lo0), g.z_lo));
+  a[1] = h2_bits(__hfma2(bits_h2(hi0), sixteenth, g.z_hi));
+  a[2] = h2_bits(__hsub2(bits_h2(lo1), g.z_lo));
+  a[3] = h2_bits(__hfma2(bits_h2(hi1), sixteenth, g.z_hi));
+}
+
 }  // namespace awq::cuda::w4a16_device

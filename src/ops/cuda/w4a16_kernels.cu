@@ -114,13 +114,25 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
 // checks and otherwise runs the XS = 0 kernel). XS: 0 = x from L2 (no copy); 1 = the copy
 // first, then the weights (launches without PDL); 2 = register stage 0, the wait and the copy,
 // stage 1 (launches with PDL). See the comment above the wait below.
-template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS>
-__global__ void __launch_bounds__(WK * WN * 32)
+// SA ("scale after"; groups of 64 or more): a chunk's 4 products go into a zeroed f32 fragment
+// from the unscaled codes (q - z), which is then multiplied by the row's scale and added to the
+// accumulator (w4a16_device.cuh, dequant_unscaled): 16 HMUL2 fewer per chunk and row tile,
+// 4 FFMA more. With SMALL_GROUP the scales change inside a chunk and SA is ignored.
+// The xs SA kernels with one row tile and one token tile are held to 3 blocks per SM (80
+// registers for 256 threads, as the kernel without SA has; the zeroed fragment would otherwise
+// take it to 96, 2 blocks per SM). The others, their L2 twins (XS = 0) and the SMALL_GROUP
+// instances (no SA) keep the compiler's choice (no spills).
+template <bool SA, bool SMALL_GROUP, int XS, int MT, int RT>
+constexpr int sa_min_blocks() { return (SA && !SMALL_GROUP && XS != 0 && MT * RT == 1) ? 3 : 0; }
+
+template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS, bool SA>
+__global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, XS, MT, RT>())
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
                      __half* __restrict__ y, int n, int k, int m, int group_tiles_log2,
                      int prefetch_chunks) {
   constexpr int U = (RT * MT >= 8) ? 2 : 4;  // chunks per stage per row tile
+  constexpr bool kSA = SA && !SMALL_GROUP;
   const int lane = threadIdx.x & 31, wk = (threadIdx.x >> 5) % WK, wn = (threadIdx.x >> 5) / WK;
   const int tiles_n = (n + 15) / 16, tn0 = (blockIdx.x * WN + wn) * RT;
   const int ktiles = k / 16, chunks = (k + 63) / 64, ngroups = ktiles >> group_tiles_log2;
@@ -188,6 +200,13 @@ __global__ void __launch_bounds__(WK * WN * 32)
       GroupParams gp[RT];  // the chunk's group (its first tile's when group < 64)
 #pragma unroll
       for (int r = 0; r < RT; ++r) gp[r] = expand(pv[st][r][u]);
+      [[maybe_unused]] float part[RT][MT][4];  // kSA: the chunk's unscaled products
+      if constexpr (kSA) {
+#pragma unroll
+        for (int r = 0; r < RT; ++r)
+#pragma unroll
+          for (int t = 0; t < MT; ++t) part[r][t][0] = part[r][t][1] = part[r][t][2] = part[r][t][3] = 0.0f;
+      }
       // x for JB tiles at a time is loaded before their products (fewer for large MT: registers).
       constexpr int JB = MT <= 2 ? 4 : (MT <= 4 ? 2 : 1);
 #pragma unroll
@@ -216,9 +235,29 @@ __global__ void __launch_bounds__(WK * WN * 32)
               gp[r] = expand(__ldg(pp[r] + size_t(kt >> group_tiles_log2) * 8));
             }
             uint32_t a[4];
-            dequant(word, gp[r], a);
+            if constexpr (kSA) {
+              dequant_unscaled(word, gp[r], a);
 #pragma unroll
-            for (int t = 0; t < MT; ++t) mma_16816(acc[r][t], a, b[jj][t][0], b[jj][t][1]);
+              for (int t = 0; t < MT; ++t) mma_16816(part[r][t], a, b[jj][t][0], b[jj][t][1]);
+            } else {
+              dequant(word, gp[r], a);
+#pragma unroll
+              for (int t = 0; t < MT; ++t) mma_16816(acc[r][t], a, b[jj][t][0], b[jj][t][1]);
+            }
+          }
+        }
+      }
+      if constexpr (kSA) {
+        // C fragment entries 0, 1: row lane / 4 of the tile (scale s_lo), 2, 3: row lane / 4 + 8 (s_hi).
+#pragma unroll
+        for (int r = 0; r < RT; ++r) {
+          const float s_lo = __low2float(gp[r].s_lo), s_hi = __low2float(gp[r].s_hi);
+#pragma unroll
+          for (int t = 0; t < MT; ++t) {
+            acc[r][t][0] = fmaf(s_lo, part[r][t][0], acc[r][t][0]);
+            acc[r][t][1] = fmaf(s_lo, part[r][t][1], acc[r][t][1]);
+            acc[r][t][2] = fmaf(s_hi, part[r][t][2], acc[r][t][2]);
+            acc[r][t][3] = fmaf(s_hi, part[r][t][3], acc[r][t][3]);
           }
         }
       }
@@ -370,7 +409,7 @@ int xs_limit = 0;  // set once by w4a16_prepare_streaming
 
 size_t xs_bytes(int m, int k, int mt) { return size_t(std::min(m, 8 * mt)) * size_t(k + 8) * 2; }
 
-template <int MT, int WK, int WN, int RT, bool XS>
+template <int MT, int WK, int WN, int RT, bool XS, bool SA>
 void launch(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
             int n, int k, int m, int gl2, cudaStream_t s) {
   const int tiles_n = (n + 15) / 16;
@@ -388,9 +427,9 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
       const auto with_order = [&](auto order) {
         constexpr int kOrder = decltype(order)::value;
         if (gl2 < 2)
-          go(w4a16_mma_kernel<MT, WK, WN, RT, true, kOrder>);
+          go(w4a16_mma_kernel<MT, WK, WN, RT, true, kOrder, SA>);
         else
-          go(w4a16_mma_kernel<MT, WK, WN, RT, false, kOrder>);
+          go(w4a16_mma_kernel<MT, WK, WN, RT, false, kOrder, SA>);
       };
       if (pdl)
         with_order(std::integral_constant<int, 2>{});
@@ -400,22 +439,22 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
     }
   }
   if (gl2 < 2)
-    go(w4a16_mma_kernel<MT, WK, WN, RT, true, 0>);
+    go(w4a16_mma_kernel<MT, WK, WN, RT, true, 0, SA>);
   else
-    go(w4a16_mma_kernel<MT, WK, WN, RT, false, 0>);
+    go(w4a16_mma_kernel<MT, WK, WN, RT, false, 0, SA>);
 }
 
 // Raises the XS kernels' dynamic shared-memory limit to `bytes`.
-template <int MT, int WK, int WN, int RT, bool XS>
+template <int MT, int WK, int WN, int RT, bool XS, bool SA>
 void prepare(int bytes) {
   if constexpr (XS) {
     const auto set = [&](auto kernel) {
       AWQ_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     };
-    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 1>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 1>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 2>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 2>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 1, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 1, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 2, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 2, SA>);
   }
 }
 
@@ -442,17 +481,23 @@ struct Variant {
   LaunchFn fn;
   void (*prepare)(int bytes);
 };
-#define AWQ_W4A16_VARIANT(MT, WK, WN, RT, XS) \
-  Variant{W4A16Variant{MT, WK, WN, RT, XS}, &launch<MT, WK, WN, RT, XS>, &prepare<MT, WK, WN, RT, XS>}
-// 0-8: x read from global memory (L2) by each warp; 9-13: x staged in shared memory (XS).
+#define AWQ_W4A16_VARIANT(MT, WK, WN, RT, XS, SA) \
+  Variant{W4A16Variant{MT, WK, WN, RT, XS, SA}, &launch<MT, WK, WN, RT, XS, SA>, &prepare<MT, WK, WN, RT, XS, SA>}
+// 0-8: x read from global memory (L2) by each warp; 9-13: x staged in shared memory (XS);
+// 14-16: two token tiles with x staged (m = 9..16); 17-21: the scale applied after the mma (SA),
+// xs and L2 twins.
 const Variant kVariants[] = {
-    AWQ_W4A16_VARIANT(1, 8, 1, 1, false), AWQ_W4A16_VARIANT(1, 16, 1, 1, false),
-    AWQ_W4A16_VARIANT(1, 4, 1, 2, false), AWQ_W4A16_VARIANT(2, 8, 1, 1, false),
-    AWQ_W4A16_VARIANT(2, 4, 1, 2, false), AWQ_W4A16_VARIANT(4, 8, 1, 2, false),
-    AWQ_W4A16_VARIANT(4, 4, 1, 2, false), AWQ_W4A16_VARIANT(8, 4, 1, 2, false),
-    AWQ_W4A16_VARIANT(8, 4, 2, 2, false), AWQ_W4A16_VARIANT(1, 8, 1, 1, true),
-    AWQ_W4A16_VARIANT(1, 16, 1, 1, true), AWQ_W4A16_VARIANT(1, 4, 1, 2, true),
-    AWQ_W4A16_VARIANT(1, 8, 1, 2, true), AWQ_W4A16_VARIANT(1, 4, 1, 1, true)};
+    AWQ_W4A16_VARIANT(1, 8, 1, 1, false, false), AWQ_W4A16_VARIANT(1, 16, 1, 1, false, false),
+    AWQ_W4A16_VARIANT(1, 4, 1, 2, false, false), AWQ_W4A16_VARIANT(2, 8, 1, 1, false, false),
+    AWQ_W4A16_VARIANT(2, 4, 1, 2, false, false), AWQ_W4A16_VARIANT(4, 8, 1, 2, false, false),
+    AWQ_W4A16_VARIANT(4, 4, 1, 2, false, false), AWQ_W4A16_VARIANT(8, 4, 1, 2, false, false),
+    AWQ_W4A16_VARIANT(8, 4, 2, 2, false, false), AWQ_W4A16_VARIANT(1, 8, 1, 1, true, false),
+    AWQ_W4A16_VARIANT(1, 16, 1, 1, true, false), AWQ_W4A16_VARIANT(1, 4, 1, 2, true, false),
+    AWQ_W4A16_VARIANT(1, 8, 1, 2, true, false), AWQ_W4A16_VARIANT(1, 4, 1, 1, true, false),
+    AWQ_W4A16_VARIANT(2, 8, 1, 1, true, false), AWQ_W4A16_VARIANT(2, 4, 1, 2, true, false),
+    AWQ_W4A16_VARIANT(2, 8, 1, 2, true, false), AWQ_W4A16_VARIANT(1, 8, 1, 1, true, true),
+    AWQ_W4A16_VARIANT(1, 8, 1, 1, false, true), AWQ_W4A16_VARIANT(1, 4, 1, 2, true, true),
+    AWQ_W4A16_VARIANT(1, 4, 1, 2, false, true), AWQ_W4A16_VARIANT(1, 8, 1, 2, true, true)};
 #undef AWQ_W4A16_VARIANT
 constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 
@@ -465,12 +510,27 @@ constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 //  - m = 2..8, n >= 8192: (1, 4, 1, 2) without xs (the copy of m rows costs more than it saves);
 //  - m = 2..8, n < 8192: (1, 8, 1, 2) xs for k >= 8192 or m > 4 (down_proj; o_proj at m = 8),
 //    else (1, 8, 1, 1) without xs.
+// SA (AWQ_W4A16_SCALE_AFTER, default on; branch gpu5's H100 sweeps): the scale applied after the
+// mma where that measured faster: m = 1 on every shape ((1, 8, 1, 1) xs: 5-9 % faster plain, 7B
+// decode at batch 1 +2-5 %), and (1, 8, 1, 2) xs at m = 2..8 where x fits in shared memory
+// (2-4 %; where it does not, e.g. down_proj at m = 8, its L2 twin with SA measured slower than
+// without, so the kernel without SA stays).
 // The choice does not depend on PDL (a K split changes the order of the sums, and PDL on and
 // off must give the same bits: pdl.h).
-int default_variant(int64_t m, int64_t n, int64_t k, bool xs) {
+// m = 9..16 on a small layer (n, k < 8192: o_proj): (2, 8, 1, 2) xs, faster than the tiled GEMM
+// (w4a16_auto_uses_tiled; H100, docs/results/gpu.md: o_proj at m = 9/12/16 9.6/10.5/10.5 us
+// against the tiled GEMM's 12.2; down_proj, k = 11008, stays tiled: 24.8 us against >= 25.5).
+bool mid_m_streaming(int64_t m, int64_t n, int64_t k, bool xs) {
+  return xs && m >= 9 && m <= 16 && n < 8192 && k < 8192;
+}
+
+int default_variant(int64_t m, int64_t n, int64_t k, bool xs, bool scale_after) {
   const bool wide = n >= 8192;
-  if (xs && m == 1) return 9;
-  if (xs && m <= 8) return wide ? 2 : (k >= 8192 || m > 4) ? 12 : 0;
+  if (mid_m_streaming(m, n, k, xs)) return 16;  // (2, 8, 1, 2) xs
+  if (xs && m == 1) return scale_after ? 17 : 9;
+  if (xs && m <= 8 && !wide && (k >= 8192 || m > 4))  // (1, 8, 1, 2) xs, with SA where x fits
+    return scale_after && xs_bytes(int(m), int(k), 1) <= size_t(kXsMaxBytes) ? 21 : 12;
+  if (xs && m <= 8) return wide ? 2 : 0;
   if (m <= 8) return wide ? 2 : 0;              // (1, 4, 1, 2) : (1, 8, 1, 1)
   if (m <= 16) return wide ? 4 : 2;             // (2, 4, 1, 2) : (1, 4, 1, 2)
   return 6;                                     // (4, 4, 1, 2)
@@ -478,10 +538,14 @@ int default_variant(int64_t m, int64_t n, int64_t k, bool xs) {
 
 }  // namespace
 
+bool w4a16_auto_uses_tiled(int64_t m, int64_t n, int64_t k) {
+  return m >= kW4A16TiledMinTokens && !mid_m_streaming(m, n, k, w4a16_xsmem_from_env());
+}
+
 int w4a16_variant_count() { return kNumVariants; }
 W4A16Variant w4a16_variant(int i) { return kVariants[i].v; }
 int w4a16_default_variant(int64_t m, int64_t n, int64_t k) {
-  return default_variant(m, n, k, w4a16_xsmem_from_env());
+  return default_variant(m, n, k, w4a16_xsmem_from_env(), w4a16_scale_after_from_env());
 }
 
 void w4a16_prepare_streaming() {
@@ -510,7 +574,7 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
                   cudaStream_t s) {
   const bool x_aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;  // rows too: k % 16 == 0
   const bool tiled =
-      x_aligned && (path == W4A16Path::Tiled || (path == W4A16Path::Auto && m >= kW4A16TiledMinTokens));
+      x_aligned && (path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k)));
   if (tiled) {
     const W4A16TiledChoice c = w4a16_default_tiled(m, n, k);
     launch_w4a16_tiled(c.config, c.splits, codes, params, x, bias, y, n, k, group, m, s);

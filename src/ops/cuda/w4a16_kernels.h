@@ -27,7 +27,11 @@ inline int w4a16_group_tiles_log2(int group) {
   while ((16 << gl2) < group) ++gl2;
   return gl2;
 }
-constexpr int64_t kW4A16TiledMinTokens = 9;  // Auto: the tiled GEMM from this m on
+constexpr int64_t kW4A16TiledMinTokens = 9;  // Auto: the tiled GEMM from this m on, except:
+// Auto at m = 9..16 on a small layer (n < 8192 and k < 8192: o_proj), where a register-streaming
+// kernel with two token tiles measured faster (x staged in shared memory; AWQ_W4A16_XSMEM=0 gives
+// the tiled GEMM there, as before). True where Auto runs the tiled GEMM (x 16-byte aligned).
+bool w4a16_auto_uses_tiled(int64_t m, int64_t n, int64_t k);
 // AWQ_W4A16_KERNEL's value: null or "" or "auto", "legacy", "tiled"; anything else: awq::Error.
 W4A16Path parse_w4a16_path(const char* value);
 W4A16Path w4a16_path_from_env();  // parse_w4a16_path(getenv("AWQ_W4A16_KERNEL")), cached
@@ -43,9 +47,12 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
 // xs: x staged in the block's shared memory (one copy per block) instead of each warp loading
 // its fragments from L2; the launch runs the xs = false kernel where x is not 16-byte aligned or
 // min(m, 8 mt) rows of k would not fit (w4a16_kernels.cu, kXsMaxBytes).
+// sa: a chunk's products are made from the unscaled codes and multiplied by the scale in f32
+// afterwards (groups >= 64; w4a16_kernels.cu).
 struct W4A16Variant {
   int mt, wk, wn, rt;
   bool xs = false;
+  bool sa = false;
 };
 int w4a16_variant_count();
 W4A16Variant w4a16_variant(int i);
@@ -55,6 +62,12 @@ int w4a16_default_variant(int64_t m, int64_t n, int64_t k);  // what launch_w4a1
 // anything else: awq::Error. parse_w4a16_xsmem parses a value, w4a16_xsmem_from_env reads once.
 bool parse_w4a16_xsmem(const char* value);
 bool w4a16_xsmem_from_env();
+// AWQ_W4A16_SCALE_AFTER: "0" = the decode sizes (m <= 8) run the kernels that scale the weights
+// before the mma (the choices before the sa variants; the baseline for comparisons), "1" or
+// unset = the sa variants where they measured faster (m = 1; (1, 8, 1, 2) xs at m = 2..8);
+// anything else: awq::Error. Read once.
+bool parse_w4a16_scale_after(const char* value);
+bool w4a16_scale_after_from_env();
 // Raises the xs kernels' shared-memory limit once (upload_w4a16 calls it outside any capture).
 void w4a16_prepare_streaming();
 void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, const __half* x,
