@@ -30,10 +30,12 @@ namespace {
 
 constexpr int64_t T = kW4TileRows;
 constexpr int64_t kLine = 64;  // bytes of codes per (tile, 8 inputs)
-// Software prefetch distance in the tile stream (contiguous over a thread's tiles; the hardware
-// prefetcher restarts at every 4 KB page). One core pulls ~30 GB/s at ~100 ns of latency, so
-// ~3 KB must be in flight: 6 KB ahead measured 1.2x (VNNI) and 1.3x (AVX2) the decode GEMV's
-// GB/s of 1 KB ahead (docs/results/cpu.md); 12 KB was no better than 6.
+// Software prefetch distance in the tile stream of the AVX2 kernels and the VNNI prefill
+// (contiguous over a thread's tiles). The AVX2 kernel walks each tile twice, one 32-byte half
+// of every line per pass, which the hardware prefetcher follows badly: 6 KB ahead reads 1.2-1.3x
+// the GB/s of none (docs/results/cpu.md). The VNNI decode kernel reads whole lines in order and
+// takes no software prefetch: with weights beyond the caches, 6 KB ahead made it 0.66-0.80x of
+// a plain read loop's GB/s, none 0.82-0.90x (the hardware prefetcher alone does better).
 constexpr int64_t kPrefetchBytes = 6144;
 
 // What the kernels see of a W4 matrix.
@@ -131,7 +133,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma"))) void ti
         const uint8_t* p = c + k0 / 8 * kLine;
         const int8_t* xs = xq + k0 / 8 * step + 8 * pass;
         for (int64_t j = 0; j < steps; ++j, p += kLine, xs += step) {
-          if (pass == 0) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+          if constexpr (MR > 4)  // prefill only (kPrefetchBytes)
+            if (pass == 0) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
           const __m512i w = _mm512_load_si512(p);
           const __m512i lo = _mm512_and_si512(w, low), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low);
           for (int i = 0; i < MR; ++i) {
