@@ -1,6 +1,7 @@
 #include "io/staging_dir.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 
@@ -21,6 +23,37 @@ void fsync_path(const std::string& p) {
   if (fd >= 0) {
     ::fsync(fd);
     ::close(fd);
+  }
+}
+
+// Inside a staging folder while it is written: "HOST PID" of the process writing it.
+constexpr const char* kOwnerFile = ".awq-staging-owner";
+
+std::string host_name() {
+  char h[256] = {};
+  if (::gethostname(h, sizeof h - 1) != 0) return "?";
+  return h;
+}
+
+// Removes the staging folders PARENT/PREFIX* that an earlier run on this host left behind when
+// it was killed (a second Ctrl-C exits at once; SIGKILL, the OOM killer): those whose owner
+// file names this host and a process that no longer exists. A folder without an owner file, of
+// another host, or of a live process is left alone.
+void remove_stale_staging(const fs::path& parent, const std::string& prefix) {
+  std::error_code ec;
+  const std::string host = host_name();
+  for (const auto& e : fs::directory_iterator(parent, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || !e.is_directory(ec)) continue;
+    std::ifstream in(e.path() / kOwnerFile);
+    std::string owner_host;
+    long pid = 0;
+    if (!(in >> owner_host >> pid) || owner_host != host || pid <= 0) continue;
+    if (::kill(pid_t(pid), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to probe)
+    in.close();
+    fs::remove_all(e.path(), ec);
+    if (!ec)
+      std::fprintf(stderr, "note: removed %s, the staging folder of an interrupted run (pid %ld)\n", e.path().c_str(), pid);
   }
 }
 }  // namespace
@@ -39,9 +72,11 @@ StagingDir::StagingDir(const std::string& final_path, bool replace_existing)
   std::string name = ".";  // built with += : GCC 12 warns (-Wrestrict, a false positive) on "." + s
   name += fs::path(final_).filename().string();
   name += ".tmp-XXXXXX";
+  remove_stale_staging(parent, name.substr(0, name.size() - 6));  // without the XXXXXX
   std::string tmpl = (parent / name).string();
   if (!::mkdtemp(tmpl.data())) throw Error(tmpl + ": cannot create a staging folder: " + std::strerror(errno));
   tmp_ = tmpl;
+  std::ofstream(tmp_ + "/" + kOwnerFile) << host_name() << ' ' << long(::getpid()) << '\n';
   // mkdtemp makes the folder 0700; give the finished checkpoint the permissions a plain
   // mkdir would (0777 minus the umask), so other users and serving engines can read it.
   const mode_t mask = ::umask(0);
@@ -56,6 +91,8 @@ StagingDir::~StagingDir() {
 }
 
 void StagingDir::commit() {
+  std::error_code rm;
+  fs::remove(tmp_ + "/" + kOwnerFile, rm);
   for (const auto& e : fs::directory_iterator(tmp_)) fsync_path(e.path().string());
   fsync_path(tmp_);
   std::error_code ec;

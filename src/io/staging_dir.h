@@ -1,6 +1,8 @@
 // A folder written in full under a temporary name beside its final path and renamed into
 // place by commit(), so an error or Ctrl-C never leaves a half-written checkpoint: the
-// destructor removes an uncommitted staging folder.
+// destructor removes an uncommitted staging folder. A process killed outright (a second
+// Ctrl-C, SIGKILL) cannot; its folder holds an owner file (host, pid), and the next StagingDir
+// for the same final path removes the folders whose process on this host is gone.
 #pragma once
 #include <string>
 
@@ -9,7 +11,8 @@ namespace awq {
 class StagingDir {
  public:
   // final_path must not exist unless replace_existing (awq::Error otherwise, checked here,
-  // before any work is done). The staging folder is PARENT/.NAME.tmp-XXXXXX.
+  // before any work is done). The staging folder is PARENT/.NAME.tmp-XXXXXX; stale ones of
+  // killed runs are removed first (a note on stderr for each).
   StagingDir(const std::string& final_path, bool replace_existing);
   ~StagingDir();
   StagingDir(const StagingDir&) = delete;
