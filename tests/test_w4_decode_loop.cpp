@@ -1,19 +1,20 @@
 // The decode loop allocates nothing: a counting global operator new (this file replaces it for
 // the whole test binary; it forwards to malloc/free, so ASan still sees every block) counts
 // allocations while the tiny model decodes with 2 threads after a warm-up, and while the W4
-// GEMV runs. Also checks the thread pool's lock-free handshake over many back-to-back loops.
+// GEMV runs. Also checks the thread pool's lock-free handshake over many back-to-back loops,
+// its pieces and its stealing.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
-#include <tuple>
+#include <chrono>
 #include <cstdlib>
+#include <mutex>
 #include <new>
 #include <random>
 #include <stdexcept>
-#include <mutex>
 #include <thread>
-#include <chrono>
+#include <utility>
 #include <vector>
 
 #include "model/llama_model.h"

@@ -35,25 +35,24 @@ std::string host_name() {
   return h;
 }
 
-// Removes the staging folders PARENT/PREFIX* that an earlier run on this host left behind when
+// Removes the staging folders PARENT/PREFIX* that an earlier run on `host` left behind when
 // it was killed (a second Ctrl-C exits at once; SIGKILL, the OOM killer): those whose owner
 // file names this host and a process that no longer exists. A folder without an owner file, of
-// another host, or of a live process is left alone.
-void remove_stale_staging(const fs::path& parent, const std::string& prefix) {
+// another host, or of a live process is left alone. Best effort: an unreadable folder ends the
+// scan instead of failing the run.
+void remove_stale_staging(const fs::path& parent, const std::string& prefix, const std::string& host) {
   std::error_code ec;
-  const std::string host = host_name();
-  for (const auto& e : fs::directory_iterator(parent, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind(prefix, 0) != 0 || !e.is_directory(ec)) continue;
-    std::ifstream in(e.path() / kOwnerFile);
+  for (fs::directory_iterator it(parent, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path dir = it->path();
+    std::error_code type_ec;
+    if (dir.filename().string().rfind(prefix, 0) != 0 || !it->is_directory(type_ec)) continue;
     std::string owner_host;
     long pid = 0;
-    if (!(in >> owner_host >> pid) || owner_host != host || pid <= 0) continue;
+    if (!(std::ifstream(dir / kOwnerFile) >> owner_host >> pid) || owner_host != host || pid <= 0) continue;
     if (::kill(pid_t(pid), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to probe)
-    in.close();
-    fs::remove_all(e.path(), ec);
-    if (!ec)
-      std::fprintf(stderr, "note: removed %s, the staging folder of an interrupted run (pid %ld)\n", e.path().c_str(), pid);
+    std::error_code rm_ec;
+    fs::remove_all(dir, rm_ec);
+    if (!rm_ec) std::fprintf(stderr, "note: removed %s, the staging folder of an interrupted run (pid %ld)\n", dir.c_str(), pid);
   }
 }
 }  // namespace
@@ -72,11 +71,12 @@ StagingDir::StagingDir(const std::string& final_path, bool replace_existing)
   std::string name = ".";  // built with += : GCC 12 warns (-Wrestrict, a false positive) on "." + s
   name += fs::path(final_).filename().string();
   name += ".tmp-XXXXXX";
-  remove_stale_staging(parent, name.substr(0, name.size() - 6));  // without the XXXXXX
+  const std::string host = host_name();
+  remove_stale_staging(parent, name.substr(0, name.size() - 6), host);  // prefix: without the XXXXXX
   std::string tmpl = (parent / name).string();
   if (!::mkdtemp(tmpl.data())) throw Error(tmpl + ": cannot create a staging folder: " + std::strerror(errno));
   tmp_ = tmpl;
-  std::ofstream(tmp_ + "/" + kOwnerFile) << host_name() << ' ' << long(::getpid()) << '\n';
+  std::ofstream(tmp_ + "/" + kOwnerFile) << host << ' ' << long(::getpid()) << '\n';
   // mkdtemp makes the folder 0700; give the finished checkpoint the permissions a plain
   // mkdir would (0777 minus the umask), so other users and serving engines can read it.
   const mode_t mask = ::umask(0);
