@@ -168,25 +168,23 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma"))) void ti
 }
 
 // ---------------------------------------------------------------------------------------------
-// AVX2: half h (rows 8h..8h+7) of tile t x MR rows of x (16 ymm: MR <= 4). Per 4 inputs and
-// row, vpmaddubsw gives two int16 sums of two products each, |sum| <= 2 * 15 * 127 = 3810;
-// the low- and high-nibble results added: <= 7620, no int16 saturation, for either digit
-// (both are int8 in [-127, 127]). vpmaddwd then sums the pair into the row's int32 lane:
-// times 1 (int8, int8x2's low digit) or times 254 (int8x2's high digit), so one accumulator
-// holds D = 254 D1 + D2 directly (bound: kX2Run). The same integers as the VNNI kernel and the
-// same f32 steps after: bit-identical results.
+// AVX2, int8 x: half h (rows 8h..8h+7) of tile t x MR rows of x (16 ymm: MR <= 4). Per 4
+// inputs and row, vpmaddubsw gives two int16 sums of two products each, |sum| <= 2 * 15 * 127
+// = 3810; the low- and high-nibble results added: <= 7620, no int16 saturation. vpmaddwd then
+// sums the pair into the row's int32 lane. The same integers as the VNNI kernel and the same
+// f32 steps after: bit-identical results.
 // ---------------------------------------------------------------------------------------------
-template <int MR, bool X2>
+template <int MR>
 __attribute__((target("avx2,fma,f16c"))) void tile_half_avx2(const TileView& v, int64_t t, int h,
                                                             const XInt8& x, int64_t i0,
                                                             const float* bias, float* y, int64_t ldy) {
   const int64_t B = x.B;
   const uint8_t* c = v.tile_codes(t) + 32 * h;
-  const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), hi_weight = _mm256_set1_epi16(254);
+  const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   __m256 accf[MR];
   for (int i = 0; i < MR; ++i) accf[i] = _mm256_setzero_ps();
   const int8_t* const xq = x.row(i0);
-  const int64_t step = x.step, run = X2 ? std::min(v.gs, kX2Run) : v.gs;
+  const int64_t step = x.step, run = v.gs;
   for (int64_t g = 0; g < v.G; ++g) {
     const int64_t sg = (t * v.G + g) * T + 8 * h;
     const __m256 s = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(v.scales + sg)));
@@ -203,13 +201,7 @@ __attribute__((target("avx2,fma,f16c"))) void tile_half_avx2(const TileView& v, 
           const int8_t* x1 = xs + i * B;
           const __m256i d1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(load4(x1))),
                                               _mm256_maddubs_epi16(hi, _mm256_set1_epi32(load4(x1 + 4))));
-          if constexpr (X2) {
-            const __m256i d2 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(load4(x1 + 8))),
-                                                _mm256_maddubs_epi16(hi, _mm256_set1_epi32(load4(x1 + 12))));
-            a[i] = _mm256_add_epi32(a[i], _mm256_add_epi32(_mm256_madd_epi16(d1, hi_weight), _mm256_madd_epi16(d2, ones)));
-          } else {
-            a[i] = _mm256_add_epi32(a[i], _mm256_madd_epi16(d1, ones));
-          }
+          a[i] = _mm256_add_epi32(a[i], _mm256_madd_epi16(d1, ones));
         }
       }
       for (int i = 0; i < MR; ++i)
@@ -226,6 +218,77 @@ __attribute__((target("avx2,fma,f16c"))) void tile_half_avx2(const TileView& v, 
     _mm256_store_ps(out, accf[i]);
     float* yi = y + (i0 + i) * ldy + r0;
     for (int64_t l = 0; l < rows; ++l) yi[l] = out[l] + (bias ? bias[r0 + l] : 0.0f);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AVX2 with int8x2 x, taken whole as int16 codes c (w4_act_quant.h's int16 layout): NH halves
+// (8 rows each, from half h0) of tile t x MR rows of x. A 32-byte half-line of codes read as
+// int16 lanes gives, masked and shifted, four vectors whose adjacent lane pairs are one row's
+// inputs (0, 2), (1, 3), (4, 6) and (5, 7); vpmaddwd against the broadcast pair (c0, c2) ...
+// sums two products into the row's int32 lane. Per 64 products 4 vpmaddwd, where the digits
+// took 4 vpmaddubsw + 2 vpmaddwd. D = sum w c is the VNNI kernel's 254 D1 + D2 (exact, bound
+// kX2Run), and the f32 steps after are the same: bit-identical results.
+// NH = 2 walks each tile once (decode, MR <= 4: the stream stays sequential); NH = 1 takes up
+// to 8 rows of x per pass (prefill; GCC then keeps some accumulators on the stack, measured as
+// fast as 4 rows per pass, which fit the 16 registers: the vpmaddwd / vpaddd issue is the limit).
+// ---------------------------------------------------------------------------------------------
+template <int MR, int NH>
+__attribute__((target("avx2,fma,f16c"))) void tile_avx2_c16(const TileView& v, int64_t t, int h0,
+                                                           const XInt8& x, int64_t i0,
+                                                           const float* bias, float* y, int64_t ldy) {
+  static_assert(MR * NH <= 8, "16 ymm registers");
+  const int64_t B = x.B;
+  const uint8_t* c = v.tile_codes(t) + 32 * h0;
+  const __m256i nibble = _mm256_set1_epi16(0x000F);
+  alignas(32) float accf[MR][NH][8] = {};  // in memory: updated once per run
+  const int8_t* const xq = x.row(i0);
+  const int64_t step = x.step, run = std::min(v.gs, kX2Run);
+  for (int64_t g = 0; g < v.G; ++g) {
+    const __m128i* const s16 = reinterpret_cast<const __m128i*>(v.scales + (t * v.G + g) * T + 8 * h0);  // [NH][8]
+    for (int64_t k0 = g * v.gs, gend = k0 + v.gs; k0 < gend; k0 += run) {
+      __m256i a[MR][NH];
+      for (int i = 0; i < MR; ++i)
+        for (int h = 0; h < NH; ++h) a[i][h] = _mm256_setzero_si256();
+      const uint8_t* p = c + k0 / 8 * kLine;
+      const int8_t* xs = xq + k0 / 8 * step;
+      for (int64_t j = 0, steps = (std::min(k0 + run, gend) - k0) / 8; j < steps; ++j, p += kLine, xs += step) {
+        if constexpr (NH == 1) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+        for (int h = 0; h < NH; ++h) {
+          const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 32 * h));
+          const __m256i w02 = _mm256_and_si256(w, nibble), w13 = _mm256_and_si256(_mm256_srli_epi16(w, 8), nibble),
+                        w46 = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibble), w57 = _mm256_srli_epi16(w, 12);
+          for (int i = 0; i < MR; ++i) {
+            const int8_t* xi = xs + i * B;  // c0 c2 | c1 c3 | c4 c6 | c5 c7
+            a[i][h] = _mm256_add_epi32(a[i][h], _mm256_madd_epi16(w02, _mm256_set1_epi32(load4(xi))));
+            a[i][h] = _mm256_add_epi32(a[i][h], _mm256_madd_epi16(w13, _mm256_set1_epi32(load4(xi + 4))));
+            a[i][h] = _mm256_add_epi32(a[i][h], _mm256_madd_epi16(w46, _mm256_set1_epi32(load4(xi + 8))));
+            a[i][h] = _mm256_add_epi32(a[i][h], _mm256_madd_epi16(w57, _mm256_set1_epi32(load4(xi + 12))));
+          }
+        }
+      }
+      for (int h = 0; h < NH; ++h) {
+        const __m256 s = _mm256_cvtph_ps(_mm_load_si128(s16 + h));
+        for (int i = 0; i < MR; ++i)
+          _mm256_store_ps(accf[i][h], _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[i][h]), _mm256_mul_ps(s, _mm256_set1_ps(x.unit[(i0 + i) * x.G + g])),
+                                                      _mm256_load_ps(accf[i][h])));
+      }
+    }
+    for (int h = 0; h < NH; ++h) {
+      const int64_t sg = (t * v.G + g) * T + 8 * (h0 + h);
+      const __m256 z = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v.zeros + sg))));
+      const __m256 sz = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(s16 + h)), z);
+      for (int i = 0; i < MR; ++i)
+        _mm256_store_ps(accf[i][h], _mm256_fnmadd_ps(sz, _mm256_set1_ps(x.zsum[(i0 + i) * x.G + g]), _mm256_load_ps(accf[i][h])));
+    }
+  }
+  for (int h = 0; h < NH; ++h) {
+    const int64_t r0 = t * T + 8 * (h0 + h), rows = std::min<int64_t>(8, v.N - r0);
+    if (rows <= 0) continue;
+    for (int i = 0; i < MR; ++i) {
+      float* yi = y + (i0 + i) * ldy + r0;
+      for (int64_t l = 0; l < rows; ++l) yi[l] = accf[i][h][l] + (bias ? bias[r0 + l] : 0.0f);
+    }
   }
 }
 
@@ -331,13 +394,18 @@ void tiles_int8(W4Isa isa, const TileView& v, int64_t t0, int64_t t1, const XInt
           });
           continue;
         }
-        for (int h = 0; h < 2; ++h)  // AVX2: 16 ymm registers, at most 4 rows per call
+        if (x2) {  // AVX2, int16 x: a whole tile per pass up to 4 rows, else a half per pass
+          with_mr(rows, [&](auto mr) {
+            constexpr int R = decltype(mr)::value;
+            if constexpr (R <= 4) tile_avx2_c16<R, 2>(v, t, 0, x, c0, bias, y, N);
+            else for (int h = 0; h < 2; ++h) tile_avx2_c16<R, 1>(v, t, h, x, c0, bias, y, N);
+          });
+          continue;
+        }
+        for (int h = 0; h < 2; ++h)  // AVX2 int8: 16 ymm registers, at most 4 rows per call
           for (int64_t i0 = c0; i0 < c0 + rows; i0 += 4)
             with_mr(std::min<int64_t>(4, c0 + rows - i0), [&](auto mr) {
-              if constexpr (decltype(mr)::value <= 4) {
-                if (x2) tile_half_avx2<decltype(mr)::value, true>(v, t, h, x, i0, bias, y, N);
-                else tile_half_avx2<decltype(mr)::value, false>(v, t, h, x, i0, bias, y, N);
-              }
+              if constexpr (decltype(mr)::value <= 4) tile_half_avx2<decltype(mr)::value>(v, t, h, x, i0, bias, y, N);
             });
       }
     }
@@ -478,14 +546,16 @@ XInt8 quantize_x(ThreadPool& pool, W4Isa isa, const float* x, int64_t n, int64_t
   float* const u = unit.data();
   float* const zs = zsum.data();
   const XInt8 xi{q, R, B, step, chunk, u, zs, G};
-  // The same codes either way; AVX-512 only beside the VNNI kernels, so AWQ_CPU_ISA=avx2
-  // keeps the whole path AVX2.
-  const ActQuantIsa aq = isa_vnni(isa) ? ActQuantIsa::Avx512 : ActQuantIsa::Scalar;
+  // The VNNI kernels take int8x2 digits, the AVX2 ones the same codes whole as int16. AVX-512
+  // only beside the VNNI kernels, so AWQ_CPU_ISA=avx2 keeps the whole path AVX2.
+  const bool vnni = isa_vnni(isa);
+  const ActQuantIsa aq = vnni ? ActQuantIsa::Avx512 : ActQuantIsa::Avx2;
   auto quantize_rows = [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       int8_t* const qi = q + xi.row_offset(i);
-      if (x2) quantize_act_int8x2(aq, x + i * K, K, gs, qi, step, u + i * G, zs + i * G);
-      else quantize_act_int8(aq, x + i * K, K, gs, qi, step, u + i * G, zs + i * G);
+      if (!x2) quantize_act_int8(aq, x + i * K, K, gs, qi, step, u + i * G, zs + i * G);
+      else if (vnni) quantize_act_int8x2(aq, x + i * K, K, gs, qi, step, u + i * G, zs + i * G);
+      else quantize_act_int16(aq, x + i * K, K, gs, qi, step, u + i * G, zs + i * G);
     }
   };
   if (n > 8) pool.parallel_for(n, quantize_rows, /*min_chunk=*/4);

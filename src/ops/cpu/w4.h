@@ -46,8 +46,8 @@
 
 namespace awq {
 
-// Kernel families: Avx2 / Avx512Vnni take int8 x, the Int8x2 ones int8x2 x, Scalar / Avx512
-// f32 x (exact).
+// Kernel families: Avx2 / Avx512Vnni take int8 x, the Int8x2 ones int8x2 x (VNNI as two int8
+// digits, AVX2 as the same codes whole in int16: w4_act_quant.h), Scalar / Avx512 f32 x (exact).
 enum class W4Isa { Scalar, Avx2, Avx512, Avx512Vnni, Avx2Int8x2, Avx512VnniInt8x2 };
 // Int8x2 is the default. Auto (AWQ_W4_ACT=auto): int8x2 for decode rows (n <= kW4DecodeRows in
 // matmul, every row of the server's batched decode), int8 for prefill (n > kW4DecodeRows), where
