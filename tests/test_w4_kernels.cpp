@@ -43,7 +43,7 @@ namespace {
 std::vector<W4Isa> supported_w4_isas() {
   std::vector<W4Isa> v;
   for (W4Isa isa : {W4Isa::Scalar, W4Isa::Avx2, W4Isa::Avx512, W4Isa::Avx512Vnni, W4Isa::Avx2Int8x2,
-                    W4Isa::Avx512VnniInt8x2})
+                    W4Isa::Avx512VnniInt8x2, W4Isa::AvxVnniInt8x2})
     if (w4_isa_supported(isa)) v.push_back(isa);
   return v;
 }
@@ -333,7 +333,8 @@ TEST(W4Kernels, Int8x2EdgeRows) {
     w4_matmul(pool, isa, xt.data(), 1, w.fast, nullptr, yt.data());
     for (float v : yt) EXPECT_LE(std::fabs(v), 1e-30f) << w4_isa_name(isa);
   }
-  for (auto [avx2, vnni] : {std::pair{W4Isa::Avx2, W4Isa::Avx512Vnni}, std::pair{W4Isa::Avx2Int8x2, W4Isa::Avx512VnniInt8x2}}) {
+  for (auto [avx2, vnni] : {std::pair{W4Isa::Avx2, W4Isa::Avx512Vnni}, std::pair{W4Isa::Avx2Int8x2, W4Isa::Avx512VnniInt8x2},
+                           std::pair{W4Isa::AvxVnniInt8x2, W4Isa::Avx512VnniInt8x2}}) {
     if (!w4_isa_supported(avx2) || !w4_isa_supported(vnni)) {
       std::printf("[ info ] %s vs %s: not both on this CPU, bit-identity not checked\n", w4_isa_name(avx2), w4_isa_name(vnni));
       continue;

@@ -81,7 +81,7 @@ void add_bench(CLI::App& app) {
       "reads, at the --kv-type element size, averaged over the decode positions), the GB/s that\n"
       "makes at the median decode speed, and that as a % of the read bandwidth measured by the\n"
       "bench itself (the same threads streaming a 1 GiB buffer, best of 5 passes).\n"
-      "AWQ_CPU_ISA=portable|avx2 caps the kernels; AWQ_MATMUL=reference runs the reference matmul;\n"
+      "AWQ_CPU_ISA=portable|avx2|avxvnni caps the kernels; AWQ_MATMUL=reference runs the reference matmul;\n"
       "AWQ_W4_ACT picks the W4 kernels' activations: int8x2 (default, close to exact), auto\n"
       "(int8x2 for decode, int8 for prefill), int8 (fastest, lossy) or f32 (exact).");
   add_model_dir(cmd, args->model_dir);

@@ -245,15 +245,9 @@ constexpr int64_t kNcMax = 256;    // W rows per task
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 GemmIsa detect_isa() {
-  // AWQ_CPU_ISA=portable|avx2|avx512 caps the choice (benchmarks; CPUs with slow AVX-512).
-  enum Cap { kAvx512, kAvx2, kPortable };
-  const int cap = env_choice("AWQ_CPU_ISA", std::getenv("AWQ_CPU_ISA"),
-                             {{"avx512", "the default: the widest the CPU has"},
-                              {"avx2", "at most AVX2"},
-                              {"portable", "plain C++ loops"}},
-                             kAvx512);
-  if (cap == kAvx512 && gemm_isa_supported(GemmIsa::Avx512)) return GemmIsa::Avx512;
-  if (cap != kPortable && gemm_isa_supported(GemmIsa::Avx2)) return GemmIsa::Avx2;
+  const CpuIsaCap cap = cpu_isa_cap();
+  if (cap == CpuIsaCap::Avx512 && gemm_isa_supported(GemmIsa::Avx512)) return GemmIsa::Avx512;
+  if (cap != CpuIsaCap::Portable && gemm_isa_supported(GemmIsa::Avx2)) return GemmIsa::Avx2;
   return GemmIsa::Portable;
 }
 
@@ -331,6 +325,17 @@ bool gemm_isa_supported(GemmIsa isa) {
       return __builtin_cpu_supports("avx512f");
   }
   return false;
+}
+
+CpuIsaCap cpu_isa_cap() {
+  // AWQ_CPU_ISA caps the choice (benchmarks; CPUs with slow AVX-512).
+  static const CpuIsaCap cap = CpuIsaCap(env_choice("AWQ_CPU_ISA", std::getenv("AWQ_CPU_ISA"),
+                                                    {{"avx512", "the default: the widest the CPU has"},
+                                                     {"avxvnni", "at most AVX2 plus AVX-VNNI (the W4 kernels of CPUs without AVX-512)"},
+                                                     {"avx2", "at most AVX2"},
+                                                     {"portable", "plain C++ loops"}},
+                                                    0));
+  return cap;
 }
 
 GemmIsa gemm_best_isa() {

@@ -38,8 +38,12 @@ void matmul_many(ThreadPool& pool, const float* x, int64_t n, const W4Product* p
 enum class GemmIsa { Portable, Avx2, Avx512 };
 
 bool gemm_isa_supported(GemmIsa isa);
-// The widest supported set; what matmul() and attention() use. The environment variable
-// AWQ_CPU_ISA=portable|avx2 caps it (benchmarks, CPUs where AVX-512 is slow).
+// AWQ_CPU_ISA=avx512 (unset: no cap) | avxvnni | avx2 | portable: the widest instruction set
+// the kernels may use (benchmarks, CPUs where AVX-512 is slow). avxvnni = AVX2 for the GEMM,
+// AVX2 + AVX-VNNI for the W4 kernels (w4.h).
+enum class CpuIsaCap { Avx512, AvxVnni, Avx2, Portable };
+CpuIsaCap cpu_isa_cap();
+// The widest supported set under cpu_isa_cap(); what matmul() and attention() use.
 GemmIsa gemm_best_isa();
 const char* gemm_isa_name(GemmIsa isa);
 

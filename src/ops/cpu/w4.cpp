@@ -233,7 +233,15 @@ __attribute__((target("avx2,fma,f16c"))) void tile_half_avx2(const TileView& v, 
 // to 8 rows of x per pass (prefill; GCC then keeps some accumulators on the stack, measured as
 // fast as 4 rows per pass, which fit the 16 registers: the vpmaddwd / vpaddd issue is the limit).
 // ---------------------------------------------------------------------------------------------
-template <int MR, int NH>
+// vpdpwssd ymm (AVX-VNNI, VEX-encoded): acc += the pairwise products of a and b's int16 lanes,
+// what vpmaddwd + vpaddd do in two. As inline asm, so that the kernel stays one AVX2 function;
+// it runs only where w4_isa_supported(AvxVnniInt8x2) said yes.
+__attribute__((target("avx2"))) inline __m256i dpwssd_avx_vnni(__m256i acc, __m256i a, __m256i b) {
+  asm("%{vex%} vpdpwssd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
+  return acc;
+}
+
+template <int MR, int NH, bool DP>
 __attribute__((target("avx2,fma,f16c"))) void tile_avx2_c16(const TileView& v, int64_t t, int h0,
                                                            const XInt8& x, int64_t i0,
                                                            const float* bias, float* y, int64_t ldy) {
@@ -260,10 +268,17 @@ __attribute__((target("avx2,fma,f16c"))) void tile_avx2_c16(const TileView& v, i
                         w46 = _mm256_and_si256(_mm256_srli_epi16(w, 4), nibble), w57 = _mm256_srli_epi16(w, 12);
           for (int i = 0; i < MR; ++i) {
             const int8_t* xi = xs + i * B;  // c0 c2 | c1 c3 | c4 c6 | c5 c7
-            a[i][h] = _mm256_add_epi32(a[i][h], _mm256_madd_epi16(w02, _mm256_set1_epi32(load4(xi))));
-            a[i][h] = _mm256_add_epi32(a[i][h], _mm256_madd_epi16(w13, _mm256_set1_epi32(load4(xi + 4))));
-            a[i][h] = _mm256_add_epi32(a[i][h], _mm256_madd_epi16(w46, _mm256_set1_epi32(load4(xi + 8))));
-            a[i][h] = _mm256_add_epi32(a[i][h], _mm256_madd_epi16(w57, _mm256_set1_epi32(load4(xi + 12))));
+            const __m256i x02 = _mm256_set1_epi32(load4(xi)), x13 = _mm256_set1_epi32(load4(xi + 4)),
+                          x46 = _mm256_set1_epi32(load4(xi + 8)), x57 = _mm256_set1_epi32(load4(xi + 12));
+            if constexpr (DP) {
+              a[i][h] = dpwssd_avx_vnni(a[i][h], w02, x02);
+              a[i][h] = dpwssd_avx_vnni(a[i][h], w13, x13);
+              a[i][h] = dpwssd_avx_vnni(a[i][h], w46, x46);
+              a[i][h] = dpwssd_avx_vnni(a[i][h], w57, x57);
+            } else {
+              a[i][h] = _mm256_add_epi32(a[i][h], _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(w02, x02), _mm256_madd_epi16(w13, x13)),
+                                                                   _mm256_add_epi32(_mm256_madd_epi16(w46, x46), _mm256_madd_epi16(w57, x57))));
+            }
           }
         }
       }
@@ -397,8 +412,14 @@ void tiles_int8(W4Isa isa, const TileView& v, int64_t t0, int64_t t1, const XInt
         if (x2) {  // AVX2, int16 x: a whole tile per pass up to 4 rows, else a half per pass
           with_mr(rows, [&](auto mr) {
             constexpr int R = decltype(mr)::value;
-            if constexpr (R <= 4) tile_avx2_c16<R, 2>(v, t, 0, x, c0, bias, y, N);
-            else for (int h = 0; h < 2; ++h) tile_avx2_c16<R, 1>(v, t, h, x, c0, bias, y, N);
+            auto run = [&](auto dp) {
+              if constexpr (R <= 4) tile_avx2_c16<R, 2, dp.value>(v, t, 0, x, c0, bias, y, N);
+              else for (int h = 0; h < 2; ++h) tile_avx2_c16<R, 1, dp.value>(v, t, h, x, c0, bias, y, N);
+            };
+            // vpdpwssd only for prefill rows: its one add chain per row and half (4 deep per
+            // step) held decode (1 row, 2 chains) to 0.75x of vpmaddwd + vpaddd.
+            if (isa == W4Isa::AvxVnniInt8x2 && R > 4) run(std::true_type{});
+            else run(std::false_type{});
           });
           continue;
         }
@@ -423,13 +444,16 @@ bool w4_isa_supported(W4Isa isa) {
       return w4_isa_supported(W4Isa::Avx512) && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
     case W4Isa::Avx2Int8x2: return w4_isa_supported(W4Isa::Avx2);
+    case W4Isa::AvxVnniInt8x2: return w4_isa_supported(W4Isa::Avx2) && __builtin_cpu_supports("avxvnni");
   }
   return false;
 }
 
 bool w4_isa_int8(W4Isa isa) { return w4_isa_int8x1(isa) || w4_isa_int8x2(isa); }
 bool w4_isa_int8x1(W4Isa isa) { return isa == W4Isa::Avx2 || isa == W4Isa::Avx512Vnni; }
-bool w4_isa_int8x2(W4Isa isa) { return isa == W4Isa::Avx2Int8x2 || isa == W4Isa::Avx512VnniInt8x2; }
+bool w4_isa_int8x2(W4Isa isa) {
+  return isa == W4Isa::Avx2Int8x2 || isa == W4Isa::Avx512VnniInt8x2 || isa == W4Isa::AvxVnniInt8x2;
+}
 
 W4Act w4_act_from_env() {
   static const W4Act acts[] = {W4Act::Int8x2, W4Act::Auto, W4Act::Int8, W4Act::F32};
@@ -458,7 +482,9 @@ W4Isa w4_best_isa() {
     if (act == W4Act::F32) return g == GemmIsa::Avx512 && w4_isa_supported(W4Isa::Avx512) ? W4Isa::Avx512 : W4Isa::Scalar;
     const bool x2 = act == W4Act::Int8x2 || act == W4Act::Auto;
     if (g == GemmIsa::Avx512 && w4_isa_supported(W4Isa::Avx512Vnni)) return x2 ? W4Isa::Avx512VnniInt8x2 : W4Isa::Avx512Vnni;
-    if (g != GemmIsa::Portable && w4_isa_supported(W4Isa::Avx2)) return x2 ? W4Isa::Avx2Int8x2 : W4Isa::Avx2;
+    const bool avx_vnni = cpu_isa_cap() <= CpuIsaCap::AvxVnni && w4_isa_supported(W4Isa::AvxVnniInt8x2);
+    if (g != GemmIsa::Portable && w4_isa_supported(W4Isa::Avx2))
+      return !x2 ? W4Isa::Avx2 : avx_vnni ? W4Isa::AvxVnniInt8x2 : W4Isa::Avx2Int8x2;
     return W4Isa::Scalar;
   }();
   return isa;
@@ -469,7 +495,8 @@ W4Isa w4_isa_for_rows(int64_t n) {
   static const bool auto_act = w4_act_from_env() == W4Act::Auto;
   const W4Isa isa = w4_best_isa();
   if (!auto_act || n <= kW4DecodeRows) return isa;
-  return isa == W4Isa::Avx512VnniInt8x2 ? W4Isa::Avx512Vnni : isa == W4Isa::Avx2Int8x2 ? W4Isa::Avx2 : isa;
+  if (isa == W4Isa::Avx512VnniInt8x2) return W4Isa::Avx512Vnni;
+  return isa == W4Isa::Avx2Int8x2 || isa == W4Isa::AvxVnniInt8x2 ? W4Isa::Avx2 : isa;
 }
 
 const char* w4_isa_name(W4Isa isa) {
@@ -480,6 +507,7 @@ const char* w4_isa_name(W4Isa isa) {
     case W4Isa::Avx512Vnni: return "avx512-vnni-int8";
     case W4Isa::Avx2Int8x2: return "avx2-int8x2";
     case W4Isa::Avx512VnniInt8x2: return "avx512-vnni-int8x2";
+    case W4Isa::AvxVnniInt8x2: return "avx-vnni-int8x2";
   }
   return "?";
 }

@@ -48,7 +48,9 @@ namespace awq {
 
 // Kernel families: Avx2 / Avx512Vnni take int8 x, the Int8x2 ones int8x2 x (VNNI as two int8
 // digits, AVX2 as the same codes whole in int16: w4_act_quant.h), Scalar / Avx512 f32 x (exact).
-enum class W4Isa { Scalar, Avx2, Avx512, Avx512Vnni, Avx2Int8x2, Avx512VnniInt8x2 };
+// AvxVnniInt8x2: the AVX2 int8x2 kernel with AVX-VNNI's vpdpwssd (CPUs with AVX-VNNI but no
+// AVX-512: Intel since Alder Lake).
+enum class W4Isa { Scalar, Avx2, Avx512, Avx512Vnni, Avx2Int8x2, Avx512VnniInt8x2, AvxVnniInt8x2 };
 // Int8x2 is the default. Auto (AWQ_W4_ACT=auto): int8x2 for decode rows (n <= kW4DecodeRows in
 // matmul, every row of the server's batched decode), int8 for prefill (n > kW4DecodeRows), where
 // the kernels are compute-bound and int8x2 runs at ~0.55x of int8 (docs/results/cpu.md); its
@@ -64,11 +66,11 @@ bool w4_isa_supported(W4Isa isa);
 // rows, each computed alone).
 bool w4_isa_int8(W4Isa isa);
 bool w4_isa_int8x1(W4Isa isa);  // single int8 digit (Avx2, Avx512Vnni)
-bool w4_isa_int8x2(W4Isa isa);  // two digits (Avx2Int8x2, Avx512VnniInt8x2)
+bool w4_isa_int8x2(W4Isa isa);  // two digits (Avx2Int8x2, Avx512VnniInt8x2, AvxVnniInt8x2)
 // AWQ_W4_ACT: unset or "int8x2" -> Int8x2, "int8" -> Int8, "f32" -> F32; anything else throws
 // awq::Error naming the variable and the accepted values.
 W4Act w4_act_from_env();
-// The widest supported ISA, capped like the GEMM by AWQ_CPU_ISA=portable|avx2, with the
+// The widest supported ISA, capped by AWQ_CPU_ISA (cpu_isa_cap, gemm.h), with the
 // activations of AWQ_W4_ACT (int8x2 by default; f32: the exact AVX-512 or scalar kernels;
 // without AVX2 the scalar f32 kernels whatever it says).
 W4Isa w4_best_isa();
