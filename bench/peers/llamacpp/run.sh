@@ -14,6 +14,10 @@
 #   the two F16 rows, for a quicker W4-only comparison)
 #   WORK (build/peers/llamacpp: node_modules, GGUF files, results) CHECK=1 also runs
 #   check.mjs (greedy tokens vs reference.json) when MODEL_DIR has a reference.json.
+#   LLAMA_CPU_VARIANT (unset: llama.cpp picks the best for this CPU) makes llama.cpp run its
+#   build for that CPU, e.g. haswell (AVX2) or alderlake (AVX2 + AVX-VNNI): a hard-linked copy
+#   of node_modules keeps only that libggml-cpu-*.so. Pair it with AWQ_CPU_ISA=avx2 / avxvnni
+#   to compare the two engines on one instruction set.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -31,8 +35,25 @@ if [ ! -d "$WORK/node_modules/node-llama-cpp" ]; then
   [ -f "$WORK/package.json" ] || echo '{"name": "awq-peer-llamacpp", "private": true, "type": "module"}' > "$WORK/package.json"
   (cd "$WORK" && npm install --no-audit --no-fund node-llama-cpp@3.21.1 >&2)
 fi
+node_work=$WORK
+if [ -n "${LLAMA_CPU_VARIANT:-}" ]; then
+  bins=node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
+  lib=libggml-cpu-$LLAMA_CPU_VARIANT.so
+  if [ ! -f "$WORK/$bins/$lib" ]; then
+    echo "error: LLAMA_CPU_VARIANT=$LLAMA_CPU_VARIANT: no $lib in $WORK/$bins; there are:" \
+      $(cd "$WORK/$bins" && ls libggml-cpu-*.so | sed 's/^libggml-cpu-//; s/\.so$//') >&2
+    exit 1
+  fi
+  node_work=$WORK/variant-$LLAMA_CPU_VARIANT
+  if [ ! -d "$node_work/node_modules" ]; then
+    mkdir -p "$node_work"
+    cp -al "$WORK/node_modules" "$node_work/"
+    cp "$WORK/package.json" "$node_work/"
+    find "$node_work/$bins" -name 'libggml-cpu-*.so' ! -name "$lib" -delete
+  fi
+fi
 # ES modules resolve packages from the script's folder: run copies that sit beside node_modules.
-cp "$here/bench.mjs" "$here/check.mjs" "$here/table.mjs" "$WORK/"
+cp "$here/bench.mjs" "$here/check.mjs" "$here/table.mjs" "$node_work/"
 
 if grep -q '"quant_method"' "$model/config.json"; then
   fp=""; w4=$model
@@ -52,18 +73,18 @@ for t in f16 q4_0; do
   fi
 done
 
-res="$WORK/results/$name-t$THREADS-p$PROMPT-g$GEN"
+res="$WORK/results/$name-t$THREADS-p$PROMPT-g$GEN${LLAMA_CPU_VARIANT:+-llama-$LLAMA_CPU_VARIANT}${AWQ_CPU_ISA:+-awq-$AWQ_CPU_ISA}"
 mkdir -p "$res"
 common=(--threads "$THREADS" --prompt "$PROMPT" --gen "$GEN" --repeat "$REPEAT")
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$res/load.txt" >&2
 echo "llama.cpp Q4_0 ..." >&2
-node "$WORK/bench.mjs" --model "$WORK/gguf/$name-q4_0.gguf" --label Q4_0 "${common[@]}" > "$res/llamacpp_q4_0.json"
+node "$node_work/bench.mjs" --model "$WORK/gguf/$name-q4_0.gguf" --label Q4_0 "${common[@]}" > "$res/llamacpp_q4_0.json"
 echo "awq.cpp W4 ..." >&2
 "$AWQ" bench "$w4" "${common[@]}" --json > "$res/ours_w4.json"
 rm -f "$res/llamacpp_f16.json" "$res/ours_fp16.json"
 if [ "${F16:-1}" != 0 ]; then
   echo "llama.cpp F16 ..." >&2
-  node "$WORK/bench.mjs" --model "$WORK/gguf/$name-f16.gguf" --label F16 "${common[@]}" > "$res/llamacpp_f16.json"
+  node "$node_work/bench.mjs" --model "$WORK/gguf/$name-f16.gguf" --label F16 "${common[@]}" > "$res/llamacpp_f16.json"
 fi
 if [ -n "$fp" ] && [ "${F16:-1}" != 0 ]; then
   echo "awq.cpp FP16 ..." >&2
@@ -71,10 +92,10 @@ if [ -n "$fp" ] && [ "${F16:-1}" != 0 ]; then
 fi
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$res/load.txt" >&2
 if [ "${CHECK:-0}" = 1 ] && [ -f "$src/reference.json" ]; then
-  node "$WORK/check.mjs" --model "$WORK/gguf/$name-f16.gguf" --reference "$src/reference.json" --threads "$THREADS" --expect exact > "$res/check_f16.json"
+  node "$node_work/check.mjs" --model "$WORK/gguf/$name-f16.gguf" --reference "$src/reference.json" --threads "$THREADS" --expect exact > "$res/check_f16.json"
   echo "check.mjs F16: all greedy tokens equal the reference ($res/check_f16.json)" >&2
 fi
 echo
-echo "model: $src ($(grep -o '"hidden_size": *[0-9]*' "$src/config.json"), $(grep -o '"num_hidden_layers": *[0-9]*' "$src/config.json")); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); $(cat "$res/load.txt" | tr '\n' ';')"
-node "$WORK/table.mjs" "$res/llamacpp_q4_0.json" "$res/ours_w4.json" "$res/llamacpp_f16.json" "$res/ours_fp16.json"
+echo "model: $src ($(grep -o '"hidden_size": *[0-9]*' "$src/config.json"), $(grep -o '"num_hidden_layers": *[0-9]*' "$src/config.json")); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); llama.cpp CPU build: ${LLAMA_CPU_VARIANT:-its pick}; AWQ_CPU_ISA: ${AWQ_CPU_ISA:-unset}; $(cat "$res/load.txt" | tr '\n' ';')"
+node "$node_work/table.mjs" "$res/llamacpp_q4_0.json" "$res/ours_w4.json" "$res/llamacpp_f16.json" "$res/ours_fp16.json"
 echo "(results: $res)"
