@@ -35,13 +35,8 @@ void append_and_attend(ThreadPool& pool, const ModelConfig& c, const float* q, c
 void BatchDecoder::Scratch::reserve(int64_t B, const ModelConfig& c) {
   grow(x, B * c.hidden_size);
   grow(h, B * c.hidden_size);
-  grow(q, B * c.q_dim());
-  grow(k, B * c.kv_dim());
-  grow(v, B * c.kv_dim());
-  grow(att, B * c.q_dim());
-  grow(gate, B * c.intermediate_size);
-  grow(up, B * c.intermediate_size);
   if (int64_t(pos.size()) < B) pos.resize(static_cast<size_t>(B));
+  layer.reserve(B, c);
 }
 
 BatchDecoder::BatchDecoder(const LlamaModel& model)
@@ -53,30 +48,32 @@ void BatchDecoder::attention_block(ThreadPool& pool, int layer, KvCache* const* 
   const LayerWeights& L = model_.weights().layers[size_t(layer)];
   const int64_t hd = c.head_dim, kvd = c.kv_dim(), qd = c.q_dim();
   const float* h = s_.h.data();                   // [B, d]
-  linear(pool, h, B, L.wq, bias_or_null(L.bq), s_.q.data());  // [B, q_dim]
-  linear(pool, h, B, L.wk, bias_or_null(L.bk), s_.k.data());  // [B, kv_dim]
-  linear(pool, h, B, L.wv, bias_or_null(L.bv), s_.v.data());  // [B, kv_dim]
+  LayerScratch& ls = s_.layer;
+  linear(pool, h, B, L.wq, bias_or_null(L.bq), ls.q.data());  // [B, q_dim]
+  linear(pool, h, B, L.wk, bias_or_null(L.bk), ls.k.data());  // [B, kv_dim]
+  linear(pool, h, B, L.wv, bias_or_null(L.bv), ls.v.data());  // [B, kv_dim]
   if (c.qk_norm) {  // qwen3: RMSNorm over each head before RoPE
-    rmsnorm(s_.q.data(), L.q_norm.data(), B * c.num_heads, hd, c.rms_norm_eps, s_.q.data());
-    rmsnorm(s_.k.data(), L.k_norm.data(), B * c.num_kv_heads, hd, c.rms_norm_eps, s_.k.data());
+    rmsnorm(ls.q.data(), L.q_norm.data(), B * c.num_heads, hd, c.rms_norm_eps, ls.q.data());
+    rmsnorm(ls.k.data(), L.k_norm.data(), B * c.num_kv_heads, hd, c.rms_norm_eps, ls.k.data());
   }
   // Each row at its own position.
-  rope_rotate_half(s_.q.data(), B, c.num_heads, hd, s_.pos.data(), inv_freq_.data());
-  rope_rotate_half(s_.k.data(), B, c.num_kv_heads, hd, s_.pos.data(), inv_freq_.data());
+  rope_rotate_half(ls.q.data(), B, c.num_heads, hd, s_.pos.data(), inv_freq_.data());
+  rope_rotate_half(ls.k.data(), B, c.num_kv_heads, hd, s_.pos.data(), inv_freq_.data());
   for (int64_t b = 0; b < B; ++b)
-    append_and_attend(pool, c, s_.q.data() + b * qd, s_.k.data() + b * kvd, s_.v.data() + b * kvd,
-                      *caches[b], layer, s_.pos[size_t(b)], s_.att.data() + b * qd);
-  linear(pool, s_.att.data(), B, L.wo, bias_or_null(L.bo), out);  // [B, d]
+    append_and_attend(pool, c, ls.q.data() + b * qd, ls.k.data() + b * kvd, ls.v.data() + b * kvd,
+                      *caches[b], layer, s_.pos[size_t(b)], ls.att.data() + b * qd);
+  linear(pool, ls.att.data(), B, L.wo, bias_or_null(L.bo), out);  // [B, d]
 }
 
 void BatchDecoder::mlp_block(ThreadPool& pool, int layer, int64_t B, float* out) {
   const ModelConfig& c = model_.config();
   const LayerWeights& L = model_.weights().layers[size_t(layer)];
   const float* h = s_.h.data();  // [B, d]
-  linear(pool, h, B, L.w_gate, bias_or_null(L.b_gate), s_.gate.data());  // [B, d_ff]
-  linear(pool, h, B, L.w_up, bias_or_null(L.b_up), s_.up.data());        // [B, d_ff]
-  silu_mul(s_.gate.data(), s_.up.data(), B * c.intermediate_size, s_.gate.data());
-  linear(pool, s_.gate.data(), B, L.w_down, bias_or_null(L.b_down), out);  // [B, d]
+  LayerScratch& ls = s_.layer;
+  linear(pool, h, B, L.w_gate, bias_or_null(L.b_gate), ls.gate.data());  // [B, d_ff]
+  linear(pool, h, B, L.w_up, bias_or_null(L.b_up), ls.up.data());        // [B, d_ff]
+  silu_mul(ls.gate.data(), ls.up.data(), B * c.intermediate_size, ls.gate.data());
+  linear(pool, ls.gate.data(), B, L.w_down, bias_or_null(L.b_down), out);  // [B, d]
 }
 
 void BatchDecoder::step(ThreadPool& pool, const int32_t* tokens, KvCache* const* caches, int64_t B,

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "model/decoder_layer.h"
 #include "model/kv_cache.h"
 #include "model/llama_model.h"
 
@@ -33,10 +34,8 @@ class BatchDecoder {
   // Buffers of one step, grown on demand and reused.
   struct Scratch {
     std::vector<float> x, h;         // [B, d] residual stream, sublayer input/output
-    std::vector<float> q, k, v;      // [B, q_dim], [B, kv_dim], [B, kv_dim]
-    std::vector<float> att;          // [B, q_dim]
-    std::vector<float> gate, up;     // [B, d_ff]
     std::vector<int32_t> pos;        // [B]
+    LayerScratch layer;              // q, k, v, att, gate, up of B rows
     void reserve(int64_t B, const ModelConfig& c);
   };
 
