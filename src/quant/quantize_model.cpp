@@ -175,9 +175,9 @@ QuantizeReport quantize_model(ThreadPool& pool, const QuantizeOptions& opt,
   // Every linear's shape must suit the group size and the 8-per-word packing, checked up front
   // (named without the layer: the shapes are every layer's).
   visit_layer_tensors(c, LayerWeights{}, 0, [](const std::string&, const std::vector<float>&) {},
-                      [&](const std::string& prefix, LayerLinear, int64_t rows, int64_t cols) {
-                        const std::string name = prefix.substr(std::string("model.layers.0.").size());
-                        check_quant_params(qp, rows, cols, name + " [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+                      [&](const std::string&, LayerLinear which, int64_t rows, int64_t cols) {
+                        check_quant_params(qp, rows, cols, std::string(layer_linear_name(which)) + " [" + std::to_string(rows) +
+                                                               ", " + std::to_string(cols) + "]");
                       });
 
   StagingDir staging(opt.out_dir, opt.force);  // refuses an existing folder before any work

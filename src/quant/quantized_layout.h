@@ -29,6 +29,12 @@ std::vector<TensorSpec> quantized_linear_specs(const std::string& prefix, int64_
 
 // The seven projections of a decoder layer, in file order.
 enum class LayerLinear { Q, K, V, O, Gate, Up, Down };
+// Its name under "model.layers.N.", e.g. "self_attn.q_proj".
+inline const char* layer_linear_name(LayerLinear w) {
+  static constexpr const char* kNames[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                           "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+  return kNames[int(w)];
+}
 
 // Visits decoder layer l's tensors in file order: vec(name, values) for each norm and bias the
 // layer has (empty vectors are absent and skipped), lin(prefix, which, rows, cols) for each
@@ -40,21 +46,22 @@ void visit_layer_tensors(const ModelConfig& c, const LayerWeights& L, int l, Vec
   auto v = [&](const char* name, const std::vector<float>& x) {
     if (!x.empty()) vec(p + name, x);
   };
+  auto w = [&](LayerLinear which, int64_t rows, int64_t cols) { lin(p + layer_linear_name(which), which, rows, cols); };
   v("input_layernorm.weight", L.attn_norm);
   v("post_attention_layernorm.weight", L.ffn_norm);
-  lin(p + "self_attn.q_proj", LayerLinear::Q, qd, d);
-  lin(p + "self_attn.k_proj", LayerLinear::K, kvd, d);
-  lin(p + "self_attn.v_proj", LayerLinear::V, kvd, d);
-  lin(p + "self_attn.o_proj", LayerLinear::O, d, qd);
+  w(LayerLinear::Q, qd, d);
+  w(LayerLinear::K, kvd, d);
+  w(LayerLinear::V, kvd, d);
+  w(LayerLinear::O, d, qd);
   v("self_attn.q_proj.bias", L.bq);
   v("self_attn.k_proj.bias", L.bk);
   v("self_attn.v_proj.bias", L.bv);
   v("self_attn.o_proj.bias", L.bo);
   v("self_attn.q_norm.weight", L.q_norm);
   v("self_attn.k_norm.weight", L.k_norm);
-  lin(p + "mlp.gate_proj", LayerLinear::Gate, ff, d);
-  lin(p + "mlp.up_proj", LayerLinear::Up, ff, d);
-  lin(p + "mlp.down_proj", LayerLinear::Down, d, ff);
+  w(LayerLinear::Gate, ff, d);
+  w(LayerLinear::Up, ff, d);
+  w(LayerLinear::Down, d, ff);
   v("mlp.gate_proj.bias", L.b_gate);
   v("mlp.up_proj.bias", L.b_up);
   v("mlp.down_proj.bias", L.b_down);
