@@ -331,7 +331,7 @@ CpuIsaCap cpu_isa_cap() {
   // AWQ_CPU_ISA caps the choice (benchmarks; CPUs with slow AVX-512).
   static const CpuIsaCap cap = CpuIsaCap(env_choice("AWQ_CPU_ISA", std::getenv("AWQ_CPU_ISA"),
                                                     {{"avx512", "the default: the widest the CPU has"},
-                                                     {"avxvnni", "at most AVX2 plus AVX-VNNI (the W4 kernels of CPUs without AVX-512)"},
+                                                     {"avxvnni", "at most AVX2, plus AVX-VNNI in the W4 kernels"},
                                                      {"avx2", "at most AVX2"},
                                                      {"portable", "plain C++ loops"}},
                                                     0));
