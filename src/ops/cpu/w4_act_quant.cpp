@@ -114,35 +114,24 @@ __attribute__((target("avx2"))) int64_t sum_lanes_avx2(__m256i v) {
   return total;
 }
 
+// int8 (INT16 false): codes |c| <= 127, 8 bytes per run; int16: |c| <= 32258, 16 bytes per run
+// in kInt16Order.
+template <bool INT16>
 __attribute__((target("avx2")))
-void int8_avx2(const float* x, int64_t K, int64_t gs, int8_t* q, int64_t step, float* unit, float* zsum) {
-  for (int64_t g = 0; g < K / gs; ++g) {
-    const float* xg = x + g * gs;
-    const __m256 inv = _mm256_set1_ps(inverse_unit(group_amax_avx2(xg, gs), 127.0f, &unit[g]));
-    __m256i sum = _mm256_setzero_si256();
-    for (int64_t k = 0; k < gs; k += 8) {
-      const __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + k), inv));
-      sum = _mm256_add_epi32(sum, c);
-      const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(q + (g * gs + k) / 8 * step), _mm_packs_epi16(w, w));  // |c| <= 127
-    }
-    zsum[g] = unit[g] * float(sum_lanes_avx2(sum));
-  }
-}
-
-__attribute__((target("avx2")))
-void int16_avx2(const float* x, int64_t K, int64_t gs, int8_t* q, int64_t step, float* unit, float* zsum) {
+void codes_avx2(const float* x, int64_t K, int64_t gs, int8_t* q, int64_t step, float* unit, float* zsum) {
   // bytes of c0 c1 .. c7 (int16) -> kInt16Order
   const __m128i order = _mm_setr_epi8(0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15);
   for (int64_t g = 0; g < K / gs; ++g) {
     const float* xg = x + g * gs;
-    const __m256 inv = _mm256_set1_ps(inverse_unit(group_amax_avx2(xg, gs), 127.0f * 254.0f, &unit[g]));
+    const __m256 inv = _mm256_set1_ps(inverse_unit(group_amax_avx2(xg, gs), INT16 ? 127.0f * 254.0f : 127.0f, &unit[g]));
     __m256i sum = _mm256_setzero_si256();  // per lane <= 32258 gs / 8: exact below 500 k inputs
     for (int64_t k = 0; k < gs; k += 8) {
       const __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xg + k), inv));
       sum = _mm256_add_epi32(sum, c);
-      const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));  // |c| <= 32258
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + (g * gs + k) / 8 * step), _mm_shuffle_epi8(w, order));
+      const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));  // exact
+      int8_t* dst = q + (g * gs + k) / 8 * step;
+      if constexpr (INT16) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_shuffle_epi8(w, order));
+      else _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), _mm_packs_epi16(w, w));
     }
     zsum[g] = unit[g] * float(sum_lanes_avx2(sum));
   }
@@ -222,7 +211,7 @@ void quantize_act_int8(ActQuantIsa isa, const float* x, int64_t K, int64_t gs, i
                        float* unit, float* zsum) {
   check(isa, K, gs);
   if (isa == ActQuantIsa::Avx512) int8_avx512(x, K, gs, q, step, unit, zsum);
-  else if (isa == ActQuantIsa::Avx2) int8_avx2(x, K, gs, q, step, unit, zsum);
+  else if (isa == ActQuantIsa::Avx2) codes_avx2<false>(x, K, gs, q, step, unit, zsum);
   else int8_ref(x, K, gs, q, step, unit, zsum);
 }
 
@@ -236,7 +225,7 @@ void quantize_act_int8x2(ActQuantIsa isa, const float* x, int64_t K, int64_t gs,
 void quantize_act_int16(ActQuantIsa isa, const float* x, int64_t K, int64_t gs, int8_t* q, int64_t step,
                         float* unit, float* zsum) {
   check(isa, K, gs);
-  if (isa == ActQuantIsa::Avx2) int16_avx2(x, K, gs, q, step, unit, zsum);
+  if (isa == ActQuantIsa::Avx2) codes_avx2<true>(x, K, gs, q, step, unit, zsum);
   else int16_ref(x, K, gs, q, step, unit, zsum);  // no AVX-512 version: the VNNI kernels take int8x2
 }
 
