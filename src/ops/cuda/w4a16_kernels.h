@@ -114,6 +114,12 @@ int w4a16_wgmma_count();
 W4A16TiledConfig w4a16_wgmma_config(int i);
 void w4a16_prepare_wgmma();
 bool w4a16_wgmma_available();
+// The wgmma configurations from w4a16_wgmma_ws_first() on are the warp-specialized kernel
+// (w4a16_wgmma_ws.cu: a producer warp loads x by TMA and the weights by bulk copies into an
+// mbarrier ring; the consumer warpgroups only dequantize and issue wgmma). They need the driver's
+// tensor-map encoder too: w4a16_wgmma_ws_available() (else they run as the 128 x 128 cp.async tile).
+int w4a16_wgmma_ws_first();
+bool w4a16_wgmma_ws_available();
 void launch_w4a16_wgmma(int config, int splits, const uint4* codes, const uint2* params,
                         const __half* x, const __half* bias, __half* y, int64_t n, int64_t k,
                         int group, int64_t m, cudaStream_t s);
