@@ -54,23 +54,27 @@ using namespace w4a16_wgmma_device;
 constexpr int round_up_to(int a, int b) { return (a + b - 1) / b * b; }
 constexpr int max_of(int a, int b) { return a > b ? a : b; }
 
-template <int BM, int NWG, int STAGES, int MINB, bool SMALL_GROUP>
+// PWG: a producer warpgroup of its own (its first warp copies; setmaxnreg moves registers from
+// it to the consumers), else warp 0 of the consumers copies too, one slot behind (see the loop).
+// OVL: a consumer warpgroup dequantizes chunk i + 1 into a second register set while its wgmma
+// of chunk i run, else after they are done, into the same registers.
+template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SMALL_GROUP>
 struct WsTile {
   static constexpr int kBN = NWG * 64;  // output rows per block
   static constexpr int kRowTiles = NWG * 4;
   static constexpr int kConsumerThreads = NWG * 128;
-  static constexpr int kProducerWarp = NWG * 4;  // the first warp of the last warpgroup copies
-  static constexpr int kThreads = kConsumerThreads + 128;  // + the producer warpgroup
-  // Registers: ptxas allots each thread kRegs (the launch bounds' share, ptxas rounds the
-  // threads of a wgmma kernel up to warpgroups anyway); the producer warpgroup then gives most
-  // of its share to the consumers (setmaxnreg): 40 (24 where that leaves them under 232) each.
+  static constexpr int kProducerWarp = PWG ? NWG * 4 : 0;  // the warp that issues the copies
+  static constexpr int kThreads = kConsumerThreads + (PWG ? 128 : 0);
+  // Registers (PWG): ptxas allots each thread kRegs (the launch bounds' share); the producer
+  // warpgroup then gives most of its share to the consumers (setmaxnreg): it keeps 40 (24
+  // where 40 would leave them under 232).
   static constexpr int kRegs = (65536 / (MINB * kThreads)) / 8 * 8 > 248 ? 248 : (65536 / (MINB * kThreads)) / 8 * 8;
   static constexpr int kPool = kRegs * kThreads;
   static constexpr int consumer_regs(int producer) {
     return ((kPool - 128 * producer) / kConsumerThreads) / 8 * 8 > 256 ? 256 : ((kPool - 128 * producer) / kConsumerThreads) / 8 * 8;
   }
   static constexpr int kProducerRegs = consumer_regs(40) >= 232 ? 40 : 24;
-  static constexpr int kConsumerRegs = consumer_regs(kProducerRegs);
+  static constexpr int kConsumerRegs = PWG ? consumer_regs(kProducerRegs) : kRegs;
   static constexpr int kParamSlots = SMALL_GROUP ? 4 : 1;
   static constexpr int kXBytes = BM * 128;
   static constexpr int kCodeBytes = kRowTiles * 512;
@@ -83,23 +87,25 @@ struct WsTile {
   // + 2 STAGES barriers (full, empty), + 1024: the dynamic shared memory is aligned up inside.
   static constexpr int kSmemBytes = kBarrierOffset + 2 * STAGES * 8 + 1024;
   static_assert(BM == 64 || BM == 128 || BM == 256, "wgmma N = BM tokens: 64, 128 or 256");
-  static_assert(STAGES >= 2, "a ring of two slots or more");
-  static_assert(kProducerWarp * 32 == kConsumerThreads, "the producer is the warpgroup after the consumers");
+  // Without a producer warpgroup, warp 0 refills a slot one chunk after its release, and waits
+  // for chunk i + 1's slot before that: three slots or more, or it would wait for itself.
+  static_assert(STAGES >= (PWG ? 2 : 3), "ring too short");
   static_assert(kConsumerRegs >= kRegs, "setmaxnreg.inc must not lower the consumers' registers");
+  static_assert(!PWG || kProducerWarp * 32 == kConsumerThreads, "the producer warpgroup follows the consumers");
 };
 
 // x_map: x: [m, k] fp16 as a 2-D tensor map (box 64 inputs x BM tokens, 128-byte swizzle);
 // codes: [tiles_n][chunks][32] uint4, params: [tiles_n][k / group][8] uint2 (w4a16.h);
 // bias: [n] or null, y: [m, n]. gl2 = log2(group / 16).
 // Grid: (ceil(tiles_n / kRowTiles), ceil(m / BM), splits); splits > 1: clusters (1, 1, splits).
-// Block: NWG consumer warpgroups, then the producer warpgroup (one warp of it copies).
-template <int BM, int NWG, int STAGES, int MINB, bool SMALL_GROUP>
-__global__ void __launch_bounds__(NWG * 128 + 128, MINB)
+// Block: NWG consumer warpgroups (then, with PWG, the producer warpgroup).
+template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SMALL_GROUP>
+__global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
     w4a16_wgmma_ws_kernel(const __grid_constant__ CUtensorMap x_map, const uint4* __restrict__ codes,
                           const uint2* __restrict__ params, const __half* __restrict__ bias,
                           __half* __restrict__ y, int n, int k, int m, int gl2) {
 #if AWQ_W4A16_WGMMA
-  using T = WsTile<BM, NWG, STAGES, MINB, SMALL_GROUP>;
+  using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
   const uint32_t smem_base = smem_addr(smem);
@@ -123,71 +129,73 @@ __global__ void __launch_bounds__(NWG * 128 + 128, MINB)
   }
   __syncthreads();
 
+  // The copies of chunk c_begin + it into its slot, issued by the producer warp: lane i copies
+  // row tile i's codes (lanes < kRowTiles) and params entries i, i + 32, ...; lane 0 arms the
+  // slot's barrier first (one arrival expecting all the slot's bytes) and issues the x tile.
+  auto arm = [&](int slot) {
+    if (lane == 0) mbar_arrive_expect_tx(full0 + uint32_t(8 * slot), uint32_t(T::kTxBytes));
+    __syncwarp();
+  };
+  auto load_weights = [&](int slot, int c) {
+    const uint32_t st = smem_base + uint32_t(slot * T::kStageBytes), bar = full0 + uint32_t(8 * slot);
+    for (int i = lane; i < T::kRowTiles; i += 32) {
+      const int tn = min(tn0 + i, tiles_n - 1);  // a row tile past n: any codes (its rows are not stored)
+      bulk_copy_g2s(st + uint32_t(T::kXBytes + i * 512), codes + (size_t(tn) * size_t(chunks) + c) * 32, 512, bar);
+    }
+    for (int i = lane; i < T::kRowTiles * T::kParamSlots; i += 32) {
+      const int pr = i / T::kParamSlots, pj = i % T::kParamSlots;
+      const int tn = min(tn0 + pr, tiles_n - 1);
+      // Padded k-tiles of the last chunk take the last group (in bounds; their x is zero).
+      const int kt = SMALL_GROUP ? min(c * 4 + pj, ktiles - 1) : c * 4;
+      bulk_copy_g2s(st + uint32_t(T::kXBytes + T::kCodeBytes + i * 64),
+                    params + (size_t(tn) * size_t(ngroups) + size_t(kt >> gl2)) * 8, 64, bar);
+    }
+  };
+  auto load_x = [&](int slot, int c) {
+    if (lane == 0)
+      tma_load_2d(smem_base + uint32_t(slot * T::kStageBytes), &x_map, c * 64, tok0, full0 + uint32_t(8 * slot));
+  };
+  // Chunk it into its slot once the slot's previous chunk (it - STAGES) is released.
+  auto produce = [&](int it) {
+    const int slot = it % STAGES;
+    if (it >= STAGES) mbar_wait(empty0 + uint32_t(8 * slot), uint32_t(((it / STAGES) + 1) & 1));
+    arm(slot);
+    load_weights(slot, c_begin + it);
+    load_x(slot, c_begin + it);
+  };
+  // Prologue of the producer warp: the weights of the first slots before pdl_wait (they do not
+  // depend on the previous kernel), x after. Every thread waits (the consumers store y).
+  const int first = min(nch, STAGES);
+  if (warp == T::kProducerWarp) {
+    if (lane == 0) tma_prefetch_map(&x_map);
+    for (int it = 0; it < first; ++it) {
+      arm(it);
+      load_weights(it, c_begin + it);
+    }
+  }
+  pdl_wait();
+  pdl_trigger();
+  if (warp == T::kProducerWarp)
+    for (int it = 0; it < first; ++it) load_x(it, c_begin + it);
+
   namespace cg = cooperative_groups;
-  if (warp >= T::kProducerWarp) {
-    // The producer warpgroup: holds no accumulators, so it gives most of its registers to the
-    // consumers. Only its first warp copies; all its threads take part in the cluster barriers.
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(T::kProducerRegs));
-    if (warp == T::kProducerWarp) {
-      // Lane i copies row tile i's codes (lanes < kRowTiles) and params entries i, i + 32, ...;
-      // lane 0 arms the slot's barrier first and issues the x tile.
-      if (lane == 0) tma_prefetch_map(&x_map);
-      auto arm = [&](int slot) {
-        if (lane == 0) mbar_arrive_expect_tx(full0 + uint32_t(8 * slot), uint32_t(T::kTxBytes));
-        __syncwarp();
-      };
-      auto load_weights = [&](int slot, int c) {
-        const uint32_t st = smem_base + uint32_t(slot * T::kStageBytes), bar = full0 + uint32_t(8 * slot);
-        for (int i = lane; i < T::kRowTiles; i += 32) {
-          const int tn = min(tn0 + i, tiles_n - 1);  // a row tile past n: any codes (its rows are not stored)
-          bulk_copy_g2s(st + uint32_t(T::kXBytes + i * 512), codes + (size_t(tn) * size_t(chunks) + c) * 32, 512, bar);
-        }
-        for (int i = lane; i < T::kRowTiles * T::kParamSlots; i += 32) {
-          const int pr = i / T::kParamSlots, pj = i % T::kParamSlots;
-          const int tn = min(tn0 + pr, tiles_n - 1);
-          // Padded k-tiles of the last chunk take the last group (in bounds; their x is zero).
-          const int kt = SMALL_GROUP ? min(c * 4 + pj, ktiles - 1) : c * 4;
-          bulk_copy_g2s(st + uint32_t(T::kXBytes + T::kCodeBytes + i * 64),
-                        params + (size_t(tn) * size_t(ngroups) + size_t(kt >> gl2)) * 8, 64, bar);
-        }
-      };
-      auto load_x = [&](int slot, int c) {
-        if (lane == 0)
-          tma_load_2d(smem_base + uint32_t(slot * T::kStageBytes), &x_map, c * 64, tok0, full0 + uint32_t(8 * slot));
-      };
-      // Prologue: the weights of the first slots before pdl_wait (they do not depend on the
-      // previous kernel), x after.
-      const int first = min(nch, STAGES);
-      for (int it = 0; it < first; ++it) {
-        arm(it);
-        load_weights(it, c_begin + it);
+  if constexpr (PWG) {
+    if (warp >= T::kProducerWarp) {
+      // The producer warpgroup holds no accumulators: most of its registers go to the consumers.
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(T::kProducerRegs));
+      if (warp == T::kProducerWarp)
+        for (int it = first; it < nch; ++it) produce(it);
+      if (splits > 1) {  // the consumers' two cluster barriers
+        cg::cluster_group cluster = cg::this_cluster();
+        cluster.sync();
+        cluster.sync();
       }
-      pdl_wait();
-      pdl_trigger();
-      for (int it = 0; it < first; ++it) load_x(it, c_begin + it);
-      for (int it = first; it < nch; ++it) {
-        const int slot = it % STAGES;
-        mbar_wait(empty0 + uint32_t(8 * slot), uint32_t(((it / STAGES) + 1) & 1));  // its last use released
-        arm(slot);
-        load_weights(slot, c_begin + it);
-        load_x(slot, c_begin + it);
-      }
-    } else {
-      pdl_wait();
-      pdl_trigger();
+      return;
     }
-    if (splits > 1) {  // the consumers' two cluster barriers
-      cg::cluster_group cluster = cg::this_cluster();
-      cluster.sync();
-      cluster.sync();
-    }
-    return;
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(T::kConsumerRegs));
   }
 
   // Consumers: warp w (of warpgroup w / 4) owns row tile w of the block.
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(T::kConsumerRegs));
-  pdl_wait();
-  pdl_trigger();
   float acc[BM / 2];
 #pragma unroll
   for (int i = 0; i < BM / 2; ++i) acc[i] = 0.0f;
@@ -204,27 +212,46 @@ __global__ void __launch_bounds__(NWG * 128 + 128, MINB)
 #pragma unroll
       for (int j = 0; j < T::kParamSlots; ++j) p[j] = ps[(rt * T::kParamSlots + j) * 8 + lane / 4];
     };
-    uint32_t a[4][4];  // the warp's A fragments of one chunk (4 k-tiles)
-    if (nch > 0) fetch(0);
-    for (int it = 0; it < nch; ++it) {
-      const int slot = it % STAGES;
-      {
-        GroupParams gp = expand(p[0]);
+    auto dequant_chunk = [&](uint32_t(&a)[4][4]) {  // the fetched chunk's 4 A fragments
+      GroupParams gp = expand(p[0]);
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          if (SMALL_GROUP) gp = expand(p[j]);
-          dequant(j == 0 ? w.x : j == 1 ? w.y : j == 2 ? w.z : w.w, gp, a[j]);
-        }
+      for (int j = 0; j < 4; ++j) {
+        if (SMALL_GROUP) gp = expand(p[j]);
+        dequant(j == 0 ? w.x : j == 1 ? w.y : j == 2 ? w.z : w.w, gp, a[j]);
       }
+    };
+    // Chunk it, its A fragments in cur: wgmma; the next chunk fetched (and, OVL, dequantized into
+    // nxt) while they run; then the slot released and (no PWG) warp 0 refills the slot of chunk
+    // it - 1 (released by every warp by then, most likely) with chunk it - 1 + STAGES.
+    auto step = [&](int it, uint32_t(&cur)[4][4], uint32_t(&nxt)[4][4]) {
+      const int slot = it % STAGES;
       wgmma_fence();  // orders the dequant's register writes (and the accumulators) before the wgmma
       const uint32_t xs = smem_base + uint32_t(slot * T::kStageBytes);
 #pragma unroll
-      for (int j = 0; j < 4; ++j) wgmma_tokens<BM>(acc, a[j], desc_k_major_sw128(xs + 32 * j));
+      for (int j = 0; j < 4; ++j) wgmma_tokens<BM>(acc, cur[j], desc_k_major_sw128(xs + 32 * j));
       wgmma_commit();
-      if (it + 1 < nch) fetch(it + 1);  // the next slot's wait and loads overlap this chunk's wgmma
+      if (it + 1 < nch) {
+        fetch(it + 1);
+        if (OVL) dequant_chunk(nxt);
+      }
       wgmma_wait<0>();
       __syncwarp();
       if (lane == 0) mbar_arrive(empty0 + uint32_t(8 * slot));  // this warp is done with the slot
+      if (!PWG && warp == T::kProducerWarp && it >= 1 && it - 1 + STAGES < nch) produce(it - 1 + STAGES);
+      if (!OVL && it + 1 < nch) dequant_chunk(nxt);
+    };
+    uint32_t a0[4][4], a1[4][4];  // the warp's A fragments of one chunk (4 k-tiles); two sets (OVL)
+    if (nch > 0) {
+      fetch(0);
+      dequant_chunk(a0);
+    }
+    if constexpr (OVL) {
+      for (int it = 0; it < nch; it += 2) {
+        step(it, a0, a1);
+        if (it + 1 < nch) step(it + 1, a1, a0);
+      }
+    } else {
+      for (int it = 0; it < nch; ++it) step(it, a0, a0);
     }
     fence_operands(acc);
   }
@@ -309,47 +336,47 @@ CUtensorMap x_tensor_map(const __half* x, int k, int m, int bm) {
   return map;
 }
 
-template <int BM, int NWG, int STAGES, int MINB, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SMALL_GROUP>
 void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const __half* x, const __half* bias,
                       __half* y, int n, int k, int m, int gl2, cudaStream_t s) {
-  using T = WsTile<BM, NWG, STAGES, MINB, SMALL_GROUP>;
+  using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>;
   const int tiles_n = (n + 15) / 16;
   const dim3 grid(unsigned((tiles_n + T::kRowTiles - 1) / T::kRowTiles), unsigned((m + BM - 1) / BM),
                   unsigned(splits));
   std::optional<PdlScope> no_pdl;
   if (splits > 1) no_pdl.emplace(PdlMode::Off);  // as the other GEMMs: clusters launch without PDL
   launch_kernel({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, unsigned(splits)},
-                w4a16_wgmma_ws_kernel<BM, NWG, STAGES, MINB, SMALL_GROUP>, x_tensor_map(x, k, m, BM), codes, params,
+                w4a16_wgmma_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>, x_tensor_map(x, k, m, BM), codes, params,
                 bias, y, n, k, m, gl2);
 }
 
-template <int BM, int NWG, int STAGES, int MINB>
+template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL>
 void launch_ws(int splits, const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
                int n, int k, int m, int gl2, cudaStream_t s) {
   if (gl2 < 2)
-    launch_ws_kernel<BM, NWG, STAGES, MINB, true>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
+    launch_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, true>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
   else
-    launch_ws_kernel<BM, NWG, STAGES, MINB, false>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
+    launch_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, false>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
 }
 
 // False where the kernel cannot run here: its shared memory over the device's opt-in, or fewer
 // registers per thread than the setmaxnreg split assumes (the consumers' setmaxnreg.inc would
 // then wait forever for registers the block does not hold).
-template <int BM, int NWG, int STAGES, int MINB, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SMALL_GROUP>
 bool set_ws_smem(int optin) {
-  using T = WsTile<BM, NWG, STAGES, MINB, SMALL_GROUP>;
-  auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, MINB, SMALL_GROUP>;
+  using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>;
+  auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>;
   if (T::kSmemBytes > optin) return false;
   cudaFuncAttributes attr{};
   AWQ_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
-  if (attr.numRegs * T::kThreads < 128 * T::kProducerRegs + T::kConsumerThreads * T::kConsumerRegs) return false;
+  if (PWG && attr.numRegs * T::kThreads < 128 * T::kProducerRegs + T::kConsumerThreads * T::kConsumerRegs) return false;
   AWQ_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   return true;
 }
-template <int BM, int NWG, int STAGES, int MINB>
+template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL>
 bool prepare_ws(int optin) {
-  const bool small = set_ws_smem<BM, NWG, STAGES, MINB, true>(optin);
-  const bool large = set_ws_smem<BM, NWG, STAGES, MINB, false>(optin);
+  const bool small = set_ws_smem<BM, NWG, STAGES, MINB, PWG, OVL, true>(optin);
+  const bool large = set_ws_smem<BM, NWG, STAGES, MINB, PWG, OVL, false>(optin);
   return small && large;
 }
 
@@ -359,22 +386,24 @@ struct WsEntry {
                  cudaStream_t);
   bool (*prepare)(int optin);
 };
-// In W4A16TiledConfig: tt = BM / 8 token tiles, rt = 1 chunk per slot, wt = 1, wr = 4 consumer
-// warps per 64 rows; threads counts the producer warpgroup.
-#define AWQ_W4A16_WS_CFG(BM, NWG, ST, MINB)                                                                   \
-  WsEntry {                                                                                                  \
-    W4A16TiledConfig{BM / 8, 1, 1, NWG * 4, ST, BM, NWG * 64, NWG * 128 + 128, true}, &launch_ws<BM, NWG, ST, MINB>, \
-        &prepare_ws<BM, NWG, ST, MINB>                                                                       \
+// In W4A16TiledConfig: tt = BM / 8 token tiles, rt = 1 chunk per slot, wt = 1 + OVL (A register
+// sets), wr = 4 consumer warps per 64 rows; threads counts the producer warpgroup (PWG).
+#define AWQ_W4A16_WS_CFG(BM, NWG, ST, MINB, PWG, OVL)                                                  \
+  WsEntry {                                                                                           \
+    W4A16TiledConfig{BM / 8, 1, 1 + OVL, NWG * 4, ST, BM, NWG * 64, NWG * 128 + (PWG ? 128 : 0), true}, \
+        &launch_ws<BM, NWG, ST, MINB, PWG, OVL>, &prepare_ws<BM, NWG, ST, MINB, PWG, OVL>                \
   }
 // (tokens BM = wgmma's N, consumer warpgroups NWG along the rows (64 rows each), ring slots,
-// blocks per SM asked of the register allocator)
+// blocks per SM asked of the register allocator, producer warpgroup, overlapped dequant)
 const WsEntry kWs[] = {
-    AWQ_W4A16_WS_CFG(128, 2, 6, 1),  // 0: 128 tokens x 128 rows, 1 block per SM, 6 slots
-    AWQ_W4A16_WS_CFG(256, 2, 5, 1),  // 1: 256 x 128
-    AWQ_W4A16_WS_CFG(128, 3, 6, 1),  // 2: 128 x 192, 3 consumer warpgroups
-    AWQ_W4A16_WS_CFG(128, 4, 5, 1),  // 3: 128 x 256, 4 consumer warpgroups
-    AWQ_W4A16_WS_CFG(64, 2, 8, 1),   // 4: 64 x 128
-    AWQ_W4A16_WS_CFG(64, 4, 8, 1),   // 5: 64 x 256
+    AWQ_W4A16_WS_CFG(64, 1, 4, 4, 0, 1),    // 0: 64 tokens x 64 rows, warp 0 copies, overlapped dequant
+    AWQ_W4A16_WS_CFG(64, 1, 4, 4, 0, 0),    // 1: the same, dequant after the wgmma
+    AWQ_W4A16_WS_CFG(128, 1, 3, 3, 0, 1),   // 2: 128 x 64
+    AWQ_W4A16_WS_CFG(128, 2, 4, 2, 0, 1),   // 3: 128 x 128
+    AWQ_W4A16_WS_CFG(256, 1, 3, 2, 0, 1),   // 4: 256 x 64
+    AWQ_W4A16_WS_CFG(64, 2, 4, 2, 0, 1),    // 5: 64 x 128
+    AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1),   // 6: 256 x 128, producer warpgroup
+    AWQ_W4A16_WS_CFG(128, 2, 6, 1, 1, 1),   // 7: 128 x 128, producer warpgroup
 };
 #undef AWQ_W4A16_WS_CFG
 constexpr int kNumWs = int(sizeof(kWs) / sizeof(kWs[0]));
