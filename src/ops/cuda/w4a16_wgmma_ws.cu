@@ -1,24 +1,24 @@
-// Warp-specialized W4A16 wgmma GEMM (sm_90a): the same math, layout and "swap AB" as
+// W4A16 wgmma GEMM with TMA loads (sm_90a): the same math, layout and "swap AB" as
 // w4a16_wgmma.cu (each consumer warp dequantizes mma.sync's A fragment of its 16-row tile in
 // registers; a warpgroup's four warps are wgmma's 64 x 16 register A; the tokens are its N = BM,
-// read by the tensor cores from shared memory with the 128-byte swizzle), but the copies are
-// taken off the consumers: one producer warp fills an mbarrier-guarded ring of STAGES slots,
-//  - x, the BM x 64 tile of a chunk (64 inputs), with one TMA copy (cp.async.bulk.tensor, a
-//    tensor map with the 128-byte swizzle: the layout the wgmma descriptor reads; rows past m
-//    and inputs past k arrive as zeros),
-//  - each row tile's 512 bytes of codes and its 64-byte params entries (1 per chunk, or 4 for
-//    groups of 16 / 32) with bulk copies (cp.async.bulk), all completing on the slot's "full"
-//    barrier (one arrival with the expected bytes);
-// and the NWG consumer warpgroups (64 output rows each, sharing the x tile) only wait on "full",
-// dequantize, issue their 4 wgmma, and, once these are done, arrive on the slot's "empty"
-// barrier (one arrival per consumer warp) that the producer waits on before refilling it.
+// read by the tensor cores from shared memory with the 128-byte swizzle), but the loads are
+// taken off the consumers: one thread fills an mbarrier-guarded ring of STAGES slots with three
+// TMA copies per chunk of 64 inputs (cp.async.bulk.tensor, tensor maps passed as
+// __grid_constant__ parameters): the x tile (BM x 64, 128-byte swizzle: the layout the wgmma
+// descriptor reads), the block's row tiles' 512 bytes of codes, and their params entries; all
+// complete on the slot's "full" barrier (one arrival with the expected bytes). The consumer
+// warpgroups (64 output rows each, sharing the x tile) only wait on "full", dequantize and issue
+// their 4 wgmma, and, once these are done, arrive on the slot's "empty" barrier (one arrival per
+// consumer warp) that the producer waits on before refilling the slot.
 // Why: the cp.async kernel's warps spend most of their instructions on copies, addresses and
-// block-wide barriers (about 250 per warp per chunk, issue-bound; docs/results/gpu.md); here a
-// consumer warp's chunk is the barrier wait, 2-5 shared loads, the dequant and 4 wgmma.
-// A warpgroup still waits for its own wgmma before dequantizing the next chunk into the same
-// registers (a second register set makes ptxas serialize the wgmma, C7513): the overlap comes
-// from the other consumer warpgroups and blocks; the next chunk's barrier wait and shared loads
-// are issued before that wait.
+// block-wide barriers (about 250 per warp per chunk, issue-bound; docs/results/gpu.md).
+// Measured on the H100 (docs/results/gpu.md, "TMA"): one bulk copy per row tile and params
+// entry (9-17 copies per chunk) made every configuration 1.5-2.5x slower than the cp.async
+// kernel; three boxes per chunk is what this file does.
+// Options (template): a producer warpgroup of its own (setmaxnreg gives its registers to the
+// consumers) or warp 0 of the consumers as producer; and a second A register set, so that a
+// warpgroup dequantizes chunk i + 1 while its wgmma of chunk i run (ptxas keeps these wgmma
+// asynchronous here; no C7513).
 // Split-K (gridDim.z > 1): clusters along z reducing through distributed shared memory, as in
 // w4a16_wgmma.cu.
 #include "ops/cuda/w4a16_wgmma_ws.h"
@@ -101,8 +101,8 @@ struct WsTile {
 // Block: NWG consumer warpgroups (then, with PWG, the producer warpgroup).
 template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SMALL_GROUP>
 __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
-    w4a16_wgmma_ws_kernel(const __grid_constant__ CUtensorMap x_map, const uint4* __restrict__ codes,
-                          const uint2* __restrict__ params, const __half* __restrict__ bias,
+    w4a16_wgmma_ws_kernel(const __grid_constant__ CUtensorMap x_map, const __grid_constant__ CUtensorMap code_map,
+                          const __grid_constant__ CUtensorMap param_map, const __half* __restrict__ bias,
                           __half* __restrict__ y, int n, int k, int m, int gl2) {
 #if AWQ_W4A16_WGMMA
   using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>;
@@ -111,8 +111,7 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   const uint32_t smem_base = smem_addr(smem);
   const uint32_t full0 = smem_base + uint32_t(T::kBarrierOffset), empty0 = full0 + uint32_t(STAGES * 8);
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
-  const int tiles_n = (n + 15) / 16, chunks = (k + 63) / 64, ktiles = k / 16;
-  const int ngroups = ktiles >> gl2;
+  const int tiles_n = (n + 15) / 16, chunks = (k + 63) / 64;
   const int tn0 = int(blockIdx.x) * T::kRowTiles;
   const int tok0 = int(blockIdx.y) * BM;
   const int splits = int(gridDim.z), split = int(blockIdx.z);
@@ -129,26 +128,22 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   }
   __syncthreads();
 
-  // The copies of chunk c_begin + it into its slot, issued by the producer warp: lane i copies
-  // row tile i's codes (lanes < kRowTiles) and params entries i, i + 32, ...; lane 0 arms the
-  // slot's barrier first (one arrival expecting all the slot's bytes) and issues the x tile.
+  // The copies of chunk c_begin + it into its slot, issued by lane 0 of the producer warp: it
+  // arms the slot's barrier (one arrival expecting all the slot's bytes), then three TMA copies:
+  // the block's row tiles' codes of the chunk (one box of kRowTiles x 512 bytes), their params
+  // entries of the chunk's groups (kRowTiles x pg x 64 bytes) and the x tile. Boxes past the
+  // tensors (row tiles past n, the groups of padded k-tiles, tokens past m, inputs past k)
+  // arrive as zeros and count in the bytes.
+  const int pg = SMALL_GROUP ? 4 >> gl2 : 1;  // params entries per row tile and chunk
+  const uint32_t tx_bytes = uint32_t(T::kXBytes + T::kCodeBytes + T::kRowTiles * pg * 64);
   auto arm = [&](int slot) {
-    if (lane == 0) mbar_arrive_expect_tx(full0 + uint32_t(8 * slot), uint32_t(T::kTxBytes));
-    __syncwarp();
+    if (lane == 0) mbar_arrive_expect_tx(full0 + uint32_t(8 * slot), tx_bytes);
   };
   auto load_weights = [&](int slot, int c) {
     const uint32_t st = smem_base + uint32_t(slot * T::kStageBytes), bar = full0 + uint32_t(8 * slot);
-    for (int i = lane; i < T::kRowTiles; i += 32) {
-      const int tn = min(tn0 + i, tiles_n - 1);  // a row tile past n: any codes (its rows are not stored)
-      bulk_copy_g2s(st + uint32_t(T::kXBytes + i * 512), codes + (size_t(tn) * size_t(chunks) + c) * 32, 512, bar);
-    }
-    for (int i = lane; i < T::kRowTiles * T::kParamSlots; i += 32) {
-      const int pr = i / T::kParamSlots, pj = i % T::kParamSlots;
-      const int tn = min(tn0 + pr, tiles_n - 1);
-      // Padded k-tiles of the last chunk take the last group (in bounds; their x is zero).
-      const int kt = SMALL_GROUP ? min(c * 4 + pj, ktiles - 1) : c * 4;
-      bulk_copy_g2s(st + uint32_t(T::kXBytes + T::kCodeBytes + i * 64),
-                    params + (size_t(tn) * size_t(ngroups) + size_t(kt >> gl2)) * 8, 64, bar);
+    if (lane == 0) {
+      tma_load_3d(st + uint32_t(T::kXBytes), &code_map, 0, c, tn0, bar);
+      tma_load_3d(st + uint32_t(T::kXBytes + T::kCodeBytes), &param_map, 0, (c * 4) >> gl2, tn0, bar);
     }
   };
   auto load_x = [&](int slot, int c) {
@@ -167,7 +162,11 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   // depend on the previous kernel), x after. Every thread waits (the consumers store y).
   const int first = min(nch, STAGES);
   if (warp == T::kProducerWarp) {
-    if (lane == 0) tma_prefetch_map(&x_map);
+    if (lane == 0) {
+      tma_prefetch_map(&x_map);
+      tma_prefetch_map(&code_map);
+      tma_prefetch_map(&param_map);
+    }
     for (int it = 0; it < first; ++it) {
       arm(it);
       load_weights(it, c_begin + it);
@@ -210,7 +209,7 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       w = reinterpret_cast<const uint4*>(st + T::kXBytes)[rt * 32 + lane];
       const uint2* ps = reinterpret_cast<const uint2*>(st + T::kXBytes + T::kCodeBytes);
 #pragma unroll
-      for (int j = 0; j < T::kParamSlots; ++j) p[j] = ps[(rt * T::kParamSlots + j) * 8 + lane / 4];
+      for (int j = 0; j < T::kParamSlots; ++j) p[j] = ps[(rt * pg + (j >> gl2)) * 8 + lane / 4];
     };
     auto dequant_chunk = [&](uint32_t(&a)[4][4]) {  // the fetched chunk's 4 A fragments
       GroupParams gp = expand(p[0]);
@@ -299,7 +298,7 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
     }
   }
 #else
-  (void)x_map, (void)codes, (void)params, (void)bias, (void)y, (void)n, (void)k, (void)m, (void)gl2;
+  (void)x_map, (void)code_map, (void)param_map, (void)bias, (void)y, (void)n, (void)k, (void)m, (void)gl2;
   __trap();  // the host launches this only for sm_90a device code (w4a16_wgmma_available)
 #endif
 }
@@ -319,20 +318,23 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   return fn;
 }
 
-// x: [m, k] fp16 (16-byte aligned, k % 8 == 0) as the TMA tensor map of BM x 64 boxes.
-CUtensorMap x_tensor_map(const __half* x, int k, int m, int bm) {
+// A tensor map of `rank` dimensions (dims[0] innermost; strides: bytes between consecutive
+// indices of dims 1 ..) with boxes `box`, zeros outside the tensor.
+CUtensorMap tensor_map(CUtensorMapDataType type, cuuint32_t rank, const void* base, const cuuint64_t* dims,
+                       const cuuint64_t* strides, const cuuint32_t* box, CUtensorMapSwizzle swizzle, const char* what) {
   CUtensorMap map{};
-  const cuuint64_t dims[2] = {cuuint64_t(k), cuuint64_t(m)};
-  const cuuint64_t strides[1] = {cuuint64_t(k) * 2};  // bytes between rows
-  const cuuint32_t box[2] = {64, cuuint32_t(bm)};
-  const cuuint32_t elem_strides[2] = {1, 1};
-  const CUresult r = tensor_map_encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, const_cast<__half*>(x), dims,
-                                          strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                          CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+  const cuuint32_t elem_strides[3] = {1, 1, 1};
+  const CUresult r = tensor_map_encoder()(&map, type, rank, const_cast<void*>(base), dims, strides, box, elem_strides,
+                                          CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                                           CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS)
-    throw Error("w4a16 wgmma: cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + ") for x [" +
-                std::to_string(m) + ", " + std::to_string(k) + "]: x must be 16-byte aligned with k % 8 == 0");
+  if (r != CUDA_SUCCESS) {
+    std::string msg = "w4a16 wgmma: cuTensorMapEncodeTiled failed (";
+    msg += std::to_string(int(r));
+    msg += ") for ";
+    msg += what;
+    msg += ": it needs 16-byte aligned data (x: rows of k % 8 == 0 halves)";
+    throw Error(msg);
+  }
   return map;
 }
 
@@ -340,14 +342,31 @@ template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SMALL_
 void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const __half* x, const __half* bias,
                       __half* y, int n, int k, int m, int gl2, cudaStream_t s) {
   using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>;
-  const int tiles_n = (n + 15) / 16;
+  const int tiles_n = (n + 15) / 16, chunks = (k + 63) / 64, ngroups = (k / 16) >> gl2;
+  // x: [m, k] fp16, boxes of BM tokens x 64 inputs with the 128-byte swizzle (wgmma's B layout).
+  const cuuint64_t x_dims[2] = {cuuint64_t(k), cuuint64_t(m)}, x_strides[1] = {cuuint64_t(k) * 2};
+  const cuuint32_t x_box[2] = {64, cuuint32_t(BM)};
+  // codes: [tiles_n][chunks][128] u32, boxes of kRowTiles tiles x 1 chunk.
+  const cuuint64_t c_dims[3] = {128, cuuint64_t(chunks), cuuint64_t(tiles_n)};
+  const cuuint64_t c_strides[2] = {512, cuuint64_t(chunks) * 512};
+  const cuuint32_t c_box[3] = {128, 1, cuuint32_t(T::kRowTiles)};
+  // params: [tiles_n][ngroups][16] u32, boxes of kRowTiles tiles x the chunk's groups.
+  const cuuint64_t p_dims[3] = {16, cuuint64_t(ngroups), cuuint64_t(tiles_n)};
+  const cuuint64_t p_strides[2] = {64, cuuint64_t(ngroups) * 64};
+  const cuuint32_t p_box[3] = {16, cuuint32_t(SMALL_GROUP ? 4 >> gl2 : 1), cuuint32_t(T::kRowTiles)};
+  const CUtensorMap x_map = tensor_map(CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, x, x_dims, x_strides, x_box,
+                                       CU_TENSOR_MAP_SWIZZLE_128B, "x");
+  const CUtensorMap code_map = tensor_map(CU_TENSOR_MAP_DATA_TYPE_UINT32, 3, codes, c_dims, c_strides, c_box,
+                                          CU_TENSOR_MAP_SWIZZLE_NONE, "the codes");
+  const CUtensorMap param_map = tensor_map(CU_TENSOR_MAP_DATA_TYPE_UINT32, 3, params, p_dims, p_strides, p_box,
+                                           CU_TENSOR_MAP_SWIZZLE_NONE, "the params");
   const dim3 grid(unsigned((tiles_n + T::kRowTiles - 1) / T::kRowTiles), unsigned((m + BM - 1) / BM),
                   unsigned(splits));
   std::optional<PdlScope> no_pdl;
   if (splits > 1) no_pdl.emplace(PdlMode::Off);  // as the other GEMMs: clusters launch without PDL
   launch_kernel({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, unsigned(splits)},
-                w4a16_wgmma_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>, x_tensor_map(x, k, m, BM), codes, params,
-                bias, y, n, k, m, gl2);
+                w4a16_wgmma_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>, x_map, code_map, param_map, bias, y, n,
+                k, m, gl2);
 }
 
 template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL>
@@ -403,7 +422,6 @@ const WsEntry kWs[] = {
     AWQ_W4A16_WS_CFG(256, 1, 3, 2, 0, 1),   // 4: 256 x 64
     AWQ_W4A16_WS_CFG(64, 2, 4, 2, 0, 1),    // 5: 64 x 128
     AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1),   // 6: 256 x 128, producer warpgroup
-    AWQ_W4A16_WS_CFG(128, 2, 6, 1, 1, 1),   // 7: 128 x 128, producer warpgroup
 };
 #undef AWQ_W4A16_WS_CFG
 constexpr int kNumWs = int(sizeof(kWs) / sizeof(kWs[0]));
