@@ -348,6 +348,7 @@ W4A16TiledConfig w4a16_wgmma_config(int i) {
   return i < kNumWgmma ? kWgmma[i].cfg : w4a16_wgmma_ws_config(i - kNumWgmma);
 }
 int w4a16_wgmma_ws_first() { return kNumWgmma; }
+int w4a16_tma_wide_config() { return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_wide(); }
 bool w4a16_wgmma_ws_available() {
   w4a16_prepare_wgmma();
   return wgmma_ws_ok;
