@@ -215,7 +215,7 @@ int main(int argc, char** argv) try {
       fill_uniform<<<1024, 256, 0, s>>>(wf[c], n * k, -0.05f, 0.05f, uint32_t(c + 7));
       AWQ_CUDA_CHECK_LAUNCH();
     }
-    const int64_t mmax = 256;
+    const int64_t mmax = std::max<int64_t>(256, only_m);  // x and y hold the largest m timed
     __half *x, *y;
     AWQ_CUDA_CHECK(cudaMalloc(&x, size_t(mmax * k) * 2));
     AWQ_CUDA_CHECK(cudaMalloc(&y, size_t(mmax * n) * 2));
