@@ -627,6 +627,32 @@ TEST(CudaW4A16, ScaleAfterSwitchParses) {
   EXPECT_AWQ_ERROR(cuda::parse_w4a16_scale_after("2"), {"AWQ_W4A16_SCALE_AFTER='2'", "0", "1"});
 }
 
+// AWQ_W4A16_TMA's parser (no GPU needed).
+TEST(CudaW4A16, TmaSwitchParses) {
+  EXPECT_TRUE(cuda::parse_w4a16_tma(nullptr));
+  EXPECT_TRUE(cuda::parse_w4a16_tma(""));
+  EXPECT_TRUE(cuda::parse_w4a16_tma("1"));
+  EXPECT_FALSE(cuda::parse_w4a16_tma("0"));
+  EXPECT_AWQ_ERROR(cuda::parse_w4a16_tma("on"), {"AWQ_W4A16_TMA='on'", "0", "1"});
+}
+
+// The dispatch's TMA pick is the 256-token x 128-row tile with a producer warpgroup, and it is
+// taken for the wide 7B layers at m = 256 exactly where the TMA kernels can run (the switch on).
+TEST(CudaW4A16, TmaWideConfigurationAndPick) {
+  SKIP_WITHOUT_GPU();
+  const cuda::W4A16TiledConfig wide = cuda::w4a16_tiled_config(cuda::w4a16_tma_wide_config());
+  EXPECT_TRUE(wide.wgmma);
+  EXPECT_EQ(wide.bm, 256);
+  EXPECT_EQ(wide.bn, 128);
+  EXPECT_EQ(wide.threads, 384);  // 2 consumer warpgroups + the producer warpgroup
+  const bool tma = cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env();
+  EXPECT_EQ(cuda::w4a16_default_tiled(256, 12288, 4096).config == cuda::w4a16_tma_wide_config(), tma);
+  EXPECT_NE(cuda::w4a16_default_tiled(256, 4096, 4096).config, cuda::w4a16_tma_wide_config());  // o_proj: cp.async
+  EXPECT_NE(cuda::w4a16_default_tiled(128, 12288, 4096).config, cuda::w4a16_tma_wide_config());
+  std::printf("[ note     ] TMA wgmma configurations %s on this device/build%s\n", tma ? "picked" : "NOT picked",
+              cuda::w4a16_wgmma_ws_available() ? (tma ? "" : " (AWQ_W4A16_TMA=0)") : " (w4a16_wgmma_ws_available false)");
+}
+
 TEST(CudaW4A16, Llama2_7BShapes) {
   SKIP_WITHOUT_GPU();
   struct Shape { int64_t n, k; const char* what; };

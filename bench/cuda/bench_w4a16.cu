@@ -1,6 +1,6 @@
 // W4A16 linear (ops/cuda/w4a16.h) vs cuBLAS FP16 (fp16_linear) on the Llama-2-7B linear shapes,
 // same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
-//   bench_cuda_w4a16 [reps [sweep|lsweep|psweep|-] [shape [m]]]   (default 30; shape: only names containing it; m: only that m (any m, e.g. 9..15, for the sweep); sweep: also time every kernel configuration (lsweep: the legacy ones only; psweep: the legacy ones, each plain/with PDL),
+//   bench_cuda_w4a16 [reps [sweep|lsweep|psweep|wsweep|-] [shape [m]]]   (default 30; shape: only names containing it; m: only that m (any m, e.g. 9..15, for the sweep); sweep: also time every kernel configuration (lsweep: the legacy ones only; psweep: the legacy ones, each plain/with PDL),
 //                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32; an x after rt: x staged in shared memory; an s: the scale applied after the mma) and
 //                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
 //                                      (every m), * = the one w4a16_linear picks)
@@ -65,6 +65,8 @@ float median(std::vector<float> v) {
   return v[v.size() / 2];
 }
 
+float last_min_us = 0;  // the fastest sample of the last time_graph (wsweep prints it beside the median)
+
 // Median over reps of (time of one replay of a graph made of `calls` calls of f) / calls, in us.
 template <class F>
 float time_graph(cudaStream_t s, int calls, int reps, F&& f) {
@@ -92,6 +94,7 @@ float time_graph(cudaStream_t s, int calls, int reps, F&& f) {
   cudaEventDestroy(e1);
   cudaGraphExecDestroy(ge);
   cudaGraphDestroy(g);
+  last_min_us = *std::min_element(t.begin(), t.end());
   return median(t);
 }
 
@@ -128,6 +131,10 @@ int main(int argc, char** argv) try {
   const int reps = argc > 1 ? std::max(3, std::atoi(argv[1])) : 30;
   const std::string mode = argc > 2 ? argv[2] : "";
   const bool sweep = mode == "sweep" || mode == "lsweep" || mode == "psweep";
+  // wsweep: only the wgmma configurations (cp.async ones and the warp-specialized TMA ones) at
+  // m = 64, 128, 256 (or the m asked for), each with 1, 2 and 4 K splits, at the full repeats,
+  // printed as Wi:bm x bn/threads/stages s<splits>=median/min us (* = w4a16_linear's pick).
+  const bool wsweep = mode == "wsweep";
   const bool sweep_tiled = mode == "sweep";  // lsweep / psweep: the legacy kernels only
   const bool sweep_pdl = mode == "psweep";   // psweep: each legacy configuration plain / with PDL
   const std::string only = argc > 3 ? argv[3] : "";                 // shapes whose name has this
@@ -208,7 +215,7 @@ int main(int argc, char** argv) try {
       fill_uniform<<<1024, 256, 0, s>>>(wf[c], n * k, -0.05f, 0.05f, uint32_t(c + 7));
       AWQ_CUDA_CHECK_LAUNCH();
     }
-    const int64_t mmax = 256;
+    const int64_t mmax = std::max<int64_t>(256, only_m);  // x and y hold the largest m timed
     __half *x, *y;
     AWQ_CUDA_CHECK(cudaMalloc(&x, size_t(mmax * k) * 2));
     AWQ_CUDA_CHECK(cudaMalloc(&y, size_t(mmax * n) * 2));
@@ -278,6 +285,31 @@ int main(int argc, char** argv) try {
             });
             std::printf(" s%d=%.1f%s", splits, tt,
                         w4a16_auto_uses_tiled(m, n, k) && t == pick.config && splits == pick.splits ? "*" : "");
+          }
+        }
+        std::printf("\n");
+        std::fflush(stdout);
+      }
+    }
+    if (wsweep) {
+      std::vector<int64_t> wsweep_ms = {64, 128, 256};
+      if (only_m > 0) wsweep_ms = {only_m};
+      const int first_wgmma = w4a16_tiled_count() - w4a16_wgmma_count();
+      for (const int64_t m : wsweep_ms) {
+        std::printf("wsweep %s m=%lld:", sh.what, (long long)m);
+        const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
+        for (int t = first_wgmma; w4a16_wgmma_available() && t < w4a16_tiled_count(); ++t) {
+          const W4A16TiledConfig cfg = w4a16_tiled_config(t);
+          std::printf(" %s%d:%dx%d/%d/%d", t - first_wgmma >= w4a16_wgmma_ws_first() ? "WS" : "W", t, cfg.bm,
+                      cfg.bn, cfg.threads, cfg.stages);
+          for (int splits = 1; splits <= (w4a16_split_k_available() ? 4 : 1); splits *= 2) {
+            const float tt = time_graph(s, 2 * copies_q, reps, [&](int i) {
+              const W4A16Weight& wi = wq[size_t(i % copies_q)];
+              launch_w4a16_tiled(t, splits, static_cast<const uint4*>(wi.codes),
+                                 static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
+            });
+            std::printf(" s%d=%.1f/%.1f%s", splits, tt, last_min_us,
+                        t == pick.config && splits == pick.splits ? "*" : "");
           }
         }
         std::printf("\n");

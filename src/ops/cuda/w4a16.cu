@@ -120,6 +120,18 @@ bool w4a16_scale_after_from_env() {
   return on;
 }
 
+bool parse_w4a16_tma(const char* value) {
+  return env_choice("AWQ_W4A16_TMA", value,
+                    {{"0", "m > 32 never runs the TMA wgmma configurations (the cp.async ones, as before)"},
+                     {"1", "it runs them where they measured faster (default)"}},
+                    1) == 1;
+}
+
+bool w4a16_tma_from_env() {
+  static const bool on = parse_w4a16_tma(std::getenv("AWQ_W4A16_TMA"));
+  return on;
+}
+
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,
                  int64_t m, const __half* bias, __half* y, cudaStream_t s) {
   check(m >= 0 && n > 0 && k > 0, "fp16_linear: bad shape");

@@ -114,6 +114,22 @@ int w4a16_wgmma_count();
 W4A16TiledConfig w4a16_wgmma_config(int i);
 void w4a16_prepare_wgmma();
 bool w4a16_wgmma_available();
+// The wgmma configurations from w4a16_wgmma_ws_first() on are the warp-specialized kernel
+// (w4a16_wgmma_ws.cu: a producer warp loads x by TMA and the weights by bulk copies into an
+// mbarrier ring; the consumer warpgroups only dequantize and issue wgmma). They need the driver's
+// tensor-map encoder too: w4a16_wgmma_ws_available() (else they run as the 128 x 128 cp.async tile).
+int w4a16_wgmma_ws_first();
+bool w4a16_wgmma_ws_available();
+// The tiled configuration index (as w4a16_tiled_config) of the TMA kernel's 256 x 128 tile with a
+// producer warpgroup: what w4a16_default_tiled picks for m >= kW4A16TmaMinTokens tokens on
+// layers of n >= kW4A16TmaMinRows outputs (measured faster there on the H100; docs/gpu.md).
+int w4a16_tma_wide_config();
+constexpr int64_t kW4A16TmaMinTokens = 160, kW4A16TmaMinRows = 8192;
+// AWQ_W4A16_TMA: "0" = w4a16_linear never picks the TMA configurations (the cp.async wgmma tiles
+// as before: the baseline for comparisons, or a fallback without a rebuild), "1" or unset = it
+// does where they measured faster; anything else: awq::Error. Read once.
+bool parse_w4a16_tma(const char* value);
+bool w4a16_tma_from_env();
 void launch_w4a16_wgmma(int config, int splits, const uint4* codes, const uint2* params,
                         const __half* x, const __half* bias, __half* y, int64_t n, int64_t k,
                         int group, int64_t m, cudaStream_t s);

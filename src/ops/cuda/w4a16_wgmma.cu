@@ -43,15 +43,8 @@
 #include "ops/cuda/w4a16_device.cuh"
 #include "ops/cuda/w4a16_kernels.h"
 #include "ops/cuda/w4a16_pipeline.cuh"
-
-// wgmma needs the arch-specific sm_90a target (CMAKE_CUDA_ARCHITECTURES=90a); any other device
-// code (sm_80, plain sm_90) compiles the kernel to a trap and the host never launches it
-// (w4a16_wgmma_available reads what the device code was built for).
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define AWQ_W4A16_WGMMA 1
-#else
-#define AWQ_W4A16_WGMMA 0
-#endif
+#include "ops/cuda/w4a16_wgmma_device.cuh"
+#include "ops/cuda/w4a16_wgmma_ws.h"
 
 namespace awq::cuda {
 
@@ -60,111 +53,7 @@ namespace {
 using namespace w4a16_device;
 using namespace pdl_device;
 using namespace w4a16_pipeline;
-
-#if AWQ_W4A16_WGMMA
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() {
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-}
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-// Shared memory written by cp.async (the generic proxy) and read next by wgmma (the async proxy).
-__device__ __forceinline__ void fence_proxy_async() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-}
-// Keeps the compiler from moving accesses of an accumulator across a wgmma wait.
-template <int N>
-__device__ __forceinline__ void fence_operands(float (&d)[N]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
-}
-// Descriptor of a K-major B operand with the 128-byte swizzle: rows of 128 bytes, 8-row groups
-// 1024 bytes apart (stride byte offset), addr = the k-tile's first byte in row 0 of a tile that
-// starts at a 1024-byte boundary. Bits: 0-13 addr >> 4, 16-29 leading byte offset >> 4 (unused
-// for swizzled K-major; 1), 32-45 stride byte offset >> 4, 62-63 swizzle (1 = 128 bytes).
-__device__ __forceinline__ uint64_t desc_k_major_sw128(uint32_t addr) {
-  return uint64_t((addr & 0x3FFFFu) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) |
-         (uint64_t(1) << 62);
-}
-
-// d[32] += A (64 x 16, registers) * B (16 x 64, shared memory, descriptor b).
-__device__ __forceinline__ void wgmma_m64n64k16(float (&d)[32], const uint32_t (&a)[4], uint64_t b) {
-  asm volatile(
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-      "{"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-      "}, {%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
-}
-
-// d[64] += A (64 x 16, registers) * B (16 x 128, shared memory, descriptor b).
-__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], const uint32_t (&a)[4], uint64_t b) {
-  asm volatile(
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-      "{"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-      "}, {%64, %65, %66, %67}, %68, 1, 1, 1, 0;\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
-}
-
-// d[128] += A (64 x 16, registers) * B (16 x 256, shared memory, descriptor b).
-__device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], const uint32_t (&a)[4], uint64_t b) {
-  asm volatile(
-      "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 "
-      "{"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63,"
-      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79,"
-      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95,"
-      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111,"
-      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
-      "}, {%128, %129, %130, %131}, %132, 1, 1, 1, 0;\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
-        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
-        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
-        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
-        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
-}
-
-template <int BM>
-__device__ __forceinline__ void wgmma_tokens(float (&d)[BM / 2], const uint32_t (&a)[4], uint64_t b) {
-  if constexpr (BM == 64) wgmma_m64n64k16(d, a, b);
-  else if constexpr (BM == 128) wgmma_m64n128k16(d, a, b);
-  else wgmma_m64n256k16(d, a, b);
-}
-#endif  // AWQ_W4A16_WGMMA
+using namespace w4a16_wgmma_device;
 
 constexpr int round_up(int a, int b) { return (a + b - 1) / b * b; }
 
@@ -448,12 +337,22 @@ const WgmmaEntry kWgmma[] = {
 constexpr int kNumWgmma = int(sizeof(kWgmma) / sizeof(kWgmma[0]));
 
 bool wgmma_ok = false;
+bool wgmma_ws_ok = false;  // the warp-specialized configurations (w4a16_wgmma_ws.cu) can run
 int wgmma_optin = 0;
 
 }  // namespace
 
-int w4a16_wgmma_count() { return kNumWgmma; }
-W4A16TiledConfig w4a16_wgmma_config(int i) { return kWgmma[i].cfg; }
+// Indices 0 .. kNumWgmma - 1: this file's configurations; then w4a16_wgmma_ws.cu's.
+int w4a16_wgmma_count() { return kNumWgmma + w4a16_wgmma_ws_count(); }
+W4A16TiledConfig w4a16_wgmma_config(int i) {
+  return i < kNumWgmma ? kWgmma[i].cfg : w4a16_wgmma_ws_config(i - kNumWgmma);
+}
+int w4a16_wgmma_ws_first() { return kNumWgmma; }
+int w4a16_tma_wide_config() { return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_wide(); }
+bool w4a16_wgmma_ws_available() {
+  w4a16_prepare_wgmma();
+  return wgmma_ws_ok;
+}
 
 void w4a16_prepare_wgmma() {
   static std::once_flag once;
@@ -477,8 +376,10 @@ void w4a16_prepare_wgmma() {
     const bool off = env_choice("AWQ_W4A16_WGMMA", std::getenv("AWQ_W4A16_WGMMA"),
                                 {{"0", "no wgmma: the mma.sync tiled GEMM for every m"}, {"1", "default"}}, 1) == 0;
     wgmma_ok = !off && major == 9 && has == 1 && fits;
-    if (wgmma_ok)
+    if (wgmma_ok) {
       for (const WgmmaEntry& e : kWgmma) e.prepare(wgmma_optin);
+      wgmma_ws_ok = w4a16_prepare_wgmma_ws(wgmma_optin);
+    }
   });
 }
 
@@ -493,7 +394,15 @@ void launch_w4a16_wgmma(int config, int splits, const uint4* codes, const uint2*
   if (!w4a16_wgmma_available())
     throw Error("launch_w4a16_wgmma: no wgmma on this device/build (needs sm_90a device code on an sm_90 GPU)");
   if (splits < 1 || splits > 8 || !w4a16_split_k_available()) splits = 1;
-  kWgmma[config].launch(splits, codes, params, x, bias, y, int(n), int(k), int(m), w4a16_group_tiles_log2(group), s);
+  const int gl2 = w4a16_group_tiles_log2(group);
+  if (config >= kNumWgmma) {
+    if (wgmma_ws_ok) {
+      launch_w4a16_wgmma_ws(config - kNumWgmma, splits, codes, params, x, bias, y, int(n), int(k), int(m), gl2, s);
+      return;
+    }
+    config = 3;  // no tensor-map encoder (or shared memory) for them here: the 128 x 128 cp.async tile
+  }
+  kWgmma[config].launch(splits, codes, params, x, bias, y, int(n), int(k), int(m), gl2, s);
 }
 
 }  // namespace awq::cuda

@@ -1,0 +1,28 @@
+// The warp-specialized wgmma W4A16 GEMM (w4a16_wgmma_ws.cu): its configurations and launch, for
+// w4a16_wgmma.cu, which lists them after its own (w4a16_wgmma_count / _config / launch_w4a16_wgmma
+// cover both). Internal to src/ops/cuda.
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "ops/cuda/w4a16_kernels.h"
+
+namespace awq::cuda {
+
+int w4a16_wgmma_ws_count();
+W4A16TiledConfig w4a16_wgmma_ws_config(int i);
+// The configuration w4a16_default_tiled picks for m >= kW4A16TmaMinTokens on wide layers: 256
+// tokens x 128 rows with a producer warpgroup (its index in this file's list).
+int w4a16_wgmma_ws_wide();
+// Sets the kernels' shared-memory limits (optin: the device's opt-in bytes per block) and looks
+// up the driver's tensor-map encoder, once; false where a kernel does not fit or the driver has
+// no encoder (then the launch is never asked for: w4a16_wgmma.cu runs another configuration).
+bool w4a16_prepare_wgmma_ws(int optin);
+// y: [m, n] = x: [m, k] W^T (+ bias: [n]); x 16-byte aligned with k % 16 == 0 (the tensor map's
+// row stride); codes/params: w4a16.h; splits 1 .. 8 (a cluster per output tile when > 1).
+void launch_w4a16_wgmma_ws(int config, int splits, const uint4* codes, const uint2* params, const __half* x,
+                           const __half* bias, __half* y, int n, int k, int m, int gl2, cudaStream_t s);
+
+}  // namespace awq::cuda
