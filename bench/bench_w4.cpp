@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   std::printf("shape %lld x %lld, %d matrices (W4 %.0f MB, FP16 %.0f MB), 1 thread, GB per CPU-second (best of %d):\n",
               (long long)N, (long long)K, mats, w4_bytes / 1e6, f16_bytes / 1e6, reps);
   // The int8x2 kernels right after their int8 twins, and their ratio (same run, same data).
-  double decode_gbs[7] = {};
+  double decode_gbs[kW4IsaCount] = {};
   for (W4Isa isa : {W4Isa::Scalar, W4Isa::Avx512, W4Isa::Avx2, W4Isa::Avx2Int8x2, W4Isa::Avx512Vnni,
                     W4Isa::Avx512VnniInt8x2, W4Isa::AvxVnniInt8x2}) {
     if (!w4_isa_supported(isa)) continue;
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   std::vector<float> xp(static_cast<size_t>(P * K)), yp(static_cast<size_t>(P * N));
   for (float& v : xp) v = float(rng() % 1000) / 1000.0f - 0.5f;
   const double flops = 2.0 * double(N) * double(K) * double(P);
-  double prefill_gflops[7] = {};
+  double prefill_gflops[kW4IsaCount] = {};
   for (W4Isa isa : {W4Isa::Avx2, W4Isa::Avx2Int8x2, W4Isa::AvxVnniInt8x2, W4Isa::Avx512Vnni, W4Isa::Avx512VnniInt8x2}) {
     if (!w4_isa_supported(isa)) continue;
     const double g = best_gbs([&] { w4_matmul(pool, isa, xp.data(), P, w4[0], nullptr, yp.data()); }, flops, reps);

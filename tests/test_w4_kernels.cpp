@@ -131,7 +131,7 @@ std::vector<double> error_bound(W4Isa isa, const std::vector<float>& x, int64_t 
 TEST(W4Kernels, MatchReference) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd;
-  double observed[6] = {};  // worst |y - y_ref| / bound per W4Isa
+  double observed[kW4IsaCount] = {};  // worst |y - y_ref| / bound per W4Isa
   // The kernels see only the first `rows` rows of an N-row AWQ matrix (AutoAWQ needs N % 8 == 0):
   // full tiles, a partial last tile (rows % 16 = 8, 3, 9), a single partial tile.
   struct Shape { int64_t N, rows, K; int group; };

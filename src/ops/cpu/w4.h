@@ -51,6 +51,7 @@ namespace awq {
 // AvxVnniInt8x2: the AVX2 int8x2 kernel with AVX-VNNI's vpdpwssd (CPUs with AVX-VNNI but no
 // AVX-512: Intel since Alder Lake).
 enum class W4Isa { Scalar, Avx2, Avx512, Avx512Vnni, Avx2Int8x2, Avx512VnniInt8x2, AvxVnniInt8x2 };
+inline constexpr int kW4IsaCount = int(W4Isa::AvxVnniInt8x2) + 1;  // tables indexed by W4Isa
 // Int8x2 is the default. Auto (AWQ_W4_ACT=auto): int8x2 for decode rows (n <= kW4DecodeRows in
 // matmul, every row of the server's batched decode), int8 for prefill (n > kW4DecodeRows), where
 // the kernels are compute-bound and int8x2 runs at ~0.55x of int8 (docs/results/cpu.md); its
