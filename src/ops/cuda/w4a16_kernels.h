@@ -124,6 +124,9 @@ bool w4a16_wgmma_ws_available();
 // producer warpgroup: what w4a16_default_tiled picks for m >= kW4A16TmaMinTokens tokens on
 // layers of n >= kW4A16TmaMinRows outputs (measured faster there on the H100; docs/gpu.md).
 int w4a16_tma_wide_config();
+// The same for its 128 x 128 tile (warp 0 copies, 2 blocks per SM): picked by the prefill rules
+// (129 <= m <= 512, and m = 97..128 on n >= 16384) where they say so (docs/gpu.md).
+int w4a16_tma_square_config();
 constexpr int64_t kW4A16TmaMinTokens = 160, kW4A16TmaMinRows = 8192;
 // AWQ_W4A16_TMA: "0" = w4a16_linear never picks the TMA configurations (the cp.async wgmma tiles
 // as before: the baseline for comparisons, or a fallback without a rebuild), "1" or unset = it
