@@ -501,13 +501,15 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   //  - else, while 128 x 128 tiles give under 2.5 blocks per SM: 64 x 128, split 2 while its
   //    grid is under 2 blocks per SM;
   //  - else 128 x 128, unsplit.
-  //  - first: m >= 160 on wide layers (n >= 8192: the fused qkv, gate or up, gate+up of a 7B) the
+  //  - first: m >= 160 (in effect m > 512: the prefill rules below take 129..512) on wide layers (n >= 8192: the fused qkv, gate or up, gate+up of a 7B) the
   //    TMA kernel's 256 x 128 tile (w4a16_wgmma_ws.cu), measured faster there than what the rules
   //    below pick (H100, docs/results/gpu-logs/h100_gpu6_*; m = 160 / 192 / 256 / 512: qkv
   //    1.28-1.37x, gate or up 1.18-1.38x, gate+up 1.09x / 1.10x / even (1.06x with PDL) / 1.31x;
   //    o_proj and down_proj, n = 4096, measured slower on it). AWQ_W4A16_TMA=0 leaves it out.
   //  - before that, m = 129..512 (and 97..128 on n >= 16384) with the TMA kernels on: the
-  //    prefill rules of prefill_wgmma_pick (branch gpu7's H100 wsweep up to m = 512).
+  //    prefill rules of prefill_wgmma_pick (branch gpu7's H100 wsweep up to m = 512; each pick
+  //    the best or within 3.3 % of it at every measured shape and m, 1.04-1.57x the rules before
+  //    where they differ). AWQ_W4A16_TMA=0 leaves them out as well.
   if (m > 32 && w4a16_wgmma_available()) {
     const bool tma = w4a16_wgmma_ws_available() && w4a16_tma_from_env();
     if (tma) {
