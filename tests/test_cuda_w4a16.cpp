@@ -653,6 +653,69 @@ TEST(CudaW4A16, TmaWideConfigurationAndPick) {
               cuda::w4a16_wgmma_ws_available() ? (tma ? "" : " (AWQ_W4A16_TMA=0)") : " (w4a16_wgmma_ws_available false)");
 }
 
+// The prefill rules of the dispatch (m = 129..512 on sm_90a with the TMA kernels; docs/gpu.md)
+// pick what they say at the 7B shapes: by m and k on the narrow layers (n = 4096), by grid size
+// against the SMs on the wide ones. Where the TMA kernels do not run, none of these picks the
+// TMA 128 x 128 tile.
+TEST(CudaW4A16, PrefillPickRules) {
+  SKIP_WITHOUT_GPU();
+  const int t128 = cuda::w4a16_tma_square_config(), t256 = cuda::w4a16_tma_wide_config();
+  const cuda::W4A16TiledConfig square = cuda::w4a16_tiled_config(t128);
+  EXPECT_TRUE(square.wgmma);
+  EXPECT_EQ(square.bm, 128);
+  EXPECT_EQ(square.bn, 128);
+  const bool rules = cuda::w4a16_wgmma_available() && cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env();
+  struct Case { int64_t n, k, m; };
+  const Case cases[] = {{4096, 4096, 160},  {4096, 11008, 192}, {4096, 11008, 256}, {4096, 4096, 256},
+                        {4096, 4096, 384},  {4096, 4096, 512},  {4096, 11008, 512}, {22016, 4096, 128},
+                        {11008, 4096, 160}, {12288, 4096, 160}, {11008, 4096, 320}, {12288, 4096, 320},
+                        {22016, 4096, 384}, {12288, 4096, 512}};
+  if (!rules) {
+    for (const Case& c : cases) EXPECT_NE(cuda::w4a16_default_tiled(c.m, c.n, c.k).config, t128) << c.n << " " << c.m;
+    std::printf("[ note     ] prefill rules not in use on this device/build (no wgmma or TMA, or AWQ_W4A16_TMA=0)\n");
+    return;
+  }
+  int dev = 0, sms = 0;
+  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
+  const int split2 = cuda::w4a16_split_k_available() ? 2 : 1;
+  // A cp.async wgmma tile: tokens x rows, 3 stages (two chunks per slot), not a TMA one.
+  const auto cp_async = [&](int64_t n, int64_t k, int64_t m, int bn, int splits) {
+    const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
+    const cuda::W4A16TiledConfig cfg = cuda::w4a16_tiled_config(c.config);
+    EXPECT_TRUE(cfg.wgmma && cfg.bm == 64 && cfg.bn == bn && cfg.stages == 3 && c.splits == splits)
+        << "n " << n << " k " << k << " m " << m << ": got " << cfg.bm << " x " << cfg.bn << "/" << cfg.stages
+        << " split " << c.splits;
+    EXPECT_LT(c.config, cuda::w4a16_tiled_count() - cuda::w4a16_wgmma_count() + cuda::w4a16_wgmma_ws_first());
+  };
+  const auto tma = [&](int64_t n, int64_t k, int64_t m, int cfg, int splits) {
+    const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
+    EXPECT_EQ(c.config, cfg) << "n " << n << " k " << k << " m " << m;
+    EXPECT_EQ(c.splits, splits) << "n " << n << " k " << k << " m " << m;
+  };
+  cp_async(4096, 4096, 160, 64, split2);   // o_proj: 64 x 64 split 2
+  cp_async(4096, 11008, 192, 64, split2);  // down_proj
+  cp_async(4096, 11008, 256, 128, split2);
+  cp_async(4096, 4096, 256, 64, 1);
+  cp_async(4096, 4096, 384, 64, 1);
+  cp_async(4096, 4096, 512, 128, 1);
+  tma(4096, 11008, 512, t128, split2);
+  tma(22016, 4096, 128, t128, 1);
+  tma(12288, 4096, 512, t256, 1);
+  // Wide layers by grid: 64 x 128 while it fits 2 blocks per SM, else 256 x 128 in one wave.
+  const auto wide_small = [&](int64_t n) {
+    const int64_t rows = (n + 127) / 128;
+    if (3 * rows <= 2 * sms) cp_async(n, 4096, 160, 128, 1);
+    else if (rows <= sms) tma(n, 4096, 160, t256, 1);
+    else cp_async(n, 4096, 160, 128, 1);
+  };
+  wide_small(11008);  // H100 (132 SMs): 258 blocks, the 64 x 128 tile
+  wide_small(12288);  // H100: 288 blocks, the 256 x 128 TMA tile
+  if (3 * 86 <= 2 * sms) tma(11008, 4096, 320, t128, 1);  // 128 x 128 TMA while it fits 2 per SM
+  if (3 * 172 > 2 * sms && 6 * 172 > 4 * sms && 2 * 172 > 2 * sms) tma(22016, 4096, 384, t128, 1);
+  std::printf("[ note     ] %d SMs\n", sms);
+}
+
 TEST(CudaW4A16, Llama2_7BShapes) {
   SKIP_WITHOUT_GPU();
   struct Shape { int64_t n, k; const char* what; };

@@ -1,6 +1,6 @@
 // W4A16 linear (ops/cuda/w4a16.h) vs cuBLAS FP16 (fp16_linear) on the Llama-2-7B linear shapes,
 // same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
-//   bench_cuda_w4a16 [reps [sweep|lsweep|psweep|wsweep|-] [shape [m]]]   (default 30; shape: only names containing it; m: only that m (any m, e.g. 9..15, for the sweep); sweep: also time every kernel configuration (lsweep: the legacy ones only; psweep: the legacy ones, each plain/with PDL),
+//   bench_cuda_w4a16 [reps [sweep|lsweep|psweep|wsweep|-] [shape [m[,m...]]]]   (default 30; shape: only names containing it ("-": all); m: only those m (any m, e.g. 9..15, for the sweep; a comma list, e.g. 64,160,512); sweep: also time every kernel configuration (lsweep: the legacy ones only; psweep: the legacy ones, each plain/with PDL),
 //                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32; an x after rt: x staged in shared memory; an s: the scale applied after the mma) and
 //                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
 //                                      (every m), * = the one w4a16_linear picks)
@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -137,8 +138,16 @@ int main(int argc, char** argv) try {
   const bool wsweep = mode == "wsweep";
   const bool sweep_tiled = mode == "sweep";  // lsweep / psweep: the legacy kernels only
   const bool sweep_pdl = mode == "psweep";   // psweep: each legacy configuration plain / with PDL
-  const std::string only = argc > 3 ? argv[3] : "";                 // shapes whose name has this
-  const int64_t only_m = argc > 4 ? std::atoll(argv[4]) : 0;         // > 0: only this m (profiling)
+  const std::string only = argc > 3 && std::string(argv[3]) != "-" ? argv[3] : "";  // shapes whose name has this
+  std::vector<int64_t> only_ms;                                       // non-empty: only these m
+  for (const char* p = argc > 4 ? argv[4] : ""; *p;) {
+    char* end = nullptr;
+    const long long m = std::strtoll(p, &end, 10);
+    if (end == p || m <= 0) throw std::runtime_error("bench_cuda_w4a16: m must be positive integers, comma-separated");
+    only_ms.push_back(m);
+    p = *end == ',' ? end + 1 : end;
+  }
+  const int64_t only_m = only_ms.empty() ? 0 : *std::max_element(only_ms.begin(), only_ms.end());
   std::string why;
   if (!cuda_available(&why)) {
     std::printf("no CUDA device: %s\n", why.c_str());
@@ -244,7 +253,7 @@ int main(int argc, char** argv) try {
       // up to m = 32 (beyond, the tiled GEMM is the only candidate; the table keeps a legacy column).
       const int sweep_reps = std::max(5, reps / 3);
       std::vector<int64_t> sweep_ms = {1, 4, 8, 16, 32, 64, 128, 256};
-      if (only_m > 0) sweep_ms = {only_m};  // any m when asked for (e.g. 2, 9..15)
+      if (only_m > 0) sweep_ms = only_ms;  // any m when asked for (e.g. 2, 9..15)
       for (const int64_t m : sweep_ms) {
         std::printf("sweep %s m=%lld:", sh.what, (long long)m);
         for (int v = 0; m <= 32 && v < w4a16_variant_count(); ++v) {
@@ -293,7 +302,7 @@ int main(int argc, char** argv) try {
     }
     if (wsweep) {
       std::vector<int64_t> wsweep_ms = {64, 128, 256};
-      if (only_m > 0) wsweep_ms = {only_m};
+      if (only_m > 0) wsweep_ms = only_ms;
       const int first_wgmma = w4a16_tiled_count() - w4a16_wgmma_count();
       for (const int64_t m : wsweep_ms) {
         std::printf("wsweep %s m=%lld:", sh.what, (long long)m);
@@ -317,7 +326,7 @@ int main(int argc, char** argv) try {
       }
     }
     std::vector<int64_t> table_ms(std::begin(ms), std::end(ms));
-    if (only_m > 0) table_ms = {only_m};  // any m when asked for
+    if (only_m > 0) table_ms = only_ms;  // any m when asked for
     for (const int64_t m : table_ms) {
       const int calls = 2 * std::max(copies_q, copies_f);
       const float t16 = time_graph(s, calls, reps, [&](int i) {

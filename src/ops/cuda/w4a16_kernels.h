@@ -121,13 +121,17 @@ bool w4a16_wgmma_available();
 int w4a16_wgmma_ws_first();
 bool w4a16_wgmma_ws_available();
 // The tiled configuration index (as w4a16_tiled_config) of the TMA kernel's 256 x 128 tile with a
-// producer warpgroup: what w4a16_default_tiled picks for m >= kW4A16TmaMinTokens tokens on
-// layers of n >= kW4A16TmaMinRows outputs (measured faster there on the H100; docs/gpu.md).
+// producer warpgroup: what w4a16_default_tiled picks for m > 512 tokens on layers of
+// n >= kW4A16TmaMinRows outputs, and where the prefill rules say so below (H100; docs/gpu.md).
 int w4a16_tma_wide_config();
+// The same for its 128 x 128 tile (warp 0 copies, 2 blocks per SM): picked by the prefill rules
+// (129 <= m <= 512, and m = 97..128 on n >= 16384) where they say so (docs/gpu.md).
+int w4a16_tma_square_config();
 constexpr int64_t kW4A16TmaMinTokens = 160, kW4A16TmaMinRows = 8192;
-// AWQ_W4A16_TMA: "0" = w4a16_linear never picks the TMA configurations (the cp.async wgmma tiles
-// as before: the baseline for comparisons, or a fallback without a rebuild), "1" or unset = it
-// does where they measured faster; anything else: awq::Error. Read once.
+// AWQ_W4A16_TMA: "0" = w4a16_linear never picks the TMA configurations, and the prefill rules
+// (m = 97..512) are off too (the cp.async wgmma tiles by the rules before branch gpu6: the
+// baseline for comparisons, or a fallback without a rebuild), "1" or unset = it does where they
+// measured faster; anything else: awq::Error. Read once.
 bool parse_w4a16_tma(const char* value);
 bool w4a16_tma_from_env();
 void launch_w4a16_wgmma(int config, int splits, const uint4* codes, const uint2* params,

@@ -405,6 +405,59 @@ int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
   return int(row_blocks * ((m + c.bm - 1) / c.bm));
 }
 
+// The prefill rules (m = 129..512, and m = 97..128 on n >= 16384) of the wgmma GEMM with the TMA
+// kernels on: the best or within 3 % of the best configuration of the H100 wsweep of the five
+// Llama-2-7B shapes at m = 64..512 (docs/results/gpu-logs/h100_gpu7_wsweep_before.log; µs,
+// median of 20; "was" = the dispatch before these rules). Tiles (tokens x rows): c64 = 64 x 64
+// cp.async with two chunks per slot, c128 = 64 x 128 likewise, t128 = 128 x 128 TMA (2 blocks per
+// SM), t256 = 256 x 128 TMA with a producer warpgroup (1 block per SM). These kernels run in
+// whole waves: a grid just past a multiple of what the SMs hold costs a wave more, so the wide
+// layers choose by grid size, and the narrow ones (n < 8192: o_proj, down_proj) by m and k.
+//  - n >= 16384 (gate+up), m = 97..128: t128 (58.6 was 64.4: 172 blocks, 2 per SM).
+//  - narrow, m <= 192: c64 split 2 (o_proj 22.4 / 22.7 was 24.7 / 24.4 at m = 160 / 192;
+//    down_proj 50.0 / 50.7 was 60.4 / 61.6);
+//    m <= 256: k > 8192 c128 split 2 (down_proj 57.7 was 61.9), else c64 (o_proj 24.5, as was);
+//    m <= 384: c64 (o_proj 33.1 / 33.3 was 38.9 / 37.8 at m = 320 / 384; down_proj 86.4 /
+//    86.5 was 89.4 / 89.4);
+//    m <= 512: k > 8192 t128 split 2 (down_proj 91.2 was 130.0), else c128 (o_proj 38.1 was 54.1).
+//  - wide, m <= 192: c128 while its grid fits 2 blocks per SM (gate or up: 258 blocks, 39.6 /
+//    39.3 was t256's 45.3 / 46.7), else t256 while it is one wave (qkv: 96 blocks, 46.3 / 46.8
+//    against c128's 60.7 / 61.1), else c128 (gate+up: 79.2 / 78.9 was t256's 91.8 / 95.9, 2 waves);
+//    m <= 256: t256 (as was: 48.0, 48.0, 98.4);
+//    m <= 384: t128 while its grid fits 2 blocks per SM (gate or up: 258 blocks, 59.1 / 60.7
+//    was 93.8 / 92.5), else c128 while it fits 4 per SM (qkv m = 320: 480 blocks, 77.3 was
+//    96.0), else t256 while it fits 2 per SM (qkv m = 384: 95.9 as was, c128 98.4), else t128
+//    (gate+up: 128.8 / 121.7 was 173.3 / 163.1; the best at m = 320, 128 x 128 cp.async, 125.2);
+//    m <= 512: t256 (as was: 98.6, 99.1, 147.1; t128 within 1 % on qkv and gate or up).
+// {-1, 0}: no rule here (the rules of w4a16_default_tiled apply).
+W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok) {
+  const int c64 = kNumTiled + 7, c128 = kNumTiled + 8, t128 = w4a16_tma_square_config(),
+            t256 = w4a16_tma_wide_config();
+  const int64_t chunks = (k + 63) / 64;
+  const int split2 = split_ok && chunks >= 16 ? 2 : 1;
+  const auto grid = [&](int cfg) { return int64_t(blocks(w4a16_tiled_config(cfg), m, n)); };
+  const int64_t slots = sms;
+  if (m <= 96 || m > 512) return {-1, 0};
+  if (m <= 128) return n >= 16384 ? W4A16TiledChoice{t128, 1} : W4A16TiledChoice{-1, 0};
+  if (n < kW4A16TmaMinRows) {
+    if (m <= 192) return {c64, split2};
+    if (m <= 256) return k > 8192 ? W4A16TiledChoice{c128, split2} : W4A16TiledChoice{c64, 1};
+    if (m <= 384) return {c64, 1};
+    return k > 8192 ? W4A16TiledChoice{t128, split2} : W4A16TiledChoice{c128, 1};
+  }
+  if (m <= 192) {
+    if (grid(c128) <= 2 * slots) return {c128, 1};
+    return grid(t256) <= slots ? W4A16TiledChoice{t256, 1} : W4A16TiledChoice{c128, 1};
+  }
+  if (m <= 256) return {t256, 1};
+  if (m <= 384) {
+    if (grid(t128) <= 2 * slots) return {t128, 1};
+    if (grid(c128) <= 4 * slots) return {c128, 1};
+    return grid(t256) <= 2 * slots ? W4A16TiledChoice{t256, 1} : W4A16TiledChoice{t128, 1};
+  }
+  return {t256, 1};
+}
+
 }  // namespace
 
 int w4a16_tiled_count() { return kNumTiled + w4a16_wgmma_count(); }
@@ -448,14 +501,22 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   //  - else, while 128 x 128 tiles give under 2.5 blocks per SM: 64 x 128, split 2 while its
   //    grid is under 2 blocks per SM;
   //  - else 128 x 128, unsplit.
-  //  - first: m >= 160 on wide layers (n >= 8192: the fused qkv, gate or up, gate+up of a 7B) the
+  //  - first: m >= 160 (in effect m > 512: the prefill rules below take 129..512) on wide layers (n >= 8192: the fused qkv, gate or up, gate+up of a 7B) the
   //    TMA kernel's 256 x 128 tile (w4a16_wgmma_ws.cu), measured faster there than what the rules
   //    below pick (H100, docs/results/gpu-logs/h100_gpu6_*; m = 160 / 192 / 256 / 512: qkv
   //    1.28-1.37x, gate or up 1.18-1.38x, gate+up 1.09x / 1.10x / even (1.06x with PDL) / 1.31x;
   //    o_proj and down_proj, n = 4096, measured slower on it). AWQ_W4A16_TMA=0 leaves it out.
+  //  - before that, m = 129..512 (and 97..128 on n >= 16384) with the TMA kernels on: the
+  //    prefill rules of prefill_wgmma_pick (branch gpu7's H100 wsweep up to m = 512; each pick
+  //    the best or within 3.3 % of it at every measured shape and m, 1.04-1.57x the rules before
+  //    where they differ). AWQ_W4A16_TMA=0 leaves them out as well.
   if (m > 32 && w4a16_wgmma_available()) {
-    if (m >= kW4A16TmaMinTokens && n >= kW4A16TmaMinRows && w4a16_wgmma_ws_available() && w4a16_tma_from_env())
-      return {w4a16_tma_wide_config(), 1};
+    const bool tma = w4a16_wgmma_ws_available() && w4a16_tma_from_env();
+    if (tma) {
+      const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, sms, split_ok);
+      if (c.config >= 0) return c;
+    }
+    if (m >= kW4A16TmaMinTokens && n >= kW4A16TmaMinRows && tma) return {w4a16_tma_wide_config(), 1};
     const auto wg = [&](int i) { return blocks(w4a16_wgmma_config(i), m, n); };
     const auto split = [&](int splits) { return split_ok && chunks >= 8 * splits ? splits : 1; };
     const int64_t b64 = wg(7);

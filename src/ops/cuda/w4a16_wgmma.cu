@@ -349,6 +349,9 @@ W4A16TiledConfig w4a16_wgmma_config(int i) {
 }
 int w4a16_wgmma_ws_first() { return kNumWgmma; }
 int w4a16_tma_wide_config() { return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_wide(); }
+int w4a16_tma_square_config() {
+  return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_square();
+}
 bool w4a16_wgmma_ws_available() {
   w4a16_prepare_wgmma();
   return wgmma_ws_ok;

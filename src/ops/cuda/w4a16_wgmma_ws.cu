@@ -425,12 +425,14 @@ const WsEntry kWs[] = {
 };
 #undef AWQ_W4A16_WS_CFG
 constexpr int kNumWs = int(sizeof(kWs) / sizeof(kWs[0]));
-constexpr int kWsWide = 6;  // the 256 x 128 producer-warpgroup tile (w4a16_wgmma_ws_wide)
+constexpr int kWsWide = 6;    // the 256 x 128 producer-warpgroup tile (w4a16_wgmma_ws_wide)
+constexpr int kWsSquare = 3;  // the 128 x 128 tile, warp 0 copies (w4a16_wgmma_ws_square)
 
 }  // namespace
 
 int w4a16_wgmma_ws_count() { return kNumWs; }
 int w4a16_wgmma_ws_wide() { return kWsWide; }
+int w4a16_wgmma_ws_square() { return kWsSquare; }
 W4A16TiledConfig w4a16_wgmma_ws_config(int i) { return kWs[i].cfg; }
 
 bool w4a16_prepare_wgmma_ws(int optin) {

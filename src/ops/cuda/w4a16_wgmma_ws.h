@@ -13,9 +13,12 @@ namespace awq::cuda {
 
 int w4a16_wgmma_ws_count();
 W4A16TiledConfig w4a16_wgmma_ws_config(int i);
-// The configuration w4a16_default_tiled picks for m >= kW4A16TmaMinTokens on wide layers: 256
-// tokens x 128 rows with a producer warpgroup (its index in this file's list).
+// The configuration w4a16_default_tiled picks for m > 512 on wide layers (and where its prefill
+// rules say so): 256 tokens x 128 rows with a producer warpgroup (its index in this file's list).
 int w4a16_wgmma_ws_wide();
+// The 128 tokens x 128 rows tile (warp 0 of the consumers copies; 2 blocks per SM): what the
+// prefill rules of w4a16_default_tiled pick in some cases (docs/gpu.md).
+int w4a16_wgmma_ws_square();
 // Sets the kernels' shared-memory limits (optin: the device's opt-in bytes per block) and looks
 // up the driver's tensor-map encoder, once; false where a kernel does not fit or the driver has
 // no encoder (then the launch is never asked for: w4a16_wgmma.cu runs another configuration).
