@@ -212,46 +212,10 @@ __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, CPS, SMALL
   cp_async_wait<0>();
 
   if (splits > 1) {
-    namespace cg = cooperative_groups;
-    cg::cluster_group cluster = cg::this_cluster();
     __syncthreads();  // every warpgroup is done with the pipeline's shared memory
-    float* part = reinterpret_cast<float*>(smem);  // [BM / 2][kThreads] f32
-#pragma unroll
-    for (int i = 0; i < BM / 2; ++i) part[i * T::kThreads + tid] = acc[i];
-    cluster.sync();
-#pragma unroll
-    for (int t = 0; t < BM / 8; ++t) {
-      if (t % splits != split) continue;
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float sum = 0.0f;
-        for (int z = 0; z < splits; ++z)
-          sum += cluster.map_shared_rank(part, z)[(t * 4 + e) * T::kThreads + tid];
-        acc[t * 4 + e] = sum;
-      }
-    }
-    cluster.sync();
+    reduce_split_k_in_cluster<BM, T::kThreads>(acc, smem, tid, split, splits);
   }
-
-  // D fragment: acc[4 t + e] is row lane/4 + 8 (e >= 2) of the warp's row tile, token
-  // 8 t + 2 (lane % 4) + (e & 1) of the block.
-  const int tn = tn0 + rt;
-  if (tn < tiles_n) {
-#pragma unroll
-    for (int t = 0; t < BM / 8; ++t) {
-      if (t % splits != split) continue;
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int tok = tok0 + t * 8 + (lane % 4) * 2 + (e & 1);
-        const int row = tn * 16 + lane / 4 + (e >= 2 ? 8 : 0);
-        if (tok < m && row < n) {
-          float v = acc[t * 4 + e];
-          if (bias) v += __half2float(bias[row]);
-          y[size_t(tok) * size_t(n) + row] = __float2half(v);
-        }
-      }
-    }
-  }
+  store_d_fragment<BM>(acc, tn0 + rt, tiles_n, tok0, lane, split, splits, m, n, bias, y);
 #else
   (void)codes, (void)params, (void)x, (void)bias, (void)y, (void)n, (void)k, (void)m, (void)gl2;
   __trap();  // the host launches this only for sm_90a device code (w4a16_wgmma_available)

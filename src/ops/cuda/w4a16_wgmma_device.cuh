@@ -3,6 +3,10 @@
 // with TMA into an mbarrier ring). sm_90a device code only: include it where
 // AWQ_W4A16_WGMMA is 1 (the instructions exist for no other target). Internal to src/ops/cuda.
 #pragma once
+#include <cooperative_groups.h>
+#include <cuda_fp16.h>
+
+#include <cstddef>
 #include <cstdint>
 
 // wgmma needs the arch-specific sm_90a target (CMAKE_CUDA_ARCHITECTURES=90a); any other device
@@ -175,6 +179,54 @@ __device__ __forceinline__ void tma_load_3d(uint32_t dst, const void* map, int c
 __device__ __forceinline__ void tma_prefetch_map(const void* map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(map) : "memory");
 }
+// Split-K across the cluster's blocks: each block leaves its partial sums in its shared memory
+// (smem: at least BM / 2 x THREADS floats, free: the caller synchronized its threads), and sums
+// the token tiles t with t % splits == split over the cluster's blocks in a fixed order
+// (deterministic). acc: the calling thread's D fragment, [BM / 2] f32.
+template <int BM, int THREADS>
+__device__ __forceinline__ void reduce_split_k_in_cluster(float (&acc)[BM / 2], void* smem, int tid, int split,
+                                                          int splits) {
+  cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+  float* part = reinterpret_cast<float*>(smem);  // [BM / 2][THREADS] f32
+#pragma unroll
+  for (int i = 0; i < BM / 2; ++i) part[i * THREADS + tid] = acc[i];
+  cluster.sync();
+#pragma unroll
+  for (int t = 0; t < BM / 8; ++t) {
+    if (t % splits != split) continue;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float sum = 0.0f;
+      for (int z = 0; z < splits; ++z) sum += cluster.map_shared_rank(part, z)[(t * 4 + e) * THREADS + tid];
+      acc[t * 4 + e] = sum;
+    }
+  }
+  cluster.sync();
+}
+
+// Writes this block's token tiles (t % splits == split) of a warp's D fragment: acc[4 t + e] is
+// row lane/4 + 8 (e >= 2) of row tile tn, token tok0 + 8 t + 2 (lane % 4) + (e & 1), plus the
+// row's bias. y: [m, n] f16; bias: [n] or null.
+template <int BM>
+__device__ __forceinline__ void store_d_fragment(const float (&acc)[BM / 2], int tn, int tiles_n, int tok0, int lane,
+                                                 int split, int splits, int m, int n, const __half* bias, __half* y) {
+  if (tn >= tiles_n) return;
+#pragma unroll
+  for (int t = 0; t < BM / 8; ++t) {
+    if (t % splits != split) continue;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int tok = tok0 + t * 8 + (lane % 4) * 2 + (e & 1);
+      const int row = tn * 16 + lane / 4 + (e >= 2 ? 8 : 0);
+      if (tok < m && row < n) {
+        float v = acc[t * 4 + e];
+        if (bias) v += __half2float(bias[row]);
+        y[size_t(tok) * size_t(n) + row] = __float2half(v);
+      }
+    }
+  }
+}
+
 #endif  // AWQ_W4A16_WGMMA
 
 }  // namespace awq::cuda::w4a16_wgmma_device

@@ -256,47 +256,12 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   }
 
   if (splits > 1) {
-    cg::cluster_group cluster = cg::this_cluster();
     // Every consumer is done with the ring (and so every copy into it has landed): named
     // barrier 1 over the consumer threads (the producer warpgroup is not waited for).
     asm volatile("bar.sync 1, %0;\n" ::"n"(T::kConsumerThreads) : "memory");
-    float* part = reinterpret_cast<float*>(smem);  // [BM / 2][kConsumerThreads] f32
-#pragma unroll
-    for (int i = 0; i < BM / 2; ++i) part[i * T::kConsumerThreads + tid] = acc[i];
-    cluster.sync();
-#pragma unroll
-    for (int t = 0; t < BM / 8; ++t) {
-      if (t % splits != split) continue;
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float sum = 0.0f;
-        for (int z = 0; z < splits; ++z)
-          sum += cluster.map_shared_rank(part, z)[(t * 4 + e) * T::kConsumerThreads + tid];
-        acc[t * 4 + e] = sum;
-      }
-    }
-    cluster.sync();
+    reduce_split_k_in_cluster<BM, T::kConsumerThreads>(acc, smem, tid, split, splits);
   }
-
-  // D fragment: acc[4 t + e] is row lane/4 + 8 (e >= 2) of the warp's row tile, token
-  // 8 t + 2 (lane % 4) + (e & 1) of the block.
-  const int tn = tn0 + warp;
-  if (tn < tiles_n) {
-#pragma unroll
-    for (int t = 0; t < BM / 8; ++t) {
-      if (t % splits != split) continue;
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int tok = tok0 + t * 8 + (lane % 4) * 2 + (e & 1);
-        const int row = tn * 16 + lane / 4 + (e >= 2 ? 8 : 0);
-        if (tok < m && row < n) {
-          float v = acc[t * 4 + e];
-          if (bias) v += __half2float(bias[row]);
-          y[size_t(tok) * size_t(n) + row] = __float2half(v);
-        }
-      }
-    }
-  }
+  store_d_fragment<BM>(acc, tn0 + warp, tiles_n, tok0, lane, split, splits, m, n, bias, y);
 #else
   (void)x_map, (void)code_map, (void)param_map, (void)bias, (void)y, (void)n, (void)k, (void)m, (void)gl2;
   __trap();  // the host launches this only for sm_90a device code (w4a16_wgmma_available)
