@@ -30,12 +30,13 @@ namespace {
 
 constexpr int64_t T = kW4TileRows;
 constexpr int64_t kLine = 64;  // bytes of codes per (tile, 8 inputs)
-// Software prefetch distance in the tile stream of the AVX2 kernels and the VNNI prefill
-// (contiguous over a thread's tiles). The AVX2 kernel walks each tile twice, one 32-byte half
-// of every line per pass, which the hardware prefetcher follows badly: 6 KB ahead reads 1.2-1.3x
-// the GB/s of none (docs/results/cpu.md). The VNNI decode kernel reads whole lines in order and
-// takes no software prefetch: with weights beyond the caches, 6 KB ahead made it 0.66-0.80x of
-// a plain read loop's GB/s, none 0.82-0.90x (the hardware prefetcher alone does better).
+// Software prefetch distance in the tile stream of the kernels that walk each tile in two
+// passes, one 32-byte half of every line per pass (AVX2 int8, AVX2 int16 prefill), and of the
+// VNNI prefill (contiguous over a thread's tiles). The hardware prefetcher follows the half
+// passes badly: 6 KB ahead reads 1.2-1.3x the GB/s of none (docs/results/cpu.md). The decode
+// kernels that read whole lines in order (VNNI, AVX2 int16 up to 4 rows) take no software
+// prefetch: with weights beyond the caches, 6 KB ahead made the VNNI one 0.66-0.80x of a plain
+// read loop's GB/s, none 0.82-0.90x (the hardware prefetcher alone does better).
 constexpr int64_t kPrefetchBytes = 6144;
 
 // What the kernels see of a W4 matrix.
@@ -184,29 +185,27 @@ __attribute__((target("avx2,fma,f16c"))) void tile_half_avx2(const TileView& v, 
   __m256 accf[MR];
   for (int i = 0; i < MR; ++i) accf[i] = _mm256_setzero_ps();
   const int8_t* const xq = x.row(i0);
-  const int64_t step = x.step, run = v.gs;
-  for (int64_t g = 0; g < v.G; ++g) {
+  const int64_t step = x.step;
+  for (int64_t g = 0; g < v.G; ++g) {  // int8 sums stay exact over any group: one run per group
     const int64_t sg = (t * v.G + g) * T + 8 * h;
     const __m256 s = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(v.scales + sg)));
-    for (int64_t k0 = g * v.gs, gend = k0 + v.gs; k0 < gend; k0 += run) {
-      __m256i a[MR];
-      for (int i = 0; i < MR; ++i) a[i] = _mm256_setzero_si256();
-      const uint8_t* p = c + k0 / 8 * kLine;
-      const int8_t* xs = xq + k0 / 8 * step;
-      for (int64_t j = 0, steps = (std::min(k0 + run, gend) - k0) / 8; j < steps; ++j, p += kLine, xs += step) {
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
-        const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
-        const __m256i lo = _mm256_and_si256(w, low), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low);
-        for (int i = 0; i < MR; ++i) {
-          const int8_t* x1 = xs + i * B;
-          const __m256i d1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(load4(x1))),
-                                              _mm256_maddubs_epi16(hi, _mm256_set1_epi32(load4(x1 + 4))));
-          a[i] = _mm256_add_epi32(a[i], _mm256_madd_epi16(d1, ones));
-        }
+    __m256i a[MR];
+    for (int i = 0; i < MR; ++i) a[i] = _mm256_setzero_si256();
+    const uint8_t* p = c + g * v.gs / 8 * kLine;
+    const int8_t* xs = xq + g * v.gs / 8 * step;
+    for (int64_t j = 0; j < v.gs / 8; ++j, p += kLine, xs += step) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+      const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
+      const __m256i lo = _mm256_and_si256(w, low), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low);
+      for (int i = 0; i < MR; ++i) {
+        const int8_t* x1 = xs + i * B;
+        const __m256i d1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(load4(x1))),
+                                            _mm256_maddubs_epi16(hi, _mm256_set1_epi32(load4(x1 + 4))));
+        a[i] = _mm256_add_epi32(a[i], _mm256_madd_epi16(d1, ones));
       }
-      for (int i = 0; i < MR; ++i)
-        accf[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[i]), _mm256_mul_ps(s, _mm256_set1_ps(x.unit[(i0 + i) * x.G + g])), accf[i]);
     }
+    for (int i = 0; i < MR; ++i)
+      accf[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[i]), _mm256_mul_ps(s, _mm256_set1_ps(x.unit[(i0 + i) * x.G + g])), accf[i]);
     const __m256 z = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v.zeros + sg))));
     const __m256 sz = _mm256_mul_ps(s, z);
     for (int i = 0; i < MR; ++i) accf[i] = _mm256_fnmadd_ps(sz, _mm256_set1_ps(x.zsum[(i0 + i) * x.G + g]), accf[i]);
