@@ -19,6 +19,7 @@
 #include "core/half.h"
 #include "core/thread_pool.h"
 #include "ops/cpu/matmul.h"
+#include "ops/cuda/cublas_loader.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.h"
@@ -734,7 +735,7 @@ TEST(CudaW4A16, Llama2_7BShapes) {
 TEST(CudaW4A16, Fp16LinearMatchesReference) {
   SKIP_WITHOUT_GPU();
   cublasHandle_t h = nullptr;
-  AWQ_CUBLAS_CHECK(cublasCreate(&h));
+  AWQ_CUBLAS_CHECK(cuda::cublas_api().create(&h));
   const int64_t n = 200, k = 328;
   const std::vector<uint16_t> w = random_fp16(static_cast<size_t>(n * k), -0.1f, 0.1f, 5);
   const std::vector<uint16_t> bias = random_fp16(static_cast<size_t>(n), -0.5f, 0.5f, 6);
@@ -753,7 +754,7 @@ TEST(CudaW4A16, Fp16LinearMatchesReference) {
     AWQ_CUDA_CHECK(cudaMemcpy(y.data(), dy.p, y.size() * 2, cudaMemcpyDeviceToHost));
     EXPECT_LE(worst(normalised_mse(y, ref)), kMaxNmse) << "m=" << m;
   }
-  cublasDestroy(h);
+  cuda::cublas_api().destroy(h);
 }
 
 // Shape checks happen before any CUDA call: these run (and must pass) without a GPU too.

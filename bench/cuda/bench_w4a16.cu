@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/cuda/cublas_loader.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16.h"
@@ -157,12 +158,12 @@ int main(int argc, char** argv) try {
   cudaStream_t s;
   AWQ_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   cublasHandle_t h;
-  AWQ_CUBLAS_CHECK(cublasCreate(&h));
+  AWQ_CUBLAS_CHECK(cublas_api().create(&h));
   void* ws;
   const size_t ws_bytes = size_t(64) << 20;
   AWQ_CUDA_CHECK(cudaMalloc(&ws, ws_bytes));
-  AWQ_CUBLAS_CHECK(cublasSetWorkspace(h, ws, ws_bytes));  // no allocation inside graph capture
-  AWQ_CUBLAS_CHECK(cublasSetStream(h, s));
+  AWQ_CUBLAS_CHECK(cublas_api().set_workspace(h, ws, ws_bytes));  // no allocation inside graph capture
+  AWQ_CUBLAS_CHECK(cublas_api().set_stream(h, s));
 
   const Bandwidth bw = measure_bandwidth(s, reps);
   const double roof = std::max(bw.copy_gbs, bw.read_gbs);
@@ -372,7 +373,7 @@ int main(int argc, char** argv) try {
     cudaFree(x);
     cudaFree(y);
   }
-  cublasDestroy(h);
+  cublas_api().destroy(h);
   cudaFree(ws);
   cudaStreamDestroy(s);
   return 0;

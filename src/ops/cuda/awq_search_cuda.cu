@@ -2,7 +2,7 @@
 // with the FP layer, the scale candidates' losses and the clip search on the device.
 #include "quant/awq_search_cuda.h"
 
-#include <cublas_v2.h>
+#include <cublas_v2.h>  // types; the calls go through cublas_loader.h
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "ops/cuda/cuda_attention.h"
+#include "ops/cuda/cublas_loader.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/cuda_ops.h"
 #include "quant/awq_search_detail.h"
@@ -333,11 +334,11 @@ struct Gpu {
     std::string why;
     if (!cuda::cuda_available(&why)) throw Error("--device cuda: no usable CUDA device: " + why + "; use --device cpu");
     AWQ_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    AWQ_CUBLAS_CHECK(cublasCreate(&blas));
-    AWQ_CUBLAS_CHECK(cublasSetStream(blas, s));
+    AWQ_CUBLAS_CHECK(cuda::cublas_api().create(&blas));
+    AWQ_CUBLAS_CHECK(cuda::cublas_api().set_stream(blas, s));
   }
   ~Gpu() {
-    if (blas) cublasDestroy(blas);
+    if (blas) cuda::cublas_api().destroy(blas);
     if (s) cudaStreamDestroy(s);
   }
   Gpu(const Gpu&) = delete;
@@ -375,7 +376,7 @@ void gemm(cublasHandle_t h, const __half* x, int64_t m, int64_t k, const __half*
   const float one = 1.0f, zero = 0.0f;
   const cudaDataType yt = std::is_same_v<Out, float> ? CUDA_R_32F : CUDA_R_16F;
   // Column-major: y^T [n, m] = W [n, k] (row-major = col-major [k, n], transposed) * x^T [k, m].
-  AWQ_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &one, w, CUDA_R_16F, int(k), x,
+  AWQ_CUBLAS_CHECK(cuda::cublas_api().gemm_ex(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &one, w, CUDA_R_16F, int(k), x,
                                 CUDA_R_16F, int(k), &zero, y, yt, int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   if (bias) {
     add_bias_kernel<Out><<<blocks_for(m * n), kBlock, 0, s>>>(y, bias, m, n);
@@ -391,7 +392,7 @@ void grams(cublasHandle_t blas, const __half* x, int64_t n_all, int64_t in, int 
   const float one = 1.0f, zero = 0.0f;
   // Column-major, x is [in, n_all] (ld in); the rows we use are its columns 0, stride, ..: ld
   // in * stride. Group g is the sub-block of rows gG..gG+G: C_g [G, G] = A_g A_g^T.
-  AWQ_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+  AWQ_CUBLAS_CHECK(cuda::cublas_api().gemm_strided_batched_ex(
       blas, CUBLAS_OP_N, CUBLAS_OP_T, G, G, int(n), &one, x, CUDA_R_16F, int(in * stride), G, x, CUDA_R_16F,
       int(in * stride), G, &zero, h, CUDA_R_32F, G, int64_t(G) * G, int(ng), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   gram_finish_kernel<<<blocks_for(ng * G * G), kBlock, 0, st>>>(h, ng, G, float(n), s);
@@ -426,7 +427,7 @@ void clip_linear(cublasHandle_t blas, float* w, int64_t out, int64_t in, const f
     AWQ_CUDA_CHECK_LAUNCH();
     // e_g = dw_g H_g per group. Column-major: E_g [G, out] (ld in) = H_g [G, G] * DW_g [G, out]
     // (ld in); H_g is symmetric, so its row-major storage serves as itself.
-    AWQ_CUBLAS_CHECK(cublasSgemmStridedBatched(blas, CUBLAS_OP_N, CUBLAS_OP_N, G, int(out), G, &one, h, G,
+    AWQ_CUBLAS_CHECK(cuda::cublas_api().sgemm_strided_batched(blas, CUBLAS_OP_N, CUBLAS_OP_N, G, int(out), G, &one, h, G,
                                                int64_t(G) * G, sc.dw.get(), int(in), G, &zero, sc.e.get(), int(in), G,
                                                int(ng)));
     clip_pick_kernel<<<blocks_for(warps * kWarp), kBlock, 0, st>>>(sc.dw.get(), sc.e.get(), out, in, G,

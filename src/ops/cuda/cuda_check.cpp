@@ -3,6 +3,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "ops/cuda/cublas_loader.h"
 
 namespace awq::cuda {
 
@@ -25,9 +26,9 @@ void throw_cublas_error(cublasStatus_t s, const char* call, const char* file, in
   msg += " at ";
   msg += file;
   msg += ":" + std::to_string(line) + ": ";
-  msg += cublasGetStatusName(s);
+  msg += cublas_api().status_name(s);
   msg += " (";
-  msg += cublasGetStatusString(s);
+  msg += cublas_api().status_string(s);
   msg += ")";
   throw Error(msg);
 }

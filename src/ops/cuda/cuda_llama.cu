@@ -6,7 +6,7 @@
 #include <tuple>
 #include <utility>
 
-#include <cublas_v2.h>
+#include <cublas_v2.h>  // types; the calls go through cublas_loader.h
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -15,6 +15,7 @@
 #include "model/rope.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cuda/cuda_attention.h"
+#include "ops/cuda/cublas_loader.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.h"
@@ -259,7 +260,7 @@ struct CudaLlama::Impl {
   void enqueue_lm_head(int64_t first, int64_t count) {
     const float one = 1.0f, zero = 0.0f;
     const int64_t d = c.hidden_size;
-    ok(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, c.vocab_size, int(count), int(d), &one, lm_head,
+    ok(cublas_api().gemm_ex(blas, CUBLAS_OP_T, CUBLAS_OP_N, c.vocab_size, int(count), int(d), &one, lm_head,
                     CUDA_R_16F, int(d), h.get() + first * d, CUDA_R_16F, int(d), &zero,
                     logits.get(), CUDA_R_32F, c.vocab_size, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
        "lm_head");
@@ -415,12 +416,12 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
   pdl_supported();  // its probe runs here, outside any graph capture
   m.set_pdl(opt.pdl);
   ok(cudaStreamCreateWithFlags(&m.s, cudaStreamNonBlocking), "cudaStreamCreate");
-  ok(cublasCreate(&m.blas), "cublasCreate");
-  ok(cublasSetStream(m.blas, m.s), "cublasSetStream");
+  ok(cublas_api().create(&m.blas), "cublasCreate");
+  ok(cublas_api().set_stream(m.blas, m.s), "cublasSetStream");
   // A fixed workspace, so cuBLAS allocates nothing while a graph is captured.
   const size_t ws = size_t(32) << 20;
   m.blas_ws = dev_alloc<uint8_t>(int64_t(ws), "cuBLAS workspace");
-  ok(cublasSetWorkspace(m.blas, m.blas_ws.get(), ws), "cublasSetWorkspace");
+  ok(cublas_api().set_workspace(m.blas, m.blas_ws.get(), ws), "cublasSetWorkspace");
 
   const int64_t d = c.hidden_size, vocab = c.vocab_size;
   {
@@ -488,7 +489,7 @@ CudaLlama::~CudaLlama() {
   cudaFreeHost(m.h_ids);
   cudaFreeHost(m.h_nll);
   m.layers.clear();
-  if (m.blas) cublasDestroy(m.blas);
+  if (m.blas) cublas_api().destroy(m.blas);
   if (m.s) cudaStreamDestroy(m.s);
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/env_choice.h"
 #include "core/error.h"
+#include "ops/cuda/cublas_loader.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16_kernels.h"
@@ -136,10 +137,10 @@ void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const 
                  int64_t m, const __half* bias, __half* y, cudaStream_t s) {
   check(m >= 0 && n > 0 && k > 0, "fp16_linear: bad shape");
   if (m == 0) return;
-  AWQ_CUBLAS_CHECK(cublasSetStream(h, s));
+  AWQ_CUBLAS_CHECK(cublas_api().set_stream(h, s));
   const float one = 1.0f, zero = 0.0f;
   // Column-major view: y^T [n, m] = (W [n, k] row-major = W^T col-major)^T * x^T [k, m].
-  AWQ_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &one, w,
+  AWQ_CUBLAS_CHECK(cublas_api().gemm_ex(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &one, w,
                                 CUDA_R_16F, int(k), x, CUDA_R_16F, int(k), &zero, y, CUDA_R_16F,
                                 int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   if (bias) launch_add_bias(y, bias, m, n, s);
