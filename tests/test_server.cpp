@@ -72,6 +72,13 @@ TEST(Server, ModelsHealthMetricsAndPage) {
   for (const char* name : {"awq_requests_total 1", "awq_generated_tokens_total", "awq_queue_length 0",
                            "awq_generation_tokens_per_second", "awq_http_responses_total{code=\"200\"}"})
     EXPECT_NE(metrics->body.find(name), std::string::npos) << name << "\n" << metrics->body;
+  // "model" may be left out (as llama.cpp's and vLLM's servers allow): the served model answers.
+  json no_model = completion_body("Hello", 2, false);
+  no_model.erase("model");
+  auto r = post(s, "/v1/completions", no_model);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["model"], "tiny");
 }
 
 // Token-id prompts of the reference: 32 greedy tokens equal PyTorch's greedy ids.

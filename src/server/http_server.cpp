@@ -145,7 +145,7 @@ GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r) co
 
 void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response& res, bool chat_api) {
   const CompletionRequest r = parse_completion_request(req.body, chat_api);
-  if (r.model != opt.model_id)
+  if (!r.model.empty() && r.model != opt.model_id)
     throw ApiError(404, "The model '" + r.model + "' does not exist; this server serves '" + opt.model_id + "'",
                    "model", "model_not_found");
   GenerationRequest g = to_generation(r);

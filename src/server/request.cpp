@@ -156,10 +156,12 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
 
   CompletionRequest r;
   r.chat = chat;
-  const json* model = field(body, "model");
-  if (!model) throw ApiError(400, "'model' is required (GET /v1/models lists it)", "model", "missing_required_parameter");
-  if (!model->is_string()) wrong_type("model", "a string", *model);
-  r.model = model->get<std::string>();
+  // Optional, as in llama.cpp's and vLLM's servers (curl users leave it out): absent means the
+  // served model; a different name is a 404 (http_server.cpp).
+  if (const json* model = field(body, "model")) {
+    if (!model->is_string()) wrong_type("model", "a string", *model);
+    r.model = model->get<std::string>();
+  }
 
   if (chat) parse_messages(body, r);
   else parse_prompt(body, r);

@@ -16,7 +16,7 @@ struct ChatTurn {
 
 struct CompletionRequest {
   bool chat = false;
-  std::string model;
+  std::string model;  // empty: the request named none (the served model)
   // /v1/completions: the prompt as text, or as token ids (prompt_is_ids).
   std::string prompt;
   std::vector<int32_t> prompt_ids;
