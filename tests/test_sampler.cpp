@@ -85,5 +85,40 @@ TEST(Sampler, RepetitionPenaltyDemotesSeenTokens) {
   EXPECT_FLOAT_EQ(neg[0], -1.0f);  // negative logits are multiplied
 }
 
+// OpenAI's penalties count the tokens the sampler returned: logit -= presence * [count > 0] +
+// frequency * count (exact in float for these values).
+TEST(Sampler, PresenceAndFrequencyPenaltiesCountReturnedTokens) {
+  SamplerParams p = plain(0.0f);
+  p.presence_penalty = 0.25f;
+  p.frequency_penalty = 0.5f;
+  Sampler s(p);
+  auto fresh = [] { return std::vector<float>{2.0f, 1.5f, 1.0f}; };
+  std::vector<float> l = fresh();
+  EXPECT_EQ(s.sample(l.data(), 3, {}), 0);  // nothing returned yet: no penalty
+  EXPECT_FLOAT_EQ(l[0], 2.0f);
+  l = fresh();
+  EXPECT_EQ(s.sample(l.data(), 3, {}), 1);  // 0: 2 - 0.25 - 0.5 = 1.25 < 1.5
+  EXPECT_FLOAT_EQ(l[0], 1.25f);
+  l = fresh();
+  EXPECT_EQ(s.sample(l.data(), 3, {}), 0);  // 0: 1.25, 1: 0.75, 2: 1.0
+  l = fresh();
+  EXPECT_EQ(s.sample(l.data(), 3, {}), 2);  // 0: 2 - 0.25 - 1.0 = 0.75, 1: 0.75, 2: 1.0
+  EXPECT_FLOAT_EQ(l[0], 0.75f);
+  EXPECT_FLOAT_EQ(l[1], 0.75f);
+  s.start_reply();  // a new reply: no penalty again
+  l = fresh();
+  EXPECT_EQ(s.sample(l.data(), 3, {}), 0);
+  EXPECT_FLOAT_EQ(l[0], 2.0f);
+  // A negative penalty promotes returned tokens.
+  SamplerParams q = plain(0.0f);
+  q.presence_penalty = -1.0f;
+  Sampler t(q);
+  l = {1.0f, 1.5f};
+  EXPECT_EQ(t.sample(l.data(), 2, {}), 1);
+  l = {2.0f, 1.5f};
+  EXPECT_EQ(t.sample(l.data(), 2, {}), 1);  // 1: 1.5 + 1 = 2.5 > 2
+  EXPECT_FLOAT_EQ(l[1], 2.5f);
+}
+
 }  // namespace
 }  // namespace awq

@@ -163,6 +163,21 @@ TEST(Server, StopStringEndsTheText) {
   EXPECT_TRUE(sse.done);
 }
 
+// presence_penalty / frequency_penalty reach the sampler (their arithmetic: test_sampler.cpp):
+// the greedy text of this prompt repeats words ("the", "people"), and penalised it changes.
+TEST(Server, PenaltiesChangeTheGreedyText) {
+  LiveServer s;
+  auto plain = post(s, "/v1/completions", completion_body("The history of", 24, false));
+  json body = completion_body("The history of", 24, false);
+  body["presence_penalty"] = 2.0;
+  body["frequency_penalty"] = 2.0;
+  auto penalised = post(s, "/v1/completions", body);
+  ASSERT_TRUE(plain && penalised);
+  ASSERT_EQ(penalised->status, 200) << penalised->body;
+  const std::string a = json::parse(plain->body)["choices"][0]["text"], b = json::parse(penalised->body)["choices"][0]["text"];
+  EXPECT_NE(a, b) << a;
+}
+
 // Continuous batching: N clients at once, greedy, each text equal to a serial client's.
 TEST(Server, ConcurrentStreamingClientsGetTheSerialText) {
   SchedulerOptions so;

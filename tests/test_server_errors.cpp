@@ -61,6 +61,8 @@ TEST(ServerErrors, MalformedRequestsGet4xxAndTheServerStaysUp) {
       {"temperature wrong type", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "temperature": "hot"})", 400, "'temperature' must be a number"},
       {"temperature out of range", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "temperature": 7})", 400, "between"},
       {"top_p zero", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "top_p": 0})", 400, "greater than 0"},
+      {"presence_penalty out of range", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "presence_penalty": 3})", 400, "'presence_penalty' must be between -2"},
+      {"frequency_penalty wrong type", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "frequency_penalty": "x"})", 400, "'frequency_penalty' must be a number"},
       {"seed wrong type", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "seed": 1.5})", 400, "'seed' must be an integer"},
       {"n = 2", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "n": 2})", 400, "n = 1"},
       {"stop wrong type", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "stop": 5})", 400, "'stop' must be"},

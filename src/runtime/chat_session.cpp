@@ -139,6 +139,7 @@ ChatSession::Reply ChatSession::send(const std::string& user_text,
 
   r.stop_reason = "length";
   bool stopped_by_string = false;
+  sampler_.start_reply();  // presence / frequency penalties count this reply's tokens only
   while (r.generated_tokens < opt_.max_new_tokens) {
     if (should_stop && should_stop()) {
       r.stop_reason = "interrupted";

@@ -17,6 +17,14 @@ int32_t argmax(const float* logits, int64_t n) {
 Sampler::Sampler(const SamplerParams& p) : p_(p), rng_(p.seed) {}
 
 int32_t Sampler::sample(float* logits, int64_t vocab, const std::vector<int32_t>& history) {
+  const int32_t tok = choose(logits, vocab, history);
+  if (p_.presence_penalty != 0.0f || p_.frequency_penalty != 0.0f) ++returned_[tok];
+  return tok;
+}
+
+int32_t Sampler::choose(float* logits, int64_t vocab, const std::vector<int32_t>& history) {
+  for (const auto& [id, count] : returned_)
+    if (id >= 0 && id < vocab) logits[id] -= p_.presence_penalty + p_.frequency_penalty * float(count);
   if (p_.repeat_penalty != 1.0f && !history.empty()) {
     const size_t n = p_.repeat_last_n < 0 ? history.size()
                                           : std::min(history.size(), size_t(p_.repeat_last_n));

@@ -139,6 +139,8 @@ GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r) co
   g.sampler.top_k = 0;
   g.sampler.min_p = 0.0f;
   g.sampler.repeat_penalty = 1.0f;
+  g.sampler.presence_penalty = float(r.presence_penalty);
+  g.sampler.frequency_penalty = float(r.frequency_penalty);
   g.sampler.seed = r.seed ? *r.seed : std::random_device{}() * 0x9E3779B97F4A7C15ULL + std::random_device{}();
   return g;
 }

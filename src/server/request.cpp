@@ -177,6 +177,8 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
   r.temperature = number_in(body, "temperature", 1.0, 0.0, 2.0);
   r.top_p = number_in(body, "top_p", 1.0, 0.0, 1.0);
   if (r.top_p <= 0.0) bad("top_p", "'top_p' must be greater than 0");
+  r.presence_penalty = number_in(body, "presence_penalty", 0.0, -2.0, 2.0);
+  r.frequency_penalty = number_in(body, "frequency_penalty", 0.0, -2.0, 2.0);
   if (const json* s = field(body, "seed")) {
     if (!s->is_number_integer()) wrong_type("seed", "an integer", *s);
     r.seed = s->is_number_unsigned() ? s->get<uint64_t>() : uint64_t(s->get<int64_t>());

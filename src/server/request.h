@@ -27,6 +27,8 @@ struct CompletionRequest {
   std::optional<int64_t> max_tokens;  // not given: 16 (completions) or the rest of the context (chat)
   double temperature = 1.0;           // 0: greedy
   double top_p = 1.0;
+  double presence_penalty = 0.0;   // -2..2, over the completion's tokens (runtime/sampler.h)
+  double frequency_penalty = 0.0;  // -2..2
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   bool stream = false;
