@@ -5,6 +5,7 @@
 #include <map>
 
 #include "runtime/sampler.h"
+#include "runtime/token_logprobs.h"
 
 namespace awq {
 namespace {
@@ -118,6 +119,28 @@ TEST(Sampler, PresenceAndFrequencyPenaltiesCountReturnedTokens) {
   l = {2.0f, 1.5f};
   EXPECT_EQ(t.sample(l.data(), 2, {}), 1);  // 1: 1.5 + 1 = 2.5 > 2
   EXPECT_FLOAT_EQ(l[1], 2.5f);
+}
+
+// log-softmax at the chosen id and the top alternatives, most likely first, ties by lower id;
+// against the formula in double (tolerance 1e-6: the function sums in double too).
+TEST(TokenLogprobs, LogSoftmaxAndTopAlternatives) {
+  const std::vector<float> l = {1.0f, 3.0f, -2.0f, 3.0f, 0.5f};
+  double z = 0.0;
+  for (float v : l) z += std::exp(double(v));
+  const auto want = [&](int i) { return double(l[size_t(i)]) - std::log(z); };
+  const LogprobsOf r = logprobs_of(l.data(), 5, 4, 3);
+  EXPECT_NEAR(r.chosen, want(4), 1e-6);
+  ASSERT_EQ(r.top.size(), 3u);
+  EXPECT_EQ(r.top[0].first, 1);  // 3.0 at ids 1 and 3: the lower id first
+  EXPECT_EQ(r.top[1].first, 3);
+  EXPECT_EQ(r.top[2].first, 0);
+  EXPECT_NEAR(r.top[0].second, want(1), 1e-6);
+  EXPECT_NEAR(r.top[2].second, want(0), 1e-6);
+  EXPECT_TRUE(logprobs_of(l.data(), 5, 0, 0).top.empty());
+  EXPECT_EQ(logprobs_of(l.data(), 5, 0, 20).top.size(), 5u);  // at most the vocabulary
+  // Large logits do not overflow (the max is subtracted first).
+  const std::vector<float> big = {1000.0f, 1000.0f};
+  EXPECT_NEAR(logprobs_of(big.data(), 2, 0, 0).chosen, -std::log(2.0), 1e-6);
 }
 
 }  // namespace

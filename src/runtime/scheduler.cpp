@@ -62,6 +62,8 @@ struct Scheduler::Slot {
   std::optional<StreamDecoder> decoder;
   std::vector<int32_t> history;  // prompt + generated ids (the repetition penalty's view)
   std::string pending;           // decoded text not yet sent (could start a stop string)
+  std::vector<TokenLogprob> pending_logprobs;  // of the tokens since the last event (top_logprobs >= 0)
+  std::vector<float> raw_logits;               // [vocab] before the sampler's penalties (logprobs)
   int32_t next_token = 0;        // sampled, to be fed at the next decode step
   int64_t generated = 0;
 
@@ -197,6 +199,7 @@ void Scheduler::admit(Slot& slot, Pending p) {
   for (int32_t id : slot.req.prompt) slot.decoder->push(id);
   slot.history = slot.req.prompt;
   slot.pending.clear();
+  slot.pending_logprobs.clear();
   slot.generated = 0;
   slot.cache.clear();
   try {
@@ -258,6 +261,8 @@ void Scheduler::decode_active() {
 
 void Scheduler::on_logits(Slot& slot, float* logits) {
   const int64_t vocab = model_.config().vocab_size;
+  const bool want_logprobs = slot.req.top_logprobs >= 0;
+  if (want_logprobs) slot.raw_logits.assign(logits, logits + vocab);  // the sampler edits logits
   const int32_t tok = slot.sampler->sample(logits, vocab, slot.history);
   const auto& eos = tok_.eos_ids();
   const auto& ids = slot.req.stop_ids;
@@ -272,7 +277,22 @@ void Scheduler::on_logits(Slot& slot, float* logits) {
     std::lock_guard<std::mutex> lk(mu_);
     ++stats_.generated_tokens_total;
   }
-  slot.pending += slot.decoder->push(tok);
+  if (want_logprobs) {
+    const LogprobsOf lp = logprobs_of(slot.raw_logits.data(), vocab, tok, slot.req.top_logprobs);
+    TokenLogprob t;
+    t.logprob = lp.chosen;
+    for (const auto& [id, l] : lp.top) {
+      StreamDecoder alt = *slot.decoder;  // the alternative's text in the same context
+      std::string piece = alt.push(id);
+      if (piece.empty()) piece = tok_.id_to_token(id);  // an unfinished UTF-8 sequence (or special)
+      t.top.emplace_back(std::move(piece), l);
+    }
+    t.token = slot.decoder->push(tok);
+    slot.pending += t.token;
+    slot.pending_logprobs.push_back(std::move(t));
+  } else {
+    slot.pending += slot.decoder->push(tok);
+  }
   const bool at_limit = slot.generated >= slot.req.max_tokens || slot.cache.n_past >= slot.cache.ctx;
   if (at_limit) slot.pending += slot.decoder->flush();
   // A stop string ends the text before it.
@@ -288,17 +308,21 @@ void Scheduler::on_logits(Slot& slot, float* logits) {
     GenerationEvent ev;
     ev.text = slot.pending.substr(0, slot.pending.size() - hold);
     slot.pending.erase(0, slot.pending.size() - hold);
+    ev.logprobs = std::move(slot.pending_logprobs);  // tokens whose text is (partly) held back too
+    slot.pending_logprobs.clear();
     slot.stream->push(std::move(ev));
   }
   slot.next_token = tok;
 }
 
 void Scheduler::finish(Slot& slot, const std::string& reason) {
-  if (!slot.pending.empty()) {
+  if (!slot.pending.empty() || !slot.pending_logprobs.empty()) {
     GenerationEvent ev;
     ev.text = std::move(slot.pending);
+    ev.logprobs = std::move(slot.pending_logprobs);
     slot.stream->push(std::move(ev));
     slot.pending.clear();
+    slot.pending_logprobs.clear();
   }
   GenerationEvent done;
   done.kind = GenerationEvent::Kind::Done;

@@ -18,6 +18,7 @@
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
 #include "runtime/sampler.h"
+#include "runtime/token_logprobs.h"
 #include "tokenizer/tokenizer.h"
 
 namespace awq {
@@ -31,6 +32,8 @@ struct GenerationRequest {
   std::vector<std::string> stop;   // non-empty stop strings; the text ends before the first
   std::vector<int32_t> stop_ids;   // tokens that end the text (not shown), whatever stop_at_eos
   bool stop_at_eos = true;
+  int top_logprobs = -1;           // >= 0: each token's log-probability and this many
+                                   // alternatives (<= kMaxTopLogprobs) come with the text
 };
 
 // What the engine sends to the request's reader, in order: Text*, then one Done or Error.
@@ -38,6 +41,9 @@ struct GenerationEvent {
   enum class Kind { Text, Done, Error };
   Kind kind = Kind::Text;
   std::string text;           // Text: the next piece of the completion (complete UTF-8)
+  // Text, where the request asked (top_logprobs >= 0): one entry per token the piece holds, the
+  // tokens in order; a stop string can cut the text inside the last ones.
+  std::vector<TokenLogprob> logprobs;
   std::string finish_reason;  // Done: "stop" (EOS or a stop string), "length", "abort" (shutdown)
   std::string error;          // Error: what went wrong
   int64_t prompt_tokens = 0, completion_tokens = 0;  // Done

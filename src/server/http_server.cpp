@@ -32,6 +32,8 @@ struct StreamState {
   std::shared_ptr<RequestStream> events;
   ResponseIds ids;
   bool include_usage = false;
+  bool logprobs = false;    // the request asked for them
+  int64_t text_offset = 0;  // completions' logprobs: bytes of the tokens sent so far
   bool started = false;
   std::once_flag released;
 };
@@ -134,6 +136,7 @@ GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r) co
   g.max_tokens = std::min(r.max_tokens.value_or(r.chat ? room : 16), room);
   for (const std::string& s : r.stop) g.stop.push_back(s);
   g.stop_at_eos = !r.ignore_eos;
+  g.top_logprobs = r.top_logprobs;
   g.sampler.temperature = float(r.temperature);
   g.sampler.top_p = float(r.top_p);
   g.sampler.top_k = 0;
@@ -168,12 +171,18 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
       ~Done() { --n; }
     } done{open_requests};
     std::string text;
+    std::vector<TokenLogprob> logprobs;
     GenerationEvent ev;
     for (;;) {
       if (!events->next(ev, std::chrono::milliseconds(100))) continue;
-      if (ev.kind == GenerationEvent::Kind::Text) { text += ev.text; continue; }
+      if (ev.kind == GenerationEvent::Kind::Text) {
+        text += ev.text;
+        for (TokenLogprob& t : ev.logprobs) logprobs.push_back(std::move(t));
+        continue;
+      }
       if (ev.kind == GenerationEvent::Kind::Error) throw ApiError(500, "generation failed: " + ev.error);
-      res.set_content(full_response(ids, text, ev.finish_reason, ev.prompt_tokens, ev.completion_tokens)
+      const json lp = r.top_logprobs >= 0 ? logprobs_json(chat_api, logprobs, 0) : json(nullptr);
+      res.set_content(full_response(ids, text, ev.finish_reason, ev.prompt_tokens, ev.completion_tokens, lp)
                           .dump(-1, ' ', false, json::error_handler_t::replace),
                       "application/json");
       return;
@@ -184,6 +193,7 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
   st->events = events;
   st->ids = ids;
   st->include_usage = r.include_usage;
+  st->logprobs = r.top_logprobs >= 0;
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
@@ -200,8 +210,14 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
         if (!st->events->next(ev, std::chrono::milliseconds(100))) return sink.is_writable();
         bool ok = true;
         switch (ev.kind) {
-          case GenerationEvent::Kind::Text:
-            return write(sse_event(text_chunk(st->ids, ev.text, st->include_usage)));
+          case GenerationEvent::Kind::Text: {
+            json lp = nullptr;
+            if (st->logprobs) {
+              lp = logprobs_json(st->ids.chat, ev.logprobs, st->text_offset);
+              for (const TokenLogprob& t : ev.logprobs) st->text_offset += int64_t(t.token.size());
+            }
+            return write(sse_event(text_chunk(st->ids, ev.text, st->include_usage, lp)));
+          }
           case GenerationEvent::Kind::Done:
             ok = write(sse_event(finish_chunk(st->ids, ev.finish_reason, st->include_usage)));
             if (ok && st->include_usage)

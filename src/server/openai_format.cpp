@@ -39,19 +39,49 @@ json envelope(const ResponseIds& ids, bool chunk) {
 json chunk_with(const ResponseIds& ids, json choice, bool with_usage_null) {
   json j = envelope(ids, true);
   choice["index"] = 0;
-  choice["logprobs"] = nullptr;
+  if (!choice.contains("logprobs")) choice["logprobs"] = nullptr;
   if (!choice.contains("finish_reason")) choice["finish_reason"] = nullptr;
   j["choices"] = json::array({choice});
   if (with_usage_null) j["usage"] = nullptr;
   return j;
 }
 
+json utf8_bytes(const std::string& s) {
+  json b = json::array();
+  for (unsigned char c : s) b.push_back(int(c));
+  return b;
+}
+
 }  // namespace
 
+json logprobs_json(bool chat, const std::vector<TokenLogprob>& tokens, int64_t offset) {
+  if (chat) {
+    json content = json::array();
+    for (const TokenLogprob& t : tokens) {
+      json top = json::array();
+      for (const auto& [tok, lp] : t.top) top.push_back({{"token", tok}, {"logprob", lp}, {"bytes", utf8_bytes(tok)}});
+      content.push_back({{"token", t.token}, {"logprob", t.logprob}, {"bytes", utf8_bytes(t.token)}, {"top_logprobs", top}});
+    }
+    return {{"content", content}};
+  }
+  json toks = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+  for (const TokenLogprob& t : tokens) {
+    toks.push_back(t.token);
+    lps.push_back(t.logprob);
+    json top = json::object();
+    for (const auto& [tok, lp] : t.top)
+      if (!top.contains(tok)) top[tok] = lp;  // two ids of the same text: the likelier one
+    tops.push_back(top);
+    offsets.push_back(offset);
+    offset += int64_t(t.token.size());
+  }
+  return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
 json full_response(const ResponseIds& ids, const std::string& text, const std::string& finish_reason,
-                   int64_t prompt_tokens, int64_t completion_tokens) {
+                   int64_t prompt_tokens, int64_t completion_tokens, const json& logprobs) {
   json j = envelope(ids, false);
-  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+  json choice = {{"index", 0}, {"logprobs", logprobs}, {"finish_reason", finish_reason}};
   if (ids.chat) choice["message"] = {{"role", "assistant"}, {"content", text}};
   else choice["text"] = text;
   j["choices"] = json::array({choice});
@@ -63,9 +93,9 @@ json role_chunk(const ResponseIds& ids, bool with_usage_null) {
   return chunk_with(ids, {{"delta", {{"role", "assistant"}, {"content", ""}}}}, with_usage_null);
 }
 
-json text_chunk(const ResponseIds& ids, const std::string& text, bool with_usage_null) {
-  if (ids.chat) return chunk_with(ids, {{"delta", {{"content", text}}}}, with_usage_null);
-  return chunk_with(ids, {{"text", text}}, with_usage_null);
+json text_chunk(const ResponseIds& ids, const std::string& text, bool with_usage_null, const json& logprobs) {
+  if (ids.chat) return chunk_with(ids, {{"delta", {{"content", text}}}, {"logprobs", logprobs}}, with_usage_null);
+  return chunk_with(ids, {{"text", text}, {"logprobs", logprobs}}, with_usage_null);
 }
 
 json finish_chunk(const ResponseIds& ids, const std::string& finish_reason, bool with_usage_null) {

@@ -3,8 +3,11 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "runtime/token_logprobs.h"
 
 namespace awq::server {
 
@@ -21,16 +24,23 @@ ResponseIds new_response_ids(bool chat, const std::string& model);
 
 nlohmann::json usage_json(int64_t prompt_tokens, int64_t completion_tokens);
 
-// The whole non-streaming response.
+// A choice's "logprobs" for these tokens. Chat: {"content": [{"token", "logprob", "bytes",
+// "top_logprobs": [{"token", "logprob", "bytes"}]}]}; completions: {"tokens", "token_logprobs",
+// "top_logprobs": [{token: logprob}], "text_offset"}, text_offset in bytes of the completion
+// from `offset` (its length before these tokens).
+nlohmann::json logprobs_json(bool chat, const std::vector<TokenLogprob>& tokens, int64_t offset);
+
+// The whole non-streaming response; logprobs: logprobs_json's, or null.
 nlohmann::json full_response(const ResponseIds& ids, const std::string& text,
                              const std::string& finish_reason, int64_t prompt_tokens,
-                             int64_t completion_tokens);
+                             int64_t completion_tokens, const nlohmann::json& logprobs = nullptr);
 
 // One stream chunk. Chat: the first one carries the role (role_chunk), then content deltas,
 // then an empty delta with the finish_reason. Completions: text pieces, then "" with the
 // finish_reason. with_usage_null adds "usage": null (when stream_options.include_usage).
 nlohmann::json role_chunk(const ResponseIds& ids, bool with_usage_null);
-nlohmann::json text_chunk(const ResponseIds& ids, const std::string& text, bool with_usage_null);
+nlohmann::json text_chunk(const ResponseIds& ids, const std::string& text, bool with_usage_null,
+                          const nlohmann::json& logprobs = nullptr);
 nlohmann::json finish_chunk(const ResponseIds& ids, const std::string& finish_reason, bool with_usage_null);
 // The last chunk when include_usage: empty choices and the usage.
 nlohmann::json usage_chunk(const ResponseIds& ids, int64_t prompt_tokens, int64_t completion_tokens);

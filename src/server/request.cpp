@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/token_logprobs.h"
 #include "server/api_error.h"
 
 namespace awq::server {
@@ -143,6 +144,39 @@ void parse_stop(const json& body, CompletionRequest& r) {
     if (x.empty()) bad("stop", "stop strings must not be empty");
 }
 
+int64_t integer_in(const json& v, const char* name, int64_t lo, int64_t hi) {
+  if (!v.is_number_integer()) wrong_type(name, "an integer", v);
+  const int64_t x = v.get<int64_t>();
+  if (x < lo || x > hi)
+    bad(name, std::string("'") + name + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                  ", got " + v.dump());
+  return x;
+}
+
+// Completions: "logprobs": N (null: off); chat: "logprobs": true/false, "top_logprobs": N only
+// with logprobs true (as OpenAI). "echo" (the prompt's own log-probabilities) is not supported.
+void parse_logprobs(const json& body, CompletionRequest& r) {
+  const json* lp = field(body, "logprobs");
+  if (!r.chat) {
+    if (lp && !lp->is_null()) r.top_logprobs = int(integer_in(*lp, "logprobs", 0, kMaxTopLogprobs));
+    if (boolean(body, "echo")) bad("echo", "'echo' is not supported (the prompt is not returned or scored)");
+    return;
+  }
+  bool on = false;
+  if (lp && !lp->is_null()) {
+    if (!lp->is_boolean()) wrong_type("logprobs", "a boolean", *lp);
+    on = lp->get<bool>();
+  }
+  const json* top = field(body, "top_logprobs");
+  if (top && !top->is_null()) {
+    const int n = int(integer_in(*top, "top_logprobs", 0, kMaxTopLogprobs));
+    if (!on) bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+    r.top_logprobs = n;
+  } else if (on) {
+    r.top_logprobs = 0;
+  }
+}
+
 }  // namespace
 
 CompletionRequest parse_completion_request(const std::string& body_text, bool chat) {
@@ -188,6 +222,7 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
     if (n->get<int64_t>() != 1) bad("n", "only n = 1 is supported, got " + n->dump());
   }
   parse_stop(body, r);
+  parse_logprobs(body, r);
   r.stream = boolean(body, "stream");
   r.ignore_eos = boolean(body, "ignore_eos");
   if (const json* so = field(body, "stream_options")) {

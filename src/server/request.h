@@ -34,6 +34,9 @@ struct CompletionRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool ignore_eos = false;     // extension (as llama.cpp and vLLM): generate past end-of-sequence
+  // -1: no logprobs; else each token's log-probability and this many alternatives (0..20).
+  // Completions: "logprobs": N; chat: "logprobs": true with "top_logprobs": N (default 0).
+  int top_logprobs = -1;
 };
 
 // body: the raw request body. Throws ApiError(400) for malformed JSON, wrong types, missing
