@@ -168,18 +168,7 @@ void add_chat(CLI::App& app) {
                   "Template to use instead of the model's: chatml, llama2, llama3, mistral, or a .jinja file");
   cmd->add_option("--system", args->system, "System prompt");
   cmd->add_option("-n,--n-predict", args->n_predict, "Tokens per reply at most")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 40));
-  cmd->add_option("--temp", args->sp.temperature, "Temperature; 0 = greedy (argmax)")->capture_default_str()->check(CLI::Range(0.0, 100.0));
-  cmd->add_option("--top-k", args->sp.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
-  cmd->add_option("--top-p", args->sp.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--min-p", args->sp.min_p, "Drop tokens below min-p x p(top token) (0 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--repeat-penalty", args->sp.repeat_penalty, "Penalty for recent tokens (1 = off)")->capture_default_str()->check(CLI::Range(0.0, 100.0));
-  cmd->add_option("--presence-penalty", args->sp.presence_penalty,
-                  "Subtracted from the logit of every token the reply already has (0 = off; OpenAI's)")
-      ->capture_default_str()->check(CLI::Range(-2.0, 2.0));
-  cmd->add_option("--frequency-penalty", args->sp.frequency_penalty,
-                  "Subtracted once per earlier use of a token in the reply (0 = off; OpenAI's)")
-      ->capture_default_str()->check(CLI::Range(-2.0, 2.0));
-  cmd->add_option("--seed", args->sp.seed, "Sampling seed")->capture_default_str();
+  add_sampler_options(cmd, args->sp);
   cmd->add_option("-c,--ctx", args->ctx,
                   "Context length in tokens; the oldest exchanges are dropped when the conversation outgrows it "
                   "(default: the model's max_position_embeddings, at most 4096)")

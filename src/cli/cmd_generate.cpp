@@ -66,19 +66,7 @@ void add_generate(CLI::App& app) {
   auto* p = cmd->add_option("-p,--prompt", args->prompt, "Prompt text");
   cmd->add_option("-f,--file", args->prompt_file, "Read the prompt from a file")->excludes(p);
   cmd->add_option("-n,--n-predict", args->n_predict, "Tokens to generate at most")->capture_default_str()->check(CLI::Range(int64_t(0), int64_t(1) << 40));
-  cmd->add_option("--temp", args->sp.temperature, "Temperature; 0 = greedy (argmax)")->capture_default_str()->check(CLI::Range(0.0, 100.0));
-  cmd->add_option("--top-k", args->sp.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
-  cmd->add_option("--top-p", args->sp.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--min-p", args->sp.min_p, "Drop tokens below min-p x p(top token) (0 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--repeat-penalty", args->sp.repeat_penalty, "Penalty for recent tokens (1 = off)")->capture_default_str()->check(CLI::Range(0.0, 100.0));
-  cmd->add_option("--presence-penalty", args->sp.presence_penalty,
-                  "Subtracted from the logit of every token the reply already has (0 = off; OpenAI's)")
-      ->capture_default_str()->check(CLI::Range(-2.0, 2.0));
-  cmd->add_option("--frequency-penalty", args->sp.frequency_penalty,
-                  "Subtracted once per earlier use of a token in the reply (0 = off; OpenAI's)")
-      ->capture_default_str()->check(CLI::Range(-2.0, 2.0));
-  cmd->add_option("--repeat-last-n", args->sp.repeat_last_n, "Window of the repetition penalty (-1 = all)")->capture_default_str();
-  cmd->add_option("--seed", args->sp.seed, "Sampling seed")->capture_default_str();
+  add_sampler_options(cmd, args->sp);
   cmd->add_option("-c,--ctx", args->ctx, "Context length in tokens (default: the model's max_position_embeddings)")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   add_device(cmd, args->device);
   add_kv_type(cmd, args->kv_type);

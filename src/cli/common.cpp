@@ -64,4 +64,20 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+void add_sampler_options(CLI::App* cmd, SamplerParams& sp) {
+  cmd->add_option("--temp", sp.temperature, "Temperature; 0 = greedy (argmax)")->capture_default_str()->check(CLI::Range(0.0, 100.0));
+  cmd->add_option("--top-k", sp.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
+  cmd->add_option("--top-p", sp.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--min-p", sp.min_p, "Drop tokens below min-p x p(top token) (0 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--repeat-penalty", sp.repeat_penalty, "Penalty for recent tokens (1 = off)")->capture_default_str()->check(CLI::Range(0.0, 100.0));
+  cmd->add_option("--presence-penalty", sp.presence_penalty,
+                  "Subtracted from the logit of every token the reply already has (0 = off; OpenAI's)")
+      ->capture_default_str()->check(CLI::Range(-2.0, 2.0));
+  cmd->add_option("--frequency-penalty", sp.frequency_penalty,
+                  "Subtracted once per earlier use of a token in the reply (0 = off; OpenAI's)")
+      ->capture_default_str()->check(CLI::Range(-2.0, 2.0));
+  cmd->add_option("--repeat-last-n", sp.repeat_last_n, "Window of the repetition penalty (-1 = all)")->capture_default_str();
+  cmd->add_option("--seed", sp.seed, "Sampling seed")->capture_default_str();
+}
+
 }  // namespace awq::cli

@@ -7,6 +7,7 @@
 
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
+#include "runtime/sampler.h"
 #include "runtime/sequence_model.h"
 
 namespace awq::cli {
@@ -19,6 +20,9 @@ void add_threads(CLI::App* cmd, int& threads);
 void add_device(CLI::App* cmd, std::string& device);
 // Adds --kv-type f16|f32 (default f16): the element type of the KV cache.
 void add_kv_type(CLI::App* cmd, KvType& type);
+// Adds the sampling options (--temp, --top-k, --top-p, --min-p, the penalties, --seed), with
+// sp's values as the defaults.
+void add_sampler_options(CLI::App* cmd, SamplerParams& sp);
 // The model on `device` with a context of ctx positions: "cpu" runs on pool with a KV cache of
 // kv_type; "cuda" uploads the weights to the GPU (builds with -DAWQ_CUDA=ON; others throw
 // awq::Error saying so), whose cache is always fp16 (kv_type f32 is refused there).
