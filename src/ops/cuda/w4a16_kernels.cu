@@ -113,13 +113,7 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
 // puts the 8 rows of a B fragment on different banks. Needs x 16-byte aligned (the launcher
 // checks and otherwise runs the XS = 0 kernel). XS: 0 = x from L2 (no copy); 1 = the copy
 // first, then the weights (launches without PDL); 2 = register stage 0, the wait and the copy,
-// stage 1 (launches with PDL). See the comment above the wait below. XS = 3 / 4: orders 1 / 2
-// with the copy in K slices ("ks", WN = 1 only): each warp copies only the x of its own chunks
-// (warp w's chunks w, w + WK, ...: the x no other warp reads), in three cp.async groups (its
-// first register stage's chunks, its second's, the rest), and waits for a group only before the
-// stage that reads it (cp.async.wait_group + __syncwarp; no block barrier). A block no longer
-// waits for all of x (m rows of k inputs) before its first product: the copy overlaps the
-// products as the weights do.
+// stage 1 (launches with PDL). See the comment above the wait below.
 // SA ("scale after"; groups of 64 or more): a chunk's 4 products go into a zeroed f32 fragment
 // from the unscaled codes (q - z), which is then multiplied by the row's scale and added to the
 // accumulator (w4a16_device.cuh, dequant_unscaled): 16 HMUL2 fewer per chunk and row tile,
@@ -128,21 +122,17 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
 // registers for 256 threads, as the kernel without SA has; the zeroed fragment would otherwise
 // take it to 96, 2 blocks per SM). The others, their L2 twins (XS = 0) and the SMALL_GROUP
 // instances (no SA) keep the compiler's choice (no spills).
-// (WK = 12, 384 threads: 2 blocks per SM, 85 registers.)
-template <bool SA, bool SMALL_GROUP, int XS, int MT, int RT, int THREADS>
-constexpr int sa_min_blocks() { return (SA && !SMALL_GROUP && XS != 0 && MT * RT == 1) ? 768 / THREADS : 0; }
+template <bool SA, bool SMALL_GROUP, int XS, int MT, int RT>
+constexpr int sa_min_blocks() { return (SA && !SMALL_GROUP && XS != 0 && MT * RT == 1) ? 3 : 0; }
 
 template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS, bool SA>
-__global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, XS, MT, RT, WK * WN * 32>())
+__global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, XS, MT, RT>())
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
                      __half* __restrict__ y, int n, int k, int m, int group_tiles_log2,
                      int prefetch_chunks) {
   constexpr int U = (RT * MT >= 8) ? 2 : 4;  // chunks per stage per row tile
   constexpr bool kSA = SA && !SMALL_GROUP;
-  constexpr bool kKS = XS >= 3;                       // x copied in K slices, warp by warp
-  constexpr int kOrder = XS == 0 ? 0 : (XS - 1) % 2 + 1;  // 1: copy before the weights, 2: after stage 0
-  static_assert(!kKS || WN == 1, "the K-sliced copy gives each chunk's x to one warp (WN = 1)");
   const int lane = threadIdx.x & 31, wk = (threadIdx.x >> 5) % WK, wn = (threadIdx.x >> 5) / WK;
   const int tiles_n = (n + 15) / 16, tn0 = (blockIdx.x * WN + wn) * RT;
   const int ktiles = k / 16, chunks = (k + 63) / 64, ngroups = ktiles >> group_tiles_log2;
@@ -285,22 +275,7 @@ __global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, X
   // skips that load instead).
   // The shared copy of x (XS): issued after the wait (x belongs to the previous kernel).
   auto copy_x = [&] {
-    if constexpr (kKS) {
-      // This warp's chunks wk + i WK: i < U (register stage 0), U <= i < 2U (stage 1), the rest;
-      // one commit group each. A chunk's x: xs_rows rows of up to 64 inputs, 8 pieces of 16 bytes
-      // per row (fewer in a last chunk of k % 64 inputs).
-      const int my_chunks = chunks > wk ? (chunks - wk + WK - 1) / WK : 0, per_chunk = xs_rows * 8;
-#pragma unroll
-      for (int grp = 0; grp < 3; ++grp) {
-        const int i0 = grp * U, i1 = grp < 2 ? min(my_chunks, (grp + 1) * U) : my_chunks;
-        for (int p = lane; p < (i1 - i0) * per_chunk; p += 32) {
-          const int i = i0 + p / per_chunk, rem = p % per_chunk, r = rem / 8;
-          const int col = (wk + i * WK) * 64 + (rem % 8) * 8;  // first input of the piece
-          if (col < k) w4a16_pipeline::cp_async16(xs + r * xs_stride + col / 2, x + size_t(tok0 + r) * k + col, true);
-        }
-        w4a16_pipeline::cp_async_commit();
-      }
-    } else if constexpr (XS) {
+    if constexpr (XS) {
       // xs_rows x k halves in 16-byte pieces (k % 16 == 0), all copies in flight at once.
       const int pieces_per_row = k / 8, pieces = xs_rows * pieces_per_row;
       for (int i = int(threadIdx.x); i < pieces; i += WK * WN * 32) {
@@ -331,23 +306,21 @@ __global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, X
   // wait (docs/results/gpu.md): plain calls at m = 1 up to 9 % faster, 7B decode at batch 1
   // 430 against 416 tok/s (and 429 against 424 for o_proj / down_proj alone).
   if constexpr (XS != 0) {
-    if constexpr (kOrder == 1) {
+    if constexpr (XS == 1) {
       pdl_wait();  // x (and y) belong to earlier kernels (pdl.h)
       pdl_trigger();
       copy_x();
     }
     load_stage(S0{}, wk);
-    if constexpr (kOrder == 2) {
+    if constexpr (XS == 2) {
       prefetch();
       pdl_wait();
       pdl_trigger();
       copy_x();
     }
     if (wk + kStep < chunks) load_stage(S1{}, wk + kStep);
-    if constexpr (!kKS) {
-      w4a16_pipeline::cp_async_wait<0>();
-      __syncthreads();
-    }
+    w4a16_pipeline::cp_async_wait<0>();
+    __syncthreads();
   } else {
     load_stage(S0{}, wk);
     if (wk + kStep < chunks) load_stage(S1{}, wk + kStep);
@@ -355,23 +328,8 @@ __global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, X
     pdl_wait();
     pdl_trigger();
   }
-  // kKS: the warp's x for the stage it computes next (its copy groups 0, 1, then the rest).
-  [[maybe_unused]] int x_stage = 0;
-  auto wait_x = [&] {
-    if constexpr (kKS) {
-      if (x_stage == 0)
-        w4a16_pipeline::cp_async_wait<2>();
-      else if (x_stage == 1)
-        w4a16_pipeline::cp_async_wait<1>();
-      else if (x_stage == 2)
-        w4a16_pipeline::cp_async_wait<0>();
-      __syncwarp();  // the other lanes' pieces are visible
-      ++x_stage;
-    }
-  };
   for (int c0 = wk; c0 < chunks;) {
     if (c0 != wk && c0 + kStep < chunks) load_stage(S1{}, c0 + kStep);
-    wait_x();
     if (stage_full(c0))
       compute_stage(S0{}, Unchecked{}, c0);
     else
@@ -379,7 +337,6 @@ __global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, X
     c0 += kStep;
     if (c0 >= chunks) break;
     if (c0 + kStep < chunks) load_stage(S0{}, c0 + kStep);
-    wait_x();
     if (stage_full(c0))
       compute_stage(S1{}, Unchecked{}, c0);
     else
@@ -452,7 +409,7 @@ int xs_limit = 0;  // set once by w4a16_prepare_streaming
 
 size_t xs_bytes(int m, int k, int mt) { return size_t(std::min(m, 8 * mt)) * size_t(k + 8) * 2; }
 
-template <int MT, int WK, int WN, int RT, bool XS, bool SA, bool KS>
+template <int MT, int WK, int WN, int RT, bool XS, bool SA>
 void launch(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
             int n, int k, int m, int gl2, cudaStream_t s) {
   const int tiles_n = (n + 15) / 16;
@@ -468,11 +425,11 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
   if constexpr (XS) {
     if (xs) {
       const auto with_order = [&](auto order) {
-        constexpr int kXs = decltype(order)::value + (KS ? 2 : 0);
+        constexpr int kOrder = decltype(order)::value;
         if (gl2 < 2)
-          go(w4a16_mma_kernel<MT, WK, WN, RT, true, kXs, SA>);
+          go(w4a16_mma_kernel<MT, WK, WN, RT, true, kOrder, SA>);
         else
-          go(w4a16_mma_kernel<MT, WK, WN, RT, false, kXs, SA>);
+          go(w4a16_mma_kernel<MT, WK, WN, RT, false, kOrder, SA>);
       };
       if (pdl)
         with_order(std::integral_constant<int, 2>{});
@@ -488,17 +445,16 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
 }
 
 // Raises the XS kernels' dynamic shared-memory limit to `bytes`.
-template <int MT, int WK, int WN, int RT, bool XS, bool SA, bool KS>
+template <int MT, int WK, int WN, int RT, bool XS, bool SA>
 void prepare(int bytes) {
   if constexpr (XS) {
     const auto set = [&](auto kernel) {
       AWQ_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     };
-    constexpr int kFirst = KS ? 3 : 1;  // orders 1 and 2 (ks: 3 and 4)
-    set(w4a16_mma_kernel<MT, WK, WN, RT, true, kFirst, SA>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, false, kFirst, SA>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, true, kFirst + 1, SA>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, false, kFirst + 1, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 1, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 1, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 2, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 2, SA>);
   }
 }
 
@@ -525,14 +481,11 @@ struct Variant {
   LaunchFn fn;
   void (*prepare)(int bytes);
 };
-#define AWQ_W4A16_VARIANT_KS(MT, WK, WN, RT, XS, SA, KS)                               \
-  Variant{W4A16Variant{MT, WK, WN, RT, XS, SA, KS}, &launch<MT, WK, WN, RT, XS, SA, KS>, \
-          &prepare<MT, WK, WN, RT, XS, SA, KS>}
-#define AWQ_W4A16_VARIANT(MT, WK, WN, RT, XS, SA) AWQ_W4A16_VARIANT_KS(MT, WK, WN, RT, XS, SA, false)
+#define AWQ_W4A16_VARIANT(MT, WK, WN, RT, XS, SA) \
+  Variant{W4A16Variant{MT, WK, WN, RT, XS, SA}, &launch<MT, WK, WN, RT, XS, SA>, &prepare<MT, WK, WN, RT, XS, SA>}
 // 0-8: x read from global memory (L2) by each warp; 9-13: x staged in shared memory (XS);
 // 14-16: two token tiles with x staged (m = 9..16); 17-21: the scale applied after the mma (SA),
-// xs and L2 twins; 22-27 (branch gpu8): x copied in K slices warp by warp (ks), and 12 warps
-// splitting K (down_proj's long K at m = 1).
+// xs and L2 twins.
 const Variant kVariants[] = {
     AWQ_W4A16_VARIANT(1, 8, 1, 1, false, false), AWQ_W4A16_VARIANT(1, 16, 1, 1, false, false),
     AWQ_W4A16_VARIANT(1, 4, 1, 2, false, false), AWQ_W4A16_VARIANT(2, 8, 1, 1, false, false),
@@ -544,12 +497,8 @@ const Variant kVariants[] = {
     AWQ_W4A16_VARIANT(2, 8, 1, 1, true, false), AWQ_W4A16_VARIANT(2, 4, 1, 2, true, false),
     AWQ_W4A16_VARIANT(2, 8, 1, 2, true, false), AWQ_W4A16_VARIANT(1, 8, 1, 1, true, true),
     AWQ_W4A16_VARIANT(1, 8, 1, 1, false, true), AWQ_W4A16_VARIANT(1, 4, 1, 2, true, true),
-    AWQ_W4A16_VARIANT(1, 4, 1, 2, false, true), AWQ_W4A16_VARIANT(1, 8, 1, 2, true, true),
-    AWQ_W4A16_VARIANT_KS(1, 8, 1, 1, true, true, true), AWQ_W4A16_VARIANT(1, 12, 1, 1, true, true),
-    AWQ_W4A16_VARIANT_KS(1, 12, 1, 1, true, true, true), AWQ_W4A16_VARIANT_KS(1, 4, 1, 2, true, false, true),
-    AWQ_W4A16_VARIANT_KS(1, 4, 1, 2, true, true, true), AWQ_W4A16_VARIANT_KS(1, 8, 1, 2, true, true, true)};
+    AWQ_W4A16_VARIANT(1, 4, 1, 2, false, true), AWQ_W4A16_VARIANT(1, 8, 1, 2, true, true)};
 #undef AWQ_W4A16_VARIANT
-#undef AWQ_W4A16_VARIANT_KS
 constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 
 // The configuration launch_w4a16 uses for m tokens, n outputs and k inputs (index into

@@ -49,13 +49,10 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
 // min(m, 8 mt) rows of k would not fit (w4a16_kernels.cu, kXsMaxBytes).
 // sa: a chunk's products are made from the unscaled codes and multiplied by the scale in f32
 // afterwards (groups >= 64; w4a16_kernels.cu).
-// ks (with xs, wn = 1): each warp copies only its own chunks' x, in K slices, and waits for a
-// slice just before the register stage that reads it (no block barrier; w4a16_kernels.cu).
 struct W4A16Variant {
   int mt, wk, wn, rt;
   bool xs = false;
   bool sa = false;
-  bool ks = false;
 };
 int w4a16_variant_count();
 W4A16Variant w4a16_variant(int i);
