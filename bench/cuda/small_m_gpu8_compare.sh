@@ -7,6 +7,8 @@
 #  psweep  every register-streaming configuration plain / with PDL at m = 1     -> gpu8_sweep.log
 #  lsweep  every register-streaming configuration (and the table row) at the m of SWEEP_MS
 #                                                                              -> gpu8_sweep.log
+#  tsweep  the same with the tiled GEMM's configurations too (each with 1, 2, 4 K splits) at the m
+#          of TSWEEP_MS                                                         -> gpu8_sweep.log
 #  ncu     Nsight Compute (the key sections) of chosen kernels: NCU_CASES, each
 #          "shape:m:kernel-regex" (the first launch whose demangled name matches, in an lsweep of
 #          that shape and m; the lsweep runs every configuration once)           -> gpu8_ncu.txt
@@ -21,6 +23,7 @@ REPS=${REPS:-20}
 STEPS=${STEPS:-"tables psweep lsweep"}
 TABLE_MS=${TABLE_MS:-1,2,4,8,12,16}
 SWEEP_MS=${SWEEP_MS:-"2 4 8 16"}
+TSWEEP_MS=${TSWEEP_MS:-"12 16"}
 BEFORE=${BEFORE:-0}
 ROUNDS=${ROUNDS:-2}
 NCU_CASES=${NCU_CASES:-}
@@ -40,6 +43,9 @@ want psweep && "$B" "$REPS" psweep - 1 2>&1 | grep '^sweep' | sed 's/^/psweep /'
 want lsweep && for m in $SWEEP_MS; do
   "$B" "$REPS" lsweep - "$m" 2>&1 | grep -E '^(sweep|\| [a-z])' | tee -a "$LOG/gpu8_sweep.log"
 done
+want tsweep && for m in $TSWEEP_MS; do
+  "$B" "$REPS" sweep - "$m" 2>&1 | grep -E '^(sweep|\| [a-z])' | sed 's/^sweep/tsweep/' | tee -a "$LOG/gpu8_sweep.log"
+done
 want ncu && for c in $NCU_CASES; do
   IFS=: read -r shape m regex <<<"$c"
   echo "=== ncu $shape m=$m kernel ~ $regex" | tee -a "$LOG/gpu8_ncu.txt"
@@ -47,6 +53,7 @@ want ncu && for c in $NCU_CASES; do
       --section WarpStateStats --section SchedulerStats --clock-control none \
       --kernel-name-base demangled -k "regex:$regex" --launch-count 1 -f -o /tmp/gpu8_ncu \
       "$B" 3 lsweep "$shape" "$m" >/tmp/gpu8_ncu.stdout 2>&1 || { tail -5 /tmp/gpu8_ncu.stdout | tee -a "$LOG/gpu8_ncu.txt"; continue; }
+  grep -E "==(WARNING|ERROR)==" /tmp/gpu8_ncu.stdout | head -3 | tee -a "$LOG/gpu8_ncu.txt"
   ncu --import /tmp/gpu8_ncu.ncu-rep --page details 2>&1 \
     | grep -E "w4a16_mma_kernel|Duration|DRAM Throughput|Memory Throughput|L2 Hit Rate|L1/TEX Hit Rate|Achieved Occupancy|Theoretical Occupancy|Registers Per Thread|Waves Per SM|Grid Size|Block Size|Active Warps Per Scheduler|Eligible Warps Per Scheduler|Issued Warp Per Scheduler|No Eligible|Warp Cycles Per Issued Instruction|Compute \(SM\) Throughput|Block Limit|Shared Memory Configuration Size|Dynamic Shared|Mem Busy|Max Bandwidth|L2 Compression|Mem Pipes Busy" \
     | sed 's/(int, int, int, int, int, int,.*//' | tee -a "$LOG/gpu8_ncu.txt"

@@ -122,11 +122,17 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
 // registers for 256 threads, as the kernel without SA has; the zeroed fragment would otherwise
 // take it to 96, 2 blocks per SM). The others, their L2 twins (XS = 0) and the SMALL_GROUP
 // instances (no SA) keep the compiler's choice (no spills).
-template <bool SA, bool SMALL_GROUP, int XS, int MT, int RT>
-constexpr int sa_min_blocks() { return (SA && !SMALL_GROUP && XS != 0 && MT * RT == 1) ? 3 : 0; }
+// (For 256 threads; 768 / threads in general: 2 blocks of 384 or 320 threads.)
+// MB > 0 (a variant's min_blocks, branch gpu8): that many blocks per SM instead, for every
+// instance but SMALL_GROUP (the register cap it implies: 65536 / (MB x threads)).
+template <bool SA, bool SMALL_GROUP, int XS, int MT, int RT, int THREADS, int MB>
+constexpr int min_blocks() {
+  if constexpr (MB > 0) return SMALL_GROUP ? 0 : MB;
+  return (SA && !SMALL_GROUP && XS != 0 && MT * RT == 1) ? 768 / THREADS : 0;
+}
 
-template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS, bool SA>
-__global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, XS, MT, RT>())
+template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS, bool SA, int MB>
+__global__ void __launch_bounds__(WK * WN * 32, min_blocks<SA, SMALL_GROUP, XS, MT, RT, WK * WN * 32, MB>())
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
                      __half* __restrict__ y, int n, int k, int m, int group_tiles_log2,
@@ -409,7 +415,7 @@ int xs_limit = 0;  // set once by w4a16_prepare_streaming
 
 size_t xs_bytes(int m, int k, int mt) { return size_t(std::min(m, 8 * mt)) * size_t(k + 8) * 2; }
 
-template <int MT, int WK, int WN, int RT, bool XS, bool SA>
+template <int MT, int WK, int WN, int RT, bool XS, bool SA, int MB>
 void launch(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
             int n, int k, int m, int gl2, cudaStream_t s) {
   const int tiles_n = (n + 15) / 16;
@@ -427,9 +433,9 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
       const auto with_order = [&](auto order) {
         constexpr int kOrder = decltype(order)::value;
         if (gl2 < 2)
-          go(w4a16_mma_kernel<MT, WK, WN, RT, true, kOrder, SA>);
+          go(w4a16_mma_kernel<MT, WK, WN, RT, true, kOrder, SA, MB>);
         else
-          go(w4a16_mma_kernel<MT, WK, WN, RT, false, kOrder, SA>);
+          go(w4a16_mma_kernel<MT, WK, WN, RT, false, kOrder, SA, MB>);
       };
       if (pdl)
         with_order(std::integral_constant<int, 2>{});
@@ -439,22 +445,22 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
     }
   }
   if (gl2 < 2)
-    go(w4a16_mma_kernel<MT, WK, WN, RT, true, 0, SA>);
+    go(w4a16_mma_kernel<MT, WK, WN, RT, true, 0, SA, MB>);
   else
-    go(w4a16_mma_kernel<MT, WK, WN, RT, false, 0, SA>);
+    go(w4a16_mma_kernel<MT, WK, WN, RT, false, 0, SA, MB>);
 }
 
 // Raises the XS kernels' dynamic shared-memory limit to `bytes`.
-template <int MT, int WK, int WN, int RT, bool XS, bool SA>
+template <int MT, int WK, int WN, int RT, bool XS, bool SA, int MB>
 void prepare(int bytes) {
   if constexpr (XS) {
     const auto set = [&](auto kernel) {
       AWQ_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     };
-    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 1, SA>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 1, SA>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 2, SA>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 2, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 1, SA, MB>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 1, SA, MB>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 2, SA, MB>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 2, SA, MB>);
   }
 }
 
@@ -481,11 +487,14 @@ struct Variant {
   LaunchFn fn;
   void (*prepare)(int bytes);
 };
-#define AWQ_W4A16_VARIANT(MT, WK, WN, RT, XS, SA) \
-  Variant{W4A16Variant{MT, WK, WN, RT, XS, SA}, &launch<MT, WK, WN, RT, XS, SA>, &prepare<MT, WK, WN, RT, XS, SA>}
+#define AWQ_W4A16_VARIANT_MB(MT, WK, WN, RT, XS, SA, MB)                               \
+  Variant{W4A16Variant{MT, WK, WN, RT, XS, SA, MB}, &launch<MT, WK, WN, RT, XS, SA, MB>, \
+          &prepare<MT, WK, WN, RT, XS, SA, MB>}
+#define AWQ_W4A16_VARIANT(MT, WK, WN, RT, XS, SA) AWQ_W4A16_VARIANT_MB(MT, WK, WN, RT, XS, SA, 0)
 // 0-8: x read from global memory (L2) by each warp; 9-13: x staged in shared memory (XS);
 // 14-16: two token tiles with x staged (m = 9..16); 17-21: the scale applied after the mma (SA),
-// xs and L2 twins.
+// xs and L2 twins; 22-23 (branch gpu8): 10 and 12 warps splitting K (down_proj's long K at
+// m = 1; 2 blocks per SM); 24-29: register caps (min_blocks) for the two-row-tile kernels.
 const Variant kVariants[] = {
     AWQ_W4A16_VARIANT(1, 8, 1, 1, false, false), AWQ_W4A16_VARIANT(1, 16, 1, 1, false, false),
     AWQ_W4A16_VARIANT(1, 4, 1, 2, false, false), AWQ_W4A16_VARIANT(2, 8, 1, 1, false, false),
@@ -497,8 +506,13 @@ const Variant kVariants[] = {
     AWQ_W4A16_VARIANT(2, 8, 1, 1, true, false), AWQ_W4A16_VARIANT(2, 4, 1, 2, true, false),
     AWQ_W4A16_VARIANT(2, 8, 1, 2, true, false), AWQ_W4A16_VARIANT(1, 8, 1, 1, true, true),
     AWQ_W4A16_VARIANT(1, 8, 1, 1, false, true), AWQ_W4A16_VARIANT(1, 4, 1, 2, true, true),
-    AWQ_W4A16_VARIANT(1, 4, 1, 2, false, true), AWQ_W4A16_VARIANT(1, 8, 1, 2, true, true)};
+    AWQ_W4A16_VARIANT(1, 4, 1, 2, false, true), AWQ_W4A16_VARIANT(1, 8, 1, 2, true, true),
+    AWQ_W4A16_VARIANT(1, 10, 1, 1, true, true), AWQ_W4A16_VARIANT(1, 12, 1, 1, true, true),
+    AWQ_W4A16_VARIANT_MB(1, 4, 1, 2, false, false, 4), AWQ_W4A16_VARIANT_MB(1, 4, 1, 2, true, false, 4),
+    AWQ_W4A16_VARIANT_MB(1, 8, 1, 2, false, false, 2), AWQ_W4A16_VARIANT_MB(1, 8, 1, 2, true, true, 2),
+    AWQ_W4A16_VARIANT_MB(2, 4, 1, 2, false, false, 4), AWQ_W4A16_VARIANT_MB(2, 8, 1, 2, true, false, 2)};
 #undef AWQ_W4A16_VARIANT
+#undef AWQ_W4A16_VARIANT_MB
 constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 
 // The configuration launch_w4a16 uses for m tokens, n outputs and k inputs (index into

@@ -49,10 +49,13 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
 // min(m, 8 mt) rows of k would not fit (w4a16_kernels.cu, kXsMaxBytes).
 // sa: a chunk's products are made from the unscaled codes and multiplied by the scale in f32
 // afterwards (groups >= 64; w4a16_kernels.cu).
+// min_blocks > 0: compiled for that many blocks per SM (__launch_bounds__; a register cap of
+// 65536 / (min_blocks x 32 wk wn)), 0: the compiler's choice (or 3 for the xs sa kernels).
 struct W4A16Variant {
   int mt, wk, wn, rt;
   bool xs = false;
   bool sa = false;
+  int min_blocks = 0;
 };
 int w4a16_variant_count();
 W4A16Variant w4a16_variant(int i);
