@@ -1,7 +1,7 @@
 // W4A16 linear (ops/cuda/w4a16.h) vs cuBLAS FP16 (fp16_linear) on the Llama-2-7B linear shapes,
 // same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
 //   bench_cuda_w4a16 [reps [sweep|lsweep|psweep|wsweep|-] [shape [m[,m...]]]]   (default 30; shape: only names containing it ("-": all); m: only those m (any m, e.g. 9..15, for the sweep; a comma list, e.g. 64,160,512); sweep: also time every kernel configuration (lsweep: the legacy ones only; psweep: the legacy ones, each plain/with PDL),
-//                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32; an x after rt: x staged in shared memory; an s: the scale applied after the mma; b<N>: compiled for N blocks per SM) and
+//                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32; an x after rt: x staged in shared memory; an s: the scale applied after the mma) and
 //                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
 //                                      (every m), * = the one w4a16_linear picks)
 // The table's W4A16 column is w4a16_linear (AWQ_W4A16_KERNEL honoured), "legacy" the
@@ -274,9 +274,7 @@ int main(int argc, char** argv) try {
                                    static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
             }));
           }
-          char mb[8] = "";  // b<N>: compiled for N blocks per SM
-          if (cfg.min_blocks > 0) std::snprintf(mb, sizeof mb, "b%d", cfg.min_blocks);
-          std::printf(" %d/%d/%d/%d%s%s%s=%.1f%s%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, cfg.xs ? "x" : "", sa, mb, t, pdl_t,
+          std::printf(" %d/%d/%d/%d%s%s=%.1f%s%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, cfg.xs ? "x" : "", sa, t, pdl_t,
                       v == w4a16_default_variant(m, n, k) ? "*" : "");
         }
         // The tiled GEMM's configurations (w4a16_tiled.cu) at every m (m <= 8: what the 16-token
@@ -361,8 +359,8 @@ int main(int argc, char** argv) try {
         std::snprintf(kernel, sizeof kernel, "%s %dx%d/%d split %d", c.wgmma ? "wgmma" : "tiled", c.bm, c.bn, c.threads, pick.splits);
       } else {
         const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n, k));
-        std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d%s%s%s", v.mt, v.wk, v.wn, v.rt, v.xs ? "x" : "",
-                      v.sa ? "s" : "", v.min_blocks > 0 ? (v.min_blocks == 2 ? "b2" : v.min_blocks == 3 ? "b3" : "b4") : "");
+        std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d%s%s", v.mt, v.wk, v.wn, v.rt, v.xs ? "x" : "",
+                      v.sa ? "s" : "");
       }
       std::printf("| %s %lld x %lld | %lld | %.2f | %.2f | %.2fx | %.0f | %.0f %% | %.2f | %s | %s | %s |\n", sh.what,
                   (long long)n, (long long)k, (long long)m, t16, t4, t16 / t4, gbs, 100.0 * gbs / roof,

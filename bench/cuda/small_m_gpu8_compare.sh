@@ -2,9 +2,10 @@
 # Measurements of branch gpu8 (docs/results/gpu.md: the decode kernels at M = 1..16), every run in
 # one call on the GPU machine, after `scripts/gpu-check` built $BUILD:
 #  tables  the table rows of every shape at the m of TABLE_MS (the dispatch of this build; with
-#          BEFORE=1 also AWQ_W4A16_GPU8=0, the dispatch before this branch, run before and after it)
+#          BEFORE=1 also AWQ_W4A16_LONG_K=0, down_proj at m = 1 as before this branch, run before and after it)
 #                                                                              -> gpu8_tables.log
-#  psweep  every register-streaming configuration plain / with PDL at m = 1     -> gpu8_sweep.log
+#  psweep  every register-streaming configuration plain / with PDL at the m of PSWEEP_MS (default 1)
+#                                                                              -> gpu8_sweep.log
 #  lsweep  every register-streaming configuration (and the table row) at the m of SWEEP_MS
 #                                                                              -> gpu8_sweep.log
 #  tsweep  the same with the tiled GEMM's configurations too (each with 1, 2, 4 K splits) at the m
@@ -12,7 +13,7 @@
 #  ncu     Nsight Compute (the key sections) of chosen kernels: NCU_CASES, each
 #          "shape:m:kernel-regex" (the first launch whose demangled name matches, in an lsweep of
 #          that shape and m; the lsweep runs every configuration once)           -> gpu8_ncu.txt
-#  decode  awq_bench_decode at batch 1 and 8 with PDL, ROUNDS alternations of AWQ_W4A16_GPU8=0/1
+#  decode  awq_bench_decode at batch 1 and 8 with PDL, ROUNDS alternations of AWQ_W4A16_LONG_K=0/1
 #                                                                              -> gpu8_decode.log
 #   BUILD=build/cuda LOG=out REPS=20 STEPS="tables psweep lsweep ncu" bench/cuda/small_m_gpu8_compare.sh
 set -uo pipefail
@@ -24,14 +25,15 @@ STEPS=${STEPS:-"tables psweep lsweep"}
 TABLE_MS=${TABLE_MS:-1,2,4,8,12,16}
 SWEEP_MS=${SWEEP_MS:-"2 4 8 16"}
 TSWEEP_MS=${TSWEEP_MS:-"12 16"}
+PSWEEP_MS=${PSWEEP_MS:-1}  # comma list
 BEFORE=${BEFORE:-0}
 ROUNDS=${ROUNDS:-2}
 NCU_CASES=${NCU_CASES:-}
 mkdir -p "$LOG"
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 B="$BUILD/bench_cuda_w4a16"
-table() {  # label, AWQ_W4A16_GPU8 value
-  AWQ_W4A16_GPU8=$2 "$B" "$REPS" - - "$TABLE_MS" >/tmp/gpu8.out 2>&1 || tail -3 /tmp/gpu8.out
+table() {  # label, AWQ_W4A16_LONG_K value
+  AWQ_W4A16_LONG_K=$2 "$B" "$REPS" - - "$TABLE_MS" >/tmp/gpu8.out 2>&1 || tail -3 /tmp/gpu8.out
   grep -E '^(\| [a-z]|read floor)' /tmp/gpu8.out | sed "s/^/$1 /"
 }
 want tables && {
@@ -39,7 +41,7 @@ want tables && {
   table after 1
   [ "$BEFORE" = 1 ] && table before-again 0
 } | tee -a "$LOG/gpu8_tables.log"
-want psweep && "$B" "$REPS" psweep - 1 2>&1 | grep '^sweep' | sed 's/^/psweep /' | tee -a "$LOG/gpu8_sweep.log"
+want psweep && "$B" "$REPS" psweep - "$PSWEEP_MS" 2>&1 | grep '^sweep' | sed 's/^/psweep /' | tee -a "$LOG/gpu8_sweep.log"
 want lsweep && for m in $SWEEP_MS; do
   "$B" "$REPS" lsweep - "$m" 2>&1 | grep -E '^(sweep|\| [a-z])' | tee -a "$LOG/gpu8_sweep.log"
 done
@@ -79,8 +81,8 @@ if len(rows) >= 3:
 done
 want decode && for r in $(seq "$ROUNDS"); do
   for g in 0 1; do
-    AWQ_W4A16_GPU8=$g "$BUILD/awq_bench_decode" --batch 1,8 --pdl 1 --rounds 1 2>&1 \
-      | grep -E '^\| [0-9]' | sed "s/^/round $r gpu8=$g /"
+    AWQ_W4A16_LONG_K=$g "$BUILD/awq_bench_decode" --batch 1,8 --pdl 1 --rounds 1 2>&1 \
+      | grep -E '^\| [0-9]' | sed "s/^/round $r long_k=$g /"
   done
 done | tee -a "$LOG/gpu8_decode.log"
 rm -f /tmp/gpu8.out

@@ -112,6 +112,9 @@ constexpr W4A16Switch kScaleAfter{
     "AWQ_W4A16_SCALE_AFTER",
     "the decode kernels (m <= 8) scale the weights before the mma (as AutoAWQ rounds them)",
     "where measured faster, they scale each chunk's products after the mma (default)"};
+constexpr W4A16Switch kLongK{
+    "AWQ_W4A16_LONG_K", "m = 1 on a long K (down_proj) runs 8 warps splitting K, as before",
+    "it runs 10 warps splitting K (default)"};
 constexpr W4A16Switch kTma{"AWQ_W4A16_TMA",
                            "m > 32 never runs the TMA wgmma configurations (the cp.async ones, as before)",
                            "it runs them where they measured faster (default)"};
@@ -134,6 +137,8 @@ bool parse_w4a16_xsmem(const char* value) { return parse_switch(kXsmem, value); 
 bool w4a16_xsmem_from_env() { return switch_from_env<kXsmem>(); }
 bool parse_w4a16_scale_after(const char* value) { return parse_switch(kScaleAfter, value); }
 bool w4a16_scale_after_from_env() { return switch_from_env<kScaleAfter>(); }
+bool parse_w4a16_long_k(const char* value) { return parse_switch(kLongK, value); }
+bool w4a16_long_k_from_env() { return switch_from_env<kLongK>(); }
 bool parse_w4a16_tma(const char* value) { return parse_switch(kTma, value); }
 bool w4a16_tma_from_env() { return switch_from_env<kTma>(); }
 

@@ -122,17 +122,13 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
 // registers for 256 threads, as the kernel without SA has; the zeroed fragment would otherwise
 // take it to 96, 2 blocks per SM). The others, their L2 twins (XS = 0) and the SMALL_GROUP
 // instances (no SA) keep the compiler's choice (no spills).
-// (For 256 threads; 768 / threads in general: 2 blocks of 384 or 320 threads.)
-// MB > 0 (a variant's min_blocks, branch gpu8): that many blocks per SM instead, for every
-// instance but SMALL_GROUP (the register cap it implies: 65536 / (MB x threads)).
-template <bool SA, bool SMALL_GROUP, int XS, int MT, int RT, int THREADS, int MB>
-constexpr int min_blocks() {
-  if constexpr (MB > 0) return SMALL_GROUP ? 0 : MB;
-  return (SA && !SMALL_GROUP && XS != 0 && MT * RT == 1) ? 768 / THREADS : 0;
-}
+// That is for 256 threads; in general 768 / threads blocks (10 warps splitting K: 2 blocks of
+// 320 threads, 96 registers).
+template <bool SA, bool SMALL_GROUP, int XS, int MT, int RT, int THREADS>
+constexpr int sa_min_blocks() { return (SA && !SMALL_GROUP && XS != 0 && MT * RT == 1) ? 768 / THREADS : 0; }
 
-template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS, bool SA, int MB>
-__global__ void __launch_bounds__(WK * WN * 32, min_blocks<SA, SMALL_GROUP, XS, MT, RT, WK * WN * 32, MB>())
+template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS, bool SA>
+__global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, XS, MT, RT, WK * WN * 32>())
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
                      __half* __restrict__ y, int n, int k, int m, int group_tiles_log2,
@@ -415,7 +411,7 @@ int xs_limit = 0;  // set once by w4a16_prepare_streaming
 
 size_t xs_bytes(int m, int k, int mt) { return size_t(std::min(m, 8 * mt)) * size_t(k + 8) * 2; }
 
-template <int MT, int WK, int WN, int RT, bool XS, bool SA, int MB>
+template <int MT, int WK, int WN, int RT, bool XS, bool SA>
 void launch(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
             int n, int k, int m, int gl2, cudaStream_t s) {
   const int tiles_n = (n + 15) / 16;
@@ -433,9 +429,9 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
       const auto with_order = [&](auto order) {
         constexpr int kOrder = decltype(order)::value;
         if (gl2 < 2)
-          go(w4a16_mma_kernel<MT, WK, WN, RT, true, kOrder, SA, MB>);
+          go(w4a16_mma_kernel<MT, WK, WN, RT, true, kOrder, SA>);
         else
-          go(w4a16_mma_kernel<MT, WK, WN, RT, false, kOrder, SA, MB>);
+          go(w4a16_mma_kernel<MT, WK, WN, RT, false, kOrder, SA>);
       };
       if (pdl)
         with_order(std::integral_constant<int, 2>{});
@@ -445,22 +441,22 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
     }
   }
   if (gl2 < 2)
-    go(w4a16_mma_kernel<MT, WK, WN, RT, true, 0, SA, MB>);
+    go(w4a16_mma_kernel<MT, WK, WN, RT, true, 0, SA>);
   else
-    go(w4a16_mma_kernel<MT, WK, WN, RT, false, 0, SA, MB>);
+    go(w4a16_mma_kernel<MT, WK, WN, RT, false, 0, SA>);
 }
 
 // Raises the XS kernels' dynamic shared-memory limit to `bytes`.
-template <int MT, int WK, int WN, int RT, bool XS, bool SA, int MB>
+template <int MT, int WK, int WN, int RT, bool XS, bool SA>
 void prepare(int bytes) {
   if constexpr (XS) {
     const auto set = [&](auto kernel) {
       AWQ_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     };
-    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 1, SA, MB>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 1, SA, MB>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 2, SA, MB>);
-    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 2, SA, MB>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 1, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 1, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, true, 2, SA>);
+    set(w4a16_mma_kernel<MT, WK, WN, RT, false, 2, SA>);
   }
 }
 
@@ -487,14 +483,12 @@ struct Variant {
   LaunchFn fn;
   void (*prepare)(int bytes);
 };
-#define AWQ_W4A16_VARIANT_MB(MT, WK, WN, RT, XS, SA, MB)                               \
-  Variant{W4A16Variant{MT, WK, WN, RT, XS, SA, MB}, &launch<MT, WK, WN, RT, XS, SA, MB>, \
-          &prepare<MT, WK, WN, RT, XS, SA, MB>}
-#define AWQ_W4A16_VARIANT(MT, WK, WN, RT, XS, SA) AWQ_W4A16_VARIANT_MB(MT, WK, WN, RT, XS, SA, 0)
+#define AWQ_W4A16_VARIANT(MT, WK, WN, RT, XS, SA) \
+  Variant{W4A16Variant{MT, WK, WN, RT, XS, SA}, &launch<MT, WK, WN, RT, XS, SA>, &prepare<MT, WK, WN, RT, XS, SA>}
 // 0-8: x read from global memory (L2) by each warp; 9-13: x staged in shared memory (XS);
 // 14-16: two token tiles with x staged (m = 9..16); 17-21: the scale applied after the mma (SA),
-// xs and L2 twins; 22-23 (branch gpu8): 10 and 12 warps splitting K (down_proj's long K at
-// m = 1; 2 blocks per SM); 24-29: register caps (min_blocks) for the two-row-tile kernels.
+// xs and L2 twins; 22 (branch gpu8): 10 warps splitting K, xs and SA (down_proj's long K at
+// m = 1; 2 blocks per SM of 320 threads).
 const Variant kVariants[] = {
     AWQ_W4A16_VARIANT(1, 8, 1, 1, false, false), AWQ_W4A16_VARIANT(1, 16, 1, 1, false, false),
     AWQ_W4A16_VARIANT(1, 4, 1, 2, false, false), AWQ_W4A16_VARIANT(2, 8, 1, 1, false, false),
@@ -507,12 +501,8 @@ const Variant kVariants[] = {
     AWQ_W4A16_VARIANT(2, 8, 1, 2, true, false), AWQ_W4A16_VARIANT(1, 8, 1, 1, true, true),
     AWQ_W4A16_VARIANT(1, 8, 1, 1, false, true), AWQ_W4A16_VARIANT(1, 4, 1, 2, true, true),
     AWQ_W4A16_VARIANT(1, 4, 1, 2, false, true), AWQ_W4A16_VARIANT(1, 8, 1, 2, true, true),
-    AWQ_W4A16_VARIANT(1, 10, 1, 1, true, true), AWQ_W4A16_VARIANT(1, 12, 1, 1, true, true),
-    AWQ_W4A16_VARIANT_MB(1, 4, 1, 2, false, false, 4), AWQ_W4A16_VARIANT_MB(1, 4, 1, 2, true, false, 4),
-    AWQ_W4A16_VARIANT_MB(1, 8, 1, 2, false, false, 2), AWQ_W4A16_VARIANT_MB(1, 8, 1, 2, true, true, 2),
-    AWQ_W4A16_VARIANT_MB(2, 4, 1, 2, false, false, 4), AWQ_W4A16_VARIANT_MB(2, 8, 1, 2, true, false, 2)};
+    AWQ_W4A16_VARIANT(1, 10, 1, 1, true, true)};
 #undef AWQ_W4A16_VARIANT
-#undef AWQ_W4A16_VARIANT_MB
 constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 
 // The configuration launch_w4a16 uses for m tokens, n outputs and k inputs (index into
@@ -520,8 +510,9 @@ constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 // docs/results/gpu.md): one token tile with 8 warps splitting K for decode; two row tiles per
 // warp (x reused) once n is large or m passes 8; four token tiles from m = 17 on. xs
 // (AWQ_W4A16_XSMEM, default on): x staged in shared memory where that measured faster:
-//  - m = 1: (1, 8, 1, 1) xs for every shape;
-//  - m = 2..8, n >= 8192: (1, 4, 1, 2) without xs (the copy of m rows costs more than it saves);
+//  - m = 1: (1, 8, 1, 1) xs for every shape (but down_proj: branch gpu8 below);
+//  - m = 2..8, n >= 8192: (1, 4, 1, 2) without xs (the copy of m rows costs more than it saves;
+//    m = 2: branch gpu8 below);
 //  - m = 2..8, n < 8192: (1, 8, 1, 2) xs for k >= 8192 or m > 4 (down_proj; o_proj at m = 8),
 //    else (1, 8, 1, 1) without xs.
 // SA (AWQ_W4A16_SCALE_AFTER, default on; branch gpu5's H100 sweeps): the scale applied after the
@@ -538,9 +529,19 @@ bool mid_m_streaming(int64_t m, int64_t n, int64_t k, bool xs) {
   return xs && m >= 9 && m <= 16 && n < 8192 && k < 8192;
 }
 
-int default_variant(int64_t m, int64_t n, int64_t k, bool xs, bool scale_after) {
+// Branch gpu8 (H100 sweeps of 2026-11-27 12:14 and 12:30 UTC, docs/results/gpu.md), with xs and SA:
+//  - m = 1 on a long K (k >= 8192, n < 8192: down_proj; AWQ_W4A16_LONG_K=0 turns it off):
+//    (1, 10, 1, 1) xs sa, 10 warps splitting 172 chunks instead of 8 (2 blocks of 320 threads per
+//    SM hold all 256 blocks at once): plain 12.3 against 12.3 us, with PDL 10.5 against 12.5
+//    (back-to-back calls); (1, 12, 1, 1), 80 registers with spills: 12.8 / 10.2;
+//  - m = 2 on a wide layer (n >= 8192): (1, 8, 1, 1) xs sa, the m = 1 kernel (variant 17), instead
+//    of (1, 4, 1, 2) (variant 2): gate+up 23.0 / 22.7 against 23.9 / 23.6 us, gate 13.4 / 13.2
+//    against 13.6 / 13.5, qkv 14.5 / 14.6 against 14.6 / 14.4 (two calls, plain); slower at m = 4.
+int default_variant(int64_t m, int64_t n, int64_t k, bool xs, bool scale_after, bool long_k) {
   const bool wide = n >= 8192;
   if (mid_m_streaming(m, n, k, xs)) return 16;  // (2, 8, 1, 2) xs
+  if (xs && scale_after && long_k && m == 1 && !wide && k >= 8192) return 22;
+  if (xs && scale_after && m == 2 && wide) return 17;
   if (xs && m == 1) return scale_after ? 17 : 9;
   if (xs && m <= 8 && !wide && (k >= 8192 || m > 4))  // (1, 8, 1, 2) xs, with SA where x fits
     return scale_after && xs_bytes(int(m), int(k), 1) <= size_t(kXsMaxBytes) ? 21 : 12;
@@ -559,7 +560,7 @@ bool w4a16_auto_uses_tiled(int64_t m, int64_t n, int64_t k) {
 int w4a16_variant_count() { return kNumVariants; }
 W4A16Variant w4a16_variant(int i) { return kVariants[i].v; }
 int w4a16_default_variant(int64_t m, int64_t n, int64_t k) {
-  return default_variant(m, n, k, w4a16_xsmem_from_env(), w4a16_scale_after_from_env());
+  return default_variant(m, n, k, w4a16_xsmem_from_env(), w4a16_scale_after_from_env(), w4a16_long_k_from_env());
 }
 
 void w4a16_prepare_streaming() {

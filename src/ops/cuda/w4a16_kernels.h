@@ -49,13 +49,10 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
 // min(m, 8 mt) rows of k would not fit (w4a16_kernels.cu, kXsMaxBytes).
 // sa: a chunk's products are made from the unscaled codes and multiplied by the scale in f32
 // afterwards (groups >= 64; w4a16_kernels.cu).
-// min_blocks > 0: compiled for that many blocks per SM (__launch_bounds__; a register cap of
-// 65536 / (min_blocks x 32 wk wn)), 0: the compiler's choice (or 3 for the xs sa kernels).
 struct W4A16Variant {
   int mt, wk, wn, rt;
   bool xs = false;
   bool sa = false;
-  int min_blocks = 0;
 };
 int w4a16_variant_count();
 W4A16Variant w4a16_variant(int i);
@@ -71,6 +68,11 @@ bool w4a16_xsmem_from_env();
 // anything else: awq::Error. Read once.
 bool parse_w4a16_scale_after(const char* value);
 bool w4a16_scale_after_from_env();
+// AWQ_W4A16_LONG_K: "0" = m = 1 on a long K (k >= 8192, n < 8192: down_proj) runs 8 warps
+// splitting K as before branch gpu8 (the baseline for comparisons), "1" or unset = 10 warps
+// (with xs and sa on; measured faster on the H100); anything else: awq::Error. Read once.
+bool parse_w4a16_long_k(const char* value);
+bool w4a16_long_k_from_env();
 // Raises the xs kernels' shared-memory limit once (upload_w4a16 calls it outside any capture).
 void w4a16_prepare_streaming();
 void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, const __half* x,
