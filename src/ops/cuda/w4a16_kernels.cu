@@ -511,8 +511,7 @@ constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 // warp (x reused) once n is large or m passes 8; four token tiles from m = 17 on. xs
 // (AWQ_W4A16_XSMEM, default on): x staged in shared memory where that measured faster:
 //  - m = 1: (1, 8, 1, 1) xs for every shape (but down_proj: branch gpu8 below);
-//  - m = 2..8, n >= 8192: (1, 4, 1, 2) without xs (the copy of m rows costs more than it saves;
-//    m = 2: branch gpu8 below);
+//  - m = 2..8, n >= 8192: (1, 4, 1, 2) without xs (the copy of m rows costs more than it saves);
 //  - m = 2..8, n < 8192: (1, 8, 1, 2) xs for k >= 8192 or m > 4 (down_proj; o_proj at m = 8),
 //    else (1, 8, 1, 1) without xs.
 // SA (AWQ_W4A16_SCALE_AFTER, default on; branch gpu5's H100 sweeps): the scale applied after the
@@ -529,19 +528,20 @@ bool mid_m_streaming(int64_t m, int64_t n, int64_t k, bool xs) {
   return xs && m >= 9 && m <= 16 && n < 8192 && k < 8192;
 }
 
-// Branch gpu8 (H100 sweeps of 2026-11-27 12:14 and 12:30 UTC, docs/results/gpu.md), with xs and SA:
+// Branch gpu8 (H100 calls of 2026-11-27 12:14, 12:22 and 12:29 UTC, docs/results/gpu.md), with xs and SA:
 //  - m = 1 on a long K (k >= 8192, n < 8192: down_proj; AWQ_W4A16_LONG_K=0 turns it off):
 //    (1, 10, 1, 1) xs sa, 10 warps splitting 172 chunks instead of 8 (2 blocks of 320 threads per
-//    SM hold all 256 blocks at once): plain 12.3 against 12.3 us, with PDL 10.5 against 12.5
-//    (back-to-back calls); (1, 12, 1, 1), 80 registers with spills: 12.8 / 10.2;
-//  - m = 2 on a wide layer (n >= 8192): (1, 8, 1, 1) xs sa, the m = 1 kernel (variant 17), instead
-//    of (1, 4, 1, 2) (variant 2): gate+up 23.0 / 22.7 against 23.9 / 23.6 us, gate 13.4 / 13.2
-//    against 13.6 / 13.5, qkv 14.5 / 14.6 against 14.6 / 14.4 (two calls, plain); slower at m = 4.
+//    SM hold all 256 blocks at once): with PDL 10.4 against 12.5 us (back-to-back calls), plain
+//    12.2 against 11.8-12.0 (3 % slower); 7B decode at batch 1 (PDL on) 449.7 / 451.4 against
+//    440.6 / 441.2 tok/s (medians of 3 alternations; docs/results/gpu.md); (1, 12, 1, 1), 80
+//    registers with spills: 12.8 / 10.2;
+//  - not taken: m = 2 on a wide layer with the m = 1 kernel (variant 17) instead of (1, 4, 1, 2)
+//    (variant 2): plain 1-4 % faster (gate+up 22.9 against 23.7 us), with PDL up to 9 % slower
+//    (gate 12.3 against 11.3, qkv 13.4 against 13.0; 12:29 UTC).
 int default_variant(int64_t m, int64_t n, int64_t k, bool xs, bool scale_after, bool long_k) {
   const bool wide = n >= 8192;
   if (mid_m_streaming(m, n, k, xs)) return 16;  // (2, 8, 1, 2) xs
   if (xs && scale_after && long_k && m == 1 && !wide && k >= 8192) return 22;
-  if (xs && scale_after && m == 2 && wide) return 17;
   if (xs && m == 1) return scale_after ? 17 : 9;
   if (xs && m <= 8 && !wide && (k >= 8192 || m > 4))  // (1, 8, 1, 2) xs, with SA where x fits
     return scale_after && xs_bytes(int(m), int(k), 1) <= size_t(kXsMaxBytes) ? 21 : 12;
