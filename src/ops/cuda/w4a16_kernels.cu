@@ -528,13 +528,14 @@ bool mid_m_streaming(int64_t m, int64_t n, int64_t k, bool xs) {
   return xs && m >= 9 && m <= 16 && n < 8192 && k < 8192;
 }
 
-// Branch gpu8 (H100 calls of 2026-11-27 12:14, 12:22 and 12:29 UTC, docs/results/gpu.md), with xs and SA:
+// Branch gpu8 (H100 calls of 2026-11-27 12:14-12:41 UTC, docs/results/gpu.md), with xs and sa:
 //  - m = 1 on a long K (k >= 8192, n < 8192: down_proj; AWQ_W4A16_LONG_K=0 turns it off):
 //    (1, 10, 1, 1) xs sa, 10 warps splitting 172 chunks instead of 8 (2 blocks of 320 threads per
 //    SM hold all 256 blocks at once): with PDL 10.4 against 12.5 us (back-to-back calls), plain
-//    12.2 against 11.8-12.0 (3 % slower); 7B decode at batch 1 (PDL on) 449.7 / 451.4 against
-//    440.6 / 441.2 tok/s (medians of 3 alternations; docs/results/gpu.md); (1, 12, 1, 1), 80
-//    registers with spills: 12.8 / 10.2;
+//    12.1-12.4 against 11.8-12.0 (2-3 % slower); 7B decode at batch 1, medians of 3 alternations:
+//    PDL on (the default) 452.7 against 445.4 tok/s (+1.6 %), PDL off 426.9 against 435.6
+//    (-2.0 %) (docs/results/gpu.md, branch gpu8); (1, 12, 1, 1), 80 registers with spills:
+//    12.8 / 10.2;
 //  - not taken: m = 2 on a wide layer with the m = 1 kernel (variant 17) instead of (1, 4, 1, 2)
 //    (variant 2): plain 1-4 % faster (gate+up 22.9 against 23.7 us), with PDL up to 9 % slower
 //    (gate 12.3 against 11.3, qkv 13.4 against 13.0; 12:29 UTC).
@@ -560,7 +561,8 @@ bool w4a16_auto_uses_tiled(int64_t m, int64_t n, int64_t k) {
 int w4a16_variant_count() { return kNumVariants; }
 W4A16Variant w4a16_variant(int i) { return kVariants[i].v; }
 int w4a16_default_variant(int64_t m, int64_t n, int64_t k) {
-  return default_variant(m, n, k, w4a16_xsmem_from_env(), w4a16_scale_after_from_env(), w4a16_long_k_from_env());
+  return default_variant(m, n, k, w4a16_xsmem_from_env(), w4a16_scale_after_from_env(),
+                         w4a16_long_k_from_env());
 }
 
 void w4a16_prepare_streaming() {
