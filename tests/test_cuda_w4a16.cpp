@@ -628,6 +628,19 @@ TEST(CudaW4A16, ScaleAfterSwitchParses) {
   EXPECT_AWQ_ERROR(cuda::parse_w4a16_scale_after("2"), {"AWQ_W4A16_SCALE_AFTER='2'", "0", "1"});
 }
 
+// AWQ_W4A16_LONG_K's parser (no GPU needed), and the pick it changes: down_proj of Llama-2-7B
+// (4096 x 11008) at m = 1 runs 10 warps splitting K where it (and xs, sa) is on, 8 where it is off.
+TEST(CudaW4A16, LongKSwitchParsesAndPicks) {
+  EXPECT_TRUE(cuda::parse_w4a16_long_k(nullptr));
+  EXPECT_TRUE(cuda::parse_w4a16_long_k(""));
+  EXPECT_TRUE(cuda::parse_w4a16_long_k("1"));
+  EXPECT_FALSE(cuda::parse_w4a16_long_k("0"));
+  EXPECT_AWQ_ERROR(cuda::parse_w4a16_long_k("yes"), {"AWQ_W4A16_LONG_K='yes'", "0", "1"});
+  const bool on = cuda::w4a16_long_k_from_env() && cuda::w4a16_xsmem_from_env() && cuda::w4a16_scale_after_from_env();
+  EXPECT_EQ(cuda::w4a16_variant(cuda::w4a16_default_variant(1, 4096, 11008)).wk, on ? 10 : 8);
+  EXPECT_EQ(cuda::w4a16_variant(cuda::w4a16_default_variant(1, 4096, 4096)).wk, 8);  // o_proj: unchanged
+}
+
 // AWQ_W4A16_TMA's parser (no GPU needed).
 TEST(CudaW4A16, TmaSwitchParses) {
   EXPECT_TRUE(cuda::parse_w4a16_tma(nullptr));

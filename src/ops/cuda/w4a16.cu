@@ -97,41 +97,51 @@ W4A16Path w4a16_path_from_env() {
   return path;
 }
 
-bool parse_w4a16_xsmem(const char* value) {
-  return env_choice("AWQ_W4A16_XSMEM", value,
-                    {{"0", "the decode kernels read x from L2, warp by warp"},
-                     {"1", "the decode kernels stage x in shared memory (default)"}},
-                    1) == 1;
+namespace {
+
+// The W4A16 dispatch's 0/1 switches: "0" = off (the kernels before a change: the baseline for
+// comparisons, or a fallback without a rebuild), "1" or unset = on; anything else: awq::Error
+// (env_choice's message: the variable, the value and both meanings).
+struct W4A16Switch {
+  const char* name;
+  const char* off;  // what "0" does
+  const char* on;   // what "1" does (the default)
+};
+constexpr W4A16Switch kXsmem{"AWQ_W4A16_XSMEM", "the decode kernels read x from L2, warp by warp",
+                             "the decode kernels stage x in shared memory (default)"};
+constexpr W4A16Switch kScaleAfter{
+    "AWQ_W4A16_SCALE_AFTER",
+    "the decode kernels (m <= 8) scale the weights before the mma (as AutoAWQ rounds them)",
+    "where measured faster, they scale each chunk's products after the mma (default)"};
+constexpr W4A16Switch kLongK{
+    "AWQ_W4A16_LONG_K", "m = 1 on a long K (down_proj) runs 8 warps splitting K, as before",
+    "it runs 10 warps splitting K (default)"};
+constexpr W4A16Switch kTma{"AWQ_W4A16_TMA",
+                           "m > 32 never runs the TMA wgmma configurations (the cp.async ones, as before)",
+                           "it runs them where they measured faster (default)"};
+
+bool parse_switch(const W4A16Switch& sw, const char* value) {
+  return env_choice(sw.name, value, {{"0", sw.off}, {"1", sw.on}}, 1) == 1;
 }
 
-bool w4a16_xsmem_from_env() {
-  static const bool on = parse_w4a16_xsmem(std::getenv("AWQ_W4A16_XSMEM"));
+// The switch's value from the environment, parsed once per switch (a bad value throws from
+// every call: a static whose initialization throws is tried again).
+template <const W4A16Switch& kSwitch>
+bool switch_from_env() {
+  static const bool on = parse_switch(kSwitch, std::getenv(kSwitch.name));
   return on;
 }
 
-bool parse_w4a16_scale_after(const char* value) {
-  return env_choice("AWQ_W4A16_SCALE_AFTER", value,
-                    {{"0", "the decode kernels (m <= 8) scale the weights before the mma (as AutoAWQ rounds them)"},
-                     {"1", "where measured faster, they scale each chunk's products after the mma (default)"}},
-                    1) == 1;
-}
+}  // namespace
 
-bool w4a16_scale_after_from_env() {
-  static const bool on = parse_w4a16_scale_after(std::getenv("AWQ_W4A16_SCALE_AFTER"));
-  return on;
-}
-
-bool parse_w4a16_tma(const char* value) {
-  return env_choice("AWQ_W4A16_TMA", value,
-                    {{"0", "m > 32 never runs the TMA wgmma configurations (the cp.async ones, as before)"},
-                     {"1", "it runs them where they measured faster (default)"}},
-                    1) == 1;
-}
-
-bool w4a16_tma_from_env() {
-  static const bool on = parse_w4a16_tma(std::getenv("AWQ_W4A16_TMA"));
-  return on;
-}
+bool parse_w4a16_xsmem(const char* value) { return parse_switch(kXsmem, value); }
+bool w4a16_xsmem_from_env() { return switch_from_env<kXsmem>(); }
+bool parse_w4a16_scale_after(const char* value) { return parse_switch(kScaleAfter, value); }
+bool w4a16_scale_after_from_env() { return switch_from_env<kScaleAfter>(); }
+bool parse_w4a16_long_k(const char* value) { return parse_switch(kLongK, value); }
+bool w4a16_long_k_from_env() { return switch_from_env<kLongK>(); }
+bool parse_w4a16_tma(const char* value) { return parse_switch(kTma, value); }
+bool w4a16_tma_from_env() { return switch_from_env<kTma>(); }
 
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,
                  int64_t m, const __half* bias, __half* y, cudaStream_t s) {

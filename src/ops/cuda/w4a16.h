@@ -30,6 +30,8 @@
 //    w4a16_kernels.cu) take the decode sizes where they measured faster; API unchanged.
 //    AWQ_W4A16_XSMEM=0 turns them off (read once; another value than 0/1 throws awq::Error).
 //    upload_w4a16 also raises their shared-memory limit once.
+//  - branch gpu8: m = 1 on a long K (k >= 8192, n < 8192: down_proj) runs 10 warps splitting K;
+//    API unchanged. AWQ_W4A16_LONG_K=0 turns it off (read once; another value throws awq::Error).
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_fp16.h>

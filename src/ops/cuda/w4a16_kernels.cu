@@ -122,11 +122,13 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
 // registers for 256 threads, as the kernel without SA has; the zeroed fragment would otherwise
 // take it to 96, 2 blocks per SM). The others, their L2 twins (XS = 0) and the SMALL_GROUP
 // instances (no SA) keep the compiler's choice (no spills).
-template <bool SA, bool SMALL_GROUP, int XS, int MT, int RT>
-constexpr int sa_min_blocks() { return (SA && !SMALL_GROUP && XS != 0 && MT * RT == 1) ? 3 : 0; }
+// That is for 256 threads; in general 768 / threads blocks (10 warps splitting K: 2 blocks of
+// 320 threads, 96 registers).
+template <bool SA, bool SMALL_GROUP, int XS, int MT, int RT, int THREADS>
+constexpr int sa_min_blocks() { return (SA && !SMALL_GROUP && XS != 0 && MT * RT == 1) ? 768 / THREADS : 0; }
 
 template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS, bool SA>
-__global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, XS, MT, RT>())
+__global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, XS, MT, RT, WK * WN * 32>())
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
                      __half* __restrict__ y, int n, int k, int m, int group_tiles_log2,
@@ -485,7 +487,8 @@ struct Variant {
   Variant{W4A16Variant{MT, WK, WN, RT, XS, SA}, &launch<MT, WK, WN, RT, XS, SA>, &prepare<MT, WK, WN, RT, XS, SA>}
 // 0-8: x read from global memory (L2) by each warp; 9-13: x staged in shared memory (XS);
 // 14-16: two token tiles with x staged (m = 9..16); 17-21: the scale applied after the mma (SA),
-// xs and L2 twins.
+// xs and L2 twins; 22 (branch gpu8): 10 warps splitting K, xs and SA (down_proj's long K at
+// m = 1; 2 blocks per SM of 320 threads).
 const Variant kVariants[] = {
     AWQ_W4A16_VARIANT(1, 8, 1, 1, false, false), AWQ_W4A16_VARIANT(1, 16, 1, 1, false, false),
     AWQ_W4A16_VARIANT(1, 4, 1, 2, false, false), AWQ_W4A16_VARIANT(2, 8, 1, 1, false, false),
@@ -497,7 +500,8 @@ const Variant kVariants[] = {
     AWQ_W4A16_VARIANT(2, 8, 1, 1, true, false), AWQ_W4A16_VARIANT(2, 4, 1, 2, true, false),
     AWQ_W4A16_VARIANT(2, 8, 1, 2, true, false), AWQ_W4A16_VARIANT(1, 8, 1, 1, true, true),
     AWQ_W4A16_VARIANT(1, 8, 1, 1, false, true), AWQ_W4A16_VARIANT(1, 4, 1, 2, true, true),
-    AWQ_W4A16_VARIANT(1, 4, 1, 2, false, true), AWQ_W4A16_VARIANT(1, 8, 1, 2, true, true)};
+    AWQ_W4A16_VARIANT(1, 4, 1, 2, false, true), AWQ_W4A16_VARIANT(1, 8, 1, 2, true, true),
+    AWQ_W4A16_VARIANT(1, 10, 1, 1, true, true)};
 #undef AWQ_W4A16_VARIANT
 constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 
@@ -506,7 +510,7 @@ constexpr int kNumVariants = int(sizeof(kVariants) / sizeof(kVariants[0]));
 // docs/results/gpu.md): one token tile with 8 warps splitting K for decode; two row tiles per
 // warp (x reused) once n is large or m passes 8; four token tiles from m = 17 on. xs
 // (AWQ_W4A16_XSMEM, default on): x staged in shared memory where that measured faster:
-//  - m = 1: (1, 8, 1, 1) xs for every shape;
+//  - m = 1: (1, 8, 1, 1) xs for every shape (but down_proj: branch gpu8 below);
 //  - m = 2..8, n >= 8192: (1, 4, 1, 2) without xs (the copy of m rows costs more than it saves);
 //  - m = 2..8, n < 8192: (1, 8, 1, 2) xs for k >= 8192 or m > 4 (down_proj; o_proj at m = 8),
 //    else (1, 8, 1, 1) without xs.
@@ -524,9 +528,21 @@ bool mid_m_streaming(int64_t m, int64_t n, int64_t k, bool xs) {
   return xs && m >= 9 && m <= 16 && n < 8192 && k < 8192;
 }
 
-int default_variant(int64_t m, int64_t n, int64_t k, bool xs, bool scale_after) {
+// Branch gpu8 (H100 calls of 2026-11-27 12:14-12:41 UTC, docs/results/gpu.md), with xs and sa:
+//  - m = 1 on a long K (k >= 8192, n < 8192: down_proj; AWQ_W4A16_LONG_K=0 turns it off):
+//    (1, 10, 1, 1) xs sa, 10 warps splitting 172 chunks instead of 8 (2 blocks of 320 threads per
+//    SM hold all 256 blocks at once): with PDL 10.4 against 12.5 us (back-to-back calls), plain
+//    12.1-12.4 against 11.8-12.0 (2-3 % slower); 7B decode at batch 1, medians of 3 alternations:
+//    PDL on (the default) 452.7 against 445.4 tok/s (+1.6 %), PDL off 426.9 against 435.6
+//    (-2.0 %) (docs/results/gpu.md, branch gpu8); (1, 12, 1, 1), 80 registers with spills:
+//    12.8 / 10.2;
+//  - not taken: m = 2 on a wide layer with the m = 1 kernel (variant 17) instead of (1, 4, 1, 2)
+//    (variant 2): plain 1-4 % faster (gate+up 22.9 against 23.7 us), with PDL up to 9 % slower
+//    (gate 12.3 against 11.3, qkv 13.4 against 13.0; 12:29 UTC).
+int default_variant(int64_t m, int64_t n, int64_t k, bool xs, bool scale_after, bool long_k) {
   const bool wide = n >= 8192;
   if (mid_m_streaming(m, n, k, xs)) return 16;  // (2, 8, 1, 2) xs
+  if (xs && scale_after && long_k && m == 1 && !wide && k >= 8192) return 22;
   if (xs && m == 1) return scale_after ? 17 : 9;
   if (xs && m <= 8 && !wide && (k >= 8192 || m > 4))  // (1, 8, 1, 2) xs, with SA where x fits
     return scale_after && xs_bytes(int(m), int(k), 1) <= size_t(kXsMaxBytes) ? 21 : 12;
@@ -545,7 +561,8 @@ bool w4a16_auto_uses_tiled(int64_t m, int64_t n, int64_t k) {
 int w4a16_variant_count() { return kNumVariants; }
 W4A16Variant w4a16_variant(int i) { return kVariants[i].v; }
 int w4a16_default_variant(int64_t m, int64_t n, int64_t k) {
-  return default_variant(m, n, k, w4a16_xsmem_from_env(), w4a16_scale_after_from_env());
+  return default_variant(m, n, k, w4a16_xsmem_from_env(), w4a16_scale_after_from_env(),
+                         w4a16_long_k_from_env());
 }
 
 void w4a16_prepare_streaming() {

@@ -68,6 +68,11 @@ bool w4a16_xsmem_from_env();
 // anything else: awq::Error. Read once.
 bool parse_w4a16_scale_after(const char* value);
 bool w4a16_scale_after_from_env();
+// AWQ_W4A16_LONG_K: "0" = m = 1 on a long K (k >= 8192, n < 8192: down_proj) runs 8 warps
+// splitting K as before branch gpu8 (the baseline for comparisons), "1" or unset = 10 warps
+// (with xs and sa on; measured faster on the H100); anything else: awq::Error. Read once.
+bool parse_w4a16_long_k(const char* value);
+bool w4a16_long_k_from_env();
 // Raises the xs kernels' shared-memory limit once (upload_w4a16 calls it outside any capture).
 void w4a16_prepare_streaming();
 void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, const __half* x,
