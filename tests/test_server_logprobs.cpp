@@ -54,7 +54,7 @@ TEST(ServerLogprobs, GreedyMarginsMatchPyTorch) {
       EXPECT_GE(chosen, runner_up) << "step " << i;
       EXPECT_NEAR(chosen - runner_up, margins[i], 0.01) << g["prompt"] << " step " << i;
     }
-    EXPECT_EQ(joined, choice["text"]);
+    EXPECT_EQ(joined, choice["text"].get<std::string>());
   }
 }
 
@@ -85,7 +85,7 @@ TEST(ServerLogprobs, ChatStreamChunksCarryTheirTokens) {
       EXPECT_GE(t["top_logprobs"][1]["logprob"].get<double>(), t["top_logprobs"][2]["logprob"].get<double>());
       EXPECT_LE(t["logprob"].get<double>(), t["top_logprobs"][0]["logprob"].get<double>());
     }
-    EXPECT_EQ(joined, c["delta"]["content"]);
+    EXPECT_EQ(joined, c["delta"]["content"].get<std::string>());
   }
   EXPECT_EQ(tokens, 12u) << r->body;
 
@@ -115,7 +115,7 @@ TEST(ServerLogprobs, WholeChatResponse) {
     EXPECT_TRUE(t["top_logprobs"].empty());  // top_logprobs defaults to 0
     EXPECT_LE(t["logprob"].get<double>(), 0.0);
   }
-  EXPECT_EQ(joined, c["message"]["content"]);
+  EXPECT_EQ(joined, c["message"]["content"].get<std::string>());
 }
 
 }  // namespace
