@@ -63,7 +63,7 @@ TEST(ServerErrors, MalformedRequestsGet4xxAndTheServerStaysUp) {
       {"top_p zero", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "top_p": 0})", 400, "greater than 0"},
       {"logprobs wrong type", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "logprobs": true})", 400, "'logprobs' must be an integer"},
       {"logprobs too many", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "logprobs": 21})", 400, "between 0 and 20"},
-      {"echo", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "echo": true})", 400, "'echo' is not supported"},
+      {"echo wrong type", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "echo": 1})", 400, "'echo' must be a boolean"},
       {"chat logprobs wrong type", "/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}], "logprobs": 3})", 400, "'logprobs' must be a boolean"},
       {"top_logprobs without logprobs", "/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2})", 400, "needs 'logprobs': true"},
       {"presence_penalty out of range", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "presence_penalty": 3})", 400, "'presence_penalty' must be between -2"},

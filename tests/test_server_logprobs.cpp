@@ -1,12 +1,13 @@
-// Log-probabilities in the server's responses (the OpenAI API's `logprobs`): their values
-// against the PyTorch reference, their shape in whole and streamed, completions and chat
-// responses, and the request errors. Unit test of the arithmetic: test_sampler.cpp
+// Log-probabilities in the server's responses (the OpenAI API's `logprobs`, and `echo`'s
+// scored prompt): their values against the PyTorch reference, their shape in whole and
+// streamed, completions and chat responses. Request errors: test_server_errors.cpp. Unit test of the arithmetic: test_sampler.cpp
 // (TokenLogprobs).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
 
+#include "runtime/perplexity.h"
 #include "support/live_server.h"
 
 namespace awq {
@@ -56,6 +57,84 @@ TEST(ServerLogprobs, GreedyMarginsMatchPyTorch) {
     }
     EXPECT_EQ(joined, choice["text"].get<std::string>());
   }
+}
+
+// "echo" with logprobs scores the prompt (how evaluation harnesses compute log-likelihoods):
+// the reference prompts followed by their 32 greedy tokens, sent as one prompt in the batch
+// form [[ids]], come back with every prompt token; each greedy token is the most likely at its
+// position, with PyTorch's top-1 margin over the runner-up (tolerance as above: this is the
+// chunked all-position prefill, not the decode steps).
+TEST(ServerLogprobs, EchoScoresThePromptLikePyTorch) {
+  LiveServer s;
+  for (const auto& g : test::tiny_reference()["greedy"]) {
+    std::vector<int32_t> ids = g["prompt_ids"].get<std::vector<int32_t>>();
+    const size_t n0 = ids.size();
+    for (int32_t id : g["greedy_ids"]) ids.push_back(id);
+    const auto margins = g["top1_margins"].get<std::vector<double>>();
+    json body = {{"prompt", json::array({ids})}, {"max_tokens", 1}, {"temperature", 0}, {"ignore_eos", true},
+                 {"logprobs", 2}, {"echo", true}};
+    auto r = post_logprobs(s, "/v1/completions", body);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json choice = json::parse(r->body)["choices"][0];
+    const json& lp = choice["logprobs"];
+    ASSERT_EQ(lp["tokens"].size(), ids.size() + 1);
+    EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+    EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+    std::string joined;
+    for (const json& t : lp["tokens"]) joined += t.get<std::string>();
+    EXPECT_EQ(joined, choice["text"].get<std::string>());
+    for (size_t j = 0; j < margins.size(); ++j) {
+      const size_t i = n0 + j;
+      const std::string tok = lp["tokens"][i];
+      const double chosen = lp["token_logprobs"][i];
+      const json& top = lp["top_logprobs"][i];
+      ASSERT_TRUE(top.contains(tok)) << "position " << i << ": " << top.dump();
+      double runner_up = 0.0;
+      for (const auto& [t, v] : top.items())
+        if (t != tok) runner_up = v.get<double>();
+      EXPECT_NEAR(chosen - runner_up, margins[j], 0.01) << g["prompt"] << " position " << i;
+    }
+  }
+  // Streamed, the prompt is the first text chunk.
+  json body = {{"prompt", "The history of"}, {"max_tokens", 2}, {"echo", true}, {"stream", true}};
+  auto r = post_logprobs(s, "/v1/completions", body);
+  ASSERT_TRUE(r);
+  const test::SseBody sse = test::parse_sse(r->body);
+  ASSERT_FALSE(sse.events.empty());
+  EXPECT_EQ(sse.events[0]["choices"][0]["text"], "The history of");
+  EXPECT_EQ(sse.text.rfind("The history of", 0), 0u) << sse.text;
+}
+
+// A prompt longer than the scoring chunk (128 positions): the echoed log-probabilities of a
+// 300-token window of val.txt sum to minus the engine's perplexity NLL of the same window (the
+// same model and kernels, prefilled whole instead of in chunks: tolerance 1e-4 relative).
+TEST(ServerLogprobs, EchoOfALongPromptSumsToThePerplexityNll) {
+  const Tokenizer& tok = test::tiny_tokenizer();
+  std::vector<int32_t> text = tok.encode(test::read_text(test::shared_path("data/val.txt")).substr(0, 4000), false);
+  ASSERT_GE(text.size(), 299u);
+  text.resize(299);
+  PerplexityOptions po;
+  po.ctx = 300;
+  po.bos_id = tok.bos_id();
+  po.max_windows = 1;
+  ThreadPool pool(2);
+  const PerplexityResult want = perplexity(test::tiny_llama(), pool, text, po);
+  ASSERT_EQ(want.tokens, 299);
+
+  std::vector<int32_t> window = {tok.bos_id()};
+  window.insert(window.end(), text.begin(), text.end());
+  LiveServer s;
+  json body = {{"prompt", window}, {"max_tokens", 1}, {"logprobs", 0}, {"echo", true}};
+  auto r = post_logprobs(s, "/v1/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json resp = json::parse(r->body);
+  const json& lp = resp["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["token_logprobs"].size(), 301u) << r->body.substr(0, 500);
+  double sum = 0.0;
+  for (size_t i = 1; i < 300; ++i) sum += lp["token_logprobs"][i].get<double>();
+  EXPECT_NEAR(-sum, want.nll_sum, 1e-4 * want.nll_sum);
 }
 
 // Streamed chat: each chunk's logprobs cover the tokens of its delta, top_logprobs has the asked

@@ -1,6 +1,7 @@
 #include "runtime/scheduler.h"
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 
 #include "core/error.h"
@@ -195,8 +196,6 @@ void Scheduler::admit(Slot& slot, Pending p) {
   slot.req = std::move(p.req);
   slot.sampler.emplace(slot.req.sampler);
   slot.decoder.emplace(tok_, /*skip_special=*/true);
-  // The decoder sees the prompt too, so the first piece carries its leading space.
-  for (int32_t id : slot.req.prompt) slot.decoder->push(id);
   slot.history = slot.req.prompt;
   slot.pending.clear();
   slot.pending_logprobs.clear();
@@ -206,9 +205,8 @@ void Scheduler::admit(Slot& slot, Pending p) {
     if (int64_t(slot.req.prompt.size()) >= slot.cache.ctx)
       throw Error("the prompt is " + std::to_string(slot.req.prompt.size()) +
                   " tokens but a slot holds " + std::to_string(slot.cache.ctx) + " positions");
-    std::vector<float> logits;  // [1, vocab]
-    model_.forward(pool_, slot.req.prompt.data(), int64_t(slot.req.prompt.size()), slot.cache, false,
-                   logits);
+    std::vector<float> logits;  // [vocab]
+    prefill(slot, logits);
     {
       std::lock_guard<std::mutex> lk(mu_);
       stats_.prompt_tokens_total += slot.req.prompt.size();
@@ -222,6 +220,59 @@ void Scheduler::admit(Slot& slot, Pending p) {
     slot.active = false;
     slot.stream.reset();
   }
+}
+
+void Scheduler::prefill(Slot& slot, std::vector<float>& logits) {
+  const std::vector<int32_t>& prompt = slot.req.prompt;
+  const int64_t n = int64_t(prompt.size()), vocab = model_.config().vocab_size;
+  const bool score = slot.req.echo_prompt && slot.req.top_logprobs >= 0;
+  std::vector<LogprobsOf> scores;  // [n - 1]: token i + 1 given the tokens up to i
+  if (!score) {
+    model_.forward(pool_, prompt.data(), n, slot.cache, false, logits);
+  } else {
+    // All-position logits in chunks: [chunk, vocab] at a time, not [n, vocab].
+    constexpr int64_t kChunk = 128;
+    std::vector<float> all;
+    for (int64_t at = 0; at < n; at += kChunk) {
+      const int64_t len = std::min(kChunk, n - at);
+      model_.forward(pool_, prompt.data() + at, len, slot.cache, true, all);
+      for (int64_t r = 0; r < len && at + r + 1 < n; ++r)
+        scores.push_back(logprobs_of(all.data() + r * vocab, vocab, prompt[size_t(at + r + 1)], slot.req.top_logprobs));
+      if (at + len == n) logits.assign(all.end() - vocab, all.end());
+    }
+  }
+  // The decoder sees the prompt too, so the completion's first piece carries its leading space.
+  GenerationEvent ev;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!slot.req.echo_prompt) {
+      slot.decoder->push(prompt[size_t(i)]);
+      continue;
+    }
+    TokenLogprob t;
+    if (score) {
+      if (i == 0) {
+        t.logprob = std::numeric_limits<float>::quiet_NaN();
+      } else {
+        t.logprob = scores[size_t(i - 1)].chosen;
+        t.top = alternatives(*slot.decoder, scores[size_t(i - 1)]);
+      }
+    }
+    t.token = slot.decoder->push(prompt[size_t(i)]);
+    ev.text += t.token;
+    if (score) ev.logprobs.push_back(std::move(t));
+  }
+  if (slot.req.echo_prompt) slot.stream->push(std::move(ev));
+}
+
+std::vector<std::pair<std::string, float>> Scheduler::alternatives(const StreamDecoder& at, const LogprobsOf& lp) const {
+  std::vector<std::pair<std::string, float>> top;
+  for (const auto& [id, l] : lp.top) {
+    StreamDecoder alt = at;  // the alternative's text in the same context
+    std::string piece = alt.push(id);
+    if (piece.empty()) piece = tok_.id_to_token(id);  // an unfinished UTF-8 sequence (or special)
+    top.emplace_back(std::move(piece), l);
+  }
+  return top;
 }
 
 void Scheduler::decode_active() {
@@ -281,12 +332,7 @@ void Scheduler::on_logits(Slot& slot, float* logits) {
     const LogprobsOf lp = logprobs_of(slot.raw_logits.data(), vocab, tok, slot.req.top_logprobs);
     TokenLogprob t;
     t.logprob = lp.chosen;
-    for (const auto& [id, l] : lp.top) {
-      StreamDecoder alt = *slot.decoder;  // the alternative's text in the same context
-      std::string piece = alt.push(id);
-      if (piece.empty()) piece = tok_.id_to_token(id);  // an unfinished UTF-8 sequence (or special)
-      t.top.emplace_back(std::move(piece), l);
-    }
+    t.top = alternatives(*slot.decoder, lp);
     t.token = slot.decoder->push(tok);
     slot.pending += t.token;
     slot.pending_logprobs.push_back(std::move(t));

@@ -34,6 +34,9 @@ struct GenerationRequest {
   bool stop_at_eos = true;
   int top_logprobs = -1;           // >= 0: each token's log-probability and this many
                                    // alternatives (<= kMaxTopLogprobs) come with the text
+  // The first Text event is the prompt as the decoder yields it (the API's "echo"), with its
+  // tokens scored where top_logprobs >= 0 (the first token's logprob is NaN: nothing precedes it).
+  bool echo_prompt = false;
 };
 
 // What the engine sends to the request's reader, in order: Text*, then one Done or Error.
@@ -114,10 +117,15 @@ class Scheduler {
 
   void engine_loop();
   void admit(Slot& slot, Pending p);
+  // Prefills the slot's prompt; logits: [vocab] of its last position. With echo_prompt, the
+  // prompt's Text event is sent first (scored through all-position logits, chunk by chunk).
+  void prefill(Slot& slot, std::vector<float>& logits);
   void decode_active();
   // Samples from logits: [vocab] for the slot and emits text / finishes it.
   void on_logits(Slot& slot, float* logits);
   void finish(Slot& slot, const std::string& reason);
+  // The text of lp.top's tokens, each decoded after the context `at` holds.
+  std::vector<std::pair<std::string, float>> alternatives(const StreamDecoder& at, const LogprobsOf& lp) const;
   void fail_all_active(const std::string& error);
 
   LlamaModel& model_;

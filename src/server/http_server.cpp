@@ -137,6 +137,7 @@ GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r) co
   for (const std::string& s : r.stop) g.stop.push_back(s);
   g.stop_at_eos = !r.ignore_eos;
   g.top_logprobs = r.top_logprobs;
+  g.echo_prompt = r.echo;
   g.sampler.temperature = float(r.temperature);
   g.sampler.top_p = float(r.top_p);
   g.sampler.top_k = 0;

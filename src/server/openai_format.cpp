@@ -1,6 +1,7 @@
 #include "server/openai_format.h"
 
 #include <chrono>
+#include <cmath>
 #include <random>
 
 namespace awq::server {
@@ -67,11 +68,16 @@ json logprobs_json(bool chat, const std::vector<TokenLogprob>& tokens, int64_t o
   json toks = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
   for (const TokenLogprob& t : tokens) {
     toks.push_back(t.token);
-    lps.push_back(t.logprob);
-    json top = json::object();
-    for (const auto& [tok, lp] : t.top)
-      if (!top.contains(tok)) top[tok] = lp;  // two ids of the same text: the likelier one
-    tops.push_back(top);
+    if (std::isnan(t.logprob)) {  // an echoed prompt's first token: nothing precedes it
+      lps.push_back(nullptr);
+      tops.push_back(nullptr);
+    } else {
+      lps.push_back(t.logprob);
+      json top = json::object();
+      for (const auto& [tok, lp] : t.top)
+        if (!top.contains(tok)) top[tok] = lp;  // two ids of the same text: the likelier one
+      tops.push_back(top);
+    }
     offsets.push_back(offset);
     offset += int64_t(t.token.size());
   }

@@ -27,7 +27,8 @@ nlohmann::json usage_json(int64_t prompt_tokens, int64_t completion_tokens);
 // A choice's "logprobs" for these tokens. Chat: {"content": [{"token", "logprob", "bytes",
 // "top_logprobs": [{"token", "logprob", "bytes"}]}]}; completions: {"tokens", "token_logprobs",
 // "top_logprobs": [{token: logprob}], "text_offset"}, text_offset in bytes of the completion
-// from `offset` (its length before these tokens).
+// from `offset` (its length before these tokens); a NaN logprob (an echoed prompt's first
+// token) is null there, with null top_logprobs.
 nlohmann::json logprobs_json(bool chat, const std::vector<TokenLogprob>& tokens, int64_t offset);
 
 // The whole non-streaming response; logprobs: logprobs_json's, or null.

@@ -83,6 +83,8 @@ std::string message_text(const json& content, const std::string& param) {
 void parse_prompt(const json& body, CompletionRequest& r) {
   const json* p = field(body, "prompt");
   if (!p) throw ApiError(400, "'prompt' is required", "prompt", "missing_required_parameter");
+  // A batch of one token-id prompt, [[ids]] (what evaluation harnesses send), is that prompt.
+  if (p->is_array() && p->size() == 1 && (*p)[0].is_array()) p = &(*p)[0];
   if (p->is_string()) {
     r.prompt = p->get<std::string>();
   } else if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) {
@@ -153,13 +155,13 @@ int64_t integer_in(const json& v, const char* name, int64_t lo, int64_t hi) {
   return x;
 }
 
-// Completions: "logprobs": N (null: off); chat: "logprobs": true/false, "top_logprobs": N only
-// with logprobs true (as OpenAI). "echo" (the prompt's own log-probabilities) is not supported.
+// Completions: "logprobs": N (null: off) and "echo"; chat: "logprobs": true/false,
+// "top_logprobs": N only with logprobs true (as OpenAI).
 void parse_logprobs(const json& body, CompletionRequest& r) {
   const json* lp = field(body, "logprobs");
   if (!r.chat) {
     if (lp && !lp->is_null()) r.top_logprobs = int(integer_in(*lp, "logprobs", 0, kMaxTopLogprobs));
-    if (boolean(body, "echo")) bad("echo", "'echo' is not supported (the prompt is not returned or scored)");
+    r.echo = boolean(body, "echo");
     return;
   }
   bool on = false;

@@ -37,6 +37,7 @@ struct CompletionRequest {
   // -1: no logprobs; else each token's log-probability and this many alternatives (0..20).
   // Completions: "logprobs": N; chat: "logprobs": true with "top_logprobs": N (default 0).
   int top_logprobs = -1;
+  bool echo = false;  // completions: the prompt comes first in the text (and in the logprobs, scored)
 };
 
 // body: the raw request body. Throws ApiError(400) for malformed JSON, wrong types, missing
