@@ -121,6 +121,20 @@ TEST(Sampler, PresenceAndFrequencyPenaltiesCountReturnedTokens) {
   EXPECT_FLOAT_EQ(l[1], 2.5f);
 }
 
+// logit_bias is added to its ids' logits before anything else (out-of-vocabulary ids ignored).
+TEST(Sampler, LogitBiasShiftsItsTokens) {
+  SamplerParams p = plain(0.0f);
+  p.logit_bias = {{0, 5.0f}, {7, 100.0f}};
+  Sampler s(p);
+  std::vector<float> l = {1.0f, 2.0f, 3.0f};
+  EXPECT_EQ(s.sample(l.data(), 3, {}), 0);
+  EXPECT_FLOAT_EQ(l[0], 6.0f);
+  p.logit_bias = {{2, -100.0f}};
+  Sampler ban(p);
+  l = {1.0f, 2.0f, 3.0f};
+  EXPECT_EQ(ban.sample(l.data(), 3, {}), 1);
+}
+
 // log-softmax at the chosen id and the top alternatives, most likely first, ties by lower id;
 // against the formula in double (tolerance 1e-6: the function sums in double too).
 TEST(TokenLogprobs, LogSoftmaxAndTopAlternatives) {

@@ -178,6 +178,34 @@ TEST(Server, PenaltiesChangeTheGreedyText) {
   EXPECT_NE(a, b) << a;
 }
 
+// logit_bias reaches the sampler: +100 on one token makes every greedy token that one, and
+// -100 on the plain greedy text's first token changes the first token.
+TEST(Server, LogitBiasForcesAndBansTokens) {
+  LiveServer s;
+  json body = completion_body("The history of", 4, false);
+  body["logprobs"] = 0;
+  auto plain = post(s, "/v1/completions", body);
+  ASSERT_TRUE(plain);
+  const json plain_lp = json::parse(plain->body)["choices"][0]["logprobs"];
+  const std::string first = plain_lp["tokens"][0];
+  const int32_t forced = test::tiny_tokenizer().encode(" river", false).back();
+  body["logit_bias"] = {{std::to_string(forced), 100}};
+  auto r = post(s, "/v1/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json lp = json::parse(r->body)["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 4u);
+  for (const json& t : lp["tokens"]) EXPECT_EQ(t, lp["tokens"][0]) << r->body;
+  EXPECT_EQ(json::parse(r->body)["choices"][0]["text"], " river river river river");
+
+  const int32_t greedy_first = test::tiny_tokenizer().encode("The history of" + first, false).back();
+  body["logit_bias"] = {{std::to_string(greedy_first), -100}};
+  auto banned = post(s, "/v1/completions", body);
+  ASSERT_TRUE(banned);
+  ASSERT_EQ(banned->status, 200) << banned->body;
+  EXPECT_NE(json::parse(banned->body)["choices"][0]["logprobs"]["tokens"][0].get<std::string>(), first);
+}
+
 // Continuous batching: N clients at once, greedy, each text equal to a serial client's.
 TEST(Server, ConcurrentStreamingClientsGetTheSerialText) {
   SchedulerOptions so;

@@ -23,6 +23,8 @@ int32_t Sampler::sample(float* logits, int64_t vocab, const std::vector<int32_t>
 }
 
 int32_t Sampler::choose(float* logits, int64_t vocab, const std::vector<int32_t>& history) {
+  for (const auto& [id, bias] : p_.logit_bias)
+    if (id >= 0 && id < vocab) logits[id] += bias;
   for (const auto& [id, count] : returned_)
     if (id >= 0 && id < vocab) logits[id] -= p_.presence_penalty + p_.frequency_penalty * float(count);
   if (p_.repeat_penalty != 1.0f && !history.empty()) {

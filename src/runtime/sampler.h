@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <random>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace awq {
@@ -21,6 +22,8 @@ struct SamplerParams {
   // frequency * count.
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
+  // OpenAI's logit_bias: (id, bias) added to those logits first (-100 bans a token, 100 forces it).
+  std::vector<std::pair<int32_t, float>> logit_bias;
   uint64_t seed = 0xA0A0A0A0ULL;
 };
 

@@ -145,6 +145,11 @@ GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r) co
   g.sampler.repeat_penalty = 1.0f;
   g.sampler.presence_penalty = float(r.presence_penalty);
   g.sampler.frequency_penalty = float(r.frequency_penalty);
+  for (const auto& [id, bias] : r.logit_bias)
+    if (id >= tok.vocab_size())
+      throw ApiError(400, "token id " + std::to_string(id) + " in 'logit_bias' is outside the vocabulary (0.." +
+                              std::to_string(tok.vocab_size() - 1) + ")", "logit_bias", "invalid_value");
+  g.sampler.logit_bias = r.logit_bias;
   g.sampler.seed = r.seed ? *r.seed : std::random_device{}() * 0x9E3779B97F4A7C15ULL + std::random_device{}();
   return g;
 }

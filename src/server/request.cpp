@@ -155,6 +155,30 @@ int64_t integer_in(const json& v, const char* name, int64_t lo, int64_t hi) {
   return x;
 }
 
+// "logit_bias": {"<token id>": bias in -100..100, ...} (ids checked against the vocabulary later).
+void parse_logit_bias(const json& body, CompletionRequest& r) {
+  const json* lb = field(body, "logit_bias");
+  if (!lb) return;
+  if (!lb->is_object()) wrong_type("logit_bias", "an object of token id -> bias", *lb);
+  for (const auto& [key, value] : lb->items()) {
+    int64_t id = -1;
+    try {
+      size_t used = 0;
+      id = std::stoll(key, &used);
+      if (used != key.size()) id = -1;
+    } catch (const std::exception&) {
+      id = -1;
+    }
+    if (id < 0 || id > std::numeric_limits<int32_t>::max())
+      bad("logit_bias", "'logit_bias' keys must be token ids (non-negative integers as strings), got \"" + key + "\"");
+    if (!value.is_number()) wrong_type("logit_bias", "an object of token id -> number", value);
+    const double b = value.get<double>();
+    if (!std::isfinite(b) || b < -100.0 || b > 100.0)
+      bad("logit_bias", "'logit_bias' values must be between -100 and 100, got " + value.dump() + " for token " + key);
+    r.logit_bias.emplace_back(int32_t(id), float(b));
+  }
+}
+
 // Completions: "logprobs": N (null: off) and "echo"; chat: "logprobs": true/false,
 // "top_logprobs": N only with logprobs true (as OpenAI).
 void parse_logprobs(const json& body, CompletionRequest& r) {
@@ -215,6 +239,7 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
   if (r.top_p <= 0.0) bad("top_p", "'top_p' must be greater than 0");
   r.presence_penalty = number_in(body, "presence_penalty", 0.0, -2.0, 2.0);
   r.frequency_penalty = number_in(body, "frequency_penalty", 0.0, -2.0, 2.0);
+  parse_logit_bias(body, r);
   if (const json* s = field(body, "seed")) {
     if (!s->is_number_integer()) wrong_type("seed", "an integer", *s);
     r.seed = s->is_number_unsigned() ? s->get<uint64_t>() : uint64_t(s->get<int64_t>());

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace awq::server {
@@ -29,6 +30,7 @@ struct CompletionRequest {
   double top_p = 1.0;
   double presence_penalty = 0.0;   // -2..2, over the completion's tokens (runtime/sampler.h)
   double frequency_penalty = 0.0;  // -2..2
+  std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, -100..100)
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   bool stream = false;
