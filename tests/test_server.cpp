@@ -206,6 +206,48 @@ TEST(Server, LogitBiasForcesAndBansTokens) {
   EXPECT_NE(json::parse(banned->body)["choices"][0]["logprobs"]["tokens"][0].get<std::string>(), first);
 }
 
+// Several prompts and n > 1 in one request (not streamed): the choices come in order, prompt by
+// prompt and n per prompt, each greedy one equal to its own single request's text; sampled
+// choices of one prompt get seeds seed, seed + 1, ... (so they differ, reproducibly).
+TEST(Server, SeveralPromptsAndChoicesInOneRequest) {
+  LiveServer s;
+  const std::vector<std::string> prompts = {"The history of", "Once upon a time", "She opened the door"};
+  std::vector<std::string> single;
+  int64_t prompt_tokens = 0;
+  for (const std::string& p : prompts) {
+    auto r = post(s, "/v1/completions", completion_body(p, 8, false));
+    ASSERT_TRUE(r);
+    const json j = json::parse(r->body);
+    single.push_back(j["choices"][0]["text"].get<std::string>());
+    prompt_tokens += j["usage"]["prompt_tokens"].get<int64_t>();
+  }
+  json body = completion_body("", 8, false);
+  body["prompt"] = prompts;
+  body["n"] = 2;
+  auto r = post(s, "/v1/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  ASSERT_EQ(j["choices"].size(), 6u);
+  for (size_t c = 0; c < 6; ++c) {
+    EXPECT_EQ(j["choices"][c]["index"], c);
+    EXPECT_EQ(j["choices"][c]["text"].get<std::string>(), single[c / 2]) << "choice " << c;
+  }
+  EXPECT_EQ(j["usage"]["prompt_tokens"], prompt_tokens);  // each prompt once
+  EXPECT_EQ(j["usage"]["completion_tokens"], 6 * 8);
+
+  json sampled = {{"messages", {{{"role", "user"}, {"content", "Tell me a story."}}}}, {"max_tokens", 16},
+                  {"temperature", 1.0}, {"seed", 11}, {"n", 2}};
+  auto a = post(s, "/v1/chat/completions", sampled);
+  auto b = post(s, "/v1/chat/completions", sampled);
+  ASSERT_TRUE(a && b);
+  ASSERT_EQ(a->status, 200) << a->body;
+  const json ja = json::parse(a->body), jb = json::parse(b->body);
+  ASSERT_EQ(ja["choices"].size(), 2u);
+  EXPECT_NE(ja["choices"][0]["message"]["content"].get<std::string>(), ja["choices"][1]["message"]["content"].get<std::string>());
+  EXPECT_EQ(ja["choices"][1]["message"]["content"].get<std::string>(), jb["choices"][1]["message"]["content"].get<std::string>());
+}
+
 // Continuous batching: N clients at once, greedy, each text equal to a serial client's.
 TEST(Server, ConcurrentStreamingClientsGetTheSerialText) {
   SchedulerOptions so;

@@ -58,7 +58,9 @@ struct HttpServer::Impl {
 
   void setup_routes();
   bool authorized(const httplib::Request& req) const;
-  GenerationRequest to_generation(const CompletionRequest& r) const;
+  // The engine's request for prompt `prompt` (completions; chat: its messages) and its
+  // choice `choice` of n (the seed, where given, is seed + choice).
+  GenerationRequest to_generation(const CompletionRequest& r, size_t prompt, int choice) const;
   void completion(const httplib::Request& req, httplib::Response& res, bool chat_api);
   void do_shutdown();
 };
@@ -105,7 +107,7 @@ bool HttpServer::Impl::authorized(const httplib::Request& req) const {
   return req.get_header_value("Authorization") == "Bearer " + opt.api_key;
 }
 
-GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r) const {
+GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r, size_t prompt, int choice) const {
   GenerationRequest g;
   if (r.chat) {
     if (!chat.prompt_ids) throw ApiError(400, "this server has no chat template", "messages");
@@ -116,14 +118,14 @@ GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r) co
     }
     g.stop = chat.stop_strings;
     g.stop_ids = chat.stop_ids;
-  } else if (r.prompt_is_ids) {
-    for (int32_t id : r.prompt_ids)
+  } else if (r.prompts[prompt].is_ids) {
+    for (int32_t id : r.prompts[prompt].ids)
       if (id >= tok.vocab_size())
         throw ApiError(400, "token id " + std::to_string(id) + " in 'prompt' is outside the vocabulary (0.." +
                                 std::to_string(tok.vocab_size() - 1) + ")", "prompt", "invalid_value");
-    g.prompt = r.prompt_ids;
+    g.prompt = r.prompts[prompt].ids;
   } else {
-    g.prompt = tok.encode(r.prompt, true);
+    g.prompt = tok.encode(r.prompts[prompt].text, true);
   }
   if (g.prompt.empty()) throw ApiError(400, "the prompt encodes to no tokens", r.chat ? "messages" : "prompt");
   const int64_t ctx = sched.options().ctx, n = int64_t(g.prompt.size());
@@ -150,7 +152,8 @@ GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r) co
       throw ApiError(400, "token id " + std::to_string(id) + " in 'logit_bias' is outside the vocabulary (0.." +
                               std::to_string(tok.vocab_size() - 1) + ")", "logit_bias", "invalid_value");
   g.sampler.logit_bias = r.logit_bias;
-  g.sampler.seed = r.seed ? *r.seed : std::random_device{}() * 0x9E3779B97F4A7C15ULL + std::random_device{}();
+  g.sampler.seed = r.seed ? *r.seed + uint64_t(choice)
+                           : std::random_device{}() * 0x9E3779B97F4A7C15ULL + std::random_device{}();
   return g;
 }
 
@@ -159,10 +162,20 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
   if (!r.model.empty() && r.model != opt.model_id)
     throw ApiError(404, "The model '" + r.model + "' does not exist; this server serves '" + opt.model_id + "'",
                    "model", "model_not_found");
-  GenerationRequest g = to_generation(r);
-  Scheduler::Refusal why = Scheduler::Refusal::None;
-  std::shared_ptr<RequestStream> events = sched.submit(std::move(g), &why);
-  if (!events) {
+  // Every choice's request first, so that a bad prompt refuses the whole request.
+  const size_t prompts = r.chat ? 1 : r.prompts.size();
+  if (r.stream && prompts * size_t(r.n) > 1)
+    throw ApiError(400, "a streamed request has one choice: one prompt and 'n' = 1", r.n > 1 ? "n" : "prompt");
+  std::vector<GenerationRequest> gens;
+  for (size_t p = 0; p < prompts; ++p)
+    for (int j = 0; j < r.n; ++j) gens.push_back(to_generation(r, p, j));
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (GenerationRequest& g : gens) {
+    Scheduler::Refusal why = Scheduler::Refusal::None;
+    streams.push_back(sched.submit(std::move(g), &why));
+    if (streams.back()) continue;
+    for (auto& st : streams)
+      if (st) st->cancel();  // the choices already queued are dropped
     if (why == Scheduler::Refusal::ShuttingDown)
       throw ApiError(503, "the server is shutting down", "", "server_shutting_down");
     throw ApiError(503, "the server is busy: every slot is taken and " + std::to_string(sched.options().max_queue) +
@@ -176,24 +189,38 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
       std::atomic<int>& n;
       ~Done() { --n; }
     } done{open_requests};
-    std::string text;
-    std::vector<TokenLogprob> logprobs;
-    GenerationEvent ev;
-    for (;;) {
-      if (!events->next(ev, std::chrono::milliseconds(100))) continue;
-      if (ev.kind == GenerationEvent::Kind::Text) {
-        text += ev.text;
-        for (TokenLogprob& t : ev.logprobs) logprobs.push_back(std::move(t));
-        continue;
+    // The engine runs the choices side by side; their events wait in their streams meanwhile.
+    std::vector<ChoiceResult> choices;
+    int64_t prompt_tokens = 0, completion_tokens = 0;
+    for (size_t c = 0; c < streams.size(); ++c) {
+      ChoiceResult choice;
+      std::vector<TokenLogprob> logprobs;
+      GenerationEvent ev;
+      for (;;) {
+        if (!streams[c]->next(ev, std::chrono::milliseconds(100))) continue;
+        if (ev.kind == GenerationEvent::Kind::Text) {
+          choice.text += ev.text;
+          for (TokenLogprob& t : ev.logprobs) logprobs.push_back(std::move(t));
+          continue;
+        }
+        if (ev.kind == GenerationEvent::Kind::Error) {
+          for (auto& st : streams) st->cancel();
+          throw ApiError(500, "generation failed: " + ev.error);
+        }
+        break;
       }
-      if (ev.kind == GenerationEvent::Kind::Error) throw ApiError(500, "generation failed: " + ev.error);
-      const json lp = r.top_logprobs >= 0 ? logprobs_json(chat_api, logprobs, 0) : json(nullptr);
-      res.set_content(full_response(ids, text, ev.finish_reason, ev.prompt_tokens, ev.completion_tokens, lp)
-                          .dump(-1, ' ', false, json::error_handler_t::replace),
-                      "application/json");
-      return;
+      choice.finish_reason = ev.finish_reason;
+      if (r.top_logprobs >= 0) choice.logprobs = logprobs_json(chat_api, logprobs, 0);
+      if (c % size_t(r.n) == 0) prompt_tokens += ev.prompt_tokens;  // each prompt once, as OpenAI counts
+      completion_tokens += ev.completion_tokens;
+      choices.push_back(std::move(choice));
     }
+    res.set_content(full_response(ids, choices, prompt_tokens, completion_tokens)
+                        .dump(-1, ' ', false, json::error_handler_t::replace),
+                    "application/json");
+    return;
   }
+  const std::shared_ptr<RequestStream>& events = streams[0];
 
   auto st = std::make_shared<StreamState>();
   st->events = events;

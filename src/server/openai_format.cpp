@@ -84,13 +84,17 @@ json logprobs_json(bool chat, const std::vector<TokenLogprob>& tokens, int64_t o
   return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
 
-json full_response(const ResponseIds& ids, const std::string& text, const std::string& finish_reason,
-                   int64_t prompt_tokens, int64_t completion_tokens, const json& logprobs) {
+json full_response(const ResponseIds& ids, const std::vector<ChoiceResult>& choices, int64_t prompt_tokens,
+                   int64_t completion_tokens) {
   json j = envelope(ids, false);
-  json choice = {{"index", 0}, {"logprobs", logprobs}, {"finish_reason", finish_reason}};
-  if (ids.chat) choice["message"] = {{"role", "assistant"}, {"content", text}};
-  else choice["text"] = text;
-  j["choices"] = json::array({choice});
+  j["choices"] = json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const ChoiceResult& c = choices[i];
+    json choice = {{"index", i}, {"logprobs", c.logprobs}, {"finish_reason", c.finish_reason}};
+    if (ids.chat) choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+    else choice["text"] = c.text;
+    j["choices"].push_back(choice);
+  }
   j["usage"] = usage_json(prompt_tokens, completion_tokens);
   return j;
 }

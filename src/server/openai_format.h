@@ -31,10 +31,14 @@ nlohmann::json usage_json(int64_t prompt_tokens, int64_t completion_tokens);
 // token) is null there, with null top_logprobs.
 nlohmann::json logprobs_json(bool chat, const std::vector<TokenLogprob>& tokens, int64_t offset);
 
-// The whole non-streaming response; logprobs: logprobs_json's, or null.
-nlohmann::json full_response(const ResponseIds& ids, const std::string& text,
-                             const std::string& finish_reason, int64_t prompt_tokens,
-                             int64_t completion_tokens, const nlohmann::json& logprobs = nullptr);
+// One choice of a non-streaming response; logprobs: logprobs_json's, or null.
+struct ChoiceResult {
+  std::string text, finish_reason;
+  nlohmann::json logprobs = nullptr;
+};
+// The whole non-streaming response: the choices with index 0, 1, ... in order.
+nlohmann::json full_response(const ResponseIds& ids, const std::vector<ChoiceResult>& choices,
+                             int64_t prompt_tokens, int64_t completion_tokens);
 
 // One stream chunk. Chat: the first one carries the role (role_chunk), then content deltas,
 // then an empty delta with the finish_reason. Completions: text pieces, then "" with the

@@ -80,30 +80,42 @@ std::string message_text(const json& content, const std::string& param) {
   return text;
 }
 
+// One prompt: a string or an array of token ids.
+bool parse_one_prompt(const json& p, CompletionRequest::Prompt& out) {
+  if (p.is_string()) {
+    out.text = p.get<std::string>();
+    if (out.text.empty()) bad("prompt", "'prompt' must not be empty");
+    return true;
+  }
+  if (!p.is_array() || p.empty() || !p[0].is_number_integer()) return false;
+  out.is_ids = true;
+  for (const json& id : p) {
+    if (!id.is_number_integer()) wrong_type("prompt", "an array of token ids (integers)", id);
+    const int64_t v = id.get<int64_t>();
+    if (v < 0 || v > std::numeric_limits<int32_t>::max())
+      bad("prompt", std::string("token id ") + std::to_string(v) + " in 'prompt' is out of range");
+    out.ids.push_back(int32_t(v));
+  }
+  return true;
+}
+
+// "prompt": a string, an array of token ids, or an array of several of either.
 void parse_prompt(const json& body, CompletionRequest& r) {
   const json* p = field(body, "prompt");
   if (!p) throw ApiError(400, "'prompt' is required", "prompt", "missing_required_parameter");
-  // A batch of one token-id prompt, [[ids]] (what evaluation harnesses send), is that prompt.
-  if (p->is_array() && p->size() == 1 && (*p)[0].is_array()) p = &(*p)[0];
-  if (p->is_string()) {
-    r.prompt = p->get<std::string>();
-  } else if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) {
-    r.prompt = (*p)[0].get<std::string>();
-  } else if (p->is_array() && !p->empty() && (*p)[0].is_number_integer()) {
-    r.prompt_is_ids = true;
-    for (const json& id : *p) {
-      if (!id.is_number_integer()) wrong_type("prompt", "an array of token ids (integers)", id);
-      const int64_t v = id.get<int64_t>();
-      if (v < 0 || v > std::numeric_limits<int32_t>::max())
-        bad("prompt", std::string("token id ") + std::to_string(v) + " in 'prompt' is out of range");
-      r.prompt_ids.push_back(int32_t(v));
-    }
-  } else if (p->is_array() && p->size() > 1) {
-    bad("prompt", std::string("only one prompt per request is supported (got ") + std::to_string(p->size()) + ")");
-  } else {
-    wrong_type("prompt", "a string, an array of one string or an array of token ids", *p);
+  CompletionRequest::Prompt one;
+  if (parse_one_prompt(*p, one)) {
+    r.prompts.push_back(std::move(one));
+    return;
   }
-  if (r.prompt.empty() && !r.prompt_is_ids) bad("prompt", "'prompt' must not be empty");
+  if (!p->is_array() || p->empty())
+    wrong_type("prompt", "a string, an array of token ids, or an array of several of either", *p);
+  for (const json& item : *p) {
+    CompletionRequest::Prompt each;
+    if (!parse_one_prompt(item, each))
+      wrong_type("prompt", "a string, an array of token ids, or an array of several of either", item);
+    r.prompts.push_back(std::move(each));
+  }
 }
 
 void parse_messages(const json& body, CompletionRequest& r) {
@@ -244,12 +256,13 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
     if (!s->is_number_integer()) wrong_type("seed", "an integer", *s);
     r.seed = s->is_number_unsigned() ? s->get<uint64_t>() : uint64_t(s->get<int64_t>());
   }
-  if (const json* n = field(body, "n")) {
-    if (!n->is_number_integer()) wrong_type("n", "an integer", *n);
-    if (n->get<int64_t>() != 1) bad("n", "only n = 1 is supported, got " + n->dump());
-  }
+  if (const json* n = field(body, "n")) r.n = int(integer_in(*n, "n", 1, kMaxChoices));
   parse_stop(body, r);
   parse_logprobs(body, r);
+  const int64_t choices = int64_t(chat ? 1 : r.prompts.size()) * r.n;
+  if (choices > kMaxChoices)
+    bad(r.n > 1 ? "n" : "prompt", "at most " + std::to_string(kMaxChoices) + " choices (prompts x n) per request, got " +
+                                     std::to_string(choices));
   r.stream = boolean(body, "stream");
   r.ignore_eos = boolean(body, "ignore_eos");
   if (const json* so = field(body, "stream_options")) {

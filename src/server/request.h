@@ -18,10 +18,13 @@ struct ChatTurn {
 struct CompletionRequest {
   bool chat = false;
   std::string model;  // empty: the request named none (the served model)
-  // /v1/completions: the prompt as text, or as token ids (prompt_is_ids).
-  std::string prompt;
-  std::vector<int32_t> prompt_ids;
-  bool prompt_is_ids = false;
+  // /v1/completions: one or more prompts, each as text or as token ids (is_ids).
+  struct Prompt {
+    std::string text;
+    std::vector<int32_t> ids;
+    bool is_ids = false;
+  };
+  std::vector<Prompt> prompts;
   // /v1/chat/completions
   std::vector<ChatTurn> messages;
 
@@ -32,6 +35,7 @@ struct CompletionRequest {
   double frequency_penalty = 0.0;  // -2..2
   std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, -100..100)
   std::optional<uint64_t> seed;
+  int n = 1;  // choices per prompt (1..kMaxChoices prompts x n; streamed: one choice only)
   std::vector<std::string> stop;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
@@ -41,6 +45,9 @@ struct CompletionRequest {
   int top_logprobs = -1;
   bool echo = false;  // completions: the prompt comes first in the text (and in the logprobs, scored)
 };
+
+// The most choices (prompts x n) one request may ask for.
+inline constexpr int64_t kMaxChoices = 64;
 
 // body: the raw request body. Throws ApiError(400) for malformed JSON, wrong types, missing
 // fields and values out of range.
