@@ -242,12 +242,12 @@ void Scheduler::prefill(Slot& slot, std::vector<float>& logits) {
     }
   }
   // The decoder sees the prompt too, so the completion's first piece carries its leading space.
+  if (!slot.req.echo_prompt) {
+    for (int32_t id : prompt) slot.decoder->push(id);
+    return;
+  }
   GenerationEvent ev;
   for (int64_t i = 0; i < n; ++i) {
-    if (!slot.req.echo_prompt) {
-      slot.decoder->push(prompt[size_t(i)]);
-      continue;
-    }
     TokenLogprob t;
     if (score) {
       if (i == 0) {
@@ -261,7 +261,7 @@ void Scheduler::prefill(Slot& slot, std::vector<float>& logits) {
     ev.text += t.token;
     if (score) ev.logprobs.push_back(std::move(t));
   }
-  if (slot.req.echo_prompt) slot.stream->push(std::move(ev));
+  slot.stream->push(std::move(ev));
 }
 
 std::vector<std::pair<std::string, float>> Scheduler::alternatives(const StreamDecoder& at, const LogprobsOf& lp) const {
