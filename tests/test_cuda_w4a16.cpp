@@ -610,44 +610,35 @@ TEST(CudaW4A16, KernelSwitchParses) {
   EXPECT_AWQ_ERROR(cuda::parse_w4a16_path("marlin"), {"AWQ_W4A16_KERNEL='marlin'", "legacy", "tiled"});
 }
 
-// AWQ_W4A16_XSMEM's parser (no GPU needed).
-TEST(CudaW4A16, SharedMemoryXSwitchParses) {
-  EXPECT_TRUE(cuda::parse_w4a16_xsmem(nullptr));
-  EXPECT_TRUE(cuda::parse_w4a16_xsmem(""));
-  EXPECT_TRUE(cuda::parse_w4a16_xsmem("1"));
-  EXPECT_FALSE(cuda::parse_w4a16_xsmem("0"));
-  EXPECT_AWQ_ERROR(cuda::parse_w4a16_xsmem("yes"), {"AWQ_W4A16_XSMEM='yes'", "0", "1"});
+// A 0/1 dispatch switch's parser (no GPU needed): unset, "" and "1" are on, "0" off, and
+// `bad` an error naming the variable, the value and the accepted ones.
+void expect_switch_parses(bool (*parse)(const char*), const std::string& name, const std::string& bad) {
+  EXPECT_TRUE(parse(nullptr));
+  EXPECT_TRUE(parse(""));
+  EXPECT_TRUE(parse("1"));
+  EXPECT_FALSE(parse("0"));
+  EXPECT_AWQ_ERROR(parse(bad.c_str()), {name + "='" + bad + "'", "0", "1"});
 }
 
-// AWQ_W4A16_SCALE_AFTER's parser (no GPU needed).
+TEST(CudaW4A16, SharedMemoryXSwitchParses) {
+  expect_switch_parses(cuda::parse_w4a16_xsmem, "AWQ_W4A16_XSMEM", "yes");
+}
+
 TEST(CudaW4A16, ScaleAfterSwitchParses) {
-  EXPECT_TRUE(cuda::parse_w4a16_scale_after(nullptr));
-  EXPECT_TRUE(cuda::parse_w4a16_scale_after(""));
-  EXPECT_TRUE(cuda::parse_w4a16_scale_after("1"));
-  EXPECT_FALSE(cuda::parse_w4a16_scale_after("0"));
-  EXPECT_AWQ_ERROR(cuda::parse_w4a16_scale_after("2"), {"AWQ_W4A16_SCALE_AFTER='2'", "0", "1"});
+  expect_switch_parses(cuda::parse_w4a16_scale_after, "AWQ_W4A16_SCALE_AFTER", "2");
 }
 
 // AWQ_W4A16_LONG_K's parser (no GPU needed), and the pick it changes: down_proj of Llama-2-7B
 // (4096 x 11008) at m = 1 runs 10 warps splitting K where it (and xs, sa) is on, 8 where it is off.
 TEST(CudaW4A16, LongKSwitchParsesAndPicks) {
-  EXPECT_TRUE(cuda::parse_w4a16_long_k(nullptr));
-  EXPECT_TRUE(cuda::parse_w4a16_long_k(""));
-  EXPECT_TRUE(cuda::parse_w4a16_long_k("1"));
-  EXPECT_FALSE(cuda::parse_w4a16_long_k("0"));
-  EXPECT_AWQ_ERROR(cuda::parse_w4a16_long_k("yes"), {"AWQ_W4A16_LONG_K='yes'", "0", "1"});
+  expect_switch_parses(cuda::parse_w4a16_long_k, "AWQ_W4A16_LONG_K", "yes");
   const bool on = cuda::w4a16_long_k_from_env() && cuda::w4a16_xsmem_from_env() && cuda::w4a16_scale_after_from_env();
   EXPECT_EQ(cuda::w4a16_variant(cuda::w4a16_default_variant(1, 4096, 11008)).wk, on ? 10 : 8);
   EXPECT_EQ(cuda::w4a16_variant(cuda::w4a16_default_variant(1, 4096, 4096)).wk, 8);  // o_proj: unchanged
 }
 
-// AWQ_W4A16_TMA's parser (no GPU needed).
 TEST(CudaW4A16, TmaSwitchParses) {
-  EXPECT_TRUE(cuda::parse_w4a16_tma(nullptr));
-  EXPECT_TRUE(cuda::parse_w4a16_tma(""));
-  EXPECT_TRUE(cuda::parse_w4a16_tma("1"));
-  EXPECT_FALSE(cuda::parse_w4a16_tma("0"));
-  EXPECT_AWQ_ERROR(cuda::parse_w4a16_tma("on"), {"AWQ_W4A16_TMA='on'", "0", "1"});
+  expect_switch_parses(cuda::parse_w4a16_tma, "AWQ_W4A16_TMA", "on");
 }
 
 // The dispatch's TMA pick is the 256-token x 128-row tile with a producer warpgroup, and it is

@@ -19,10 +19,6 @@ using nlohmann::json;
 using test::LiveServer;
 using test::parse_sse;
 
-httplib::Result post(const LiveServer& s, const std::string& path, const json& body) {
-  return s.client()->Post(path.c_str(), body.dump(), "application/json");
-}
-
 json completion_body(const std::string& prompt, int max_tokens, bool stream) {
   return {{"model", "tiny"}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", stream}};
 }
@@ -66,7 +62,7 @@ TEST(Server, ModelsHealthMetricsAndPage) {
   EXPECT_EQ(page->status, 200);
   EXPECT_NE(page->body.find("/v1/chat/completions"), std::string::npos);
   EXPECT_NE(page->get_header_value("Content-Type").find("text/html"), std::string::npos);
-  ASSERT_TRUE(post(s, "/v1/completions", completion_body("Hello", 3, false)));
+  ASSERT_TRUE(s.post_json("/v1/completions", completion_body("Hello", 3, false)));
   auto metrics = s.client()->Get("/metrics");
   ASSERT_TRUE(metrics);
   for (const char* name : {"awq_requests_total 1", "awq_generated_tokens_total", "awq_queue_length 0",
@@ -75,7 +71,7 @@ TEST(Server, ModelsHealthMetricsAndPage) {
   // "model" may be left out (as llama.cpp's and vLLM's servers allow): the served model answers.
   json no_model = completion_body("Hello", 2, false);
   no_model.erase("model");
-  auto r = post(s, "/v1/completions", no_model);
+  auto r = s.post_json("/v1/completions", no_model);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(json::parse(r->body)["model"], "tiny");
@@ -89,7 +85,7 @@ TEST(Server, GreedyCompletionMatchesReference) {
     const auto want = g["greedy_ids"].get<std::vector<int32_t>>();
     json body = {{"model", "tiny"}, {"prompt", prompt}, {"max_tokens", want.size()}, {"temperature", 0},
                  {"ignore_eos", true}};
-    auto r = post(s, "/v1/completions", body);
+    auto r = s.post_json("/v1/completions", body);
     ASSERT_TRUE(r);
     ASSERT_EQ(r->status, 200) << r->body;
     const json j = json::parse(r->body);
@@ -109,7 +105,7 @@ TEST(Server, ChatStreamShapeAndUsage) {
   json body = {{"model", "tiny"},
                {"messages", {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Tell me a story."}}}},
                {"max_tokens", 6}, {"temperature", 0}, {"stream", true}, {"stream_options", {{"include_usage", true}}}};
-  auto r = post(s, "/v1/chat/completions", body);
+  auto r = s.post_json("/v1/chat/completions", body);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_NE(r->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
@@ -136,7 +132,7 @@ TEST(Server, ChatStreamShapeAndUsage) {
   // The same request without streaming gives the same text.
   body["stream"] = false;
   body.erase("stream_options");
-  auto whole = post(s, "/v1/chat/completions", body);
+  auto whole = s.post_json("/v1/chat/completions", body);
   ASSERT_TRUE(whole);
   ASSERT_EQ(whole->status, 200) << whole->body;
   const json w = json::parse(whole->body);
@@ -148,14 +144,14 @@ TEST(Server, ChatStreamShapeAndUsage) {
 
 TEST(Server, StopStringEndsTheText) {
   LiveServer s;
-  auto full = post(s, "/v1/completions", completion_body("The history of", 24, true));
+  auto full = s.post_json("/v1/completions", completion_body("The history of", 24, true));
   ASSERT_TRUE(full);
   const std::string text = parse_sse(full->body).text;
   ASSERT_GT(text.size(), 12u) << text;
   const std::string stop = text.substr(8, 3);
   json body = completion_body("The history of", 24, true);
   body["stop"] = {"never-appears", stop};
-  auto r = post(s, "/v1/completions", body);
+  auto r = s.post_json("/v1/completions", body);
   ASSERT_TRUE(r);
   const test::SseBody sse = parse_sse(r->body);
   EXPECT_EQ(sse.text, text.substr(0, text.find(stop)));
@@ -167,11 +163,11 @@ TEST(Server, StopStringEndsTheText) {
 // the greedy text of this prompt repeats words ("the", "people"), and penalised it changes.
 TEST(Server, PenaltiesChangeTheGreedyText) {
   LiveServer s;
-  auto plain = post(s, "/v1/completions", completion_body("The history of", 24, false));
+  auto plain = s.post_json("/v1/completions", completion_body("The history of", 24, false));
   json body = completion_body("The history of", 24, false);
   body["presence_penalty"] = 2.0;
   body["frequency_penalty"] = 2.0;
-  auto penalised = post(s, "/v1/completions", body);
+  auto penalised = s.post_json("/v1/completions", body);
   ASSERT_TRUE(plain && penalised);
   ASSERT_EQ(penalised->status, 200) << penalised->body;
   const std::string a = json::parse(plain->body)["choices"][0]["text"], b = json::parse(penalised->body)["choices"][0]["text"];
@@ -184,13 +180,13 @@ TEST(Server, LogitBiasForcesAndBansTokens) {
   LiveServer s;
   json body = completion_body("The history of", 4, false);
   body["logprobs"] = 0;
-  auto plain = post(s, "/v1/completions", body);
+  auto plain = s.post_json("/v1/completions", body);
   ASSERT_TRUE(plain);
   const json plain_lp = json::parse(plain->body)["choices"][0]["logprobs"];
   const std::string first = plain_lp["tokens"][0];
   const int32_t forced = test::tiny_tokenizer().encode(" river", false).back();
   body["logit_bias"] = {{std::to_string(forced), 100}};
-  auto r = post(s, "/v1/completions", body);
+  auto r = s.post_json("/v1/completions", body);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   const json lp = json::parse(r->body)["choices"][0]["logprobs"];
@@ -200,7 +196,7 @@ TEST(Server, LogitBiasForcesAndBansTokens) {
 
   const int32_t greedy_first = test::tiny_tokenizer().encode("The history of" + first, false).back();
   body["logit_bias"] = {{std::to_string(greedy_first), -100}};
-  auto banned = post(s, "/v1/completions", body);
+  auto banned = s.post_json("/v1/completions", body);
   ASSERT_TRUE(banned);
   ASSERT_EQ(banned->status, 200) << banned->body;
   EXPECT_NE(json::parse(banned->body)["choices"][0]["logprobs"]["tokens"][0].get<std::string>(), first);
@@ -215,7 +211,7 @@ TEST(Server, SeveralPromptsAndChoicesInOneRequest) {
   std::vector<std::string> single;
   int64_t prompt_tokens = 0;
   for (const std::string& p : prompts) {
-    auto r = post(s, "/v1/completions", completion_body(p, 8, false));
+    auto r = s.post_json("/v1/completions", completion_body(p, 8, false));
     ASSERT_TRUE(r);
     const json j = json::parse(r->body);
     single.push_back(j["choices"][0]["text"].get<std::string>());
@@ -224,7 +220,7 @@ TEST(Server, SeveralPromptsAndChoicesInOneRequest) {
   json body = completion_body("", 8, false);
   body["prompt"] = prompts;
   body["n"] = 2;
-  auto r = post(s, "/v1/completions", body);
+  auto r = s.post_json("/v1/completions", body);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   const json j = json::parse(r->body);
@@ -238,8 +234,8 @@ TEST(Server, SeveralPromptsAndChoicesInOneRequest) {
 
   json sampled = {{"messages", {{{"role", "user"}, {"content", "Tell me a story."}}}}, {"max_tokens", 16},
                   {"temperature", 1.0}, {"seed", 11}, {"n", 2}};
-  auto a = post(s, "/v1/chat/completions", sampled);
-  auto b = post(s, "/v1/chat/completions", sampled);
+  auto a = s.post_json("/v1/chat/completions", sampled);
+  auto b = s.post_json("/v1/chat/completions", sampled);
   ASSERT_TRUE(a && b);
   ASSERT_EQ(a->status, 200) << a->body;
   const json ja = json::parse(a->body), jb = json::parse(b->body);
@@ -259,7 +255,7 @@ TEST(Server, ConcurrentStreamingClientsGetTheSerialText) {
       "It was a dark and stormy night, and", "She opened the door", "Why", "A long, long time ago, in a land far away,"};
   std::vector<std::string> serial;
   for (const std::string& p : prompts) {
-    auto r = post(s, "/v1/completions", completion_body(p, 16, true));
+    auto r = s.post_json("/v1/completions", completion_body(p, 16, true));
     ASSERT_TRUE(r);
     ASSERT_EQ(r->status, 200);
     serial.push_back(parse_sse(r->body).text);
@@ -269,7 +265,7 @@ TEST(Server, ConcurrentStreamingClientsGetTheSerialText) {
     std::vector<std::future<std::string>> clients;
     for (int i = 0; i < n; ++i)
       clients.push_back(std::async(std::launch::async, [&, i] {
-        auto r = post(s, "/v1/completions", completion_body(prompts[size_t(i) % prompts.size()], 16, true));
+        auto r = s.post_json("/v1/completions", completion_body(prompts[size_t(i) % prompts.size()], 16, true));
         if (!r || r->status != 200) return std::string("<failed>");
         const test::SseBody sse = parse_sse(r->body);
         return sse.done ? sse.text : std::string("<no [DONE]>");
@@ -302,9 +298,9 @@ TEST(Server, FullQueueGets503AndDisconnectFreesTheSlot) {
     c->send(req);
   });
   while (!got_chunk) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  auto waiting = std::async(std::launch::async, [&] { return post(s, "/v1/completions", completion_body("Hi", 4, false)); });
+  auto waiting = std::async(std::launch::async, [&] { return s.post_json("/v1/completions", completion_body("Hi", 4, false)); });
   while (s.scheduler().stats().queued < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  auto refused = post(s, "/v1/completions", completion_body("Hi", 4, false));
+  auto refused = s.post_json("/v1/completions", completion_body("Hi", 4, false));
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 503);
   const json e = json::parse(refused->body);

@@ -16,10 +16,6 @@ namespace {
 using nlohmann::json;
 using test::LiveServer;
 
-httplib::Result post_logprobs(const LiveServer& s, const std::string& path, const json& body) {
-  return s.client()->Post(path.c_str(), body.dump(), "application/json");
-}
-
 // Greedy completions of the reference prompts with logprobs = 2: at every step the chosen
 // token is the most likely, and its log-probability minus the runner-up's is PyTorch's top-1
 // logit margin (log-softmax keeps logit differences). Tolerance 0.01: the margins are stored to
@@ -32,7 +28,7 @@ TEST(ServerLogprobs, GreedyMarginsMatchPyTorch) {
     const auto margins = g["top1_margins"].get<std::vector<double>>();
     json body = {{"prompt", prompt}, {"max_tokens", margins.size()}, {"temperature", 0}, {"ignore_eos", true},
                  {"logprobs", 2}};
-    auto r = post_logprobs(s, "/v1/completions", body);
+    auto r = s.post_json("/v1/completions", body);
     ASSERT_TRUE(r);
     ASSERT_EQ(r->status, 200) << r->body;
     const json choice = json::parse(r->body)["choices"][0];
@@ -73,7 +69,7 @@ TEST(ServerLogprobs, EchoScoresThePromptLikePyTorch) {
     const auto margins = g["top1_margins"].get<std::vector<double>>();
     json body = {{"prompt", json::array({ids})}, {"max_tokens", 1}, {"temperature", 0}, {"ignore_eos", true},
                  {"logprobs", 2}, {"echo", true}};
-    auto r = post_logprobs(s, "/v1/completions", body);
+    auto r = s.post_json("/v1/completions", body);
     ASSERT_TRUE(r);
     ASSERT_EQ(r->status, 200) << r->body;
     const json choice = json::parse(r->body)["choices"][0];
@@ -98,7 +94,7 @@ TEST(ServerLogprobs, EchoScoresThePromptLikePyTorch) {
   }
   // Streamed, the prompt is the first text chunk.
   json body = {{"prompt", "The history of"}, {"max_tokens", 2}, {"echo", true}, {"stream", true}};
-  auto r = post_logprobs(s, "/v1/completions", body);
+  auto r = s.post_json("/v1/completions", body);
   ASSERT_TRUE(r);
   const test::SseBody sse = test::parse_sse(r->body);
   ASSERT_FALSE(sse.events.empty());
@@ -126,7 +122,7 @@ TEST(ServerLogprobs, EchoOfALongPromptSumsToThePerplexityNll) {
   window.insert(window.end(), text.begin(), text.end());
   LiveServer s;
   json body = {{"prompt", window}, {"max_tokens", 1}, {"logprobs", 0}, {"echo", true}};
-  auto r = post_logprobs(s, "/v1/completions", body);
+  auto r = s.post_json("/v1/completions", body);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   const json resp = json::parse(r->body);
@@ -144,7 +140,7 @@ TEST(ServerLogprobs, ChatStreamChunksCarryTheirTokens) {
   json body = {{"messages", {{{"role", "user"}, {"content", "Tell me about the history of the city."}}}},
                {"max_tokens", 12}, {"temperature", 0.8}, {"seed", 5}, {"stream", true},
                {"logprobs", true}, {"top_logprobs", 3}};
-  auto r = post_logprobs(s, "/v1/chat/completions", body);
+  auto r = s.post_json("/v1/chat/completions", body);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   const test::SseBody sse = test::parse_sse(r->body);
@@ -170,7 +166,7 @@ TEST(ServerLogprobs, ChatStreamChunksCarryTheirTokens) {
 
   body.erase("logprobs");
   body.erase("top_logprobs");
-  auto plain = post_logprobs(s, "/v1/chat/completions", body);
+  auto plain = s.post_json("/v1/chat/completions", body);
   ASSERT_TRUE(plain);
   for (const json& ev : test::parse_sse(plain->body).events)
     if (!ev["choices"].empty()) {
@@ -182,7 +178,7 @@ TEST(ServerLogprobs, WholeChatResponse) {
   LiveServer s;
   json body = {{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 5}, {"temperature", 0},
                {"ignore_eos", true}, {"logprobs", true}};
-  auto r = post_logprobs(s, "/v1/chat/completions", body);
+  auto r = s.post_json("/v1/chat/completions", body);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   const json c = json::parse(r->body)["choices"][0];

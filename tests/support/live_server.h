@@ -54,6 +54,10 @@ class LiveServer {
     c->set_write_timeout(30);
     return c;
   }
+  // POST of a JSON body (the server's API requests).
+  httplib::Result post_json(const std::string& path, const nlohmann::json& body) const {
+    return client()->Post(path.c_str(), body.dump(), "application/json");
+  }
 
  private:
   ThreadPool pool_;
