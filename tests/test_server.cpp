@@ -266,7 +266,8 @@ TEST(Server, ConcurrentStreamingClientsGetTheSerialText) {
     for (int i = 0; i < n; ++i)
       clients.push_back(std::async(std::launch::async, [&, i] {
         auto r = s.post_json("/v1/completions", completion_body(prompts[size_t(i) % prompts.size()], 16, true));
-        if (!r || r->status != 200) return std::string("<failed>");
+        if (!r) return "<failed: " + httplib::to_string(r.error()) + ">";
+        if (r->status != 200) return "<status " + std::to_string(r->status) + ": " + r->body + ">";
         const test::SseBody sse = parse_sse(r->body);
         return sse.done ? sse.text : std::string("<no [DONE]>");
       }));
