@@ -11,6 +11,8 @@
 #include "model/batch_linear.h"
 #include "ops/cpu/gemm.h"
 #include "model/llama_model.h"
+#include "runtime/batch_engine.h"
+#include "support/batch_engine_check.h"
 #include "support/expect_error.h"
 #include "support/shared_data.h"
 
@@ -86,6 +88,17 @@ TEST(BatchDecode, LogitsEqualSingleSequenceForward) {
 }
 
 // Bit-exact: a sequence decoded alone and inside batches of 3 and 9 gives the same logits.
+// The server's CPU engine: slots chosen per step (runtime/batch_engine.h) follow the reference.
+TEST(BatchEngine, CpuChosenSlotsFollowReference) {
+  ThreadPool pool(2);
+  CpuBatchEngine e(model(), pool, 5, 64, KvType::F16);
+  test::expect_chosen_slots_follow_reference(e);
+  std::vector<float> logits;
+  const int outside = 5;
+  const int32_t tok = 7;
+  EXPECT_THROW(e.decode(&outside, &tok, 1, logits), Error);
+}
+
 TEST(BatchDecode, RowLogitsIndependentOfBatchComposition) {
   ThreadPool pool(2);
   const int64_t vocab = model().config().vocab_size;

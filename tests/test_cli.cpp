@@ -225,11 +225,19 @@ TEST(CliErrors, DeviceNotBuilt) {
   expect_one_line_error(run_awq({"generate", tiny_model_dir(), "-p", "Hi", "--device", "cuda"}), {"--device cuda"});
   expect_one_line_error(run_awq({"perplexity", tiny_model_dir(), "-f", test::shared_path("data/val.txt"), "--device", "cuda"}),
                         {"--device cuda", "-DAWQ_CUDA=ON"});
+  expect_one_line_error(run_awq({"chat", tiny_model_dir(), "--device", "cuda"}), {"--device cuda", "-DAWQ_CUDA=ON"});
+  expect_one_line_error(run_awq({"serve", tiny_model_dir(), "--port", "0", "--device", "cuda"}),
+                        {"--device cuda", "-DAWQ_CUDA=ON"});
 }
 #endif
 
 TEST(CliErrors, UnknownDevice) {
   expect_one_line_error(run_awq({"generate", tiny_model_dir(), "-p", "Hi", "--device", "tpu"}), {"--device tpu"});
+  expect_one_line_error(run_awq({"chat", tiny_model_dir(), "--device", "tpu"}), {"--device tpu"});
+  expect_one_line_error(run_awq({"serve", tiny_model_dir(), "--port", "0", "--device", "tpu"}), {"--device tpu"});
+  // the CUDA engine's cache is fp16 only, in every build
+  expect_one_line_error(run_awq({"serve", tiny_model_dir(), "--port", "0", "--device", "cuda", "--kv-type", "f32"}),
+                        {"--kv-type f32"});
 }
 
 }  // namespace

@@ -77,7 +77,7 @@ bool read_message(std::string& msg, bool interactive) {
 }
 
 void run(const ChatArgs& a) {
-  if (a.device != "cpu") throw Error("--device " + a.device + ": this build has only the cpu backend");
+  check_device(a.device, a.kv_type);
   LlamaModel model(a.model_dir);
   const Tokenizer tok = Tokenizer::load(a.model_dir);
   const ChatTemplate tmpl = ChatTemplate::load(a.model_dir, a.chat_template);
@@ -96,12 +96,12 @@ void run(const ChatArgs& a) {
   opt.max_new_tokens = a.n_predict;
   opt.sampler = a.sp;
   opt.system_prompt = a.system;
-  opt.kv_type = a.kv_type;
-  ChatSession session(model, pool, tok, tmpl, ctx, opt);
+  const std::unique_ptr<SequenceModel> seq = make_sequence(a.device, model, pool, ctx, a.kv_type);
+  ChatSession session(*seq, tok, tmpl, opt);
 
   const bool interactive = ::isatty(STDIN_FILENO) != 0;
-  if (interactive) std::fprintf(stderr, "chat with %s (template: %s, context %lld tokens). /help for commands.\n",
-                                a.model_dir.c_str(), tmpl.origin().c_str(), (long long)ctx);
+  if (interactive) std::fprintf(stderr, "chat with %s on %s (template: %s, context %lld tokens). /help for commands.\n",
+                                a.model_dir.c_str(), a.device.c_str(), tmpl.origin().c_str(), (long long)ctx);
   install_sigint();
   std::string msg;
   while (read_message(msg, interactive)) {
@@ -173,7 +173,7 @@ void add_chat(CLI::App& app) {
                   "Context length in tokens; the oldest exchanges are dropped when the conversation outgrows it "
                   "(default: the model's max_position_embeddings, at most 4096)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
-  cmd->add_option("--device", args->device, "cpu (cuda with -DAWQ_CUDA=ON builds)")->capture_default_str();
+  add_device(cmd, args->device);
   add_kv_type(cmd, args->kv_type);
   cmd->add_flag("-v,--verbose", args->verbose, "Print token counts and speed after each reply (stderr)");
   add_threads(cmd, args->threads);

@@ -21,7 +21,7 @@ namespace awq::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model_dir, chat_template, model_name;
+  std::string model_dir, chat_template, model_name, device = "cpu";
   server::ServerOptions http;
   SchedulerOptions sched;
   double grace_seconds = 5.0;
@@ -36,6 +36,7 @@ std::string default_model_id(const std::string& dir) {
 }
 
 void run(ServeArgs a) {
+  check_device(a.device, a.sched.kv_type);
   install_interrupt_handler();
   std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not kill the server
   LlamaModel model(a.model_dir);
@@ -49,7 +50,9 @@ void run(ServeArgs a) {
   a.http.model_id = a.model_name.empty() ? default_model_id(a.model_dir) : a.model_name;
   a.http.shutdown_grace = std::chrono::milliseconds(int64_t(a.grace_seconds * 1000));
   ThreadPool pool(a.threads);
-  Scheduler sched(model, tok, pool, a.sched);
+  const std::unique_ptr<BatchEngine> engine =
+      make_batch_engine(a.device, model, pool, a.sched.parallel, a.sched.ctx, a.sched.kv_type);
+  Scheduler sched(*engine, tok, a.sched);
   server::HttpServer http(sched, tok, a.http, std::move(chat));
   const int port = http.bind();
   const double kv_mib = 2.0 * double(model.config().num_layers) * double(a.sched.ctx) *
@@ -57,9 +60,10 @@ void run(ServeArgs a) {
                         a.sched.parallel / (1 << 20);
   std::fprintf(stderr,
                "awq serve: model '%s' at http://%s:%d/ (OpenAI API under /v1; %d slots x %lld "
-               "positions, KV caches %.0f MiB %s; %d threads%s)\n",
+               "positions, KV caches %.0f MiB %s; %s%s)\n",
                a.http.model_id.c_str(), a.http.host.c_str(), port, a.sched.parallel,
-               (long long)a.sched.ctx, kv_mib, kv_type_name(a.sched.kv_type), a.threads, a.http.api_key.empty() ? "" : "; API key required");
+               (long long)a.sched.ctx, kv_mib, kv_type_name(a.sched.kv_type), engine->describe().c_str(),
+               a.http.api_key.empty() ? "" : "; API key required");
   std::atomic<bool> listening_done{false};
   std::thread listener([&] {
     http.run();
@@ -95,6 +99,7 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--model-name", args->model_name, "Model id in the API (default: the folder's name)");
   cmd->add_option("--shutdown-grace", args->grace_seconds, "Seconds in-flight requests may run on after SIGINT/SIGTERM")->capture_default_str()->check(CLI::Range(0.0, 3600.0));
   add_kv_type(cmd, args->sched.kv_type);
+  add_device(cmd, args->device);
   add_threads(cmd, args->threads);
   cmd->callback([args] { run(*args); });
 }

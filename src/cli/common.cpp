@@ -39,21 +39,38 @@ void add_kv_type(CLI::App* cmd, KvType& type) {
       ->default_str(kv_type_name(type));
 }
 
+void check_device(const std::string& device, KvType kv_type) {
+  if (device == "cpu") return;
+  if (device != "cuda") throw Error("--device " + device + ": unknown device (cpu or cuda)");
+  if (kv_type != KvType::F16)
+    throw Error("--kv-type f32: the CUDA engine's KV cache is fp16 only; use --kv-type f16 with "
+                "--device cuda, or --device cpu");
+#ifndef AWQ_HAVE_CUDA
+  throw Error("--device cuda: this build has only the cpu backend (rebuild with -DAWQ_CUDA=ON "
+              "on a machine with the CUDA toolkit)");
+#endif
+}
+
 std::unique_ptr<SequenceModel> make_sequence(const std::string& device, LlamaModel& model,
                                              ThreadPool& pool, int64_t ctx, KvType kv_type) {
+  check_device(device, kv_type);
   if (device == "cpu") return std::make_unique<CpuSequence>(model, pool, ctx, kv_type);
-  if (device == "cuda") {
-    if (kv_type != KvType::F16)
-      throw Error("--kv-type f32: the CUDA engine's KV cache is fp16 only; use --kv-type f16 with "
-                  "--device cuda, or --device cpu");
 #ifdef AWQ_HAVE_CUDA
-    return std::make_unique<cuda::CudaSequence>(model, ctx);
+  return std::make_unique<cuda::CudaSequence>(model, ctx);
 #else
-    throw Error("--device cuda: this build has only the cpu backend (rebuild with -DAWQ_CUDA=ON "
-                "on a machine with the CUDA toolkit)");
+  return nullptr;  // not reached: check_device threw
 #endif
-  }
-  throw Error("--device " + device + ": unknown device (cpu or cuda)");
+}
+
+std::unique_ptr<BatchEngine> make_batch_engine(const std::string& device, LlamaModel& model,
+                                               ThreadPool& pool, int slots, int64_t ctx, KvType kv_type) {
+  check_device(device, kv_type);
+  if (device == "cpu") return std::make_unique<CpuBatchEngine>(model, pool, slots, ctx, kv_type);
+#ifdef AWQ_HAVE_CUDA
+  return std::make_unique<cuda::CudaBatchEngine>(model, slots, ctx);
+#else
+  return nullptr;  // not reached: check_device threw
+#endif
 }
 
 std::string read_file(const std::string& path) {

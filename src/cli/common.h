@@ -7,6 +7,7 @@
 
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
+#include "runtime/batch_engine.h"
 #include "runtime/sampler.h"
 #include "runtime/sequence_model.h"
 
@@ -23,11 +24,17 @@ void add_kv_type(CLI::App* cmd, KvType& type);
 // Adds the sampling options (--temp, --top-k, --top-p, --min-p, the penalties, --seed), with
 // sp's values as the defaults.
 void add_sampler_options(CLI::App* cmd, SamplerParams& sp);
+// Throws awq::Error unless `device` names a backend this build has that takes kv_type (the
+// checks of make_sequence / make_batch_engine, for commands that load other things first).
+void check_device(const std::string& device, KvType kv_type);
 // The model on `device` with a context of ctx positions: "cpu" runs on pool with a KV cache of
 // kv_type; "cuda" uploads the weights to the GPU (builds with -DAWQ_CUDA=ON; others throw
 // awq::Error saying so), whose cache is always fp16 (kv_type f32 is refused there).
 std::unique_ptr<SequenceModel> make_sequence(const std::string& device, LlamaModel& model,
                                              ThreadPool& pool, int64_t ctx, KvType kv_type);
+// The server's engine on `device`: `slots` sequences of ctx positions each, as make_sequence.
+std::unique_ptr<BatchEngine> make_batch_engine(const std::string& device, LlamaModel& model,
+                                               ThreadPool& pool, int slots, int64_t ctx, KvType kv_type);
 // Whole file as bytes; awq::Error naming the path when it cannot be read.
 std::string read_file(const std::string& path);
 

@@ -28,13 +28,16 @@ size_t held_back_len(const std::string& text, const std::vector<std::string>& st
 
 ChatSession::ChatSession(LlamaModel& model, ThreadPool& pool, const Tokenizer& tok, const ChatTemplate& tmpl,
                          int64_t ctx, ChatSessionOptions opt)
-    : model_(model),
-      pool_(pool),
-      tok_(tok),
-      tmpl_(tmpl),
-      opt_(std::move(opt)),
-      sampler_(opt_.sampler),
-      cache_(model.new_cache(ctx, opt_.kv_type)) {
+    : ChatSession(std::make_unique<CpuSequence>(model, pool, ctx, opt.kv_type), nullptr, tok, tmpl, opt) {}
+
+ChatSession::ChatSession(SequenceModel& seq, const Tokenizer& tok, const ChatTemplate& tmpl, ChatSessionOptions opt)
+    : ChatSession(nullptr, &seq, tok, tmpl, std::move(opt)) {}
+
+ChatSession::ChatSession(std::unique_ptr<SequenceModel> owned, SequenceModel* seq, const Tokenizer& tok,
+                         const ChatTemplate& tmpl, ChatSessionOptions opt)
+    : owned_(std::move(owned)), seq_(seq ? *seq : *owned_), tok_(tok), tmpl_(tmpl), opt_(std::move(opt)),
+      sampler_(opt_.sampler) {
+  seq_.clear();
   stop_ids_ = tok_.eos_ids();
   for (const std::string& s : tmpl_.stop_strings()) {
     // A stop string that is one special token is skipped in decoded text: stop on its id.
@@ -65,7 +68,7 @@ ChatSession::Reply ChatSession::send(const std::string& user_text,
   Reply r;
   const std::vector<ChatMessage> before = messages_;
   messages_.push_back({"user", user_text});
-  const int64_t ctx = cache_.ctx;
+  const int64_t ctx = seq_.ctx();
   // Room to leave for the reply before dropping old turns.
   const int64_t reserve = std::max<int64_t>(1, std::min<int64_t>(opt_.max_new_tokens, ctx / 4));
   std::vector<int32_t> ids;
@@ -101,18 +104,18 @@ ChatSession::Reply ChatSession::send(const std::string& user_text,
   size_t p = 0;
   while (p < cached_.size() && p < ids.size() && cached_[p] == ids[p]) ++p;
   p = std::min(p, ids.size() - 1);
-  cache_.n_past = int64_t(p);
+  seq_.truncate(int64_t(p));
   cached_.resize(p);
   r.reused_tokens = int64_t(p);
 
   auto t0 = std::chrono::steady_clock::now();
   std::vector<float> logits;  // [1, vocab]
-  model_.forward(pool_, ids.data() + p, int64_t(ids.size() - p), cache_, false, logits);
+  seq_.forward(ids.data() + p, int64_t(ids.size() - p), false, logits);
   cached_.insert(cached_.end(), ids.begin() + long(p), ids.end());
   r.prefill_seconds = seconds_since(t0);
 
   t0 = std::chrono::steady_clock::now();
-  const int64_t vocab = model_.config().vocab_size;
+  const int64_t vocab = seq_.config().vocab_size;
   std::vector<int32_t> history = ids;  // for the repetition penalty
   StreamDecoder stream(tok_, /*skip_special=*/true);
   std::string pending;  // decoded text not yet passed on (it may start a stop string)
@@ -159,11 +162,11 @@ ChatSession::Reply ChatSession::send(const std::string& user_text,
       break;
     }
     if (r.generated_tokens >= opt_.max_new_tokens) break;
-    if (cache_.n_past >= cache_.ctx) {
+    if (seq_.n_past() >= seq_.ctx()) {
       r.stop_reason = "context";
       break;
     }
-    model_.forward(pool_, &next, 1, cache_, false, logits);
+    seq_.forward(&next, 1, false, logits);
     cached_.push_back(next);
   }
   if (!stopped_by_string) {

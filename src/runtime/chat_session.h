@@ -11,12 +11,14 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
 #include "runtime/generate.h"
+#include "runtime/sequence_model.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -26,7 +28,7 @@ struct ChatSessionOptions {
   int64_t max_new_tokens = 512;  // per reply
   SamplerParams sampler;         // one sampler (one seeded RNG) for the whole session
   std::string system_prompt;     // empty: none
-  KvType kv_type = KvType::F16;  // element type of the KV cache
+  KvType kv_type = KvType::F16;  // element type of the KV cache (the CPU constructor's)
 };
 
 class ChatSession {
@@ -41,7 +43,11 @@ class ChatSession {
     double prefill_seconds = 0.0, decode_seconds = 0.0;
   };
 
-  // The model, pool, tokenizer and template must outlive the session. ctx: KV cache size.
+  // The chat runs on `seq` (any engine; its context is the session's; its cache is emptied);
+  // seq, tokenizer and template must outlive the session.
+  ChatSession(SequenceModel& seq, const Tokenizer& tok, const ChatTemplate& tmpl, ChatSessionOptions opt);
+  // The same on the CPU engine with a KV cache of ctx positions (opt.kv_type) that the session
+  // owns; the model, pool, tokenizer and template must outlive it.
   ChatSession(LlamaModel& model, ThreadPool& pool, const Tokenizer& tok, const ChatTemplate& tmpl,
               int64_t ctx, ChatSessionOptions opt);
 
@@ -57,19 +63,22 @@ class ChatSession {
   void reset();
 
   const std::vector<ChatMessage>& messages() const { return messages_; }
-  int64_t ctx() const { return cache_.ctx; }
+  int64_t ctx() const { return seq_.ctx(); }
   // The ids a conversation is encoded to (the template's text, BOS as the template wants).
   std::vector<int32_t> encode(const std::vector<ChatMessage>& msgs) const;
 
  private:
-  LlamaModel& model_;
-  ThreadPool& pool_;
+  // seq, or *owned when seq is null.
+  ChatSession(std::unique_ptr<SequenceModel> owned, SequenceModel* seq, const Tokenizer& tok,
+              const ChatTemplate& tmpl, ChatSessionOptions opt);
+
+  std::unique_ptr<SequenceModel> owned_;  // the CPU constructor's engine
+  SequenceModel& seq_;
   const Tokenizer& tok_;
   const ChatTemplate& tmpl_;
   ChatSessionOptions opt_;
   Sampler sampler_;
-  KvCache cache_;
-  std::vector<int32_t> cached_;  // the ids whose keys/values are in cache_, in order
+  std::vector<int32_t> cached_;  // the ids whose keys/values seq_ holds, in order
   std::vector<ChatMessage> messages_;
   std::vector<std::string> stop_strings_;  // matched in the text
   std::vector<int32_t> stop_ids_;          // EOS ids and special end-of-turn tokens

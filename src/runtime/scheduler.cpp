@@ -5,7 +5,6 @@
 #include <optional>
 
 #include "core/error.h"
-#include "model/batch_decode.h"
 
 namespace awq {
 
@@ -55,7 +54,7 @@ size_t stop_holdback(const std::string& text, const std::vector<std::string>& st
 // ----------------------------------------------------------------------------------------------
 
 struct Scheduler::Slot {
-  KvCache cache;
+  int index = 0;                 // the engine's slot
   bool active = false;
   std::shared_ptr<RequestStream> stream;
   GenerationRequest req;
@@ -68,18 +67,43 @@ struct Scheduler::Slot {
   int32_t next_token = 0;        // sampled, to be fed at the next decode step
   int64_t generated = 0;
 
-  explicit Slot(KvCache c) : cache(std::move(c)) {}
 };
 
-Scheduler::Scheduler(LlamaModel& model, const Tokenizer& tok, ThreadPool& pool,
-                     const SchedulerOptions& opt)
-    : model_(model), tok_(tok), pool_(pool), opt_(opt), decoder_(std::make_unique<BatchDecoder>(model)) {
+namespace {
+
+// The options' own checks, before any engine is built for them.
+const SchedulerOptions& checked(const SchedulerOptions& opt) {
   if (opt.parallel < 1) throw Error("--parallel must be at least 1 (got " + std::to_string(opt.parallel) + ")");
   if (opt.ctx < 2) throw Error("--ctx must be at least 2 positions (got " + std::to_string(opt.ctx) + ")");
   if (opt.max_queue < 0) throw Error("--max-queue must not be negative");
-  for (int i = 0; i < opt.parallel; ++i) slots_.push_back(std::make_unique<Slot>(model.new_cache(opt.ctx, opt.kv_type)));
-  stats_.slots = opt.parallel;
-  engine_ = std::thread([this] { engine_loop(); });
+  return opt;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(BatchEngine& engine, const Tokenizer& tok, const SchedulerOptions& opt)
+    : engine_(engine), tok_(tok), opt_(opt) {
+  start();
+}
+
+Scheduler::Scheduler(LlamaModel& model, const Tokenizer& tok, ThreadPool& pool, const SchedulerOptions& opt)
+    : owned_engine_(std::make_unique<CpuBatchEngine>(model, pool, checked(opt).parallel, opt.ctx, opt.kv_type)),
+      engine_(*owned_engine_),
+      tok_(tok),
+      opt_(opt) {
+  start();
+}
+
+void Scheduler::start() {
+  opt_.parallel = engine_.slots();
+  opt_.ctx = engine_.ctx();
+  checked(opt_);
+  for (int i = 0; i < opt_.parallel; ++i) {
+    slots_.push_back(std::make_unique<Slot>());
+    slots_.back()->index = i;
+  }
+  stats_.slots = opt_.parallel;
+  engine_thread_ = std::thread([this] { engine_loop(); });
 }
 
 Scheduler::~Scheduler() { shutdown(std::chrono::milliseconds(0)); }
@@ -116,7 +140,7 @@ void Scheduler::shutdown(std::chrono::milliseconds grace) {
     }
   }
   cv_.notify_all();
-  if (engine_.joinable()) engine_.join();
+  if (engine_thread_.joinable()) engine_thread_.join();
 }
 
 SchedulerStats Scheduler::stats() const {
@@ -200,11 +224,11 @@ void Scheduler::admit(Slot& slot, Pending p) {
   slot.pending.clear();
   slot.pending_logprobs.clear();
   slot.generated = 0;
-  slot.cache.clear();
+  engine_.clear(slot.index);
   try {
-    if (int64_t(slot.req.prompt.size()) >= slot.cache.ctx)
+    if (int64_t(slot.req.prompt.size()) >= engine_.ctx())
       throw Error("the prompt is " + std::to_string(slot.req.prompt.size()) +
-                  " tokens but a slot holds " + std::to_string(slot.cache.ctx) + " positions");
+                  " tokens but a slot holds " + std::to_string(engine_.ctx()) + " positions");
     std::vector<float> logits;  // [vocab]
     prefill(slot, logits);
     {
@@ -224,18 +248,18 @@ void Scheduler::admit(Slot& slot, Pending p) {
 
 void Scheduler::prefill(Slot& slot, std::vector<float>& logits) {
   const std::vector<int32_t>& prompt = slot.req.prompt;
-  const int64_t n = int64_t(prompt.size()), vocab = model_.config().vocab_size;
+  const int64_t n = int64_t(prompt.size()), vocab = engine_.config().vocab_size;
   const bool score = slot.req.echo_prompt && slot.req.top_logprobs >= 0;
   std::vector<LogprobsOf> scores;  // [n - 1]: token i + 1 given the tokens up to i
   if (!score) {
-    model_.forward(pool_, prompt.data(), n, slot.cache, false, logits);
+    engine_.prefill(slot.index, prompt.data(), n, false, logits);
   } else {
     // All-position logits in chunks: [chunk, vocab] at a time, not [n, vocab].
     constexpr int64_t kChunk = 128;
     std::vector<float> all;
     for (int64_t at = 0; at < n; at += kChunk) {
       const int64_t len = std::min(kChunk, n - at);
-      model_.forward(pool_, prompt.data() + at, len, slot.cache, true, all);
+      engine_.prefill(slot.index, prompt.data() + at, len, true, all);
       for (int64_t r = 0; r < len && at + r + 1 < n; ++r)
         scores.push_back(logprobs_of(all.data() + r * vocab, vocab, prompt[size_t(at + r + 1)], slot.req.top_logprobs));
       if (at + len == n) logits.assign(all.end() - vocab, all.end());
@@ -289,15 +313,15 @@ void Scheduler::decode_active() {
     batch.push_back(s.get());
   }
   if (batch.empty()) return;
-  std::vector<int32_t> tokens;    // [B]
-  std::vector<KvCache*> caches;   // [B]
+  std::vector<int32_t> tokens;  // [B]
+  std::vector<int> indices;     // [B] the engine's slots
   for (Slot* s : batch) {
     tokens.push_back(s->next_token);
-    caches.push_back(&s->cache);
+    indices.push_back(s->index);
   }
   std::vector<float> logits;  // [B, vocab]
   try {
-    decoder_->step(pool_, tokens.data(), caches.data(), int64_t(batch.size()), logits);
+    engine_.decode(indices.data(), tokens.data(), int(batch.size()), logits);
   } catch (const std::exception& e) {
     fail_all_active(e.what());
     return;
@@ -306,12 +330,12 @@ void Scheduler::decode_active() {
     std::lock_guard<std::mutex> lk(mu_);
     ++stats_.decode_steps_total;
   }
-  const int64_t vocab = model_.config().vocab_size;
+  const int64_t vocab = engine_.config().vocab_size;
   for (size_t b = 0; b < batch.size(); ++b) on_logits(*batch[b], logits.data() + int64_t(b) * vocab);
 }
 
 void Scheduler::on_logits(Slot& slot, float* logits) {
-  const int64_t vocab = model_.config().vocab_size;
+  const int64_t vocab = engine_.config().vocab_size;
   const bool want_logprobs = slot.req.top_logprobs >= 0;
   if (want_logprobs) slot.raw_logits.assign(logits, logits + vocab);  // the sampler edits logits
   const int32_t tok = slot.sampler->sample(logits, vocab, slot.history);
@@ -339,7 +363,7 @@ void Scheduler::on_logits(Slot& slot, float* logits) {
   } else {
     slot.pending += slot.decoder->push(tok);
   }
-  const bool at_limit = slot.generated >= slot.req.max_tokens || slot.cache.n_past >= slot.cache.ctx;
+  const bool at_limit = slot.generated >= slot.req.max_tokens || engine_.n_past(slot.index) >= engine_.ctx();
   if (at_limit) slot.pending += slot.decoder->flush();
   // A stop string ends the text before it.
   size_t cut = std::string::npos;

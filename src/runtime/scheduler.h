@@ -1,9 +1,10 @@
-// Continuous batching for the server: one engine thread owns the model and a fixed pool of
-// KV-cache slots (--parallel); HTTP threads submit requests to a bounded queue and read their
-// tokens from a per-request RequestStream. Every engine step admits waiting requests into
-// free slots (prefill through LlamaModel::forward), then runs one BatchDecoder step for all
-// active requests, samples each with its own sampler, decodes text incrementally, applies
-// stop strings / max_tokens / context limits, and drops requests whose client went away.
+// Continuous batching for the server: one engine thread drives a BatchEngine
+// (runtime/batch_engine.h: the model and a fixed set of KV-cache slots, --parallel, on the CPU
+// or the GPU); HTTP threads submit requests to a bounded queue and read their tokens from a
+// per-request RequestStream. Every engine step admits waiting requests into free slots
+// (prefill), then runs one decode step for all active requests, samples each with its own
+// sampler, decodes text incrementally, applies stop strings / max_tokens / context limits, and
+// drops requests whose client went away.
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -17,13 +18,12 @@
 
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
+#include "runtime/batch_engine.h"
 #include "runtime/sampler.h"
 #include "runtime/token_logprobs.h"
 #include "tokenizer/tokenizer.h"
 
 namespace awq {
-
-class BatchDecoder;
 
 struct GenerationRequest {
   std::vector<int32_t> prompt;     // [n] ids, n >= 1, each inside the vocabulary
@@ -74,7 +74,7 @@ struct SchedulerOptions {
   int parallel = 4;        // KV-cache slots = requests decoded together
   int64_t ctx = 2048;      // positions per slot (prompt + completion)
   int max_queue = 64;      // requests waiting for a slot before submit() refuses
-  KvType kv_type = KvType::F16;  // element type of every slot's KV cache
+  KvType kv_type = KvType::F16;  // element type of every slot's KV cache (CPU engine)
 };
 
 struct SchedulerStats {
@@ -90,8 +90,12 @@ struct SchedulerStats {
 
 class Scheduler {
  public:
-  // The model, tokenizer and pool must outlive the scheduler; the engine thread starts here
-  // and allocates the slots' caches once (throws awq::Error for bad options).
+  // Drives `engine` (its slots and context; opt.parallel and opt.ctx are taken from it) with
+  // opt.max_queue. The engine and tokenizer must outlive the scheduler; the engine thread
+  // starts here (throws awq::Error for bad options).
+  Scheduler(BatchEngine& engine, const Tokenizer& tok, const SchedulerOptions& opt);
+  // The same on a CPU engine of opt.parallel slots x opt.ctx positions, which the scheduler
+  // owns; the model, tokenizer and pool must outlive it.
   Scheduler(LlamaModel& model, const Tokenizer& tok, ThreadPool& pool, const SchedulerOptions& opt);
   ~Scheduler();  // shutdown(0)
   Scheduler(const Scheduler&) = delete;
@@ -128,12 +132,13 @@ class Scheduler {
   std::vector<std::pair<std::string, float>> alternatives(const StreamDecoder& at, const LogprobsOf& lp) const;
   void fail_all_active(const std::string& error);
 
-  LlamaModel& model_;
+  void start();  // checks the options, makes the slots, starts the engine thread
+
+  std::unique_ptr<BatchEngine> owned_engine_;  // the CPU engine of the second constructor
+  BatchEngine& engine_;                        // engine thread only (after start)
   const Tokenizer& tok_;
-  ThreadPool& pool_;
   SchedulerOptions opt_;
   std::vector<std::unique_ptr<Slot>> slots_;
-  std::unique_ptr<BatchDecoder> decoder_;  // engine thread only
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -141,7 +146,7 @@ class Scheduler {
   bool stopping_ = false;
   std::chrono::steady_clock::time_point deadline_;
   SchedulerStats stats_;
-  std::thread engine_;
+  std::thread engine_thread_;
 };
 
 // Length of the longest suffix of `text` that is a proper prefix of some stop string: text

@@ -1,5 +1,6 @@
 #include "runtime/sequence_model.h"
 
+#include "core/error.h"
 #include "runtime/perplexity.h"
 
 namespace awq {
@@ -12,6 +13,12 @@ double SequenceModel::forward_nll(const int32_t* tokens, int64_t n) {
   // logits row i predicts tokens[i + 1]
   for (int64_t i = 0; i + 1 < n; ++i) sum += token_nll(logits.data() + i * vocab, vocab, tokens[i + 1]);
   return sum;
+}
+
+void CpuSequence::truncate(int64_t n) {
+  if (n < 0 || n > cache_->n_past)
+    throw Error("truncate: " + std::to_string(n) + " positions asked of a sequence of " + std::to_string(cache_->n_past));
+  cache_->n_past = n;
 }
 
 }  // namespace awq

@@ -21,6 +21,7 @@ class SequenceModel {
   virtual int64_t ctx() const = 0;     // capacity in positions
   virtual int64_t n_past() const = 0;  // positions filled
   virtual void clear() = 0;            // empties the cache
+  virtual void truncate(int64_t n) = 0;  // keeps positions [0, n), n <= n_past()
   // Runs tokens: [n] at positions n_past().. and appends them to the cache.
   // logits: [n, vocab] when all_logits, else [1, vocab] for the last token.
   virtual void forward(const int32_t* tokens, int64_t n, bool all_logits,
@@ -43,6 +44,7 @@ class CpuSequence : public SequenceModel {
   int64_t ctx() const override { return cache_->ctx; }
   int64_t n_past() const override { return cache_->n_past; }
   void clear() override { cache_->clear(); }
+  void truncate(int64_t n) override;
   void forward(const int32_t* tokens, int64_t n, bool all_logits,
                std::vector<float>& logits) override {
     model_.forward(pool_, tokens, n, *cache_, all_logits, logits);

@@ -33,13 +33,12 @@ class LiveServer {
  public:
   explicit LiveServer(SchedulerOptions so = {}, server::ServerOptions ho = {}, int threads = 2)
       : pool_(threads), sched_(tiny_llama(), tiny_tokenizer(), pool_, so) {
-    ho.host = "127.0.0.1";
-    ho.port = 0;
-    ho.model_id = "tiny";
-    http_ = std::make_unique<server::HttpServer>(sched_, tiny_tokenizer(), ho,
-                                                 server::load_chat_renderer(tiny_model_dir(), "", tiny_tokenizer()));
-    port_ = http_->bind();
-    thread_ = std::thread([this] { http_->run(); });
+    start(std::move(ho));
+  }
+  // The server on `engine` (not owned; its slots and context), e.g. the CUDA engine.
+  explicit LiveServer(BatchEngine& engine, SchedulerOptions so = {}, server::ServerOptions ho = {})
+      : pool_(1), sched_(engine, tiny_tokenizer(), so) {
+    start(std::move(ho));
   }
   ~LiveServer() {
     http_->shutdown();
@@ -60,6 +59,16 @@ class LiveServer {
   }
 
  private:
+  void start(server::ServerOptions ho) {
+    ho.host = "127.0.0.1";
+    ho.port = 0;
+    ho.model_id = "tiny";
+    http_ = std::make_unique<server::HttpServer>(sched_, tiny_tokenizer(), ho,
+                                                 server::load_chat_renderer(tiny_model_dir(), "", tiny_tokenizer()));
+    port_ = http_->bind();
+    thread_ = std::thread([this] { http_->run(); });
+  }
+
   ThreadPool pool_;
   Scheduler sched_;
   std::unique_ptr<server::HttpServer> http_;

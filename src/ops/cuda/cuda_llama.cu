@@ -295,22 +295,30 @@ struct CudaLlama::Impl {
          "copying token ids");
   }
 
-  void run_decode(const int32_t* tokens, int B, bool greedy) {
+  // slots: [B] distinct slot ids, or nullptr for slots 0..B-1.
+  void run_decode(const int* slots, const int32_t* tokens, int B, bool greedy) {
     const PdlScope pdl_scope(pdl);  // the kernels launched (or captured) below
     if (B < 1 || B > opt.slots)
       throw Error("decode batch " + std::to_string(B) + " is outside 1.." + std::to_string(opt.slots));
+    const auto slot_of = [&](int b) { return slots ? slots[b] : b; };
     check_tokens(tokens, B);
-    for (int b = 0; b < B; ++b) check_room(b, 1);
+    std::vector<bool> seen(size_t(opt.slots), false);
+    for (int b = 0; b < B; ++b) {
+      check_room(slot_of(b), 1);
+      if (seen[size_t(slot_of(b))])
+        throw Error("decode step: slot " + std::to_string(slot_of(b)) + " appears twice in one batch");
+      seen[size_t(slot_of(b))] = true;
+    }
     for (int b = 0; b < B; ++b) {
       h_ints[b] = tokens[b];
-      h_ints[R + b] = int32_t(n_past[size_t(b)]);
-      h_ints[2 * R + b] = b;
+      h_ints[R + b] = int32_t(n_past[size_t(slot_of(b))]);
+      h_ints[2 * R + b] = slot_of(b);
     }
     upload_rows(B);
     // The split count follows the longest sequence; each count gets its own graph (a few
     // captures as the context grows).
     int64_t max_keys = 0;
-    for (int b = 0; b < B; ++b) max_keys = std::max(max_keys, n_past[size_t(b)] + 1);
+    for (int b = 0; b < B; ++b) max_keys = std::max(max_keys, n_past[size_t(slot_of(b))] + 1);
     if (c.sliding_window) max_keys = std::min<int64_t>(max_keys, *c.sliding_window);
     const int splits = decode_splits(B, dims(), sms, max_keys);
     Graph& g = graphs[{B, greedy, splits}];
@@ -321,7 +329,7 @@ struct CudaLlama::Impl {
       enqueue_decode(B, greedy, splits);
       if (opt.use_graphs && !g.failed) capture(g, B, greedy, splits);
     }
-    for (int b = 0; b < B; ++b) ++n_past[size_t(b)];
+    for (int b = 0; b < B; ++b) ++n_past[size_t(slot_of(b))];
   }
 
   // Records the decode step of batch B into a graph for the next calls. A failure to capture
@@ -498,6 +506,12 @@ const CudaLlamaOptions& CudaLlama::options() const { return impl_->opt; }
 int64_t CudaLlama::n_past(int slot) const { return impl_->n_past.at(size_t(slot)); }
 void CudaLlama::clear(int slot) { impl_->n_past.at(size_t(slot)) = 0; }
 void CudaLlama::clear_all() { std::fill(impl_->n_past.begin(), impl_->n_past.end(), 0); }
+void CudaLlama::truncate(int slot, int64_t n) {
+  int64_t& past = impl_->n_past.at(size_t(slot));
+  if (n < 0 || n > past)
+    throw Error("truncate: " + std::to_string(n) + " positions asked of a sequence of " + std::to_string(past));
+  past = n;
+}
 int64_t CudaLlama::weight_bytes_per_step() const { return impl_->weight_bytes; }
 bool CudaLlama::graph_used() const { return impl_->graph_used; }
 void CudaLlama::set_pdl(int mode) {
@@ -542,9 +556,13 @@ double CudaLlama::prefill_nll(int slot, const int32_t* tokens, int64_t n) {
 }
 
 void CudaLlama::decode(const int32_t* tokens, int B, std::vector<float>& logits) {
+  decode(nullptr, tokens, B, logits);
+}
+
+void CudaLlama::decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits) {
   Impl& m = *impl_;
   const int64_t vocab = m.c.vocab_size;
-  m.run_decode(tokens, B, false);
+  m.run_decode(slots, tokens, B, false);
   ok(cudaMemcpyAsync(m.h_logits, m.logits.get(), size_t(B * vocab) * 4, cudaMemcpyDeviceToHost, m.s),
      "copying logits");
   ok(cudaStreamSynchronize(m.s), "running the decode step");
@@ -553,7 +571,7 @@ void CudaLlama::decode(const int32_t* tokens, int B, std::vector<float>& logits)
 
 void CudaLlama::decode_greedy(const int32_t* tokens, int B, int32_t* next) {
   Impl& m = *impl_;
-  m.run_decode(tokens, B, true);
+  m.run_decode(nullptr, tokens, B, true);
   ok(cudaMemcpyAsync(m.h_ids, m.d_ids(), size_t(B) * 4, cudaMemcpyDeviceToHost, m.s), "copying ids");
   ok(cudaStreamSynchronize(m.s), "running the decode step");
   std::copy(m.h_ids, m.h_ids + B, next);

@@ -45,6 +45,8 @@ class CudaLlama {
   int64_t n_past(int slot) const;
   void clear(int slot);
   void clear_all();
+  // Keeps positions [0, n) of the slot's sequence (n <= n_past): later tokens overwrite the rest.
+  void truncate(int slot, int64_t n);
 
   // Runs tokens: [n] of sequence `slot` at positions n_past(slot)..; logits: [n, vocab] when
   // all_logits, else [1, vocab] (the last token). Throws awq::Error on an id outside the
@@ -58,6 +60,10 @@ class CudaLlama {
   // One decode step of sequences 0..B-1: tokens: [B] (token b goes to slot b at position
   // n_past(b)); logits: [B, vocab]. B <= slots.
   void decode(const int32_t* tokens, int B, std::vector<float>& logits);
+  // The same for any B distinct slots: token b goes to slot slots[b] (the server's active
+  // requests). The slot of each row is read from a device buffer, so the step's graph for B
+  // rows serves every choice of slots.
+  void decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits);
   // The same step with the argmax taken on the device; next: [B].
   void decode_greedy(const int32_t* tokens, int B, int32_t* next);
 

@@ -1,9 +1,12 @@
-// SequenceModel (runtime/sequence_model.h) on the CUDA engine: one sequence in slot 0 of a
-// CudaLlama. A single new token runs the decode step (replayed from a CUDA graph), several
-// run the chunked prefill; forward_nll scores on the device.
+// The CUDA engine behind the backend-neutral interfaces: SequenceModel
+// (runtime/sequence_model.h; generate, chat, perplexity) is one sequence in slot 0 of a
+// CudaLlama: a single new token runs the decode step (replayed from a CUDA graph), several run
+// the chunked prefill, forward_nll scores on the device. BatchEngine (runtime/batch_engine.h;
+// the server) is a CudaLlama of --parallel slots whose decode step batches the active ones.
 #pragma once
 #include "model/llama_model.h"
 #include "ops/cuda/cuda_llama.h"
+#include "runtime/batch_engine.h"
 #include "runtime/sequence_model.h"
 
 namespace awq::cuda {
@@ -18,6 +21,7 @@ class CudaSequence : public SequenceModel {
   int64_t ctx() const override { return llm_.options().ctx; }
   int64_t n_past() const override { return llm_.n_past(0); }
   void clear() override { llm_.clear(0); }
+  void truncate(int64_t n) override { llm_.truncate(0, n); }
   void forward(const int32_t* tokens, int64_t n, bool all_logits,
                std::vector<float>& logits) override {
     if (n == 1 && !all_logits)
@@ -34,6 +38,39 @@ class CudaSequence : public SequenceModel {
   static CudaLlamaOptions options(int64_t ctx) {
     CudaLlamaOptions o;
     o.slots = 1;
+    o.ctx = ctx;
+    return o;
+  }
+  CudaLlama llm_;
+};
+
+// Greedy rows are not batch-independent here, unlike the CPU engine's: the W4A16 kernel (and so
+// the order of its sums) follows the number of rows, so a request's tokens can differ where
+// its top two logits are within rounding of each other, depending on what else runs.
+class CudaBatchEngine : public BatchEngine {
+ public:
+  // Uploads model's weights; the LlamaModel may be dropped afterwards.
+  CudaBatchEngine(const LlamaModel& model, int slots, int64_t ctx)
+      : llm_(model.config(), model.weights(), options(slots, ctx)) {}
+
+  const ModelConfig& config() const override { return llm_.config(); }
+  int slots() const override { return llm_.options().slots; }
+  int64_t ctx() const override { return llm_.options().ctx; }
+  int64_t n_past(int slot) const override { return llm_.n_past(slot); }
+  void clear(int slot) override { llm_.clear(slot); }
+  void prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
+               std::vector<float>& logits) override {
+    llm_.prefill(slot, tokens, n, all_logits, logits);
+  }
+  void decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits) override {
+    llm_.decode(slots, tokens, B, logits);
+  }
+  std::string describe() const override { return "cuda: " + llm_.device_name(); }
+
+ private:
+  static CudaLlamaOptions options(int slots, int64_t ctx) {
+    CudaLlamaOptions o;
+    o.slots = slots;
     o.ctx = ctx;
     return o;
   }

@@ -1,0 +1,63 @@
+// The server's engine (runtime/scheduler.h): slots() sequences, each with its own KV cache of
+// ctx() positions, prefilled one at a time and decoded together, one token per sequence per
+// step (continuous batching). CpuBatchEngine (below) runs LlamaModel + BatchDecoder on the
+// thread pool; CudaBatchEngine (ops/cuda/cuda_sequence.h) runs CudaLlama in -DAWQ_CUDA=ON builds.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "io/model_config.h"
+#include "model/batch_decode.h"
+#include "model/kv_cache.h"
+#include "model/llama_model.h"
+
+namespace awq {
+
+class BatchEngine {
+ public:
+  virtual ~BatchEngine() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual int slots() const = 0;
+  virtual int64_t ctx() const = 0;              // positions per slot
+  virtual int64_t n_past(int slot) const = 0;   // positions the slot holds
+  virtual void clear(int slot) = 0;             // empties the slot's cache
+  // Runs tokens: [n] of `slot` at positions n_past(slot).. and appends them to its cache.
+  // logits: [n, vocab] when all_logits, else [1, vocab] for the last token.
+  virtual void prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
+                       std::vector<float>& logits) = 0;
+  // One step: token b goes to slot slots[b] at position n_past(slots[b]); slots: [B] distinct;
+  // logits: [B, vocab]. Throws awq::Error for an id outside the vocabulary or a full slot.
+  virtual void decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits) = 0;
+  // What runs the model ("cpu, 4 threads", "cuda: NVIDIA H100 ..."), for logs.
+  virtual std::string describe() const = 0;
+};
+
+// The CPU engine. A row's logits do not depend on what else is in the batch (BatchDecoder's
+// guarantee), so greedy outputs do not depend on the load.
+class CpuBatchEngine : public BatchEngine {
+ public:
+  // model and pool must outlive the engine; allocates slots caches of ctx positions of kv_type.
+  CpuBatchEngine(LlamaModel& model, ThreadPool& pool, int slots, int64_t ctx, KvType kv_type);
+
+  const ModelConfig& config() const override { return model_.config(); }
+  int slots() const override { return int(caches_.size()); }
+  int64_t ctx() const override { return ctx_; }
+  int64_t n_past(int slot) const override { return caches_.at(size_t(slot)).n_past; }
+  void clear(int slot) override { caches_.at(size_t(slot)).clear(); }
+  void prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
+               std::vector<float>& logits) override;
+  void decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits) override;
+  std::string describe() const override;
+
+ private:
+  LlamaModel& model_;
+  ThreadPool& pool_;
+  int64_t ctx_;
+  std::vector<KvCache> caches_;  // [slots]
+  BatchDecoder decoder_;
+  std::vector<KvCache*> step_caches_;  // [B] of the current step
+};
+
+}  // namespace awq
