@@ -10,6 +10,11 @@ single serial client got for the same prompt (continuous batching must not chang
 output). Standard library only.
 
   python3 bench/serve_load.py MODEL_DIR [--clients 1,8,32] [--max-tokens 64] [--threads 2] [--repeats 3]
+                                       [--device cuda]
+
+On --device cuda the texts need not equal the serial ones: the GPU's W4A16 kernels sum in an
+order that follows the batch size, so near-tied greedy picks can change with the load (the CPU
+engine's rows are bit-identical whatever the batch).
 """
 import argparse
 import http.client
@@ -70,10 +75,11 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3, help="runs per N; the table shows the fastest (noisy shared machines)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (awq serve --device)")
     args = ap.parse_args()
     ns = [int(x) for x in args.clients.split(",")]
     cmd = [args.awq, "serve", args.model, "--port", "0", "--parallel", str(max(ns)),
-           "--ctx", str(args.ctx), "-t", str(args.threads)]
+           "--ctx", str(args.ctx), "-t", str(args.threads), "--device", args.device]
     server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     try:
         line = ""
