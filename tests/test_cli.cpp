@@ -132,10 +132,36 @@ TEST(Cli, HelpEverywhere) {
   for (std::string cmd : {"generate", "chat", "perplexity", "bench", "serve"}) {
     auto r = run_awq({cmd, "--help"});
     EXPECT_NE(r.out.find("--kv-type"), std::string::npos) << cmd;
+    EXPECT_NE(r.out.find("--device"), std::string::npos) << cmd;
   }
   auto r = run_awq({"--help"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("perplexity"), std::string::npos);
+}
+
+// awq bench on the tiny model (fp16): its JSON line, the bytes of a decode step (every weight
+// once: 2 bytes per parameter of the matrices, 4 per norm element; the KV cache's rows), and
+// the roofline share those make with the measured bandwidth.
+TEST(Cli, BenchJson) {
+  auto r = run_awq({"bench", tiny_model_dir(), "--prompt", "8", "--gen", "4", "--repeat", "2", "-t", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["prompt"], 8);
+  EXPECT_EQ(j["gen"], 4);
+  EXPECT_EQ(j["engine"].get<std::string>().rfind("1 threads", 0), 0u) << j["engine"];
+  EXPECT_GT(j["prefill_tps"]["min"].get<double>(), 0.0);
+  EXPECT_GE(j["decode_tps"]["median"].get<double>(), j["decode_tps"]["min"].get<double>());
+  const nlohmann::json cfg = test::read_json(tiny_model_dir() + "/config.json");
+  const double d = cfg["hidden_size"], ff = cfg["intermediate_size"], layers = cfg["num_hidden_layers"],
+               vocab = cfg["vocab_size"], heads = cfg["num_attention_heads"], kv_heads = cfg["num_key_value_heads"];
+  const double kv_dim = d / heads * kv_heads;
+  const double matrices = layers * (d * d * 2 + d * kv_dim * 2 + 3 * d * ff) + vocab * d + d;  // + lm_head, embedding row
+  const double norms = (2 * layers + 1) * d;
+  EXPECT_NEAR(j["weight_bytes_per_token"].get<double>(), 2 * matrices + 4 * norms, 1.0);
+  // positions 8..11 attend to 9..12 keys: mean 10.5 rows of kv_dim fp16 keys and values per layer
+  EXPECT_NEAR(j["kv_bytes_per_token"].get<double>(), 10.5 * 2 * layers * kv_dim * 2, 1.0);
+  EXPECT_GT(j["bandwidth_gbs"].get<double>(), 0.0);
+  EXPECT_NEAR(j["roofline_pct"].get<double>(), 100.0 * j["decode_gbs"].get<double>() / j["bandwidth_gbs"].get<double>(), 0.01);
 }
 
 TEST(CliErrors, EmptyPrompt) {
@@ -226,6 +252,7 @@ TEST(CliErrors, DeviceNotBuilt) {
   expect_one_line_error(run_awq({"perplexity", tiny_model_dir(), "-f", test::shared_path("data/val.txt"), "--device", "cuda"}),
                         {"--device cuda", "-DAWQ_CUDA=ON"});
   expect_one_line_error(run_awq({"chat", tiny_model_dir(), "--device", "cuda"}), {"--device cuda", "-DAWQ_CUDA=ON"});
+  expect_one_line_error(run_awq({"bench", tiny_model_dir(), "--device", "cuda"}), {"--device cuda", "-DAWQ_CUDA=ON"});
   expect_one_line_error(run_awq({"serve", tiny_model_dir(), "--port", "0", "--device", "cuda"}),
                         {"--device cuda", "-DAWQ_CUDA=ON"});
 }

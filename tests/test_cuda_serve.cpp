@@ -1,8 +1,9 @@
-// The CUDA engine behind `awq serve` and `awq chat --device cuda` (ops/cuda/cuda_sequence.h):
+// The CUDA engine behind `awq serve`, `awq chat` and `awq bench` with --device cuda
+// (ops/cuda/cuda_sequence.h):
 // the batch engine decodes chosen, reordered slots like the reference; the HTTP API on the GPU
 // answers greedy requests with the reference's tokens, one at a time and concurrently; a
 // two-turn chat on the GPU (the second turn reuses the cache through SequenceModel::truncate)
-// replies as the CPU chat does. Every test skips with a message when no GPU is present.
+// replies as the CPU chat does; `awq bench --device cuda` reports the GPU's figures. Every test skips with a message when no GPU is present.
 #ifdef AWQ_HAVE_CUDA
 #include <gtest/gtest.h>
 
@@ -15,6 +16,7 @@
 #include "runtime/chat_session.h"
 #include "support/batch_engine_check.h"
 #include "support/live_server.h"
+#include "support/run_cli.h"
 #include "support/shared_data.h"
 #include "tokenizer/chat_template.h"
 
@@ -93,6 +95,24 @@ TEST_F(CudaServe, ChatRepliesAsOnTheCpu) {
     reused = b.reused_tokens;
   }
   EXPECT_GT(reused, 0) << "the second turn ran the whole conversation again";
+}
+
+// The JSON line of `awq bench --device cuda`: the device named, timings, the device layout's
+// bytes (fp16 matrices as on the CPU, within the norms' and layout's few KB), the copy bandwidth.
+TEST_F(CudaServe, BenchOnTheGpu) {
+  const auto cpu = test::run_awq({"bench", test::tiny_model_dir(), "--prompt", "8", "--gen", "4", "--repeat", "1", "--json"});
+  const auto gpu = test::run_awq(
+      {"bench", test::tiny_model_dir(), "--prompt", "8", "--gen", "4", "--repeat", "2", "--json", "--device", "cuda"});
+  ASSERT_EQ(cpu.exit_code, 0) << cpu.err;
+  ASSERT_EQ(gpu.exit_code, 0) << gpu.err;
+  const nlohmann::json c = nlohmann::json::parse(cpu.out), g = nlohmann::json::parse(gpu.out);
+  EXPECT_EQ(g["engine"].get<std::string>().rfind("cuda: ", 0), 0u) << g["engine"];
+  EXPECT_GT(g["decode_tps"]["min"].get<double>(), 0.0);
+  EXPECT_GT(g["prefill_tps"]["min"].get<double>(), 0.0);
+  EXPECT_NEAR(g["weight_bytes_per_token"].get<double>(), c["weight_bytes_per_token"].get<double>(),
+              0.01 * c["weight_bytes_per_token"].get<double>());
+  EXPECT_EQ(g["kv_bytes_per_token"], c["kv_bytes_per_token"]);
+  EXPECT_GT(g["bandwidth_gbs"].get<double>(), 100.0);  // any sm_80+ GPU's memory
 }
 
 }  // namespace

@@ -48,44 +48,51 @@ double kv_bytes_per_token(const ModelConfig& c, KvType type, int64_t prompt, int
   return gen > 0 ? keys / double(gen) * per_key : 0.0;
 }
 
-BenchResult run_bench(LlamaModel& model, ThreadPool& pool, const BenchOptions& opt) {
-  const ModelConfig& c = model.config();
+void check_bench_options(const ModelConfig& c, const BenchOptions& opt) {
   if (opt.prompt < 1 || opt.gen < 1 || opt.repeat < 1)
     throw Error("bench: --prompt, --gen and --repeat must be at least 1");
   if (opt.prompt + opt.gen > c.max_position_embeddings)
     throw Error("bench: --prompt + --gen = " + std::to_string(opt.prompt + opt.gen) +
                 " exceeds the model's max_position_embeddings (" +
                 std::to_string(c.max_position_embeddings) + "); use a shorter --prompt or --gen");
+}
+
+void time_prefill_decode(SequenceModel& seq, const BenchOptions& opt, BenchResult& r) {
+  const ModelConfig& c = seq.config();
+  check_bench_options(c, opt);
   std::vector<int32_t> prompt(static_cast<size_t>(opt.prompt));
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 7919 + 13) % size_t(c.vocab_size));
-  KvCache cache = model.new_cache(opt.prompt + opt.gen, opt.kv_type);
   std::vector<float> logits;
   logits.reserve(size_t(c.vocab_size));
 
   // Warm-up: faults the mmapped weights in and grows every scratch buffer once.
-  {
-    const int64_t n = std::min<int64_t>(8, opt.prompt);
-    model.forward(pool, prompt.data(), n, cache, false, logits);
-    for (int i = 0; i < 2; ++i) {
-      int32_t t = argmax(logits);
-      model.forward(pool, &t, 1, cache, false, logits);
-    }
+  seq.clear();
+  seq.forward(prompt.data(), std::min<int64_t>(8, opt.prompt), false, logits);
+  for (int i = 0; i < 2; ++i) {
+    int32_t t = argmax(logits);
+    seq.forward(&t, 1, false, logits);
   }
-  BenchResult r;
   for (int rep = 0; rep < opt.repeat; ++rep) {
-    cache.clear();
+    seq.clear();
     auto t0 = std::chrono::steady_clock::now();
-    model.forward(pool, prompt.data(), opt.prompt, cache, false, logits);
+    seq.forward(prompt.data(), opt.prompt, false, logits);
     r.prefill_tps.push_back(double(opt.prompt) / seconds_since(t0));
     t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < opt.gen; ++i) {
       int32_t t = argmax(logits);
-      model.forward(pool, &t, 1, cache, false, logits);
+      seq.forward(&t, 1, false, logits);
     }
     r.decode_tps.push_back(double(opt.gen) / seconds_since(t0));
   }
-  r.weight_bytes_per_token = weight_bytes_per_token(model.weights(), c);
-  r.kv_bytes_per_token = kv_bytes_per_token(c, opt.kv_type, opt.prompt, opt.gen);
+}
+
+BenchResult run_bench(LlamaModel& model, ThreadPool& pool, const BenchOptions& opt) {
+  check_bench_options(model.config(), opt);  // before the cache is sized by them
+  CpuSequence seq(model, pool, opt.prompt + opt.gen, opt.kv_type);
+  BenchResult r;
+  time_prefill_decode(seq, opt, r);
+  r.weight_bytes_per_token = weight_bytes_per_token(model.weights(), model.config());
+  r.kv_bytes_per_token = kv_bytes_per_token(model.config(), opt.kv_type, opt.prompt, opt.gen);
   r.bandwidth_gbs = measure_read_bandwidth(pool);
   return r;
 }

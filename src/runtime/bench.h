@@ -1,12 +1,13 @@
-// End-to-end speed of one model on the CPU engine (`awq bench`): prefill and decode tokens/s
-// over repeats, the bytes of weights and of KV cache a decode step reads, and that traffic
-// against the machine's memory bandwidth measured in the same run (runtime/bandwidth.h).
+// End-to-end speed of one model (`awq bench`): prefill and decode tokens/s over repeats, the
+// bytes of weights and of KV cache a decode step reads, and that traffic against the memory
+// bandwidth measured in the same run (the CPU's: runtime/bandwidth.h; the GPU's: cmd_bench).
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
+#include "runtime/sequence_model.h"
 
 namespace awq {
 
@@ -34,8 +35,16 @@ double weight_bytes_per_token(const LlamaWeights& w, const ModelConfig& c);
 // kv_dim elements of kv_type_size(type) each.
 double kv_bytes_per_token(const ModelConfig& c, KvType type, int64_t prompt, int64_t gen);
 
+// Throws awq::Error for options the model cannot run (lengths < 1, past its positions).
+void check_bench_options(const ModelConfig& c, const BenchOptions& opt);
+
 // Runs a warm-up (prompt of 8 + 2 decode steps, which also faults in mmapped weights), then
-// `repeat` times: clear the cache, prefill `prompt` tokens, decode `gen` tokens.
+// `repeat` times: clear the cache, prefill `prompt` tokens, decode `gen` tokens; fills
+// r.prefill_tps and r.decode_tps. seq (any engine) must hold prompt + gen positions.
+void time_prefill_decode(SequenceModel& seq, const BenchOptions& opt, BenchResult& r);
+
+// The whole CPU bench: time_prefill_decode on the CPU engine, the bytes per token, and the
+// read bandwidth of pool's threads.
 BenchResult run_bench(LlamaModel& model, ThreadPool& pool, const BenchOptions& opt);
 
 // min and median of v (not empty).
