@@ -14,6 +14,7 @@
 #include "ops/cuda/cuda_llama.h"
 #include "ops/cuda/cuda_sequence.h"
 #include "runtime/chat_session.h"
+#include "runtime/generate.h"
 #include "support/batch_engine_check.h"
 #include "support/live_server.h"
 #include "support/run_cli.h"
@@ -95,6 +96,30 @@ TEST_F(CudaServe, ChatRepliesAsOnTheCpu) {
     reused = b.reused_tokens;
   }
   EXPECT_GT(reused, 0) << "the second turn ran the whole conversation again";
+}
+
+// generate() at temperature 0 takes the argmax on the GPU (CudaSequence::forward_argmax): the
+// reference's greedy ids; with a repetition penalty of 1.5 it samples on the host, like the CPU.
+TEST_F(CudaServe, GenerateGreedyOnTheDevice) {
+  cuda::CudaSequence seq(test::tiny_llama(), 128);
+  int32_t probe = 0;
+  EXPECT_TRUE(seq.forward_argmax(1, &probe));
+  for (const auto& g : test::tiny_reference()["greedy"]) {
+    const auto prompt = g["prompt_ids"].get<std::vector<int32_t>>();
+    GenerateOptions o;
+    o.max_new_tokens = int64_t(g["greedy_ids"].size());
+    o.stop_at_eos = false;
+    o.sampler.temperature = 0.0f;
+    seq.clear();
+    EXPECT_EQ(generate(seq, test::tiny_tokenizer(), prompt, o, {}).tokens, g["greedy_ids"].get<std::vector<int32_t>>())
+        << g["prompt"];
+    o.sampler.repeat_penalty = 1.5f;
+    seq.clear();
+    const auto gpu = generate(seq, test::tiny_tokenizer(), prompt, o, {}).tokens;
+    ThreadPool pool(2);
+    CpuSequence cpu_seq(test::tiny_llama(), pool, 128);
+    EXPECT_EQ(gpu, generate(cpu_seq, test::tiny_tokenizer(), prompt, o, {}).tokens) << "penalty, " << g["prompt"];
+  }
 }
 
 // The JSON line of `awq bench --device cuda`: the device named, timings, the device layout's

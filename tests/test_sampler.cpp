@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <map>
 
 #include "runtime/sampler.h"
@@ -155,6 +156,24 @@ TEST(TokenLogprobs, LogSoftmaxAndTopAlternatives) {
   // Large logits do not overflow (the max is subtracted first).
   const std::vector<float> big = {1000.0f, 1000.0f};
   EXPECT_NEAR(logprobs_of(big.data(), 2, 0, 0).chosen, -std::log(2.0), 1e-6);
+}
+
+// is_plain_greedy: what lets an engine take the argmax itself (no bias, no penalty).
+TEST(Sampler, PlainGreedyIsArgmaxOnly) {
+  SamplerParams p;
+  p.temperature = 0.0f;
+  EXPECT_TRUE(is_plain_greedy(p));
+  std::vector<float> logits = {0.5f, 2.0f, 2.0f, -1.0f};
+  Sampler s(p);
+  EXPECT_EQ(s.sample(logits.data(), 4, {1, 1, 1}), argmax(logits.data(), 4));  // first of the tie
+  for (auto edit : std::vector<std::function<void(SamplerParams&)>>{
+           [](SamplerParams& q) { q.temperature = 0.7f; }, [](SamplerParams& q) { q.repeat_penalty = 1.1f; },
+           [](SamplerParams& q) { q.presence_penalty = 0.5f; }, [](SamplerParams& q) { q.frequency_penalty = -0.5f; },
+           [](SamplerParams& q) { q.logit_bias = {{3, 5.0f}}; }}) {
+    SamplerParams q = p;
+    edit(q);
+    EXPECT_FALSE(is_plain_greedy(q));
+  }
 }
 
 }  // namespace

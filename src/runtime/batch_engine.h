@@ -30,6 +30,12 @@ class BatchEngine {
   // One step: token b goes to slot slots[b] at position n_past(slots[b]); slots: [B] distinct;
   // logits: [B, vocab]. Throws awq::Error for an id outside the vocabulary or a full slot.
   virtual void decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits) = 0;
+  // The same step with next: [B] = argmax of each row's logits (first on ties), where the engine
+  // can take it itself (the GPU: no logits cross to the host); false: it cannot, nothing ran.
+  virtual bool decode_argmax(const int* slots, const int32_t* tokens, int B, int32_t* next) {
+    (void)slots, (void)tokens, (void)B, (void)next;
+    return false;
+  }
   // What runs the model ("cpu, 4 threads", "cuda: NVIDIA H100 ..."), for logs.
   virtual std::string describe() const = 0;
 };

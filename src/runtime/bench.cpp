@@ -78,9 +78,16 @@ void time_prefill_decode(SequenceModel& seq, const BenchOptions& opt, BenchResul
     seq.forward(prompt.data(), opt.prompt, false, logits);
     r.prefill_tps.push_back(double(opt.prompt) / seconds_since(t0));
     t0 = std::chrono::steady_clock::now();
+    // Greedy, as `awq generate --temp 0` runs it: the argmax on the engine where it can.
+    int32_t t = argmax(logits);
     for (int64_t i = 0; i < opt.gen; ++i) {
-      int32_t t = argmax(logits);
-      seq.forward(&t, 1, false, logits);
+      int32_t next = 0;
+      if (seq.forward_argmax(t, &next)) {
+        t = next;
+      } else {
+        seq.forward(&t, 1, false, logits);
+        t = argmax(logits);
+      }
     }
     r.decode_tps.push_back(double(opt.gen) / seconds_since(t0));
   }

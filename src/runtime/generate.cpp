@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -40,8 +41,11 @@ GenerateResult generate(SequenceModel& model, const Tokenizer& tok,
   res.prefill_seconds = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
   res.stop_reason = "length";
+  const bool plain_greedy = is_plain_greedy(opt.sampler);
+  std::optional<int32_t> chosen;  // the next token, when the engine took the argmax itself
   while (int64_t(res.tokens.size()) < opt.max_new_tokens) {
-    const int32_t next = sampler.sample(logits.data(), vocab, history);
+    const int32_t next = chosen ? *chosen : sampler.sample(logits.data(), vocab, history);
+    chosen.reset();
     if (opt.stop_at_eos && std::find(eos.begin(), eos.end(), next) != eos.end()) {
       res.stop_reason = "eos";
       break;
@@ -57,6 +61,11 @@ GenerateResult generate(SequenceModel& model, const Tokenizer& tok,
     if (model.n_past() >= model.ctx()) {
       res.stop_reason = "context";
       break;
+    }
+    int32_t argmax_id = 0;
+    if (plain_greedy && model.forward_argmax(next, &argmax_id)) {
+      chosen = argmax_id;
+      continue;
     }
     model.forward(&next, 1, false, logits);
   }

@@ -14,6 +14,11 @@ int32_t argmax(const float* logits, int64_t n) {
   return int32_t(best);
 }
 
+bool is_plain_greedy(const SamplerParams& p) {
+  return p.temperature <= 0.0f && p.logit_bias.empty() && p.presence_penalty == 0.0f &&
+         p.frequency_penalty == 0.0f && p.repeat_penalty == 1.0f;
+}
+
 Sampler::Sampler(const SamplerParams& p) : p_(p), rng_(p.seed) {}
 
 int32_t Sampler::sample(float* logits, int64_t vocab, const std::vector<int32_t>& history) {

@@ -50,4 +50,8 @@ class Sampler {
 // Index of the largest element (first one on ties). logits: [n].
 int32_t argmax(const float* logits, int64_t n);
 
+// True when p picks argmax(logits) unchanged: greedy with no bias and no penalty, so an engine
+// may take the argmax itself (on the GPU: no logits copied to the host).
+bool is_plain_greedy(const SamplerParams& p);
+
 }  // namespace awq

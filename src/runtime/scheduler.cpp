@@ -319,9 +319,16 @@ void Scheduler::decode_active() {
     tokens.push_back(s->next_token);
     indices.push_back(s->index);
   }
+  // When every request of the step takes the plain argmax, the engine may take it itself.
+  const bool argmax_only = std::all_of(batch.begin(), batch.end(), [](const Slot* s) {
+    return is_plain_greedy(s->req.sampler) && s->req.top_logprobs < 0;
+  });
   std::vector<float> logits;  // [B, vocab]
+  std::vector<int32_t> next(batch.size());  // [B] when the engine took the argmax
+  bool chosen = false;
   try {
-    engine_.decode(indices.data(), tokens.data(), int(batch.size()), logits);
+    chosen = argmax_only && engine_.decode_argmax(indices.data(), tokens.data(), int(batch.size()), next.data());
+    if (!chosen) engine_.decode(indices.data(), tokens.data(), int(batch.size()), logits);
   } catch (const std::exception& e) {
     fail_all_active(e.what());
     return;
@@ -331,14 +338,23 @@ void Scheduler::decode_active() {
     ++stats_.decode_steps_total;
   }
   const int64_t vocab = engine_.config().vocab_size;
-  for (size_t b = 0; b < batch.size(); ++b) on_logits(*batch[b], logits.data() + int64_t(b) * vocab);
+  for (size_t b = 0; b < batch.size(); ++b) {
+    if (chosen)
+      on_token(*batch[b], next[b]);
+    else
+      on_logits(*batch[b], logits.data() + int64_t(b) * vocab);
+  }
 }
 
 void Scheduler::on_logits(Slot& slot, float* logits) {
   const int64_t vocab = engine_.config().vocab_size;
+  if (slot.req.top_logprobs >= 0) slot.raw_logits.assign(logits, logits + vocab);  // the sampler edits logits
+  on_token(slot, slot.sampler->sample(logits, vocab, slot.history));
+}
+
+void Scheduler::on_token(Slot& slot, int32_t tok) {
+  const int64_t vocab = engine_.config().vocab_size;
   const bool want_logprobs = slot.req.top_logprobs >= 0;
-  if (want_logprobs) slot.raw_logits.assign(logits, logits + vocab);  // the sampler edits logits
-  const int32_t tok = slot.sampler->sample(logits, vocab, slot.history);
   const auto& eos = tok_.eos_ids();
   const auto& ids = slot.req.stop_ids;
   if ((slot.req.stop_at_eos && std::find(eos.begin(), eos.end(), tok) != eos.end()) ||

@@ -125,8 +125,10 @@ class Scheduler {
   // prompt's Text event is sent first (scored through all-position logits, chunk by chunk).
   void prefill(Slot& slot, std::vector<float>& logits);
   void decode_active();
-  // Samples from logits: [vocab] for the slot and emits text / finishes it.
+  // Samples from logits: [vocab] for the slot, then on_token.
   void on_logits(Slot& slot, float* logits);
+  // The slot's next token: emits text / finishes the request (logprobs from slot.raw_logits).
+  void on_token(Slot& slot, int32_t tok);
   void finish(Slot& slot, const std::string& reason);
   // The text of lp.top's tokens, each decoded after the context `at` holds.
   std::vector<std::pair<std::string, float>> alternatives(const StreamDecoder& at, const LogprobsOf& lp) const;

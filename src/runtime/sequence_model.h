@@ -26,6 +26,14 @@ class SequenceModel {
   // logits: [n, vocab] when all_logits, else [1, vocab] for the last token.
   virtual void forward(const int32_t* tokens, int64_t n, bool all_logits,
                        std::vector<float>& logits) = 0;
+  // Runs one token like forward and sets *next to argmax of its logits (first on ties), where
+  // the engine can do that itself (the GPU: no logits cross to the host); false: it cannot,
+  // nothing ran, use forward.
+  virtual bool forward_argmax(int32_t token, int32_t* next) {
+    (void)token;
+    (void)next;
+    return false;
+  }
   // Runs tokens: [n] like forward and returns sum_i -log p(tokens[i + 1] | tokens[..i]) over
   // i < n - 1. The default takes all logits and scores them on the host.
   virtual double forward_nll(const int32_t* tokens, int64_t n);

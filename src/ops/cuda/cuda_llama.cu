@@ -570,8 +570,12 @@ void CudaLlama::decode(const int* slots, const int32_t* tokens, int B, std::vect
 }
 
 void CudaLlama::decode_greedy(const int32_t* tokens, int B, int32_t* next) {
+  decode_greedy(nullptr, tokens, B, next);
+}
+
+void CudaLlama::decode_greedy(const int* slots, const int32_t* tokens, int B, int32_t* next) {
   Impl& m = *impl_;
-  m.run_decode(nullptr, tokens, B, true);
+  m.run_decode(slots, tokens, B, true);
   ok(cudaMemcpyAsync(m.h_ids, m.d_ids(), size_t(B) * 4, cudaMemcpyDeviceToHost, m.s), "copying ids");
   ok(cudaStreamSynchronize(m.s), "running the decode step");
   std::copy(m.h_ids, m.h_ids + B, next);

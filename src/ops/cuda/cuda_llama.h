@@ -66,6 +66,8 @@ class CudaLlama {
   void decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits);
   // The same step with the argmax taken on the device; next: [B].
   void decode_greedy(const int32_t* tokens, int B, int32_t* next);
+  // The same for B distinct slots (as decode with slots).
+  void decode_greedy(const int* slots, const int32_t* tokens, int B, int32_t* next);
 
   // Device bytes of weights one decode step reads (every decoder linear, the final norm and
   // lm_head; the embedding rows are negligible), for roofline figures.

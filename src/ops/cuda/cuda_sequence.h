@@ -29,6 +29,10 @@ class CudaSequence : public SequenceModel {
     else
       llm_.prefill(0, tokens, n, all_logits, logits);
   }
+  bool forward_argmax(int32_t token, int32_t* next) override {
+    llm_.decode_greedy(&token, 1, next);
+    return true;
+  }
   double forward_nll(const int32_t* tokens, int64_t n) override {
     return llm_.prefill_nll(0, tokens, n);
   }
@@ -64,6 +68,10 @@ class CudaBatchEngine : public BatchEngine {
   }
   void decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits) override {
     llm_.decode(slots, tokens, B, logits);
+  }
+  bool decode_argmax(const int* slots, const int32_t* tokens, int B, int32_t* next) override {
+    llm_.decode_greedy(slots, tokens, B, next);
+    return true;
   }
   std::string describe() const override { return "cuda: " + llm_.device_name(); }
 
