@@ -8,6 +8,8 @@
 #include <random>
 #include <thread>
 
+#include <sys/socket.h>
+
 #include "core/error.h"
 #include "server/api_error.h"
 #include "server/metrics.h"
@@ -52,6 +54,7 @@ struct HttpServer::Impl {
   std::mutex stats_mu;
   std::map<int, uint64_t> responses_by_code;
   std::once_flag shutdown_once;
+  int listen_socket = -1;  // the socket httplib bound last (set by its socket-options hook)
 
   Impl(Scheduler& s, const Tokenizer& t, ServerOptions o, ChatRenderer c)
       : sched(s), tok(t), opt(std::move(o)), chat(std::move(c)) {}
@@ -82,6 +85,13 @@ int HttpServer::bind() {
   if (port <= 0)
     throw Error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
                 " (address in use, or not an address of this machine; pick another --host/--port)");
+  // Debian's cpp-httplib 0.11 is a compiled library that listens with a backlog of 5: a burst
+  // of clients overflowed the accept queue, the kernel dropped their handshakes and request
+  // packets, and some connections reached the server after its 2 s wait for a first request
+  // and were closed unanswered (the client saw a read error). Listening again on the bound
+  // socket raises the backlog (Linux caps it at net.core.somaxconn).
+  if (impl_->listen_socket < 0 || ::listen(impl_->listen_socket, kListenBacklog) != 0)
+    throw Error("cannot raise the listen backlog of " + o.host + ":" + std::to_string(port));
   return port;
 }
 
@@ -277,6 +287,10 @@ void HttpServer::Impl::setup_routes() {
                           ? opt.http_threads
                           : sched.options().parallel + sched.options().max_queue + 8;
   srv.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  srv.set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_socket = sock;  // bind() listens on it again with a larger backlog
+  });
   srv.set_payload_max_length(opt.max_body);
   srv.set_keep_alive_timeout(2);
   srv.set_read_timeout(30);

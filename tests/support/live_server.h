@@ -3,6 +3,7 @@
 #pragma once
 #include <httplib.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -31,7 +32,8 @@ inline const Tokenizer& tiny_tokenizer() {
 
 class LiveServer {
  public:
-  explicit LiveServer(SchedulerOptions so = {}, server::ServerOptions ho = {}, int threads = 2)
+  // serving = false: bound (the kernel queues connections) but not accepting until serve().
+  explicit LiveServer(SchedulerOptions so = {}, server::ServerOptions ho = {}, int threads = 2, bool serving = true)
       : pool_(threads), sched_(tiny_llama(), tiny_tokenizer(), pool_, so) {
     ho.host = "127.0.0.1";
     ho.port = 0;
@@ -39,11 +41,18 @@ class LiveServer {
     http_ = std::make_unique<server::HttpServer>(sched_, tiny_tokenizer(), ho,
                                                  server::load_chat_renderer(tiny_model_dir(), "", tiny_tokenizer()));
     port_ = http_->bind();
-    thread_ = std::thread([this] { http_->run(); });
+    if (serving) serve();
   }
   ~LiveServer() {
+    if (!thread_.joinable()) serve();  // shutdown() stops only a listener that runs
     http_->shutdown();
     thread_.join();
+  }
+  // Starts accepting and returns once the server answers (so that a shutdown() after it
+  // finds the listener running).
+  void serve() {
+    thread_ = std::thread([this] { http_->run(); });
+    for (int i = 0; i < 1000 && !client()->Get("/health"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   int port() const { return port_; }
   Scheduler& scheduler() { return sched_; }
