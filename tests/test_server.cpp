@@ -244,6 +244,30 @@ TEST(Server, SeveralPromptsAndChoicesInOneRequest) {
   EXPECT_EQ(ja["choices"][1]["message"]["content"].get<std::string>(), jb["choices"][1]["message"]["content"].get<std::string>());
 }
 
+// Without "seed" every sampled request (and every choice of one) draws a fresh seed, so
+// identical requests vary, as OpenAI's do. Two 24-token texts at temperature 1.5 from the
+// tiny model are equal by chance with a negligible probability (a fixed seed makes them
+// equal every time).
+TEST(Server, SampledRequestsWithoutSeedVary) {
+  LiveServer s;
+  json body = completion_body("Once upon a time", 24, false);
+  body["temperature"] = 1.5;
+  std::set<std::string> texts;
+  for (int i = 0; i < 2; ++i) {
+    auto r = s.post_json("/v1/completions", body);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    texts.insert(json::parse(r->body)["choices"][0]["text"].get<std::string>());
+  }
+  EXPECT_GT(texts.size(), 1u) << "two sampled requests without a seed gave the same text";
+  body["n"] = 2;
+  auto r = s.post_json("/v1/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  EXPECT_NE(j["choices"][0]["text"].get<std::string>(), j["choices"][1]["text"].get<std::string>());
+}
+
 // Continuous batching: N clients at once, greedy, each text equal to a serial client's.
 TEST(Server, ConcurrentStreamingClientsGetTheSerialText) {
   SchedulerOptions so;

@@ -22,6 +22,11 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+uint64_t fresh_seed() {
+  std::random_device rd;
+  return (uint64_t(rd()) << 32) ^ uint64_t(rd());
+}
+
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   if (e.status == 503) res.set_header("Retry-After", "1");
@@ -162,8 +167,10 @@ GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r, si
       throw ApiError(400, "token id " + std::to_string(id) + " in 'logit_bias' is outside the vocabulary (0.." +
                               std::to_string(tok.vocab_size() - 1) + ")", "logit_bias", "invalid_value");
   g.sampler.logit_bias = r.logit_bias;
-  g.sampler.seed = r.seed ? *r.seed + uint64_t(choice)
-                           : std::random_device{}() * 0x9E3779B97F4A7C15ULL + std::random_device{}();
+  // As OpenAI: without "seed" a sampled request varies from call to call (each choice draws its
+  // own seed); with it, it repeats, choice j of each prompt taking seed + j so that n > 1
+  // choices differ. (The CLI keeps the sampler's fixed default seed: runs there repeat.)
+  g.sampler.seed = r.seed ? *r.seed + uint64_t(choice) : fresh_seed();
   return g;
 }
 
