@@ -202,7 +202,7 @@ void Scheduler::admit(Slot& slot, Pending p) {
   slot.generated = 0;
   slot.cache.clear();
   try {
-    if (int64_t(slot.req.prompt.size()) >= slot.cache.ctx)
+    if (int64_t(slot.req.prompt.size()) + (slot.req.max_tokens > 0 ? 1 : 0) > slot.cache.ctx)
       throw Error("the prompt is " + std::to_string(slot.req.prompt.size()) +
                   " tokens but a slot holds " + std::to_string(slot.cache.ctx) + " positions");
     std::vector<float> logits;  // [vocab]
@@ -210,6 +210,10 @@ void Scheduler::admit(Slot& slot, Pending p) {
     {
       std::lock_guard<std::mutex> lk(mu_);
       stats_.prompt_tokens_total += slot.req.prompt.size();
+    }
+    if (slot.req.max_tokens == 0) {  // the prompt (echoed) alone: nothing is sampled
+      slot.pending = slot.decoder->flush();
+      return finish(slot, "length");
     }
     on_logits(slot, logits.data());
   } catch (const std::exception& e) {

@@ -26,8 +26,10 @@ namespace awq {
 class BatchDecoder;
 
 struct GenerationRequest {
-  std::vector<int32_t> prompt;     // [n] ids, n >= 1, each inside the vocabulary
-  int64_t max_tokens = 16;         // >= 1; also bounded by the slot's context
+  std::vector<int32_t> prompt;     // [n] ids, 1 <= n < ctx (n <= ctx when max_tokens is 0), each
+                                   // inside the vocabulary
+  int64_t max_tokens = 16;         // >= 1, bounded by the slot's context; or 0: nothing is
+                                   // generated (with echo_prompt: the prompt alone, scored)
   SamplerParams sampler;           // temperature <= 0: greedy
   std::vector<std::string> stop;   // non-empty stop strings; the text ends before the first
   std::vector<int32_t> stop_ids;   // tokens that end the text (not shown), whatever stop_at_eos

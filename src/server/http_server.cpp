@@ -144,10 +144,11 @@ GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r, si
   }
   if (g.prompt.empty()) throw ApiError(400, "the prompt encodes to no tokens", r.chat ? "messages" : "prompt");
   const int64_t ctx = sched.options().ctx, n = int64_t(g.prompt.size());
-  if (n >= ctx)
+  const bool echo_only = r.max_tokens == 0;  // the prompt may fill the whole context
+  if (n > ctx || (n == ctx && !echo_only))
     throw ApiError(400, "This model's maximum context length is " + std::to_string(ctx) +
-                            " tokens (--ctx); the prompt has " + std::to_string(n) +
-                            " tokens, leaving no room to generate. Shorten the prompt.",
+                            " tokens (--ctx); the prompt has " + std::to_string(n) + " tokens, " +
+                            (n > ctx ? "more than that" : "leaving no room to generate") + ". Shorten the prompt.",
                    r.chat ? "messages" : "prompt", "context_length_exceeded");
   const int64_t room = ctx - n;
   g.max_tokens = std::min(r.max_tokens.value_or(r.chat ? room : 16), room);

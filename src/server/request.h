@@ -28,7 +28,9 @@ struct CompletionRequest {
   // /v1/chat/completions
   std::vector<ChatTurn> messages;
 
-  std::optional<int64_t> max_tokens;  // not given: 16 (completions) or the rest of the context (chat)
+  // Not given: 16 (completions) or the rest of the context (chat). 0 only with echo: the
+  // prompt alone, scored where logprobs are asked (log-likelihood evaluations).
+  std::optional<int64_t> max_tokens;
   double temperature = 1.0;           // 0: greedy
   double top_p = 1.0;
   double presence_penalty = 0.0;   // -2..2, over the completion's tokens (runtime/sampler.h)
