@@ -244,6 +244,33 @@ TEST(Server, SeveralPromptsAndChoicesInOneRequest) {
   EXPECT_EQ(ja["choices"][1]["message"]["content"].get<std::string>(), jb["choices"][1]["message"]["content"].get<std::string>());
 }
 
+// One slot and one queue place, idle: a request of 2 prompts x n = 3 (6 choices, more than the
+// 2 places) runs whole, its choices taking the slot in turn (it was a 503 "busy").
+TEST(Server, MoreChoicesThanSlotsAndQueueRunOnAnIdleServer) {
+  SchedulerOptions so;
+  so.parallel = 1;
+  so.max_queue = 1;
+  LiveServer s(so);
+  const std::vector<std::string> prompts = {"The history of", "Once upon a time"};
+  std::vector<std::string> single;
+  for (const std::string& p : prompts) {
+    auto r = s.post_json("/v1/completions", completion_body(p, 6, false));
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    single.push_back(json::parse(r->body)["choices"][0]["text"].get<std::string>());
+  }
+  json body = completion_body("", 6, false);
+  body["prompt"] = prompts;
+  body["n"] = 3;
+  auto r = s.post_json("/v1/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  ASSERT_EQ(j["choices"].size(), 6u);
+  for (size_t c = 0; c < 6; ++c) EXPECT_EQ(j["choices"][c]["text"].get<std::string>(), single[c / 3]) << "choice " << c;
+  EXPECT_EQ(metric(s, "awq_requests_rejected_total"), 0u);
+}
+
 // Without "seed" every sampled request (and every choice of one) draws a fresh seed, so
 // identical requests vary, as OpenAI's do. Two 24-token texts at temperature 1.5 from the
 // tiny model are equal by chance with a negligible probability (a fixed seed makes them

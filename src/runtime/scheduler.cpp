@@ -85,7 +85,14 @@ Scheduler::Scheduler(LlamaModel& model, const Tokenizer& tok, ThreadPool& pool,
 Scheduler::~Scheduler() { shutdown(std::chrono::milliseconds(0)); }
 
 std::shared_ptr<RequestStream> Scheduler::submit(GenerationRequest req, Refusal* why) {
-  auto stream = std::make_shared<RequestStream>();
+  std::vector<GenerationRequest> one;
+  one.push_back(std::move(req));
+  auto streams = submit_all(std::move(one), why);
+  return streams.empty() ? nullptr : streams[0];
+}
+
+std::vector<std::shared_ptr<RequestStream>> Scheduler::submit_all(std::vector<GenerationRequest> reqs, Refusal* why) {
+  std::vector<std::shared_ptr<RequestStream>> streams;
   {
     std::lock_guard<std::mutex> lk(mu_);
     // Room: the free slots (requests wait in the queue until the engine's next step) plus
@@ -96,15 +103,18 @@ std::shared_ptr<RequestStream> Scheduler::submit(GenerationRequest req, Refusal*
                                                        : Refusal::None;
     if (why) *why = r;
     if (r != Refusal::None) {
-      ++stats_.rejected_total;
-      return nullptr;
+      stats_.rejected_total += reqs.size();
+      return streams;
     }
-    ++stats_.requests_total;
-    queue_.push_back(Pending{std::move(req), stream});
+    for (GenerationRequest& req : reqs) {
+      streams.push_back(std::make_shared<RequestStream>());
+      queue_.push_back(Pending{std::move(req), streams.back()});
+    }
+    stats_.requests_total += reqs.size();
     stats_.queued = int64_t(queue_.size());
   }
   cv_.notify_all();
-  return stream;
+  return streams;
 }
 
 void Scheduler::shutdown(std::chrono::milliseconds grace) {

@@ -102,6 +102,11 @@ class Scheduler {
   enum class Refusal { None, QueueFull, ShuttingDown };
   // The request's stream, or nullptr with `why` set when it cannot be queued.
   std::shared_ptr<RequestStream> submit(GenerationRequest req, Refusal* why = nullptr);
+  // Several requests queued together (the choices of one API request): all of them, their
+  // streams in order, or none (empty, `why` set). They are taken while the queue has a place
+  // (the free slots + max_queue), so one group may run past max_queue by its size - 1 and a
+  // group larger than the whole room still runs on an idle server, its requests waiting their turn.
+  std::vector<std::shared_ptr<RequestStream>> submit_all(std::vector<GenerationRequest> reqs, Refusal* why = nullptr);
 
   // Stops accepting requests and drops the queued ones (finish "abort"); active requests run
   // on for up to `grace`, then end with finish "abort". Joins the engine thread. Idempotent.

@@ -187,19 +187,16 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
   std::vector<GenerationRequest> gens;
   for (size_t p = 0; p < prompts; ++p)
     for (int j = 0; j < r.n; ++j) gens.push_back(to_generation(r, p, j));
-  std::vector<std::shared_ptr<RequestStream>> streams;
-  for (GenerationRequest& g : gens) {
-    Scheduler::Refusal why = Scheduler::Refusal::None;
-    streams.push_back(sched.submit(std::move(g), &why));
-    if (streams.back()) continue;
-    for (auto& st : streams)
-      if (st) st->cancel();  // the choices already queued are dropped
-    if (why == Scheduler::Refusal::ShuttingDown)
-      throw ApiError(503, "the server is shutting down", "", "server_shutting_down");
+  // All choices are queued together or none: a request with more choices than free slots and
+  // queue places still runs (its choices wait their turn), as in vLLM.
+  Scheduler::Refusal why = Scheduler::Refusal::None;
+  const std::vector<std::shared_ptr<RequestStream>> streams = sched.submit_all(std::move(gens), &why);
+  if (why == Scheduler::Refusal::ShuttingDown)
+    throw ApiError(503, "the server is shutting down", "", "server_shutting_down");
+  if (why != Scheduler::Refusal::None)
     throw ApiError(503, "the server is busy: every slot is taken and " + std::to_string(sched.options().max_queue) +
                             " requests are already waiting (--max-queue); retry later",
                    "", "server_busy");
-  }
   const ResponseIds ids = new_response_ids(chat_api, opt.model_id);
   ++open_requests;
   if (!r.stream) {
