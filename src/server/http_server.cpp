@@ -14,6 +14,7 @@
 #include "server/api_error.h"
 #include "server/metrics.h"
 #include "server/openai_format.h"
+#include "server/streamed_response.h"
 
 namespace awq::server {
 
@@ -33,15 +34,10 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(error_body(e), "application/json");
 }
 
-// The reader side of one streamed response, shared by httplib's content provider and its
-// resource releaser.
+// One streamed response, shared by httplib's content provider and its resource releaser.
 struct StreamState {
-  std::shared_ptr<RequestStream> events;
-  ResponseIds ids;
-  bool include_usage = false;
-  bool logprobs = false;    // the request asked for them
-  int64_t text_offset = 0;  // completions' logprobs: bytes of the tokens sent so far
-  bool started = false;
+  explicit StreamState(StreamedResponse r) : response(std::move(r)) {}
+  StreamedResponse response;
   std::once_flag released;
 };
 
@@ -182,8 +178,6 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
                    "model", "model_not_found");
   // Every choice's request first, so that a bad prompt refuses the whole request.
   const size_t prompts = r.chat ? 1 : r.prompts.size();
-  if (r.stream && prompts * size_t(r.n) > 1)
-    throw ApiError(400, "a streamed request has one choice: one prompt and 'n' = 1", r.n > 1 ? "n" : "prompt");
   std::vector<GenerationRequest> gens;
   for (size_t p = 0; p < prompts; ++p)
     for (int j = 0; j < r.n; ++j) gens.push_back(to_generation(r, p, j));
@@ -235,53 +229,23 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
                     "application/json");
     return;
   }
-  const std::shared_ptr<RequestStream>& events = streams[0];
-
-  auto st = std::make_shared<StreamState>();
-  st->events = events;
-  st->ids = ids;
-  st->include_usage = r.include_usage;
-  st->logprobs = r.top_logprobs >= 0;
+  auto st = std::make_shared<StreamState>(StreamedResponse(streams, ids, r.n, r.include_usage, r.top_logprobs >= 0));
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
       "text/event-stream",
       [st](size_t, httplib::DataSink& sink) {
-        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
-        if (!st->started) {
-          st->started = true;
-          if (st->ids.chat) return write(sse_event(role_chunk(st->ids, st->include_usage)));
-        }
-        GenerationEvent ev;
+        const std::string bytes = st->response.next(std::chrono::milliseconds(100));
         // Nothing yet: keep waiting while the client is still there (returning false
         // closes the connection and the releaser cancels the request).
-        if (!st->events->next(ev, std::chrono::milliseconds(100))) return sink.is_writable();
-        bool ok = true;
-        switch (ev.kind) {
-          case GenerationEvent::Kind::Text: {
-            json lp = nullptr;
-            if (st->logprobs) {
-              lp = logprobs_json(st->ids.chat, ev.logprobs, st->text_offset);
-              for (const TokenLogprob& t : ev.logprobs) st->text_offset += int64_t(t.token.size());
-            }
-            return write(sse_event(text_chunk(st->ids, ev.text, st->include_usage, lp)));
-          }
-          case GenerationEvent::Kind::Done:
-            ok = write(sse_event(finish_chunk(st->ids, ev.finish_reason, st->include_usage)));
-            if (ok && st->include_usage)
-              ok = write(sse_event(usage_chunk(st->ids, ev.prompt_tokens, ev.completion_tokens)));
-            break;
-          case GenerationEvent::Kind::Error:
-            ok = write(sse_event(json::parse(error_body(500, "generation failed: " + ev.error))));
-            break;
-        }
-        ok = ok && write(sse_done());
-        sink.done();
+        if (bytes.empty()) return sink.is_writable();
+        const bool ok = sink.write(bytes.data(), bytes.size());
+        if (st->response.finished()) sink.done();
         return ok;
       },
       [st, this](bool) {
         std::call_once(st->released, [&] {
-          st->events->cancel();  // a no-op when the request already finished
+          st->response.cancel();  // a no-op for choices already finished
           --open_requests;
         });
       });

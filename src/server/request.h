@@ -37,7 +37,7 @@ struct CompletionRequest {
   double frequency_penalty = 0.0;  // -2..2
   std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, -100..100)
   std::optional<uint64_t> seed;
-  int n = 1;  // choices per prompt (1..kMaxChoices prompts x n; streamed: one choice only)
+  int n = 1;  // choices per prompt (1..kMaxChoices prompts x n), streamed or not
   std::vector<std::string> stop;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage

@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -79,8 +80,10 @@ class LiveServer {
 struct SseBody {
   std::vector<nlohmann::json> events;  // every data: JSON object, in order
   bool done = false;                   // ended with data: [DONE]
-  std::string text;                    // the concatenated deltas / texts
-  std::string finish_reason;
+  std::string text;                    // choice 0's concatenated deltas / texts
+  std::string finish_reason;           // choice 0's
+  std::map<int, std::string> texts;            // every choice's, by its "index"
+  std::map<int, std::string> finish_reasons;   // every choice's, by its "index"
 };
 
 // Parses a complete text/event-stream body; records a failure for anything malformed.
@@ -106,14 +109,21 @@ inline SseBody parse_sse(const std::string& body) {
       continue;
     }
     nlohmann::json j = nlohmann::json::parse(data);
-    if (j.contains("choices") && !j["choices"].empty()) {
-      const auto& c = j["choices"][0];
-      if (c.contains("delta") && c["delta"].contains("content")) r.text += c["delta"]["content"].get<std::string>();
-      if (c.contains("text")) r.text += c["text"].get<std::string>();
-      if (!c["finish_reason"].is_null()) r.finish_reason = c["finish_reason"].get<std::string>();
-    }
+    if (j.contains("choices"))
+      for (const auto& c : j["choices"]) {
+        const int index = c["index"].get<int>();
+        std::string& text = r.texts[index];
+        if (c.contains("delta") && c["delta"].contains("content")) text += c["delta"]["content"].get<std::string>();
+        if (c.contains("text")) text += c["text"].get<std::string>();
+        if (!c["finish_reason"].is_null()) {
+          EXPECT_EQ(r.finish_reasons.count(index), 0u) << "choice " << index << " finished twice";
+          r.finish_reasons[index] = c["finish_reason"].get<std::string>();
+        }
+      }
     r.events.push_back(std::move(j));
   }
+  r.text = r.texts[0];
+  r.finish_reason = r.finish_reasons[0];
   return r;
 }
 
