@@ -244,6 +244,148 @@ TEST(Server, SeveralPromptsAndChoicesInOneRequest) {
   EXPECT_EQ(ja["choices"][1]["message"]["content"].get<std::string>(), jb["choices"][1]["message"]["content"].get<std::string>());
 }
 
+// One slot and one queue place, idle: a request of 2 prompts x n = 3 (6 choices, more than the
+// 2 places) runs whole, its choices taking the slot in turn (it was a 503 "busy").
+TEST(Server, MoreChoicesThanSlotsAndQueueRunOnAnIdleServer) {
+  SchedulerOptions so;
+  so.parallel = 1;
+  so.max_queue = 1;
+  LiveServer s(so);
+  const std::vector<std::string> prompts = {"The history of", "Once upon a time"};
+  std::vector<std::string> single;
+  for (const std::string& p : prompts) {
+    auto r = s.post_json("/v1/completions", completion_body(p, 6, false));
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    single.push_back(json::parse(r->body)["choices"][0]["text"].get<std::string>());
+  }
+  json body = completion_body("", 6, false);
+  body["prompt"] = prompts;
+  body["n"] = 3;
+  auto r = s.post_json("/v1/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  ASSERT_EQ(j["choices"].size(), 6u);
+  for (size_t c = 0; c < 6; ++c) EXPECT_EQ(j["choices"][c]["text"].get<std::string>(), single[c / 3]) << "choice " << c;
+  EXPECT_EQ(metric(s, "awq_requests_rejected_total"), 0u);
+}
+
+// Without "seed" every sampled request (and every choice of one) draws a fresh seed, so
+// identical requests vary, as OpenAI's do. Two 24-token texts at temperature 1.5 from the
+// tiny model are equal by chance with a negligible probability (a fixed seed makes them
+// equal every time).
+TEST(Server, SampledRequestsWithoutSeedVary) {
+  LiveServer s;
+  json body = completion_body("Once upon a time", 24, false);
+  body["temperature"] = 1.5;
+  std::set<std::string> texts;
+  for (int i = 0; i < 2; ++i) {
+    auto r = s.post_json("/v1/completions", body);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    texts.insert(json::parse(r->body)["choices"][0]["text"].get<std::string>());
+  }
+  EXPECT_GT(texts.size(), 1u) << "two sampled requests without a seed gave the same text";
+  body["n"] = 2;
+  auto r = s.post_json("/v1/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  EXPECT_NE(j["choices"][0]["text"].get<std::string>(), j["choices"][1]["text"].get<std::string>());
+}
+
+// Every chunk's choices in a stream hold one choice, and no choice has text after its finish chunk.
+void expect_choices_end_with_their_finish(const test::SseBody& sse) {
+  std::set<int> finished;
+  for (const json& e : sse.events) {
+    ASSERT_LE(e["choices"].size(), 1u) << e.dump();
+    if (e["choices"].empty()) continue;
+    const json& c = e["choices"][0];
+    const int index = c["index"];
+    EXPECT_EQ(finished.count(index), 0u) << "a chunk of choice " << index << " after its finish: " << e.dump();
+    if (!c["finish_reason"].is_null()) finished.insert(index);
+  }
+}
+
+// Streamed n > 1 and several prompts (OpenAI's shape): chunks carry their choice's "index", each
+// choice ends with its own finish_reason chunk, then the usage (each prompt counted once) and
+// one [DONE]. Greedy, each choice's text is its prompt's non-streamed text; sampled chat
+// choices with a seed are the non-streamed response's choices.
+TEST(Server, StreamedChoicesCarryTheirIndex) {
+  LiveServer s;
+  const std::vector<std::string> prompts = {"The history of", "Once upon a time"};
+  json body = completion_body("", 8, false);
+  body["prompt"] = prompts;
+  body["n"] = 2;
+  auto whole = s.post_json("/v1/completions", body);
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  const json w = json::parse(whole->body);
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  auto r = s.post_json("/v1/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const test::SseBody sse = parse_sse(r->body);
+  EXPECT_TRUE(sse.done);
+  ASSERT_EQ(sse.texts.size(), 4u);
+  ASSERT_EQ(sse.finish_reasons.size(), 4u);
+  for (int c = 0; c < 4; ++c) {
+    EXPECT_EQ(sse.texts.at(c), w["choices"][c]["text"].get<std::string>()) << "choice " << c;
+    EXPECT_EQ(sse.finish_reasons.at(c), "length") << "choice " << c;
+  }
+  expect_choices_end_with_their_finish(sse);
+  const json& usage = sse.events.back();
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"], w["usage"]);
+
+  json chat = {{"messages", {{{"role", "user"}, {"content", "Tell me a story."}}}}, {"max_tokens", 12},
+               {"temperature", 1.0}, {"seed", 3}, {"n", 3}};
+  auto whole_chat = s.post_json("/v1/chat/completions", chat);
+  ASSERT_TRUE(whole_chat);
+  ASSERT_EQ(whole_chat->status, 200) << whole_chat->body;
+  const json wc = json::parse(whole_chat->body);
+  chat["stream"] = true;
+  auto streamed_chat = s.post_json("/v1/chat/completions", chat);
+  ASSERT_TRUE(streamed_chat);
+  ASSERT_EQ(streamed_chat->status, 200) << streamed_chat->body;
+  const test::SseBody sc = parse_sse(streamed_chat->body);
+  EXPECT_TRUE(sc.done);
+  ASSERT_EQ(sc.texts.size(), 3u);
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_EQ(sc.events[size_t(c)]["choices"][0]["index"], c);  // the role chunks come first
+    EXPECT_EQ(sc.events[size_t(c)]["choices"][0]["delta"]["role"], "assistant");
+    EXPECT_EQ(sc.texts.at(c), wc["choices"][c]["message"]["content"].get<std::string>()) << "choice " << c;
+    EXPECT_EQ(sc.finish_reasons.at(c), wc["choices"][c]["finish_reason"].get<std::string>()) << "choice " << c;
+  }
+  expect_choices_end_with_their_finish(sc);
+}
+
+// A client that hangs up on a streamed request of 3 choices frees all three slots.
+TEST(Server, DisconnectEndsEveryStreamedChoice) {
+  SchedulerOptions so;
+  so.ctx = 2048;
+  LiveServer s(so);
+  std::atomic<bool> got_chunk{false};
+  auto c = s.client();
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/completions";
+  req.body = json{{"prompt", "Once"}, {"max_tokens", 2000}, {"n", 3}, {"stream", true}, {"ignore_eos", true}}.dump();
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+    got_chunk = true;
+    return false;  // hang up at the first chunk
+  };
+  c->send(req);
+  ASSERT_TRUE(got_chunk);
+  for (int i = 0; i < 2000 && metric(s, "awq_requests_cancelled_total") < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(metric(s, "awq_requests_cancelled_total"), 3u);
+  EXPECT_LT(metric(s, "awq_generated_tokens_total"), 3u * 2000u);
+}
+
 // Continuous batching: N clients at once, greedy, each text equal to a serial client's.
 TEST(Server, ConcurrentStreamingClientsGetTheSerialText) {
   SchedulerOptions so;

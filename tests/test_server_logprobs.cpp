@@ -102,6 +102,74 @@ TEST(ServerLogprobs, EchoScoresThePromptLikePyTorch) {
   EXPECT_EQ(sse.text.rfind("The history of", 0), 0u) << sse.text;
 }
 
+// lm-evaluation-harness's log-likelihood request: echo with logprobs and max_tokens 0 returns
+// the prompt alone, scored exactly as when a token follows (the same prefill), nothing
+// generated, finish_reason "length"; a batch of prompts gets one such choice each; a prompt
+// may then fill the whole context (ctx 64), which with max_tokens 1 leaves no room.
+TEST(ServerLogprobs, EchoWithZeroMaxTokensReturnsOnlyTheScoredPrompt) {
+  SchedulerOptions so;
+  so.ctx = 64;
+  LiveServer s(so);
+  json body = {{"prompt", "The history of"}, {"max_tokens", 0}, {"temperature", 0}, {"logprobs", 1}, {"echo", true},
+               {"seed", 1234}};
+  auto r = s.post_json("/v1/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json j = json::parse(r->body);
+  const json& choice = j["choices"][0];
+  EXPECT_EQ(choice["text"], "The history of");
+  EXPECT_EQ(choice["finish_reason"], "length");
+  EXPECT_EQ(j["usage"]["completion_tokens"], 0);
+  const int64_t n = j["usage"]["prompt_tokens"];
+  const json& lp = choice["logprobs"];
+  ASSERT_EQ(int64_t(lp["tokens"].size()), n);
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+
+  body["max_tokens"] = 1;
+  auto one = s.post_json("/v1/completions", body);
+  ASSERT_TRUE(one);
+  ASSERT_EQ(one->status, 200) << one->body;
+  const json lp1 = json::parse(one->body)["choices"][0]["logprobs"];
+  ASSERT_EQ(int64_t(lp1["tokens"].size()), n + 1);
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_EQ(lp["tokens"][i], lp1["tokens"][i]) << i;
+    EXPECT_EQ(lp["token_logprobs"][i], lp1["token_logprobs"][i]) << i;  // same prefill, same bits
+  }
+
+  body["max_tokens"] = 0;
+  body["prompt"] = {"The history of", "Once upon a time"};
+  auto batch = s.post_json("/v1/completions", body);
+  ASSERT_TRUE(batch);
+  ASSERT_EQ(batch->status, 200) << batch->body;
+  const json b = json::parse(batch->body);
+  ASSERT_EQ(b["choices"].size(), 2u);
+  EXPECT_EQ(b["choices"][0]["text"], "The history of");
+  EXPECT_EQ(b["choices"][1]["text"], "Once upon a time");
+  EXPECT_EQ(b["choices"][1]["finish_reason"], "length");
+
+  std::vector<int32_t> full = test::tiny_tokenizer().encode(test::read_text(test::shared_path("data/val.txt")).substr(0, 2000), true);
+  ASSERT_GE(full.size(), 64u);
+  full.resize(64);
+  body["prompt"] = full;
+  auto whole_ctx = s.post_json("/v1/completions", body);
+  ASSERT_TRUE(whole_ctx);
+  ASSERT_EQ(whole_ctx->status, 200) << whole_ctx->body;
+  EXPECT_EQ(json::parse(whole_ctx->body)["choices"][0]["logprobs"]["tokens"].size(), 64u);
+  body["max_tokens"] = 1;
+  auto no_room = s.post_json("/v1/completions", body);
+  ASSERT_TRUE(no_room);
+  EXPECT_EQ(no_room->status, 400) << no_room->body;
+
+  // Streamed: the prompt chunk, then the finish chunk.
+  body = {{"prompt", "The history of"}, {"max_tokens", 0}, {"echo", true}, {"stream", true}};
+  auto streamed = s.post_json("/v1/completions", body);
+  ASSERT_TRUE(streamed);
+  const test::SseBody sse = test::parse_sse(streamed->body);
+  EXPECT_TRUE(sse.done);
+  EXPECT_EQ(sse.text, "The history of");
+  EXPECT_EQ(sse.finish_reason, "length");
+}
+
 // A prompt longer than the scoring chunk (128 positions): the echoed log-probabilities of a
 // 300-token window of val.txt sum to minus the engine's perplexity NLL of the same window (the
 // same model and kernels, prefilled whole instead of in chunks: tolerance 1e-4 relative).

@@ -109,7 +109,14 @@ void Scheduler::start() {
 Scheduler::~Scheduler() { shutdown(std::chrono::milliseconds(0)); }
 
 std::shared_ptr<RequestStream> Scheduler::submit(GenerationRequest req, Refusal* why) {
-  auto stream = std::make_shared<RequestStream>();
+  std::vector<GenerationRequest> one;
+  one.push_back(std::move(req));
+  auto streams = submit_all(std::move(one), why);
+  return streams.empty() ? nullptr : streams[0];
+}
+
+std::vector<std::shared_ptr<RequestStream>> Scheduler::submit_all(std::vector<GenerationRequest> reqs, Refusal* why) {
+  std::vector<std::shared_ptr<RequestStream>> streams;
   {
     std::lock_guard<std::mutex> lk(mu_);
     // Room: the free slots (requests wait in the queue until the engine's next step) plus
@@ -120,15 +127,18 @@ std::shared_ptr<RequestStream> Scheduler::submit(GenerationRequest req, Refusal*
                                                        : Refusal::None;
     if (why) *why = r;
     if (r != Refusal::None) {
-      ++stats_.rejected_total;
-      return nullptr;
+      stats_.rejected_total += reqs.size();
+      return streams;
     }
-    ++stats_.requests_total;
-    queue_.push_back(Pending{std::move(req), stream});
+    for (GenerationRequest& req : reqs) {
+      streams.push_back(std::make_shared<RequestStream>());
+      queue_.push_back(Pending{std::move(req), streams.back()});
+    }
+    stats_.requests_total += reqs.size();
     stats_.queued = int64_t(queue_.size());
   }
   cv_.notify_all();
-  return stream;
+  return streams;
 }
 
 void Scheduler::shutdown(std::chrono::milliseconds grace) {
@@ -226,7 +236,7 @@ void Scheduler::admit(Slot& slot, Pending p) {
   slot.generated = 0;
   engine_.clear(slot.index);
   try {
-    if (int64_t(slot.req.prompt.size()) >= engine_.ctx())
+    if (int64_t(slot.req.prompt.size()) + (slot.req.max_tokens > 0 ? 1 : 0) > engine_.ctx())
       throw Error("the prompt is " + std::to_string(slot.req.prompt.size()) +
                   " tokens but a slot holds " + std::to_string(engine_.ctx()) + " positions");
     std::vector<float> logits;  // [vocab]
@@ -234,6 +244,10 @@ void Scheduler::admit(Slot& slot, Pending p) {
     {
       std::lock_guard<std::mutex> lk(mu_);
       stats_.prompt_tokens_total += slot.req.prompt.size();
+    }
+    if (slot.req.max_tokens == 0) {  // the prompt (echoed) alone: nothing is sampled
+      slot.pending = slot.decoder->flush();
+      return finish(slot, "length");
     }
     on_logits(slot, logits.data());
   } catch (const std::exception& e) {

@@ -26,8 +26,10 @@
 namespace awq {
 
 struct GenerationRequest {
-  std::vector<int32_t> prompt;     // [n] ids, n >= 1, each inside the vocabulary
-  int64_t max_tokens = 16;         // >= 1; also bounded by the slot's context
+  std::vector<int32_t> prompt;     // [n] ids, 1 <= n < ctx (n <= ctx when max_tokens is 0), each
+                                   // inside the vocabulary
+  int64_t max_tokens = 16;         // >= 1, bounded by the slot's context; or 0: nothing is
+                                   // generated (with echo_prompt: the prompt alone, scored)
   SamplerParams sampler;           // temperature <= 0: greedy
   std::vector<std::string> stop;   // non-empty stop strings; the text ends before the first
   std::vector<int32_t> stop_ids;   // tokens that end the text (not shown), whatever stop_at_eos
@@ -104,6 +106,11 @@ class Scheduler {
   enum class Refusal { None, QueueFull, ShuttingDown };
   // The request's stream, or nullptr with `why` set when it cannot be queued.
   std::shared_ptr<RequestStream> submit(GenerationRequest req, Refusal* why = nullptr);
+  // Several requests queued together (the choices of one API request): all of them, their
+  // streams in order, or none (empty, `why` set). They are taken while the queue has a place
+  // (the free slots + max_queue), so one group may run past max_queue by its size - 1 and a
+  // group larger than the whole room still runs on an idle server, its requests waiting their turn.
+  std::vector<std::shared_ptr<RequestStream>> submit_all(std::vector<GenerationRequest> reqs, Refusal* why = nullptr);
 
   // Stops accepting requests and drops the queued ones (finish "abort"); active requests run
   // on for up to `grace`, then end with finish "abort". Joins the engine thread. Idempotent.

@@ -8,10 +8,13 @@
 #include <random>
 #include <thread>
 
+#include <sys/socket.h>
+
 #include "core/error.h"
 #include "server/api_error.h"
 #include "server/metrics.h"
 #include "server/openai_format.h"
+#include "server/streamed_response.h"
 
 namespace awq::server {
 
@@ -20,21 +23,21 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+uint64_t fresh_seed() {
+  std::random_device rd;
+  return (uint64_t(rd()) << 32) ^ uint64_t(rd());
+}
+
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   if (e.status == 503) res.set_header("Retry-After", "1");
   res.set_content(error_body(e), "application/json");
 }
 
-// The reader side of one streamed response, shared by httplib's content provider and its
-// resource releaser.
+// One streamed response, shared by httplib's content provider and its resource releaser.
 struct StreamState {
-  std::shared_ptr<RequestStream> events;
-  ResponseIds ids;
-  bool include_usage = false;
-  bool logprobs = false;    // the request asked for them
-  int64_t text_offset = 0;  // completions' logprobs: bytes of the tokens sent so far
-  bool started = false;
+  explicit StreamState(StreamedResponse r) : response(std::move(r)) {}
+  StreamedResponse response;
   std::once_flag released;
 };
 
@@ -52,6 +55,7 @@ struct HttpServer::Impl {
   std::mutex stats_mu;
   std::map<int, uint64_t> responses_by_code;
   std::once_flag shutdown_once;
+  int listen_socket = -1;  // the socket httplib bound last (set by its socket-options hook)
 
   Impl(Scheduler& s, const Tokenizer& t, ServerOptions o, ChatRenderer c)
       : sched(s), tok(t), opt(std::move(o)), chat(std::move(c)) {}
@@ -82,6 +86,13 @@ int HttpServer::bind() {
   if (port <= 0)
     throw Error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
                 " (address in use, or not an address of this machine; pick another --host/--port)");
+  // Debian's cpp-httplib 0.11 is a compiled library that listens with a backlog of 5: a burst
+  // of clients overflowed the accept queue, the kernel dropped their handshakes and request
+  // packets, and some connections reached the server after its 2 s wait for a first request
+  // and were closed unanswered (the client saw a read error). Listening again on the bound
+  // socket raises the backlog (Linux caps it at net.core.somaxconn).
+  if (impl_->listen_socket < 0 || ::listen(impl_->listen_socket, kListenBacklog) != 0)
+    throw Error("cannot raise the listen backlog of " + o.host + ":" + std::to_string(port));
   return port;
 }
 
@@ -129,10 +140,11 @@ GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r, si
   }
   if (g.prompt.empty()) throw ApiError(400, "the prompt encodes to no tokens", r.chat ? "messages" : "prompt");
   const int64_t ctx = sched.options().ctx, n = int64_t(g.prompt.size());
-  if (n >= ctx)
+  const bool echo_only = r.max_tokens == 0;  // the prompt may fill the whole context
+  if (n > ctx || (n == ctx && !echo_only))
     throw ApiError(400, "This model's maximum context length is " + std::to_string(ctx) +
-                            " tokens (--ctx); the prompt has " + std::to_string(n) +
-                            " tokens, leaving no room to generate. Shorten the prompt.",
+                            " tokens (--ctx); the prompt has " + std::to_string(n) + " tokens, " +
+                            (n > ctx ? "more than that" : "leaving no room to generate") + ". Shorten the prompt.",
                    r.chat ? "messages" : "prompt", "context_length_exceeded");
   const int64_t room = ctx - n;
   g.max_tokens = std::min(r.max_tokens.value_or(r.chat ? room : 16), room);
@@ -152,8 +164,10 @@ GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r, si
       throw ApiError(400, "token id " + std::to_string(id) + " in 'logit_bias' is outside the vocabulary (0.." +
                               std::to_string(tok.vocab_size() - 1) + ")", "logit_bias", "invalid_value");
   g.sampler.logit_bias = r.logit_bias;
-  g.sampler.seed = r.seed ? *r.seed + uint64_t(choice)
-                           : std::random_device{}() * 0x9E3779B97F4A7C15ULL + std::random_device{}();
+  // As OpenAI: without "seed" a sampled request varies from call to call (each choice draws its
+  // own seed); with it, it repeats, choice j of each prompt taking seed + j so that n > 1
+  // choices differ. (The CLI keeps the sampler's fixed default seed: runs there repeat.)
+  g.sampler.seed = r.seed ? *r.seed + uint64_t(choice) : fresh_seed();
   return g;
 }
 
@@ -164,24 +178,19 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
                    "model", "model_not_found");
   // Every choice's request first, so that a bad prompt refuses the whole request.
   const size_t prompts = r.chat ? 1 : r.prompts.size();
-  if (r.stream && prompts * size_t(r.n) > 1)
-    throw ApiError(400, "a streamed request has one choice: one prompt and 'n' = 1", r.n > 1 ? "n" : "prompt");
   std::vector<GenerationRequest> gens;
   for (size_t p = 0; p < prompts; ++p)
     for (int j = 0; j < r.n; ++j) gens.push_back(to_generation(r, p, j));
-  std::vector<std::shared_ptr<RequestStream>> streams;
-  for (GenerationRequest& g : gens) {
-    Scheduler::Refusal why = Scheduler::Refusal::None;
-    streams.push_back(sched.submit(std::move(g), &why));
-    if (streams.back()) continue;
-    for (auto& st : streams)
-      if (st) st->cancel();  // the choices already queued are dropped
-    if (why == Scheduler::Refusal::ShuttingDown)
-      throw ApiError(503, "the server is shutting down", "", "server_shutting_down");
+  // All choices are queued together or none: a request with more choices than free slots and
+  // queue places still runs (its choices wait their turn), as in vLLM.
+  Scheduler::Refusal why = Scheduler::Refusal::None;
+  const std::vector<std::shared_ptr<RequestStream>> streams = sched.submit_all(std::move(gens), &why);
+  if (why == Scheduler::Refusal::ShuttingDown)
+    throw ApiError(503, "the server is shutting down", "", "server_shutting_down");
+  if (why != Scheduler::Refusal::None)
     throw ApiError(503, "the server is busy: every slot is taken and " + std::to_string(sched.options().max_queue) +
                             " requests are already waiting (--max-queue); retry later",
                    "", "server_busy");
-  }
   const ResponseIds ids = new_response_ids(chat_api, opt.model_id);
   ++open_requests;
   if (!r.stream) {
@@ -220,53 +229,23 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
                     "application/json");
     return;
   }
-  const std::shared_ptr<RequestStream>& events = streams[0];
-
-  auto st = std::make_shared<StreamState>();
-  st->events = events;
-  st->ids = ids;
-  st->include_usage = r.include_usage;
-  st->logprobs = r.top_logprobs >= 0;
+  auto st = std::make_shared<StreamState>(StreamedResponse(streams, ids, r.n, r.include_usage, r.top_logprobs >= 0));
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
       "text/event-stream",
       [st](size_t, httplib::DataSink& sink) {
-        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
-        if (!st->started) {
-          st->started = true;
-          if (st->ids.chat) return write(sse_event(role_chunk(st->ids, st->include_usage)));
-        }
-        GenerationEvent ev;
+        const std::string bytes = st->response.next(std::chrono::milliseconds(100));
         // Nothing yet: keep waiting while the client is still there (returning false
         // closes the connection and the releaser cancels the request).
-        if (!st->events->next(ev, std::chrono::milliseconds(100))) return sink.is_writable();
-        bool ok = true;
-        switch (ev.kind) {
-          case GenerationEvent::Kind::Text: {
-            json lp = nullptr;
-            if (st->logprobs) {
-              lp = logprobs_json(st->ids.chat, ev.logprobs, st->text_offset);
-              for (const TokenLogprob& t : ev.logprobs) st->text_offset += int64_t(t.token.size());
-            }
-            return write(sse_event(text_chunk(st->ids, ev.text, st->include_usage, lp)));
-          }
-          case GenerationEvent::Kind::Done:
-            ok = write(sse_event(finish_chunk(st->ids, ev.finish_reason, st->include_usage)));
-            if (ok && st->include_usage)
-              ok = write(sse_event(usage_chunk(st->ids, ev.prompt_tokens, ev.completion_tokens)));
-            break;
-          case GenerationEvent::Kind::Error:
-            ok = write(sse_event(json::parse(error_body(500, "generation failed: " + ev.error))));
-            break;
-        }
-        ok = ok && write(sse_done());
-        sink.done();
+        if (bytes.empty()) return sink.is_writable();
+        const bool ok = sink.write(bytes.data(), bytes.size());
+        if (st->response.finished()) sink.done();
         return ok;
       },
       [st, this](bool) {
         std::call_once(st->released, [&] {
-          st->events->cancel();  // a no-op when the request already finished
+          st->response.cancel();  // a no-op for choices already finished
           --open_requests;
         });
       });
@@ -277,6 +256,10 @@ void HttpServer::Impl::setup_routes() {
                           ? opt.http_threads
                           : sched.options().parallel + sched.options().max_queue + 8;
   srv.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  srv.set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_socket = sock;  // bind() listens on it again with a larger backlog
+  });
   srv.set_payload_max_length(opt.max_body);
   srv.set_keep_alive_timeout(2);
   srv.set_read_timeout(30);

@@ -19,6 +19,9 @@
 
 namespace awq::server {
 
+// Connections the kernel holds for the server before it accepts them (a burst of clients).
+inline constexpr int kListenBacklog = 1024;
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                 // 0: any free port (bind() returns it)

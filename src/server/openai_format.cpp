@@ -37,9 +37,9 @@ json envelope(const ResponseIds& ids, bool chunk) {
           {"system_fingerprint", nullptr}};
 }
 
-json chunk_with(const ResponseIds& ids, json choice, bool with_usage_null) {
+json chunk_with(const ResponseIds& ids, int index, json choice, bool with_usage_null) {
   json j = envelope(ids, true);
-  choice["index"] = 0;
+  choice["index"] = index;
   if (!choice.contains("logprobs")) choice["logprobs"] = nullptr;
   if (!choice.contains("finish_reason")) choice["finish_reason"] = nullptr;
   j["choices"] = json::array({choice});
@@ -99,19 +99,19 @@ json full_response(const ResponseIds& ids, const std::vector<ChoiceResult>& choi
   return j;
 }
 
-json role_chunk(const ResponseIds& ids, bool with_usage_null) {
-  return chunk_with(ids, {{"delta", {{"role", "assistant"}, {"content", ""}}}}, with_usage_null);
+json role_chunk(const ResponseIds& ids, int index, bool with_usage_null) {
+  return chunk_with(ids, index, {{"delta", {{"role", "assistant"}, {"content", ""}}}}, with_usage_null);
 }
 
-json text_chunk(const ResponseIds& ids, const std::string& text, bool with_usage_null, const json& logprobs) {
-  if (ids.chat) return chunk_with(ids, {{"delta", {{"content", text}}}, {"logprobs", logprobs}}, with_usage_null);
-  return chunk_with(ids, {{"text", text}, {"logprobs", logprobs}}, with_usage_null);
+json text_chunk(const ResponseIds& ids, int index, const std::string& text, bool with_usage_null, const json& logprobs) {
+  if (ids.chat) return chunk_with(ids, index, {{"delta", {{"content", text}}}, {"logprobs", logprobs}}, with_usage_null);
+  return chunk_with(ids, index, {{"text", text}, {"logprobs", logprobs}}, with_usage_null);
 }
 
-json finish_chunk(const ResponseIds& ids, const std::string& finish_reason, bool with_usage_null) {
+json finish_chunk(const ResponseIds& ids, int index, const std::string& finish_reason, bool with_usage_null) {
   if (ids.chat)
-    return chunk_with(ids, {{"delta", json::object()}, {"finish_reason", finish_reason}}, with_usage_null);
-  return chunk_with(ids, {{"text", ""}, {"finish_reason", finish_reason}}, with_usage_null);
+    return chunk_with(ids, index, {{"delta", json::object()}, {"finish_reason", finish_reason}}, with_usage_null);
+  return chunk_with(ids, index, {{"text", ""}, {"finish_reason", finish_reason}}, with_usage_null);
 }
 
 json usage_chunk(const ResponseIds& ids, int64_t prompt_tokens, int64_t completion_tokens) {

@@ -40,13 +40,14 @@ struct ChoiceResult {
 nlohmann::json full_response(const ResponseIds& ids, const std::vector<ChoiceResult>& choices,
                              int64_t prompt_tokens, int64_t completion_tokens);
 
-// One stream chunk. Chat: the first one carries the role (role_chunk), then content deltas,
-// then an empty delta with the finish_reason. Completions: text pieces, then "" with the
-// finish_reason. with_usage_null adds "usage": null (when stream_options.include_usage).
-nlohmann::json role_chunk(const ResponseIds& ids, bool with_usage_null);
-nlohmann::json text_chunk(const ResponseIds& ids, const std::string& text, bool with_usage_null,
+// One stream chunk of choice `index`. Chat: the first one carries the role (role_chunk), then
+// content deltas, then an empty delta with the finish_reason. Completions: text pieces, then
+// "" with the finish_reason. with_usage_null adds "usage": null (when
+// stream_options.include_usage).
+nlohmann::json role_chunk(const ResponseIds& ids, int index, bool with_usage_null);
+nlohmann::json text_chunk(const ResponseIds& ids, int index, const std::string& text, bool with_usage_null,
                           const nlohmann::json& logprobs = nullptr);
-nlohmann::json finish_chunk(const ResponseIds& ids, const std::string& finish_reason, bool with_usage_null);
+nlohmann::json finish_chunk(const ResponseIds& ids, int index, const std::string& finish_reason, bool with_usage_null);
 // The last chunk when include_usage: empty choices and the usage.
 nlohmann::json usage_chunk(const ResponseIds& ids, int64_t prompt_tokens, int64_t completion_tokens);
 

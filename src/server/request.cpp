@@ -238,13 +238,15 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
   if (chat) parse_messages(body, r);
   else parse_prompt(body, r);
 
+  const char* max_tokens_name = nullptr;  // which of the two names set r.max_tokens
   for (const char* name : {"max_tokens", "max_completion_tokens"}) {
     const json* v = field(body, name);
     if (!v) continue;
     if (!v->is_number_integer()) wrong_type(name, "an integer", *v);
     const int64_t n = v->get<int64_t>();
-    if (n < 1) bad(name, std::string("'") + std::string(name) + "' must be at least 1, got " + std::to_string(n));
+    if (n < 0) bad(name, std::string("'") + std::string(name) + "' must be at least 1, got " + std::to_string(n));
     r.max_tokens = n;
+    max_tokens_name = name;
   }
   r.temperature = number_in(body, "temperature", 1.0, 0.0, 2.0);
   r.top_p = number_in(body, "top_p", 1.0, 0.0, 1.0);
@@ -259,6 +261,11 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
   if (const json* n = field(body, "n")) r.n = int(integer_in(*n, "n", 1, kMaxChoices));
   parse_stop(body, r);
   parse_logprobs(body, r);
+  // 0 only with echo (completions): the prompt comes back, scored with logprobs, and nothing is
+  // generated; lm-evaluation-harness asks log-likelihoods this way.
+  if (r.max_tokens == 0 && !r.echo)
+    bad(max_tokens_name, std::string("'") + max_tokens_name + "' must be at least 1, got 0 (0 only with 'echo': true" +
+                             (chat ? ", which chat completions do not have)" : ")"));
   const int64_t choices = int64_t(chat ? 1 : r.prompts.size()) * r.n;
   if (choices > kMaxChoices)
     bad(r.n > 1 ? "n" : "prompt", "at most " + std::to_string(kMaxChoices) + " choices (prompts x n) per request, got " +

@@ -28,14 +28,16 @@ struct CompletionRequest {
   // /v1/chat/completions
   std::vector<ChatTurn> messages;
 
-  std::optional<int64_t> max_tokens;  // not given: 16 (completions) or the rest of the context (chat)
+  // Not given: 16 (completions) or the rest of the context (chat). 0 only with echo: the
+  // prompt alone, scored where logprobs are asked (log-likelihood evaluations).
+  std::optional<int64_t> max_tokens;
   double temperature = 1.0;           // 0: greedy
   double top_p = 1.0;
   double presence_penalty = 0.0;   // -2..2, over the completion's tokens (runtime/sampler.h)
   double frequency_penalty = 0.0;  // -2..2
   std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, -100..100)
   std::optional<uint64_t> seed;
-  int n = 1;  // choices per prompt (1..kMaxChoices prompts x n; streamed: one choice only)
+  int n = 1;  // choices per prompt (1..kMaxChoices prompts x n), streamed or not
   std::vector<std::string> stop;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage

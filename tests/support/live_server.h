@@ -3,6 +3,8 @@
 #pragma once
 #include <httplib.h>
 
+#include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -31,18 +33,26 @@ inline const Tokenizer& tiny_tokenizer() {
 
 class LiveServer {
  public:
-  explicit LiveServer(SchedulerOptions so = {}, server::ServerOptions ho = {}, int threads = 2)
+  // serving = false: bound (the kernel queues connections) but not accepting until serve().
+  explicit LiveServer(SchedulerOptions so = {}, server::ServerOptions ho = {}, int threads = 2, bool serving = true)
       : pool_(threads), sched_(tiny_llama(), tiny_tokenizer(), pool_, so) {
-    start(std::move(ho));
+    start(std::move(ho), serving);
   }
   // The server on `engine` (not owned; its slots and context), e.g. the CUDA engine.
   explicit LiveServer(BatchEngine& engine, SchedulerOptions so = {}, server::ServerOptions ho = {})
       : pool_(1), sched_(engine, tiny_tokenizer(), so) {
-    start(std::move(ho));
+    start(std::move(ho), true);
   }
   ~LiveServer() {
+    if (!thread_.joinable()) serve();  // shutdown() stops only a listener that runs
     http_->shutdown();
     thread_.join();
+  }
+  // Starts accepting and returns once the server answers (so that a shutdown() after it
+  // finds the listener running).
+  void serve() {
+    thread_ = std::thread([this] { http_->run(); });
+    for (int i = 0; i < 1000 && !client()->Get("/health"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   int port() const { return port_; }
   Scheduler& scheduler() { return sched_; }
@@ -59,14 +69,14 @@ class LiveServer {
   }
 
  private:
-  void start(server::ServerOptions ho) {
+  void start(server::ServerOptions ho, bool serving) {
     ho.host = "127.0.0.1";
     ho.port = 0;
     ho.model_id = "tiny";
     http_ = std::make_unique<server::HttpServer>(sched_, tiny_tokenizer(), ho,
                                                  server::load_chat_renderer(tiny_model_dir(), "", tiny_tokenizer()));
     port_ = http_->bind();
-    thread_ = std::thread([this] { http_->run(); });
+    if (serving) serve();
   }
 
   ThreadPool pool_;
@@ -79,8 +89,10 @@ class LiveServer {
 struct SseBody {
   std::vector<nlohmann::json> events;  // every data: JSON object, in order
   bool done = false;                   // ended with data: [DONE]
-  std::string text;                    // the concatenated deltas / texts
-  std::string finish_reason;
+  std::string text;                    // choice 0's concatenated deltas / texts
+  std::string finish_reason;           // choice 0's
+  std::map<int, std::string> texts;            // every choice's, by its "index"
+  std::map<int, std::string> finish_reasons;   // every choice's, by its "index"
 };
 
 // Parses a complete text/event-stream body; records a failure for anything malformed.
@@ -106,14 +118,21 @@ inline SseBody parse_sse(const std::string& body) {
       continue;
     }
     nlohmann::json j = nlohmann::json::parse(data);
-    if (j.contains("choices") && !j["choices"].empty()) {
-      const auto& c = j["choices"][0];
-      if (c.contains("delta") && c["delta"].contains("content")) r.text += c["delta"]["content"].get<std::string>();
-      if (c.contains("text")) r.text += c["text"].get<std::string>();
-      if (!c["finish_reason"].is_null()) r.finish_reason = c["finish_reason"].get<std::string>();
-    }
+    if (j.contains("choices"))
+      for (const auto& c : j["choices"]) {
+        const int index = c["index"].get<int>();
+        std::string& text = r.texts[index];
+        if (c.contains("delta") && c["delta"].contains("content")) text += c["delta"]["content"].get<std::string>();
+        if (c.contains("text")) text += c["text"].get<std::string>();
+        if (!c["finish_reason"].is_null()) {
+          EXPECT_EQ(r.finish_reasons.count(index), 0u) << "choice " << index << " finished twice";
+          r.finish_reasons[index] = c["finish_reason"].get<std::string>();
+        }
+      }
     r.events.push_back(std::move(j));
   }
+  r.text = r.texts[0];
+  r.finish_reason = r.finish_reasons[0];
   return r;
 }
 
