@@ -434,10 +434,51 @@ TEST(CudaW4A16, SplitKIsDeterministic) {
   cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
   DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * a.n) * 2);
   std::vector<uint16_t> first, again(static_cast<size_t>(m * a.n));
-  for (int t : {3, 5, cuda::w4a16_tiled_count() - 1}) {  // the last: a wgmma configuration
+  // The last two: the TMA 256 x 128 tile (split-K through a cluster) and a wgmma configuration.
+  for (int t : {3, 5, cuda::w4a16_tma_wide_config(), cuda::w4a16_tiled_count() - 1}) {
     for (int rep = 0; rep < 2; ++rep) {
       AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, again.size() * 2));
       run_tiled(t, 4)(w, dx.h(), m, nullptr, dy.h());
+      AWQ_CUDA_CHECK(cudaMemcpy(again.data(), dy.p, again.size() * 2, cudaMemcpyDeviceToHost));
+      if (rep == 0)
+        first = again;
+      else
+        EXPECT_EQ(std::memcmp(first.data(), again.data(), first.size() * 2), 0) << "config " << t;
+    }
+  }
+  cuda::free_w4a16(w);
+}
+
+// The stream-K configurations (W4A16TiledConfig::stream_k, w4a16_wgmma_ws.cu) where every kind
+// of segment occurs: n 20480 k 256 (4 chunks a tile) at m = 300 (2 to 5 token blocks): hundreds
+// of tiles for the SMs' 132-264 blocks, so a block's part holds a tile's tail, whole tiles and
+// another tile's head; n 1032 k 4096 group 32 (64 chunks a tile, 9 row blocks, the last one
+// partial) at m = 70: each tile cut between 5-15 blocks, the sum of many partials. Then two runs
+// of each give the same bits (the partials are added in block order whichever block comes
+// last), and the second run, on poisoned outputs, shows that the tiles' counters were reset.
+TEST(CudaW4A16, StreamKSegmentsMatchReference) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq wide(20480, 256, 128, 4, 61), deep(1032, 4096, 32, 4, 62);
+  WorstNmse worst{"stream-K configurations, n 20480 k 256 m 300 and n 1032 k 4096 group 32 m 70"};
+  std::vector<int> sk;
+  for (int t = 0; t < cuda::w4a16_tiled_count(); ++t)
+    if (cuda::w4a16_tiled_config(t).stream_k) sk.push_back(t);
+  ASSERT_GE(sk.size(), 2u);
+  EXPECT_TRUE(cuda::w4a16_tiled_config(cuda::w4a16_tma_wide_sk_config()).stream_k);
+  EXPECT_TRUE(cuda::w4a16_tiled_config(cuda::w4a16_tma_square_sk_config()).stream_k);
+  for (int t : sk) {
+    EXPECT_LE(worst(check_w4a16(wide, 300, true, uint32_t(t), run_tiled(t))), kMaxNmse) << "config " << t << " wide";
+    EXPECT_LE(worst(check_w4a16(deep, 70, false, uint32_t(t + 1), run_tiled(t))), kMaxNmse) << "config " << t << " deep";
+  }
+  const int64_t m = 70;
+  const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * deep.k), -1.0f, 1.0f, 63);
+  cuda::W4A16Weight w = cuda::upload_w4a16(deep.awq(), deep.n, deep.k, nullptr);
+  DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * deep.n) * 2);
+  std::vector<uint16_t> first, again(static_cast<size_t>(m * deep.n));
+  for (int t : sk) {
+    for (int rep = 0; rep < 2; ++rep) {
+      AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, again.size() * 2));
+      run_tiled(t)(w, dx.h(), m, nullptr, dy.h());
       AWQ_CUDA_CHECK(cudaMemcpy(again.data(), dy.p, again.size() * 2, cudaMemcpyDeviceToHost));
       if (rep == 0)
         first = again;
@@ -639,6 +680,10 @@ TEST(CudaW4A16, LongKSwitchParsesAndPicks) {
 
 TEST(CudaW4A16, TmaSwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_tma, "AWQ_W4A16_TMA", "on");
+}
+
+TEST(CudaW4A16, StreamKSwitchParses) {
+  expect_switch_parses(cuda::parse_w4a16_stream_k, "AWQ_W4A16_STREAM_K", "yes");
 }
 
 // The dispatch's TMA pick is the 256-token x 128-row tile with a producer warpgroup, and it is

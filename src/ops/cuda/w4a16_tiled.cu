@@ -368,7 +368,7 @@ struct TiledEntry {
 };
 #define AWQ_W4A16_TILED(TT, RT, WT, WR, ST)                                                      \
   TiledEntry {                                                                                   \
-    W4A16TiledConfig{TT, RT, WT, WR, ST, WT * TT * 8, WR * RT * 16, WT * WR * 32, false},        \
+    W4A16TiledConfig{TT, RT, WT, WR, ST, WT * TT * 8, WR * RT * 16, WT * WR * 32, false, false},        \
         &launch_tiled<TT, RT, WT, WR, ST>, &prepare_tiled<TT, RT, WT, WR, ST>,                   \
         &split_smem_bytes<TT, RT, WT, WR, ST>                                                    \
   }
@@ -458,6 +458,15 @@ W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bo
   return {t256, 1};
 }
 
+// The stream-K rules (with the TMA kernels and AWQ_W4A16_STREAM_K on), tried before the prefill
+// rules: PROVISIONAL, m = 129..512 on every layer: the 256 x 128 TMA tile with stream-K.
+// {-1, 0}: no rule here.
+W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k) {
+  (void)n, (void)k;
+  if (m > 128 && m <= 512) return {w4a16_tma_wide_sk_config(), 1};
+  return {-1, 0};
+}
+
 }  // namespace
 
 int w4a16_tiled_count() { return kNumTiled + w4a16_wgmma_count(); }
@@ -512,6 +521,10 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   //    where they differ). AWQ_W4A16_TMA=0 leaves them out as well.
   if (m > 32 && w4a16_wgmma_available()) {
     const bool tma = w4a16_wgmma_ws_available() && w4a16_tma_from_env();
+    if (tma && w4a16_stream_k_from_env()) {
+      const W4A16TiledChoice c = stream_k_pick(m, n, k);
+      if (c.config >= 0) return c;
+    }
     if (tma) {
       const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, sms, split_ok);
       if (c.config >= 0) return c;
