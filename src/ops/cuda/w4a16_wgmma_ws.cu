@@ -333,53 +333,55 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       // wholly in this block's part), or the partial sums go to the workspace and the tile's
       // last-counting block stores the sum (see the top of the file).
       auto finish_segment = [&](int tile, SkTileBlocks tb) {
-        const int b = int(blockIdx.x);
-        bool store = true;
-        if (tb.lo != tb.hi) {
-          // Slot 2 b' of block b' holds the segment that starts its part, slot 2 b' + 1 the one
-          // that ends it; only b_lo's segment can start inside its part.
-          const auto part = [&](int bb, int j) {
-            return sk_parts + size_t(2 * bb + (bb == tb.lo && tb.lo_inside ? 1 : 0)) * T::kPartFloat4s +
-                   j * T::kConsumerThreads + tid;
-          };
-  #pragma unroll
-          for (int j = 0; j < BM / 8; ++j)
-            __stcg(part(b, j), make_float4(acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]));
-          __threadfence();  // the partials are visible device-wide before this block is counted
-          consumer_sync();
-          volatile unsigned* flag = reinterpret_cast<volatile unsigned*>(smem + T::kFlagOffset);
-          if (tid == 0) {
-            const unsigned before = atomicAdd(sk_counters + tb.lo, 1u);
-            const bool last = before == unsigned(tb.hi - tb.lo);
-            if (last) sk_counters[tb.lo] = 0;  // every contributor has counted: ready for the next launch
-            *flag = last ? 1u : 0u;
-          }
-          consumer_sync();
-          store = *flag != 0;
-          if (store) {
-            __threadfence();  // the other blocks' partials, made visible before their count
-  #pragma unroll
-            for (int j = 0; j < BM / 8; ++j) {
-              // This block's own partial is read back too (each thread its own stores): keeping it
-              // in registers beside the sum made ptxas spill the accumulators (2.8 KB, 256 x 128).
-              float4 sum = __ldcg(part(tb.lo, j));
-              for (int bb = tb.lo + 1; bb <= tb.hi; ++bb) {
-                const float4 v = __ldcg(part(bb, j));
-                sum.x += v.x;
-                sum.y += v.y;
-                sum.z += v.z;
-                sum.w += v.w;
-              }
-              acc[4 * j] = sum.x;
-              acc[4 * j + 1] = sum.y;
-              acc[4 * j + 2] = sum.z;
-              acc[4 * j + 3] = sum.w;
+        const int tn = tile % row_blocks * T::kRowTiles + warp, tok0 = tile / row_blocks * BM;
+        if (tb.lo == tb.hi) {
+          store_d_fragment<BM>(acc, tn, tiles_n, tok0, lane, 0, 1, m, n, bias, y);
+          return;
+        }
+        // Slot 2 b' of block b' holds the segment that starts its part, slot 2 b' + 1 the one that
+        // ends it; only b_lo's segment can start inside its part.
+        const auto part = [&](int bb, int j) {
+          return sk_parts + size_t(2 * bb + (bb == tb.lo && tb.lo_inside ? 1 : 0)) * T::kPartFloat4s +
+                 j * T::kConsumerThreads + tid;
+        };
+#pragma unroll
+        for (int j = 0; j < BM / 8; ++j)
+          __stcg(part(int(blockIdx.x), j), make_float4(acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]));
+        __threadfence();  // the partials are visible device-wide before this block is counted
+        consumer_sync();
+        volatile unsigned* flag = reinterpret_cast<volatile unsigned*>(smem + T::kFlagOffset);
+        if (tid == 0) {
+          const unsigned before = atomicAdd(sk_counters + tb.lo, 1u);
+          const bool last = before == unsigned(tb.hi - tb.lo);
+          if (last) sk_counters[tb.lo] = 0;  // every contributor has counted: ready for the next launch
+          *flag = last ? 1u : 0u;
+        }
+        consumer_sync();
+        if (*flag == 0) return;
+        __threadfence();  // the other blocks' partials, made visible before their count
+        // The sum in block order, 8 token tiles at a time (8 loads in flight per block's part),
+        // straight to y. This block's own partial is read back too (each thread its own stores):
+        // acc is dead here, and keeping it beside the sums made ptxas spill it.
+#pragma unroll
+        for (int j0 = 0; j0 < BM / 8; j0 += 8) {
+          float4 sum[8];
+#pragma unroll
+          for (int q = 0; q < 8; ++q) sum[q] = __ldcg(part(tb.lo, j0 + q));
+          for (int bb = tb.lo + 1; bb <= tb.hi; ++bb) {
+            float4 v[8];
+#pragma unroll
+            for (int q = 0; q < 8; ++q) v[q] = __ldcg(part(bb, j0 + q));
+#pragma unroll
+            for (int q = 0; q < 8; ++q) {
+              sum[q].x += v[q].x;
+              sum[q].y += v[q].y;
+              sum[q].z += v[q].z;
+              sum[q].w += v[q].w;
             }
           }
+#pragma unroll
+          for (int q = 0; q < 8; ++q) store_d_token_tile(sum[q], j0 + q, tn, tiles_n, tok0, lane, m, n, bias, y);
         }
-        if (store)
-          store_d_fragment<BM>(acc, tile % row_blocks * T::kRowTiles + warp, tiles_n, tile / row_blocks * BM, lane, 0, 1,
-                               m, n, bias, y);
       };
       // Segment by segment: the first from the block's first iteration to its tile's end, then
       // whole tiles, the last up to the block's last iteration.
