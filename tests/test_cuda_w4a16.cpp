@@ -745,13 +745,19 @@ TEST(CudaW4A16, PrefillPickRules) {
   };
   cp_async(4096, 4096, 160, 64, split2);   // o_proj: 64 x 64 split 2
   cp_async(4096, 11008, 192, 64, split2);  // down_proj
-  cp_async(4096, 11008, 256, 128, split2);
   cp_async(4096, 4096, 256, 64, 1);
   cp_async(4096, 4096, 384, 64, 1);
   cp_async(4096, 4096, 512, 128, 1);
-  tma(4096, 11008, 512, t128, split2);
   tma(22016, 4096, 128, t128, 1);
-  tma(12288, 4096, 512, t256, 1);
+  if (cuda::w4a16_stream_k_from_env()) {  // these three are replaced by stream-K tiles (StreamKPickRules)
+    tma(4096, 11008, 256, cuda::w4a16_tma_wide_sk_config(), 1);
+    tma(4096, 11008, 512, cuda::w4a16_tma_wide_sk_config(), 1);
+    tma(12288, 4096, 512, cuda::w4a16_tma_wide_sk_config(), 1);
+  } else {
+    cp_async(4096, 11008, 256, 128, split2);
+    tma(4096, 11008, 512, t128, split2);
+    tma(12288, 4096, 512, t256, 1);
+  }
   // Wide layers by grid: 64 x 128 while it fits 2 blocks per SM, else 256 x 128 in one wave.
   const auto wide_small = [&](int64_t n) {
     const int64_t rows = (n + 127) / 128;
@@ -764,6 +770,40 @@ TEST(CudaW4A16, PrefillPickRules) {
   if (3 * 86 <= 2 * sms) tma(11008, 4096, 320, t128, 1);  // 128 x 128 TMA while it fits 2 per SM
   if (3 * 172 > 2 * sms && 6 * 172 > 4 * sms && 2 * 172 > 2 * sms) tma(22016, 4096, 384, t128, 1);
   std::printf("[ note     ] %d SMs\n", sms);
+}
+
+// The stream-K rules (stream_k_pick in w4a16_tiled.cu; docs/gpu.md), with the prefill rules on:
+// at m = 193..512 a stream-K tile replaces the 256 x 128 TMA pick on the wide layers (gate+up
+// from m = 193, every wide layer from 257) and the pick on down_proj-like layers (k > 8192);
+// o_proj, m <= 192 and m > 512 keep their picks; AWQ_W4A16_STREAM_K=0 picks no stream-K tile.
+TEST(CudaW4A16, StreamKPickRules) {
+  SKIP_WITHOUT_GPU();
+  const bool rules = cuda::w4a16_wgmma_available() && cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env();
+  const bool sk = rules && cuda::w4a16_stream_k_from_env();
+  const int sk256 = cuda::w4a16_tma_wide_sk_config(), sk128 = cuda::w4a16_tma_square_sk_config();
+  const auto pick = [](int64_t n, int64_t k, int64_t m) { return cuda::w4a16_default_tiled(m, n, k).config; };
+  const auto is_sk = [&](int64_t n, int64_t k, int64_t m) {
+    return cuda::w4a16_tiled_config(pick(n, k, m)).stream_k;
+  };
+  EXPECT_EQ(pick(22016, 4096, 256) == sk256, sk);  // gate+up
+  EXPECT_EQ(pick(11008, 4096, 512) == sk256, sk);  // gate or up
+  EXPECT_EQ(pick(4096, 11008, 200) == sk256, sk);  // down_proj
+  EXPECT_EQ(pick(4096, 11008, 320) == sk128, sk);
+  EXPECT_EQ(pick(4096, 11008, 384) == sk128, sk);
+  EXPECT_EQ(pick(4096, 11008, 448) == sk256, sk);
+  if (rules) {
+    EXPECT_EQ(pick(12288, 4096, 256), cuda::w4a16_tma_wide_config()) << "qkv at m = 256 stays on the 256 x 128 tile";
+  }
+  for (const int64_t m : {64, 128, 192, 256, 384, 512, 640}) EXPECT_FALSE(is_sk(4096, 4096, m)) << "o_proj m " << m;
+  for (const int64_t m : {64, 160, 192, 640}) {
+    EXPECT_FALSE(is_sk(22016, 4096, m)) << "gate+up m " << m;
+    EXPECT_FALSE(is_sk(4096, 11008, m)) << "down_proj m " << m;
+  }
+  if (!sk) {
+    for (const int64_t m : {256, 320, 384, 512})
+      for (const int64_t n : {4096, 12288, 22016}) EXPECT_FALSE(is_sk(n, 11008, m)) << "n " << n << " m " << m;
+  }
+  std::printf("[ note     ] stream-K picks %s on this device/build\n", sk ? "in use" : "NOT in use (no TMA, or AWQ_W4A16_TMA=0 / AWQ_W4A16_STREAM_K=0)");
 }
 
 TEST(CudaW4A16, Llama2_7BShapes) {

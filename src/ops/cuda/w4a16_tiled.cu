@@ -458,13 +458,29 @@ W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bo
   return {t256, 1};
 }
 
-// The stream-K rules (with the TMA kernels and AWQ_W4A16_STREAM_K on), tried before the prefill
-// rules: PROVISIONAL, m = 129..512 on every layer: the 256 x 128 TMA tile with stream-K.
-// {-1, 0}: no rule here.
-W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k) {
-  (void)n, (void)k;
-  if (m > 128 && m <= 512) return {w4a16_tma_wide_sk_config(), 1};
-  return {-1, 0};
+// The stream-K rules (with the TMA kernels and AWQ_W4A16_STREAM_K on): where the stream-K twins
+// of the TMA tiles (sk256 = 256 x 128, sk128 = 128 x 128; w4a16_wgmma_ws.cu) measured >= 1.06x
+// the prefill pick `c` in branch gpu9's H100 wsweep (docs/results/gpu-logs/h100_gpu9_wsweep2.log;
+// µs, median of 20), they replace it; elsewhere `c` stays:
+//  - wide layers (n >= 8192) where `c` is the 256 x 128 tile t256 (one block per SM, whole
+//    waves): m = 385..512 sk256 (qkv 92.9 was 103.6, gate or up 88.4 was 107.9, gate+up 152.0
+//    was 160.7 at m = 512); m = 257..384 sk128 (qkv at 384: 86.1 was 101.4); m = 193..256 on
+//    n >= 16384 sk256 (gate+up at 256: 88.5 was 107.4; qkv and gate or up stay on t256: sk256
+//    55.1 / 51.5 against 51.1 / 52.4).
+//  - narrow layers (n < 8192) with k > 8192 (down_proj): m = 193..256 sk256 (52.1 was 56.9),
+//    257..384 sk128 (78.2 was 86.9 at 384), 385..512 sk256 (81.4 was >= 98.9 at 512).
+//  - o_proj (n, k < 8192) and m <= 192: no rule (the cp.async tiles are faster there).
+W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, W4A16TiledChoice c) {
+  const W4A16TiledChoice sk256{w4a16_tma_wide_sk_config(), 1}, sk128{w4a16_tma_square_sk_config(), 1};
+  if (m <= 192 || m > 512) return c;
+  if (n >= kW4A16TmaMinRows) {
+    if (c.config != w4a16_tma_wide_config()) return c;
+    if (m > 384) return sk256;
+    if (m > 256) return sk128;
+    return n >= 16384 ? sk256 : c;
+  }
+  if (k <= 8192) return c;
+  return m > 384 || m <= 256 ? sk256 : sk128;
 }
 
 }  // namespace
@@ -518,16 +534,13 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   //  - before that, m = 129..512 (and 97..128 on n >= 16384) with the TMA kernels on: the
   //    prefill rules of prefill_wgmma_pick (branch gpu7's H100 wsweep up to m = 512; each pick
   //    the best or within 3.3 % of it at every measured shape and m, 1.04-1.57x the rules before
-  //    where they differ). AWQ_W4A16_TMA=0 leaves them out as well.
+  //    where they differ), some of them then replaced by a stream-K tile (stream_k_pick, branch
+  //    gpu9; AWQ_W4A16_STREAM_K=0 leaves that out). AWQ_W4A16_TMA=0 leaves them all out.
   if (m > 32 && w4a16_wgmma_available()) {
     const bool tma = w4a16_wgmma_ws_available() && w4a16_tma_from_env();
-    if (tma && w4a16_stream_k_from_env()) {
-      const W4A16TiledChoice c = stream_k_pick(m, n, k);
-      if (c.config >= 0) return c;
-    }
     if (tma) {
       const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, sms, split_ok);
-      if (c.config >= 0) return c;
+      if (c.config >= 0) return w4a16_stream_k_from_env() ? stream_k_pick(m, n, k, c) : c;
     }
     if (m >= kW4A16TmaMinTokens && n >= kW4A16TmaMinRows && tma) return {w4a16_tma_wide_config(), 1};
     const auto wg = [&](int i) { return blocks(w4a16_wgmma_config(i), m, n); };

@@ -158,24 +158,31 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   const int tiles_n = (n + 15) / 16, chunks = (k + 63) / 64;
   const int row_blocks = (tiles_n + T::kRowTiles - 1) / T::kRowTiles;
   const int splits = int(gridDim.z), split = int(blockIdx.z);
-  // The block's iterations: [g_begin, g_begin + nch) of the flat range tile * chunks + chunk,
-  // tile = token block * row_blocks + row block. Without SK: the chunks of the block's split of
-  // tile (blockIdx.y, blockIdx.x) (none for an empty split).
-  int g_begin, nch, total = 0;
+  // The block's nch iterations. Without SK: chunks c_begin .. c_begin + nch - 1 (the block's
+  // split) of tile (blockIdx.y, blockIdx.x) (none for an empty split). SK: [g_begin, g_begin +
+  // nch) of the flat range tile * chunks + chunk, tile = token block * row_blocks + row block.
+  int c_begin = 0, g_begin = 0, nch, total = 0;
   if constexpr (SK) {
     total = row_blocks * ((m + BM - 1) / BM) * chunks;
     g_begin = sk_start(int(blockIdx.x), total, int(gridDim.x));
     nch = sk_start(int(blockIdx.x) + 1, total, int(gridDim.x)) - g_begin;
   } else {
     const int per_split = (chunks + splits - 1) / splits;
-    const int c_begin = min(chunks, split * per_split), c_end = min(chunks, c_begin + per_split);
-    g_begin = (int(blockIdx.y) * row_blocks + int(blockIdx.x)) * chunks + c_begin;
-    nch = c_end - c_begin;
+    c_begin = min(chunks, split * per_split);
+    nch = min(chunks, c_begin + per_split) - c_begin;
   }
-  // Iteration g's chunk and its tile's first row tile and first token.
-  const auto chunk_of = [&](int g) { return g % chunks; };
-  const auto tn0_of = [&](int g) { return (g / chunks) % row_blocks * T::kRowTiles; };
-  const auto tok0_of = [&](int g) { return (g / chunks) / row_blocks * BM; };
+  // Iteration it's chunk, and its tile's first row tile and first token.
+  struct ItPos {
+    int c, tn0, tok0;
+  };
+  const auto pos = [&](int it) {
+    if constexpr (SK) {
+      const int g = g_begin + it, tile = g / chunks;
+      return ItPos{g - tile * chunks, tile % row_blocks * T::kRowTiles, tile / row_blocks * BM};
+    } else {
+      return ItPos{c_begin + it, int(blockIdx.x) * T::kRowTiles, int(blockIdx.y) * BM};
+    }
+  };
 
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) {
@@ -186,7 +193,7 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   }
   __syncthreads();
 
-  // The copies of chunk c_begin + it into its slot, issued by lane 0 of the producer warp: it
+  // The copies of iteration it (pos(it)) into its slot, issued by lane 0 of the producer warp: it
   // arms the slot's barrier (one arrival expecting all the slot's bytes), then three TMA copies:
   // the block's row tiles' codes of the chunk (one box of kRowTiles x 512 bytes), their params
   // entries of the chunk's groups (kRowTiles x pg x 64 bytes) and the x tile. Boxes past the
@@ -200,17 +207,16 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   // Iteration it (of the block's) into its slot.
   auto load_weights = [&](int slot, int it) {
     const uint32_t st = smem_base + uint32_t(slot * T::kStageBytes), bar = full0 + uint32_t(8 * slot);
-    const int g = g_begin + it, c = chunk_of(g), tn0 = tn0_of(g);
+    const ItPos p = pos(it);
+    const int c = p.c, tn0 = p.tn0;
     if (lane == 0) {
       tma_load_3d(st + uint32_t(T::kXBytes), &code_map, 0, c, tn0, bar);
       tma_load_3d(st + uint32_t(T::kXBytes + T::kCodeBytes), &param_map, 0, (c * 4) >> gl2, tn0, bar);
     }
   };
   auto load_x = [&](int slot, int it) {
-    const int g = g_begin + it;
-    if (lane == 0)
-      tma_load_2d(smem_base + uint32_t(slot * T::kStageBytes), &x_map, chunk_of(g) * 64, tok0_of(g),
-                  full0 + uint32_t(8 * slot));
+    const ItPos p = pos(it);
+    if (lane == 0) tma_load_2d(smem_base + uint32_t(slot * T::kStageBytes), &x_map, p.c * 64, p.tok0, full0 + uint32_t(8 * slot));
   };
   // Iteration it into its slot once the slot's previous chunk (it - STAGES) is released.
   auto produce = [&](int it) {
@@ -359,28 +365,33 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
         consumer_sync();
         if (*flag == 0) return;
         __threadfence();  // the other blocks' partials, made visible before their count
-        // The sum in block order, 8 token tiles at a time (8 loads in flight per block's part),
-        // straight to y. This block's own partial is read back too (each thread its own stores):
-        // acc is dead here, and keeping it beside the sums made ptxas spill it.
+        // The sum in block order, kGroup token tiles at a time, straight to y: the parts of b_lo
+        // and b_lo + 1 are loaded together (2 kGroup loads in flight per thread), then those of
+        // any further blocks. This block's own partial is read back too (each thread its own
+        // stores): acc is dead here, and keeping it beside the sums made ptxas spill it.
+        constexpr int kGroup = BM == 256 ? 16 : 8;  // 2 kGroup float4 = 128 registers at most
 #pragma unroll
-        for (int j0 = 0; j0 < BM / 8; j0 += 8) {
-          float4 sum[8];
+        for (int j0 = 0; j0 < BM / 8; j0 += kGroup) {
+          float4 sum[kGroup], v[kGroup];
 #pragma unroll
-          for (int q = 0; q < 8; ++q) sum[q] = __ldcg(part(tb.lo, j0 + q));
-          for (int bb = tb.lo + 1; bb <= tb.hi; ++bb) {
-            float4 v[8];
+          for (int q = 0; q < kGroup; ++q) {
+            sum[q] = __ldcg(part(tb.lo, j0 + q));
+            v[q] = __ldcg(part(tb.lo + 1, j0 + q));
+          }
+          for (int bb = tb.lo + 1;;) {
 #pragma unroll
-            for (int q = 0; q < 8; ++q) v[q] = __ldcg(part(bb, j0 + q));
-#pragma unroll
-            for (int q = 0; q < 8; ++q) {
+            for (int q = 0; q < kGroup; ++q) {
               sum[q].x += v[q].x;
               sum[q].y += v[q].y;
               sum[q].z += v[q].z;
               sum[q].w += v[q].w;
             }
+            if (++bb > tb.hi) break;
+#pragma unroll
+            for (int q = 0; q < kGroup; ++q) v[q] = __ldcg(part(bb, j0 + q));
           }
 #pragma unroll
-          for (int q = 0; q < 8; ++q) store_d_token_tile(sum[q], j0 + q, tn, tiles_n, tok0, lane, m, n, bias, y);
+          for (int q = 0; q < kGroup; ++q) store_d_token_tile(sum[q], j0 + q, tn, tiles_n, tok0, lane, m, n, bias, y);
         }
       };
       // Segment by segment: the first from the block's first iteration to its tile's end, then
