@@ -749,14 +749,13 @@ TEST(CudaW4A16, PrefillPickRules) {
   cp_async(4096, 4096, 384, 64, 1);
   cp_async(4096, 4096, 512, 128, 1);
   tma(22016, 4096, 128, t128, 1);
-  if (cuda::w4a16_stream_k_from_env()) {  // these three are replaced by stream-K tiles (StreamKPickRules)
+  tma(12288, 4096, 512, t256, 1);
+  if (cuda::w4a16_stream_k_from_env()) {  // these two are replaced by stream-K tiles (StreamKPickRules)
     tma(4096, 11008, 256, cuda::w4a16_tma_wide_sk_config(), 1);
     tma(4096, 11008, 512, cuda::w4a16_tma_wide_sk_config(), 1);
-    tma(12288, 4096, 512, cuda::w4a16_tma_wide_sk_config(), 1);
   } else {
     cp_async(4096, 11008, 256, 128, split2);
     tma(4096, 11008, 512, t128, split2);
-    tma(12288, 4096, 512, t256, 1);
   }
   // Wide layers by grid: 64 x 128 while it fits 2 blocks per SM, else 256 x 128 in one wave.
   const auto wide_small = [&](int64_t n) {
@@ -774,8 +773,9 @@ TEST(CudaW4A16, PrefillPickRules) {
 
 // The stream-K rules (stream_k_pick in w4a16_tiled.cu; docs/gpu.md), with the prefill rules on:
 // at m = 193..512 a stream-K tile replaces the 256 x 128 TMA pick on the wide layers (gate+up
-// from m = 193, every wide layer from 257) and the pick on down_proj-like layers (k > 8192);
-// o_proj, m <= 192 and m > 512 keep their picks; AWQ_W4A16_STREAM_K=0 picks no stream-K tile.
+// from m = 193, every wide layer at 257..384, above 384 while the 256 x 128 grid is under 1.4
+// waves) and the pick on down_proj-like layers (k > 8192); o_proj, m <= 192 and m > 512 keep
+// their picks; AWQ_W4A16_STREAM_K=0 picks no stream-K tile.
 TEST(CudaW4A16, StreamKPickRules) {
   SKIP_WITHOUT_GPU();
   const bool rules = cuda::w4a16_wgmma_available() && cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env();
@@ -785,8 +785,16 @@ TEST(CudaW4A16, StreamKPickRules) {
   const auto is_sk = [&](int64_t n, int64_t k, int64_t m) {
     return cuda::w4a16_tiled_config(pick(n, k, m)).stream_k;
   };
+  int dev = 0, sms = 0;
+  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
   EXPECT_EQ(pick(22016, 4096, 256) == sk256, sk);  // gate+up
-  EXPECT_EQ(pick(11008, 4096, 512) == sk256, sk);  // gate or up
+  // m = 512: 2 x 86 blocks of 256 x 128 for gate or up (1.3 waves on an H100), 2 x 96 for qkv.
+  EXPECT_EQ(pick(11008, 4096, 512) == sk256, sk && 172 * 10 < 14 * sms);
+  EXPECT_EQ(pick(12288, 4096, 512) == sk256, sk && 192 * 10 < 14 * sms);
+  if (344 * 10 >= 14 * sms) {
+    EXPECT_FALSE(is_sk(22016, 4096, 512)) << "gate+up at m = 512: 344 blocks, 2.6 waves on an H100";
+  }
   EXPECT_EQ(pick(4096, 11008, 200) == sk256, sk);  // down_proj
   EXPECT_EQ(pick(4096, 11008, 320) == sk128, sk);
   EXPECT_EQ(pick(4096, 11008, 384) == sk128, sk);

@@ -459,23 +459,28 @@ W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bo
 }
 
 // The stream-K rules (with the TMA kernels and AWQ_W4A16_STREAM_K on): where the stream-K twins
-// of the TMA tiles (sk256 = 256 x 128, sk128 = 128 x 128; w4a16_wgmma_ws.cu) measured >= 1.06x
-// the prefill pick `c` in branch gpu9's H100 wsweep (docs/results/gpu-logs/h100_gpu9_wsweep2.log;
-// µs, median of 20), they replace it; elsewhere `c` stays:
+// of the TMA tiles (sk256 = 256 x 128, sk128 = 128 x 128; w4a16_wgmma_ws.cu) measured faster
+// than the prefill pick `c` in both of branch gpu9's H100 wsweeps with the final fixup
+// (docs/results/gpu-logs/h100_gpu9_wsweep{2,3}.log; µs, medians of 20, call 2 / call 3), they
+// replace it; elsewhere `c` stays:
 //  - wide layers (n >= 8192) where `c` is the 256 x 128 tile t256 (one block per SM, whole
-//    waves): m = 385..512 sk256 (qkv 92.9 was 103.6, gate or up 88.4 was 107.9, gate+up 152.0
-//    was 160.7 at m = 512); m = 257..384 sk128 (qkv at 384: 86.1 was 101.4); m = 193..256 on
-//    n >= 16384 sk256 (gate+up at 256: 88.5 was 107.4; qkv and gate or up stay on t256: sk256
-//    55.1 / 51.5 against 51.1 / 52.4).
-//  - narrow layers (n < 8192) with k > 8192 (down_proj): m = 193..256 sk256 (52.1 was 56.9),
-//    257..384 sk128 (78.2 was 86.9 at 384), 385..512 sk256 (81.4 was >= 98.9 at 512).
-//  - o_proj (n, k < 8192) and m <= 192: no rule (the cp.async tiles are faster there).
-W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, W4A16TiledChoice c) {
+//    waves): m = 385..512 sk256 while t256's grid is under 1.4 waves (gate or up: 172 blocks,
+//    88.4 / 92.7 was 107.9 / 99.2; qkv, 192 blocks, and gate+up, 344, stay: sk256 92.9 / 99.1
+//    against 103.6 / 96.4, 152.0 / 163.6 against 160.7 / 148.5); m = 257..384 sk128 (qkv at
+//    384: 86.1 / 90.7 was 101.4 / 96.1); m = 193..256 on n >= 16384 sk256 (gate+up at 256:
+//    88.5 / 93.2 was 107.4 / 99.2; qkv and gate or up stay on t256: sk256 55.1 / 57.4 and
+//    51.5 / 53.9 against 51.1 / 47.6 and 52.4 / 48.6).
+//  - narrow layers (n < 8192) with k > 8192 (down_proj): m = 193..256 sk256 (52.1 / 53.3 was
+//    56.9 / 58.4), 257..384 sk128 (at 384: 78.2 / 85.6 was 86.9 / 88.8; at 320, call 3: 83.2
+//    was 87.4), 385..512 sk256 (at 512: 81.4 / 86.7 was >= 98.9 / 95.8).
+//  - o_proj (n, k < 8192), m <= 192 and m > 512: no rule (the cp.async tiles are faster at
+//    m <= 192 and on o_proj; m > 512 was not measured).
+W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16TiledChoice c) {
   const W4A16TiledChoice sk256{w4a16_tma_wide_sk_config(), 1}, sk128{w4a16_tma_square_sk_config(), 1};
   if (m <= 192 || m > 512) return c;
   if (n >= kW4A16TmaMinRows) {
     if (c.config != w4a16_tma_wide_config()) return c;
-    if (m > 384) return sk256;
+    if (m > 384) return blocks(w4a16_tiled_config(c.config), m, n) * 10 < int64_t(sms) * 14 ? sk256 : c;
     if (m > 256) return sk128;
     return n >= 16384 ? sk256 : c;
   }
@@ -540,7 +545,7 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
     const bool tma = w4a16_wgmma_ws_available() && w4a16_tma_from_env();
     if (tma) {
       const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, sms, split_ok);
-      if (c.config >= 0) return w4a16_stream_k_from_env() ? stream_k_pick(m, n, k, c) : c;
+      if (c.config >= 0) return w4a16_stream_k_from_env() ? stream_k_pick(m, n, k, sms, c) : c;
     }
     if (m >= kW4A16TmaMinTokens && n >= kW4A16TmaMinRows && tma) return {w4a16_tma_wide_config(), 1};
     const auto wg = [&](int i) { return blocks(w4a16_wgmma_config(i), m, n); };
