@@ -30,7 +30,10 @@
 // same bits whichever block is last), stores the tile and resets the counter for the next
 // launch. Nobody waits for another block, so the blocks need not be resident together. Why: the
 // 256 x 128 tile runs one block per SM, and the 7B's wide layers at m <= 256 have 86-172 tiles
-// for 132 SMs (0.65-0.73 of a wave, or 1.3 waves): whole tiles leave SMs idle.
+// for 132 SMs (0.65-0.73 of a wave, or 1.3 waves): whole tiles leave SMs idle. Measured on the
+// H100 (docs/results/gpu.md, "Stream-K"): the partials' traffic (two 128 KB parts per block and
+// call for 256 x 128, much of it through DRAM) costs about as much as the idle SMs on qkv and gate
+// at m = 256; the dispatch takes these kernels only where they measured faster.
 // The workspace is one per process (w4a16_prepare_wgmma_ws): stream-K launches must not run
 // concurrently on two streams.
 #include "ops/cuda/w4a16_wgmma_ws.h"
