@@ -434,10 +434,51 @@ TEST(CudaW4A16, SplitKIsDeterministic) {
   cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
   DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * a.n) * 2);
   std::vector<uint16_t> first, again(static_cast<size_t>(m * a.n));
-  for (int t : {3, 5, cuda::w4a16_tiled_count() - 1}) {  // the last: a wgmma configuration
+  // The last two: the TMA 256 x 128 tile (split-K through a cluster) and a wgmma configuration.
+  for (int t : {3, 5, cuda::w4a16_tma_wide_config(), cuda::w4a16_tiled_count() - 1}) {
     for (int rep = 0; rep < 2; ++rep) {
       AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, again.size() * 2));
       run_tiled(t, 4)(w, dx.h(), m, nullptr, dy.h());
+      AWQ_CUDA_CHECK(cudaMemcpy(again.data(), dy.p, again.size() * 2, cudaMemcpyDeviceToHost));
+      if (rep == 0)
+        first = again;
+      else
+        EXPECT_EQ(std::memcmp(first.data(), again.data(), first.size() * 2), 0) << "config " << t;
+    }
+  }
+  cuda::free_w4a16(w);
+}
+
+// The stream-K configurations (W4A16TiledConfig::stream_k, w4a16_wgmma_ws.cu) where every kind
+// of segment occurs: n 20480 k 256 (4 chunks a tile) at m = 300 (2 to 5 token blocks): hundreds
+// of tiles for the SMs' 132-264 blocks, so a block's part holds a tile's tail, whole tiles and
+// another tile's head; n 1032 k 4096 group 32 (64 chunks a tile, 9 row blocks, the last one
+// partial) at m = 70: each tile cut between 5-15 blocks, the sum of many partials. Then two runs
+// of each give the same bits (the partials are added in block order whichever block comes
+// last), and the second run, on poisoned outputs, shows that the tiles' counters were reset.
+TEST(CudaW4A16, StreamKSegmentsMatchReference) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq wide(20480, 256, 128, 4, 61), deep(1032, 4096, 32, 4, 62);
+  WorstNmse worst{"stream-K configurations, n 20480 k 256 m 300 and n 1032 k 4096 group 32 m 70"};
+  std::vector<int> sk;
+  for (int t = 0; t < cuda::w4a16_tiled_count(); ++t)
+    if (cuda::w4a16_tiled_config(t).stream_k) sk.push_back(t);
+  ASSERT_GE(sk.size(), 2u);
+  EXPECT_TRUE(cuda::w4a16_tiled_config(cuda::w4a16_tma_wide_sk_config()).stream_k);
+  EXPECT_TRUE(cuda::w4a16_tiled_config(cuda::w4a16_tma_square_sk_config()).stream_k);
+  for (int t : sk) {
+    EXPECT_LE(worst(check_w4a16(wide, 300, true, uint32_t(t), run_tiled(t))), kMaxNmse) << "config " << t << " wide";
+    EXPECT_LE(worst(check_w4a16(deep, 70, false, uint32_t(t + 1), run_tiled(t))), kMaxNmse) << "config " << t << " deep";
+  }
+  const int64_t m = 70;
+  const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * deep.k), -1.0f, 1.0f, 63);
+  cuda::W4A16Weight w = cuda::upload_w4a16(deep.awq(), deep.n, deep.k, nullptr);
+  DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * deep.n) * 2);
+  std::vector<uint16_t> first, again(static_cast<size_t>(m * deep.n));
+  for (int t : sk) {
+    for (int rep = 0; rep < 2; ++rep) {
+      AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, again.size() * 2));
+      run_tiled(t)(w, dx.h(), m, nullptr, dy.h());
       AWQ_CUDA_CHECK(cudaMemcpy(again.data(), dy.p, again.size() * 2, cudaMemcpyDeviceToHost));
       if (rep == 0)
         first = again;
@@ -641,6 +682,10 @@ TEST(CudaW4A16, TmaSwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_tma, "AWQ_W4A16_TMA", "on");
 }
 
+TEST(CudaW4A16, StreamKSwitchParses) {
+  expect_switch_parses(cuda::parse_w4a16_stream_k, "AWQ_W4A16_STREAM_K", "yes");
+}
+
 // The dispatch's TMA pick is the 256-token x 128-row tile with a producer warpgroup, and it is
 // taken for the wide 7B layers at m = 256 exactly where the TMA kernels can run (the switch on).
 TEST(CudaW4A16, TmaWideConfigurationAndPick) {
@@ -700,13 +745,18 @@ TEST(CudaW4A16, PrefillPickRules) {
   };
   cp_async(4096, 4096, 160, 64, split2);   // o_proj: 64 x 64 split 2
   cp_async(4096, 11008, 192, 64, split2);  // down_proj
-  cp_async(4096, 11008, 256, 128, split2);
   cp_async(4096, 4096, 256, 64, 1);
   cp_async(4096, 4096, 384, 64, 1);
   cp_async(4096, 4096, 512, 128, 1);
-  tma(4096, 11008, 512, t128, split2);
   tma(22016, 4096, 128, t128, 1);
   tma(12288, 4096, 512, t256, 1);
+  if (cuda::w4a16_stream_k_from_env()) {  // these two are replaced by stream-K tiles (StreamKPickRules)
+    tma(4096, 11008, 256, cuda::w4a16_tma_wide_sk_config(), 1);
+    tma(4096, 11008, 512, cuda::w4a16_tma_wide_sk_config(), 1);
+  } else {
+    cp_async(4096, 11008, 256, 128, split2);
+    tma(4096, 11008, 512, t128, split2);
+  }
   // Wide layers by grid: 64 x 128 while it fits 2 blocks per SM, else 256 x 128 in one wave.
   const auto wide_small = [&](int64_t n) {
     const int64_t rows = (n + 127) / 128;
@@ -719,6 +769,49 @@ TEST(CudaW4A16, PrefillPickRules) {
   if (3 * 86 <= 2 * sms) tma(11008, 4096, 320, t128, 1);  // 128 x 128 TMA while it fits 2 per SM
   if (3 * 172 > 2 * sms && 6 * 172 > 4 * sms && 2 * 172 > 2 * sms) tma(22016, 4096, 384, t128, 1);
   std::printf("[ note     ] %d SMs\n", sms);
+}
+
+// The stream-K rules (stream_k_pick in w4a16_tiled.cu; docs/gpu.md), with the prefill rules on:
+// at m = 193..512 a stream-K tile replaces the 256 x 128 TMA pick on the wide layers (gate+up
+// from m = 193, every wide layer at 257..384, above 384 while the 256 x 128 grid is under 1.4
+// waves) and the pick on down_proj-like layers (k > 8192); o_proj, m <= 192 and m > 512 keep
+// their picks; AWQ_W4A16_STREAM_K=0 picks no stream-K tile.
+TEST(CudaW4A16, StreamKPickRules) {
+  SKIP_WITHOUT_GPU();
+  const bool rules = cuda::w4a16_wgmma_available() && cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env();
+  const bool sk = rules && cuda::w4a16_stream_k_from_env();
+  const int sk256 = cuda::w4a16_tma_wide_sk_config(), sk128 = cuda::w4a16_tma_square_sk_config();
+  const auto pick = [](int64_t n, int64_t k, int64_t m) { return cuda::w4a16_default_tiled(m, n, k).config; };
+  const auto is_sk = [&](int64_t n, int64_t k, int64_t m) {
+    return cuda::w4a16_tiled_config(pick(n, k, m)).stream_k;
+  };
+  int dev = 0, sms = 0;
+  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
+  EXPECT_EQ(pick(22016, 4096, 256) == sk256, sk);  // gate+up
+  // m = 512: 2 x 86 blocks of 256 x 128 for gate or up (1.3 waves on an H100), 2 x 96 for qkv.
+  EXPECT_EQ(pick(11008, 4096, 512) == sk256, sk && 172 * 10 < 14 * sms);
+  EXPECT_EQ(pick(12288, 4096, 512) == sk256, sk && 192 * 10 < 14 * sms);
+  if (344 * 10 >= 14 * sms) {
+    EXPECT_FALSE(is_sk(22016, 4096, 512)) << "gate+up at m = 512: 344 blocks, 2.6 waves on an H100";
+  }
+  EXPECT_EQ(pick(4096, 11008, 200) == sk256, sk);  // down_proj
+  EXPECT_EQ(pick(4096, 11008, 320) == sk128, sk);
+  EXPECT_EQ(pick(4096, 11008, 384) == sk128, sk);
+  EXPECT_EQ(pick(4096, 11008, 448) == sk256, sk);
+  if (rules) {
+    EXPECT_EQ(pick(12288, 4096, 256), cuda::w4a16_tma_wide_config()) << "qkv at m = 256 stays on the 256 x 128 tile";
+  }
+  for (const int64_t m : {64, 128, 192, 256, 384, 512, 640}) EXPECT_FALSE(is_sk(4096, 4096, m)) << "o_proj m " << m;
+  for (const int64_t m : {64, 160, 192, 640}) {
+    EXPECT_FALSE(is_sk(22016, 4096, m)) << "gate+up m " << m;
+    EXPECT_FALSE(is_sk(4096, 11008, m)) << "down_proj m " << m;
+  }
+  if (!sk) {
+    for (const int64_t m : {256, 320, 384, 512})
+      for (const int64_t n : {4096, 12288, 22016}) EXPECT_FALSE(is_sk(n, 11008, m)) << "n " << n << " m " << m;
+  }
+  std::printf("[ note     ] stream-K picks %s on this device/build\n", sk ? "in use" : "NOT in use (no TMA, or AWQ_W4A16_TMA=0 / AWQ_W4A16_STREAM_K=0)");
 }
 
 TEST(CudaW4A16, Llama2_7BShapes) {

@@ -286,7 +286,7 @@ int main(int argc, char** argv) try {
         for (int t = 0; sweep_tiled && t < w4a16_tiled_count(); ++t) {
           const W4A16TiledConfig cfg = w4a16_tiled_config(t);
           std::printf(" %s%d:%dx%d/%d/%d", cfg.wgmma ? "W" : "T", t, cfg.bm, cfg.bn, cfg.threads, cfg.stages);
-          for (int splits = 1; splits <= (w4a16_split_k_available() ? 4 : 1); splits *= 2) {
+          for (int splits = 1; splits <= (w4a16_split_k_available() && !cfg.stream_k ? 4 : 1); splits *= 2) {
             const int calls = 2 * copies_q;
             const float tt = time_graph(s, calls, sweep_reps, [&](int i) {
               const W4A16Weight& wi = wq[size_t(i % copies_q)];
@@ -310,9 +310,11 @@ int main(int argc, char** argv) try {
         const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
         for (int t = first_wgmma; w4a16_wgmma_available() && t < w4a16_tiled_count(); ++t) {
           const W4A16TiledConfig cfg = w4a16_tiled_config(t);
-          std::printf(" %s%d:%dx%d/%d/%d", t - first_wgmma >= w4a16_wgmma_ws_first() ? "WS" : "W", t, cfg.bm,
-                      cfg.bn, cfg.threads, cfg.stages);
-          for (int splits = 1; splits <= (w4a16_split_k_available() ? 4 : 1); splits *= 2) {
+          std::printf(" %s%d:%dx%d/%d/%d%s", t - first_wgmma >= w4a16_wgmma_ws_first() ? "WS" : "W", t, cfg.bm,
+                      cfg.bn, cfg.threads, cfg.stages, cfg.stream_k ? "sk" : "");
+          // A stream-K configuration takes no K splits: timed once.
+          const int max_splits = w4a16_split_k_available() && !cfg.stream_k ? 4 : 1;
+          for (int splits = 1; splits <= max_splits; splits *= 2) {
             const float tt = time_graph(s, 2 * copies_q, reps, [&](int i) {
               const W4A16Weight& wi = wq[size_t(i % copies_q)];
               launch_w4a16_tiled(t, splits, static_cast<const uint4*>(wi.codes),
@@ -357,7 +359,8 @@ int main(int argc, char** argv) try {
       if (tiled) {
         const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
         const W4A16TiledConfig c = w4a16_tiled_config(pick.config);
-        std::snprintf(kernel, sizeof kernel, "%s %dx%d/%d split %d", c.wgmma ? "wgmma" : "tiled", c.bm, c.bn, c.threads, pick.splits);
+        std::snprintf(kernel, sizeof kernel, "%s %dx%d/%d %s %d", c.wgmma ? "wgmma" : "tiled", c.bm, c.bn, c.threads,
+                      c.stream_k ? "stream-K" : "split", c.stream_k ? 1 : pick.splits);
       } else {
         const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n, k));
         std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d%s%s", v.mt, v.wk, v.wn, v.rt, v.xs ? "x" : "",

@@ -120,6 +120,10 @@ constexpr W4A16Switch kTma{"AWQ_W4A16_TMA",
                            "m > 32 never runs the TMA wgmma configurations (the cp.async ones, as before)",
                            "it runs them where they measured faster (default)"};
 
+constexpr W4A16Switch kStreamK{"AWQ_W4A16_STREAM_K",
+                               "m > 32 never runs the stream-K TMA tiles (the picks before them)",
+                               "it runs them where they measured faster (default)"};
+
 bool parse_switch(const W4A16Switch& sw, const char* value) {
   return env_choice(sw.name, value, {{"0", sw.off}, {"1", sw.on}}, 1) == 1;
 }
@@ -142,6 +146,8 @@ bool parse_w4a16_long_k(const char* value) { return parse_switch(kLongK, value);
 bool w4a16_long_k_from_env() { return switch_from_env<kLongK>(); }
 bool parse_w4a16_tma(const char* value) { return parse_switch(kTma, value); }
 bool w4a16_tma_from_env() { return switch_from_env<kTma>(); }
+bool parse_w4a16_stream_k(const char* value) { return parse_switch(kStreamK, value); }
+bool w4a16_stream_k_from_env() { return switch_from_env<kStreamK>(); }
 
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,
                  int64_t m, const __half* bias, __half* y, cudaStream_t s) {

@@ -84,10 +84,14 @@ void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, 
 // wgmma: a configuration of the Hopper wgmma GEMM (w4a16_wgmma.cu; tt = bm / 8 token tiles,
 // rt = chunks of 64 inputs per pipeline slot, wr = 4 warps per 64 rows); it runs only where
 // w4a16_wgmma_available().
+// stream_k: a persistent TMA wgmma configuration (w4a16_wgmma_ws.cu) that splits the whole
+// (output tile x 64-input chunk) range evenly over the SMs' resident blocks; it takes no K
+// splits (the `splits` of a launch are ignored).
 struct W4A16TiledConfig {
   int tt, rt, wt, wr, stages;
   int bm, bn, threads;
   bool wgmma = false;
+  bool stream_k = false;
 };
 // Indices 0 .. w4a16_tiled_count() - 1 cover the mma.sync tiled configurations and then the
 // wgmma ones (launch_w4a16_tiled runs a wgmma index as the 128 x 128 mma.sync tile where
@@ -133,6 +137,17 @@ int w4a16_tma_wide_config();
 // (129 <= m <= 512, and m = 97..128 on n >= 16384) where they say so (docs/gpu.md).
 int w4a16_tma_square_config();
 constexpr int64_t kW4A16TmaMinTokens = 160, kW4A16TmaMinRows = 8192;
+// The stream-K twins of the 256 x 128 and 128 x 128 TMA tiles (W4A16TiledConfig::stream_k): the
+// grid is the SMs' resident blocks and each block takes an equal share of all (tile, chunk)
+// iterations (w4a16_wgmma_ws.cu). Picked with AWQ_W4A16_STREAM_K on where the rules of
+// w4a16_default_tiled say so (docs/gpu.md).
+int w4a16_tma_wide_sk_config();
+int w4a16_tma_square_sk_config();
+// AWQ_W4A16_STREAM_K: "0" = the dispatch never picks the stream-K tiles (the picks before them:
+// the baseline for comparisons, or a fallback without a rebuild), "1" or unset = it does where
+// they measured faster; anything else: awq::Error. Read once.
+bool parse_w4a16_stream_k(const char* value);
+bool w4a16_stream_k_from_env();
 // AWQ_W4A16_TMA: "0" = w4a16_linear never picks the TMA configurations, and the prefill rules
 // (m = 97..512) are off too (the cp.async wgmma tiles by the rules before branch gpu6: the
 // baseline for comparisons, or a fallback without a rebuild), "1" or unset = it does where they

@@ -368,7 +368,7 @@ struct TiledEntry {
 };
 #define AWQ_W4A16_TILED(TT, RT, WT, WR, ST)                                                      \
   TiledEntry {                                                                                   \
-    W4A16TiledConfig{TT, RT, WT, WR, ST, WT * TT * 8, WR * RT * 16, WT * WR * 32, false},        \
+    W4A16TiledConfig{TT, RT, WT, WR, ST, WT * TT * 8, WR * RT * 16, WT * WR * 32, false, false},        \
         &launch_tiled<TT, RT, WT, WR, ST>, &prepare_tiled<TT, RT, WT, WR, ST>,                   \
         &split_smem_bytes<TT, RT, WT, WR, ST>                                                    \
   }
@@ -458,6 +458,36 @@ W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bo
   return {t256, 1};
 }
 
+// The stream-K rules (with the TMA kernels and AWQ_W4A16_STREAM_K on): where the stream-K twins
+// of the TMA tiles (sk256 = 256 x 128, sk128 = 128 x 128; w4a16_wgmma_ws.cu) measured faster
+// than the prefill pick `c` in both of branch gpu9's H100 wsweeps with the final fixup
+// (docs/results/gpu-logs/h100_gpu9_wsweep{2,3}.log; µs, medians of 20, call 2 / call 3), they
+// replace it; elsewhere `c` stays:
+//  - wide layers (n >= 8192) where `c` is the 256 x 128 tile t256 (one block per SM, whole
+//    waves): m = 385..512 sk256 while t256's grid is under 1.4 waves (gate or up: 172 blocks,
+//    88.4 / 92.7 was 107.9 / 99.2; qkv, 192 blocks, and gate+up, 344, stay: sk256 92.9 / 99.1
+//    against 103.6 / 96.4, 152.0 / 163.6 against 160.7 / 148.5); m = 257..384 sk128 (qkv at
+//    384: 86.1 / 90.7 was 101.4 / 96.1); m = 193..256 on n >= 16384 sk256 (gate+up at 256:
+//    88.5 / 93.2 was 107.4 / 99.2; qkv and gate or up stay on t256: sk256 55.1 / 57.4 and
+//    51.5 / 53.9 against 51.1 / 47.6 and 52.4 / 48.6).
+//  - narrow layers (n < 8192) with k > 8192 (down_proj): m = 193..256 sk256 (52.1 / 53.3 was
+//    56.9 / 58.4), 257..384 sk128 (at 384: 78.2 / 85.6 was 86.9 / 88.8; at 320, call 3: 83.2
+//    was 87.4), 385..512 sk256 (at 512: 81.4 / 86.7 was >= 98.9 / 95.8).
+//  - o_proj (n, k < 8192), m <= 192 and m > 512: no rule (the cp.async tiles are faster at
+//    m <= 192 and on o_proj; m > 512 was not measured).
+W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16TiledChoice c) {
+  const W4A16TiledChoice sk256{w4a16_tma_wide_sk_config(), 1}, sk128{w4a16_tma_square_sk_config(), 1};
+  if (m <= 192 || m > 512) return c;
+  if (n >= kW4A16TmaMinRows) {
+    if (c.config != w4a16_tma_wide_config()) return c;
+    if (m > 384) return blocks(w4a16_tiled_config(c.config), m, n) * 10 < int64_t(sms) * 14 ? sk256 : c;
+    if (m > 256) return sk128;
+    return n >= 16384 ? sk256 : c;
+  }
+  if (k <= 8192) return c;
+  return m > 384 || m <= 256 ? sk256 : sk128;
+}
+
 }  // namespace
 
 int w4a16_tiled_count() { return kNumTiled + w4a16_wgmma_count(); }
@@ -509,12 +539,13 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   //  - before that, m = 129..512 (and 97..128 on n >= 16384) with the TMA kernels on: the
   //    prefill rules of prefill_wgmma_pick (branch gpu7's H100 wsweep up to m = 512; each pick
   //    the best or within 3.3 % of it at every measured shape and m, 1.04-1.57x the rules before
-  //    where they differ). AWQ_W4A16_TMA=0 leaves them out as well.
+  //    where they differ), some of them then replaced by a stream-K tile (stream_k_pick, branch
+  //    gpu9; AWQ_W4A16_STREAM_K=0 leaves that out). AWQ_W4A16_TMA=0 leaves them all out.
   if (m > 32 && w4a16_wgmma_available()) {
     const bool tma = w4a16_wgmma_ws_available() && w4a16_tma_from_env();
     if (tma) {
       const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, sms, split_ok);
-      if (c.config >= 0) return c;
+      if (c.config >= 0) return w4a16_stream_k_from_env() ? stream_k_pick(m, n, k, sms, c) : c;
     }
     if (m >= kW4A16TmaMinTokens && n >= kW4A16TmaMinRows && tma) return {w4a16_tma_wide_config(), 1};
     const auto wg = [&](int i) { return blocks(w4a16_wgmma_config(i), m, n); };

@@ -282,7 +282,7 @@ struct WgmmaEntry {
 };
 #define AWQ_W4A16_WGMMA_CFG(BM, NWG, ST, CPS)                                                              \
   WgmmaEntry {                                                                                        \
-    W4A16TiledConfig{BM / 8, CPS, 1, NWG * 4, ST, BM, NWG * 64, NWG * 128, true},                       \
+    W4A16TiledConfig{BM / 8, CPS, 1, NWG * 4, ST, BM, NWG * 64, NWG * 128, true, false},                       \
         &launch_wgmma<BM, NWG, ST, CPS>, &prepare_wgmma<BM, NWG, ST, CPS>, &wgmma_smem_bytes<BM, NWG, ST, CPS>        \
   }
 // (tokens BM = wgmma's N, warpgroups NWG along the rows (64 rows each), stages)
@@ -315,6 +315,12 @@ int w4a16_wgmma_ws_first() { return kNumWgmma; }
 int w4a16_tma_wide_config() { return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_wide(); }
 int w4a16_tma_square_config() {
   return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_square();
+}
+int w4a16_tma_wide_sk_config() {
+  return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_wide_sk();
+}
+int w4a16_tma_square_sk_config() {
+  return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_square_sk();
 }
 bool w4a16_wgmma_ws_available() {
   w4a16_prepare_wgmma();

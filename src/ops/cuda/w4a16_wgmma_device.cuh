@@ -227,6 +227,24 @@ __device__ __forceinline__ void store_d_fragment(const float (&acc)[BM / 2], int
   }
 }
 
+// Writes token tile t of a warp's D fragment, v = acc[4 t .. 4 t + 3] (as store_d_fragment,
+// without the split filter): rows of row tile tn, tokens tok0 + 8 t + ..., plus the bias.
+__device__ __forceinline__ void store_d_token_tile(float4 v, int t, int tn, int tiles_n, int tok0, int lane, int m,
+                                                   int n, const __half* bias, __half* y) {
+  if (tn >= tiles_n) return;
+  const float e4[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const int tok = tok0 + t * 8 + (lane % 4) * 2 + (e & 1);
+    const int row = tn * 16 + lane / 4 + (e >= 2 ? 8 : 0);
+    if (tok < m && row < n) {
+      float s = e4[e];
+      if (bias) s += __half2float(bias[row]);
+      y[size_t(tok) * size_t(n) + row] = __float2half(s);
+    }
+  }
+}
+
 #endif  // AWQ_W4A16_WGMMA
 
 }  // namespace awq::cuda::w4a16_wgmma_device

@@ -21,6 +21,21 @@
 // asynchronous here; no C7513).
 // Split-K (gridDim.z > 1): clusters along z reducing through distributed shared memory, as in
 // w4a16_wgmma.cu.
+// Stream-K (template SK): the grid is the SMs' resident blocks (G), and the flat range of
+// (output tile, chunk) iterations, tile by tile, is cut into G equal contiguous parts, one per
+// block; a block walks its part, its ring running on across tile boundaries. A tile wholly inside
+// one part is stored as usual. A tile cut between blocks b_lo .. b_hi: each writes its partial
+// sums (f32) to a global workspace slot of its own, then counts itself on the tile's counter;
+// the block that counts last adds the partials in block order b_lo .. b_hi (deterministic: the
+// same bits whichever block is last), stores the tile and resets the counter for the next
+// launch. Nobody waits for another block, so the blocks need not be resident together. Why: the
+// 256 x 128 tile runs one block per SM, and the 7B's wide layers at m <= 256 have 86-172 tiles
+// for 132 SMs (0.65-0.73 of a wave, or 1.3 waves): whole tiles leave SMs idle. Measured on the
+// H100 (docs/results/gpu.md, "Stream-K"): the partials' traffic (two 128 KB parts per block and
+// call for 256 x 128, much of it through DRAM) costs about as much as the idle SMs on qkv and gate
+// at m = 256; the dispatch takes these kernels only where they measured faster.
+// The workspace is one per process (w4a16_prepare_wgmma_ws): stream-K launches must not run
+// concurrently on two streams.
 #include "ops/cuda/w4a16_wgmma_ws.h"
 
 #include <cooperative_groups.h>
@@ -30,6 +45,8 @@
 #include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
 
 #include <algorithm>
+#include <climits>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -58,7 +75,7 @@ constexpr int max_of(int a, int b) { return a > b ? a : b; }
 // it to the consumers), else warp 0 of the consumers copies too, one slot behind (see the loop).
 // OVL: a consumer warpgroup dequantizes chunk i + 1 into a second register set while its wgmma
 // of chunk i run, else after they are done, into the same registers.
-template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
 struct WsTile {
   static constexpr int kBN = NWG * 64;  // output rows per block
   static constexpr int kRowTiles = NWG * 4;
@@ -84,8 +101,14 @@ struct WsTile {
   static constexpr int kPipeBytes = STAGES * kStageBytes;
   static constexpr int kReduceBytes = BM * kBN * 4;  // split-K partials: [BM / 2][consumer threads] f32
   static constexpr int kBarrierOffset = max_of(kPipeBytes, kReduceBytes);
-  // + 2 STAGES barriers (full, empty), + 1024: the dynamic shared memory is aligned up inside.
-  static constexpr int kSmemBytes = kBarrierOffset + 2 * STAGES * 8 + 1024;
+  // Stream-K: a block's partial sums of a tile, [BM / 8][consumer threads] float4 (a thread's
+  // D fragment, 4 floats at a time; coalesced).
+  static constexpr int kPartFloat4s = BM / 8 * kConsumerThreads;
+  static_assert(kPartFloat4s * 16 == BM * kBN * 4, "a partial is the tile's BM x kBN f32");
+  // + 2 STAGES barriers (full, empty), + 8: the stream-K "last block" flag, + 1024: the dynamic
+  // shared memory is aligned up inside.
+  static constexpr int kFlagOffset = kBarrierOffset + 2 * STAGES * 8;
+  static constexpr int kSmemBytes = kFlagOffset + 8 + 1024;
   static_assert(BM == 64 || BM == 128 || BM == 256, "wgmma N = BM tokens: 64, 128 or 256");
   // Without a producer warpgroup, warp 0 refills a slot one chunk after its release, and waits
   // for chunk i + 1's slot before that: three slots or more, or it would wait for itself.
@@ -94,30 +117,75 @@ struct WsTile {
   static_assert(!PWG || kProducerWarp * 32 == kConsumerThreads, "the producer warpgroup follows the consumers");
 };
 
+// Stream-K: block b's share of the `total` iterations starts at sk_start(b) (G blocks, total >= G:
+// every block gets one or more), and iteration g belongs to block sk_block_of(g).
+__device__ __forceinline__ int sk_start(int b, int total, int blocks) {
+  return int(int64_t(b) * total / blocks);
+}
+__device__ __forceinline__ int sk_block_of(int g, int total, int blocks) {
+  return int((int64_t(g + 1) * blocks - 1) / total);
+}
+// The blocks b_lo .. b_hi whose parts hold the `chunks` iterations from t_first (a tile), and
+// whether t_first lies inside b_lo's part (not at its start).
+struct SkTileBlocks {
+  int lo, hi;
+  bool lo_inside;
+};
+__device__ __forceinline__ SkTileBlocks sk_tile_blocks(int t_first, int chunks, int total, int blocks) {
+  const int lo = sk_block_of(t_first, total, blocks);
+  return {lo, sk_block_of(t_first + chunks - 1, total, blocks), t_first != sk_start(lo, total, blocks)};
+}
+
 // x_map: x: [m, k] fp16 as a 2-D tensor map (box 64 inputs x BM tokens, 128-byte swizzle);
 // codes: [tiles_n][chunks][32] uint4, params: [tiles_n][k / group][8] uint2 (w4a16.h);
 // bias: [n] or null, y: [m, n]. gl2 = log2(group / 16).
 // Grid: (ceil(tiles_n / kRowTiles), ceil(m / BM), splits); splits > 1: clusters (1, 1, splits).
+// SK: grid (G) with G <= the number of iterations; sk_parts: [2 G][kPartFloat4s] float4 (slot
+// 2 b: block b's first segment, 2 b + 1: its last), sk_counters: [G] u32, zero between launches.
 // Block: NWG consumer warpgroups (then, with PWG, the producer warpgroup).
-template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
 __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
     w4a16_wgmma_ws_kernel(const __grid_constant__ CUtensorMap x_map, const __grid_constant__ CUtensorMap code_map,
                           const __grid_constant__ CUtensorMap param_map, const __half* __restrict__ bias,
-                          __half* __restrict__ y, int n, int k, int m, int gl2) {
+                          __half* __restrict__ y, float4* __restrict__ sk_parts, unsigned* __restrict__ sk_counters,
+                          int n, int k, int m, int gl2) {
 #if AWQ_W4A16_WGMMA
-  using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>;
+  using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SK, SMALL_GROUP>;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
   const uint32_t smem_base = smem_addr(smem);
   const uint32_t full0 = smem_base + uint32_t(T::kBarrierOffset), empty0 = full0 + uint32_t(STAGES * 8);
   const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  // Named barrier 1 over the consumer threads (the producer warpgroup, if any, is not waited for).
+  const auto consumer_sync = [] { asm volatile("bar.sync 1, %0;\n" ::"n"(T::kConsumerThreads) : "memory"); };
   const int tiles_n = (n + 15) / 16, chunks = (k + 63) / 64;
-  const int tn0 = int(blockIdx.x) * T::kRowTiles;
-  const int tok0 = int(blockIdx.y) * BM;
+  const int row_blocks = (tiles_n + T::kRowTiles - 1) / T::kRowTiles;
   const int splits = int(gridDim.z), split = int(blockIdx.z);
-  const int per_split = (chunks + splits - 1) / splits;
-  const int c_begin = min(chunks, split * per_split), c_end = min(chunks, c_begin + per_split);
-  const int nch = c_end - c_begin;  // this block's chunks (0 for an empty split)
+  // The block's nch iterations. Without SK: chunks c_begin .. c_begin + nch - 1 (the block's
+  // split) of tile (blockIdx.y, blockIdx.x) (none for an empty split). SK: [g_begin, g_begin +
+  // nch) of the flat range tile * chunks + chunk, tile = token block * row_blocks + row block.
+  int c_begin = 0, g_begin = 0, nch, total = 0;
+  if constexpr (SK) {
+    total = row_blocks * ((m + BM - 1) / BM) * chunks;
+    g_begin = sk_start(int(blockIdx.x), total, int(gridDim.x));
+    nch = sk_start(int(blockIdx.x) + 1, total, int(gridDim.x)) - g_begin;
+  } else {
+    const int per_split = (chunks + splits - 1) / splits;
+    c_begin = min(chunks, split * per_split);
+    nch = min(chunks, c_begin + per_split) - c_begin;
+  }
+  // Iteration it's chunk, and its tile's first row tile and first token.
+  struct ItPos {
+    int c, tn0, tok0;
+  };
+  const auto pos = [&](int it) {
+    if constexpr (SK) {
+      const int g = g_begin + it, tile = g / chunks;
+      return ItPos{g - tile * chunks, tile % row_blocks * T::kRowTiles, tile / row_blocks * BM};
+    } else {
+      return ItPos{c_begin + it, int(blockIdx.x) * T::kRowTiles, int(blockIdx.y) * BM};
+    }
+  };
 
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) {
@@ -128,7 +196,7 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   }
   __syncthreads();
 
-  // The copies of chunk c_begin + it into its slot, issued by lane 0 of the producer warp: it
+  // The copies of iteration it (pos(it)) into its slot, issued by lane 0 of the producer warp: it
   // arms the slot's barrier (one arrival expecting all the slot's bytes), then three TMA copies:
   // the block's row tiles' codes of the chunk (one box of kRowTiles x 512 bytes), their params
   // entries of the chunk's groups (kRowTiles x pg x 64 bytes) and the x tile. Boxes past the
@@ -139,24 +207,27 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   auto arm = [&](int slot) {
     if (lane == 0) mbar_arrive_expect_tx(full0 + uint32_t(8 * slot), tx_bytes);
   };
-  auto load_weights = [&](int slot, int c) {
+  // Iteration it (of the block's) into its slot.
+  auto load_weights = [&](int slot, int it) {
     const uint32_t st = smem_base + uint32_t(slot * T::kStageBytes), bar = full0 + uint32_t(8 * slot);
+    const ItPos p = pos(it);
+    const int c = p.c, tn0 = p.tn0;
     if (lane == 0) {
       tma_load_3d(st + uint32_t(T::kXBytes), &code_map, 0, c, tn0, bar);
       tma_load_3d(st + uint32_t(T::kXBytes + T::kCodeBytes), &param_map, 0, (c * 4) >> gl2, tn0, bar);
     }
   };
-  auto load_x = [&](int slot, int c) {
-    if (lane == 0)
-      tma_load_2d(smem_base + uint32_t(slot * T::kStageBytes), &x_map, c * 64, tok0, full0 + uint32_t(8 * slot));
+  auto load_x = [&](int slot, int it) {
+    const ItPos p = pos(it);
+    if (lane == 0) tma_load_2d(smem_base + uint32_t(slot * T::kStageBytes), &x_map, p.c * 64, p.tok0, full0 + uint32_t(8 * slot));
   };
-  // Chunk it into its slot once the slot's previous chunk (it - STAGES) is released.
+  // Iteration it into its slot once the slot's previous chunk (it - STAGES) is released.
   auto produce = [&](int it) {
     const int slot = it % STAGES;
     if (it >= STAGES) mbar_wait(empty0 + uint32_t(8 * slot), uint32_t(((it / STAGES) + 1) & 1));
     arm(slot);
-    load_weights(slot, c_begin + it);
-    load_x(slot, c_begin + it);
+    load_weights(slot, it);
+    load_x(slot, it);
   };
   // Prologue of the producer warp: the weights of the first slots before pdl_wait (they do not
   // depend on the previous kernel), x after. Every thread waits (the consumers store y).
@@ -169,13 +240,13 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
     }
     for (int it = 0; it < first; ++it) {
       arm(it);
-      load_weights(it, c_begin + it);
+      load_weights(it, it);
     }
   }
   pdl_wait();
   pdl_trigger();
   if (warp == T::kProducerWarp)
-    for (int it = 0; it < first; ++it) load_x(it, c_begin + it);
+    for (int it = 0; it < first; ++it) load_x(it, it);
 
   namespace cg = cooperative_groups;
   if constexpr (PWG) {
@@ -192,6 +263,16 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       return;
     }
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(T::kConsumerRegs));
+  }
+
+  // Stream-K: the contributors b_lo .. b_hi of the block's first and last tile (the tiles
+  // between lie wholly in its part), and whether the tile starts inside b_lo's part; found here,
+  // before the accumulators are live (64-bit divisions).
+  SkTileBlocks sk_first{}, sk_last{};
+  if constexpr (SK) {
+    const int blocks = int(gridDim.x);
+    sk_first = sk_tile_blocks(g_begin / chunks * chunks, chunks, total, blocks);
+    sk_last = sk_tile_blocks((g_begin + nch - 1) / chunks * chunks, chunks, total, blocks);
   }
 
   // Consumers: warp w (of warpgroup w / 4) owns row tile w of the block.
@@ -222,14 +303,15 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
     // Chunk it, its A fragments in cur: wgmma; the next chunk fetched (and, OVL, dequantized into
     // nxt) while they run; then the slot released and (no PWG) warp 0 refills the slot of chunk
     // it - 1 (released by every warp by then, most likely) with chunk it - 1 + STAGES.
-    auto step = [&](int it, uint32_t(&cur)[4][4], uint32_t(&nxt)[4][4]) {
+    // it_end: the end of the segment (the next chunk is fetched only inside it).
+    auto step = [&](int it, int it_end, uint32_t(&cur)[4][4], uint32_t(&nxt)[4][4]) {
       const int slot = it % STAGES;
       wgmma_fence();  // orders the dequant's register writes (and the accumulators) before the wgmma
       const uint32_t xs = smem_base + uint32_t(slot * T::kStageBytes);
 #pragma unroll
       for (int j = 0; j < 4; ++j) wgmma_tokens<BM>(acc, cur[j], desc_k_major_sw128(xs + 32 * j));
       wgmma_commit();
-      if (it + 1 < nch) {
+      if (it + 1 < it_end) {
         fetch(it + 1);
         if (OVL) dequant_chunk(nxt);
       }
@@ -237,33 +319,113 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       __syncwarp();
       if (lane == 0) mbar_arrive(empty0 + uint32_t(8 * slot));  // this warp is done with the slot
       if (!PWG && warp == T::kProducerWarp && it >= 1 && it - 1 + STAGES < nch) produce(it - 1 + STAGES);
-      if (!OVL && it + 1 < nch) dequant_chunk(nxt);
+      if (!OVL && it + 1 < it_end) dequant_chunk(nxt);
     };
     uint32_t a0[4][4], a1[4][4];  // the warp's A fragments of one chunk (4 k-tiles); two sets (OVL)
-    if (nch > 0) {
-      fetch(0);
+    // Iterations it0 .. it1 - 1 (one segment: chunks of one tile) into acc.
+    auto run_segment = [&](int it0, int it1) {
+      if (it0 >= it1) return;
+      fetch(it0);
       dequant_chunk(a0);
-    }
-    if constexpr (OVL) {
-      for (int it = 0; it < nch; it += 2) {
-        step(it, a0, a1);
-        if (it + 1 < nch) step(it + 1, a1, a0);
+      if constexpr (OVL) {
+        for (int it = it0; it < it1; it += 2) {
+          step(it, it1, a0, a1);
+          if (it + 1 < it1) step(it + 1, it1, a1, a0);
+        }
+      } else {
+        for (int it = it0; it < it1; ++it) step(it, it1, a0, a0);
+      }
+      fence_operands(acc);  // acc is read after the last wgmma wait
+    };
+    if constexpr (SK) {
+      // Stream-K: the segment of tile `tile` (contributors tb) is done: the tile is stored (it lies
+      // wholly in this block's part), or the partial sums go to the workspace and the tile's
+      // last-counting block stores the sum (see the top of the file).
+      auto finish_segment = [&](int tile, SkTileBlocks tb) {
+        const int tn = tile % row_blocks * T::kRowTiles + warp, tok0 = tile / row_blocks * BM;
+        if (tb.lo == tb.hi) {
+          store_d_fragment<BM>(acc, tn, tiles_n, tok0, lane, 0, 1, m, n, bias, y);
+          return;
+        }
+        // Slot 2 b' of block b' holds the segment that starts its part, slot 2 b' + 1 the one that
+        // ends it; only b_lo's segment can start inside its part.
+        const auto part = [&](int bb, int j) {
+          return sk_parts + size_t(2 * bb + (bb == tb.lo && tb.lo_inside ? 1 : 0)) * T::kPartFloat4s +
+                 j * T::kConsumerThreads + tid;
+        };
+#pragma unroll
+        for (int j = 0; j < BM / 8; ++j)
+          __stcg(part(int(blockIdx.x), j), make_float4(acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]));
+        __threadfence();  // the partials are visible device-wide before this block is counted
+        consumer_sync();
+        volatile unsigned* flag = reinterpret_cast<volatile unsigned*>(smem + T::kFlagOffset);
+        if (tid == 0) {
+          const unsigned before = atomicAdd(sk_counters + tb.lo, 1u);
+          const bool last = before == unsigned(tb.hi - tb.lo);
+          if (last) sk_counters[tb.lo] = 0;  // every contributor has counted: ready for the next launch
+          *flag = last ? 1u : 0u;
+        }
+        consumer_sync();
+        if (*flag == 0) return;
+        __threadfence();  // the other blocks' partials, made visible before their count
+        // The sum in block order, kGroup token tiles at a time, straight to y: the parts of b_lo
+        // and b_lo + 1 are loaded together (2 kGroup loads in flight per thread), then those of
+        // any further blocks. This block's own partial is read back too (each thread its own
+        // stores): acc is dead here, and keeping it beside the sums made ptxas spill it.
+        constexpr int kGroup = BM == 256 ? 16 : 8;  // 2 kGroup float4 = 128 registers at most
+#pragma unroll
+        for (int j0 = 0; j0 < BM / 8; j0 += kGroup) {
+          float4 sum[kGroup], v[kGroup];
+#pragma unroll
+          for (int q = 0; q < kGroup; ++q) {
+            sum[q] = __ldcg(part(tb.lo, j0 + q));
+            v[q] = __ldcg(part(tb.lo + 1, j0 + q));
+          }
+          for (int bb = tb.lo + 1;;) {
+#pragma unroll
+            for (int q = 0; q < kGroup; ++q) {
+              sum[q].x += v[q].x;
+              sum[q].y += v[q].y;
+              sum[q].z += v[q].z;
+              sum[q].w += v[q].w;
+            }
+            if (++bb > tb.hi) break;
+#pragma unroll
+            for (int q = 0; q < kGroup; ++q) v[q] = __ldcg(part(bb, j0 + q));
+          }
+#pragma unroll
+          for (int q = 0; q < kGroup; ++q) store_d_token_tile(sum[q], j0 + q, tn, tiles_n, tok0, lane, m, n, bias, y);
+        }
+      };
+      // Segment by segment: the first from the block's first iteration to its tile's end, then
+      // whole tiles, the last up to the block's last iteration.
+      int tile = g_begin / chunks;
+      for (int it0 = 0; it0 < nch; ++tile) {
+        const int it1 = min(nch, (tile + 1) * chunks - g_begin);
+        run_segment(it0, it1);
+        // The tiles between the first and the last lie wholly in this block's part.
+        const SkTileBlocks own{int(blockIdx.x), int(blockIdx.x), false};
+        finish_segment(tile, it0 == 0 ? sk_first : it1 == nch ? sk_last : own);
+#pragma unroll
+        for (int i = 0; i < BM / 2; ++i) acc[i] = 0.0f;
+        it0 = it1;
       }
     } else {
-      for (int it = 0; it < nch; ++it) step(it, a0, a0);
+      run_segment(0, nch);
     }
-    fence_operands(acc);
   }
+  if constexpr (SK) return;  // every segment was stored or handed on by finish_segment
 
   if (splits > 1) {
-    // Every consumer is done with the ring (and so every copy into it has landed): named
-    // barrier 1 over the consumer threads (the producer warpgroup is not waited for).
-    asm volatile("bar.sync 1, %0;\n" ::"n"(T::kConsumerThreads) : "memory");
+    // Every consumer is done with the ring (and so every copy into it has landed).
+    consumer_sync();
     reduce_split_k_in_cluster<BM, T::kConsumerThreads>(acc, smem, tid, split, splits);
   }
-  store_d_fragment<BM>(acc, tn0 + warp, tiles_n, tok0, lane, split, splits, m, n, bias, y);
+  store_d_fragment<BM>(acc, int(blockIdx.x) * T::kRowTiles + warp, tiles_n, int(blockIdx.y) * BM, lane, split, splits,
+                       m, n, bias, y);
 #else
-  (void)x_map, (void)code_map, (void)param_map, (void)bias, (void)y, (void)n, (void)k, (void)m, (void)gl2;
+  (void)x_map, (void)code_map, (void)param_map, (void)bias, (void)y, (void)sk_parts, (void)sk_counters, (void)n, (void)k,
+      (void)m, (void)gl2;
   __trap();  // the host launches this only for sm_90a device code (w4a16_wgmma_available)
 #endif
 }
@@ -303,10 +465,21 @@ CUtensorMap tensor_map(CUtensorMapDataType type, cuuint32_t rank, const void* ba
   return map;
 }
 
-template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SMALL_GROUP>
+// The stream-K workspace (one per process; w4a16_prepare_wgmma_ws allocates it, an atexit
+// handler frees it): partial sums, [2 G][kPartFloat4s] float4, and counters, [G] u32 (zero).
+struct StreamKWorkspace {
+  float4* parts = nullptr;
+  unsigned* counters = nullptr;
+  size_t part_bytes = 0;  // bytes of parts
+  int counters_count = 0;
+  int sms = 0;            // the device's SMs: G = sms * blocks per SM (at most)
+};
+StreamKWorkspace sk_workspace;
+
+template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
 void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const __half* x, const __half* bias,
                       __half* y, int n, int k, int m, int gl2, cudaStream_t s) {
-  using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>;
+  using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SK, SMALL_GROUP>;
   const int tiles_n = (n + 15) / 16, chunks = (k + 63) / 64, ngroups = (k / 16) >> gl2;
   // x: [m, k] fp16, boxes of BM tokens x 64 inputs with the 128-byte swizzle (wgmma's B layout).
   const cuuint64_t x_dims[2] = {cuuint64_t(k), cuuint64_t(m)}, x_strides[1] = {cuuint64_t(k) * 2};
@@ -325,31 +498,43 @@ void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const
                                           CU_TENSOR_MAP_SWIZZLE_NONE, "the codes");
   const CUtensorMap param_map = tensor_map(CU_TENSOR_MAP_DATA_TYPE_UINT32, 3, params, p_dims, p_strides, p_box,
                                            CU_TENSOR_MAP_SWIZZLE_NONE, "the params");
-  const dim3 grid(unsigned((tiles_n + T::kRowTiles - 1) / T::kRowTiles), unsigned((m + BM - 1) / BM),
-                  unsigned(splits));
+  auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SK, SMALL_GROUP>;
+  const int row_blocks = (tiles_n + T::kRowTiles - 1) / T::kRowTiles, token_blocks = (m + BM - 1) / BM;
+  if constexpr (SK) {
+    // One block per resident slot (MINB per SM), never more blocks than iterations.
+    const int64_t total = int64_t(row_blocks) * token_blocks * chunks;
+    if (total > INT32_MAX) throw Error("w4a16 stream-K: " + std::to_string(total) + " iterations overflow int");
+    const int blocks = int(std::min<int64_t>(total, int64_t(sk_workspace.sms) * MINB));
+    if (size_t(2 * blocks) * T::kPartFloat4s * sizeof(float4) > sk_workspace.part_bytes ||
+        blocks > sk_workspace.counters_count)
+      throw Error("w4a16 stream-K: the workspace is smaller than this launch needs");
+    launch_kernel({dim3(unsigned(blocks)), dim3(T::kThreads), size_t(T::kSmemBytes), s, 1u}, kernel, x_map, code_map,
+                  param_map, bias, y, sk_workspace.parts, sk_workspace.counters, n, k, m, gl2);
+    return;
+  }
+  const dim3 grid{unsigned(row_blocks), unsigned(token_blocks), unsigned(splits)};
   std::optional<PdlScope> no_pdl;
   if (splits > 1) no_pdl.emplace(PdlMode::Off);  // as the other GEMMs: clusters launch without PDL
-  launch_kernel({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, unsigned(splits)},
-                w4a16_wgmma_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>, x_map, code_map, param_map, bias, y, n,
-                k, m, gl2);
+  launch_kernel({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, unsigned(splits)}, kernel, x_map, code_map,
+                param_map, bias, y, static_cast<float4*>(nullptr), static_cast<unsigned*>(nullptr), n, k, m, gl2);
 }
 
-template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL>
+template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK>
 void launch_ws(int splits, const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
                int n, int k, int m, int gl2, cudaStream_t s) {
   if (gl2 < 2)
-    launch_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, true>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
+    launch_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SK, true>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
   else
-    launch_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, false>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
+    launch_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SK, false>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
 }
 
 // False where the kernel cannot run here: its shared memory over the device's opt-in, or fewer
 // registers per thread than the setmaxnreg split assumes (the consumers' setmaxnreg.inc would
 // then wait forever for registers the block does not hold).
-template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
 bool set_ws_smem(int optin) {
-  using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>;
-  auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SMALL_GROUP>;
+  using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SK, SMALL_GROUP>;
+  auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SK, SMALL_GROUP>;
   if (T::kSmemBytes > optin) return false;
   cudaFuncAttributes attr{};
   AWQ_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
@@ -357,10 +542,10 @@ bool set_ws_smem(int optin) {
   AWQ_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   return true;
 }
-template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL>
+template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK>
 bool prepare_ws(int optin) {
-  const bool small = set_ws_smem<BM, NWG, STAGES, MINB, PWG, OVL, true>(optin);
-  const bool large = set_ws_smem<BM, NWG, STAGES, MINB, PWG, OVL, false>(optin);
+  const bool small = set_ws_smem<BM, NWG, STAGES, MINB, PWG, OVL, SK, true>(optin);
+  const bool large = set_ws_smem<BM, NWG, STAGES, MINB, PWG, OVL, SK, false>(optin);
   return small && large;
 }
 
@@ -369,36 +554,81 @@ struct WsEntry {
   void (*launch)(int, const uint4*, const uint2*, const __half*, const __half*, __half*, int, int, int, int,
                  cudaStream_t);
   bool (*prepare)(int optin);
+  int blocks_per_sm;  // MINB: a stream-K grid has this many blocks per SM
 };
 // In W4A16TiledConfig: tt = BM / 8 token tiles, rt = 1 chunk per slot, wt = 1 + OVL (A register
 // sets), wr = 4 consumer warps per 64 rows; threads counts the producer warpgroup (PWG).
-#define AWQ_W4A16_WS_CFG(BM, NWG, ST, MINB, PWG, OVL)                                                  \
-  WsEntry {                                                                                           \
-    W4A16TiledConfig{BM / 8, 1, 1 + OVL, NWG * 4, ST, BM, NWG * 64, NWG * 128 + (PWG ? 128 : 0), true}, \
-        &launch_ws<BM, NWG, ST, MINB, PWG, OVL>, &prepare_ws<BM, NWG, ST, MINB, PWG, OVL>                \
+#define AWQ_W4A16_WS_CFG(BM, NWG, ST, MINB, PWG, OVL, SK)                                                   \
+  WsEntry {                                                                                                 \
+    W4A16TiledConfig{BM / 8, 1, 1 + OVL, NWG * 4, ST, BM, NWG * 64, NWG * 128 + (PWG ? 128 : 0), true, SK}, \
+        &launch_ws<BM, NWG, ST, MINB, PWG, OVL, SK>, &prepare_ws<BM, NWG, ST, MINB, PWG, OVL, SK>, MINB      \
   }
 // (tokens BM = wgmma's N, consumer warpgroups NWG along the rows (64 rows each), ring slots,
-// blocks per SM asked of the register allocator, producer warpgroup, overlapped dequant)
+// blocks per SM asked of the register allocator, producer warpgroup, overlapped dequant, stream-K)
 const WsEntry kWs[] = {
-    AWQ_W4A16_WS_CFG(64, 1, 4, 4, 0, 1),    // 0: 64 tokens x 64 rows, warp 0 copies, overlapped dequant
-    AWQ_W4A16_WS_CFG(64, 1, 4, 4, 0, 0),    // 1: the same, dequant after the wgmma
-    AWQ_W4A16_WS_CFG(128, 1, 3, 3, 0, 1),   // 2: 128 x 64
-    AWQ_W4A16_WS_CFG(128, 2, 4, 2, 0, 1),   // 3: 128 x 128
-    AWQ_W4A16_WS_CFG(256, 1, 3, 2, 0, 1),   // 4: 256 x 64
-    AWQ_W4A16_WS_CFG(64, 2, 4, 2, 0, 1),    // 5: 64 x 128
-    AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1),   // 6: 256 x 128, producer warpgroup
+    AWQ_W4A16_WS_CFG(64, 1, 4, 4, 0, 1, 0),    // 0: 64 tokens x 64 rows, warp 0 copies, overlapped dequant
+    AWQ_W4A16_WS_CFG(64, 1, 4, 4, 0, 0, 0),    // 1: the same, dequant after the wgmma
+    AWQ_W4A16_WS_CFG(128, 1, 3, 3, 0, 1, 0),   // 2: 128 x 64
+    AWQ_W4A16_WS_CFG(128, 2, 4, 2, 0, 1, 0),   // 3: 128 x 128
+    AWQ_W4A16_WS_CFG(256, 1, 3, 2, 0, 1, 0),   // 4: 256 x 64
+    AWQ_W4A16_WS_CFG(64, 2, 4, 2, 0, 1, 0),    // 5: 64 x 128
+    AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1, 0),   // 6: 256 x 128, producer warpgroup
+    AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1, 1),   // 7: 6 with stream-K (one block per SM)
+    AWQ_W4A16_WS_CFG(128, 2, 4, 2, 0, 1, 1),   // 8: 3 with stream-K (two blocks per SM)
+    AWQ_W4A16_WS_CFG(64, 2, 4, 2, 0, 1, 1),    // 9: 5 with stream-K (two blocks per SM)
 };
 #undef AWQ_W4A16_WS_CFG
 constexpr int kNumWs = int(sizeof(kWs) / sizeof(kWs[0]));
 constexpr int kWsWide = 6;    // the 256 x 128 producer-warpgroup tile (w4a16_wgmma_ws_wide)
 constexpr int kWsSquare = 3;  // the 128 x 128 tile, warp 0 copies (w4a16_wgmma_ws_square)
+constexpr int kWsWideSk = 7, kWsSquareSk = 8;  // their stream-K twins
 
 }  // namespace
 
 int w4a16_wgmma_ws_count() { return kNumWs; }
 int w4a16_wgmma_ws_wide() { return kWsWide; }
 int w4a16_wgmma_ws_square() { return kWsSquare; }
+int w4a16_wgmma_ws_wide_sk() { return kWsWideSk; }
+int w4a16_wgmma_ws_square_sk() { return kWsSquareSk; }
 W4A16TiledConfig w4a16_wgmma_ws_config(int i) { return kWs[i].cfg; }
+
+namespace {
+
+void free_stream_k_workspace() {
+  // At exit (after the last launch): errors are of no use here (the runtime may be unloading).
+  cudaFree(sk_workspace.parts);
+  cudaFree(sk_workspace.counters);
+  sk_workspace = StreamKWorkspace{};
+}
+
+// Sized for the largest stream-K grid of kWs on this device (2 partial slots per block). False
+// where the memory is not there.
+bool allocate_stream_k_workspace() {
+  int dev = 0;
+  AWQ_CUDA_CHECK(cudaGetDevice(&dev));
+  AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&sk_workspace.sms, cudaDevAttrMultiProcessorCount, dev));
+  size_t bytes = 0;
+  int counters = 0;
+  for (const WsEntry& e : kWs) {
+    if (!e.cfg.stream_k) continue;
+    const int blocks = sk_workspace.sms * e.blocks_per_sm;
+    bytes = std::max(bytes, size_t(2 * blocks) * size_t(e.cfg.bm) * size_t(e.cfg.bn) * sizeof(float));
+    counters = std::max(counters, blocks);
+  }
+  if (cudaMalloc(&sk_workspace.parts, bytes) != cudaSuccess ||
+      cudaMalloc(&sk_workspace.counters, size_t(counters) * sizeof(unsigned)) != cudaSuccess ||
+      cudaMemset(sk_workspace.counters, 0, size_t(counters) * sizeof(unsigned)) != cudaSuccess) {
+    (void)cudaGetLastError();
+    free_stream_k_workspace();
+    return false;
+  }
+  sk_workspace.part_bytes = bytes;
+  sk_workspace.counters_count = counters;
+  std::atexit(free_stream_k_workspace);  // compute-sanitizer's leak check counts what is left
+  return true;
+}
+
+}  // namespace
 
 bool w4a16_prepare_wgmma_ws(int optin) {
   static std::once_flag once;
@@ -406,7 +636,7 @@ bool w4a16_prepare_wgmma_ws(int optin) {
   std::call_once(once, [optin] {
     bool fits = true;
     for (const WsEntry& e : kWs) fits = e.prepare(optin) && fits;
-    ok = fits && tensor_map_encoder() != nullptr;
+    ok = fits && tensor_map_encoder() != nullptr && allocate_stream_k_workspace();
   });
   return ok;
 }

@@ -19,6 +19,10 @@ int w4a16_wgmma_ws_wide();
 // The 128 tokens x 128 rows tile (warp 0 of the consumers copies; 2 blocks per SM): what the
 // prefill rules of w4a16_default_tiled pick in some cases (docs/gpu.md).
 int w4a16_wgmma_ws_square();
+// Their stream-K twins (W4A16TiledConfig::stream_k; indices in this file's list): what the
+// dispatch picks with AWQ_W4A16_STREAM_K on (docs/gpu.md).
+int w4a16_wgmma_ws_wide_sk();
+int w4a16_wgmma_ws_square_sk();
 // Sets the kernels' shared-memory limits (optin: the device's opt-in bytes per block) and looks
 // up the driver's tensor-map encoder, once; false where a kernel does not fit or the driver has
 // no encoder (then the launch is never asked for: w4a16_wgmma.cu runs another configuration).
