@@ -117,6 +117,7 @@ struct WsTile {
   static_assert(!PWG || kProducerWarp * 32 == kConsumerThreads, "the producer warpgroup follows the consumers");
 };
 
+#if AWQ_W4A16_WGMMA  // used only by the kernel body below (sm_90a builds)
 // Stream-K: block b's share of the `total` iterations starts at sk_start(b) (G blocks, total >= G:
 // every block gets one or more), and iteration g belongs to block sk_block_of(g).
 __device__ __forceinline__ int sk_start(int b, int total, int blocks) {
@@ -135,6 +136,7 @@ __device__ __forceinline__ SkTileBlocks sk_tile_blocks(int t_first, int chunks, 
   const int lo = sk_block_of(t_first, total, blocks);
   return {lo, sk_block_of(t_first + chunks - 1, total, blocks), t_first != sk_start(lo, total, blocks)};
 }
+#endif
 
 // x_map: x: [m, k] fp16 as a 2-D tensor map (box 64 inputs x BM tokens, 128-byte swizzle);
 // codes: [tiles_n][chunks][32] uint4, params: [tiles_n][k / group][8] uint2 (w4a16.h);
