@@ -65,9 +65,11 @@ void time_prefill_decode(SequenceModel& seq, const BenchOptions& opt, BenchResul
   std::vector<float> logits;
   logits.reserve(size_t(c.vocab_size));
 
-  // Warm-up: faults the mmapped weights in and grows every scratch buffer once.
+  // Warm-up at the timed shapes: faults the mmapped weights in, grows every scratch buffer, and
+  // lets the GPU engine pick its kernels for the prompt's length once (a first 512-token
+  // prefill of the tiny model took 10x the later ones there).
   seq.clear();
-  seq.forward(prompt.data(), std::min<int64_t>(8, opt.prompt), false, logits);
+  seq.forward(prompt.data(), opt.prompt, false, logits);
   for (int i = 0; i < 2; ++i) {
     int32_t t = argmax(logits);
     seq.forward(&t, 1, false, logits);

@@ -38,7 +38,7 @@ double kv_bytes_per_token(const ModelConfig& c, KvType type, int64_t prompt, int
 // Throws awq::Error for options the model cannot run (lengths < 1, past its positions).
 void check_bench_options(const ModelConfig& c, const BenchOptions& opt);
 
-// Runs a warm-up (prompt of 8 + 2 decode steps, which also faults in mmapped weights), then
+// Runs a warm-up (the prompt + 2 decode steps, which also faults in mmapped weights), then
 // `repeat` times: clear the cache, prefill `prompt` tokens, decode `gen` tokens; fills
 // r.prefill_tps and r.decode_tps. seq (any engine) must hold prompt + gen positions.
 void time_prefill_decode(SequenceModel& seq, const BenchOptions& opt, BenchResult& r);
