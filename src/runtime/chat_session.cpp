@@ -8,24 +8,6 @@
 
 namespace awq {
 
-namespace {
-
-
-// Length of the longest suffix of `text` that is a proper prefix of one of `stops`: text that
-// must be held back because the next token may complete a stop string.
-size_t held_back_len(const std::string& text, const std::vector<std::string>& stops) {
-  size_t best = 0;
-  for (const std::string& s : stops)
-    for (size_t n = std::min(text.size(), s.size() - 1); n > best; --n)
-      if (text.compare(text.size() - n, n, s, 0, n) == 0) {
-        best = n;
-        break;
-      }
-  return best;
-}
-
-}  // namespace
-
 ChatSession::ChatSession(LlamaModel& model, ThreadPool& pool, const Tokenizer& tok, const ChatTemplate& tmpl,
                          int64_t ctx, ChatSessionOptions opt)
     : ChatSession(std::make_unique<CpuSequence>(model, pool, ctx, opt.kv_type), nullptr, tok, tmpl, opt) {}
@@ -134,7 +116,7 @@ ChatSession::Reply ChatSession::send(const std::string& user_text,
       pending.clear();
       return true;
     }
-    const size_t keep = final ? 0 : held_back_len(pending, stop_strings_);
+    const size_t keep = final ? 0 : stop_holdback(pending, stop_strings_);
     emit(pending.substr(0, pending.size() - keep));
     pending.erase(0, pending.size() - keep);
     return false;

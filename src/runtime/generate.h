@@ -39,4 +39,9 @@ GenerateResult generate(LlamaModel& model, ThreadPool& pool, const Tokenizer& to
                         const GenerateOptions& opt,
                         const std::function<bool(const std::string&)>& on_text);
 
+// Length of the longest suffix of `text` that is a proper prefix of some stop string (each
+// non-empty): text a stream must hold back because the next token could complete a stop
+// string (the server's and the chat's streams).
+size_t stop_holdback(const std::string& text, const std::vector<std::string>& stops);
+
 }  // namespace awq

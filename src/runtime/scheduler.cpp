@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "runtime/generate.h"
 
 namespace awq {
 
@@ -38,16 +39,6 @@ void RequestStream::push(GenerationEvent ev) {
   cv_.notify_all();
 }
 
-size_t stop_holdback(const std::string& text, const std::vector<std::string>& stops) {
-  size_t hold = 0;
-  for (const std::string& s : stops)
-    for (size_t len = std::min(s.size() - 1, text.size()); len > hold; --len)
-      if (text.compare(text.size() - len, len, s, 0, len) == 0) {
-        hold = len;
-        break;
-      }
-  return hold;
-}
 
 // ----------------------------------------------------------------------------------------------
 // Slots

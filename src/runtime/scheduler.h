@@ -158,8 +158,5 @@ class Scheduler {
   std::thread engine_thread_;
 };
 
-// Length of the longest suffix of `text` that is a proper prefix of some stop string: text
-// the stream must hold back because the next token could complete a stop string.
-size_t stop_holdback(const std::string& text, const std::vector<std::string>& stops);
 
 }  // namespace awq
