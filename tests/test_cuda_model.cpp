@@ -31,6 +31,7 @@
 #include "quant/quantize_model.h"
 #include "runtime/perplexity.h"
 #include "runtime/sampler.h"
+#include "support/cuda_device_test.h"
 #include "support/half_vectors.h"
 #include "support/shared_data.h"
 #include "support/temp_dir.h"
@@ -43,14 +44,7 @@ namespace {
 using test::tiny_model_dir;
 using test::tiny_reference;
 
-class CudaTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string why;
-    if (!cuda::cuda_device_available(&why))
-      GTEST_SKIP() << "no usable CUDA device, CUDA tests skipped: " << why;
-  }
-};
+using CudaTest = test::CudaDeviceTest;
 
 // A device copy of a host vector (freed with the object).
 template <class T>

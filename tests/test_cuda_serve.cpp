@@ -16,6 +16,7 @@
 #include "runtime/chat_session.h"
 #include "runtime/generate.h"
 #include "support/batch_engine_check.h"
+#include "support/cuda_device_test.h"
 #include "support/live_server.h"
 #include "support/run_cli.h"
 #include "support/shared_data.h"
@@ -24,23 +25,7 @@
 namespace awq {
 namespace {
 
-class CudaServe : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string why;
-    if (!cuda::cuda_device_available(&why))
-      GTEST_SKIP() << "no usable CUDA device, CUDA tests skipped: " << why;
-  }
-};
-
-// The text the server's stream decoder yields for `ids` after `prompt`.
-std::string text_after(const std::vector<int32_t>& prompt, const std::vector<int32_t>& ids) {
-  StreamDecoder d(test::tiny_tokenizer(), true);
-  for (int32_t id : prompt) d.push(id);
-  std::string s;
-  for (int32_t id : ids) s += d.push(id);
-  return s + d.flush();
-}
+using CudaServe = test::CudaDeviceTest;
 
 TEST_F(CudaServe, ChosenSlotsFollowReference) {
   cuda::CudaBatchEngine e(test::tiny_llama(), 5, 64);
@@ -64,7 +49,7 @@ TEST_F(CudaServe, GreedyCompletionsMatchReferenceAloneAndTogether) {
     return nlohmann::json::parse(r->body)["choices"][0]["text"].get<std::string>();
   };
   const auto want = [&](size_t i) {
-    return text_after(greedy[i]["prompt_ids"].get<std::vector<int32_t>>(),
+    return test::continuation(greedy[i]["prompt_ids"].get<std::vector<int32_t>>(),
                       greedy[i]["greedy_ids"].get<std::vector<int32_t>>());
   };
   for (size_t i = 0; i < greedy.size(); ++i) EXPECT_EQ(request(i), want(i)) << "alone: " << greedy[i]["prompt"];

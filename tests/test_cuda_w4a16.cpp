@@ -424,6 +424,23 @@ TEST(CudaW4A16Race, SharedMemoryXSmallCases) {
   }
 }
 
+// Runs `run` (configuration t) twice on x: [m, k] into outputs poisoned with 0xFF bytes and
+// expects the same bits both times: partials summed in a fixed order, counters reset.
+void expect_same_bits_twice(const cuda::W4A16Weight& w, int64_t n, const std::vector<uint16_t>& x, int64_t m,
+                            int t, const W4A16Run& run) {
+  DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * n) * 2);
+  std::vector<uint16_t> first, again(static_cast<size_t>(m * n));
+  for (int rep = 0; rep < 2; ++rep) {
+    AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, again.size() * 2));
+    run(w, dx.h(), m, nullptr, dy.h());
+    AWQ_CUDA_CHECK(cudaMemcpy(again.data(), dy.p, again.size() * 2, cudaMemcpyDeviceToHost));
+    if (rep == 0)
+      first = again;
+    else
+      EXPECT_EQ(std::memcmp(first.data(), again.data(), first.size() * 2), 0) << "config " << t;
+  }
+}
+
 // Split-K sums the splits' partials in a fixed order (cluster rank 0, 1, ...): two runs give
 // the same bits. (Where split-K is unavailable the splits run as one: trivially the same.)
 TEST(CudaW4A16, SplitKIsDeterministic) {
@@ -432,20 +449,9 @@ TEST(CudaW4A16, SplitKIsDeterministic) {
   const int64_t m = 70;
   const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, 52);
   cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
-  DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * a.n) * 2);
-  std::vector<uint16_t> first, again(static_cast<size_t>(m * a.n));
   // The last two: the TMA 256 x 128 tile (split-K through a cluster) and a wgmma configuration.
-  for (int t : {3, 5, cuda::w4a16_tma_wide_config(), cuda::w4a16_tiled_count() - 1}) {
-    for (int rep = 0; rep < 2; ++rep) {
-      AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, again.size() * 2));
-      run_tiled(t, 4)(w, dx.h(), m, nullptr, dy.h());
-      AWQ_CUDA_CHECK(cudaMemcpy(again.data(), dy.p, again.size() * 2, cudaMemcpyDeviceToHost));
-      if (rep == 0)
-        first = again;
-      else
-        EXPECT_EQ(std::memcmp(first.data(), again.data(), first.size() * 2), 0) << "config " << t;
-    }
-  }
+  for (int t : {3, 5, cuda::w4a16_tma_wide_config(), cuda::w4a16_tiled_count() - 1})
+    expect_same_bits_twice(w, a.n, x, m, t, run_tiled(t, 4));
   cuda::free_w4a16(w);
 }
 
@@ -473,19 +479,7 @@ TEST(CudaW4A16, StreamKSegmentsMatchReference) {
   const int64_t m = 70;
   const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * deep.k), -1.0f, 1.0f, 63);
   cuda::W4A16Weight w = cuda::upload_w4a16(deep.awq(), deep.n, deep.k, nullptr);
-  DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * deep.n) * 2);
-  std::vector<uint16_t> first, again(static_cast<size_t>(m * deep.n));
-  for (int t : sk) {
-    for (int rep = 0; rep < 2; ++rep) {
-      AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, again.size() * 2));
-      run_tiled(t)(w, dx.h(), m, nullptr, dy.h());
-      AWQ_CUDA_CHECK(cudaMemcpy(again.data(), dy.p, again.size() * 2, cudaMemcpyDeviceToHost));
-      if (rep == 0)
-        first = again;
-      else
-        EXPECT_EQ(std::memcmp(first.data(), again.data(), first.size() * 2), 0) << "config " << t;
-    }
-  }
+  for (int t : sk) expect_same_bits_twice(w, deep.n, x, m, t, run_tiled(t));
   cuda::free_w4a16(w);
 }
 

@@ -17,19 +17,30 @@ namespace {
 
 using nlohmann::json;
 using test::LiveServer;
+using test::continuation;
 using test::parse_sse;
 
 json completion_body(const std::string& prompt, int max_tokens, bool stream) {
   return {{"model", "tiny"}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", stream}};
 }
 
-// The continuation text of `ids` after `prompt` as the server's stream decoder yields it.
-std::string continuation(const std::vector<int32_t>& prompt, const std::vector<int32_t>& ids) {
-  StreamDecoder d(test::tiny_tokenizer(), true);
-  for (int32_t id : prompt) d.push(id);
-  std::string s;
-  for (int32_t id : ids) s += d.push(id);
-  return s + d.flush();
+// Each prompt's text from its own greedy completion request of max_tokens tokens (what every
+// choice for that prompt in a batched request must equal); *prompt_tokens adds up their usage.
+std::vector<std::string> lone_texts(const LiveServer& s, const std::vector<std::string>& prompts, int max_tokens,
+                                    int64_t* prompt_tokens = nullptr) {
+  std::vector<std::string> texts;
+  for (const std::string& p : prompts) {
+    auto r = s.post_json("/v1/completions", completion_body(p, max_tokens, false));
+    if (!r || r->status != 200) {
+      ADD_FAILURE() << "the lone request for '" << p << "' failed: " << (r ? r->body : httplib::to_string(r.error()));
+      texts.emplace_back();
+      continue;
+    }
+    const json j = json::parse(r->body);
+    texts.push_back(j["choices"][0]["text"].get<std::string>());
+    if (prompt_tokens) *prompt_tokens += j["usage"]["prompt_tokens"].get<int64_t>();
+  }
+  return texts;
 }
 
 uint64_t metric(const LiveServer& s, const std::string& name) {
@@ -208,15 +219,9 @@ TEST(Server, LogitBiasForcesAndBansTokens) {
 TEST(Server, SeveralPromptsAndChoicesInOneRequest) {
   LiveServer s;
   const std::vector<std::string> prompts = {"The history of", "Once upon a time", "She opened the door"};
-  std::vector<std::string> single;
   int64_t prompt_tokens = 0;
-  for (const std::string& p : prompts) {
-    auto r = s.post_json("/v1/completions", completion_body(p, 8, false));
-    ASSERT_TRUE(r);
-    const json j = json::parse(r->body);
-    single.push_back(j["choices"][0]["text"].get<std::string>());
-    prompt_tokens += j["usage"]["prompt_tokens"].get<int64_t>();
-  }
+  const std::vector<std::string> single = lone_texts(s, prompts, 8, &prompt_tokens);
+  ASSERT_FALSE(HasFailure());
   json body = completion_body("", 8, false);
   body["prompt"] = prompts;
   body["n"] = 2;
@@ -252,13 +257,8 @@ TEST(Server, MoreChoicesThanSlotsAndQueueRunOnAnIdleServer) {
   so.max_queue = 1;
   LiveServer s(so);
   const std::vector<std::string> prompts = {"The history of", "Once upon a time"};
-  std::vector<std::string> single;
-  for (const std::string& p : prompts) {
-    auto r = s.post_json("/v1/completions", completion_body(p, 6, false));
-    ASSERT_TRUE(r);
-    ASSERT_EQ(r->status, 200) << r->body;
-    single.push_back(json::parse(r->body)["choices"][0]["text"].get<std::string>());
-  }
+  const std::vector<std::string> single = lone_texts(s, prompts, 6);
+  ASSERT_FALSE(HasFailure());
   json body = completion_body("", 6, false);
   body["prompt"] = prompts;
   body["n"] = 3;

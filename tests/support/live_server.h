@@ -31,6 +31,16 @@ inline const Tokenizer& tiny_tokenizer() {
   return t;
 }
 
+// The continuation text of `ids` after `prompt` as the server's stream decoder yields it (what
+// a completion request of prompt ids returns for generated ids).
+inline std::string continuation(const std::vector<int32_t>& prompt, const std::vector<int32_t>& ids) {
+  StreamDecoder d(tiny_tokenizer(), true);
+  for (int32_t id : prompt) d.push(id);
+  std::string s;
+  for (int32_t id : ids) s += d.push(id);
+  return s + d.flush();
+}
+
 class LiveServer {
  public:
   // serving = false: bound (the kernel queues connections) but not accepting until serve().
