@@ -36,6 +36,7 @@
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/w4.h"
 #include "quant/autoawq_pack.h"
+#include "support/expect_error.h"
 
 namespace awq {
 namespace {
@@ -413,6 +414,17 @@ TEST(W4Kernels, RepackLayout) {
   }
   EXPECT_TRUE(w4_layout_fits(4096, 128));
   EXPECT_FALSE(w4_layout_fits(4096 + 16, 16));
+}
+
+TEST(W4Kernels, PrefetchSwitchParses) {
+  // AWQ_W4_PREFETCH only moves the AVX2 decode kernel's software prefetch (the kernel tests above
+  // run with the default); its values and its error go through env_choice.
+  EXPECT_EQ(w4_decode_prefetch_bytes(nullptr), 4096);
+  EXPECT_EQ(w4_decode_prefetch_bytes(""), 4096);
+  EXPECT_EQ(w4_decode_prefetch_bytes("0"), 0);
+  EXPECT_EQ(w4_decode_prefetch_bytes("2048"), 2048);
+  EXPECT_EQ(w4_decode_prefetch_bytes("8192"), 8192);
+  EXPECT_AWQ_ERROR(w4_decode_prefetch_bytes("4k"), {"AWQ_W4_PREFETCH='4k'", "0 (no software prefetch"});
 }
 
 }  // namespace

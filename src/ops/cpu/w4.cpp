@@ -34,10 +34,20 @@ constexpr int64_t kLine = 64;  // bytes of codes per (tile, 8 inputs)
 // passes, one 32-byte half of every line per pass (AVX2 int8, AVX2 int16 prefill), and of the
 // VNNI prefill (contiguous over a thread's tiles). The hardware prefetcher follows the half
 // passes badly: 6 KB ahead reads 1.2-1.3x the GB/s of none (docs/results/cpu.md). The decode
-// kernels that read whole lines in order (VNNI, AVX2 int16 up to 4 rows) take no software
-// prefetch: with weights beyond the caches, 6 KB ahead made the VNNI one 0.66-0.80x of a plain
-// read loop's GB/s, none 0.82-0.90x (the hardware prefetcher alone does better).
+// VNNI decode kernel takes no software prefetch: with weights beyond the caches, 6 KB ahead made
+// it 0.66-0.80x of a plain read loop's GB/s on a Zen 5 host, none 0.82-0.90x (the hardware
+// prefetcher alone does better there). The AVX2 int16 decode kernel has its own distance below.
 constexpr int64_t kPrefetchBytes = 6144;
+
+// Software prefetch distance of the AVX2 int16 decode kernel (rows <= 4, whole lines in order),
+// AWQ_W4_PREFETCH. That kernel issues ~4 vector ops per cycle (docs/results/cpu.md), and on a
+// Zen 3 host the hardware prefetcher alone then kept too few lines in flight: one thread read
+// 15.6 GB/s of W4 tiles against 24 GB/s of a plain read loop; 4 KB ahead gave 20.5 GB/s, and
+// two threads 27 -> 34-35 GB/s (0.78 -> 0.99 of the read loop, bench/bench_w4_stream.cpp).
+int64_t avx2_decode_prefetch_bytes() {
+  static const int64_t b = w4_decode_prefetch_bytes(std::getenv("AWQ_W4_PREFETCH"));
+  return b;
+}
 
 // What the kernels see of a W4 matrix.
 struct TileView {
@@ -228,7 +238,8 @@ __attribute__((target("avx2,fma,f16c"))) void tile_half_avx2(const TileView& v, 
 // sums two products into the row's int32 lane. Per 64 products 4 vpmaddwd, where the digits
 // took 4 vpmaddubsw + 2 vpmaddwd. D = sum w c is the VNNI kernel's 254 D1 + D2 (exact, bound
 // kX2Run), and the f32 steps after are the same: bit-identical results.
-// NH = 2 walks each tile once (decode, MR <= 4: the stream stays sequential); NH = 1 takes up
+// NH = 2 walks each tile once (decode, MR <= 4: the stream stays sequential, prefetched
+// avx2_decode_prefetch_bytes() ahead); NH = 1 takes up
 // to 8 rows of x per pass (prefill; GCC then keeps some accumulators on the stack, measured as
 // fast as 4 rows per pass, which fit the 16 registers: the vpmaddwd / vpaddd issue is the limit).
 // ---------------------------------------------------------------------------------------------
@@ -251,6 +262,7 @@ __attribute__((target("avx2,fma,f16c"))) void tile_avx2_c16(const TileView& v, i
   alignas(32) float accf[MR][NH][8] = {};  // in memory: updated once per run
   const int8_t* const xq = x.row(i0);
   const int64_t step = x.step, run = std::min(v.gs, kX2Run);
+  const int64_t prefetch = NH == 1 ? kPrefetchBytes : avx2_decode_prefetch_bytes();
   for (int64_t g = 0; g < v.G; ++g) {
     const __m128i* const s16 = reinterpret_cast<const __m128i*>(v.scales + (t * v.G + g) * T + 8 * h0);  // [NH][8]
     for (int64_t k0 = g * v.gs, gend = k0 + v.gs; k0 < gend; k0 += run) {
@@ -260,7 +272,7 @@ __attribute__((target("avx2,fma,f16c"))) void tile_avx2_c16(const TileView& v, i
       const uint8_t* p = c + k0 / 8 * kLine;
       const int8_t* xs = xq + k0 / 8 * step;
       for (int64_t j = 0, steps = (std::min(k0 + run, gend) - k0) / 8; j < steps; ++j, p += kLine, xs += step) {
-        if constexpr (NH == 1) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+        if (prefetch) _mm_prefetch(reinterpret_cast<const char*>(p + prefetch), _MM_HINT_T0);  // past the end: a no-op hint
         for (int h = 0; h < NH; ++h) {
           const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 32 * h));
           const __m256i w02 = _mm256_and_si256(w, nibble), w13 = _mm256_and_si256(_mm256_srli_epi16(w, 8), nibble),
@@ -462,6 +474,16 @@ W4Act w4_act_from_env() {
                           {"int8", "fastest, lossy"},
                           {"f32", "exact"}},
                          0)];
+}
+
+int64_t w4_decode_prefetch_bytes(const char* value) {
+  static const int64_t bytes[] = {4096, 0, 2048, 8192};
+  return bytes[env_choice("AWQ_W4_PREFETCH", value,
+                          {{"4096", "the default distance in bytes"},
+                           {"0", "no software prefetch (the hardware prefetcher alone)"},
+                           {"2048", "2 KB ahead"},
+                           {"8192", "8 KB ahead"}},
+                          0)];
 }
 
 namespace {

@@ -71,6 +71,10 @@ bool w4_isa_int8x2(W4Isa isa);  // two digits (Avx2Int8x2, Avx512VnniInt8x2, Avx
 // AWQ_W4_ACT: unset or "int8x2" -> Int8x2, "int8" -> Int8, "f32" -> F32; anything else throws
 // awq::Error naming the variable and the accepted values.
 W4Act w4_act_from_env();
+// AWQ_W4_PREFETCH (the variable's text, nullptr when unset): the software prefetch distance in
+// bytes of the AVX2 int16 decode kernel, 4096 unset; "0", "2048", "8192" too; anything else
+// throws awq::Error naming the variable and the accepted values. Prefetching changes no result.
+int64_t w4_decode_prefetch_bytes(const char* value);
 // The widest supported ISA, capped by AWQ_CPU_ISA (cpu_isa_cap, gemm.h), with the
 // activations of AWQ_W4_ACT (int8x2 by default; f32: the exact AVX-512 or scalar kernels;
 // without AVX2 the scalar f32 kernels whatever it says).
