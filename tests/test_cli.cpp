@@ -258,6 +258,13 @@ TEST(CliErrors, DeviceNotBuilt) {
 }
 #endif
 
+TEST(CliErrors, NegativePrefillChunk) {  // a usage error (CLI11's range check), before the model loads
+  const test::CliResult r = run_awq({"serve", tiny_model_dir(), "--port", "0", "--prefill-chunk", "-1"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("--prefill-chunk: Value -1 not in range"), std::string::npos) << r.err;
+}
+
 TEST(CliErrors, UnknownDevice) {
   expect_one_line_error(run_awq({"generate", tiny_model_dir(), "-p", "Hi", "--device", "tpu"}), {"--device tpu"});
   expect_one_line_error(run_awq({"chat", tiny_model_dir(), "--device", "tpu"}), {"--device tpu"});

@@ -57,7 +57,12 @@ struct Scheduler::Slot {
   std::vector<float> raw_logits;               // [vocab] before the sampler's penalties (logprobs)
   int32_t next_token = 0;        // sampled, to be fed at the next decode step
   int64_t generated = 0;
-
+  // Prefill in chunks (SchedulerOptions::prefill_chunk): while `prefilling`, the slot's prompt
+  // is in the engine up to `prefilled` tokens and the slot takes no decode step.
+  bool prefilling = false;
+  int64_t prefilled = 0;
+  uint64_t admitted_seq = 0;     // admission order: older prompts are prefilled first
+  std::vector<LogprobsOf> scores;  // [prefilled - 1] with echo + logprobs: token i + 1 given ..i
 };
 
 namespace {
@@ -67,6 +72,7 @@ const SchedulerOptions& checked(const SchedulerOptions& opt) {
   if (opt.parallel < 1) throw Error("--parallel must be at least 1 (got " + std::to_string(opt.parallel) + ")");
   if (opt.ctx < 2) throw Error("--ctx must be at least 2 positions (got " + std::to_string(opt.ctx) + ")");
   if (opt.max_queue < 0) throw Error("--max-queue must not be negative");
+  if (opt.prefill_chunk < 0) throw Error("--prefill-chunk must not be negative (0: whole prompts)");
   return opt;
 }
 
@@ -202,6 +208,7 @@ void Scheduler::engine_loop() {
 
     const auto t0 = std::chrono::steady_clock::now();
     for (auto& [slot, p] : admitted) admit(*slot, std::move(p));
+    prefill_step();
     decode_active();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::lock_guard<std::mutex> lk(mu_);
@@ -225,56 +232,96 @@ void Scheduler::admit(Slot& slot, Pending p) {
   slot.pending.clear();
   slot.pending_logprobs.clear();
   slot.generated = 0;
+  slot.scores.clear();
+  slot.prefilled = 0;
+  slot.prefilling = true;
+  slot.admitted_seq = next_admission_++;
   engine_.clear(slot.index);
-  try {
-    if (int64_t(slot.req.prompt.size()) + (slot.req.max_tokens > 0 ? 1 : 0) > engine_.ctx())
-      throw Error("the prompt is " + std::to_string(slot.req.prompt.size()) +
-                  " tokens but a slot holds " + std::to_string(engine_.ctx()) + " positions");
-    std::vector<float> logits;  // [vocab]
-    prefill(slot, logits);
-    {
+  if (int64_t(slot.req.prompt.size()) + (slot.req.max_tokens > 0 ? 1 : 0) > engine_.ctx())
+    fail(slot, "the prompt is " + std::to_string(slot.req.prompt.size()) + " tokens but a slot holds " +
+                   std::to_string(engine_.ctx()) + " positions");
+}
+
+void Scheduler::fail(Slot& slot, const std::string& error) {
+  GenerationEvent ev;
+  ev.kind = GenerationEvent::Kind::Error;
+  ev.error = error;
+  slot.stream->push(std::move(ev));
+  slot.active = false;
+  slot.prefilling = false;
+  slot.stream.reset();
+}
+
+void Scheduler::prefill_step() {
+  std::vector<Slot*> order;  // the slots still prefilling, oldest admission first
+  for (auto& s : slots_)
+    if (s->active && s->prefilling) order.push_back(s.get());
+  std::sort(order.begin(), order.end(), [](const Slot* a, const Slot* b) { return a->admitted_seq < b->admitted_seq; });
+  int64_t budget = opt_.prefill_chunk > 0 ? opt_.prefill_chunk : std::numeric_limits<int64_t>::max();
+  for (Slot* slot : order) {
+    if (budget <= 0) break;
+    if (slot->stream->cancelled()) {  // the client went away while its prompt was prefilled
+      slot->active = slot->prefilling = false;
+      slot->stream.reset();
       std::lock_guard<std::mutex> lk(mu_);
-      stats_.prompt_tokens_total += slot.req.prompt.size();
+      ++stats_.cancelled_total;
+      continue;
     }
-    if (slot.req.max_tokens == 0) {  // the prompt (echoed) alone: nothing is sampled
-      slot.pending = slot.decoder->flush();
-      return finish(slot, "length");
+    const int64_t n = std::min(budget, int64_t(slot->req.prompt.size()) - slot->prefilled);
+    budget -= n;
+    try {
+      std::vector<float> logits;  // [vocab] of the prompt's last position, once it is in
+      if (prefill_chunk(*slot, n, logits)) prefill_done(*slot, logits);
+    } catch (const std::exception& e) {
+      fail(*slot, e.what());
     }
-    on_logits(slot, logits.data());
-  } catch (const std::exception& e) {
-    GenerationEvent ev;
-    ev.kind = GenerationEvent::Kind::Error;
-    ev.error = e.what();
-    slot.stream->push(std::move(ev));
-    slot.active = false;
-    slot.stream.reset();
   }
 }
 
-void Scheduler::prefill(Slot& slot, std::vector<float>& logits) {
+bool Scheduler::prefill_chunk(Slot& slot, int64_t n, std::vector<float>& logits) {
   const std::vector<int32_t>& prompt = slot.req.prompt;
-  const int64_t n = int64_t(prompt.size()), vocab = engine_.config().vocab_size;
+  const int64_t total = int64_t(prompt.size()), vocab = engine_.config().vocab_size;
   const bool score = slot.req.echo_prompt && slot.req.top_logprobs >= 0;
-  std::vector<LogprobsOf> scores;  // [n - 1]: token i + 1 given the tokens up to i
-  if (!score) {
-    engine_.prefill(slot.index, prompt.data(), n, false, logits);
-  } else {
-    // All-position logits in chunks: [chunk, vocab] at a time, not [n, vocab].
-    constexpr int64_t kChunk = 128;
-    std::vector<float> all;
-    for (int64_t at = 0; at < n; at += kChunk) {
-      const int64_t len = std::min(kChunk, n - at);
-      engine_.prefill(slot.index, prompt.data() + at, len, true, all);
-      for (int64_t r = 0; r < len && at + r + 1 < n; ++r)
-        scores.push_back(logprobs_of(all.data() + r * vocab, vocab, prompt[size_t(at + r + 1)], slot.req.top_logprobs));
-      if (at + len == n) logits.assign(all.end() - vocab, all.end());
+  // Scoring takes all-position logits, [len, vocab], in pieces of kScoreRows: not [n, vocab].
+  constexpr int64_t kScoreRows = 128;
+  std::vector<float> all;
+  for (int64_t done = 0; done < n;) {
+    const int64_t at = slot.prefilled, len = score ? std::min(kScoreRows, n - done) : n - done;
+    engine_.prefill(slot.index, prompt.data() + at, len, score, score ? all : logits);
+    if (score) {
+      for (int64_t r = 0; r < len && at + r + 1 < total; ++r)
+        slot.scores.push_back(logprobs_of(all.data() + r * vocab, vocab, prompt[size_t(at + r + 1)], slot.req.top_logprobs));
+      if (at + len == total) logits.assign(all.end() - vocab, all.end());
     }
+    slot.prefilled += len;
+    done += len;
   }
+  return slot.prefilled == total;
+}
+
+void Scheduler::prefill_done(Slot& slot, std::vector<float>& logits) {
+  slot.prefilling = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_.prompt_tokens_total += slot.req.prompt.size();
+  }
+  echo_prompt(slot);
+  if (slot.req.max_tokens == 0) {  // the prompt (echoed) alone: nothing is sampled
+    slot.pending = slot.decoder->flush();
+    return finish(slot, "length");
+  }
+  on_logits(slot, logits.data());
+}
+
+void Scheduler::echo_prompt(Slot& slot) {
+  const std::vector<int32_t>& prompt = slot.req.prompt;
+  const int64_t n = int64_t(prompt.size());
   // The decoder sees the prompt too, so the completion's first piece carries its leading space.
   if (!slot.req.echo_prompt) {
     for (int32_t id : prompt) slot.decoder->push(id);
     return;
   }
+  const bool score = slot.req.top_logprobs >= 0;
   GenerationEvent ev;
   for (int64_t i = 0; i < n; ++i) {
     TokenLogprob t;
@@ -282,8 +329,8 @@ void Scheduler::prefill(Slot& slot, std::vector<float>& logits) {
       if (i == 0) {
         t.logprob = std::numeric_limits<float>::quiet_NaN();
       } else {
-        t.logprob = scores[size_t(i - 1)].chosen;
-        t.top = alternatives(*slot.decoder, scores[size_t(i - 1)]);
+        t.logprob = slot.scores[size_t(i - 1)].chosen;
+        t.top = alternatives(*slot.decoder, slot.scores[size_t(i - 1)]);
       }
     }
     t.token = slot.decoder->push(prompt[size_t(i)]);
@@ -291,6 +338,7 @@ void Scheduler::prefill(Slot& slot, std::vector<float>& logits) {
     if (score) ev.logprobs.push_back(std::move(t));
   }
   slot.stream->push(std::move(ev));
+  slot.scores.clear();
 }
 
 std::vector<std::pair<std::string, float>> Scheduler::alternatives(const StreamDecoder& at, const LogprobsOf& lp) const {
@@ -307,7 +355,7 @@ std::vector<std::pair<std::string, float>> Scheduler::alternatives(const StreamD
 void Scheduler::decode_active() {
   std::vector<Slot*> batch;
   for (auto& s : slots_) {
-    if (!s->active) continue;
+    if (!s->active || s->prefilling) continue;
     if (s->stream->cancelled()) {  // the client went away: free the slot
       s->active = false;
       s->stream.reset();
@@ -426,15 +474,8 @@ void Scheduler::finish(Slot& slot, const std::string& reason) {
 }
 
 void Scheduler::fail_all_active(const std::string& error) {
-  for (auto& s : slots_) {
-    if (!s->active) continue;
-    GenerationEvent ev;
-    ev.kind = GenerationEvent::Kind::Error;
-    ev.error = error;
-    s->stream->push(std::move(ev));
-    s->active = false;
-    s->stream.reset();
-  }
+  for (auto& s : slots_)
+    if (s->active) fail(*s, error);
 }
 
 }  // namespace awq

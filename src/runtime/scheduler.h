@@ -1,8 +1,9 @@
 // Continuous batching for the server: one engine thread drives a BatchEngine
 // (runtime/batch_engine.h: the model and a fixed set of KV-cache slots, --parallel, on the CPU
 // or the GPU); HTTP threads submit requests to a bounded queue and read their tokens from a
-// per-request RequestStream. Every engine step admits waiting requests into free slots
-// (prefill), then runs one decode step for all active requests, samples each with its own
+// per-request RequestStream. Every engine step admits waiting requests into free slots,
+// prefills up to prefill_chunk of their prompt tokens (oldest first; a prompt may take several
+// steps), then runs one decode step for all requests past their prompt, samples each with its own
 // sampler, decodes text incrementally, applies stop strings / max_tokens / context limits, and
 // drops requests whose client went away.
 #pragma once
@@ -77,6 +78,10 @@ struct SchedulerOptions {
   int64_t ctx = 2048;      // positions per slot (prompt + completion)
   int max_queue = 64;      // requests waiting for a slot before submit() refuses
   KvType kv_type = KvType::F16;  // element type of every slot's KV cache (CPU engine)
+  // Prompt tokens prefilled per engine step, over the admitted prompts oldest first; 0: each
+  // prompt whole at admission. Between two chunks the running requests decode one token each,
+  // so a long prompt delays their next token by one chunk's time, not by its whole prefill.
+  int64_t prefill_chunk = 64;
 };
 
 struct SchedulerStats {
@@ -127,10 +132,20 @@ class Scheduler {
   };
 
   void engine_loop();
+  // Takes the request into the slot (its prompt to be prefilled), or fails it (too long).
   void admit(Slot& slot, Pending p);
-  // Prefills the slot's prompt; logits: [vocab] of its last position. With echo_prompt, the
-  // prompt's Text event is sent first (scored through all-position logits, chunk by chunk).
-  void prefill(Slot& slot, std::vector<float>& logits);
+  // Sends the request an Error event and frees the slot.
+  void fail(Slot& slot, const std::string& error);
+  // Up to opt_.prefill_chunk prompt tokens of the prefilling slots, oldest admission first;
+  // a slot whose prompt is then complete samples its first token (prefill_done).
+  void prefill_step();
+  // The slot's next n prompt tokens into the engine (scored where echo + logprobs ask); true
+  // when the prompt is complete, logits then [vocab] of its last position.
+  bool prefill_chunk(Slot& slot, int64_t n, std::vector<float>& logits);
+  void prefill_done(Slot& slot, std::vector<float>& logits);
+  // The prompt through the slot's decoder; with echo_prompt also as the first Text event
+  // (scored from slot.scores where top_logprobs >= 0).
+  void echo_prompt(Slot& slot);
   void decode_active();
   // Samples from logits: [vocab] for the slot, then on_token.
   void on_logits(Slot& slot, float* logits);
@@ -153,6 +168,7 @@ class Scheduler {
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
+  uint64_t next_admission_ = 0;  // engine thread only
   std::chrono::steady_clock::time_point deadline_;
   SchedulerStats stats_;
   std::thread engine_thread_;
