@@ -3,7 +3,8 @@
 // the batch engine decodes chosen, reordered slots like the reference; the HTTP API on the GPU
 // answers greedy requests with the reference's tokens, one at a time and concurrently; a
 // two-turn chat on the GPU (the second turn reuses the cache through SequenceModel::truncate)
-// replies as the CPU chat does; `awq bench --device cuda` reports the GPU's figures. Every test skips with a message when no GPU is present.
+// replies as the CPU chat does; a prompt prefilled in chunks gives the whole prompt's text;
+// `awq bench --device cuda` reports the GPU's figures. Every test skips with a message when no GPU is present.
 #ifdef AWQ_HAVE_CUDA
 #include <gtest/gtest.h>
 
@@ -62,6 +63,36 @@ TEST_F(CudaServe, GreedyCompletionsMatchReferenceAloneAndTogether) {
 
 // fp16 activations on the GPU against f32 on the CPU: the greedy replies of this model agree
 // (its reference tokens do on both engines); the second turn reuses the first's cache.
+// A prompt of ~80 tokens prefilled in chunks of 16 (the CUDA engine continuing its cache, the
+// decode kernels' row counts) and whole (the tiled GEMM's): the same greedy text. The kernels
+// differ in the last bits, so the test relies on this model's continuation having no near-tie.
+TEST_F(CudaServe, ChunkedPrefillGivesTheWholePromptsText) {
+  const nlohmann::json body = {
+      {"model", "tiny"},
+      {"prompt",
+       "The old lighthouse keeper climbed the narrow stairs every evening to light the lamp. For forty years he "
+       "had watched the ships pass through the strait, and he knew each captain by the way their vessel turned "
+       "into the wind. One winter night a storm came"},
+      {"max_tokens", 24},
+      {"temperature", 0},
+      {"ignore_eos", true}};
+  std::vector<std::string> texts;
+  for (int64_t chunk : {0, 16}) {
+    cuda::CudaBatchEngine engine(test::tiny_llama(), 2, 256);
+    SchedulerOptions so;
+    so.prefill_chunk = chunk;
+    test::LiveServer s(engine, so);
+    auto r = s.post_json("/v1/completions", body);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const nlohmann::json j = nlohmann::json::parse(r->body);
+    EXPECT_GT(j["usage"]["prompt_tokens"].get<int>(), 64);
+    texts.push_back(j["choices"][0]["text"].get<std::string>());
+  }
+  EXPECT_EQ(texts[1], texts[0]);
+  EXPECT_FALSE(texts[0].empty());
+}
+
 TEST_F(CudaServe, ChatRepliesAsOnTheCpu) {
   const ChatTemplate tmpl = ChatTemplate::load(test::tiny_model_dir());
   ChatSessionOptions o;
