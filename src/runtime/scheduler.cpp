@@ -252,6 +252,15 @@ void Scheduler::fail(Slot& slot, const std::string& error) {
   slot.stream.reset();
 }
 
+bool Scheduler::drop_if_cancelled(Slot& slot) {
+  if (!slot.stream->cancelled()) return false;
+  slot.active = slot.prefilling = false;
+  slot.stream.reset();
+  std::lock_guard<std::mutex> lk(mu_);
+  ++stats_.cancelled_total;
+  return true;
+}
+
 void Scheduler::prefill_step() {
   std::vector<Slot*> order;  // the slots still prefilling, oldest admission first
   for (auto& s : slots_)
@@ -260,13 +269,7 @@ void Scheduler::prefill_step() {
   int64_t budget = opt_.prefill_chunk > 0 ? opt_.prefill_chunk : std::numeric_limits<int64_t>::max();
   for (Slot* slot : order) {
     if (budget <= 0) break;
-    if (slot->stream->cancelled()) {  // the client went away while its prompt was prefilled
-      slot->active = slot->prefilling = false;
-      slot->stream.reset();
-      std::lock_guard<std::mutex> lk(mu_);
-      ++stats_.cancelled_total;
-      continue;
-    }
+    if (drop_if_cancelled(*slot)) continue;  // the client went away while its prompt was prefilled
     const int64_t n = std::min(budget, int64_t(slot->req.prompt.size()) - slot->prefilled);
     budget -= n;
     try {
@@ -355,14 +358,7 @@ std::vector<std::pair<std::string, float>> Scheduler::alternatives(const StreamD
 void Scheduler::decode_active() {
   std::vector<Slot*> batch;
   for (auto& s : slots_) {
-    if (!s->active || s->prefilling) continue;
-    if (s->stream->cancelled()) {  // the client went away: free the slot
-      s->active = false;
-      s->stream.reset();
-      std::lock_guard<std::mutex> lk(mu_);
-      ++stats_.cancelled_total;
-      continue;
-    }
+    if (!s->active || s->prefilling || drop_if_cancelled(*s)) continue;
     batch.push_back(s.get());
   }
   if (batch.empty()) return;

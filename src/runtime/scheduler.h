@@ -136,6 +136,8 @@ class Scheduler {
   void admit(Slot& slot, Pending p);
   // Sends the request an Error event and frees the slot.
   void fail(Slot& slot, const std::string& error);
+  // Frees the slot when its client went away (the stream was cancelled); true then.
+  bool drop_if_cancelled(Slot& slot);
   // Up to opt_.prefill_chunk prompt tokens of the prefilling slots, oldest admission first;
   // a slot whose prompt is then complete samples its first token (prefill_done).
   void prefill_step();
