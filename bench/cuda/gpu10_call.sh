@@ -51,3 +51,20 @@ if [ "${STEP:-1}" = 3 ]; then
   tail -30 "$OUT/sanitize.log"
   stamp done
 fi
+if [ "${STEP:-1}" = 4 ]; then
+  # The racecheck hazards of call 3: where (kernel, access) with the pushed reduction, and with
+  # the loads of the form before (AWQ_W4A16_CLUSTER_PUSH=0).
+  for p in 1 0; do
+    stamp "racecheck push $p"
+    AWQ_W4A16_CLUSTER_PUSH=$p compute-sanitizer --tool racecheck --racecheck-report all \
+      build/cuda/tests/awq_tests --gtest_filter='CudaW4A16Race.*' > /tmp/rc$p.log 2>&1
+    head -60 /tmp/rc$p.log > "$OUT/racecheck_push$p.head.log"
+    { grep -E 'RACECHECK SUMMARY|PASSED|FAILED' /tmp/rc$p.log
+      grep -oE '(Error|Warning): Race reported between [A-Za-z]+ access at [^ ]+ in [^ ]*' /tmp/rc$p.log | sort | uniq -c | sort -rn | head -20
+      grep -E '^=+ +(Write|Read) Thread' /tmp/rc$p.log | head -5
+      grep -E 'in .*kernel' /tmp/rc$p.log | sed 's/0x[0-9a-f]*//g' | sort | uniq -c | sort -rn | head -10
+    } > "$OUT/racecheck_push$p.summary.log" 2>&1
+    cat "$OUT/racecheck_push$p.summary.log" | head -30
+  done
+  stamp done
+fi
