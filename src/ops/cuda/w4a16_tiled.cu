@@ -418,9 +418,9 @@ int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
 //    down_proj 50.0 / 50.7 was 60.4 / 61.6);
 //    m <= 256: k > 8192 c128 split 2 (down_proj 57.7 was 61.9), else c64 (o_proj 24.5, as was);
 //    but with the pushed cluster reduction (AWQ_W4A16_CLUSTER_PUSH, branch gpu10) o_proj-sized
-//    layers (k <= 8192) at m = 193..256 take the cp.async 128 x 64 tile split 2 (t128x64: 64 x 2
-//    x 2 = 256 blocks; o_proj at m = 256 24.2 was c64's 26.0, H100, h100_gpu10_sweep_push1.log;
-//    split 2 of that tile was 33.5 with the reduction by remote loads);
+//    layers (k <= 8192) at m = 193..256 take the cp.async 128 x 64 tile split 2 (c128x64: 64 x 2
+//    x 2 = 256 blocks; o_proj at m = 224 / 256 23.7 / 24.0 was c64's 25.6 / 25.7, H100,
+//    h100_gpu10_call2_sweep_*; split 2 of that tile was 33.5 with the reduction by remote loads);
 //    m <= 384: c64 (o_proj 33.1 / 33.3 was 38.9 / 37.8 at m = 320 / 384; down_proj 86.4 /
 //    86.5 was 89.4 / 89.4);
 //    m <= 512: k > 8192 t128 split 2 (down_proj 91.2 was 130.0), else c128 (o_proj 38.1 was 54.1).

@@ -297,8 +297,9 @@ const WgmmaEntry kWgmma[] = {
     AWQ_W4A16_WGMMA_CFG(64, 4, 4, 1),   // 6: 64 x 256, 16 warps (x read once per 256 rows)
     AWQ_W4A16_WGMMA_CFG(64, 1, 3, 2),   // 7: 64 x 64, 2 chunks per slot (half the barriers)
     AWQ_W4A16_WGMMA_CFG(64, 2, 3, 2),   // 8: 64 x 128, 2 chunks per slot
-    // Swept and dropped (branch gpu10, o_proj at m = 64..256): (64, 1, 4, 2), (64, 2, 4, 2) and
-    // (128, 1, 2, 2), within 0-3 % of configurations 7, 8 and 2 at their best (docs/results/gpu.md).
+    // Swept and dropped (branch gpu10, the 7B shapes at m = 64..256): (64, 1, 4, 2), (64, 2, 4, 2)
+    // and (128, 1, 2, 2); at no (shape, m) more than 1 % faster than the best of these
+    // (h100_gpu10_call1_sweep_push1.log, W20-W22; docs/results/gpu.md).
 };
 #undef AWQ_W4A16_WGMMA_CFG
 constexpr int kNumWgmma = int(sizeof(kWgmma) / sizeof(kWgmma[0]));
