@@ -335,8 +335,11 @@ TEST(CudaW4A16, EveryTiledConfiguration) {
     cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
     for (int t = 0; t < cuda::w4a16_tiled_count(); ++t) {
       const cuda::W4A16TiledConfig cfg = cuda::w4a16_tiled_config(t);
-      for (int splits : {1, 2, 3, 4}) {
-        // Split-K: uneven (3) and empty splits (k = 96 has 2 chunks) included.
+      for (int splits : {1, 2, 3, 4, 8}) {
+        // Split-K: uneven (3) and empty splits (k = 96 has 2 chunks) included; 8 (the largest
+        // portable cluster) on the wgmma configurations, whose clusters reduce by pushing the
+        // partials to their owners where splits is a power of two (AWQ_W4A16_CLUSTER_PUSH).
+        if (splits == 8 && !cfg.wgmma) continue;
         const std::vector<int64_t> ms = splits == 1 ? std::vector<int64_t>{1, 9, 17, 33, 64, 70, 130}
                                                     : std::vector<int64_t>{9, 70};
         for (int64_t m : ms) {
@@ -452,6 +455,10 @@ TEST(CudaW4A16, SplitKIsDeterministic) {
   // The last two: the TMA 256 x 128 tile (split-K through a cluster) and a wgmma configuration.
   for (int t : {3, 5, cuda::w4a16_tma_wide_config(), cuda::w4a16_tiled_count() - 1})
     expect_same_bits_twice(w, a.n, x, m, t, run_tiled(t, 4));
+  // The cp.async wgmma 64 x 64 tile (two chunks per slot) at 2 and 8 splits: its clusters push
+  // their partials to the owning block (AWQ_W4A16_CLUSTER_PUSH).
+  const int c64 = cuda::w4a16_tiled_count() - cuda::w4a16_wgmma_count() + 7;
+  for (int splits : {2, 8}) expect_same_bits_twice(w, a.n, x, m, c64, run_tiled(c64, splits));
   cuda::free_w4a16(w);
 }
 
@@ -680,6 +687,10 @@ TEST(CudaW4A16, StreamKSwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_stream_k, "AWQ_W4A16_STREAM_K", "yes");
 }
 
+TEST(CudaW4A16, ClusterPushSwitchParses) {
+  expect_switch_parses(cuda::parse_w4a16_cluster_push, "AWQ_W4A16_CLUSTER_PUSH", "on");
+}
+
 // The dispatch's TMA pick is the 256-token x 128-row tile with a producer warpgroup, and it is
 // taken for the wide 7B layers at m = 256 exactly where the TMA kernels can run (the switch on).
 TEST(CudaW4A16, TmaWideConfigurationAndPick) {
@@ -739,7 +750,18 @@ TEST(CudaW4A16, PrefillPickRules) {
   };
   cp_async(4096, 4096, 160, 64, split2);   // o_proj: 64 x 64 split 2
   cp_async(4096, 11008, 192, 64, split2);  // down_proj
-  cp_async(4096, 4096, 256, 64, 1);
+  if (cuda::w4a16_cluster_push_from_env() && split2 == 2) {
+    // o_proj at m = 193..256 with the pushed cluster reduction: the cp.async 128 x 64 tile, split 2.
+    for (int64_t m : {193, 256}) {
+      const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, 4096, 4096);
+      const cuda::W4A16TiledConfig cfg = cuda::w4a16_tiled_config(c.config);
+      EXPECT_TRUE(cfg.wgmma && cfg.bm == 128 && cfg.bn == 64 && cfg.stages == 4 && c.splits == 2)
+          << "o_proj m " << m << ": got " << cfg.bm << " x " << cfg.bn << "/" << cfg.stages << " split " << c.splits;
+    }
+  } else {
+    cp_async(4096, 4096, 256, 64, 1);
+  }
+  cp_async(4096, 4096, 192, 64, split2);  // m <= 192: unchanged
   cp_async(4096, 4096, 384, 64, 1);
   cp_async(4096, 4096, 512, 128, 1);
   tma(22016, 4096, 128, t128, 1);

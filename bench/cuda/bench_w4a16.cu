@@ -313,7 +313,7 @@ int main(int argc, char** argv) try {
           std::printf(" %s%d:%dx%d/%d/%d%s", t - first_wgmma >= w4a16_wgmma_ws_first() ? "WS" : "W", t, cfg.bm,
                       cfg.bn, cfg.threads, cfg.stages, cfg.stream_k ? "sk" : "");
           // A stream-K configuration takes no K splits: timed once.
-          const int max_splits = w4a16_split_k_available() && !cfg.stream_k ? 4 : 1;
+          const int max_splits = w4a16_split_k_available() && !cfg.stream_k ? 8 : 1;
           for (int splits = 1; splits <= max_splits; splits *= 2) {
             const float tt = time_graph(s, 2 * copies_q, reps, [&](int i) {
               const W4A16Weight& wi = wq[size_t(i % copies_q)];

@@ -124,6 +124,11 @@ constexpr W4A16Switch kStreamK{"AWQ_W4A16_STREAM_K",
                                "m > 32 never runs the stream-K TMA tiles (the picks before them)",
                                "it runs them where they measured faster (default)"};
 
+constexpr W4A16Switch kClusterPush{
+    "AWQ_W4A16_CLUSTER_PUSH",
+    "the wgmma split-K clusters reduce by remote loads from every block, as before branch gpu10",
+    "each block stores its partials into the owning block's shared memory (default)"};
+
 bool parse_switch(const W4A16Switch& sw, const char* value) {
   return env_choice(sw.name, value, {{"0", sw.off}, {"1", sw.on}}, 1) == 1;
 }
@@ -148,6 +153,8 @@ bool parse_w4a16_tma(const char* value) { return parse_switch(kTma, value); }
 bool w4a16_tma_from_env() { return switch_from_env<kTma>(); }
 bool parse_w4a16_stream_k(const char* value) { return parse_switch(kStreamK, value); }
 bool w4a16_stream_k_from_env() { return switch_from_env<kStreamK>(); }
+bool parse_w4a16_cluster_push(const char* value) { return parse_switch(kClusterPush, value); }
+bool w4a16_cluster_push_from_env() { return switch_from_env<kClusterPush>(); }
 
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,
                  int64_t m, const __half* bias, __half* y, cudaStream_t s) {

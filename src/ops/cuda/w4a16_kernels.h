@@ -153,6 +153,13 @@ bool w4a16_stream_k_from_env();
 // baseline for comparisons, or a fallback without a rebuild), "1" or unset = it does where they
 // measured faster; anything else: awq::Error. Read once.
 bool parse_w4a16_tma(const char* value);
+// AWQ_W4A16_CLUSTER_PUSH: the split-K reduction of the wgmma GEMMs' clusters (cp.async and TMA
+// tiles, splits a power of two): "1" or unset = each block stores its partial sums into the
+// shared memory of the block that sums them (remote stores, no waiting on replies), "0" = each
+// block sums by loading the others' partials (remote loads; the form before branch gpu10: the
+// baseline for comparisons). Same bits either way. Anything else: awq::Error. Read once.
+bool parse_w4a16_cluster_push(const char* value);
+bool w4a16_cluster_push_from_env();
 bool w4a16_tma_from_env();
 void launch_w4a16_wgmma(int config, int splits, const uint4* codes, const uint2* params,
                         const __half* x, const __half* bias, __half* y, int64_t n, int64_t k,

@@ -79,11 +79,12 @@ struct WgTile {
 // codes: [tiles_n][chunks][32] uint4, params: [tiles_n][k / group][8] uint2 (w4a16.h);
 // x: [m, k] fp16 (16-byte aligned rows), bias: [n] or null, y: [m, n]. gl2 = log2(group / 16).
 // Grid: (ceil(tiles_n / kRowTiles), ceil(m / BM), splits); splits > 1: clusters (1, 1, splits).
+// push: the split-K reduction's form (reduce_split_k_in_cluster; AWQ_W4A16_CLUSTER_PUSH).
 template <int BM, int NWG, int STAGES, int CPS, bool SMALL_GROUP>
 __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, CPS, SMALL_GROUP>::kMinBlocks))
     w4a16_wgmma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                        const __half* __restrict__ x, const __half* __restrict__ bias,
-                       __half* __restrict__ y, int n, int k, int m, int gl2) {
+                       __half* __restrict__ y, int n, int k, int m, int gl2, bool push) {
 #if AWQ_W4A16_WGMMA
   using T = WgTile<BM, NWG, STAGES, CPS, SMALL_GROUP>;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -213,11 +214,11 @@ __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, CPS, SMALL
 
   if (splits > 1) {
     __syncthreads();  // every warpgroup is done with the pipeline's shared memory
-    reduce_split_k_in_cluster<BM, T::kThreads>(acc, smem, tid, split, splits);
+    reduce_split_k_in_cluster<BM, T::kThreads>(acc, smem, tid, split, splits, push);
   }
   store_d_fragment<BM>(acc, tn0 + rt, tiles_n, tok0, lane, split, splits, m, n, bias, y);
 #else
-  (void)codes, (void)params, (void)x, (void)bias, (void)y, (void)n, (void)k, (void)m, (void)gl2;
+  (void)codes, (void)params, (void)x, (void)bias, (void)y, (void)n, (void)k, (void)m, (void)gl2, (void)push;
   __trap();  // the host launches this only for sm_90a device code (w4a16_wgmma_available)
 #endif
 }
@@ -261,7 +262,7 @@ void launch_wgmma_kernel(int splits, const uint4* codes, const uint2* params, co
   std::optional<PdlScope> no_pdl;
   if (splits > 1 || (BM == 64 && NWG == 1)) no_pdl.emplace(PdlMode::Off);
   launch_kernel({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, unsigned(splits)},
-                kernel, codes, params, x, bias, y, n, k, m, gl2);
+                kernel, codes, params, x, bias, y, n, k, m, gl2, splits > 1 && w4a16_cluster_push_from_env());
 }
 
 template <int BM, int NWG, int STAGES, int CPS>
@@ -296,6 +297,9 @@ const WgmmaEntry kWgmma[] = {
     AWQ_W4A16_WGMMA_CFG(64, 4, 4, 1),   // 6: 64 x 256, 16 warps (x read once per 256 rows)
     AWQ_W4A16_WGMMA_CFG(64, 1, 3, 2),   // 7: 64 x 64, 2 chunks per slot (half the barriers)
     AWQ_W4A16_WGMMA_CFG(64, 2, 3, 2),   // 8: 64 x 128, 2 chunks per slot
+    // Swept and dropped (branch gpu10, the 7B shapes at m = 64..256): (64, 1, 4, 2), (64, 2, 4, 2)
+    // and (128, 1, 2, 2); at no (shape, m) more than 1 % faster than the best of these
+    // (h100_gpu10_call1_sweep_push1.log, W20-W22; docs/results/gpu.md).
 };
 #undef AWQ_W4A16_WGMMA_CFG
 constexpr int kNumWgmma = int(sizeof(kWgmma) / sizeof(kWgmma[0]));

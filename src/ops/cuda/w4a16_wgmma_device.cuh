@@ -179,15 +179,52 @@ __device__ __forceinline__ void tma_load_3d(uint32_t dst, const void* map, int c
 __device__ __forceinline__ void tma_prefetch_map(const void* map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(map) : "memory");
 }
-// Split-K across the cluster's blocks: each block leaves its partial sums in its shared memory
-// (smem: at least BM / 2 x THREADS floats, free: the caller synchronized its threads), and sums
-// the token tiles t with t % splits == split over the cluster's blocks in a fixed order
-// (deterministic). acc: the calling thread's D fragment, [BM / 2] f32.
+// Split-K across the cluster's blocks: sums the token tiles t with t % splits == split of the
+// splits' partial sums in a fixed order, rank 0, 1, .. (deterministic; both forms below add in
+// that order from 0.0f, so they give the same bits). smem: at least BM / 2 x THREADS floats,
+// free once the caller has synchronized its threads. acc: the calling thread's D fragment,
+// [BM / 2] f32. Every thread of every block of the cluster calls it (two cluster barriers).
+//  - push (splits a power of two, <= BM / 8): after a cluster barrier (every block is done with
+//    its pipeline's shared memory, which the partials overwrite) each block stores the partials
+//    of tile t straight into the shared memory of the block that owns t (rank t % splits):
+//    [BM / 8 / splits local tiles][4][splits sources][THREADS] f32 there. Remote stores do not
+//    wait for a reply; after the second barrier each owner sums from its own shared memory.
+//  - else (the form before branch gpu10, AWQ_W4A16_CLUSTER_PUSH=0, and uneven splits): each block
+//    leaves its partials in its own shared memory and the owner loads them from every rank.
+//    Its remote loads ran one after another (each sum waits for its load, and the rank loop
+//    is not unrolled): BM / 2 remote round trips per thread.
 template <int BM, int THREADS>
 __device__ __forceinline__ void reduce_split_k_in_cluster(float (&acc)[BM / 2], void* smem, int tid, int split,
-                                                          int splits) {
+                                                          int splits, bool push) {
   cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
-  float* part = reinterpret_cast<float*>(smem);  // [BM / 2][THREADS] f32
+  float* part = reinterpret_cast<float*>(smem);
+  if (push && (splits & (splits - 1)) == 0 && splits <= BM / 8) {
+    const int lg = __ffs(splits) - 1, mask = splits - 1;
+    cluster.sync();  // every block is done reading its pipeline's shared memory
+#pragma unroll
+    for (int t = 0; t < BM / 8; ++t) {
+      // Owner t & mask; this block's partial of the owner's local tile t >> lg goes to source slot `split`.
+      float* dst = cluster.map_shared_rank(part, t & mask) + (((t >> lg) * 4) * splits + split) * THREADS + tid;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dst[e * splits * THREADS] = acc[t * 4 + e];
+    }
+    cluster.sync();  // every block's stores have landed (release / acquire at cluster scope)
+#pragma unroll
+    for (int t = 0; t < BM / 8; ++t) {
+      if ((t & mask) != split) continue;
+      const float* src = part + (((t >> lg) * 4) * splits) * THREADS + tid;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int z = 0; z < BM / 8; ++z)  // z < splits (<= BM / 8): unrolled, the loads in flight together
+          if (z < splits) sum += src[(e * splits + z) * THREADS];
+        acc[t * 4 + e] = sum;
+      }
+    }
+    return;  // no block reads another's shared memory after the second barrier
+  }
+  // part: [BM / 2][THREADS] f32, this block's own partials.
 #pragma unroll
   for (int i = 0; i < BM / 2; ++i) part[i * THREADS + tid] = acc[i];
   cluster.sync();

@@ -144,13 +144,14 @@ __device__ __forceinline__ SkTileBlocks sk_tile_blocks(int t_first, int chunks, 
 // Grid: (ceil(tiles_n / kRowTiles), ceil(m / BM), splits); splits > 1: clusters (1, 1, splits).
 // SK: grid (G) with G <= the number of iterations; sk_parts: [2 G][kPartFloat4s] float4 (slot
 // 2 b: block b's first segment, 2 b + 1: its last), sk_counters: [G] u32, zero between launches.
+// push: the split-K reduction's form (reduce_split_k_in_cluster; AWQ_W4A16_CLUSTER_PUSH).
 // Block: NWG consumer warpgroups (then, with PWG, the producer warpgroup).
 template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
 __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
     w4a16_wgmma_ws_kernel(const __grid_constant__ CUtensorMap x_map, const __grid_constant__ CUtensorMap code_map,
                           const __grid_constant__ CUtensorMap param_map, const __half* __restrict__ bias,
                           __half* __restrict__ y, float4* __restrict__ sk_parts, unsigned* __restrict__ sk_counters,
-                          int n, int k, int m, int gl2) {
+                          int n, int k, int m, int gl2, bool push) {
 #if AWQ_W4A16_WGMMA
   using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SK, SMALL_GROUP>;
   extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -421,13 +422,13 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   if (splits > 1) {
     // Every consumer is done with the ring (and so every copy into it has landed).
     consumer_sync();
-    reduce_split_k_in_cluster<BM, T::kConsumerThreads>(acc, smem, tid, split, splits);
+    reduce_split_k_in_cluster<BM, T::kConsumerThreads>(acc, smem, tid, split, splits, push);
   }
   store_d_fragment<BM>(acc, int(blockIdx.x) * T::kRowTiles + warp, tiles_n, int(blockIdx.y) * BM, lane, split, splits,
                        m, n, bias, y);
 #else
   (void)x_map, (void)code_map, (void)param_map, (void)bias, (void)y, (void)sk_parts, (void)sk_counters, (void)n, (void)k,
-      (void)m, (void)gl2;
+      (void)m, (void)gl2, (void)push;
   __trap();  // the host launches this only for sm_90a device code (w4a16_wgmma_available)
 #endif
 }
@@ -511,14 +512,15 @@ void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const
         blocks > sk_workspace.counters_count)
       throw Error("w4a16 stream-K: the workspace is smaller than this launch needs");
     launch_kernel({dim3(unsigned(blocks)), dim3(T::kThreads), size_t(T::kSmemBytes), s, 1u}, kernel, x_map, code_map,
-                  param_map, bias, y, sk_workspace.parts, sk_workspace.counters, n, k, m, gl2);
+                  param_map, bias, y, sk_workspace.parts, sk_workspace.counters, n, k, m, gl2, false);
     return;
   }
   const dim3 grid{unsigned(row_blocks), unsigned(token_blocks), unsigned(splits)};
   std::optional<PdlScope> no_pdl;
   if (splits > 1) no_pdl.emplace(PdlMode::Off);  // as the other GEMMs: clusters launch without PDL
   launch_kernel({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, unsigned(splits)}, kernel, x_map, code_map,
-                param_map, bias, y, static_cast<float4*>(nullptr), static_cast<unsigned*>(nullptr), n, k, m, gl2);
+                param_map, bias, y, static_cast<float4*>(nullptr), static_cast<unsigned*>(nullptr), n, k, m, gl2,
+                splits > 1 && w4a16_cluster_push_from_env());
 }
 
 template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK>
