@@ -63,7 +63,7 @@ TEST_F(CudaServe, GreedyCompletionsMatchReferenceAloneAndTogether) {
 
 // fp16 activations on the GPU against f32 on the CPU: the greedy replies of this model agree
 // (its reference tokens do on both engines); the second turn reuses the first's cache.
-// A prompt of ~80 tokens prefilled in chunks of 16 (the CUDA engine continuing its cache, the
+// A prompt of 54 tokens prefilled in chunks of 16 (the CUDA engine continuing its cache, the
 // decode kernels' row counts) and whole (the tiled GEMM's): the same greedy text. The kernels
 // differ in the last bits, so the test relies on this model's continuation having no near-tie.
 TEST_F(CudaServe, ChunkedPrefillGivesTheWholePromptsText) {
@@ -86,7 +86,7 @@ TEST_F(CudaServe, ChunkedPrefillGivesTheWholePromptsText) {
     ASSERT_TRUE(r);
     ASSERT_EQ(r->status, 200) << r->body;
     const nlohmann::json j = nlohmann::json::parse(r->body);
-    EXPECT_GT(j["usage"]["prompt_tokens"].get<int>(), 64);
+    EXPECT_GT(j["usage"]["prompt_tokens"].get<int>(), 3 * 16);  // 54 tokens: four chunks of 16
     texts.push_back(j["choices"][0]["text"].get<std::string>());
   }
   EXPECT_EQ(texts[1], texts[0]);

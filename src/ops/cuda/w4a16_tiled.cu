@@ -417,10 +417,8 @@ int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
 //  - narrow, m <= 192: c64 split 2 (o_proj 22.4 / 22.7 was 24.7 / 24.4 at m = 160 / 192;
 //    down_proj 50.0 / 50.7 was 60.4 / 61.6);
 //    m <= 256: k > 8192 c128 split 2 (down_proj 57.7 was 61.9), else c64 (o_proj 24.5, as was);
-//    but with the pushed cluster reduction (AWQ_W4A16_CLUSTER_PUSH, branch gpu10) o_proj-sized
-//    layers (k <= 8192) at m = 193..256 take the cp.async 128 x 64 tile split 2 (c128x64: 64 x 2
-//    x 2 = 256 blocks; o_proj at m = 224 / 256 23.7 / 24.0 was c64's 25.6 / 25.7, H100,
-//    h100_gpu10_call2_sweep_*; split 2 of that tile was 33.5 with the reduction by remote loads);
+//    (branch gpu10 measured the cp.async 128 x 64 tile split 2 at 23.7-24.2 there with its pushed
+//    reduction, but 33-35 once that reduction writes its own region first, for racecheck: not taken);
 //    m <= 384: c64 (o_proj 33.1 / 33.3 was 38.9 / 37.8 at m = 320 / 384; down_proj 86.4 /
 //    86.5 was 89.4 / 89.4);
 //    m <= 512: k > 8192 t128 split 2 (down_proj 91.2 was 130.0), else c128 (o_proj 38.1 was 54.1).
@@ -434,9 +432,9 @@ int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
 //    (gate+up: 128.8 / 121.7 was 173.3 / 163.1; the best at m = 320, 128 x 128 cp.async, 125.2);
 //    m <= 512: t256 (as was: 98.6, 99.1, 147.1; t128 within 1 % on qkv and gate or up).
 // {-1, 0}: no rule here (the rules of w4a16_default_tiled apply).
-W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok, bool push) {
+W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok) {
   const int c64 = kNumTiled + 7, c128 = kNumTiled + 8, t128 = w4a16_tma_square_config(),
-            t256 = w4a16_tma_wide_config(), c128x64 = kNumTiled + 2;
+            t256 = w4a16_tma_wide_config();
   const int64_t chunks = (k + 63) / 64;
   const int split2 = split_ok && chunks >= 16 ? 2 : 1;
   const auto grid = [&](int cfg) { return int64_t(blocks(w4a16_tiled_config(cfg), m, n)); };
@@ -445,10 +443,7 @@ W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bo
   if (m <= 128) return n >= 16384 ? W4A16TiledChoice{t128, 1} : W4A16TiledChoice{-1, 0};
   if (n < kW4A16TmaMinRows) {
     if (m <= 192) return {c64, split2};
-    if (m <= 256) {
-      if (k > 8192) return {c128, split2};
-      return push && split2 == 2 ? W4A16TiledChoice{c128x64, 2} : W4A16TiledChoice{c64, 1};
-    }
+    if (m <= 256) return k > 8192 ? W4A16TiledChoice{c128, split2} : W4A16TiledChoice{c64, 1};
     if (m <= 384) return {c64, 1};
     return k > 8192 ? W4A16TiledChoice{t128, split2} : W4A16TiledChoice{c128, 1};
   }
@@ -551,7 +546,7 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   if (m > 32 && w4a16_wgmma_available()) {
     const bool tma = w4a16_wgmma_ws_available() && w4a16_tma_from_env();
     if (tma) {
-      const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, sms, split_ok, w4a16_cluster_push_from_env());
+      const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, sms, split_ok);
       if (c.config >= 0) return w4a16_stream_k_from_env() ? stream_k_pick(m, n, k, sms, c) : c;
     }
     if (m >= kW4A16TmaMinTokens && n >= kW4A16TmaMinRows && tma) return {w4a16_tma_wide_config(), 1};

@@ -184,9 +184,10 @@ __device__ __forceinline__ void tma_prefetch_map(const void* map) {
 // that order from 0.0f, so they give the same bits). smem: at least BM / 2 x THREADS floats,
 // free once the caller has synchronized its threads. acc: the calling thread's D fragment,
 // [BM / 2] f32. Every thread of every block of the cluster calls it (two cluster barriers).
-//  - push (splits a power of two, <= BM / 8): after a cluster barrier (every block is done with
-//    its pipeline's shared memory, which the partials overwrite) each block stores the partials
-//    of tile t straight into the shared memory of the block that owns t (rank t % splits):
+//  - push (splits a power of two, <= BM / 8): each block writes its own tiles' region locally
+//    (its partials, zeros where the peers' go), then after a cluster barrier (every block is done
+//    with its pipeline's shared memory, which the partials overwrite) stores the partials of every
+//    other tile t straight into the shared memory of the block that owns t (rank t % splits):
 //    [BM / 8 / splits local tiles][4][splits sources][THREADS] f32 there. Remote stores do not
 //    wait for a reply; after the second barrier each owner sums from its own shared memory.
 //  - else (the form before branch gpu10, AWQ_W4A16_CLUSTER_PUSH=0, and uneven splits): each block
@@ -200,9 +201,26 @@ __device__ __forceinline__ void reduce_split_k_in_cluster(float (&acc)[BM / 2], 
   float* part = reinterpret_cast<float*>(smem);
   if (push && (splits & (splits - 1)) == 0 && splits <= BM / 8) {
     const int lg = __ffs(splits) - 1, mask = splits - 1;
-    cluster.sync();  // every block is done reading its pipeline's shared memory
+    // First the region of this block's own tiles, locally: its partials into slot `split`, zeros
+    // into the other slots, which the peers overwrite after the barrier. The zeros are never
+    // summed; they order the pipeline's cp.async writes to these addresses (waited, then the
+    // caller's __syncthreads) before the peers' remote stores in a way compute-sanitizer's
+    // racecheck follows: without them it flagged the remote stores intermittently as WAW
+    // hazards with those cp.async writes ("invalid memcpy_async synchronization", H100).
 #pragma unroll
     for (int t = 0; t < BM / 8; ++t) {
+      if ((t & mask) != split) continue;
+      float* own = part + (((t >> lg) * 4) * splits) * THREADS + tid;
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+#pragma unroll
+        for (int z = 0; z < BM / 8; ++z)
+          if (z < splits) own[(e * splits + z) * THREADS] = z == split ? acc[t * 4 + e] : 0.0f;
+    }
+    cluster.sync();  // every block is done with its pipeline's shared memory and has written its own region
+#pragma unroll
+    for (int t = 0; t < BM / 8; ++t) {
+      if ((t & mask) == split) continue;  // written above
       // Owner t & mask; this block's partial of the owner's local tile t >> lg goes to source slot `split`.
       float* dst = cluster.map_shared_rank(part, t & mask) + (((t >> lg) * 4) * splits + split) * THREADS + tid;
 #pragma unroll
