@@ -6,33 +6,21 @@ completion; once A has 10 tokens, client B sends a long prompt (max_tokens 1). P
 largest gap between two tokens (the stall B's prefill causes), A's median gap, and B's latency.
   python3 bench/prefill_stall.py MODEL [--awq build/release/awq] [--chunks 0,64,256] [--prompt-words 500]
 """
-import argparse, json, statistics, subprocess, threading, time, urllib.request, socket
+import argparse, json, statistics, threading, time, urllib.request
+
+from serve_load import start_awq_serve
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post(port, body, stream):
+def post(port, body):
     req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", json.dumps(body).encode(),
                                  {"Content-Type": "application/json"})
     return urllib.request.urlopen(req, timeout=600)
 
 
 def run(args, chunk):
-    port = free_port()
-    srv = subprocess.Popen([args.awq, "serve", args.model, "--port", str(port), "--parallel", "2",
-                            "--prefill-chunk", str(chunk), "-t", str(args.threads), "--ctx", "2048"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv, port, _ = start_awq_serve([args.awq, "serve", args.model, "--port", "0", "--parallel", "2",
+                                    "--prefill-chunk", str(chunk), "-t", str(args.threads), "--ctx", "2048"])
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except Exception:
-                time.sleep(0.2)
         times, started = [], threading.Event()
         long_prompt = " ".join(["the lighthouse keeper watched the ships"] * (args.prompt_words // 6))
         b_latency = []
@@ -40,14 +28,14 @@ def run(args, chunk):
         def client_b():
             started.wait()
             t0 = time.time()
-            with post(port, {"prompt": long_prompt, "max_tokens": 1, "temperature": 0}, False) as r:
+            with post(port, {"prompt": long_prompt, "max_tokens": 1, "temperature": 0}) as r:
                 r.read()
             b_latency.append(time.time() - t0)
 
         tb = threading.Thread(target=client_b)
         tb.start()
         body = {"prompt": "Once upon a time", "max_tokens": args.tokens, "temperature": 0, "stream": True, "ignore_eos": True}
-        with post(port, body, True) as r:
+        with post(port, body) as r:
             for line in r:
                 if line.startswith(b"data: {"):
                     times.append(time.time())

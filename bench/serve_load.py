@@ -66,6 +66,22 @@ def stream_completion(port, model, prompt, max_tokens):
     raise RuntimeError("stream ended without [DONE]")
 
 
+def start_awq_serve(cmd):
+    """Starts `cmd` (an `awq serve ... --port 0` command line); returns (process, port, model id)
+    once its start-up line names them. Its later stderr is drained in the background."""
+    server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    line = ""
+    while "at http://" not in line:
+        line = server.stderr.readline()
+        if not line:
+            server.wait()
+            sys.exit("awq serve did not start")
+    port = int(re.search(r"127\.0\.0\.1:(\d+)/", line).group(1))
+    model = re.search(r"model '([^']+)'", line).group(1)
+    threading.Thread(target=server.stderr.read, daemon=True).start()
+    return server, port, model
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
@@ -80,17 +96,8 @@ def main():
     ns = [int(x) for x in args.clients.split(",")]
     cmd = [args.awq, "serve", args.model, "--port", "0", "--parallel", str(max(ns)),
            "--ctx", str(args.ctx), "-t", str(args.threads), "--device", args.device]
-    server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    server, port, model = start_awq_serve(cmd)
     try:
-        line = ""
-        while "at http://" not in line:
-            line = server.stderr.readline()
-            if not line:
-                sys.exit("awq serve did not start")
-        port = int(re.search(r"127\.0\.0\.1:(\d+)/", line).group(1))
-        model = re.search(r"model '([^']+)'", line).group(1)
-        threading.Thread(target=server.stderr.read, daemon=True).start()
-
         serial = {p: stream_completion(port, model, p, args.max_tokens)[0] for p in PROMPTS}
         print(f"command: {' '.join(cmd)}")
         print(f"clients: {args.clients}; {args.max_tokens} greedy tokens each (ignore_eos); "
