@@ -43,6 +43,20 @@ std::vector<std::string> lone_texts(const LiveServer& s, const std::vector<std::
   return texts;
 }
 
+// One non-streamed completion request of every prompt x n choices (greedy, max_tokens each);
+// the response, or, after a failure is recorded, one without choices.
+json batched_completion(const LiveServer& s, const std::vector<std::string>& prompts, int n, int max_tokens) {
+  json body = completion_body("", max_tokens, false);
+  body["prompt"] = prompts;
+  body["n"] = n;
+  auto r = s.post_json("/v1/completions", body);
+  if (!r || r->status != 200) {
+    ADD_FAILURE() << "the batched request failed: " << (r ? r->body : httplib::to_string(r.error()));
+    return json{{"choices", json::array()}};
+  }
+  return json::parse(r->body);
+}
+
 uint64_t metric(const LiveServer& s, const std::string& name) {
   auto r = s.client()->Get("/metrics");
   EXPECT_TRUE(r && r->status == 200);
@@ -222,13 +236,7 @@ TEST(Server, SeveralPromptsAndChoicesInOneRequest) {
   int64_t prompt_tokens = 0;
   const std::vector<std::string> single = lone_texts(s, prompts, 8, &prompt_tokens);
   ASSERT_FALSE(HasFailure());
-  json body = completion_body("", 8, false);
-  body["prompt"] = prompts;
-  body["n"] = 2;
-  auto r = s.post_json("/v1/completions", body);
-  ASSERT_TRUE(r);
-  ASSERT_EQ(r->status, 200) << r->body;
-  const json j = json::parse(r->body);
+  const json j = batched_completion(s, prompts, 2, 8);
   ASSERT_EQ(j["choices"].size(), 6u);
   for (size_t c = 0; c < 6; ++c) {
     EXPECT_EQ(j["choices"][c]["index"], c);
@@ -259,13 +267,7 @@ TEST(Server, MoreChoicesThanSlotsAndQueueRunOnAnIdleServer) {
   const std::vector<std::string> prompts = {"The history of", "Once upon a time"};
   const std::vector<std::string> single = lone_texts(s, prompts, 6);
   ASSERT_FALSE(HasFailure());
-  json body = completion_body("", 6, false);
-  body["prompt"] = prompts;
-  body["n"] = 3;
-  auto r = s.post_json("/v1/completions", body);
-  ASSERT_TRUE(r);
-  ASSERT_EQ(r->status, 200) << r->body;
-  const json j = json::parse(r->body);
+  const json j = batched_completion(s, prompts, 3, 6);
   ASSERT_EQ(j["choices"].size(), 6u);
   for (size_t c = 0; c < 6; ++c) EXPECT_EQ(j["choices"][c]["text"].get<std::string>(), single[c / 3]) << "choice " << c;
   EXPECT_EQ(metric(s, "awq_requests_rejected_total"), 0u);
