@@ -362,6 +362,54 @@ TEST(CudaW4A16, EveryTiledConfiguration) {
               cuda::w4a16_split_k_available() ? "" : ": splits > 1 ran as 1 split");
 }
 
+// s: a created stream runs the PDL-ordered kernels where a PdlScope turns PDL on (pdl.h).
+W4A16Run run_kslice(int config, int splits, cudaStream_t s = nullptr) {
+  return [config, splits, s](const cuda::W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y) {
+    cuda::launch_w4a16_kslice(config, splits, static_cast<const uint4*>(w.codes), static_cast<const uint2*>(w.params),
+                              x, bias, y, w.n, w.k, w.group, m, s);
+  };
+}
+
+// Every K-slice configuration (w4a16_kslice.cu) x 1..8 K splits on shapes that hit each edge:
+// n = 264 and 40 (a partial row group, padded row tiles), k = 448 (7 chunks: uneven slices), k = 96
+// group 32 (2 chunks, the last with two padded k-tiles: splits > 2 leave slices empty), group 16
+// (four groups a chunk), 3 bits with group 128 spanning two chunks, and k = 1024 (16 chunks, 3
+// splits of 6/6/4). Token counts: 1, 2, 5, 8 (one token tile), 9, 16 (two), 17 (a partial last
+// block of tokens: the grid's y > 1); bias on odd m.
+TEST(CudaW4A16, EveryKSliceConfiguration) {
+  SKIP_WITHOUT_GPU();
+  struct Case { int64_t n, k; int group, bits; };
+  const Case cases[] = {{264, 448, 64, 4}, {40, 96, 32, 4}, {128, 256, 16, 4}, {136, 384, 128, 3}, {520, 1024, 128, 4}};
+  WorstNmse worst{"every K-slice configuration x splits 1/2/3/4/8, groups 16/32/64/128, 3 and 4 bits, m = 1..17"};
+  int ran_split = 0;
+  for (const Case c : cases) {
+    const RandomAwq a(c.n, c.k, c.group, c.bits, uint32_t(5 * c.n + c.k));
+    cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
+    for (int cfg = 0; cfg < cuda::w4a16_kslice_count(); ++cfg) {
+      const cuda::W4A16KSliceConfig kc = cuda::w4a16_kslice_config(cfg);
+      for (int splits : {1, 2, 3, 4, 8}) {
+        for (int64_t m : {1, 2, 5, 8, 9, 16, 17}) {
+          if (!cuda::w4a16_kslice_fits(cfg, splits, m, a.k)) {
+            // Only clusters can be missing at these sizes (the slices are a few KB).
+            EXPECT_GT(splits, 1) << "config " << cfg << " m=" << m << " k=" << a.k;
+            EXPECT_FALSE(cuda::w4a16_split_k_available());
+            continue;
+          }
+          ran_split += splits > 1;
+          const double e = worst(check_w4a16(a, m, m % 2 == 1, uint32_t(m + 3 * cfg + splits), run_kslice(cfg, splits), 0, &w));
+          EXPECT_LE(e, kMaxNmse) << "kslice " << kc.mt << "/" << kc.wn << "/" << kc.wk << "/" << kc.u << " splits=" << splits
+                                 << " n=" << c.n << " k=" << c.k << " group=" << c.group << " bits=" << c.bits
+                                 << " m=" << m;
+        }
+      }
+    }
+    cuda::free_w4a16(w);
+  }
+  EXPECT_EQ(ran_split > 0, cuda::w4a16_split_k_available());
+  std::printf("[ note     ] K-slice split-K (clusters) %s on this device/build\n",
+              cuda::w4a16_split_k_available() ? "ran" : "NOT available: only 1 split ran");
+}
+
 // The dispatch's three paths (AWQ_W4A16_KERNEL=auto|legacy|tiled) around the switch-over m,
 // and an x that is 4- but not 16-byte aligned (the tiled GEMM's cp.async needs 16: it must
 // fall back to the legacy kernels, still correct).
@@ -427,6 +475,30 @@ TEST(CudaW4A16Race, SharedMemoryXSmallCases) {
   }
 }
 
+// The K-slice kernels' shared copy of x (cp.async by every thread, a barrier, then reads of
+// rows other threads copied) and their cluster reduction (the warps' sums in shared memory, a
+// barrier; local partials, a cluster barrier, remote loads of every slice's partials, a second
+// barrier), m = 2 and 16, 1 and 2 splits; launched plain and, on a created stream with PDL on,
+// in the order that loads a weight stage before the wait.
+TEST(CudaW4A16Race, KSliceSmallCases) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq a(136, 1024, 128, 4, 44);
+  WorstNmse worst{"K-slice configurations under the race checker, n 136 k 1024, m = 2, 16, splits 1 and 2, PDL off and on"};
+  cudaStream_t s = nullptr;
+  AWQ_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  for (const bool pdl : {false, true}) {
+    const cuda::PdlScope scope(pdl ? cuda::PdlMode::On : cuda::PdlMode::Off);
+    for (int cfg = 0; cfg < cuda::w4a16_kslice_count(); ++cfg)
+      for (int splits : {1, 2})
+        for (int64_t m : {2, 16}) {
+          if (!cuda::w4a16_kslice_fits(cfg, splits, m, a.k)) continue;
+          EXPECT_LE(worst(check_w4a16(a, m, true, uint32_t(cfg + m), run_kslice(cfg, splits, pdl ? s : nullptr))), kMaxNmse)
+              << "config " << cfg << " splits " << splits << " m=" << m << (pdl ? " PDL" : "");
+        }
+  }
+  cudaStreamDestroy(s);
+}
+
 // Runs `run` (configuration t) twice on x: [m, k] into outputs poisoned with 0xFF bytes and
 // expects the same bits both times: partials summed in a fixed order, counters reset.
 void expect_same_bits_twice(const cuda::W4A16Weight& w, int64_t n, const std::vector<uint16_t>& x, int64_t m,
@@ -459,6 +531,25 @@ TEST(CudaW4A16, SplitKIsDeterministic) {
   // their partials to the owning block (AWQ_W4A16_CLUSTER_PUSH).
   const int c64 = cuda::w4a16_tiled_count() - cuda::w4a16_wgmma_count() + 7;
   for (int splits : {2, 8}) expect_same_bits_twice(w, a.n, x, m, c64, run_tiled(c64, splits));
+  cuda::free_w4a16(w);
+}
+
+// The K-slice clusters sum their slices in rank order: two runs give the same bits (3 splits:
+// uneven; 8: the largest cluster). A launch that cannot fit is refused with a message, not run.
+TEST(CudaW4A16, KSliceIsDeterministicAndRefusesWhatDoesNotFit) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq a(520, 1024, 128, 4, 53);
+  const int64_t m = 16;
+  const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, 54);
+  cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
+  for (int cfg = 0; cfg < cuda::w4a16_kslice_count(); ++cfg)
+    for (int splits : {3, 8})
+      if (cuda::w4a16_kslice_fits(cfg, splits, m, a.k)) expect_same_bits_twice(w, a.n, x, m, cfg, run_kslice(cfg, splits));
+  DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * a.n) * 2);
+  EXPECT_FALSE(cuda::w4a16_kslice_fits(0, 9, m, a.k));
+  EXPECT_AWQ_ERROR(run_kslice(0, 9)(w, dx.h(), m, nullptr, dy.h()), {"launch_w4a16_kslice", "9 K splits", "does not fit"});
+  // One token row of k = 2^20 inputs unsplit: 2 MB of x, more than any block's shared memory.
+  EXPECT_FALSE(cuda::w4a16_kslice_fits(0, 1, 1, int64_t(1) << 20));
   cuda::free_w4a16(w);
 }
 
@@ -689,6 +780,51 @@ TEST(CudaW4A16, StreamKSwitchParses) {
 
 TEST(CudaW4A16, ClusterPushSwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_cluster_push, "AWQ_W4A16_CLUSTER_PUSH", "on");
+}
+
+TEST(CudaW4A16, KSliceSwitchParses) {
+  expect_switch_parses(cuda::parse_w4a16_kslice, "AWQ_W4A16_KSLICE", "yes");
+  expect_switch_parses(cuda::parse_w4a16_kslice_pdl, "AWQ_W4A16_KSLICE_PDL", "on");
+}
+
+// The K-slice pick (m = 2..16 where clusters run; docs/gpu.md) at the Llama-2-7B shapes: none at
+// m = 1 or past 16, none for o_proj (n and k < 8192) up to m = 8, none without split-K; a pick
+// fits, holds all m tokens in one block row, and its grid has 15 to 22 warps per SM. On a
+// 132-SM GPU (H100 / H200 SXM, where the rule was measured) the picks the sweep chose.
+TEST(CudaW4A16, KSlicePickRules) {
+  SKIP_WITHOUT_GPU();
+  const std::pair<int64_t, int64_t> shapes[] = {{4096, 4096}, {12288, 4096}, {11008, 4096}, {22016, 4096}, {4096, 11008}};
+  const int sms = cuda::w4a16_sm_count();
+  int picked = 0;
+  for (const auto& [n, k] : shapes) {
+    EXPECT_EQ(cuda::w4a16_default_kslice(1, n, k).config, -1) << n << " x " << k;
+    EXPECT_EQ(cuda::w4a16_default_kslice(17, n, k).config, -1) << n << " x " << k;
+    for (int64_t m = 2; m <= 16; ++m) {
+      const cuda::W4A16KSliceChoice c = cuda::w4a16_default_kslice(m, n, k);
+      if (c.config < 0) continue;
+      ++picked;
+      EXPECT_TRUE(cuda::w4a16_split_k_available());
+      EXPECT_FALSE(n == 4096 && k == 4096 && m <= 8) << "o_proj at m = " << m;
+      const cuda::W4A16KSliceConfig kc = cuda::w4a16_kslice_config(c.config);
+      EXPECT_TRUE(cuda::w4a16_kslice_fits(c.config, c.splits, m, k)) << "m=" << m << " " << n << " x " << k;
+      EXPECT_GE(8 * kc.mt, m) << "one block row of tokens: m=" << m;
+      const int64_t warps = (n / 16 + kc.wn - 1) / kc.wn * c.splits * kc.wn * kc.wk;
+      EXPECT_GE(warps, 15 * sms) << "m=" << m << " " << n << " x " << k;
+      EXPECT_LE(warps, 22 * sms) << "m=" << m << " " << n << " x " << k;
+    }
+  }
+  EXPECT_EQ(picked > 0, cuda::w4a16_split_k_available());
+  if (sms == 132 && cuda::w4a16_split_k_available()) {
+    const auto pick = [](int64_t m, int64_t n, int64_t k) {
+      const cuda::W4A16KSliceChoice c = cuda::w4a16_default_kslice(m, n, k);
+      return std::make_pair(c.config, c.splits);
+    };
+    EXPECT_EQ(pick(8, 22016, 4096), std::make_pair(1, 2));   // gate+up: 8 warps of 128 rows, 2 splits
+    EXPECT_EQ(pick(4, 11008, 4096), std::make_pair(1, 4));   // gate or up
+    EXPECT_EQ(pick(8, 4096, 11008), std::make_pair(0, 8));   // down_proj: 4 warps of 64 rows
+    EXPECT_EQ(pick(16, 4096, 4096), std::make_pair(8, 8));   // o_proj at m = 16: 16 tokens a block
+    EXPECT_EQ(pick(8, 12288, 4096).first, -1);               // qkv: 2 splits too thin, 4 too many
+  }
 }
 
 // The dispatch's TMA pick is the 256-token x 128-row tile with a producer warpgroup, and it is

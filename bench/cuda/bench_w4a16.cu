@@ -1,6 +1,6 @@
 // W4A16 linear (ops/cuda/w4a16.h) vs cuBLAS FP16 (fp16_linear) on the Llama-2-7B linear shapes,
 // same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
-//   bench_cuda_w4a16 [reps [sweep|lsweep|psweep|wsweep|-] [shape [m[,m...]]]]   (default 30; shape: only names containing it ("-": all); m: only those m (any m, e.g. 9..15, for the sweep; a comma list, e.g. 64,160,512); sweep: also time every kernel configuration (lsweep: the legacy ones only; psweep: the legacy ones, each plain/with PDL),
+//   bench_cuda_w4a16 [reps [sweep|lsweep|psweep|wsweep|ksweep|-] [shape [m[,m...]]]]   (default 30; shape: only names containing it ("-": all); m: only those m (any m, e.g. 9..15, for the sweep; a comma list, e.g. 64,160,512); sweep: also time every kernel configuration (lsweep: the legacy ones only; psweep: the legacy ones, each plain/with PDL),
 //                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32; an x after rt: x staged in shared memory; an s: the scale applied after the mma) and
 //                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
 //                                      (every m), * = the one w4a16_linear picks)
@@ -137,6 +137,11 @@ int main(int argc, char** argv) try {
   // m = 64, 128, 256 (or the m asked for), each with 1, 2 and 4 K splits, at the full repeats,
   // printed as Wi:bm x bn/threads/stages s<splits>=median/min us (* = w4a16_linear's pick).
   const bool wsweep = mode == "wsweep";
+  // ksweep: only the K-slice configurations (w4a16_kslice.cu) at m = 1, 2, 4, 8, 16 (or the m asked
+  // for), each with 1, 2, 4 and 8 K splits where they fit, at the full repeats, printed as
+  // Ki:mt/wn/wk/u s<splits>=median/min us (* = w4a16_linear's pick), then the register-streaming
+  // variant and the tiled GEMM that the dispatch ran before them (AWQ_W4A16_KSLICE=0).
+  const bool ksweep = mode == "ksweep";
   const bool sweep_tiled = mode == "sweep";  // lsweep / psweep: the legacy kernels only
   const bool sweep_pdl = mode == "psweep";   // psweep: each legacy configuration plain / with PDL
   const std::string only = argc > 3 && std::string(argv[3]) != "-" ? argv[3] : "";  // shapes whose name has this
@@ -178,7 +183,7 @@ int main(int argc, char** argv) try {
   const int64_t ms[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
   const W4A16Path path = w4a16_path_from_env();
   std::printf("\nW4A16 = w4a16_linear (AWQ_W4A16_KERNEL=%s); legacy = the register-streaming kernels "
-              "for the same m; kernel = what w4a16_linear ran (legacy mt/wk/wn/rt or tiled bm x bn)\n",
+              "for the same m; kernel = what w4a16_linear ran (legacy mt/wk/wn/rt, kslice mt/wn/wk/u, or tiled bm x bn)\n",
               path == W4A16Path::Auto ? "auto" : path == W4A16Path::Legacy ? "legacy" : "tiled");
   const bool pdl = pdl_supported();
   std::printf("programmatic dependent launch: %s\n",
@@ -328,6 +333,43 @@ int main(int argc, char** argv) try {
         std::fflush(stdout);
       }
     }
+    if (ksweep) {
+      std::vector<int64_t> ksweep_ms = {1, 2, 4, 8, 16};
+      if (only_m > 0) ksweep_ms = only_ms;
+      for (const int64_t m : ksweep_ms) {
+        std::printf("ksweep %s m=%lld:", sh.what, (long long)m);
+        const W4A16KSliceChoice pick = w4a16_default_kslice(m, n, k);
+        for (int c = 0; c < w4a16_kslice_count(); ++c) {
+          const W4A16KSliceConfig cfg = w4a16_kslice_config(c);
+          std::printf(" K%d:%d/%d/%d/%d", c, cfg.mt, cfg.wn, cfg.wk, cfg.u);
+          for (int splits = 1; splits <= 8; splits *= 2) {
+            if (!w4a16_kslice_fits(c, splits, m, k)) continue;
+            const float tk = time_graph(s, 2 * copies_q, reps, [&](int i) {
+              const W4A16Weight& wi = wq[size_t(i % copies_q)];
+              launch_w4a16_kslice(c, splits, static_cast<const uint4*>(wi.codes),
+                                  static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
+            });
+            std::printf(" s%d=%.1f/%.1f%s", splits, tk, last_min_us,
+                        c == pick.config && splits == pick.splits ? "*" : "");
+          }
+        }
+        // The pick without the K-slice kernels (AWQ_W4A16_KSLICE=0's dispatch), same call.
+        const bool tiled = w4a16_auto_uses_tiled(m, n, k);
+        const float tb = time_graph(s, 2 * copies_q, reps, [&](int i) {
+          const W4A16Weight& wi = wq[size_t(i % copies_q)];
+          if (tiled) {
+            const W4A16TiledChoice tp = w4a16_default_tiled(m, n, k);
+            launch_w4a16_tiled(tp.config, tp.splits, static_cast<const uint4*>(wi.codes),
+                               static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
+          } else {
+            launch_w4a16_variant(w4a16_default_variant(m, n, k), static_cast<const uint4*>(wi.codes),
+                                 static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
+          }
+        });
+        std::printf(" | before: %s %.1f/%.1f\n", tiled ? "tiled" : "streaming", tb, last_min_us);
+        std::fflush(stdout);
+      }
+    }
     std::vector<int64_t> table_ms(std::begin(ms), std::end(ms));
     if (only_m > 0) table_ms = only_ms;  // any m when asked for
     for (const int64_t m : table_ms) {
@@ -356,7 +398,12 @@ int main(int argc, char** argv) try {
       // Mirrors launch_w4a16's choice (x is cudaMalloc'd: 16-byte aligned).
       const bool tiled = path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k));
       char kernel[64];
-      if (tiled) {
+      const W4A16KSliceChoice ks =
+          path == W4A16Path::Auto && w4a16_kslice_from_env() ? w4a16_default_kslice(m, n, k) : W4A16KSliceChoice{};
+      if (ks.config >= 0) {
+        const W4A16KSliceConfig c = w4a16_kslice_config(ks.config);
+        std::snprintf(kernel, sizeof kernel, "kslice %d/%d/%d/%d split %d", c.mt, c.wn, c.wk, c.u, ks.splits);
+      } else if (tiled) {
         const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
         const W4A16TiledConfig c = w4a16_tiled_config(pick.config);
         std::snprintf(kernel, sizeof kernel, "%s %dx%d/%d %s %d", c.wgmma ? "wgmma" : "tiled", c.bm, c.bn, c.threads,

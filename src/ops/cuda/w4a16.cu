@@ -53,6 +53,7 @@ W4A16Weight upload_w4a16(const AwqMatrix& m, int64_t n_out, int64_t k_in, cudaSt
                   static_cast<uint2*>(w.params), s);
     w4a16_prepare_tiled();  // kernel attributes set outside any later graph capture
     w4a16_prepare_streaming();
+    w4a16_prepare_kslice();
     pdl_supported();        // likewise its device probe (ops/cuda/pdl.h)
     AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
   } catch (...) {
@@ -129,6 +130,15 @@ constexpr W4A16Switch kClusterPush{
     "the wgmma split-K clusters reduce by remote loads from every block, as before branch gpu10",
     "each block stores its partials into the owning block's shared memory (default)"};
 
+constexpr W4A16Switch kKSlice{
+    "AWQ_W4A16_KSLICE",
+    "m = 2..16 never runs the K-slice kernels (the register-streaming variants or the tiled GEMM, as before)",
+    "it runs them where they measured faster (default)"};
+
+constexpr W4A16Switch kKSlicePdl{
+    "AWQ_W4A16_KSLICE_PDL", "the K-slice kernels' cluster launches go without PDL (as the tiled GEMM's)",
+    "they carry the PDL attribute where PDL is on (default)"};
+
 bool parse_switch(const W4A16Switch& sw, const char* value) {
   return env_choice(sw.name, value, {{"0", sw.off}, {"1", sw.on}}, 1) == 1;
 }
@@ -155,6 +165,11 @@ bool parse_w4a16_stream_k(const char* value) { return parse_switch(kStreamK, val
 bool w4a16_stream_k_from_env() { return switch_from_env<kStreamK>(); }
 bool parse_w4a16_cluster_push(const char* value) { return parse_switch(kClusterPush, value); }
 bool w4a16_cluster_push_from_env() { return switch_from_env<kClusterPush>(); }
+
+bool parse_w4a16_kslice(const char* value) { return parse_switch(kKSlice, value); }
+bool w4a16_kslice_from_env() { return switch_from_env<kKSlice>(); }
+bool parse_w4a16_kslice_pdl(const char* value) { return parse_switch(kKSlicePdl, value); }
+bool w4a16_kslice_pdl_from_env() { return switch_from_env<kKSlicePdl>(); }
 
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,
                  int64_t m, const __half* bias, __half* y, cudaStream_t s) {

@@ -30,6 +30,15 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4],
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// 16 bytes of weights that are read once: through the non-coherent path, not kept in L1.
+__device__ __forceinline__ uint4 load_stream_nc(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
 // A group's params as fp16 pairs: scale of row r / r+8, and the zero offsets (see w4a16.h).
 struct GroupParams {
   __half2 s_lo, s_hi, z_lo, z_hi;

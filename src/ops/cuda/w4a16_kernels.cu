@@ -82,14 +82,6 @@ __global__ void repack_params_kernel(const int32_t* __restrict__ qzeros,
   params[idx] = out;
 }
 
-__device__ __forceinline__ uint4 load_stream(const uint4* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
-
 // One block: WN x RT row tiles (16 WN RT output rows) x MT token tiles (8 MT tokens). Its warps
 // form WN row groups (RT row tiles each; the WN groups read the same x, so L1 serves all but
 // the first) of WK warps that split K (chunk c goes to warp c % WK); a shared-memory reduction
@@ -186,7 +178,7 @@ __global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, X
       const int c = min(c0 + u * WK, chunks - 1);
 #pragma unroll
       for (int r = 0; r < RT; ++r) {
-        wv[st][r][u] = load_stream(cp[r] + size_t(c) * 32);
+        wv[st][r][u] = load_stream_nc(cp[r] + size_t(c) * 32);
         pv[st][r][u] = __ldg(pp[r] + size_t((c * 4) >> group_tiles_log2) * 8);
       }
     }
@@ -590,9 +582,14 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
                   __half* y, int64_t n, int64_t k, int group, int64_t m, W4A16Path path,
                   cudaStream_t s) {
   const bool x_aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;  // rows too: k % 16 == 0
+  const W4A16KSliceChoice ks =
+      x_aligned && path == W4A16Path::Auto && w4a16_kslice_from_env() ? w4a16_default_kslice(m, n, k)
+                                                                      : W4A16KSliceChoice{};
   const bool tiled =
       x_aligned && (path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k)));
-  if (tiled) {
+  if (ks.config >= 0) {
+    launch_w4a16_kslice(ks.config, ks.splits, codes, params, x, bias, y, n, k, group, m, s);
+  } else if (tiled) {
     const W4A16TiledChoice c = w4a16_default_tiled(m, n, k);
     launch_w4a16_tiled(c.config, c.splits, codes, params, x, bias, y, n, k, group, m, s);
   } else {

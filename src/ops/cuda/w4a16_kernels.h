@@ -79,6 +79,46 @@ void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, 
                           const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
                           cudaStream_t s);
 
+// The K-slice kernels (w4a16_kslice.cu; m = 2..16 by default): register-streaming weights like
+// the variants above, but a block covers wn row tiles (16 wn rows), wk warps each, over one slice
+// of K, and its warps share one shared-memory copy of that slice of x (mt token tiles: 8 mt
+// tokens); u chunks of 64 inputs a register stage; the `splits` slices of a row group are a thread block cluster that sums
+// through distributed shared memory in rank order (deterministic; splits > 1 needs
+// w4a16_split_k_available()).
+struct W4A16KSliceConfig {
+  int mt, wn, wk, u;  // token tiles, row tiles a block, warps a row tile (splitting its slice), chunks a stage
+};
+int w4a16_kslice_count();
+W4A16KSliceConfig w4a16_kslice_config(int i);
+// Sets the kernels' shared-memory limit once (upload_w4a16 calls it outside any capture).
+void w4a16_prepare_kslice();
+// True where configuration `config` with `splits` slices (1..8) runs on this device and build
+// for m tokens of k inputs (the slice of x and the partial sums fit in a block's shared memory).
+bool w4a16_kslice_fits(int config, int splits, int64_t m, int64_t k);
+// y: [m, n] = x: [m, k] W^T (+ bias: [n]); any m >= 1; x 16-byte aligned, k % 16 == 0.
+// awq::Error where !w4a16_kslice_fits.
+void launch_w4a16_kslice(int config, int splits, const uint4* codes, const uint2* params, const __half* x,
+                         const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
+                         cudaStream_t s);
+struct W4A16KSliceChoice {
+  int config = -1, splits = 1;  // config -1: launch_w4a16 runs the register-streaming variants or the tiled GEMM
+};
+// What launch_w4a16 (Auto) runs for m tokens, n outputs, k inputs, with AWQ_W4A16_KSLICE on
+// (H100 sweeps; docs/gpu.md), for x 16-byte aligned.
+W4A16KSliceChoice w4a16_default_kslice(int64_t m, int64_t n, int64_t k);
+// AWQ_W4A16_KSLICE: "0" = the dispatch never picks the K-slice kernels (the picks before them:
+// the baseline for comparisons, or a fallback without a rebuild), "1" or unset = it does where
+// they measured faster; anything else: awq::Error. Read once.
+bool parse_w4a16_kslice(const char* value);
+bool w4a16_kslice_from_env();
+// AWQ_W4A16_KSLICE_PDL: "1" or unset = the K-slice kernels' cluster launches (splits > 1) carry
+// the PDL attribute where PDL is on (H100 decode at batch 2-16: 1-3 % faster than without);
+// "0" = they do not (as the tiled GEMM's split-K). Anything else: awq::Error. Read once.
+bool parse_w4a16_kslice_pdl(const char* value);
+bool w4a16_kslice_pdl_from_env();
+// The device's SM count (queried once; 132 where it cannot be read).
+int w4a16_sm_count();
+
 // The tiled GEMM (w4a16_tiled.cu): block tile bm tokens x bn output rows, wt x wr warps, each
 // warp tt token tiles (8 tokens) x rt row tiles (16 rows), a `stages`-deep cp.async pipeline.
 // wgmma: a configuration of the Hopper wgmma GEMM (w4a16_wgmma.cu; tt = bm / 8 token tiles,

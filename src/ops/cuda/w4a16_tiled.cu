@@ -389,7 +389,9 @@ const TiledEntry kTiled[] = {
 #undef AWQ_W4A16_TILED
 constexpr int kNumTiled = int(sizeof(kTiled) / sizeof(kTiled[0]));
 
-int sm_count() {
+}  // namespace
+
+int w4a16_sm_count() {
   static const int count = [] {
     int dev = 0, sms = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
@@ -399,6 +401,8 @@ int sm_count() {
   }();
   return count;
 }
+
+namespace {
 
 int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
   const int64_t row_blocks = ((n + 15) / 16 + c.bn / 16 - 1) / (c.bn / 16);
@@ -517,7 +521,7 @@ bool w4a16_split_k_available() {
 //  - larger m: 128 x 128, then 64 x 128, then 64 x 64: the first with >= 3/4 of a block per SM.
 // A split keeps >= 4 chunks of 64 inputs per part and its partial sums within shared memory.
 W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
-  const int sms = sm_count();
+  const int sms = w4a16_sm_count();
   const int64_t chunks = (k + 63) / 64;
   const bool split_ok = w4a16_split_k_available();
   const auto can_split = [&](int cfg, int splits) {
