@@ -32,6 +32,10 @@
 //    upload_w4a16 also raises their shared-memory limit once.
 //  - branch gpu8: m = 1 on a long K (k >= 8192, n < 8192: down_proj) runs 10 warps splitting K;
 //    API unchanged. AWQ_W4A16_LONG_K=0 turns it off (read once; another value throws awq::Error).
+//  - 2026-11-27: K-slice kernels (w4a16_kslice.cu) take m = 2..16 where they measured faster;
+//    API unchanged. AWQ_W4A16_KSLICE=0 turns them off, AWQ_W4A16_KSLICE_PDL=0 launches their
+//    clusters without PDL (read once; another value throws awq::Error). upload_w4a16 also sets
+//    their shared-memory limit once.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
