@@ -319,6 +319,29 @@ TEST(CudaW4A16, ScaleAfterVariants) {
   EXPECT_GT(tested, 0) << "no scale-after variant compiled in";
 }
 
+// A shape of the every-configuration tests: out_features, in_features, group, bits.
+struct EdgeCase {
+  int64_t n, k;
+  int group, bits;
+};
+// The shapes that hit the tiled and K-slice kernels' edges (the tests below say which edge each
+// one is for), plus `more`.
+std::vector<EdgeCase> edge_cases(std::initializer_list<EdgeCase> more = {}) {
+  std::vector<EdgeCase> cases = {{264, 448, 64, 4}, {40, 96, 32, 4}, {128, 256, 16, 4}, {136, 384, 128, 3}};
+  cases.insert(cases.end(), more);
+  return cases;
+}
+// Random AutoAWQ tensors of each case (seed seed_n * n + k), uploaded; fn(case, tensors, upload).
+template <class F>
+void for_each_uploaded(const std::vector<EdgeCase>& cases, uint32_t seed_n, F&& fn) {
+  for (const EdgeCase c : cases) {
+    const RandomAwq a(c.n, c.k, c.group, c.bits, uint32_t(seed_n * c.n + c.k));
+    cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
+    fn(c, a, w);
+    cuda::free_w4a16(w);
+  }
+}
+
 // Every tiled-GEMM configuration (w4a16_tiled.cu) on shapes that hit each edge: n = 264
 // (a padded row tile; n a multiple of no block tile), k = 448 (7 chunks: more than the
 // stages, so every pipeline slot is reused) group 64; k = 96 group 32 (two padded k-tiles in
@@ -327,12 +350,8 @@ TEST(CudaW4A16, ScaleAfterVariants) {
 // tile), 9 / 17 / 33 / 70 / 130 (partial token tiles and blocks), 64 (whole ones); bias on some.
 TEST(CudaW4A16, EveryTiledConfiguration) {
   SKIP_WITHOUT_GPU();
-  struct Case { int64_t n, k; int group, bits; };
-  const Case cases[] = {{264, 448, 64, 4}, {40, 96, 32, 4}, {128, 256, 16, 4}, {136, 384, 128, 3}};
   WorstNmse worst{"every tiled configuration, groups 16/32/64/128, 3 and 4 bits, m = 1, 9, 17, 33, 64, 70, 130"};
-  for (const Case c : cases) {
-    const RandomAwq a(c.n, c.k, c.group, c.bits, uint32_t(3 * c.n + c.k));
-    cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
+  for_each_uploaded(edge_cases(), 3, [&](const EdgeCase& c, const RandomAwq& a, const cuda::W4A16Weight& w) {
     for (int t = 0; t < cuda::w4a16_tiled_count(); ++t) {
       const cuda::W4A16TiledConfig cfg = cuda::w4a16_tiled_config(t);
       for (int splits : {1, 2, 3, 4, 8}) {
@@ -352,8 +371,7 @@ TEST(CudaW4A16, EveryTiledConfiguration) {
         }
       }
     }
-    cuda::free_w4a16(w);
-  }
+  });
   std::printf("[ note     ] wgmma %s on this device/build (w4a16_wgmma_available)%s\n",
               cuda::w4a16_wgmma_available() ? "available" : "NOT available",
               cuda::w4a16_wgmma_available() ? "" : ": its configurations ran as the 128 x 128 mma.sync tile");
@@ -378,13 +396,10 @@ W4A16Run run_kslice(int config, int splits, cudaStream_t s = nullptr) {
 // block of tokens: the grid's y > 1); bias on odd m.
 TEST(CudaW4A16, EveryKSliceConfiguration) {
   SKIP_WITHOUT_GPU();
-  struct Case { int64_t n, k; int group, bits; };
-  const Case cases[] = {{264, 448, 64, 4}, {40, 96, 32, 4}, {128, 256, 16, 4}, {136, 384, 128, 3}, {520, 1024, 128, 4}};
   WorstNmse worst{"every K-slice configuration x splits 1/2/3/4/8, groups 16/32/64/128, 3 and 4 bits, m = 1..17"};
   int ran_split = 0;
-  for (const Case c : cases) {
-    const RandomAwq a(c.n, c.k, c.group, c.bits, uint32_t(5 * c.n + c.k));
-    cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
+  for_each_uploaded(edge_cases({{520, 1024, 128, 4}}), 5, [&](const EdgeCase& c, const RandomAwq& a,
+                                                               const cuda::W4A16Weight& w) {
     for (int cfg = 0; cfg < cuda::w4a16_kslice_count(); ++cfg) {
       const cuda::W4A16KSliceConfig kc = cuda::w4a16_kslice_config(cfg);
       for (int splits : {1, 2, 3, 4, 8}) {
@@ -403,8 +418,7 @@ TEST(CudaW4A16, EveryKSliceConfiguration) {
         }
       }
     }
-    cuda::free_w4a16(w);
-  }
+  });
   EXPECT_EQ(ran_split > 0, cuda::w4a16_split_k_available());
   std::printf("[ note     ] K-slice split-K (clusters) %s on this device/build\n",
               cuda::w4a16_split_k_available() ? "ran" : "NOT available: only 1 split ran");

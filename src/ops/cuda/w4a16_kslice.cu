@@ -7,9 +7,9 @@
 // block, and every block reads all m rows of x. x then crosses L2 -> SM n / 16 or n / 32 times:
 // m / 4 (or m / 8) times the weights' bytes, 2x at m = 8, 4x at m = 16. That traffic, not the
 // weights, grew their time with m (gate+up: 18.3 us at m = 1, 23.1 at m = 2, 32.9 at m = 8 on the
-// same instructions). Here a block's WN warps each stream their own RT row tiles (16 WN RT rows a
-// block, 64-128) over one K slice, and share one shared-memory copy of that slice of x: x crosses
-// L2 -> SM n / (16 WN RT) times, m / 32 of the weights' bytes for 128 rows. The slices of a row
+// same instructions). Here a block covers WN row tiles (16 WN rows, 32-128), WK warps a row
+// tile, over one K slice, and its warps share one shared-memory copy of that slice of x: x
+// crosses L2 -> SM n / (16 WN) times, m / 32 of the weights' bytes for 128 rows. The slices of a row
 // group are a cluster of `splits` blocks (rank z = slice z) that sum their partials through
 // distributed shared memory in rank order (deterministic), so that small layers still give
 // every SM blocks to run.
@@ -48,7 +48,8 @@ __host__ __device__ constexpr int kslice_stride_words(int cps) { return (cps * 6
 __host__ __device__ constexpr int kslice_x_rows(int m, int mt) { return m < 8 * mt ? m : 8 * mt; }
 
 // 8 warps of one token tile are held to 80 registers, 3 blocks per SM (96 by the compiler's
-// choice: 2 blocks); the others keep the compiler's choice (no spills).
+// choice: 2 blocks; their group < 64 instances then spill 4-64 bytes); the others keep the
+// compiler's choice (no spills; ptxas -v, sm_90a).
 template <int MT, int WN, int WK, int U>
 constexpr int kslice_min_blocks() { return MT == 1 && WN * WK == 8 && U <= 4 ? 3 : 0; }
 
