@@ -15,10 +15,12 @@ void launch_repack(const int32_t* qweight, const int32_t* qzeros, const __half* 
                    int64_t k, int group, uint4* codes, uint2* params, cudaStream_t s);
 
 // Which kernel family launch_w4a16 uses (environment variable AWQ_W4A16_KERNEL, read once by
-// w4a16_linear): Auto = the register-streaming kernels (w4a16_kernels.cu) for m <= 8 and the
+// w4a16_linear): Auto = the K-slice kernels (w4a16_kslice.cu) where w4a16_default_kslice picks
+// one (m = 2..16), else the register-streaming kernels (w4a16_kernels.cu) for m <= 8 and the
 // shared-memory tiled GEMM (w4a16_tiled.cu) above; Legacy = the register-streaming kernels for
 // every m (the fallback if the tiled one misbehaves); Tiled = the tiled GEMM for every m.
-// The tiled GEMM needs x 16-byte aligned; an x that is not falls back to the legacy kernels.
+// The K-slice kernels and the tiled GEMM need x 16-byte aligned; an x that is not falls back to
+// the legacy kernels.
 enum class W4A16Path { Auto, Legacy, Tiled };
 // log2(group / 16): the kernels index a k-tile's scale/zero pair by kt >> this (w4a16.cu
 // checks that group / 16 is a power of two).
