@@ -238,6 +238,13 @@ int main(int argc, char** argv) try {
     AWQ_CUDA_CHECK_LAUNCH();
     AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
 
+    // time_graph of `calls` calls of launch(codes, params) that cycle through the weight copies.
+    const auto time_w4 = [&](int calls, int r, auto&& launch) {
+      return time_graph(s, calls, r, [&](int i) {
+        const W4A16Weight& wi = wq[size_t(i % copies_q)];
+        launch(static_cast<const uint4*>(wi.codes), static_cast<const uint2*>(wi.params));
+      });
+    };
     {
       // The floor of a streaming kernel on this shape: read_kernel over the codes and params of
       // one weight copy (cycling copies as below), back to back in a graph like the linears.
@@ -245,9 +252,8 @@ int main(int argc, char** argv) try {
       AWQ_CUDA_CHECK(cudaMalloc(&sink, 4));
       int sms = 0;
       AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-      const float t_codes = time_graph(s, 2 * copies_q, reps, [&](int i) {
-        const W4A16Weight& wi = wq[size_t(i % copies_q)];
-        read_kernel<<<sms * 8, 512, 0, s>>>(static_cast<const uint4*>(wi.codes), int64_t(codes_bytes / 16), sink);
+      const float t_codes = time_w4(2 * copies_q, reps, [&](const uint4* codes, const uint2*) {
+        read_kernel<<<sms * 8, 512, 0, s>>>(codes, int64_t(codes_bytes / 16), sink);
       });
       std::printf("read floor %s: %.2f us for the %.2f MB of codes alone (read_kernel, %.0f GB/s)\n", sh.what,
                   t_codes, double(codes_bytes) * 1e-6, double(codes_bytes) / t_codes * 1e-3);
@@ -265,20 +271,15 @@ int main(int argc, char** argv) try {
         for (int v = 0; m <= 32 && v < w4a16_variant_count(); ++v) {
           const W4A16Variant cfg = w4a16_variant(v);
           const int calls = 2 * copies_q;
-          const float t = time_graph(s, calls, sweep_reps, [&](int i) {
-            const W4A16Weight& wi = wq[size_t(i % copies_q)];
-            launch_w4a16_variant(v, static_cast<const uint4*>(wi.codes),
-                                 static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
-          });
+          const auto variant = [&](const uint4* codes, const uint2* params) {
+            launch_w4a16_variant(v, codes, params, x, nullptr, y, n, k, group, m, s);
+          };
+          const float t = time_w4(calls, sweep_reps, variant);
           const char* sa = cfg.sa ? "s" : "";
           char pdl_t[16] = "";
           if (sweep_pdl && pdl_supported()) {
             const PdlScope with_pdl(PdlMode::On);
-            std::snprintf(pdl_t, sizeof pdl_t, "/%.1f", time_graph(s, calls, sweep_reps, [&](int i) {
-              const W4A16Weight& wi = wq[size_t(i % copies_q)];
-              launch_w4a16_variant(v, static_cast<const uint4*>(wi.codes),
-                                   static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
-            }));
+            std::snprintf(pdl_t, sizeof pdl_t, "/%.1f", time_w4(calls, sweep_reps, variant));
           }
           std::printf(" %d/%d/%d/%d%s%s=%.1f%s%s", cfg.mt, cfg.wk, cfg.wn, cfg.rt, cfg.xs ? "x" : "", sa, t, pdl_t,
                       v == w4a16_default_variant(m, n, k) ? "*" : "");
@@ -293,10 +294,8 @@ int main(int argc, char** argv) try {
           std::printf(" %s%d:%dx%d/%d/%d", cfg.wgmma ? "W" : "T", t, cfg.bm, cfg.bn, cfg.threads, cfg.stages);
           for (int splits = 1; splits <= (w4a16_split_k_available() && !cfg.stream_k ? 4 : 1); splits *= 2) {
             const int calls = 2 * copies_q;
-            const float tt = time_graph(s, calls, sweep_reps, [&](int i) {
-              const W4A16Weight& wi = wq[size_t(i % copies_q)];
-              launch_w4a16_tiled(t, splits, static_cast<const uint4*>(wi.codes),
-                                 static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
+            const float tt = time_w4(calls, sweep_reps, [&](const uint4* codes, const uint2* params) {
+              launch_w4a16_tiled(t, splits, codes, params, x, nullptr, y, n, k, group, m, s);
             });
             std::printf(" s%d=%.1f%s", splits, tt,
                         w4a16_auto_uses_tiled(m, n, k) && t == pick.config && splits == pick.splits ? "*" : "");
@@ -320,10 +319,8 @@ int main(int argc, char** argv) try {
           // A stream-K configuration takes no K splits: timed once.
           const int max_splits = w4a16_split_k_available() && !cfg.stream_k ? 8 : 1;
           for (int splits = 1; splits <= max_splits; splits *= 2) {
-            const float tt = time_graph(s, 2 * copies_q, reps, [&](int i) {
-              const W4A16Weight& wi = wq[size_t(i % copies_q)];
-              launch_w4a16_tiled(t, splits, static_cast<const uint4*>(wi.codes),
-                                 static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
+            const float tt = time_w4(2 * copies_q, reps, [&](const uint4* codes, const uint2* params) {
+              launch_w4a16_tiled(t, splits, codes, params, x, nullptr, y, n, k, group, m, s);
             });
             std::printf(" s%d=%.1f/%.1f%s", splits, tt, last_min_us,
                         t == pick.config && splits == pick.splits ? "*" : "");
@@ -344,10 +341,8 @@ int main(int argc, char** argv) try {
           std::printf(" K%d:%d/%d/%d/%d", c, cfg.mt, cfg.wn, cfg.wk, cfg.u);
           for (int splits = 1; splits <= 8; splits *= 2) {
             if (!w4a16_kslice_fits(c, splits, m, k)) continue;
-            const float tk = time_graph(s, 2 * copies_q, reps, [&](int i) {
-              const W4A16Weight& wi = wq[size_t(i % copies_q)];
-              launch_w4a16_kslice(c, splits, static_cast<const uint4*>(wi.codes),
-                                  static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
+            const float tk = time_w4(2 * copies_q, reps, [&](const uint4* codes, const uint2* params) {
+              launch_w4a16_kslice(c, splits, codes, params, x, nullptr, y, n, k, group, m, s);
             });
             std::printf(" s%d=%.1f/%.1f%s", splits, tk, last_min_us,
                         c == pick.config && splits == pick.splits ? "*" : "");
@@ -355,15 +350,13 @@ int main(int argc, char** argv) try {
         }
         // The pick without the K-slice kernels (AWQ_W4A16_KSLICE=0's dispatch), same call.
         const bool tiled = w4a16_auto_uses_tiled(m, n, k);
-        const float tb = time_graph(s, 2 * copies_q, reps, [&](int i) {
-          const W4A16Weight& wi = wq[size_t(i % copies_q)];
+        const float tb = time_w4(2 * copies_q, reps, [&](const uint4* codes, const uint2* params) {
           if (tiled) {
             const W4A16TiledChoice tp = w4a16_default_tiled(m, n, k);
-            launch_w4a16_tiled(tp.config, tp.splits, static_cast<const uint4*>(wi.codes),
-                               static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
+            launch_w4a16_tiled(tp.config, tp.splits, codes, params, x, nullptr, y, n, k, group, m, s);
           } else {
-            launch_w4a16_variant(w4a16_default_variant(m, n, k), static_cast<const uint4*>(wi.codes),
-                                 static_cast<const uint2*>(wi.params), x, nullptr, y, n, k, group, m, s);
+            launch_w4a16_variant(w4a16_default_variant(m, n, k), codes, params, x, nullptr, y, n, k, group, m,
+                                 s);
           }
         });
         std::printf(" | before: %s %.1f/%.1f\n", tiled ? "tiled" : "streaming", tb, last_min_us);
@@ -380,10 +373,8 @@ int main(int argc, char** argv) try {
       const float t4 = time_graph(s, calls, reps, [&](int i) {
         w4a16_linear(wq[size_t(i % copies_q)], x, m, nullptr, y, s);
       });
-      const float t_legacy = time_graph(s, calls, reps, [&](int i) {
-        const W4A16Weight& wi = wq[size_t(i % copies_q)];
-        launch_w4a16(static_cast<const uint4*>(wi.codes), static_cast<const uint2*>(wi.params), x,
-                     nullptr, y, n, k, group, m, W4A16Path::Legacy, s);
+      const float t_legacy = time_w4(calls, reps, [&](const uint4* codes, const uint2* params) {
+        launch_w4a16(codes, params, x, nullptr, y, n, k, group, m, W4A16Path::Legacy, s);
       });
       char t_pdl[2][16] = {"-", "-"};
       for (int p = 0; pdl && p < 2; ++p) {
