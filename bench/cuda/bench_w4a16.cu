@@ -1,6 +1,6 @@
 // W4A16 linear (ops/cuda/w4a16.h) vs cuBLAS FP16 (fp16_linear) on the Llama-2-7B linear shapes,
 // same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
-//   bench_cuda_w4a16 [reps [sweep|lsweep|psweep|wsweep|ksweep|-] [shape [m[,m...]]]]   (default 30; shape: only names containing it ("-": all); m: only those m (any m, e.g. 9..15, for the sweep; a comma list, e.g. 64,160,512); sweep: also time every kernel configuration (lsweep: the legacy ones only; psweep: the legacy ones, each plain/with PDL),
+//   bench_cuda_w4a16 [reps [sweep|lsweep|psweep|wsweep[:i,j..]|ksweep|-] [shape [m[,m...]]]]   (default 30; shape: only names containing it ("-": all); m: only those m (any m, e.g. 9..15, for the sweep; a comma list, e.g. 64,160,512); sweep: also time every kernel configuration (lsweep: the legacy ones only; psweep: the legacy ones, each plain/with PDL),
 //                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32; an x after rt: x staged in shared memory; an s: the scale applied after the mma) and
 //                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
 //                                      (every m), * = the one w4a16_linear picks)
@@ -134,9 +134,18 @@ int main(int argc, char** argv) try {
   const std::string mode = argc > 2 ? argv[2] : "";
   const bool sweep = mode == "sweep" || mode == "lsweep" || mode == "psweep";
   // wsweep: only the wgmma configurations (cp.async ones and the warp-specialized TMA ones) at
-  // m = 64, 128, 256 (or the m asked for), each with 1, 2 and 4 K splits, at the full repeats,
+  // m = 64, 128, 256 (or the m asked for), each with 1, 2, 3, 4, 6 and 8 K splits, at the full repeats,
   // printed as Wi:bm x bn/threads/stages s<splits>=median/min us (* = w4a16_linear's pick).
-  const bool wsweep = mode == "wsweep";
+  // wsweep:i,j,...: only the configurations i, j, ... (the printed global indices) and the pick.
+  const bool wsweep = mode.rfind("wsweep", 0) == 0;
+  std::vector<int> wsweep_only;
+  if (wsweep && mode.size() > 7)
+    for (const char* p = mode.c_str() + 7; *p;) {
+      char* end = nullptr;
+      wsweep_only.push_back(int(std::strtol(p, &end, 10)));
+      p = *end == ',' ? end + 1 : end;
+      if (end == p && *p) throw std::runtime_error("wsweep: expected wsweep:i,j,... (config indices)");
+    }
   // ksweep: only the K-slice configurations (w4a16_kslice.cu) at m = 1, 2, 4, 8, 16 (or the m asked
   // for), each with 1, 2, 4 and 8 K splits where they fit, at the full repeats, printed as
   // Ki:mt/wn/wk/u s<splits>=median/min us (* = w4a16_linear's pick), then the register-streaming
@@ -313,12 +322,16 @@ int main(int argc, char** argv) try {
         std::printf("wsweep %s m=%lld:", sh.what, (long long)m);
         const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
         for (int t = first_wgmma; w4a16_wgmma_available() && t < w4a16_tiled_count(); ++t) {
+          if (!wsweep_only.empty() && t != pick.config &&
+              std::find(wsweep_only.begin(), wsweep_only.end(), t) == wsweep_only.end())
+            continue;
           const W4A16TiledConfig cfg = w4a16_tiled_config(t);
           std::printf(" %s%d:%dx%d/%d/%d%s", t - first_wgmma >= w4a16_wgmma_ws_first() ? "WS" : "W", t, cfg.bm,
                       cfg.bn, cfg.threads, cfg.stages, cfg.stream_k ? "sk" : "");
           // A stream-K configuration takes no K splits: timed once.
           const int max_splits = w4a16_split_k_available() && !cfg.stream_k ? 8 : 1;
-          for (int splits = 1; splits <= max_splits; splits *= 2) {
+          for (const int splits : {1, 2, 3, 4, 6, 8}) {
+            if (splits > max_splits) break;
             const float tt = time_w4(2 * copies_q, reps, [&](const uint4* codes, const uint2* params) {
               launch_w4a16_tiled(t, splits, codes, params, x, nullptr, y, n, k, group, m, s);
             });

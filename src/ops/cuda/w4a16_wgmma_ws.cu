@@ -580,12 +580,20 @@ const WsEntry kWs[] = {
     AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1, 1),   // 7: 6 with stream-K (one block per SM)
     AWQ_W4A16_WS_CFG(128, 2, 4, 2, 0, 1, 1),   // 8: 3 with stream-K (two blocks per SM)
     AWQ_W4A16_WS_CFG(64, 2, 4, 2, 0, 1, 1),    // 9: 5 with stream-K (two blocks per SM)
+    // Three consumer warpgroups (192 rows) and a producer warpgroup, one block per SM: grids that
+    // the 128- and 256-row tiles cannot make fill whole waves (qkv at m = 256: 128 tiles of
+    // 128 x 192 on 132 SMs, against 96 of 256 x 128). Picked by the dispatch's wave rule
+    // (w4a16_tiled.cu). Swept and dropped: the stream-K twin of 10 (H100, the 7B shapes at
+    // m = 128..512: faster than the picks only for qkv at m = 384, 84.0 against 89.3 us).
+    AWQ_W4A16_WS_CFG(128, 3, 6, 1, 1, 1, 0),   // 10: 128 x 192
+    AWQ_W4A16_WS_CFG(64, 3, 8, 1, 1, 1, 0),    // 11: 64 x 192
 };
 #undef AWQ_W4A16_WS_CFG
 constexpr int kNumWs = int(sizeof(kWs) / sizeof(kWs[0]));
 constexpr int kWsWide = 6;    // the 256 x 128 producer-warpgroup tile (w4a16_wgmma_ws_wide)
 constexpr int kWsSquare = 3;  // the 128 x 128 tile, warp 0 copies (w4a16_wgmma_ws_square)
 constexpr int kWsWideSk = 7, kWsSquareSk = 8;  // their stream-K twins
+constexpr int kWsRows192Of128 = 10, kWsRows192Of64 = 11;  // 128 x 192 and 64 x 192
 
 }  // namespace
 
@@ -594,6 +602,7 @@ int w4a16_wgmma_ws_wide() { return kWsWide; }
 int w4a16_wgmma_ws_square() { return kWsSquare; }
 int w4a16_wgmma_ws_wide_sk() { return kWsWideSk; }
 int w4a16_wgmma_ws_square_sk() { return kWsSquareSk; }
+int w4a16_wgmma_ws_rows192(int tokens) { return tokens == 64 ? kWsRows192Of64 : kWsRows192Of128; }
 W4A16TiledConfig w4a16_wgmma_ws_config(int i) { return kWs[i].cfg; }
 
 namespace {
