@@ -792,6 +792,10 @@ TEST(CudaW4A16, StreamKSwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_stream_k, "AWQ_W4A16_STREAM_K", "yes");
 }
 
+TEST(CudaW4A16, WaveTilesSwitchParses) {
+  expect_switch_parses(cuda::parse_w4a16_wave_tiles, "AWQ_W4A16_WAVE_TILES", "on");
+}
+
 TEST(CudaW4A16, ClusterPushSwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_cluster_push, "AWQ_W4A16_CLUSTER_PUSH", "on");
 }
@@ -851,7 +855,10 @@ TEST(CudaW4A16, TmaWideConfigurationAndPick) {
   EXPECT_EQ(wide.bn, 128);
   EXPECT_EQ(wide.threads, 384);  // 2 consumer warpgroups + the producer warpgroup
   const bool tma = cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env();
-  EXPECT_EQ(cuda::w4a16_default_tiled(256, 12288, 4096).config == cuda::w4a16_tma_wide_config(), tma);
+  // qkv at m = 256: the 256 x 128 tile, unless the wave rule takes its 128 tiles of 128 x 192.
+  const bool wave = tma && cuda::w4a16_wave_tiles_from_env();
+  EXPECT_EQ(cuda::w4a16_default_tiled(256, 12288, 4096).config == cuda::w4a16_tma_wide_config(), tma && !wave);
+  EXPECT_EQ(cuda::w4a16_default_tiled(640, 12288, 4096).config == cuda::w4a16_tma_wide_config(), tma);
   EXPECT_NE(cuda::w4a16_default_tiled(256, 4096, 4096).config, cuda::w4a16_tma_wide_config());  // o_proj: cp.async
   EXPECT_NE(cuda::w4a16_default_tiled(128, 12288, 4096).config, cuda::w4a16_tma_wide_config());
   std::printf("[ note     ] TMA wgmma configurations %s on this device/build%s\n", tma ? "picked" : "NOT picked",
@@ -884,8 +891,15 @@ TEST(CudaW4A16, PrefillPickRules) {
   ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
   ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
   const int split2 = cuda::w4a16_split_k_available() ? 2 : 1;
+  // The wave rule comes first (WaveTilePickRules); the cases it takes are checked here only with
+  // AWQ_W4A16_WAVE_TILES=0.
+  const bool wave = cuda::w4a16_wave_tiles_from_env();
+  const auto rows192 = [](int64_t n, int64_t k, int64_t m) {
+    return cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(m, n, k).config).bn == 192;
+  };
   // A cp.async wgmma tile: tokens x rows, 3 stages (two chunks per slot), not a TMA one.
   const auto cp_async = [&](int64_t n, int64_t k, int64_t m, int bn, int splits) {
+    if (wave && rows192(n, k, m)) return;
     const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
     const cuda::W4A16TiledConfig cfg = cuda::w4a16_tiled_config(c.config);
     EXPECT_TRUE(cfg.wgmma && cfg.bm == 64 && cfg.bn == bn && cfg.stages == 3 && c.splits == splits)
@@ -894,6 +908,7 @@ TEST(CudaW4A16, PrefillPickRules) {
     EXPECT_LT(c.config, cuda::w4a16_tiled_count() - cuda::w4a16_wgmma_count() + cuda::w4a16_wgmma_ws_first());
   };
   const auto tma = [&](int64_t n, int64_t k, int64_t m, int cfg, int splits) {
+    if (wave && rows192(n, k, m)) return;
     const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
     EXPECT_EQ(c.config, cfg) << "n " << n << " k " << k << " m " << m;
     EXPECT_EQ(c.splits, splits) << "n " << n << " k " << k << " m " << m;
@@ -944,18 +959,32 @@ TEST(CudaW4A16, StreamKPickRules) {
   int dev = 0, sms = 0;
   ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
   ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
-  EXPECT_EQ(pick(22016, 4096, 256) == sk256, sk);  // gate+up
+  // The wave rule comes first (WaveTilePickRules): where it takes a 192-row tile, the stream-K
+  // rule is not asked; those cases are checked here only with AWQ_W4A16_WAVE_TILES=0.
+  const bool wave = rules && cuda::w4a16_wave_tiles_from_env();
+  const auto taken = [&](int64_t n, int64_t k, int64_t m) {
+    return wave && cuda::w4a16_tiled_config(pick(n, k, m)).bn == 192;
+  };
+  if (!taken(22016, 4096, 256)) {
+    EXPECT_EQ(pick(22016, 4096, 256) == sk256, sk);  // gate+up
+  }
   // m = 512: 2 x 86 blocks of 256 x 128 for gate or up (1.3 waves on an H100), 2 x 96 for qkv.
-  EXPECT_EQ(pick(11008, 4096, 512) == sk256, sk && 172 * 10 < 14 * sms);
-  EXPECT_EQ(pick(12288, 4096, 512) == sk256, sk && 192 * 10 < 14 * sms);
+  if (!taken(11008, 4096, 512)) {
+    EXPECT_EQ(pick(11008, 4096, 512) == sk256, sk && 172 * 10 < 14 * sms);
+  }
+  if (!taken(12288, 4096, 512)) {
+    EXPECT_EQ(pick(12288, 4096, 512) == sk256, sk && 192 * 10 < 14 * sms);
+  }
   if (344 * 10 >= 14 * sms) {
     EXPECT_FALSE(is_sk(22016, 4096, 512)) << "gate+up at m = 512: 344 blocks, 2.6 waves on an H100";
   }
   EXPECT_EQ(pick(4096, 11008, 200) == sk256, sk);  // down_proj
   EXPECT_EQ(pick(4096, 11008, 320) == sk128, sk);
-  EXPECT_EQ(pick(4096, 11008, 384) == sk128, sk);
+  if (!taken(4096, 11008, 384)) {
+    EXPECT_EQ(pick(4096, 11008, 384) == sk128, sk);
+  }
   EXPECT_EQ(pick(4096, 11008, 448) == sk256, sk);
-  if (rules) {
+  if (rules && !taken(12288, 4096, 256)) {
     EXPECT_EQ(pick(12288, 4096, 256), cuda::w4a16_tma_wide_config()) << "qkv at m = 256 stays on the 256 x 128 tile";
   }
   for (const int64_t m : {64, 128, 192, 256, 384, 512, 640}) EXPECT_FALSE(is_sk(4096, 4096, m)) << "o_proj m " << m;
@@ -968,6 +997,87 @@ TEST(CudaW4A16, StreamKPickRules) {
       for (const int64_t n : {4096, 12288, 22016}) EXPECT_FALSE(is_sk(n, 11008, m)) << "n " << n << " m " << m;
   }
   std::printf("[ note     ] stream-K picks %s on this device/build\n", sk ? "in use" : "NOT in use (no TMA, or AWQ_W4A16_TMA=0 / AWQ_W4A16_STREAM_K=0)");
+}
+
+// The wave rule (wave_tile_pick in w4a16_tiled.cu; docs/gpu.md): at m = 97..512, with the TMA
+// kernels and AWQ_W4A16_WAVE_TILES on, the 192-row TMA tiles where their grid fills whole waves
+// of the SMs to >= 85 % (64 x 192: one wave, split 1 or 2; 128 x 192: one or two waves, unsplit,
+// and in two only where the tokens fill >= 75 % of them).
+// Checked: the tiles' shapes; on any GPU, every 192-row pick over the 7B shapes and many m obeys
+// the rule's bounds, and the rule's first candidate is taken wherever it fills; on a 132-SM GPU
+// (H100 / H200), the picks of branch gpu11's sweep. Without the rule, no 192-row tile is picked.
+TEST(CudaW4A16, WaveTilePickRules) {
+  SKIP_WITHOUT_GPU();
+  const int r64 = cuda::w4a16_tma_rows192_config(64), r128 = cuda::w4a16_tma_rows192_config(128);
+  const cuda::W4A16TiledConfig c64 = cuda::w4a16_tiled_config(r64), c128 = cuda::w4a16_tiled_config(r128);
+  EXPECT_TRUE(c64.wgmma && c64.bm == 64 && c64.bn == 192 && c64.threads == 512 && !c64.stream_k);
+  EXPECT_TRUE(c128.wgmma && c128.bm == 128 && c128.bn == 192 && c128.threads == 512 && !c128.stream_k);
+  const bool wave = cuda::w4a16_wgmma_available() && cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env() &&
+                    cuda::w4a16_wave_tiles_from_env();
+  int dev = 0, sms = 0;
+  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
+  const auto grid = [](const cuda::W4A16TiledConfig& c, int64_t m, int64_t n) {
+    return ((n / 16 + c.bn / 16 - 1) / (c.bn / 16)) * ((m + c.bm - 1) / c.bm);
+  };
+  const int64_t shapes[][2] = {{4096, 4096}, {12288, 4096}, {11008, 4096}, {22016, 4096}, {4096, 11008}};
+  int taken = 0;
+  for (const auto& sh : shapes) {
+    for (int64_t m = 64; m <= 640; m += 32) {
+      const int64_t n = sh[0], k = sh[1];
+      const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
+      const bool is192 = c.config == r64 || c.config == r128;
+      if (!wave) {
+        EXPECT_FALSE(is192) << "n " << n << " m " << m;
+        continue;
+      }
+      // The first candidate, 64 x 192 unsplit in one wave, is taken wherever it fills.
+      const int64_t g64 = grid(c64, m, n);
+      if (m > 96 && m <= 512 && g64 <= sms && g64 * 100 >= 85 * int64_t(sms)) {
+        EXPECT_EQ(c.config, r64) << "n " << n << " m " << m;
+        EXPECT_EQ(c.splits, 1) << "n " << n << " m " << m;
+      }
+      if (!is192) continue;
+      ++taken;
+      const int64_t g = grid(cuda::w4a16_tiled_config(c.config), m, n) * c.splits;
+      const int64_t waves = (g + sms - 1) / sms;
+      EXPECT_TRUE(m > 96 && m <= 512) << "n " << n << " m " << m;
+      EXPECT_GE(g * 100, 85 * waves * sms) << "n " << n << " m " << m << ": grid " << g;
+      EXPECT_LE(waves, c.config == r64 ? 1 : 2) << "n " << n << " m " << m;
+      if (waves == 2) {  // the tokens fill >= 75 % of two waves of 128-token tiles
+        EXPECT_GE((n / 16 + 11) / 12 * m * 100, 75 * 2 * sms * 128) << "n " << n << " m " << m;
+      }
+      EXPECT_TRUE(c.splits == 1 || (c.config == r64 && c.splits == 2)) << "n " << n << " m " << m;
+    }
+  }
+  if (wave && sms == 132) {
+    const auto expect = [](int64_t n, int64_t k, int64_t m, int cfg, int splits) {
+      const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
+      EXPECT_EQ(c.config, cfg) << "n " << n << " k " << k << " m " << m;
+      EXPECT_EQ(c.splits, splits) << "n " << n << " k " << k << " m " << m;
+    };
+    expect(12288, 4096, 128, r64, 1);  // qkv: 128 tiles
+    expect(11008, 4096, 128, r64, 1);  // gate or up: 116
+    expect(22016, 4096, 128, r128, 1);  // gate+up: 115 (64 x 192: 230)
+    expect(12288, 4096, 256, r128, 1);
+    expect(22016, 4096, 256, r128, 1);  // 230 tiles, two waves
+    expect(22016, 4096, 224, r128, 1);  // 230 tiles, 76 % of two waves' tokens
+    EXPECT_NE(cuda::w4a16_default_tiled(160, 22016, 4096).config, r128) << "gate+up m = 160: 54 % of two waves' tokens";
+    if (cuda::w4a16_split_k_available()) {
+      expect(4096, 4096, 192, r64, 2);  // o_proj: 66 tiles x 2 splits
+      expect(4096, 11008, 192, r64, 2);
+    }
+    expect(4096, 4096, 384, r64, 1);  // 132 tiles
+    expect(12288, 4096, 512, r128, 1);  // 256 tiles, two waves
+    for (const int64_t m : {256, 512}) {
+      EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(m, 4096, 4096).config).bn, 192) << "o_proj m " << m;
+      EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(m, 4096, 11008).config).bn, 192) << "down m " << m;
+    }
+    EXPECT_NE(cuda::w4a16_default_tiled(384, 11008, 4096).config, r128) << "gate or up m = 384: 174 tiles, 66 % of two waves";
+    EXPECT_NE(cuda::w4a16_default_tiled(512, 22016, 4096).config, r128) << "gate+up m = 512: 460 tiles";
+  }
+  std::printf("[ note     ] wave rule %s on this device/build (%d SMs); %d of the checked picks are 192-row tiles\n",
+              wave ? "in use" : "NOT in use", sms, taken);
 }
 
 TEST(CudaW4A16, Llama2_7BShapes) {

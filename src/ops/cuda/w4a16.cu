@@ -125,6 +125,10 @@ constexpr W4A16Switch kStreamK{"AWQ_W4A16_STREAM_K",
                                "m > 32 never runs the stream-K TMA tiles (the picks before them)",
                                "it runs them where they measured faster (default)"};
 
+constexpr W4A16Switch kWaveTiles{"AWQ_W4A16_WAVE_TILES",
+                                 "m > 96 never runs the 192-row TMA tiles (the picks before them)",
+                                 "the wave rule runs them where their grid fills whole waves (default)"};
+
 constexpr W4A16Switch kClusterPush{
     "AWQ_W4A16_CLUSTER_PUSH",
     "the wgmma split-K clusters reduce by remote loads from every block, as before branch gpu10",
@@ -163,6 +167,8 @@ bool parse_w4a16_tma(const char* value) { return parse_switch(kTma, value); }
 bool w4a16_tma_from_env() { return switch_from_env<kTma>(); }
 bool parse_w4a16_stream_k(const char* value) { return parse_switch(kStreamK, value); }
 bool w4a16_stream_k_from_env() { return switch_from_env<kStreamK>(); }
+bool parse_w4a16_wave_tiles(const char* value) { return parse_switch(kWaveTiles, value); }
+bool w4a16_wave_tiles_from_env() { return switch_from_env<kWaveTiles>(); }
 bool parse_w4a16_cluster_push(const char* value) { return parse_switch(kClusterPush, value); }
 bool w4a16_cluster_push_from_env() { return switch_from_env<kClusterPush>(); }
 

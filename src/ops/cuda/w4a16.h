@@ -36,6 +36,9 @@
 //    API unchanged. AWQ_W4A16_KSLICE=0 turns them off, AWQ_W4A16_KSLICE_PDL=0 launches their
 //    clusters without PDL (read once; another value throws awq::Error). upload_w4a16 also sets
 //    their shared-memory limit once.
+//  - branch gpu11: 192-row TMA wgmma tiles (w4a16_wgmma_ws.cu) take m = 97..512 where their grid
+//    fills whole waves; API unchanged. AWQ_W4A16_WAVE_TILES=0 turns them off (read once;
+//    another value throws awq::Error).
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_fp16.h>

@@ -190,6 +190,16 @@ int w4a16_tma_square_sk_config();
 // they measured faster; anything else: awq::Error. Read once.
 bool parse_w4a16_stream_k(const char* value);
 bool w4a16_stream_k_from_env();
+// The TMA tiles of 192 rows (three consumer warpgroups and a producer warpgroup, one block per
+// SM) of tokens = 64 or 128 (w4a16_wgmma_ws.cu), and the dispatch's wave rule that picks them at
+// m = 97..512 (w4a16_default_tiled: where their grid fills one, or for 128 x 192 two, whole waves
+// of the SMs to >= 85 %; docs/gpu.md).
+int w4a16_tma_rows192_config(int tokens);
+// AWQ_W4A16_WAVE_TILES: "0" = the dispatch never picks the 192-row tiles (the picks before them:
+// the baseline for comparisons, or a fallback without a rebuild), "1" or unset = the wave rule
+// picks them; anything else: awq::Error. Read once.
+bool parse_w4a16_wave_tiles(const char* value);
+bool w4a16_wave_tiles_from_env();
 // AWQ_W4A16_TMA: "0" = w4a16_linear never picks the TMA configurations, and the prefill rules
 // (m = 97..512) are off too (the cp.async wgmma tiles by the rules before branch gpu6: the
 // baseline for comparisons, or a fallback without a rebuild), "1" or unset = it does where they

@@ -494,6 +494,50 @@ W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16Ti
   return m > 384 || m <= 256 ? sk256 : sk128;
 }
 
+// The wave rule (with the TMA kernels and AWQ_W4A16_WAVE_TILES on), m = 97..512, before the
+// prefill rules: the 192-row TMA tiles (one block per SM, w4a16_wgmma_ws.cu) where their grid
+// fills whole waves of the SMs to >= 85 %: 64 x 192 in one wave, unsplit or split 2 (a cluster of
+// two), else 128 x 192 unsplit in one wave, or in two where the tokens also fill >= 75 % of them
+// (token blocks counted by the tokens they hold: a second wave of 128-token tiles with 32 tokens
+// each is mostly padding, which the smaller tiles of the rules after avoid).
+// Why: these kernels run one tile per SM at a time, so a grid's time goes by its waves; at the 7B
+// shapes the 128- and 256-row tiles leave a wave a third empty (qkv at m = 256: 96 tiles of
+// 256 x 128 on 132 SMs) or spill into a second one, where a 192-row tile gives 116-132 tiles a
+// wave. From branch gpu11's H100 wsweep of the five 7B shapes at m = 128..512 and its tables at
+// m = 97..512 (docs/results/gpu-logs/h100_gpu11_*; µs, medians of 20, "was" = the pick before),
+// this rule picks the best measured configuration or one within 1 % of it wherever it applies:
+//  - qkv / gate or up, m = 128: 64 x 192 (128 / 116 tiles): 30.7 / 29.5 was 37.2 / 35.0;
+//  - gate+up m = 128: 128 x 192 (115 tiles): 42.2 was 58.9;
+//  - m = 192: qkv / gate or up 128 x 192: 40.2 / 39.7 was 46.5 / 41.0; o_proj / down_proj
+//    64 x 192 split 2 (132 blocks): 20.2 / 41.5 was 21.4 / 48.9;
+//  - m = 256: qkv / gate or up / gate+up 128 x 192: 42.6 / 41.3 / 87.6 (230 tiles, two waves)
+//    was 47.8 / 47.3 / 92.0;
+//  - m = 384: o_proj / down_proj 64 x 192 (132 tiles): 28.8 / 73.5 was 34.2 / 82.3;
+//  - m = 512: qkv / gate or up 128 x 192 (256 / 232 tiles, two waves): 85.4 / 87.8 was 95.5 / 91.0.
+// Where it does not apply, the 192-row tiles measured slower than the picks there: o_proj /
+// down_proj at m = 128 and 256, qkv / gate or up / gate+up at 384 (e.g. gate or up: 174 tiles,
+// 66 % of two waves, 83.3 against 60.2), gate+up and down_proj at 512, and gate+up at m = 160 (230
+// tiles but 54 % of two waves' tokens: 87.1-88.6 against 78.4-81.1 in the tables; at 192, 65 %,
+// even: 80.9 against 80.4).
+// {-1, 0}: no pick here.
+W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok) {
+  if (m <= 96 || m > 512) return {-1, 0};
+  const int r64 = w4a16_tma_rows192_config(64), r128 = w4a16_tma_rows192_config(128);
+  const auto waves_of = [&](int64_t grid) { return (grid + sms - 1) / sms; };
+  const auto fills = [&](int cfg, int splits, int max_waves) {
+    const int64_t grid = int64_t(blocks(w4a16_tiled_config(cfg), m, n)) * splits;
+    return waves_of(grid) <= max_waves && grid * 100 >= 85 * waves_of(grid) * int64_t(sms);
+  };
+  if (fills(r64, 1, 1)) return {r64, 1};
+  if (split_ok && (k + 63) / 64 >= 16 && fills(r64, 2, 1)) return {r64, 2};
+  if (!fills(r128, 1, 2)) return {-1, 0};
+  // Two waves: row blocks x m / 128 tiles' worth of tokens >= 75 % of them.
+  const W4A16TiledConfig c = w4a16_tiled_config(r128);
+  const int64_t grid = blocks(c, m, n), row_blocks = grid / ((m + c.bm - 1) / c.bm);
+  if (waves_of(grid) == 2 && row_blocks * m * 100 < 75 * 2 * int64_t(sms) * c.bm) return {-1, 0};
+  return {r128, 1};
+}
+
 }  // namespace
 
 int w4a16_tiled_count() { return kNumTiled + w4a16_wgmma_count(); }
@@ -547,8 +591,14 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   //    the best or within 3.3 % of it at every measured shape and m, 1.04-1.57x the rules before
   //    where they differ), some of them then replaced by a stream-K tile (stream_k_pick, branch
   //    gpu9; AWQ_W4A16_STREAM_K=0 leaves that out). AWQ_W4A16_TMA=0 leaves them all out.
+  //  - before all of these, m = 97..512 with the TMA kernels on: the 192-row tiles where the
+  //    wave rule (wave_tile_pick, branch gpu11) takes them; AWQ_W4A16_WAVE_TILES=0 leaves it out.
   if (m > 32 && w4a16_wgmma_available()) {
     const bool tma = w4a16_wgmma_ws_available() && w4a16_tma_from_env();
+    if (tma && w4a16_wave_tiles_from_env()) {
+      const W4A16TiledChoice c = wave_tile_pick(m, n, k, sms, split_ok);
+      if (c.config >= 0) return c;
+    }
     if (tma) {
       const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, sms, split_ok);
       if (c.config >= 0) return w4a16_stream_k_from_env() ? stream_k_pick(m, n, k, sms, c) : c;
