@@ -865,6 +865,12 @@ TEST(CudaW4A16, TmaWideConfigurationAndPick) {
               cuda::w4a16_wgmma_ws_available() ? (tma ? "" : " (AWQ_W4A16_TMA=0)") : " (w4a16_wgmma_ws_available false)");
 }
 
+// Whether the dispatch picks a 192-row tile for (n, k, m): the wave rule's (WaveTilePickRules),
+// which comes before the prefill and stream-K rules.
+bool picks_rows192(int64_t n, int64_t k, int64_t m) {
+  return cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(m, n, k).config).bn == 192;
+}
+
 // The prefill rules of the dispatch (m = 129..512 on sm_90a with the TMA kernels; docs/gpu.md)
 // pick what they say at the 7B shapes: by m and k on the narrow layers (n = 4096), by grid size
 // against the SMs on the wide ones. Where the TMA kernels do not run, none of these picks the
@@ -894,12 +900,9 @@ TEST(CudaW4A16, PrefillPickRules) {
   // The wave rule comes first (WaveTilePickRules); the cases it takes are checked here only with
   // AWQ_W4A16_WAVE_TILES=0.
   const bool wave = cuda::w4a16_wave_tiles_from_env();
-  const auto rows192 = [](int64_t n, int64_t k, int64_t m) {
-    return cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(m, n, k).config).bn == 192;
-  };
   // A cp.async wgmma tile: tokens x rows, 3 stages (two chunks per slot), not a TMA one.
   const auto cp_async = [&](int64_t n, int64_t k, int64_t m, int bn, int splits) {
-    if (wave && rows192(n, k, m)) return;
+    if (wave && picks_rows192(n, k, m)) return;
     const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
     const cuda::W4A16TiledConfig cfg = cuda::w4a16_tiled_config(c.config);
     EXPECT_TRUE(cfg.wgmma && cfg.bm == 64 && cfg.bn == bn && cfg.stages == 3 && c.splits == splits)
@@ -908,7 +911,7 @@ TEST(CudaW4A16, PrefillPickRules) {
     EXPECT_LT(c.config, cuda::w4a16_tiled_count() - cuda::w4a16_wgmma_count() + cuda::w4a16_wgmma_ws_first());
   };
   const auto tma = [&](int64_t n, int64_t k, int64_t m, int cfg, int splits) {
-    if (wave && rows192(n, k, m)) return;
+    if (wave && picks_rows192(n, k, m)) return;
     const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
     EXPECT_EQ(c.config, cfg) << "n " << n << " k " << k << " m " << m;
     EXPECT_EQ(c.splits, splits) << "n " << n << " k " << k << " m " << m;
@@ -962,9 +965,7 @@ TEST(CudaW4A16, StreamKPickRules) {
   // The wave rule comes first (WaveTilePickRules): where it takes a 192-row tile, the stream-K
   // rule is not asked; those cases are checked here only with AWQ_W4A16_WAVE_TILES=0.
   const bool wave = rules && cuda::w4a16_wave_tiles_from_env();
-  const auto taken = [&](int64_t n, int64_t k, int64_t m) {
-    return wave && cuda::w4a16_tiled_config(pick(n, k, m)).bn == 192;
-  };
+  const auto taken = [&](int64_t n, int64_t k, int64_t m) { return wave && picks_rows192(n, k, m); };
   if (!taken(22016, 4096, 256)) {
     EXPECT_EQ(pick(22016, 4096, 256) == sk256, sk);  // gate+up
   }
@@ -1045,7 +1046,7 @@ TEST(CudaW4A16, WaveTilePickRules) {
       EXPECT_GE(g * 100, 85 * waves * sms) << "n " << n << " m " << m << ": grid " << g;
       EXPECT_LE(waves, c.config == r64 ? 1 : 2) << "n " << n << " m " << m;
       if (waves == 2) {  // the tokens fill >= 75 % of two waves of 128-token tiles
-        EXPECT_GE((n / 16 + 11) / 12 * m * 100, 75 * 2 * sms * 128) << "n " << n << " m " << m;
+        EXPECT_GE(grid(c128, c128.bm, n) * m * 100, 75 * 2 * sms * c128.bm) << "n " << n << " m " << m;
       }
       EXPECT_TRUE(c.splits == 1 || (c.config == r64 && c.splits == 2)) << "n " << n << " m " << m;
     }

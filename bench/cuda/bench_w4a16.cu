@@ -127,6 +127,19 @@ Bandwidth measure_bandwidth(cudaStream_t s, int reps) {
 
 struct Shape { int64_t n, k; const char* what; };
 
+// A comma-separated list of integers >= lo ("64,160,512"); anything else: an error saying `what`.
+std::vector<int64_t> int_list(const char* text, int64_t lo, const char* what) {
+  std::vector<int64_t> v;
+  for (const char* p = text; *p;) {
+    char* end = nullptr;
+    const long long x = std::strtoll(p, &end, 10);
+    if (end == p || x < lo) throw std::runtime_error(what);
+    v.push_back(x);
+    p = *end == ',' ? end + 1 : end;
+  }
+  return v;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -138,14 +151,9 @@ int main(int argc, char** argv) try {
   // printed as Wi:bm x bn/threads/stages s<splits>=median/min us (* = w4a16_linear's pick).
   // wsweep:i,j,...: only the configurations i, j, ... (the printed global indices) and the pick.
   const bool wsweep = mode.rfind("wsweep", 0) == 0;
-  std::vector<int> wsweep_only;
-  if (wsweep && mode.size() > 7)
-    for (const char* p = mode.c_str() + 7; *p;) {
-      char* end = nullptr;
-      wsweep_only.push_back(int(std::strtol(p, &end, 10)));
-      p = *end == ',' ? end + 1 : end;
-      if (end == p && *p) throw std::runtime_error("wsweep: expected wsweep:i,j,... (config indices)");
-    }
+  const std::vector<int64_t> wsweep_only =
+      wsweep && mode.size() > 7 ? int_list(mode.c_str() + 7, 0, "expected wsweep:i,j,... (config indices)")
+                                : std::vector<int64_t>{};
   // ksweep: only the K-slice configurations (w4a16_kslice.cu) at m = 1, 2, 4, 8, 16 (or the m asked
   // for), each with 1, 2, 4 and 8 K splits where they fit, at the full repeats, printed as
   // Ki:mt/wn/wk/u s<splits>=median/min us (* = w4a16_linear's pick), then the register-streaming
@@ -154,14 +162,8 @@ int main(int argc, char** argv) try {
   const bool sweep_tiled = mode == "sweep";  // lsweep / psweep: the legacy kernels only
   const bool sweep_pdl = mode == "psweep";   // psweep: each legacy configuration plain / with PDL
   const std::string only = argc > 3 && std::string(argv[3]) != "-" ? argv[3] : "";  // shapes whose name has this
-  std::vector<int64_t> only_ms;                                       // non-empty: only these m
-  for (const char* p = argc > 4 ? argv[4] : ""; *p;) {
-    char* end = nullptr;
-    const long long m = std::strtoll(p, &end, 10);
-    if (end == p || m <= 0) throw std::runtime_error("bench_cuda_w4a16: m must be positive integers, comma-separated");
-    only_ms.push_back(m);
-    p = *end == ',' ? end + 1 : end;
-  }
+  const std::vector<int64_t> only_ms =  // non-empty: only these m
+      int_list(argc > 4 ? argv[4] : "", 1, "m must be positive integers, comma-separated");
   const int64_t only_m = only_ms.empty() ? 0 : *std::max_element(only_ms.begin(), only_ms.end());
   std::string why;
   if (!cuda_available(&why)) {

@@ -524,17 +524,17 @@ W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool s
   if (m <= 96 || m > 512) return {-1, 0};
   const int r64 = w4a16_tma_rows192_config(64), r128 = w4a16_tma_rows192_config(128);
   const auto waves_of = [&](int64_t grid) { return (grid + sms - 1) / sms; };
-  const auto fills = [&](int cfg, int splits, int max_waves) {
-    const int64_t grid = int64_t(blocks(w4a16_tiled_config(cfg), m, n)) * splits;
+  const auto fills = [&](int64_t grid, int max_waves) {
     return waves_of(grid) <= max_waves && grid * 100 >= 85 * waves_of(grid) * int64_t(sms);
   };
-  if (fills(r64, 1, 1)) return {r64, 1};
-  if (split_ok && (k + 63) / 64 >= 16 && fills(r64, 2, 1)) return {r64, 2};
-  if (!fills(r128, 1, 2)) return {-1, 0};
-  // Two waves: row blocks x m / 128 tiles' worth of tokens >= 75 % of them.
+  const int64_t g64 = blocks(w4a16_tiled_config(r64), m, n);
+  if (fills(g64, 1)) return {r64, 1};
+  if (split_ok && (k + 63) / 64 >= 16 && fills(2 * g64, 1)) return {r64, 2};
   const W4A16TiledConfig c = w4a16_tiled_config(r128);
-  const int64_t grid = blocks(c, m, n), row_blocks = grid / ((m + c.bm - 1) / c.bm);
-  if (waves_of(grid) == 2 && row_blocks * m * 100 < 75 * 2 * int64_t(sms) * c.bm) return {-1, 0};
+  const int64_t g128 = blocks(c, m, n), row_blocks = g128 / ((m + c.bm - 1) / c.bm);
+  if (!fills(g128, 2)) return {-1, 0};
+  // Two waves: row blocks x m / 128 tiles' worth of tokens >= 75 % of them.
+  if (waves_of(g128) == 2 && row_blocks * m * 100 < 75 * 2 * int64_t(sms) * c.bm) return {-1, 0};
   return {r128, 1};
 }
 
