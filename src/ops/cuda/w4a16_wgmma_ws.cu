@@ -68,6 +68,16 @@ using namespace pdl_device;
 using namespace w4a16_pipeline;
 using namespace w4a16_wgmma_device;
 
+// Timing experiments only, never the product: a build with -DAWQ_W4A16_WS_ABLATE=bits (e.g.
+// cmake -DCMAKE_CUDA_FLAGS=-DAWQ_W4A16_WS_ABLATE=3, target bench_cuda_w4a16) leaves parts of the
+// consumers' mainloop out: 1 the dequant (the codes go to the wgmma as they are), 2 the wgmma
+// (the dequant stays). The results are then wrong; the times say what each part costs
+// (docs/results/gpu.md, "Where the 192-row tiles' time goes"). Compile-time, so that the rest of
+// the loop compiles as in the product.
+#ifndef AWQ_W4A16_WS_ABLATE
+#define AWQ_W4A16_WS_ABLATE 0
+#endif
+
 constexpr int round_up_to(int a, int b) { return (a + b - 1) / b * b; }
 constexpr int max_of(int a, int b) { return a > b ? a : b; }
 
@@ -296,6 +306,11 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       for (int j = 0; j < T::kParamSlots; ++j) p[j] = ps[(rt * pg + (j >> gl2)) * 8 + lane / 4];
     };
     auto dequant_chunk = [&](uint32_t(&a)[4][4]) {  // the fetched chunk's 4 A fragments
+#if AWQ_W4A16_WS_ABLATE & 1
+#pragma unroll
+      for (int j = 0; j < 4; ++j) a[j][0] = a[j][1] = a[j][2] = a[j][3] = j == 0 ? w.x : j == 1 ? w.y : j == 2 ? w.z : w.w;
+      return;
+#endif
       GroupParams gp = expand(p[0]);
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
@@ -311,8 +326,15 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       const int slot = it % STAGES;
       wgmma_fence();  // orders the dequant's register writes (and the accumulators) before the wgmma
       const uint32_t xs = smem_base + uint32_t(slot * T::kStageBytes);
+#if AWQ_W4A16_WS_ABLATE & 2
+      (void)xs;
+#pragma unroll
+      for (int j = 0; j < 4; ++j)  // the dequant stays: its registers are used
+        asm volatile("" ::"r"(cur[j][0]), "r"(cur[j][1]), "r"(cur[j][2]), "r"(cur[j][3]));
+#else
 #pragma unroll
       for (int j = 0; j < 4; ++j) wgmma_tokens<BM>(acc, cur[j], desc_k_major_sw128(xs + 32 * j));
+#endif
       wgmma_commit();
       if (it + 1 < it_end) {
         fetch(it + 1);
