@@ -1,0 +1,109 @@
+// How thread block clusters of one-block-per-SM kernels pack on this GPU, and what an empty
+// launch of such a grid costs. Standalone (no project library): the question is the hardware's.
+//   nvcc -O2 -std=c++17 -arch=sm_90a -o /tmp/cluster_occupancy bench/cuda/cluster_occupancy.cu && /tmp/cluster_occupancy
+// Why: the TMA W4A16 tiles (w4a16_wgmma_ws.cu) take ~150-230 KB of shared memory, so one block
+// per SM, and their split-K runs the splits of a tile as a cluster along z. A cluster must fit
+// in one GPC, and H100 GPCs hold 16-18 SMs: clusters of 3 or 6 may leave SMs over, so a grid of
+// 132 / c clusters may not fit in one wave. For each cluster size c this prints
+// cudaOccupancyMaxActiveClusters (how many run at once) against the SM count / c, and the time
+// of an empty launch of 132 blocks in clusters of c (graph of 50 launches; median of 9), the
+// fixed cost a launch of these kernels pays whatever it computes.
+#include <cuda_runtime.h>
+#include <cooperative_groups.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#define CHECK(x)                                                                       \
+  do {                                                                                 \
+    cudaError_t e_ = (x);                                                              \
+    if (e_ != cudaSuccess) {                                                           \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                    \
+    }                                                                                  \
+  } while (0)
+
+// Touches its shared memory once (so that the allocation is real) and, in a cluster, meets the
+// other blocks once (as the split-K reduction does).
+__global__ void __launch_bounds__(512, 1) empty_kernel(int* sink, int cluster) {
+  extern __shared__ int smem[];
+  smem[threadIdx.x] = int(threadIdx.x);
+  if (cluster > 1) cooperative_groups::this_cluster().sync();
+  else __syncthreads();
+  if (smem[(threadIdx.x + 1) % blockDim.x] == -1) *sink = 1;
+}
+
+int main() {
+  int dev = 0, sms = 0, optin = 0;
+  CHECK(cudaGetDevice(&dev));
+  cudaDeviceProp prop{};
+  CHECK(cudaGetDeviceProperties(&prop, dev));
+  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  const size_t smem = 200 * 1024;  // as the 128 x 192 tile (6 slots): one block per SM
+  CHECK(cudaFuncSetAttribute(empty_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  CHECK(cudaFuncSetAttribute(empty_kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+  std::printf("device: %s, %d SMs, shared memory opt-in %d B; blocks of 512 threads, %zu B shared\n", prop.name, sms,
+              optin, smem);
+  std::printf("| cluster | max active clusters | SMs / cluster | blocks at once | of %d SMs | empty launch of %d blocks, us |\n",
+              sms, sms);
+  std::printf("|---:|---:|---:|---:|---:|---:|\n");
+  int* sink = nullptr;
+  CHECK(cudaMalloc(&sink, sizeof(int)));
+  cudaStream_t s;
+  CHECK(cudaStreamCreate(&s));
+  for (int c : {1, 2, 3, 4, 6, 8, 16}) {
+    cudaLaunchConfig_t cfg{};
+    const int grid = sms / c * c;  // whole clusters
+    cfg.gridDim = dim3(unsigned(grid));
+    cfg.blockDim = dim3(512);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = unsigned(c);
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    int active = 0;
+    if (cudaOccupancyMaxActiveClusters(&active, empty_kernel, &cfg) != cudaSuccess) {
+      (void)cudaGetLastError();
+      std::printf("| %d | (not launchable here) | | | | |\n", c);
+      continue;
+    }
+    // Time: a graph of 50 launches, 9 samples, the median per launch.
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    for (int i = 0; i < 50; ++i) CHECK(cudaLaunchKernelEx(&cfg, empty_kernel, sink, c));
+    CHECK(cudaStreamEndCapture(s, &g));
+    CHECK(cudaGraphInstantiate(&ge, g, 0));
+    cudaEvent_t e0, e1;
+    CHECK(cudaEventCreate(&e0));
+    CHECK(cudaEventCreate(&e1));
+    CHECK(cudaGraphLaunch(ge, s));
+    std::vector<float> t;
+    for (int r = 0; r < 9; ++r) {
+      CHECK(cudaEventRecord(e0, s));
+      CHECK(cudaGraphLaunch(ge, s));
+      CHECK(cudaEventRecord(e1, s));
+      CHECK(cudaEventSynchronize(e1));
+      float ms = 0;
+      CHECK(cudaEventElapsedTime(&ms, e0, e1));
+      t.push_back(ms * 1000.0f / 50.0f);
+    }
+    std::sort(t.begin(), t.end());
+    std::printf("| %d | %d | %d | %d | %.0f %% | %.2f |\n", c, active, sms / c, active * c, 100.0 * active * c / sms,
+                t[t.size() / 2]);
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    cudaGraphExecDestroy(ge);
+    cudaGraphDestroy(g);
+  }
+  cudaFree(sink);
+  cudaStreamDestroy(s);
+  return 0;
+}
