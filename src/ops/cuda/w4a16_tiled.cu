@@ -519,6 +519,9 @@ W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16Ti
 // 66 % of two waves, 83.3 against 60.2), gate+up and down_proj at 512, and gate+up at m = 160 (230
 // tiles but 54 % of two waves' tokens: 87.1-88.6 against 78.4-81.1 in the tables; at 192, 65 %,
 // even: 80.9 against 80.4).
+// Splits stop at 2: these tiles run one block per SM, and their split-K runs as clusters, of
+// which on the H100 only clusters of 2 fill all 132 SMs (3 -> 117, 4 -> 120, 6 -> 102 blocks at
+// once; bench/cuda/cluster_occupancy.cu, docs/results/gpu.md).
 // {-1, 0}: no pick here.
 W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok) {
   if (m <= 96 || m > 512) return {-1, 0};
