@@ -521,7 +521,7 @@ W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16Ti
 // even: 80.9 against 80.4).
 // Splits stop at 2: these tiles run one block per SM, and their split-K runs as clusters, of
 // which on the H100 only clusters of 2 fill all 132 SMs (3 -> 117, 4 -> 120, 6 -> 102 blocks at
-// once; bench/cuda/cluster_occupancy.cu, docs/results/gpu.md).
+// once; bench/cuda_cluster/cluster_occupancy.cu, docs/results/gpu.md).
 // {-1, 0}: no pick here.
 W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok) {
   if (m <= 96 || m > 512) return {-1, 0};

@@ -71,7 +71,8 @@ using namespace w4a16_wgmma_device;
 // Timing experiments only, never the product: a build with -DAWQ_W4A16_WS_ABLATE=bits (e.g.
 // cmake -DCMAKE_CUDA_FLAGS=-DAWQ_W4A16_WS_ABLATE=3, target bench_cuda_w4a16) leaves parts of the
 // consumers' mainloop out: 1 the dequant (the codes go to the wgmma as they are), 2 the wgmma
-// (the dequant stays). The results are then wrong; the times say what each part costs
+// (the dequant stays), 4 the copies (no TMA at all; the consumers use whatever the ring holds,
+// without waiting). The results are then wrong; the times say what each part costs
 // (docs/results/gpu.md, "Where the 192-row tiles' time goes"). Compile-time, so that the rest of
 // the loop compiles as in the product.
 #ifndef AWQ_W4A16_WS_ABLATE
@@ -164,6 +165,7 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
                           int n, int k, int m, int gl2, bool push) {
 #if AWQ_W4A16_WGMMA
   using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SK, SMALL_GROUP>;
+  constexpr bool kAblateCopies = (AWQ_W4A16_WS_ABLATE & 4) != 0;  // see the top of the file
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
   const uint32_t smem_base = smem_addr(smem);
@@ -244,7 +246,7 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   };
   // Prologue of the producer warp: the weights of the first slots before pdl_wait (they do not
   // depend on the previous kernel), x after. Every thread waits (the consumers store y).
-  const int first = min(nch, STAGES);
+  const int first = kAblateCopies ? 0 : min(nch, STAGES);
   if (warp == T::kProducerWarp) {
     if (lane == 0) {
       tma_prefetch_map(&x_map);
@@ -267,7 +269,7 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       // The producer warpgroup holds no accumulators: most of its registers go to the consumers.
       asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(T::kProducerRegs));
       if (warp == T::kProducerWarp)
-        for (int it = first; it < nch; ++it) produce(it);
+        for (int it = first; it < (kAblateCopies ? 0 : nch); ++it) produce(it);
       if (splits > 1) {  // the consumers' two cluster barriers
         cg::cluster_group cluster = cg::this_cluster();
         cluster.sync();
@@ -298,7 +300,7 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
     uint2 p[T::kParamSlots];
     auto fetch = [&](int it) {  // wait for chunk it's slot, read the warp's codes and params
       const int slot = it % STAGES;
-      mbar_wait(full0 + uint32_t(8 * slot), uint32_t((it / STAGES) & 1));
+      if (!kAblateCopies) mbar_wait(full0 + uint32_t(8 * slot), uint32_t((it / STAGES) & 1));
       const unsigned char* st = smem + slot * T::kStageBytes;
       w = reinterpret_cast<const uint4*>(st + T::kXBytes)[rt * 32 + lane];
       const uint2* ps = reinterpret_cast<const uint2*>(st + T::kXBytes + T::kCodeBytes);
@@ -343,7 +345,8 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       wgmma_wait<0>();
       __syncwarp();
       if (lane == 0) mbar_arrive(empty0 + uint32_t(8 * slot));  // this warp is done with the slot
-      if (!PWG && warp == T::kProducerWarp && it >= 1 && it - 1 + STAGES < nch) produce(it - 1 + STAGES);
+      if (!PWG && !kAblateCopies && warp == T::kProducerWarp && it >= 1 && it - 1 + STAGES < nch)
+        produce(it - 1 + STAGES);
       if (!OVL && it + 1 < it_end) dequant_chunk(nxt);
     };
     uint32_t a0[4][4], a1[4][4];  // the warp's A fragments of one chunk (4 k-tiles); two sets (OVL)

@@ -1,6 +1,7 @@
 // How thread block clusters of one-block-per-SM kernels pack on this GPU, and what an empty
-// launch of such a grid costs. Standalone (no project library): the question is the hardware's.
-//   nvcc -O2 -std=c++17 -arch=sm_90a -o /tmp/cluster_occupancy bench/cuda/cluster_occupancy.cu && /tmp/cluster_occupancy
+// launch of such a grid costs. No project library: the question is the hardware's. Built with
+// AWQ_CUDA as awq_bench_cluster (run it on an sm_90 GPU; elsewhere it says so and exits 0), or
+// alone: nvcc -O2 -std=c++17 -arch=sm_90a -o /tmp/c bench/cuda_cluster/cluster_occupancy.cu && /tmp/c
 // Why: the TMA W4A16 tiles (w4a16_wgmma_ws.cu) take ~150-230 KB of shared memory, so one block
 // per SM, and their split-K runs the splits of a tile as a cluster along z. A cluster must fit
 // in one GPC, and H100 GPCs hold 16-18 SMs: clusters of 3 or 6 may leave SMs over, so a grid of
@@ -30,18 +31,32 @@
 __global__ void __launch_bounds__(512, 1) empty_kernel(int* sink, int cluster) {
   extern __shared__ int smem[];
   smem[threadIdx.x] = int(threadIdx.x);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   if (cluster > 1) cooperative_groups::this_cluster().sync();
   else __syncthreads();
+#else
+  (void)cluster;  // clusters need sm_90 (main does not launch this build's code elsewhere)
+  __syncthreads();
+#endif
   if (smem[(threadIdx.x + 1) % blockDim.x] == -1) *sink = 1;
 }
 
 int main() {
-  int dev = 0, sms = 0, optin = 0;
+  int dev = 0, sms = 0, optin = 0, count = 0;
+  if (const cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess || count == 0) {
+    std::printf("awq_bench_cluster: no CUDA device (%s)\n", e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+    return 1;
+  }
   CHECK(cudaGetDevice(&dev));
   cudaDeviceProp prop{};
   CHECK(cudaGetDeviceProperties(&prop, dev));
   CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  if (prop.major < 9) {
+    std::printf("awq_bench_cluster: %s is sm_%d%d; thread block clusters need sm_90 or newer\n", prop.name, prop.major,
+                prop.minor);
+    return 0;
+  }
   const size_t smem = 200 * 1024;  // as the 128 x 192 tile (6 slots): one block per SM
   CHECK(cudaFuncSetAttribute(empty_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   CHECK(cudaFuncSetAttribute(empty_kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
