@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "../cuda_common/graph_timing.cuh"
 #include "ops/cuda/cublas_loader.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/pdl.h"
@@ -62,42 +63,14 @@ __global__ void read_kernel(const uint4* __restrict__ a, int64_t count, uint32_t
   if (acc == 0x12345678u) *sink = acc;
 }
 
-float median(std::vector<float> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 float last_min_us = 0;  // the fastest sample of the last time_graph (wsweep prints it beside the median)
 
 // Median over reps of (time of one replay of a graph made of `calls` calls of f) / calls, in us.
 template <class F>
 float time_graph(cudaStream_t s, int calls, int reps, F&& f) {
-  cudaGraph_t g;
-  cudaGraphExec_t ge;
-  AWQ_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-  for (int i = 0; i < calls; ++i) f(i);
-  AWQ_CUDA_CHECK(cudaStreamEndCapture(s, &g));
-  AWQ_CUDA_CHECK(cudaGraphInstantiate(&ge, g, 0));
-  cudaEvent_t e0, e1;
-  AWQ_CUDA_CHECK(cudaEventCreate(&e0));
-  AWQ_CUDA_CHECK(cudaEventCreate(&e1));
-  for (int w = 0; w < 3; ++w) AWQ_CUDA_CHECK(cudaGraphLaunch(ge, s));  // warm-up
-  std::vector<float> t;
-  for (int r = 0; r < reps; ++r) {
-    AWQ_CUDA_CHECK(cudaEventRecord(e0, s));
-    AWQ_CUDA_CHECK(cudaGraphLaunch(ge, s));
-    AWQ_CUDA_CHECK(cudaEventRecord(e1, s));
-    AWQ_CUDA_CHECK(cudaEventSynchronize(e1));
-    float ms = 0;
-    AWQ_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-    t.push_back(ms * 1000.0f / float(calls));
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  cudaGraphExecDestroy(ge);
-  cudaGraphDestroy(g);
-  last_min_us = *std::min_element(t.begin(), t.end());
-  return median(t);
+  const awq_bench::GraphTime t = awq_bench::time_graph(s, calls, reps, f);
+  last_min_us = t.min_us;
+  return t.median_us;
 }
 
 struct Bandwidth { double copy_gbs, read_gbs; };

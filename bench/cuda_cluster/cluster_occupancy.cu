@@ -7,7 +7,8 @@
 // in one GPC, and H100 GPCs hold 16-18 SMs: clusters of 3 or 6 may leave SMs over, so a grid of
 // 132 / c clusters may not fit in one wave. For each cluster size c this prints
 // cudaOccupancyMaxActiveClusters (how many run at once) against the SM count / c, and the time
-// of an empty launch of 132 blocks in clusters of c (graph of 50 launches; median of 9), the
+// of an empty launch of 132 blocks in clusters of c (graph of 50 launches; median of 9 after 3
+// warm-up replays), the
 // fixed cost a launch of these kernels pays whatever it computes.
 #include <cuda_runtime.h>
 #include <cooperative_groups.h>
@@ -16,6 +17,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
+
+#include "../cuda_common/graph_timing.cuh"
 
 #define CHECK(x)                                                                       \
   do {                                                                                 \
@@ -41,7 +44,7 @@ __global__ void __launch_bounds__(512, 1) empty_kernel(int* sink, int cluster) {
   if (smem[(threadIdx.x + 1) % blockDim.x] == -1) *sink = 1;
 }
 
-int main() {
+int main() try {
   int dev = 0, sms = 0, optin = 0, count = 0;
   if (const cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess || count == 0) {
     std::printf("awq_bench_cluster: no CUDA device (%s)\n", e != cudaSuccess ? cudaGetErrorString(e) : "none found");
@@ -89,36 +92,16 @@ int main() {
       std::printf("| %d | (not launchable here) | | | | |\n", c);
       continue;
     }
-    // Time: a graph of 50 launches, 9 samples, the median per launch.
-    cudaGraph_t g;
-    cudaGraphExec_t ge;
-    CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-    for (int i = 0; i < 50; ++i) CHECK(cudaLaunchKernelEx(&cfg, empty_kernel, sink, c));
-    CHECK(cudaStreamEndCapture(s, &g));
-    CHECK(cudaGraphInstantiate(&ge, g, 0));
-    cudaEvent_t e0, e1;
-    CHECK(cudaEventCreate(&e0));
-    CHECK(cudaEventCreate(&e1));
-    CHECK(cudaGraphLaunch(ge, s));
-    std::vector<float> t;
-    for (int r = 0; r < 9; ++r) {
-      CHECK(cudaEventRecord(e0, s));
-      CHECK(cudaGraphLaunch(ge, s));
-      CHECK(cudaEventRecord(e1, s));
-      CHECK(cudaEventSynchronize(e1));
-      float ms = 0;
-      CHECK(cudaEventElapsedTime(&ms, e0, e1));
-      t.push_back(ms * 1000.0f / 50.0f);
-    }
-    std::sort(t.begin(), t.end());
+    // Time: a graph of 50 launches, 9 replays, the median per launch.
+    const awq_bench::GraphTime t =
+        awq_bench::time_graph(s, 50, 9, [&](int) { CHECK(cudaLaunchKernelEx(&cfg, empty_kernel, sink, c)); });
     std::printf("| %d | %d | %d | %d | %.0f %% | %.2f |\n", c, active, sms / c, active * c, 100.0 * active * c / sms,
-                t[t.size() / 2]);
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
-    cudaGraphExecDestroy(ge);
-    cudaGraphDestroy(g);
+                t.median_us);
   }
   cudaFree(sink);
   cudaStreamDestroy(s);
   return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "awq_bench_cluster: %s\n", e.what());
+  return 1;
 }
