@@ -8,26 +8,17 @@
 // 132 / c clusters may not fit in one wave. For each cluster size c this prints
 // cudaOccupancyMaxActiveClusters (how many run at once) against the SM count / c, and the time
 // of an empty launch of 132 blocks in clusters of c (graph of 50 launches; median of 9 after 3
-// warm-up replays), the
-// fixed cost a launch of these kernels pays whatever it computes.
+// warm-up replays), the fixed cost a launch of these kernels pays whatever it computes.
 #include <cuda_runtime.h>
 #include <cooperative_groups.h>
 
-#include <algorithm>
 #include <cstdio>
-#include <cstdlib>
-#include <vector>
+#include <exception>
 
 #include "../cuda_common/graph_timing.cuh"
 
-#define CHECK(x)                                                                       \
-  do {                                                                                 \
-    cudaError_t e_ = (x);                                                              \
-    if (e_ != cudaSuccess) {                                                           \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                    \
-    }                                                                                  \
-  } while (0)
+// One error path for the whole probe: main reports what throws.
+#define CHECK(x) awq_bench::check_cuda((x), #x)
 
 // Touches its shared memory once (so that the allocation is real) and, in a cluster, meets the
 // other blocks once (as the split-K reduction does).

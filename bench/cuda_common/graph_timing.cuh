@@ -10,7 +10,8 @@
 
 namespace awq_bench {
 
-inline void graph_timing_check(cudaError_t e, const char* what) {
+// Throws std::runtime_error naming `what` when e is an error.
+inline void check_cuda(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
 }
 
@@ -25,22 +26,22 @@ template <class F>
 GraphTime time_graph(cudaStream_t s, int calls, int reps, F&& f) {
   cudaGraph_t g;
   cudaGraphExec_t ge;
-  graph_timing_check(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), "cudaStreamBeginCapture");
+  check_cuda(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), "cudaStreamBeginCapture");
   for (int i = 0; i < calls; ++i) f(i);
-  graph_timing_check(cudaStreamEndCapture(s, &g), "cudaStreamEndCapture");
-  graph_timing_check(cudaGraphInstantiate(&ge, g, 0), "cudaGraphInstantiate");
+  check_cuda(cudaStreamEndCapture(s, &g), "cudaStreamEndCapture");
+  check_cuda(cudaGraphInstantiate(&ge, g, 0), "cudaGraphInstantiate");
   cudaEvent_t e0, e1;
-  graph_timing_check(cudaEventCreate(&e0), "cudaEventCreate");
-  graph_timing_check(cudaEventCreate(&e1), "cudaEventCreate");
-  for (int w = 0; w < 3; ++w) graph_timing_check(cudaGraphLaunch(ge, s), "cudaGraphLaunch");
+  check_cuda(cudaEventCreate(&e0), "cudaEventCreate");
+  check_cuda(cudaEventCreate(&e1), "cudaEventCreate");
+  for (int w = 0; w < 3; ++w) check_cuda(cudaGraphLaunch(ge, s), "cudaGraphLaunch");
   std::vector<float> t;
   for (int r = 0; r < reps; ++r) {
-    graph_timing_check(cudaEventRecord(e0, s), "cudaEventRecord");
-    graph_timing_check(cudaGraphLaunch(ge, s), "cudaGraphLaunch");
-    graph_timing_check(cudaEventRecord(e1, s), "cudaEventRecord");
-    graph_timing_check(cudaEventSynchronize(e1), "cudaEventSynchronize");
+    check_cuda(cudaEventRecord(e0, s), "cudaEventRecord");
+    check_cuda(cudaGraphLaunch(ge, s), "cudaGraphLaunch");
+    check_cuda(cudaEventRecord(e1, s), "cudaEventRecord");
+    check_cuda(cudaEventSynchronize(e1), "cudaEventSynchronize");
     float ms = 0;
-    graph_timing_check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
+    check_cuda(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
     t.push_back(ms * 1000.0f / float(calls));
   }
   cudaEventDestroy(e0);
