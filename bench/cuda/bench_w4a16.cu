@@ -301,8 +301,10 @@ int main(int argc, char** argv) try {
               std::find(wsweep_only.begin(), wsweep_only.end(), t) == wsweep_only.end())
             continue;
           const W4A16TiledConfig cfg = w4a16_tiled_config(t);
-          std::printf(" %s%d:%dx%d/%d/%d%s", t - first_wgmma >= w4a16_wgmma_ws_first() ? "WS" : "W", t, cfg.bm,
-                      cfg.bn, cfg.threads, cfg.stages, cfg.stream_k ? "sk" : "");
+          // The TMA tiles' rt is their chunks per ring slot ("c2": two chunks of 64 inputs a slot).
+          const bool ws = t - first_wgmma >= w4a16_wgmma_ws_first();
+          std::printf(" %s%d:%dx%d/%d/%d%s%s", ws ? "WS" : "W", t, cfg.bm, cfg.bn, cfg.threads, cfg.stages,
+                      ws && cfg.rt > 1 ? "c2" : "", cfg.stream_k ? "sk" : "");
           // A stream-K configuration takes no K splits: timed once.
           const int max_splits = w4a16_split_k_available() && !cfg.stream_k ? 8 : 1;
           for (const int splits : {1, 2, 3, 4, 6, 8}) {

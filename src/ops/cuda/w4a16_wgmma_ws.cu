@@ -14,7 +14,9 @@
 // block-wide barriers (about 250 per warp per chunk, issue-bound; docs/results/gpu.md).
 // Measured on the H100 (docs/results/gpu.md, "TMA"): one bulk copy per row tile and params
 // entry (9-17 copies per chunk) made every configuration 1.5-2.5x slower than the cp.async
-// kernel; three boxes per chunk is what this file does.
+// kernel; three boxes per chunk is what this file does. CPS = 2 (template): a slot holds two chunks
+// (x in two boxes, the codes and params boxes two chunks deep): one full / empty round trip and
+// four copies per two chunks.
 // Options (template): a producer warpgroup of its own (setmaxnreg gives its registers to the
 // consumers) or warp 0 of the consumers as producer; and a second A register set, so that a
 // warpgroup dequantizes chunk i + 1 while its wgmma of chunk i run (ptxas keeps these wgmma
@@ -86,7 +88,7 @@ constexpr int max_of(int a, int b) { return a > b ? a : b; }
 // it to the consumers), else warp 0 of the consumers copies too, one slot behind (see the loop).
 // OVL: a consumer warpgroup dequantizes chunk i + 1 into a second register set while its wgmma
 // of chunk i run, else after they are done, into the same registers.
-template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
 struct WsTile {
   static constexpr int kBN = NWG * 64;  // output rows per block
   static constexpr int kRowTiles = NWG * 4;
@@ -103,11 +105,11 @@ struct WsTile {
   }
   static constexpr int kProducerRegs = consumer_regs(40) >= 232 ? 40 : 24;
   static constexpr int kConsumerRegs = PWG ? consumer_regs(kProducerRegs) : kRegs;
-  static constexpr int kParamSlots = SMALL_GROUP ? 4 : 1;
-  static constexpr int kXBytes = BM * 128;
-  static constexpr int kCodeBytes = kRowTiles * 512;
-  static constexpr int kParamBytes = kRowTiles * kParamSlots * 64;
-  static constexpr int kTxBytes = kXBytes + kCodeBytes + kParamBytes;  // a slot's copies
+  static constexpr int kParamSlots = SMALL_GROUP ? 4 : 1;     // a chunk's params entries (at most)
+  static constexpr int kXBytes = BM * 128;                     // one chunk's x tile
+  static constexpr int kCodeBytes = kRowTiles * 512 * CPS;     // [kRowTiles][CPS][512 B]
+  static constexpr int kParamBytes = kRowTiles * kParamSlots * CPS * 64;
+  static constexpr int kTxBytes = CPS * kXBytes + kCodeBytes + kParamBytes;  // a slot's copies (at most)
   static constexpr int kStageBytes = round_up_to(kTxBytes, 1024);     // x at 1024 B (the swizzle)
   static constexpr int kPipeBytes = STAGES * kStageBytes;
   static constexpr int kReduceBytes = BM * kBN * 4;  // split-K partials: [BM / 2][consumer threads] f32
@@ -124,6 +126,9 @@ struct WsTile {
   // Without a producer warpgroup, warp 0 refills a slot one chunk after its release, and waits
   // for chunk i + 1's slot before that: three slots or more, or it would wait for itself.
   static_assert(STAGES >= (PWG ? 2 : 3), "ring too short");
+  // Two chunks a slot only with a producer warpgroup and without stream-K (its segments would
+  // split slots).
+  static_assert(CPS == 1 || (CPS == 2 && PWG && !SK), "chunks per slot: 1, or 2 with PWG and no SK");
   static_assert(kConsumerRegs >= kRegs, "setmaxnreg.inc must not lower the consumers' registers");
   static_assert(!PWG || kProducerWarp * 32 == kConsumerThreads, "the producer warpgroup follows the consumers");
 };
@@ -157,14 +162,14 @@ __device__ __forceinline__ SkTileBlocks sk_tile_blocks(int t_first, int chunks, 
 // 2 b: block b's first segment, 2 b + 1: its last), sk_counters: [G] u32, zero between launches.
 // push: the split-K reduction's form (reduce_split_k_in_cluster; AWQ_W4A16_CLUSTER_PUSH).
 // Block: NWG consumer warpgroups (then, with PWG, the producer warpgroup).
-template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
 __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
     w4a16_wgmma_ws_kernel(const __grid_constant__ CUtensorMap x_map, const __grid_constant__ CUtensorMap code_map,
                           const __grid_constant__ CUtensorMap param_map, const __half* __restrict__ bias,
                           __half* __restrict__ y, float4* __restrict__ sk_parts, unsigned* __restrict__ sk_counters,
                           int n, int k, int m, int gl2, bool push) {
 #if AWQ_W4A16_WGMMA
-  using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SK, SMALL_GROUP>;
+  using T = WsTile<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, SMALL_GROUP>;
   constexpr bool kAblateCopies = (AWQ_W4A16_WS_ABLATE & 4) != 0;  // see the top of the file
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
@@ -217,36 +222,45 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   // entries of the chunk's groups (kRowTiles x pg x 64 bytes) and the x tile. Boxes past the
   // tensors (row tiles past n, the groups of padded k-tiles, tokens past m, inputs past k)
   // arrive as zeros and count in the bytes.
-  const int pg = SMALL_GROUP ? 4 >> gl2 : 1;  // params entries per row tile and chunk
-  const uint32_t tx_bytes = uint32_t(T::kXBytes + T::kCodeBytes + T::kRowTiles * pg * 64);
+  // Params entries per row tile and slot: a chunk's groups (SMALL_GROUP), else the slot's first
+  // chunk's group and (CPS 2) the next one, which its second chunk may reach.
+  const int pg = (SMALL_GROUP ? 4 >> gl2 : 1) * CPS;
+  const uint32_t tx_bytes = uint32_t(CPS * T::kXBytes + T::kCodeBytes + T::kRowTiles * pg * 64);
+  // Slots: chunks it of the block go CPS to a slot, slot q = it / CPS (q % STAGES in the ring).
+  const int nslots = (nch + CPS - 1) / CPS;
   auto arm = [&](int slot) {
     if (lane == 0) mbar_arrive_expect_tx(full0 + uint32_t(8 * slot), tx_bytes);
   };
-  // Iteration it (of the block's) into its slot.
-  auto load_weights = [&](int slot, int it) {
+  // Slot q's weights (iterations q CPS ..) into ring slot `slot`: codes [kRowTiles][CPS][512 B],
+  // then params. Chunks past k arrive as zeros.
+  auto load_weights = [&](int slot, int q) {
     const uint32_t st = smem_base + uint32_t(slot * T::kStageBytes), bar = full0 + uint32_t(8 * slot);
-    const ItPos p = pos(it);
+    const ItPos p = pos(q * CPS);
     const int c = p.c, tn0 = p.tn0;
     if (lane == 0) {
-      tma_load_3d(st + uint32_t(T::kXBytes), &code_map, 0, c, tn0, bar);
-      tma_load_3d(st + uint32_t(T::kXBytes + T::kCodeBytes), &param_map, 0, (c * 4) >> gl2, tn0, bar);
+      tma_load_3d(st + uint32_t(CPS * T::kXBytes), &code_map, 0, c, tn0, bar);
+      tma_load_3d(st + uint32_t(CPS * T::kXBytes + T::kCodeBytes), &param_map, 0, (c * 4) >> gl2, tn0, bar);
     }
   };
-  auto load_x = [&](int slot, int it) {
-    const ItPos p = pos(it);
-    if (lane == 0) tma_load_2d(smem_base + uint32_t(slot * T::kStageBytes), &x_map, p.c * 64, p.tok0, full0 + uint32_t(8 * slot));
+  auto load_x = [&](int slot, int q) {
+    const ItPos p = pos(q * CPS);
+    if (lane == 0)
+#pragma unroll
+      for (int h = 0; h < CPS; ++h)  // one box per chunk (the swizzled box is 64 inputs wide)
+        tma_load_2d(smem_base + uint32_t(slot * T::kStageBytes + h * T::kXBytes), &x_map, (p.c + h) * 64, p.tok0,
+                    full0 + uint32_t(8 * slot));
   };
-  // Iteration it into its slot once the slot's previous chunk (it - STAGES) is released.
-  auto produce = [&](int it) {
-    const int slot = it % STAGES;
-    if (it >= STAGES) mbar_wait(empty0 + uint32_t(8 * slot), uint32_t(((it / STAGES) + 1) & 1));
+  // Slot q into its ring slot once the slot's previous use (q - STAGES) is released.
+  auto produce = [&](int q) {
+    const int slot = q % STAGES;
+    if (q >= STAGES) mbar_wait(empty0 + uint32_t(8 * slot), uint32_t(((q / STAGES) + 1) & 1));
     arm(slot);
-    load_weights(slot, it);
-    load_x(slot, it);
+    load_weights(slot, q);
+    load_x(slot, q);
   };
   // Prologue of the producer warp: the weights of the first slots before pdl_wait (they do not
   // depend on the previous kernel), x after. Every thread waits (the consumers store y).
-  const int first = kAblateCopies ? 0 : min(nch, STAGES);
+  const int first = kAblateCopies ? 0 : min(nslots, STAGES);
   if (warp == T::kProducerWarp) {
     if (lane == 0) {
       tma_prefetch_map(&x_map);
@@ -269,7 +283,7 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       // The producer warpgroup holds no accumulators: most of its registers go to the consumers.
       asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(T::kProducerRegs));
       if (warp == T::kProducerWarp)
-        for (int it = first; it < (kAblateCopies ? 0 : nch); ++it) produce(it);
+        for (int q = first; q < (kAblateCopies ? 0 : nslots); ++q) produce(q);
       if (splits > 1) {  // the consumers' two cluster barriers
         cg::cluster_group cluster = cg::this_cluster();
         cluster.sync();
@@ -298,14 +312,17 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
     const int rt = warp;
     uint4 w = make_uint4(0, 0, 0, 0);
     uint2 p[T::kParamSlots];
-    auto fetch = [&](int it) {  // wait for chunk it's slot, read the warp's codes and params
-      const int slot = it % STAGES;
-      if (!kAblateCopies) mbar_wait(full0 + uint32_t(8 * slot), uint32_t((it / STAGES) & 1));
+    // Wait for chunk it's slot (at its first chunk), read the warp's codes and params of it.
+    auto fetch = [&](int it) {
+      const int q = it / CPS, h = it % CPS, slot = q % STAGES;
+      if (!kAblateCopies && h == 0) mbar_wait(full0 + uint32_t(8 * slot), uint32_t((q / STAGES) & 1));
       const unsigned char* st = smem + slot * T::kStageBytes;
-      w = reinterpret_cast<const uint4*>(st + T::kXBytes)[rt * 32 + lane];
-      const uint2* ps = reinterpret_cast<const uint2*>(st + T::kXBytes + T::kCodeBytes);
+      w = reinterpret_cast<const uint4*>(st + CPS * T::kXBytes)[(rt * CPS + h) * 32 + lane];
+      const uint2* ps = reinterpret_cast<const uint2*>(st + CPS * T::kXBytes + T::kCodeBytes);
+      // The slot's params start at its first chunk's first group.
+      const int c = pos(it).c, g0 = ((c - h) * 4) >> gl2;
 #pragma unroll
-      for (int j = 0; j < T::kParamSlots; ++j) p[j] = ps[(rt * pg + (j >> gl2)) * 8 + lane / 4];
+      for (int j = 0; j < T::kParamSlots; ++j) p[j] = ps[(rt * pg + (((c * 4 + j) >> gl2) - g0)) * 8 + lane / 4];
     };
     auto dequant_chunk = [&](uint32_t(&a)[4][4]) {  // the fetched chunk's 4 A fragments
 #if AWQ_W4A16_WS_ABLATE & 1
@@ -325,9 +342,9 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
     // it - 1 (released by every warp by then, most likely) with chunk it - 1 + STAGES.
     // it_end: the end of the segment (the next chunk is fetched only inside it).
     auto step = [&](int it, int it_end, uint32_t(&cur)[4][4], uint32_t(&nxt)[4][4]) {
-      const int slot = it % STAGES;
+      const int slot = (it / CPS) % STAGES;
       wgmma_fence();  // orders the dequant's register writes (and the accumulators) before the wgmma
-      const uint32_t xs = smem_base + uint32_t(slot * T::kStageBytes);
+      const uint32_t xs = smem_base + uint32_t(slot * T::kStageBytes + (it % CPS) * T::kXBytes);
 #if AWQ_W4A16_WS_ABLATE & 2
       (void)xs;
 #pragma unroll
@@ -344,7 +361,8 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       }
       wgmma_wait<0>();
       __syncwarp();
-      if (lane == 0) mbar_arrive(empty0 + uint32_t(8 * slot));  // this warp is done with the slot
+      if (lane == 0 && ((it + 1) % CPS == 0 || it + 1 == it_end))
+        mbar_arrive(empty0 + uint32_t(8 * slot));  // this warp is done with the slot
       if (!PWG && !kAblateCopies && warp == T::kProducerWarp && it >= 1 && it - 1 + STAGES < nch)
         produce(it - 1 + STAGES);
       if (!OVL && it + 1 < it_end) dequant_chunk(nxt);
@@ -504,29 +522,29 @@ struct StreamKWorkspace {
 };
 StreamKWorkspace sk_workspace;
 
-template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
 void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const __half* x, const __half* bias,
                       __half* y, int n, int k, int m, int gl2, cudaStream_t s) {
-  using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SK, SMALL_GROUP>;
+  using T = WsTile<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, SMALL_GROUP>;
   const int tiles_n = (n + 15) / 16, chunks = (k + 63) / 64, ngroups = (k / 16) >> gl2;
   // x: [m, k] fp16, boxes of BM tokens x 64 inputs with the 128-byte swizzle (wgmma's B layout).
   const cuuint64_t x_dims[2] = {cuuint64_t(k), cuuint64_t(m)}, x_strides[1] = {cuuint64_t(k) * 2};
   const cuuint32_t x_box[2] = {64, cuuint32_t(BM)};
-  // codes: [tiles_n][chunks][128] u32, boxes of kRowTiles tiles x 1 chunk.
+  // codes: [tiles_n][chunks][128] u32, boxes of kRowTiles tiles x CPS chunks.
   const cuuint64_t c_dims[3] = {128, cuuint64_t(chunks), cuuint64_t(tiles_n)};
   const cuuint64_t c_strides[2] = {512, cuuint64_t(chunks) * 512};
-  const cuuint32_t c_box[3] = {128, 1, cuuint32_t(T::kRowTiles)};
+  const cuuint32_t c_box[3] = {128, cuuint32_t(CPS), cuuint32_t(T::kRowTiles)};
   // params: [tiles_n][ngroups][16] u32, boxes of kRowTiles tiles x the chunk's groups.
   const cuuint64_t p_dims[3] = {16, cuuint64_t(ngroups), cuuint64_t(tiles_n)};
   const cuuint64_t p_strides[2] = {64, cuuint64_t(ngroups) * 64};
-  const cuuint32_t p_box[3] = {16, cuuint32_t(SMALL_GROUP ? 4 >> gl2 : 1), cuuint32_t(T::kRowTiles)};
+  const cuuint32_t p_box[3] = {16, cuuint32_t((SMALL_GROUP ? 4 >> gl2 : 1) * CPS), cuuint32_t(T::kRowTiles)};
   const CUtensorMap x_map = tensor_map(CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, x, x_dims, x_strides, x_box,
                                        CU_TENSOR_MAP_SWIZZLE_128B, "x");
   const CUtensorMap code_map = tensor_map(CU_TENSOR_MAP_DATA_TYPE_UINT32, 3, codes, c_dims, c_strides, c_box,
                                           CU_TENSOR_MAP_SWIZZLE_NONE, "the codes");
   const CUtensorMap param_map = tensor_map(CU_TENSOR_MAP_DATA_TYPE_UINT32, 3, params, p_dims, p_strides, p_box,
                                            CU_TENSOR_MAP_SWIZZLE_NONE, "the params");
-  auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SK, SMALL_GROUP>;
+  auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, SMALL_GROUP>;
   const int row_blocks = (tiles_n + T::kRowTiles - 1) / T::kRowTiles, token_blocks = (m + BM - 1) / BM;
   if constexpr (SK) {
     // One block per resident slot (MINB per SM), never more blocks than iterations.
@@ -548,22 +566,22 @@ void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const
                 splits > 1 && w4a16_cluster_push_from_env());
 }
 
-template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK>
+template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK>
 void launch_ws(int splits, const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
                int n, int k, int m, int gl2, cudaStream_t s) {
   if (gl2 < 2)
-    launch_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SK, true>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
+    launch_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, true>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
   else
-    launch_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SK, false>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
+    launch_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, false>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
 }
 
 // False where the kernel cannot run here: its shared memory over the device's opt-in, or fewer
 // registers per thread than the setmaxnreg split assumes (the consumers' setmaxnreg.inc would
 // then wait forever for registers the block does not hold).
-template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
 bool set_ws_smem(int optin) {
-  using T = WsTile<BM, NWG, STAGES, MINB, PWG, OVL, SK, SMALL_GROUP>;
-  auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, MINB, PWG, OVL, SK, SMALL_GROUP>;
+  using T = WsTile<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, SMALL_GROUP>;
+  auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, SMALL_GROUP>;
   if (T::kSmemBytes > optin) return false;
   cudaFuncAttributes attr{};
   AWQ_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
@@ -571,10 +589,10 @@ bool set_ws_smem(int optin) {
   AWQ_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   return true;
 }
-template <int BM, int NWG, int STAGES, int MINB, bool PWG, bool OVL, bool SK>
+template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK>
 bool prepare_ws(int optin) {
-  const bool small = set_ws_smem<BM, NWG, STAGES, MINB, PWG, OVL, SK, true>(optin);
-  const bool large = set_ws_smem<BM, NWG, STAGES, MINB, PWG, OVL, SK, false>(optin);
+  const bool small = set_ws_smem<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, true>(optin);
+  const bool large = set_ws_smem<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, false>(optin);
   return small && large;
 }
 
@@ -585,33 +603,36 @@ struct WsEntry {
   bool (*prepare)(int optin);
   int blocks_per_sm;  // MINB: a stream-K grid has this many blocks per SM
 };
-// In W4A16TiledConfig: tt = BM / 8 token tiles, rt = 1 chunk per slot, wt = 1 + OVL (A register
+// In W4A16TiledConfig: tt = BM / 8 token tiles, rt = CPS chunks per slot, wt = 1 + OVL (A register
 // sets), wr = 4 consumer warps per 64 rows; threads counts the producer warpgroup (PWG).
-#define AWQ_W4A16_WS_CFG(BM, NWG, ST, MINB, PWG, OVL, SK)                                                   \
+#define AWQ_W4A16_WS_CFG(BM, NWG, ST, CPS, MINB, PWG, OVL, SK)                                                   \
   WsEntry {                                                                                                 \
-    W4A16TiledConfig{BM / 8, 1, 1 + OVL, NWG * 4, ST, BM, NWG * 64, NWG * 128 + (PWG ? 128 : 0), true, SK}, \
-        &launch_ws<BM, NWG, ST, MINB, PWG, OVL, SK>, &prepare_ws<BM, NWG, ST, MINB, PWG, OVL, SK>, MINB      \
+    W4A16TiledConfig{BM / 8, CPS, 1 + OVL, NWG * 4, ST, BM, NWG * 64, NWG * 128 + (PWG ? 128 : 0), true, SK}, \
+        &launch_ws<BM, NWG, ST, CPS, MINB, PWG, OVL, SK>, &prepare_ws<BM, NWG, ST, CPS, MINB, PWG, OVL, SK>, MINB      \
   }
 // (tokens BM = wgmma's N, consumer warpgroups NWG along the rows (64 rows each), ring slots,
 // blocks per SM asked of the register allocator, producer warpgroup, overlapped dequant, stream-K)
 const WsEntry kWs[] = {
-    AWQ_W4A16_WS_CFG(64, 1, 4, 4, 0, 1, 0),    // 0: 64 tokens x 64 rows, warp 0 copies, overlapped dequant
-    AWQ_W4A16_WS_CFG(64, 1, 4, 4, 0, 0, 0),    // 1: the same, dequant after the wgmma
-    AWQ_W4A16_WS_CFG(128, 1, 3, 3, 0, 1, 0),   // 2: 128 x 64
-    AWQ_W4A16_WS_CFG(128, 2, 4, 2, 0, 1, 0),   // 3: 128 x 128
-    AWQ_W4A16_WS_CFG(256, 1, 3, 2, 0, 1, 0),   // 4: 256 x 64
-    AWQ_W4A16_WS_CFG(64, 2, 4, 2, 0, 1, 0),    // 5: 64 x 128
-    AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1, 0),   // 6: 256 x 128, producer warpgroup
-    AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1, 1),   // 7: 6 with stream-K (one block per SM)
-    AWQ_W4A16_WS_CFG(128, 2, 4, 2, 0, 1, 1),   // 8: 3 with stream-K (two blocks per SM)
-    AWQ_W4A16_WS_CFG(64, 2, 4, 2, 0, 1, 1),    // 9: 5 with stream-K (two blocks per SM)
+    AWQ_W4A16_WS_CFG(64, 1, 4, 1, 4, 0, 1, 0),    // 0: 64 tokens x 64 rows, warp 0 copies, overlapped dequant
+    AWQ_W4A16_WS_CFG(64, 1, 4, 1, 4, 0, 0, 0),    // 1: the same, dequant after the wgmma
+    AWQ_W4A16_WS_CFG(128, 1, 3, 1, 3, 0, 1, 0),   // 2: 128 x 64
+    AWQ_W4A16_WS_CFG(128, 2, 4, 1, 2, 0, 1, 0),   // 3: 128 x 128
+    AWQ_W4A16_WS_CFG(256, 1, 3, 1, 2, 0, 1, 0),   // 4: 256 x 64
+    AWQ_W4A16_WS_CFG(64, 2, 4, 1, 2, 0, 1, 0),    // 5: 64 x 128
+    AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1, 1, 0),   // 6: 256 x 128, producer warpgroup
+    AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1, 1, 1),   // 7: 6 with stream-K (one block per SM)
+    AWQ_W4A16_WS_CFG(128, 2, 4, 1, 2, 0, 1, 1),   // 8: 3 with stream-K (two blocks per SM)
+    AWQ_W4A16_WS_CFG(64, 2, 4, 1, 2, 0, 1, 1),    // 9: 5 with stream-K (two blocks per SM)
     // Three consumer warpgroups (192 rows) and a producer warpgroup, one block per SM: grids that
     // the 128- and 256-row tiles cannot make fill whole waves (qkv at m = 256: 128 tiles of
     // 128 x 192 on 132 SMs, against 96 of 256 x 128). Picked by the dispatch's wave rule
     // (w4a16_tiled.cu). Swept and dropped: the stream-K twin of 10 (H100, the 7B shapes at
     // m = 128..512: faster than the picks only for qkv at m = 384, 84.0 against 89.3 us).
-    AWQ_W4A16_WS_CFG(128, 3, 6, 1, 1, 1, 0),   // 10: 128 x 192
-    AWQ_W4A16_WS_CFG(64, 3, 8, 1, 1, 1, 0),    // 11: 64 x 192
+    // Measured on the H100 / H200 (docs/results/gpu.md, session 22): 128 x 192 with 8 slots is
+    // 1-2 % faster than with 6 (9: slower), and two chunks a slot gain it nothing; 64 x 192 with
+    // two chunks a slot (4 slots, the same 8 chunks in flight) is 1-6 % faster than with one.
+    AWQ_W4A16_WS_CFG(128, 3, 8, 1, 1, 1, 1, 0),   // 10: 128 x 192
+    AWQ_W4A16_WS_CFG(64, 3, 4, 2, 1, 1, 1, 0),    // 11: 64 x 192, two chunks a slot
 };
 #undef AWQ_W4A16_WS_CFG
 constexpr int kNumWs = int(sizeof(kWs) / sizeof(kWs[0]));
