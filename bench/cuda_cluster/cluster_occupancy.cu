@@ -51,7 +51,7 @@ int main() try {
                 prop.minor);
     return 0;
   }
-  const size_t smem = 200 * 1024;  // as the 128 x 192 tile (6 slots): one block per SM
+  const size_t smem = 200 * 1024;  // as the 128 x 192 tile (8 slots, groups of 16 or 32): one block per SM
   CHECK(cudaFuncSetAttribute(empty_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   CHECK(cudaFuncSetAttribute(empty_kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
   std::printf("device: %s, %d SMs, shared memory opt-in %d B; blocks of 512 threads, %zu B shared\n", prop.name, sms,

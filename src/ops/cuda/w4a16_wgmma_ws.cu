@@ -611,7 +611,8 @@ struct WsEntry {
         &launch_ws<BM, NWG, ST, CPS, MINB, PWG, OVL, SK>, &prepare_ws<BM, NWG, ST, CPS, MINB, PWG, OVL, SK>, MINB      \
   }
 // (tokens BM = wgmma's N, consumer warpgroups NWG along the rows (64 rows each), ring slots,
-// blocks per SM asked of the register allocator, producer warpgroup, overlapped dequant, stream-K)
+// chunks per slot (CPS), blocks per SM asked of the register allocator, producer warpgroup,
+// overlapped dequant, stream-K)
 const WsEntry kWs[] = {
     AWQ_W4A16_WS_CFG(64, 1, 4, 1, 4, 0, 1, 0),    // 0: 64 tokens x 64 rows, warp 0 copies, overlapped dequant
     AWQ_W4A16_WS_CFG(64, 1, 4, 1, 4, 0, 0, 0),    // 1: the same, dequant after the wgmma
