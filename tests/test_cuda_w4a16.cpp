@@ -350,15 +350,17 @@ void for_each_uploaded(const std::vector<EdgeCase>& cases, uint32_t seed_n, F&& 
 // tile), 9 / 17 / 33 / 70 / 130 (partial token tiles and blocks), 64 (whole ones); bias on some.
 TEST(CudaW4A16, EveryTiledConfiguration) {
   SKIP_WITHOUT_GPU();
-  WorstNmse worst{"every tiled configuration, groups 16/32/64/128, 3 and 4 bits, m = 1, 9, 17, 33, 64, 70, 130"};
+  WorstNmse worst{"every tiled configuration, groups 16/32/64/128, 3 and 4 bits, m = 1, 9, 17, 33, 64, 70, 130, splits 1..8"};
   for_each_uploaded(edge_cases(), 3, [&](const EdgeCase& c, const RandomAwq& a, const cuda::W4A16Weight& w) {
     for (int t = 0; t < cuda::w4a16_tiled_count(); ++t) {
       const cuda::W4A16TiledConfig cfg = cuda::w4a16_tiled_config(t);
-      for (int splits : {1, 2, 3, 4, 8}) {
-        // Split-K: uneven (3) and empty splits (k = 96 has 2 chunks) included; 8 (the largest
-        // portable cluster) on the wgmma configurations, whose clusters reduce by pushing the
-        // partials to their owners where splits is a power of two (AWQ_W4A16_CLUSTER_PUSH).
-        if (splits == 8 && !cfg.wgmma) continue;
+      for (int splits : {1, 2, 3, 4, 6, 8}) {
+        // Split-K: uneven (3) and empty splits (k = 96 has 2 chunks) included; 6 and 8 (the
+        // largest portable cluster) on the wgmma configurations, whose clusters reduce by pushing
+        // the partials to the block that owns each token tile (AWQ_W4A16_CLUSTER_PUSH): with 6,
+        // some blocks of the 64-token tiles own no token tile, and the 128-token tiles' last
+        // owner holds one of its three.
+        if (splits >= 6 && !cfg.wgmma) continue;
         const std::vector<int64_t> ms = splits == 1 ? std::vector<int64_t>{1, 9, 17, 33, 64, 70, 130}
                                                     : std::vector<int64_t>{9, 70};
         for (int64_t m : ms) {
@@ -456,8 +458,9 @@ TEST(CudaW4A16, KernelPathsAndUnalignedInput) {
 // that does not follow distributed shared memory shows up under its name.
 void race_cases(int splits) {
   const RandomAwq a128(136, 1024, 128, 4, 41), a32(136, 1024, 32, 4, 42);
-  WorstNmse worst{splits == 1 ? "tiled configurations under the race checker, n 136 k 1024, groups 128 and 32, m = 40"
-                              : "tiled split-K (2) under the race checker, n 136 k 1024, groups 128 and 32, m = 40"};
+  WorstNmse worst{splits == 1   ? "tiled configurations under the race checker, n 136 k 1024, groups 128 and 32, m = 40"
+                  : splits == 2 ? "tiled split-K (2) under the race checker, n 136 k 1024, groups 128 and 32, m = 40"
+                                : "tiled split-K (3) under the race checker, n 136 k 1024, groups 128 and 32, m = 40"};
   for (int t = 0; t < cuda::w4a16_tiled_count(); ++t) {
     EXPECT_LE(worst(check_w4a16(a128, 40, true, uint32_t(t), run_tiled(t, splits))), kMaxNmse)
         << "config " << t << " splits " << splits;
@@ -471,9 +474,11 @@ TEST(CudaW4A16Race, TiledSmallCases) {
   race_cases(1);
 }
 
+// 2 and 3 splits: the owners of the reduced token tiles even and uneven (w4a16_wgmma_device.cuh).
 TEST(CudaW4A16Race, TiledSplitKSmallCases) {
   SKIP_WITHOUT_GPU();
   race_cases(2);
+  race_cases(3);
 }
 
 // The xs variants' shared copy of x (cp.async by every thread, then a barrier, then reads of
@@ -545,6 +550,9 @@ TEST(CudaW4A16, SplitKIsDeterministic) {
   // their partials to the owning block (AWQ_W4A16_CLUSTER_PUSH).
   const int c64 = cuda::w4a16_tiled_count() - cuda::w4a16_wgmma_count() + 7;
   for (int splits : {2, 8}) expect_same_bits_twice(w, a.n, x, m, c64, run_tiled(c64, splits));
+  // The TMA 128 x 192 tile at 3 and 6 splits: owners of 6 / 6 / 4 and 3 / 3 / 3 / 3 / 3 / 1 token tiles.
+  const int r128 = cuda::w4a16_tma_rows192_config(128);
+  for (int splits : {3, 6}) expect_same_bits_twice(w, a.n, x, m, r128, run_tiled(r128, splits));
   cuda::free_w4a16(w);
 }
 

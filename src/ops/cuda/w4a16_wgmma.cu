@@ -59,8 +59,7 @@ constexpr int round_up(int a, int b) { return (a + b - 1) / b * b; }
 
 template <int BM, int NWG, int STAGES, int CPS, bool SMALL_GROUP>
 struct WgTile {
-  static constexpr int kBN = NWG * 64;  // output rows per block
-  static constexpr int kRowTiles = NWG * 4;
+  static constexpr int kRowTiles = NWG * 4;  // 16-row tiles: NWG * 64 output rows per block
   static constexpr int kThreads = NWG * 128;
   static constexpr int kParamSlots = SMALL_GROUP ? 4 : 1;
   static constexpr int kXBytes = BM * 128;
@@ -68,7 +67,7 @@ struct WgTile {
   static constexpr int kParamBytes = kRowTiles * kParamSlots * 64;
   static constexpr int kStageBytes = round_up(kXBytes + kCodeBytes + kParamBytes, 1024);  // x at 1024 B
   static constexpr int kPipeBytes = STAGES * CPS * kStageBytes;  // STAGES slots of CPS chunks
-  static constexpr int kReduceBytes = BM * kBN * 4;
+  static constexpr int kReduceBytes = split_k_reduce_bytes(BM, kThreads);
   // + 1024: the dynamic shared memory is aligned up to 1024 bytes inside the kernel.
   static constexpr int kSmemBytes = (kPipeBytes > kReduceBytes ? kPipeBytes : kReduceBytes) + 1024;
   static constexpr int kMinBlocks = kThreads <= 256 && BM <= 128 ? 2 : 1;  // register cap 128 (or 255)
@@ -79,7 +78,7 @@ struct WgTile {
 // codes: [tiles_n][chunks][32] uint4, params: [tiles_n][k / group][8] uint2 (w4a16.h);
 // x: [m, k] fp16 (16-byte aligned rows), bias: [n] or null, y: [m, n]. gl2 = log2(group / 16).
 // Grid: (ceil(tiles_n / kRowTiles), ceil(m / BM), splits); splits > 1: clusters (1, 1, splits).
-// push: the split-K reduction's form (reduce_split_k_in_cluster; AWQ_W4A16_CLUSTER_PUSH).
+// push: the split-K reduction's form (store_split_k_in_cluster; AWQ_W4A16_CLUSTER_PUSH).
 template <int BM, int NWG, int STAGES, int CPS, bool SMALL_GROUP>
 __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, CPS, SMALL_GROUP>::kMinBlocks))
     w4a16_wgmma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
@@ -147,6 +146,11 @@ __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, CPS, SMALL
   float acc[BM / 2];
 #pragma unroll
   for (int i = 0; i < BM / 2; ++i) acc[i] = 0.0f;
+  // Pins the zeros in the accumulators' registers before the first wgmma. Without it ptxas
+  // placed their definitions inside the wgmma pipeline (the wgmma of a slot stay in flight
+  // across the loop's back edge) and serialized every wgmma (C7515), once the epilogue no
+  // longer wrote acc: 30 % slower on the H100 (session 23, docs/results/gpu.md).
+  fence_operands(acc);
 
   // The warp's A fragments of the chunk in `slot` (4 k-tiles) into a.
   auto dequant_chunk = [&](int slot, uint32_t (&a)[4][4]) {
@@ -212,11 +216,13 @@ __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, CPS, SMALL
   fence_operands(acc);
   cp_async_wait<0>();
 
+  const DFragmentOut out = d_fragment_out(tn0 + rt, tiles_n, tok0, lane, m, n, bias, y);
   if (splits > 1) {
     __syncthreads();  // every warpgroup is done with the pipeline's shared memory
-    reduce_split_k_in_cluster<BM, T::kThreads>(acc, smem, tid, split, splits, push);
+    store_split_k_in_cluster<BM, T::kThreads>(acc, smem, tid, split, splits, push, out);
+  } else {
+    store_d_fragment<BM>(acc, out);
   }
-  store_d_fragment<BM>(acc, tn0 + rt, tiles_n, tok0, lane, split, splits, m, n, bias, y);
 #else
   (void)codes, (void)params, (void)x, (void)bias, (void)y, (void)n, (void)k, (void)m, (void)gl2, (void)push;
   __trap();  // the host launches this only for sm_90a device code (w4a16_wgmma_available)

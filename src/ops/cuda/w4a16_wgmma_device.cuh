@@ -20,6 +20,17 @@
 
 namespace awq::cuda::w4a16_wgmma_device {
 
+// Shared memory the split-K reduction needs (store_split_k_in_cluster, push form below): its
+// [tp][splits][threads] float4 for splits 2..8, tp = ceil(T / splits) of the T = bm / 8 token tiles.
+constexpr int split_k_reduce_bytes(int bm, int threads) {
+  int most = 0;
+  for (int s = 2; s <= 8; ++s) {
+    const int need = (bm / 8 + s - 1) / s * s;
+    most = need > most ? need : most;
+  }
+  return most * threads * 16;
+}
+
 #if AWQ_W4A16_WGMMA
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() {
@@ -179,125 +190,140 @@ __device__ __forceinline__ void tma_load_3d(uint32_t dst, const void* map, int c
 __device__ __forceinline__ void tma_prefetch_map(const void* map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(map) : "memory");
 }
-// Split-K across the cluster's blocks: sums the token tiles t with t % splits == split of the
-// splits' partial sums in a fixed order, rank 0, 1, .. (deterministic; both forms below add in
-// that order from 0.0f, so they give the same bits). smem: at least BM / 2 x THREADS floats,
-// free once the caller has synchronized its threads. acc: the calling thread's D fragment,
-// [BM / 2] f32. Every thread of every block of the cluster calls it (two cluster barriers).
-//  - push (splits a power of two, <= BM / 8): each block writes its own tiles' region locally
-//    (its partials, zeros where the peers' go), then after a cluster barrier (every block is done
-//    with its pipeline's shared memory, which the partials overwrite) stores the partials of every
-//    other tile t straight into the shared memory of the block that owns t (rank t % splits):
-//    [BM / 8 / splits local tiles][4][splits sources][THREADS] f32 there. Remote stores do not
-//    wait for a reply; after the second barrier each owner sums from its own shared memory.
-//  - else (the form before branch gpu10, AWQ_W4A16_CLUSTER_PUSH=0, and uneven splits): each block
-//    leaves its partials in its own shared memory and the owner loads them from every rank.
-//    Its remote loads ran one after another (each sum waits for its load, and the rank loop
-//    is not unrolled): BM / 2 remote round trips per thread.
-template <int BM, int THREADS>
-__device__ __forceinline__ void reduce_split_k_in_cluster(float (&acc)[BM / 2], void* smem, int tid, int split,
-                                                          int splits, bool push) {
-  cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
-  float* part = reinterpret_cast<float*>(smem);
-  if (push && (splits & (splits - 1)) == 0 && splits <= BM / 8) {
-    const int lg = __ffs(splits) - 1, mask = splits - 1;
-    // First the region of this block's own tiles, locally: its partials into slot `split`, zeros
-    // into the other slots, which the peers overwrite after the barrier. The zeros are never
-    // summed; they order the pipeline's cp.async writes to these addresses (waited, then the
-    // caller's __syncthreads) before the peers' remote stores in a way compute-sanitizer's
-    // racecheck follows: without them it flagged the remote stores intermittently as WAW
-    // hazards with those cp.async writes ("invalid memcpy_async synchronization", H100).
-#pragma unroll
-    for (int t = 0; t < BM / 8; ++t) {
-      if ((t & mask) != split) continue;
-      float* own = part + (((t >> lg) * 4) * splits) * THREADS + tid;
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-#pragma unroll
-        for (int z = 0; z < BM / 8; ++z)
-          if (z < splits) own[(e * splits + z) * THREADS] = z == split ? acc[t * 4 + e] : 0.0f;
+// Where a thread's D fragment goes in y: acc[4 t + e] is row lane/4 + 8 (e >= 2) of row tile tn,
+// token tok0 + 8 t + 2 (lane % 4) + (e & 1), plus the row's bias. Built once per thread, so that
+// storing a token tile costs a few instructions (the epilogue's code and instruction count
+// showed in ncu: a per-element form with a runtime split filter took ~1600 instructions a warp,
+// fetch-bound, docs/results/gpu.md, session 23).
+struct DFragmentOut {
+  __half* y;          // the lane's first token, row r0 = tn * 16 + lane / 4 (never dereferenced unless stored)
+  int n;              // y's row stride (outputs)
+  int tok_left;       // tokens from the lane's first to m: tokens 8 t + j with 8 t + j < tok_left exist
+  bool row0, row1;    // rows r0 and r0 + 8 exist (and the row tile: tn < tiles_n)
+  bool has_bias;
+  float b0, b1;       // their bias
+  // Token tile t of the fragment: v = (row r0, token j), (r0, j + 1), (r0 + 8, j), (r0 + 8, j + 1).
+  __device__ __forceinline__ void put(float4 v, int t) const {
+    const int j = 8 * t;
+    __half* p = y + size_t(j) * size_t(n);
+    if (has_bias) {
+      v.x += b0, v.y += b0;
+      v.z += b1, v.w += b1;
     }
+    if (j < tok_left) {
+      if (row0) p[0] = __float2half(v.x);
+      if (row1) p[8] = __float2half(v.z);
+    }
+    if (j + 1 < tok_left) {
+      if (row0) p[n] = __float2half(v.y);
+      if (row1) p[n + 8] = __float2half(v.w);
+    }
+  }
+};
+// y: [m, n] f16; bias: [n] or null.
+__device__ __forceinline__ DFragmentOut d_fragment_out(int tn, int tiles_n, int tok0, int lane, int m, int n,
+                                                       const __half* bias, __half* y) {
+  const int r0 = tn * 16 + lane / 4, first = tok0 + (lane % 4) * 2;
+  DFragmentOut o;
+  o.y = y + size_t(first) * size_t(n) + r0;
+  o.n = n;
+  o.tok_left = m - first;
+  o.row0 = tn < tiles_n && r0 < n;
+  o.row1 = tn < tiles_n && r0 + 8 < n;
+  o.has_bias = bias != nullptr;
+  o.b0 = o.has_bias && o.row0 ? __half2float(bias[r0]) : 0.0f;
+  o.b1 = o.has_bias && o.row1 ? __half2float(bias[r0 + 8]) : 0.0f;
+  return o;
+}
+// acc's token tile t as a float4.
+template <int BM>
+__device__ __forceinline__ float4 d_token_tile(const float (&acc)[BM / 2], int t) {
+  return make_float4(acc[4 * t], acc[4 * t + 1], acc[4 * t + 2], acc[4 * t + 3]);
+}
+// Writes the whole fragment (an unsplit tile).
+template <int BM>
+__device__ __forceinline__ void store_d_fragment(const float (&acc)[BM / 2], const DFragmentOut& out) {
+#pragma unroll
+  for (int t = 0; t < BM / 8; ++t) out.put(d_token_tile<BM>(acc, t), t);
+}
+
+// Split-K across the cluster's blocks, then the store: every block of the cluster calls it with
+// its partial sums (acc: the calling thread's D fragment, [BM / 2] f32), and each token tile of
+// the output is summed and stored by one block, its owner, in a fixed order: rank 0, 1, .. from
+// 0.0f (deterministic, and the same bits in both forms below). Two cluster barriers; smem (free
+// once the caller has synchronized its threads): split_k_reduce_bytes(BM, THREADS) above.
+//  - push: block o owns the token tiles [o tp, (o + 1) tp), tp = ceil(BM / 8 / splits). Each
+//    block writes its own tiles' partials locally (zeros where the peers' go), then after a
+//    cluster barrier (every block is done with its pipeline's shared memory, which the partials
+//    overwrite) stores its partials of every other tile straight into the owner's shared memory,
+//    [tp local tiles][splits sources][THREADS] float4 there (16-byte remote stores, no reply
+//    waited for); after the second barrier each owner sums from its own shared memory and
+//    stores. The rank loops run at run time and acc is read only by compile-time index, so the
+//    code stays small whatever splits is. (The push form before session 23 unrolled every rank
+//    loop to BM / 8 under a runtime predicate: ~3000 instructions a warp, fetch-bound; the
+//    reduction took 11-14 us on the 128 x 192 tile, docs/results/gpu.md.)
+//  - else (the form before branch gpu10, AWQ_W4A16_CLUSTER_PUSH=0): each block leaves its
+//    partials in its own shared memory and the owner of token tile t (rank t % splits) loads
+//    them from every rank, one remote round trip after another: BM / 2 per thread.
+template <int BM, int THREADS>
+__device__ __forceinline__ void store_split_k_in_cluster(const float (&acc)[BM / 2], void* smem, int tid, int split,
+                                                         int splits, bool push, const DFragmentOut& out) {
+  constexpr int T = BM / 8;  // token tiles: a float4 of each per thread
+  cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+  if (push) {
+    float4* part = reinterpret_cast<float4*>(smem);
+    const int tp = (T + splits - 1) / splits;
+    const int first = split * tp, count = max(0, min(T, first + tp) - first);
+    const auto slot = [&](int lt, int z) { return (lt * splits + z) * THREADS + tid; };
+    // First this block's own region, locally. The zeros are never summed; they order the
+    // pipeline's writes to these addresses (cp.async or TMA, waited for, then the caller's
+    // barrier) before the peers' remote stores in a way compute-sanitizer's racecheck follows:
+    // without them it flagged the remote stores intermittently as WAW hazards with those
+    // cp.async writes ("invalid memcpy_async synchronization", H100).
+    for (int lt = 0; lt < count; ++lt)
+      for (int z = 0; z < splits; ++z)
+        if (z != split) part[slot(lt, z)] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+    for (int t = 0; t < T; ++t)
+      if (t >= first && t < first + count) part[slot(t - first, split)] = d_token_tile<BM>(acc, t);
     cluster.sync();  // every block is done with its pipeline's shared memory and has written its own region
+    for (int o = 0; o < splits; ++o) {
+      if (o == split) continue;
+      float4* peer = cluster.map_shared_rank(part, o);
+      const int f = o * tp;
 #pragma unroll
-    for (int t = 0; t < BM / 8; ++t) {
-      if ((t & mask) == split) continue;  // written above
-      // Owner t & mask; this block's partial of the owner's local tile t >> lg goes to source slot `split`.
-      float* dst = cluster.map_shared_rank(part, t & mask) + (((t >> lg) * 4) * splits + split) * THREADS + tid;
-#pragma unroll
-      for (int e = 0; e < 4; ++e) dst[e * splits * THREADS] = acc[t * 4 + e];
+      for (int t = 0; t < T; ++t)
+        if (t >= f && t < f + tp) peer[slot(t - f, split)] = d_token_tile<BM>(acc, t);
     }
     cluster.sync();  // every block's stores have landed (release / acquire at cluster scope)
-#pragma unroll
-    for (int t = 0; t < BM / 8; ++t) {
-      if ((t & mask) != split) continue;
-      const float* src = part + (((t >> lg) * 4) * splits) * THREADS + tid;
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float sum = 0.0f;
-#pragma unroll
-        for (int z = 0; z < BM / 8; ++z)  // z < splits (<= BM / 8): unrolled, the loads in flight together
-          if (z < splits) sum += src[(e * splits + z) * THREADS];
-        acc[t * 4 + e] = sum;
+    for (int lt = 0; lt < count; ++lt) {
+      float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      for (int z = 0; z < splits; ++z) {
+        const float4 v = part[slot(lt, z)];
+        sum.x += v.x, sum.y += v.y, sum.z += v.z, sum.w += v.w;
       }
+      out.put(sum, first + lt);
     }
     return;  // no block reads another's shared memory after the second barrier
   }
   // part: [BM / 2][THREADS] f32, this block's own partials.
+  float* part = reinterpret_cast<float*>(smem);
 #pragma unroll
   for (int i = 0; i < BM / 2; ++i) part[i * THREADS + tid] = acc[i];
   cluster.sync();
 #pragma unroll
-  for (int t = 0; t < BM / 8; ++t) {
+  for (int t = 0; t < T; ++t) {
     if (t % splits != split) continue;
+    float e4[4];
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       float sum = 0.0f;
       for (int z = 0; z < splits; ++z) sum += cluster.map_shared_rank(part, z)[(t * 4 + e) * THREADS + tid];
-      acc[t * 4 + e] = sum;
+      e4[e] = sum;
     }
+    out.put(make_float4(e4[0], e4[1], e4[2], e4[3]), t);
   }
   cluster.sync();
-}
-
-// Writes this block's token tiles (t % splits == split) of a warp's D fragment: acc[4 t + e] is
-// row lane/4 + 8 (e >= 2) of row tile tn, token tok0 + 8 t + 2 (lane % 4) + (e & 1), plus the
-// row's bias. y: [m, n] f16; bias: [n] or null.
-template <int BM>
-__device__ __forceinline__ void store_d_fragment(const float (&acc)[BM / 2], int tn, int tiles_n, int tok0, int lane,
-                                                 int split, int splits, int m, int n, const __half* bias, __half* y) {
-  if (tn >= tiles_n) return;
-#pragma unroll
-  for (int t = 0; t < BM / 8; ++t) {
-    if (t % splits != split) continue;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int tok = tok0 + t * 8 + (lane % 4) * 2 + (e & 1);
-      const int row = tn * 16 + lane / 4 + (e >= 2 ? 8 : 0);
-      if (tok < m && row < n) {
-        float v = acc[t * 4 + e];
-        if (bias) v += __half2float(bias[row]);
-        y[size_t(tok) * size_t(n) + row] = __float2half(v);
-      }
-    }
-  }
-}
-
-// Writes token tile t of a warp's D fragment, v = acc[4 t .. 4 t + 3] (as store_d_fragment,
-// without the split filter): rows of row tile tn, tokens tok0 + 8 t + ..., plus the bias.
-__device__ __forceinline__ void store_d_token_tile(float4 v, int t, int tn, int tiles_n, int tok0, int lane, int m,
-                                                   int n, const __half* bias, __half* y) {
-  if (tn >= tiles_n) return;
-  const float e4[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-  for (int e = 0; e < 4; ++e) {
-    const int tok = tok0 + t * 8 + (lane % 4) * 2 + (e & 1);
-    const int row = tn * 16 + lane / 4 + (e >= 2 ? 8 : 0);
-    if (tok < m && row < n) {
-      float s = e4[e];
-      if (bias) s += __half2float(bias[row]);
-      y[size_t(tok) * size_t(n) + row] = __float2half(s);
-    }
-  }
 }
 
 #endif  // AWQ_W4A16_WGMMA

@@ -112,7 +112,7 @@ struct WsTile {
   static constexpr int kTxBytes = CPS * kXBytes + kCodeBytes + kParamBytes;  // a slot's copies (at most)
   static constexpr int kStageBytes = round_up_to(kTxBytes, 1024);     // x at 1024 B (the swizzle)
   static constexpr int kPipeBytes = STAGES * kStageBytes;
-  static constexpr int kReduceBytes = BM * kBN * 4;  // split-K partials: [BM / 2][consumer threads] f32
+  static constexpr int kReduceBytes = split_k_reduce_bytes(BM, kConsumerThreads);  // split-K partials
   static constexpr int kBarrierOffset = max_of(kPipeBytes, kReduceBytes);
   // Stream-K: a block's partial sums of a tile, [BM / 8][consumer threads] float4 (a thread's
   // D fragment, 4 floats at a time; coalesced).
@@ -160,7 +160,7 @@ __device__ __forceinline__ SkTileBlocks sk_tile_blocks(int t_first, int chunks, 
 // Grid: (ceil(tiles_n / kRowTiles), ceil(m / BM), splits); splits > 1: clusters (1, 1, splits).
 // SK: grid (G) with G <= the number of iterations; sk_parts: [2 G][kPartFloat4s] float4 (slot
 // 2 b: block b's first segment, 2 b + 1: its last), sk_counters: [G] u32, zero between launches.
-// push: the split-K reduction's form (reduce_split_k_in_cluster; AWQ_W4A16_CLUSTER_PUSH).
+// push: the split-K reduction's form (store_split_k_in_cluster; AWQ_W4A16_CLUSTER_PUSH).
 // Block: NWG consumer warpgroups (then, with PWG, the producer warpgroup).
 template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
 __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
@@ -319,10 +319,15 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       const unsigned char* st = smem + slot * T::kStageBytes;
       w = reinterpret_cast<const uint4*>(st + CPS * T::kXBytes)[(rt * CPS + h) * 32 + lane];
       const uint2* ps = reinterpret_cast<const uint2*>(st + CPS * T::kXBytes + T::kCodeBytes);
-      // The slot's params start at its first chunk's first group.
-      const int c = pos(it).c, g0 = ((c - h) * 4) >> gl2;
+      // The slot's params start at its first chunk's first group: chunk h's first group is `off`
+      // entries further (0 for one chunk a slot), its j-th input tile's j >> gl2 after that.
+      int off = 0;
+      if constexpr (CPS > 1) {
+        const int c = pos(it).c;
+        off = ((c * 4) >> gl2) - (((c - h) * 4) >> gl2);
+      }
 #pragma unroll
-      for (int j = 0; j < T::kParamSlots; ++j) p[j] = ps[(rt * pg + (((c * 4 + j) >> gl2) - g0)) * 8 + lane / 4];
+      for (int j = 0; j < T::kParamSlots; ++j) p[j] = ps[(rt * pg + off + (j >> gl2)) * 8 + lane / 4];
     };
     auto dequant_chunk = [&](uint32_t(&a)[4][4]) {  // the fetched chunk's 4 A fragments
 #if AWQ_W4A16_WS_ABLATE & 1
@@ -390,7 +395,7 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       auto finish_segment = [&](int tile, SkTileBlocks tb) {
         const int tn = tile % row_blocks * T::kRowTiles + warp, tok0 = tile / row_blocks * BM;
         if (tb.lo == tb.hi) {
-          store_d_fragment<BM>(acc, tn, tiles_n, tok0, lane, 0, 1, m, n, bias, y);
+          store_d_fragment<BM>(acc, d_fragment_out(tn, tiles_n, tok0, lane, m, n, bias, y));
           return;
         }
         // Slot 2 b' of block b' holds the segment that starts its part, slot 2 b' + 1 the one that
@@ -439,8 +444,10 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
 #pragma unroll
             for (int q = 0; q < kGroup; ++q) v[q] = __ldcg(part(bb, j0 + q));
           }
+          // Built here, not once above: kept live across the sums it made ptxas spill (128 x 128).
+          const DFragmentOut out = d_fragment_out(tn, tiles_n, tok0, lane, m, n, bias, y);
 #pragma unroll
-          for (int q = 0; q < kGroup; ++q) store_d_token_tile(sum[q], j0 + q, tn, tiles_n, tok0, lane, m, n, bias, y);
+          for (int q = 0; q < kGroup; ++q) out.put(sum[q], j0 + q);
         }
       };
       // Segment by segment: the first from the block's first iteration to its tile's end, then
@@ -462,13 +469,15 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   }
   if constexpr (SK) return;  // every segment was stored or handed on by finish_segment
 
+  const DFragmentOut out =
+      d_fragment_out(int(blockIdx.x) * T::kRowTiles + warp, tiles_n, int(blockIdx.y) * BM, lane, m, n, bias, y);
   if (splits > 1) {
     // Every consumer is done with the ring (and so every copy into it has landed).
     consumer_sync();
-    reduce_split_k_in_cluster<BM, T::kConsumerThreads>(acc, smem, tid, split, splits, push);
+    store_split_k_in_cluster<BM, T::kConsumerThreads>(acc, smem, tid, split, splits, push, out);
+  } else {
+    store_d_fragment<BM>(acc, out);
   }
-  store_d_fragment<BM>(acc, int(blockIdx.x) * T::kRowTiles + warp, tiles_n, int(blockIdx.y) * BM, lane, split, splits,
-                       m, n, bias, y);
 #else
   (void)x_map, (void)code_map, (void)param_map, (void)bias, (void)y, (void)sk_parts, (void)sk_counters, (void)n, (void)k,
       (void)m, (void)gl2, (void)push;
