@@ -929,15 +929,22 @@ TEST(CudaW4A16, PrefillPickRules) {
   cp_async(4096, 4096, 256, 64, 1);
   cp_async(4096, 4096, 192, 64, split2);  // m <= 192: unchanged
   cp_async(4096, 4096, 384, 64, 1);
-  cp_async(4096, 4096, 512, 128, 1);
+  // m = 385..512 on the narrow layers: 256 x 128 split 2 where its clusters fit one wave
+  // (session 23), whatever k (the stream-K rule keeps it).
+  if (split2 == 2 && 2 * 2 * 32 <= sms) {
+    tma(4096, 4096, 512, t256, 2);
+    tma(4096, 11008, 512, t256, 2);
+  } else {
+    cp_async(4096, 4096, 512, 128, 1);
+  }
   tma(22016, 4096, 128, t128, 1);
   tma(12288, 4096, 512, t256, 1);
-  if (cuda::w4a16_stream_k_from_env()) {  // these two are replaced by stream-K tiles (StreamKPickRules)
+  if (cuda::w4a16_stream_k_from_env()) {  // these are replaced by stream-K tiles (StreamKPickRules)
     tma(4096, 11008, 256, cuda::w4a16_tma_wide_sk_config(), 1);
-    tma(4096, 11008, 512, cuda::w4a16_tma_wide_sk_config(), 1);
+    if (split2 == 1) tma(4096, 11008, 512, cuda::w4a16_tma_wide_sk_config(), 1);
   } else {
     cp_async(4096, 11008, 256, 128, split2);
-    tma(4096, 11008, 512, t128, split2);
+    if (split2 == 1) tma(4096, 11008, 512, t128, 1);
   }
   // Wide layers by grid: 64 x 128 while it fits 2 blocks per SM, else 256 x 128 in one wave.
   const auto wide_small = [&](int64_t n) {
@@ -988,11 +995,14 @@ TEST(CudaW4A16, StreamKPickRules) {
     EXPECT_FALSE(is_sk(22016, 4096, 512)) << "gate+up at m = 512: 344 blocks, 2.6 waves on an H100";
   }
   EXPECT_EQ(pick(4096, 11008, 200) == sk256, sk);  // down_proj
-  EXPECT_EQ(pick(4096, 11008, 320) == sk128, sk);
+  if (!taken(4096, 11008, 320)) {
+    EXPECT_EQ(pick(4096, 11008, 320) == sk128, sk);
+  }
   if (!taken(4096, 11008, 384)) {
     EXPECT_EQ(pick(4096, 11008, 384) == sk128, sk);
   }
-  EXPECT_EQ(pick(4096, 11008, 448) == sk256, sk);
+  // m = 385..512: the prefill rule's 256 x 128 split 2 stays where clusters run (session 23).
+  EXPECT_EQ(pick(4096, 11008, 448) == sk256, sk && !cuda::w4a16_split_k_available());
   if (rules && !taken(12288, 4096, 256)) {
     EXPECT_EQ(pick(12288, 4096, 256), cuda::w4a16_tma_wide_config()) << "qkv at m = 256 stays on the 256 x 128 tile";
   }
@@ -1008,13 +1018,15 @@ TEST(CudaW4A16, StreamKPickRules) {
   std::printf("[ note     ] stream-K picks %s on this device/build\n", sk ? "in use" : "NOT in use (no TMA, or AWQ_W4A16_TMA=0 / AWQ_W4A16_STREAM_K=0)");
 }
 
-// The wave rule (wave_tile_pick in w4a16_tiled.cu; docs/gpu.md): at m = 97..512, with the TMA
-// kernels and AWQ_W4A16_WAVE_TILES on, the 192-row TMA tiles where their grid fills whole waves
-// of the SMs to >= 85 % (64 x 192: one wave, split 1 or 2; 128 x 192: one or two waves, unsplit,
-// and in two only where the tokens fill >= 75 % of them).
+// The wave rule (wave_tile_pick in w4a16_tiled.cu; docs/gpu.md): at m = 33..64 and 97..512, with
+// the TMA kernels and AWQ_W4A16_WAVE_TILES on, the 192-row TMA tiles where their grid fills whole
+// waves of the SMs to >= 85 % (64 x 192: one wave, split 1 or 2; 128 x 192: one wave split 2,
+// or one or two waves unsplit, in two only where the tokens fill >= 75 % of them), or, on long
+// layers (k > 8192), split 4 where the grid is 60-90 % of one wave.
 // Checked: the tiles' shapes; on any GPU, every 192-row pick over the 7B shapes and many m obeys
 // the rule's bounds, and the rule's first candidate is taken wherever it fills; on a 132-SM GPU
-// (H100 / H200), the picks of branch gpu11's sweep. Without the rule, no 192-row tile is picked.
+// (H100 / H200), the picks of branch gpu11's and session 23's sweeps. Without the rule, no
+// 192-row tile is picked.
 TEST(CudaW4A16, WaveTilePickRules) {
   SKIP_WITHOUT_GPU();
   const int r64 = cuda::w4a16_tma_rows192_config(64), r128 = cuda::w4a16_tma_rows192_config(128);
@@ -1040,9 +1052,17 @@ TEST(CudaW4A16, WaveTilePickRules) {
         EXPECT_FALSE(is192) << "n " << n << " m " << m;
         continue;
       }
-      // The first candidate, 64 x 192 unsplit in one wave, is taken wherever it fills.
-      const int64_t g64 = grid(c64, m, n);
-      if (m > 96 && m <= 512 && g64 <= sms && g64 * 100 >= 85 * int64_t(sms)) {
+      // The first candidates, where they fill one wave: 64 x 192 unsplit at m <= 64; 128 x 192
+      // split 2 (its tokens >= 75 % of its token blocks), else 64 x 192 unsplit, at m = 97..512.
+      const auto fills1 = [&](int64_t g) { return g <= sms && g * 100 >= 85 * int64_t(sms); };
+      const int64_t g64 = grid(c64, m, n), tb128 = (m + 127) / 128;
+      const bool in_range = (m > 32 && m <= 64) || (m > 96 && m <= 512);
+      const bool r128_split2_first = cuda::w4a16_split_k_available() && m > 96 && m <= 512 &&
+                                     m * 100 >= 75 * tb128 * 128 && fills1(2 * grid(c128, m, n));
+      if (r128_split2_first) {
+        EXPECT_EQ(c.config, r128) << "n " << n << " m " << m;
+        EXPECT_EQ(c.splits, 2) << "n " << n << " m " << m;
+      } else if (in_range && fills1(g64)) {
         EXPECT_EQ(c.config, r64) << "n " << n << " m " << m;
         EXPECT_EQ(c.splits, 1) << "n " << n << " m " << m;
       }
@@ -1050,13 +1070,18 @@ TEST(CudaW4A16, WaveTilePickRules) {
       ++taken;
       const int64_t g = grid(cuda::w4a16_tiled_config(c.config), m, n) * c.splits;
       const int64_t waves = (g + sms - 1) / sms;
-      EXPECT_TRUE(m > 96 && m <= 512) << "n " << n << " m " << m;
-      EXPECT_GE(g * 100, 85 * waves * sms) << "n " << n << " m " << m << ": grid " << g;
-      EXPECT_LE(waves, c.config == r64 ? 1 : 2) << "n " << n << " m " << m;
+      EXPECT_TRUE(in_range) << "n " << n << " m " << m;
+      EXPECT_TRUE(c.splits == 1 || c.splits == 2 || (c.splits == 4 && k > 8192)) << "n " << n << " m " << m;
+      if (c.splits == 4) {  // 60-90 % of one wave
+        EXPECT_GE(g * 10, 6 * sms) << "n " << n << " m " << m << ": grid " << g;
+        EXPECT_LE(g * 10, 9 * sms) << "n " << n << " m " << m << ": grid " << g;
+      } else {
+        EXPECT_GE(g * 100, 85 * waves * sms) << "n " << n << " m " << m << ": grid " << g;
+      }
+      EXPECT_LE(waves, c.config == r64 || c.splits > 1 ? 1 : 2) << "n " << n << " m " << m;
       if (waves == 2) {  // the tokens fill >= 75 % of two waves of 128-token tiles
         EXPECT_GE(grid(c128, c128.bm, n) * m * 100, 75 * 2 * sms * c128.bm) << "n " << n << " m " << m;
       }
-      EXPECT_TRUE(c.splits == 1 || (c.config == r64 && c.splits == 2)) << "n " << n << " m " << m;
     }
   }
   if (wave && sms == 132) {
@@ -1065,9 +1090,8 @@ TEST(CudaW4A16, WaveTilePickRules) {
       EXPECT_EQ(c.config, cfg) << "n " << n << " k " << k << " m " << m;
       EXPECT_EQ(c.splits, splits) << "n " << n << " k " << k << " m " << m;
     };
-    expect(12288, 4096, 128, r64, 1);  // qkv: 128 tiles
-    expect(11008, 4096, 128, r64, 1);  // gate or up: 116
     expect(22016, 4096, 128, r128, 1);  // gate+up: 115 (64 x 192: 230)
+    expect(22016, 4096, 64, r64, 1);    // 115 tiles
     expect(12288, 4096, 256, r128, 1);
     expect(22016, 4096, 256, r128, 1);  // 230 tiles, two waves
     expect(22016, 4096, 224, r128, 1);  // 230 tiles, 76 % of two waves' tokens
@@ -1075,8 +1099,19 @@ TEST(CudaW4A16, WaveTilePickRules) {
     if (cuda::w4a16_split_k_available()) {
       expect(4096, 4096, 192, r64, 2);  // o_proj: 66 tiles x 2 splits
       expect(4096, 11008, 192, r64, 2);
+      expect(12288, 4096, 128, r128, 2);  // qkv: 64 tiles x 2 splits (64 x 192 unsplit: 128 tiles)
+      expect(11008, 4096, 128, r128, 2);  // gate or up: 58 x 2
+      expect(12288, 4096, 64, r64, 2);    // 64 x 2
+      expect(11008, 4096, 64, r64, 2);    // 58 x 2
+      expect(4096, 4096, 384, r128, 2);   // o_proj: 66 x 2
+      expect(4096, 11008, 384, r128, 2);
+      expect(4096, 11008, 64, r64, 4);    // down_proj (k = 11008): 22 x 4, 67 % of a wave
+      expect(4096, 11008, 128, r128, 4);
+      EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(64, 4096, 4096).config).bn, 192) << "o_proj m 64";
+      EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(128, 4096, 4096).config).bn, 192) << "o_proj m 128";
+    } else {
+      expect(4096, 4096, 384, r64, 1);  // 132 tiles
     }
-    expect(4096, 4096, 384, r64, 1);  // 132 tiles
     expect(12288, 4096, 512, r128, 1);  // 256 tiles, two waves
     for (const int64_t m : {256, 512}) {
       EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(m, 4096, 4096).config).bn, 192) << "o_proj m " << m;

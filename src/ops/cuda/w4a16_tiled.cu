@@ -425,7 +425,10 @@ int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
 //    reduction, but 33-35 once that reduction writes its own region first, for racecheck: not taken);
 //    m <= 384: c64 (o_proj 33.1 / 33.3 was 38.9 / 37.8 at m = 320 / 384; down_proj 86.4 /
 //    86.5 was 89.4 / 89.4);
-//    m <= 512: k > 8192 t128 split 2 (down_proj 91.2 was 130.0), else c128 (o_proj 38.1 was 54.1).
+//    m <= 512: t256 split 2 while its clusters fit one wave (o_proj / down_proj at m = 512: 128
+//    blocks, 31.2 / 68.2 was c128's 39.4 / stream-K's 84.0 in session 23's sweep, with the
+//    rewritten reduction), else k > 8192 t128 split 2 (down_proj 91.2 was 130.0), else c128
+//    (o_proj 38.1 was 54.1).
 //  - wide, m <= 192: c128 while its grid fits 2 blocks per SM (gate or up: 258 blocks, 39.6 /
 //    39.3 was t256's 45.3 / 46.7), else t256 while it is one wave (qkv: 96 blocks, 46.3 / 46.8
 //    against c128's 60.7 / 61.1), else c128 (gate+up: 79.2 / 78.9 was t256's 91.8 / 95.9, 2 waves);
@@ -449,6 +452,7 @@ W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bo
     if (m <= 192) return {c64, split2};
     if (m <= 256) return k > 8192 ? W4A16TiledChoice{c128, split2} : W4A16TiledChoice{c64, 1};
     if (m <= 384) return {c64, 1};
+    if (split2 == 2 && 2 * grid(t256) <= slots) return {t256, 2};
     return k > 8192 ? W4A16TiledChoice{t128, split2} : W4A16TiledChoice{c128, 1};
   }
   if (m <= 192) {
@@ -478,9 +482,11 @@ W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bo
 //    51.5 / 53.9 against 51.1 / 47.6 and 52.4 / 48.6).
 //  - narrow layers (n < 8192) with k > 8192 (down_proj): m = 193..256 sk256 (52.1 / 53.3 was
 //    56.9 / 58.4), 257..384 sk128 (at 384: 78.2 / 85.6 was 86.9 / 88.8; at 320, call 3: 83.2
-//    was 87.4), 385..512 sk256 (at 512: 81.4 / 86.7 was >= 98.9 / 95.8).
+//    was 87.4), 385..512 sk256 (at 512: 81.4 / 86.7 was >= 98.9 / 95.8) where the prefill
+//    pick is not t256 split 2 (session 23: that one is faster still, see below).
 //  - o_proj (n, k < 8192), m <= 192 and m > 512: no rule (the cp.async tiles are faster at
-//    m <= 192 and on o_proj; m > 512 was not measured).
+//    m <= 192 and on o_proj; m > 512 was not measured); nor the narrow layers' t256 split 2 at
+//    m = 385..512 (prefill_wgmma_pick: down_proj at 512 68.2 against sk256's 84.0, session 23).
 W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16TiledChoice c) {
   const W4A16TiledChoice sk256{w4a16_tma_wide_sk_config(), 1}, sk128{w4a16_tma_square_sk_config(), 1};
   if (m <= 192 || m > 512) return c;
@@ -490,51 +496,71 @@ W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16Ti
     if (m > 256) return sk128;
     return n >= 16384 ? sk256 : c;
   }
-  if (k <= 8192) return c;
+  if (k <= 8192 || (m > 384 && c.config == w4a16_tma_wide_config() && c.splits > 1)) return c;
   return m > 384 || m <= 256 ? sk256 : sk128;
 }
 
-// The wave rule (with the TMA kernels and AWQ_W4A16_WAVE_TILES on), m = 97..512, before the
-// prefill rules: the 192-row TMA tiles (one block per SM, w4a16_wgmma_ws.cu) where their grid
-// fills whole waves of the SMs to >= 85 %: 64 x 192 in one wave, unsplit or split 2 (a cluster of
-// two), else 128 x 192 unsplit in one wave, or in two where the tokens also fill >= 75 % of them
-// (token blocks counted by the tokens they hold: a second wave of 128-token tiles with 32 tokens
-// each is mostly padding, which the smaller tiles of the rules after avoid).
+// The wave rule (with the TMA kernels and AWQ_W4A16_WAVE_TILES on), m = 33..64 and 97..512,
+// before the prefill rules: the 192-row TMA tiles (one block per SM, w4a16_wgmma_ws.cu) where
+// their grid, split or not, fills whole waves of the SMs to >= 85 %. In order:
+//  - m <= 64 (one 64-token block): 64 x 192 unsplit, else split 2, in one wave; else, on long
+//    layers (k > 8192, >= 32 chunks), 64 x 192 split 4 where its grid is 60-90 % of a wave.
+//  - m = 97..512: 128 x 192 split 2 in one wave (its tokens >= 75 % of its token blocks); 64 x 192
+//    unsplit, else split 2, in one wave; on long layers 128 x 192 split 4 at 60-90 % of a wave;
+//    else 128 x 192 unsplit in one wave, or in two where the tokens also fill >= 75 % of them
+//    (token blocks counted by the tokens they hold: a second wave of 128-token tiles with 32
+//    tokens each is mostly padding, which the smaller tiles of the rules after avoid).
 // Why: these kernels run one tile per SM at a time, so a grid's time goes by its waves; at the 7B
 // shapes the 128- and 256-row tiles leave a wave a third empty (qkv at m = 256: 96 tiles of
 // 256 x 128 on 132 SMs) or spill into a second one, where a 192-row tile gives 116-132 tiles a
-// wave. From branch gpu11's H100 wsweep of the five 7B shapes at m = 128..512 and its tables at
-// m = 97..512 (docs/results/gpu-logs/h100_gpu11_*; µs, medians of 20, "was" = the pick before),
-// this rule picks the best measured configuration or one within 1 % of it wherever it applies:
-//  - qkv / gate or up, m = 128: 64 x 192 (128 / 116 tiles): 30.7 / 29.5 was 37.2 / 35.0;
-//  - gate+up m = 128: 128 x 192 (115 tiles): 42.2 was 58.9;
-//  - m = 192: qkv / gate or up 128 x 192: 40.2 / 39.7 was 46.5 / 41.0; o_proj / down_proj
-//    64 x 192 split 2 (132 blocks): 20.2 / 41.5 was 21.4 / 48.9;
-//  - m = 256: qkv / gate or up / gate+up 128 x 192: 42.6 / 41.3 / 87.6 (230 tiles, two waves)
-//    was 47.8 / 47.3 / 92.0;
-//  - m = 384: o_proj / down_proj 64 x 192 (132 tiles): 28.8 / 73.5 was 34.2 / 82.3;
-//  - m = 512: qkv / gate or up 128 x 192 (256 / 232 tiles, two waves): 85.4 / 87.8 was 95.5 / 91.0.
-// Where it does not apply, the 192-row tiles measured slower than the picks there: o_proj /
-// down_proj at m = 128 and 256, qkv / gate or up / gate+up at 384 (e.g. gate or up: 174 tiles,
-// 66 % of two waves, 83.3 against 60.2), gate+up and down_proj at 512, and gate+up at m = 160 (230
-// tiles but 54 % of two waves' tokens: 87.1-88.6 against 78.4-81.1 in the tables; at 192, 65 %,
-// even: 80.9 against 80.4).
-// Splits stop at 2: these tiles run one block per SM, and their split-K runs as clusters, of
-// which on the H100 only clusters of 2 fill all 132 SMs (3 -> 117, 4 -> 120, 6 -> 102 blocks at
-// once; bench/cuda_cluster/cluster_occupancy.cu, docs/results/gpu.md).
+// wave. Split-K fills the wave where the tiles alone do not (o_proj / down_proj have 22 row
+// blocks of 192): its cluster reduction cost 11-14 us on these tiles until session 23 rewrote
+// it (w4a16_wgmma_device.cuh), and 4-5 us since (o_proj m = 128: split 4 17.1 against 12.4
+// without any reduction, a timing build).
+// From the H100 wsweeps of the five 7B shapes (µs, medians; "was" = the pick before):
+//  - branch gpu11 (docs/results/gpu-logs/h100_gpu11_*): qkv / gate or up at m = 128 64 x 192
+//    30.7 / 29.5 was 37.2 / 35.0; gate+up m = 128 128 x 192 42.2 was 58.9; m = 192 qkv / gate or up
+//    128 x 192 40.2 / 39.7 was 46.5 / 41.0, o_proj / down_proj 64 x 192 split 2 20.2 / 41.5 was
+//    21.4 / 48.9; m = 256 qkv / gate or up / gate+up 128 x 192 42.6 / 41.3 / 87.6 was 47.8 /
+//    47.3 / 92.0; m = 512 qkv / gate or up 128 x 192 (two waves) 85.4 / 87.8 was 95.5 / 91.0.
+//  - session 23, the new reduction (docs/results/gpu-logs/h100_s23_call3_*): m = 64 qkv / gate or
+//    up 64 x 192 split 2 20.1 / 19.9 was 20.8 / 20.6, gate+up 64 x 192 30.0 was 37.4, down_proj
+//    64 x 192 split 4 24.0 was 25.9; m = 128 qkv / gate or up 128 x 192 split 2 27.0 / 26.9 was
+//    29.7 / 29.4, down_proj 128 x 192 split 4 31.9 was 35.4; m = 384 o_proj / down_proj
+//    128 x 192 split 2 25.4 / 56.4 was 28.0 / 70.3.
+// Where it does not apply, the 192-row tiles measured slower than the picks there: o_proj at
+// m = 64 / 128 / 256 (the cp.async 64 x 64 tile: 12.6 / 15.9 / 24.9 against 13.0 / 17.1 / 24.6 at
+// best), down_proj at 256, qkv / gate or up / gate+up at 384 (e.g. gate or up: 59.7 against
+// 77.9), gate+up and down_proj at 512, and gate+up at m = 160 (54 % of two waves' tokens).
+// Clusters of one-block-per-SM tiles: on the H100 clusters of 2 fill all 132 SMs, of 3 only
+// 117, of 4 120, of 6 102 (bench/cuda_cluster/cluster_occupancy.cu, docs/results/gpu.md): so
+// splits of 2, and of 4 only on grids of <= 90 % of a wave.
 // {-1, 0}: no pick here.
 W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok) {
-  if (m <= 96 || m > 512) return {-1, 0};
+  if (m <= 32 || (m > 64 && m <= 96) || m > 512) return {-1, 0};
   const int r64 = w4a16_tma_rows192_config(64), r128 = w4a16_tma_rows192_config(128);
+  const int64_t chunks = (k + 63) / 64;
+  const bool split2 = split_ok && chunks >= 16, split4 = split_ok && k > 8192 && chunks >= 32;
   const auto waves_of = [&](int64_t grid) { return (grid + sms - 1) / sms; };
   const auto fills = [&](int64_t grid, int max_waves) {
     return waves_of(grid) <= max_waves && grid * 100 >= 85 * waves_of(grid) * int64_t(sms);
   };
+  // 60-90 % of one wave: clusters of 4 fit (see above) and fill most of it.
+  const auto fits4 = [&](int64_t grid) { return grid * 10 >= 6 * int64_t(sms) && grid * 10 <= 9 * int64_t(sms); };
   const int64_t g64 = blocks(w4a16_tiled_config(r64), m, n);
-  if (fills(g64, 1)) return {r64, 1};
-  if (split_ok && (k + 63) / 64 >= 16 && fills(2 * g64, 1)) return {r64, 2};
+  if (m <= 64) {
+    if (fills(g64, 1)) return {r64, 1};
+    if (split2 && fills(2 * g64, 1)) return {r64, 2};
+    if (split4 && fits4(4 * g64)) return {r64, 4};
+    return {-1, 0};
+  }
   const W4A16TiledConfig c = w4a16_tiled_config(r128);
-  const int64_t g128 = blocks(c, m, n), row_blocks = g128 / ((m + c.bm - 1) / c.bm);
+  const int64_t token_blocks = (m + c.bm - 1) / c.bm, g128 = blocks(c, m, n), row_blocks = g128 / token_blocks;
+  const bool tokens_fill = m * 100 >= 75 * token_blocks * c.bm;  // >= 75 % of its token blocks
+  if (split2 && tokens_fill && fills(2 * g128, 1)) return {r128, 2};
+  if (fills(g64, 1)) return {r64, 1};
+  if (split2 && fills(2 * g64, 1)) return {r64, 2};
+  if (split4 && tokens_fill && fits4(4 * g128)) return {r128, 4};
   if (!fills(g128, 2)) return {-1, 0};
   // Two waves: row blocks x m / 128 tiles' worth of tokens >= 75 % of them.
   if (waves_of(g128) == 2 && row_blocks * m * 100 < 75 * 2 * int64_t(sms) * c.bm) return {-1, 0};
@@ -594,8 +620,9 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   //    the best or within 3.3 % of it at every measured shape and m, 1.04-1.57x the rules before
   //    where they differ), some of them then replaced by a stream-K tile (stream_k_pick, branch
   //    gpu9; AWQ_W4A16_STREAM_K=0 leaves that out). AWQ_W4A16_TMA=0 leaves them all out.
-  //  - before all of these, m = 97..512 with the TMA kernels on: the 192-row tiles where the
-  //    wave rule (wave_tile_pick, branch gpu11) takes them; AWQ_W4A16_WAVE_TILES=0 leaves it out.
+  //  - before all of these, m = 33..64 and 97..512 with the TMA kernels on: the 192-row tiles,
+  //    split or not, where the wave rule (wave_tile_pick, branch gpu11, session 23) takes them;
+  //    AWQ_W4A16_WAVE_TILES=0 leaves it out.
   if (m > 32 && w4a16_wgmma_available()) {
     const bool tma = w4a16_wgmma_ws_available() && w4a16_tma_from_env();
     if (tma && w4a16_wave_tiles_from_env()) {
