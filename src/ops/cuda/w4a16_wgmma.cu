@@ -68,8 +68,10 @@ struct WgTile {
   static constexpr int kStageBytes = round_up(kXBytes + kCodeBytes + kParamBytes, 1024);  // x at 1024 B
   static constexpr int kPipeBytes = STAGES * CPS * kStageBytes;  // STAGES slots of CPS chunks
   static constexpr int kReduceBytes = split_k_reduce_bytes(BM, kThreads);
-  // + 1024: the dynamic shared memory is aligned up to 1024 bytes inside the kernel.
-  static constexpr int kSmemBytes = (kPipeBytes > kReduceBytes ? kPipeBytes : kReduceBytes) + 1024;
+  // The split-K reduction's mbarrier (8 bytes) after both; + 1024: the dynamic shared memory is
+  // aligned up to 1024 bytes inside the kernel.
+  static constexpr int kBarrierOffset = kPipeBytes > kReduceBytes ? kPipeBytes : kReduceBytes;
+  static constexpr int kSmemBytes = kBarrierOffset + 16 + 1024;
   static constexpr int kMinBlocks = kThreads <= 256 && BM <= 128 ? 2 : 1;  // register cap 128 (or 255)
   static_assert(BM == 64 || BM == 128 || BM == 256, "wgmma N = BM tokens: 64, 128 or 256");
   static_assert(STAGES >= 2, "cp.async pipeline needs two stages or more");
@@ -200,6 +202,7 @@ __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, CPS, SMALL
   // x after.
 #pragma unroll
   for (int s = 0; s < STAGES - 1; ++s) load_slot(s, c_begin + s * CPS, true, false);
+  if (splits > 1 && tid == 0) init_split_k_barrier(smem_base + uint32_t(T::kBarrierOffset));  // see its use
   pdl_wait();
   pdl_trigger();
 #pragma unroll
@@ -219,7 +222,8 @@ __global__ void __launch_bounds__(NWG * 128, (WgTile<BM, NWG, STAGES, CPS, SMALL
   const DFragmentOut out = d_fragment_out(tn0 + rt, tiles_n, tok0, lane, m, n, bias, y);
   if (splits > 1) {
     __syncthreads();  // every warpgroup is done with the pipeline's shared memory
-    store_split_k_in_cluster<BM, T::kThreads>(acc, smem, tid, split, splits, push, out);
+    store_split_k_in_cluster<BM, T::kThreads>(acc, smem, smem_base + uint32_t(T::kBarrierOffset), tid, split, splits,
+                                              push, out);
   } else {
     store_d_fragment<BM>(acc, out);
   }

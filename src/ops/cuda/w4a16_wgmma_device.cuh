@@ -164,6 +164,13 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
         : "memory");
   } while (!done);
 }
+// The split-K reduction's mbarrier (store_split_k_in_cluster): one arrival (the expected bytes),
+// made visible to the cluster's other blocks, whose st.async complete on it. Thread 0, at the
+// kernel's start (racecheck flagged an init next to its first use as a hazard, session 23).
+__device__ __forceinline__ void init_split_k_barrier(uint32_t bar) {
+  mbar_init(bar, 1);
+  mbar_init_fence();
+}
 // bytes (a multiple of 16; both addresses 16-byte aligned) global -> shared, completing on bar.
 __device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
@@ -250,52 +257,76 @@ __device__ __forceinline__ void store_d_fragment(const float (&acc)[BM / 2], con
 // Split-K across the cluster's blocks, then the store: every block of the cluster calls it with
 // its partial sums (acc: the calling thread's D fragment, [BM / 2] f32), and each token tile of
 // the output is summed and stored by one block, its owner, in a fixed order: rank 0, 1, .. from
-// 0.0f (deterministic, and the same bits in both forms below). Two cluster barriers; smem (free
-// once the caller has synchronized its threads): split_k_reduce_bytes(BM, THREADS) above.
+// 0.0f (deterministic, and the same bits in both forms below). smem (free once the caller has
+// synchronized its threads): split_k_reduce_bytes(BM, THREADS) above; red_bar: an mbarrier
+// outside it, initialized by the kernel (init_split_k_barrier) before its threads' last
+// __syncthreads ahead of this call.
 //  - push: block o owns the token tiles [o tp, (o + 1) tp), tp = ceil(BM / 8 / splits). Each
-//    block writes its own tiles' partials locally (zeros where the peers' go), then after a
-//    cluster barrier (every block is done with its pipeline's shared memory, which the partials
-//    overwrite) stores its partials of every other tile straight into the owner's shared memory,
-//    [tp local tiles][splits sources][THREADS] float4 there (16-byte remote stores, no reply
-//    waited for); after the second barrier each owner sums from its own shared memory and
-//    stores. The rank loops run at run time and acc is read only by compile-time index, so the
-//    code stays small whatever splits is. (The push form before session 23 unrolled every rank
-//    loop to BM / 8 under a runtime predicate: ~3000 instructions a warp, fetch-bound; the
-//    reduction took 11-14 us on the 128 x 192 tile, docs/results/gpu.md.)
+//    block writes its own tiles' partials locally and arms its mbarrier for the bytes the peers
+//    will send; after one cluster barrier (every block is done with its pipeline's shared memory,
+//    which the partials overwrite, and its mbarrier is armed) it sends its partials of every other
+//    tile straight into the owner's shared memory, [tp local tiles][splits sources][THREADS]
+//    float4 there, with st.async, which counts the bytes on the owner's mbarrier; each owner
+//    waits on its own mbarrier for them, sums and stores. One cluster barrier: no block reads
+//    another's shared memory, and a block's memory is written only before its own wait returns.
+//    The rank loops run at run time and acc is read only by compile-time index, so the code stays
+//    small whatever splits is. (Session 23: the push form before unrolled every rank loop to
+//    BM / 8 under a runtime predicate, ~3000 instructions a warp, fetch-bound, 11-14 us on the
+//    128 x 192 tile; then plain remote stores and a second cluster barrier, whose GPU-scope fence
+//    waited for them: st.async is 4-9 % faster on every split pick, docs/results/gpu.md. The
+//    zeros that the plain stores needed for racecheck, written where the peers' partials go, are
+//    not needed with st.async: 0 hazards.)
 //  - else (the form before branch gpu10, AWQ_W4A16_CLUSTER_PUSH=0): each block leaves its
 //    partials in its own shared memory and the owner of token tile t (rank t % splits) loads
-//    them from every rank, one remote round trip after another: BM / 2 per thread.
+//    them from every rank, one remote round trip after another: BM / 2 per thread. Two cluster
+//    barriers.
+// Every thread of every block of the cluster calls it; any other thread of the block (a producer
+// warpgroup) must take part in the cluster barriers: one (push) or two.
 template <int BM, int THREADS>
-__device__ __forceinline__ void store_split_k_in_cluster(const float (&acc)[BM / 2], void* smem, int tid, int split,
-                                                         int splits, bool push, const DFragmentOut& out) {
+__device__ __forceinline__ void store_split_k_in_cluster(const float (&acc)[BM / 2], void* smem, uint32_t red_bar,
+                                                         int tid, int split, int splits, bool push,
+                                                         const DFragmentOut& out) {
   constexpr int T = BM / 8;  // token tiles: a float4 of each per thread
   cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
   if (push) {
     float4* part = reinterpret_cast<float4*>(smem);
+    const uint32_t part_addr = static_cast<uint32_t>(__cvta_generic_to_shared(part));
     const int tp = (T + splits - 1) / splits;
     const int first = split * tp, count = max(0, min(T, first + tp) - first);
     const auto slot = [&](int lt, int z) { return (lt * splits + z) * THREADS + tid; };
-    // First this block's own region, locally. The zeros are never summed; they order the
-    // pipeline's writes to these addresses (cp.async or TMA, waited for, then the caller's
-    // barrier) before the peers' remote stores in a way compute-sanitizer's racecheck follows:
-    // without them it flagged the remote stores intermittently as WAW hazards with those
-    // cp.async writes ("invalid memcpy_async synchronization", H100).
-    for (int lt = 0; lt < count; ++lt)
-      for (int z = 0; z < splits; ++z)
-        if (z != split) part[slot(lt, z)] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll
     for (int t = 0; t < T; ++t)
       if (t >= first && t < first + count) part[slot(t - first, split)] = d_token_tile<BM>(acc, t);
-    cluster.sync();  // every block is done with its pipeline's shared memory and has written its own region
+    if (tid == 0) mbar_arrive_expect_tx(red_bar, uint32_t(count * (splits - 1) * THREADS * 16));
+    cluster.sync();  // every block is done with its pipeline's shared memory and has armed its barrier
     for (int o = 0; o < splits; ++o) {
       if (o == split) continue;
-      float4* peer = cluster.map_shared_rank(part, o);
+      uint32_t peer_part, peer_bar;
+      asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(peer_part) : "r"(part_addr), "r"(o));
+      asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(peer_bar) : "r"(red_bar), "r"(o));
       const int f = o * tp;
 #pragma unroll
       for (int t = 0; t < T; ++t)
-        if (t >= f && t < f + tp) peer[slot(t - f, split)] = d_token_tile<BM>(acc, t);
+        if (t >= f && t < f + tp) {
+          const float4 v = d_token_tile<BM>(acc, t);
+          asm volatile(
+              "st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.f32 [%0], {%1, %2, %3, %4}, [%5];\n" ::"r"(
+                  peer_part + uint32_t(slot(t - f, split)) * 16u),
+              "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w), "r"(peer_bar)
+              : "memory");
+        }
     }
-    cluster.sync();  // every block's stores have landed (release / acquire at cluster scope)
+    // The peers' partials of this block's tiles have landed (phase 0 of the barrier armed above).
+    uint32_t done = 0;
+    do {
+      asm volatile(
+          "{\n.reg .pred p;\n"
+          "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], 0;\n"
+          "selp.u32 %0, 1, 0, p;\n}\n"
+          : "=r"(done)
+          : "r"(red_bar)
+          : "memory");
+    } while (!done);
     for (int lt = 0; lt < count; ++lt) {
       float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       for (int z = 0; z < splits; ++z) {
@@ -304,7 +335,7 @@ __device__ __forceinline__ void store_split_k_in_cluster(const float (&acc)[BM /
       }
       out.put(sum, first + lt);
     }
-    return;  // no block reads another's shared memory after the second barrier
+    return;
   }
   // part: [BM / 2][THREADS] f32, this block's own partials.
   float* part = reinterpret_cast<float*>(smem);

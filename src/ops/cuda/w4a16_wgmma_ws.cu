@@ -212,6 +212,9 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       mbar_init(full0 + uint32_t(8 * s), 1);                   // the producer's arrive.expect_tx
       mbar_init(empty0 + uint32_t(8 * s), uint32_t(NWG * 4));  // one arrival per consumer warp
     }
+    // Split K: the reduction's barrier, in the stream-K flag's 8 bytes (a split launch is never
+    // stream-K).
+    if (gridDim.z > 1) init_split_k_barrier(smem_base + uint32_t(T::kFlagOffset));
     mbar_init_fence();
   }
   __syncthreads();
@@ -284,10 +287,10 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(T::kProducerRegs));
       if (warp == T::kProducerWarp)
         for (int q = first; q < (kAblateCopies ? 0 : nslots); ++q) produce(q);
-      if (splits > 1) {  // the consumers' two cluster barriers
+      if (splits > 1) {  // the consumers' cluster barriers (store_split_k_in_cluster): one, or two without push
         cg::cluster_group cluster = cg::this_cluster();
         cluster.sync();
-        cluster.sync();
+        if (!push) cluster.sync();
       }
       return;
     }
@@ -474,7 +477,8 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   if (splits > 1) {
     // Every consumer is done with the ring (and so every copy into it has landed).
     consumer_sync();
-    store_split_k_in_cluster<BM, T::kConsumerThreads>(acc, smem, tid, split, splits, push, out);
+    store_split_k_in_cluster<BM, T::kConsumerThreads>(acc, smem, smem_base + uint32_t(T::kFlagOffset), tid, split,
+                                                      splits, push, out);
   } else {
     store_d_fragment<BM>(acc, out);
   }
