@@ -151,17 +151,28 @@ __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
 __device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
-// Returns once the phase of parity `parity` has completed.
+// Returns once the phase of parity `parity` has completed. CLUSTER: acquire at cluster scope, for
+// a barrier that other blocks of the cluster complete (st.async); else the default, CTA scope.
+template <bool CLUSTER = false>
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
   uint32_t done = 0;
   do {
-    asm volatile(
-        "{\n.reg .pred p;\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
+    if constexpr (CLUSTER)
+      asm volatile(
+          "{\n.reg .pred p;\n"
+          "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n"
+          "selp.u32 %0, 1, 0, p;\n}\n"
+          : "=r"(done)
+          : "r"(bar), "r"(parity)
+          : "memory");
+    else
+      asm volatile(
+          "{\n.reg .pred p;\n"
+          "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+          "selp.u32 %0, 1, 0, p;\n}\n"
+          : "=r"(done)
+          : "r"(bar), "r"(parity)
+          : "memory");
   } while (!done);
 }
 // The split-K reduction's mbarrier (store_split_k_in_cluster): one arrival (the expected bytes),
@@ -316,17 +327,7 @@ __device__ __forceinline__ void store_split_k_in_cluster(const float (&acc)[BM /
               : "memory");
         }
     }
-    // The peers' partials of this block's tiles have landed (phase 0 of the barrier armed above).
-    uint32_t done = 0;
-    do {
-      asm volatile(
-          "{\n.reg .pred p;\n"
-          "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], 0;\n"
-          "selp.u32 %0, 1, 0, p;\n}\n"
-          : "=r"(done)
-          : "r"(red_bar)
-          : "memory");
-    } while (!done);
+    mbar_wait<true>(red_bar, 0);  // the peers' partials of this block's tiles have landed (phase 0)
     for (int lt = 0; lt < count; ++lt) {
       float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       for (int z = 0; z < splits; ++z) {
