@@ -556,6 +556,42 @@ TEST(CudaW4A16, SplitKIsDeterministic) {
   cuda::free_w4a16(w);
 }
 
+// The 192-row tiles' twins with split-K through L2 (W4A16TiledConfig::l2_split) add the same
+// partials in the same order as the cluster form: the same bits as their cluster twins, twice
+// over (the second run shows the tiles' counters were reset), at every split the wave rule may
+// take. n 4096 k 1024 at m = 256 makes 44 tiles of 128 x 192 (132 blocks at 3 splits, one per
+// SM of an H100: every block waits for its peers) and 88 of 64 x 192; m = 70 leaves a partial
+// token block. Grids over one wave (here 6 splits of 44 tiles) run the cluster form.
+TEST(CudaW4A16, SplitKThroughL2MatchesClusterBits) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq a(4096, 1024, 128, 4, 55);
+  cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
+  for (int tokens : {128, 64}) {
+    const int l2 = cuda::w4a16_tma_rows192_l2_config(tokens), cluster = cuda::w4a16_tma_rows192_config(tokens);
+    ASSERT_TRUE(cuda::w4a16_tiled_config(l2).l2_split);
+    ASSERT_FALSE(cuda::w4a16_tiled_config(cluster).l2_split);
+    ASSERT_EQ(cuda::w4a16_tiled_config(l2).bm, tokens);
+    for (int64_t m : {int64_t(70), int64_t(256)}) {
+      const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, uint32_t(56 + m));
+      for (int splits : {2, 3, 4, 6, 8}) {
+        SCOPED_TRACE("tokens " + std::to_string(tokens) + " m " + std::to_string(m) + " splits " +
+                     std::to_string(splits));
+        DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * a.n) * 2);
+        std::vector<uint16_t> want(static_cast<size_t>(m * a.n)), got(want.size());
+        run_tiled(cluster, splits)(w, dx.h(), m, nullptr, dy.h());
+        AWQ_CUDA_CHECK(cudaMemcpy(want.data(), dy.p, want.size() * 2, cudaMemcpyDeviceToHost));
+        for (int rep = 0; rep < 2; ++rep) {
+          AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, got.size() * 2));
+          run_tiled(l2, splits)(w, dx.h(), m, nullptr, dy.h());
+          AWQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.p, got.size() * 2, cudaMemcpyDeviceToHost));
+          EXPECT_EQ(std::memcmp(want.data(), got.data(), got.size() * 2), 0) << "run " << rep;
+        }
+      }
+    }
+  }
+  cuda::free_w4a16(w);
+}
+
 // The K-slice clusters sum their slices in rank order: two runs give the same bits (3 splits:
 // uneven; 8: the largest cluster). A launch that cannot fit is refused with a message, not run.
 TEST(CudaW4A16, KSliceIsDeterministicAndRefusesWhatDoesNotFit) {
@@ -804,6 +840,10 @@ TEST(CudaW4A16, WaveTilesSwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_wave_tiles, "AWQ_W4A16_WAVE_TILES", "on");
 }
 
+TEST(CudaW4A16, L2SplitSwitchParses) {
+  expect_switch_parses(cuda::parse_w4a16_l2_split, "AWQ_W4A16_L2_SPLIT", "true");
+}
+
 TEST(CudaW4A16, ClusterPushSwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_cluster_push, "AWQ_W4A16_CLUSTER_PUSH", "on");
 }
@@ -1021,20 +1061,30 @@ TEST(CudaW4A16, StreamKPickRules) {
 // The wave rule (wave_tile_pick in w4a16_tiled.cu; docs/gpu.md): at m = 33..64 and 97..512, with
 // the TMA kernels and AWQ_W4A16_WAVE_TILES on, the 192-row TMA tiles where their grid fills whole
 // waves of the SMs to >= 85 % (64 x 192: one wave, split 1 or 2; 128 x 192: one wave split 2,
-// or one or two waves unsplit, in two only where the tokens fill >= 75 % of them), or, on long
-// layers (k > 8192), split 4 where the grid is 60-90 % of one wave.
+// or one or two waves unsplit, in two only where the tokens fill >= 75 % of them), or, with
+// AWQ_W4A16_L2_SPLIT on, their twins with split-K through L2 at 3..8 splits that fill one wave
+// (each split >= 16 chunks), or, on long layers (k > 8192), split 4 where the grid is 60-90 % of
+// one wave.
 // Checked: the tiles' shapes; on any GPU, every 192-row pick over the 7B shapes and many m obeys
 // the rule's bounds, and the rule's first candidate is taken wherever it fills; on a 132-SM GPU
-// (H100 / H200), the picks of branch gpu11's and session 23's sweeps. Without the rule, no
-// 192-row tile is picked.
+// (H100 / H200), the picks of branch gpu11's and sessions 23's and 24's sweeps. Without the rule,
+// no 192-row tile is picked.
 TEST(CudaW4A16, WaveTilePickRules) {
   SKIP_WITHOUT_GPU();
   const int r64 = cuda::w4a16_tma_rows192_config(64), r128 = cuda::w4a16_tma_rows192_config(128);
+  const int l64 = cuda::w4a16_tma_rows192_l2_config(64), l128 = cuda::w4a16_tma_rows192_l2_config(128);
   const cuda::W4A16TiledConfig c64 = cuda::w4a16_tiled_config(r64), c128 = cuda::w4a16_tiled_config(r128);
-  EXPECT_TRUE(c64.wgmma && c64.bm == 64 && c64.bn == 192 && c64.threads == 512 && !c64.stream_k);
-  EXPECT_TRUE(c128.wgmma && c128.bm == 128 && c128.bn == 192 && c128.threads == 512 && !c128.stream_k);
+  EXPECT_TRUE(c64.wgmma && c64.bm == 64 && c64.bn == 192 && c64.threads == 512 && !c64.stream_k && !c64.l2_split);
+  EXPECT_TRUE(c128.wgmma && c128.bm == 128 && c128.bn == 192 && c128.threads == 512 && !c128.stream_k &&
+              !c128.l2_split);
+  for (const int l : {l64, l128}) {  // the twins: the same tiles, split-K through L2
+    const cuda::W4A16TiledConfig c = cuda::w4a16_tiled_config(l), twin = l == l64 ? c64 : c128;
+    EXPECT_TRUE(c.wgmma && c.l2_split && !c.stream_k && c.bm == twin.bm && c.bn == 192 && c.threads == 512 &&
+                c.stages == twin.stages && c.rt == twin.rt);
+  }
   const bool wave = cuda::w4a16_wgmma_available() && cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env() &&
                     cuda::w4a16_wave_tiles_from_env();
+  const bool l2 = wave && cuda::w4a16_split_k_available() && cuda::w4a16_l2_split_from_env();
   int dev = 0, sms = 0;
   ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
   ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
@@ -1047,7 +1097,8 @@ TEST(CudaW4A16, WaveTilePickRules) {
     for (int64_t m = 64; m <= 640; m += 32) {
       const int64_t n = sh[0], k = sh[1];
       const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
-      const bool is192 = c.config == r64 || c.config == r128;
+      const bool is_l2 = c.config == l64 || c.config == l128;
+      const bool is192 = c.config == r64 || c.config == r128 || is_l2;
       if (!wave) {
         EXPECT_FALSE(is192) << "n " << n << " m " << m;
         continue;
@@ -1071,6 +1122,12 @@ TEST(CudaW4A16, WaveTilePickRules) {
       const int64_t g = grid(cuda::w4a16_tiled_config(c.config), m, n) * c.splits;
       const int64_t waves = (g + sms - 1) / sms;
       EXPECT_TRUE(in_range) << "n " << n << " m " << m;
+      if (is_l2) {  // 3..8 splits of >= 16 chunks each, one wave filled to >= 85 %
+        EXPECT_TRUE(l2) << "n " << n << " m " << m;
+        EXPECT_TRUE(c.splits >= 3 && c.splits <= 8 && (k + 63) / 64 >= 16 * c.splits) << "n " << n << " m " << m;
+        EXPECT_TRUE(g <= sms && g * 100 >= 85 * sms) << "n " << n << " m " << m << ": grid " << g;
+        continue;
+      }
       EXPECT_TRUE(c.splits == 1 || c.splits == 2 || (c.splits == 4 && k > 8192)) << "n " << n << " m " << m;
       if (c.splits == 4) {  // 60-90 % of one wave
         EXPECT_GE(g * 10, 6 * sms) << "n " << n << " m " << m << ": grid " << g;
@@ -1105,8 +1162,16 @@ TEST(CudaW4A16, WaveTilePickRules) {
       expect(11008, 4096, 64, r64, 2);    // 58 x 2
       expect(4096, 4096, 384, r128, 2);   // o_proj: 66 x 2
       expect(4096, 11008, 384, r128, 2);
-      expect(4096, 11008, 64, r64, 4);    // down_proj (k = 11008): 22 x 4, 67 % of a wave
-      expect(4096, 11008, 128, r128, 4);
+      if (l2) {  // down_proj (k = 11008): 22 x 6 splits through L2; o_proj and down_proj at m = 256: 44 x 3
+        expect(4096, 11008, 64, l64, 6);
+        expect(4096, 11008, 128, l128, 6);
+        expect(4096, 11008, 256, l128, 3);
+        expect(4096, 4096, 256, l128, 3);
+      } else {
+        expect(4096, 11008, 64, r64, 4);  // down_proj: 22 x 4, 67 % of a wave
+        expect(4096, 11008, 128, r128, 4);
+      }
+      // o_proj at m = 64 / 128: 22 tiles, and 6 splits of 64 chunks would be too short
       EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(64, 4096, 4096).config).bn, 192) << "o_proj m 64";
       EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(128, 4096, 4096).config).bn, 192) << "o_proj m 128";
     } else {
@@ -1114,6 +1179,7 @@ TEST(CudaW4A16, WaveTilePickRules) {
     }
     expect(12288, 4096, 512, r128, 1);  // 256 tiles, two waves
     for (const int64_t m : {256, 512}) {
+      if (m == 256 && l2) continue;  // the L2 rule's (above)
       EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(m, 4096, 4096).config).bn, 192) << "o_proj m " << m;
       EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(m, 4096, 11008).config).bn, 192) << "down m " << m;
     }

@@ -304,7 +304,7 @@ int main(int argc, char** argv) try {
           // The TMA tiles' rt is their chunks per ring slot ("c2": two chunks of 64 inputs a slot).
           const bool ws = t - first_wgmma >= w4a16_wgmma_ws_first();
           std::printf(" %s%d:%dx%d/%d/%d%s%s", ws ? "WS" : "W", t, cfg.bm, cfg.bn, cfg.threads, cfg.stages,
-                      ws && cfg.rt > 1 ? "c2" : "", cfg.stream_k ? "sk" : "");
+                      ws && cfg.rt > 1 ? "c2" : "", cfg.stream_k ? "sk" : cfg.l2_split ? "l2" : "");
           // A stream-K configuration takes no K splits: timed once.
           const int max_splits = w4a16_split_k_available() && !cfg.stream_k ? 8 : 1;
           for (const int splits : {1, 2, 3, 4, 6, 8}) {

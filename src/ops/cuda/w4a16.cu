@@ -129,6 +129,10 @@ constexpr W4A16Switch kWaveTiles{"AWQ_W4A16_WAVE_TILES",
                                  "m > 96 never runs the 192-row TMA tiles (the picks before them)",
                                  "the wave rule runs them where their grid fills whole waves (default)"};
 
+constexpr W4A16Switch kL2Split{"AWQ_W4A16_L2_SPLIT",
+                               "the wave rule never takes the 192-row tiles' split-K through L2 (the picks before)",
+                               "it takes them where splits of 3..8 fill one wave (default)"};
+
 constexpr W4A16Switch kClusterPush{
     "AWQ_W4A16_CLUSTER_PUSH",
     "the wgmma split-K clusters reduce by remote loads from every block, as before branch gpu10",
@@ -169,6 +173,8 @@ bool parse_w4a16_stream_k(const char* value) { return parse_switch(kStreamK, val
 bool w4a16_stream_k_from_env() { return switch_from_env<kStreamK>(); }
 bool parse_w4a16_wave_tiles(const char* value) { return parse_switch(kWaveTiles, value); }
 bool w4a16_wave_tiles_from_env() { return switch_from_env<kWaveTiles>(); }
+bool parse_w4a16_l2_split(const char* value) { return parse_switch(kL2Split, value); }
+bool w4a16_l2_split_from_env() { return switch_from_env<kL2Split>(); }
 bool parse_w4a16_cluster_push(const char* value) { return parse_switch(kClusterPush, value); }
 bool w4a16_cluster_push_from_env() { return switch_from_env<kClusterPush>(); }
 

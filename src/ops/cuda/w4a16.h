@@ -39,6 +39,10 @@
 //  - branch gpu11: 192-row TMA wgmma tiles (w4a16_wgmma_ws.cu) take m = 97..512 where their grid
 //    fills whole waves; API unchanged. AWQ_W4A16_WAVE_TILES=0 turns them off (read once;
 //    another value throws awq::Error).
+//  - 2026-11-28 (session 24): their twins with split-K through L2 instead of clusters take
+//    splits of 3..8 that fill one wave (down_proj at m = 64..256, o_proj at m = 193..256 on a
+//    7B); API unchanged. AWQ_W4A16_L2_SPLIT=0 turns them off (read once; another value throws
+//    awq::Error). Such launches share the process's stream-K workspace: not on two streams at once.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_fp16.h>

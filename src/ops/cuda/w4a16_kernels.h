@@ -134,6 +134,7 @@ struct W4A16TiledConfig {
   int bm, bn, threads;
   bool wgmma = false;
   bool stream_k = false;
+  bool l2_split = false;  // a TMA configuration whose K splits reduce through L2, not in a cluster
 };
 // Indices 0 .. w4a16_tiled_count() - 1 cover the mma.sync tiled configurations and then the
 // wgmma ones (launch_w4a16_tiled runs a wgmma index as the 128 x 128 mma.sync tile where
@@ -199,6 +200,16 @@ int w4a16_tma_rows192_config(int tokens);
 // the baseline for comparisons, or a fallback without a rebuild), "1" or unset = the wave rule
 // picks them; anything else: awq::Error. Read once.
 bool parse_w4a16_wave_tiles(const char* value);
+// Their twins whose K splits sum through L2 (a global workspace) instead of in a cluster, where
+// the grid is at most one block per SM (W4A16TiledConfig::l2_split; w4a16_wgmma_ws.cu; the
+// cluster form elsewhere, with the same bits): picked by the wave rule where splits of 3 or 6
+// fill the SMs (docs/gpu.md).
+int w4a16_tma_rows192_l2_config(int tokens);
+// AWQ_W4A16_L2_SPLIT: "0" = the wave rule never picks them (the picks before session 24: the
+// baseline for comparisons, or a fallback without a rebuild), "1" or unset = it does; anything
+// else: awq::Error. Read once.
+bool parse_w4a16_l2_split(const char* value);
+bool w4a16_l2_split_from_env();
 bool w4a16_wave_tiles_from_env();
 // AWQ_W4A16_TMA: "0" = w4a16_linear never picks the TMA configurations, and the prefill rules
 // (m = 97..512) are off too (the cp.async wgmma tiles by the rules before branch gpu6: the

@@ -505,8 +505,12 @@ W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16Ti
 // their grid, split or not, fills whole waves of the SMs to >= 85 %. In order:
 //  - m <= 64 (one 64-token block): 64 x 192 unsplit, else split 2, in one wave; else, on long
 //    layers (k > 8192, >= 32 chunks), 64 x 192 split 4 where its grid is 60-90 % of a wave.
+//  - m <= 64, after those two: the L2 rule (AWQ_W4A16_L2_SPLIT on): 64 x 192 with split-K
+//    through L2 (no cluster; w4a16_wgmma_ws.cu) at the most splits, 3..8, whose grid is one
+//    wave, where that fills it to >= 85 % and each split keeps >= 16 chunks of 64 inputs.
 //  - m = 97..512: 128 x 192 split 2 in one wave (its tokens >= 75 % of its token blocks); 64 x 192
-//    unsplit, else split 2, in one wave; on long layers 128 x 192 split 4 at 60-90 % of a wave;
+//    unsplit, else split 2, in one wave; the L2 rule with 128 x 192 (tokens >= 75 %); on long
+//    layers 128 x 192 split 4 at 60-90 % of a wave;
 //    else 128 x 192 unsplit in one wave, or in two where the tokens also fill >= 75 % of them
 //    (token blocks counted by the tokens they hold: a second wave of 128-token tiles with 32
 //    tokens each is mostly padding, which the smaller tiles of the rules after avoid).
@@ -534,13 +538,25 @@ W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16Ti
 // 77.9), gate+up and down_proj at 512, and gate+up at m = 160 (54 % of two waves' tokens).
 // Clusters of one-block-per-SM tiles: on the H100 clusters of 2 fill all 132 SMs, of 3 only
 // 117, of 4 120, of 6 102 (bench/cuda_cluster/cluster_occupancy.cu, docs/results/gpu.md): so
-// splits of 2, and of 4 only on grids of <= 90 % of a wave.
+// splits of 2, and of 4 only on grids of <= 90 % of a wave; the L2 rule's splits need no
+// cluster. Session 24 (docs/results/gpu-logs/h100_s24_call2_*; µs, best of two medians of 20):
+// down_proj m = 64 64 x 192 L2 split 6 19.4 was 64 x 192 split 4 22.3; m = 128 128 x 192 L2
+// split 6 26.5 was split 4 29.0; m = 256 128 x 192 L2 split 3 40.9 was stream-K 51.0; o_proj
+// m = 256 L2 split 3 21.5 was 64 x 64 23.6. Not taken (short splits): o_proj m = 64 L2 split 6
+// 13.1 against 11.4, m = 128 split 6 17.2 against 14.4. The L2 partials cost ~3 us there (a
+// timing build without their stores and loads: o_proj m = 256 18.5).
 // {-1, 0}: no pick here.
-W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok) {
+W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok, bool l2_split) {
   if (m <= 32 || (m > 64 && m <= 96) || m > 512) return {-1, 0};
   const int r64 = w4a16_tma_rows192_config(64), r128 = w4a16_tma_rows192_config(128);
   const int64_t chunks = (k + 63) / 64;
   const bool split2 = split_ok && chunks >= 16, split4 = split_ok && k > 8192 && chunks >= 32;
+  // Split-K through L2 (no cluster): the most splits, 3..8, whose grid is one wave, where that
+  // fills it and leaves each split >= 16 chunks; 0 where none does.
+  const auto l2_splits = [&](int64_t grid) {
+    const int64_t s = std::min<int64_t>(8, grid > 0 ? sms / grid : 0);
+    return l2_split && split_ok && s >= 3 && grid * s * 100 >= 85 * int64_t(sms) && chunks >= 16 * s ? int(s) : 0;
+  };
   const auto waves_of = [&](int64_t grid) { return (grid + sms - 1) / sms; };
   const auto fills = [&](int64_t grid, int max_waves) {
     return waves_of(grid) <= max_waves && grid * 100 >= 85 * waves_of(grid) * int64_t(sms);
@@ -551,6 +567,7 @@ W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool s
   if (m <= 64) {
     if (fills(g64, 1)) return {r64, 1};
     if (split2 && fills(2 * g64, 1)) return {r64, 2};
+    if (const int s = l2_splits(g64)) return {w4a16_tma_rows192_l2_config(64), s};
     if (split4 && fits4(4 * g64)) return {r64, 4};
     return {-1, 0};
   }
@@ -560,6 +577,7 @@ W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool s
   if (split2 && tokens_fill && fills(2 * g128, 1)) return {r128, 2};
   if (fills(g64, 1)) return {r64, 1};
   if (split2 && fills(2 * g64, 1)) return {r64, 2};
+  if (const int s = tokens_fill ? l2_splits(g128) : 0) return {w4a16_tma_rows192_l2_config(128), s};
   if (split4 && tokens_fill && fits4(4 * g128)) return {r128, 4};
   if (!fills(g128, 2)) return {-1, 0};
   // Two waves: row blocks x m / 128 tiles' worth of tokens >= 75 % of them.
@@ -626,7 +644,7 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   if (m > 32 && w4a16_wgmma_available()) {
     const bool tma = w4a16_wgmma_ws_available() && w4a16_tma_from_env();
     if (tma && w4a16_wave_tiles_from_env()) {
-      const W4A16TiledChoice c = wave_tile_pick(m, n, k, sms, split_ok);
+      const W4A16TiledChoice c = wave_tile_pick(m, n, k, sms, split_ok, w4a16_l2_split_from_env());
       if (c.config >= 0) return c;
     }
     if (tma) {

@@ -339,6 +339,9 @@ int w4a16_tma_square_sk_config() {
 int w4a16_tma_rows192_config(int tokens) {
   return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_rows192(tokens);
 }
+int w4a16_tma_rows192_l2_config(int tokens) {
+  return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_rows192_l2(tokens);
+}
 bool w4a16_wgmma_ws_available() {
   w4a16_prepare_wgmma();
   return wgmma_ws_ok;

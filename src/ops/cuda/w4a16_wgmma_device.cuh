@@ -358,6 +358,94 @@ __device__ __forceinline__ void store_split_k_in_cluster(const float (&acc)[BM /
   cluster.sync();
 }
 
+// Split-K through global memory (L2) instead of a cluster: the same owners (block z sums token
+// tiles [z tp, (z + 1) tp), tp = ceil(BM / 8 / splits)) and the same order of additions (rank 0,
+// 1, .. from 0.0f) as store_split_k_in_cluster's push form, so the same bits. Each block writes
+// its partials of the other owners' tiles to `parts`, counts itself on the tile's `arrived`
+// counter and, if it owns tiles, waits until every split has counted, then reads the peers'
+// partials of its tiles (its own from shared memory) and stores their sums. Why: a cluster
+// needs its blocks on the SMs of one GPC, and clusters of 3 or 6 one-block-per-SM tiles fit only
+// 117 or 102 of the H100's 132 SMs, so the grids of 132 blocks that split 3 or 6 make on the
+// 7B's narrow layers (22 row blocks of 192) would take two waves as clusters.
+// The owners wait for their peers: every block of the grid must be resident at once (the host
+// launches this form only for grids of at most one block per SM; w4a16_wgmma_ws.cu).
+// parts: this output tile's [splits sources][BM / 8 token tiles][THREADS] float4 (global);
+// counters: this tile's [2] u32 (arrived, departed), zero before the launch; the last block to
+// leave sets both back to zero. smem: free shared memory (the caller has synchronized its
+// threads after the pipeline), ceil(BM / 8 / splits) * THREADS float4. sync: a barrier over the
+// THREADS threads that call this (every thread of the block's consumers).
+// Timing experiments only (never the product; the results are then wrong): a build with
+// -DAWQ_W4A16_L2_ABLATE=1 leaves out the owners' wait for their peers, =2 the partials' stores
+// and loads (docs/results/gpu.md, session 24).
+#ifndef AWQ_W4A16_L2_ABLATE
+#define AWQ_W4A16_L2_ABLATE 0
+#endif
+template <int BM, int THREADS, class Sync>
+__device__ __forceinline__ void store_split_k_through_l2(const float (&acc)[BM / 2], float4* parts,
+                                                         unsigned* counters, void* smem, int tid, int split,
+                                                         int splits, Sync sync, const DFragmentOut& out) {
+  constexpr int T = BM / 8;  // token tiles: a float4 of each per thread
+  const int tp = (T + splits - 1) / splits;
+  const int first = split * tp, count = max(0, min(T, first + tp) - first);
+  float4* own = reinterpret_cast<float4*>(smem);  // [count][THREADS]: this block's partials of its tiles
+  const auto part = [&](int z, int t) { return parts + (size_t(z) * T + size_t(t)) * THREADS + tid; };
+#pragma unroll
+  for (int t = 0; t < T; ++t) {
+    if (t >= first && t < first + count) own[(t - first) * THREADS + tid] = d_token_tile<BM>(acc, t);
+    else if (!(AWQ_W4A16_L2_ABLATE & 2)) __stcg(part(split, t), d_token_tile<BM>(acc, t));
+  }
+  // Release and acquire as CUTLASS's generic barrier does: the block's barrier orders its
+  // threads' stores before thread 0's GPU-scope release (fence.acq_rel + the count), and thread
+  // 0's acquire of the peers' counts before the block's loads (the barrier after the wait).
+  sync();
+  if (tid == 0) {
+    unsigned* arrived = counters;
+    unsigned* departed = counters + 1;
+    asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+    asm volatile("red.relaxed.gpu.global.add.u32 [%0], 1;\n" ::"l"(arrived) : "memory");
+    if (count > 0 && !(AWQ_W4A16_L2_ABLATE & 1)) {
+      for (;;) {
+        unsigned seen;
+        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(seen) : "l"(arrived) : "memory");
+        if (seen >= unsigned(splits)) break;
+        __nanosleep(32);
+      }
+    }
+    // Every owner of the tile has seen all the arrivals once all splits have left: reset.
+    if (atomicAdd(departed, 1u) == unsigned(splits - 1)) {
+      atomicExch(arrived, 0u);
+      atomicExch(departed, 0u);
+    }
+  }
+  if (count == 0) return;
+  sync();
+  // The sums, (tile, source) pairs in order, 16 loads in flight per thread at a time.
+  const int pairs = count * splits;
+  float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  int lt = 0, z = 0;  // the pair of the next addition
+  for (int i0 = 0; i0 < pairs; i0 += 16) {
+    float4 v[16];
+    int ll = lt, zz = z;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      if (i0 + j < pairs)
+        v[j] = zz == split || (AWQ_W4A16_L2_ABLATE & 2) ? own[ll * THREADS + tid] : __ldcg(part(zz, first + ll));
+      if (++zz == splits) zz = 0, ++ll;
+    }
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      if (i0 + j < pairs) {
+        sum.x += v[j].x, sum.y += v[j].y, sum.z += v[j].z, sum.w += v[j].w;
+        if (z == splits - 1) {
+          out.put(sum, first + lt);
+          sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+      }
+      if (++z == splits) z = 0, ++lt;
+    }
+  }
+}
+
 #endif  // AWQ_W4A16_WGMMA
 
 }  // namespace awq::cuda::w4a16_wgmma_device

@@ -22,7 +22,8 @@
 // warpgroup dequantizes chunk i + 1 while its wgmma of chunk i run (ptxas keeps these wgmma
 // asynchronous here; no C7513).
 // Split-K (gridDim.z > 1): clusters along z reducing through distributed shared memory, as in
-// w4a16_wgmma.cu.
+// w4a16_wgmma.cu; or (template L2K, where the grid is one wave) no clusters, the partials summed
+// through a global workspace in L2 (store_split_k_through_l2, w4a16_wgmma_device.cuh).
 // Stream-K (template SK): the grid is the SMs' resident blocks (G), and the flat range of
 // (output tile, chunk) iterations, tile by tile, is cut into G equal contiguous parts, one per
 // block; a block walks its part, its ring running on across tile boundaries. A tile wholly inside
@@ -36,8 +37,8 @@
 // H100 (docs/results/gpu.md, "Stream-K"): the partials' traffic (two 128 KB parts per block and
 // call for 256 x 128, much of it through DRAM) costs about as much as the idle SMs on qkv and gate
 // at m = 256; the dispatch takes these kernels only where they measured faster.
-// The workspace is one per process (w4a16_prepare_wgmma_ws): stream-K launches must not run
-// concurrently on two streams.
+// The workspace is one per process (w4a16_prepare_wgmma_ws): stream-K and L2 split-K launches
+// must not run concurrently on two streams.
 #include "ops/cuda/w4a16_wgmma_ws.h"
 
 #include <cooperative_groups.h>
@@ -88,7 +89,7 @@ constexpr int max_of(int a, int b) { return a > b ? a : b; }
 // it to the consumers), else warp 0 of the consumers copies too, one slot behind (see the loop).
 // OVL: a consumer warpgroup dequantizes chunk i + 1 into a second register set while its wgmma
 // of chunk i run, else after they are done, into the same registers.
-template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool L2K, bool SMALL_GROUP>
 struct WsTile {
   static constexpr int kBN = NWG * 64;  // output rows per block
   static constexpr int kRowTiles = NWG * 4;
@@ -129,6 +130,7 @@ struct WsTile {
   // Two chunks a slot only with a producer warpgroup and without stream-K (its segments would
   // split slots).
   static_assert(CPS == 1 || (CPS == 2 && PWG && !SK), "chunks per slot: 1, or 2 with PWG and no SK");
+  static_assert(!(SK && L2K), "stream-K takes no K splits");
   static_assert(kConsumerRegs >= kRegs, "setmaxnreg.inc must not lower the consumers' registers");
   static_assert(!PWG || kProducerWarp * 32 == kConsumerThreads, "the producer warpgroup follows the consumers");
 };
@@ -160,16 +162,19 @@ __device__ __forceinline__ SkTileBlocks sk_tile_blocks(int t_first, int chunks, 
 // Grid: (ceil(tiles_n / kRowTiles), ceil(m / BM), splits); splits > 1: clusters (1, 1, splits).
 // SK: grid (G) with G <= the number of iterations; sk_parts: [2 G][kPartFloat4s] float4 (slot
 // 2 b: block b's first segment, 2 b + 1: its last), sk_counters: [G] u32, zero between launches.
+// L2K (splits > 1, no clusters): sk_parts: [tiles][splits][kPartFloat4s] float4 (tile =
+// blockIdx.y * gridDim.x + blockIdx.x), sk_counters: [2 tiles] u32, zero between launches; every
+// block resident at once (store_split_k_through_l2).
 // push: the split-K reduction's form (store_split_k_in_cluster; AWQ_W4A16_CLUSTER_PUSH).
 // Block: NWG consumer warpgroups (then, with PWG, the producer warpgroup).
-template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool L2K, bool SMALL_GROUP>
 __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
     w4a16_wgmma_ws_kernel(const __grid_constant__ CUtensorMap x_map, const __grid_constant__ CUtensorMap code_map,
                           const __grid_constant__ CUtensorMap param_map, const __half* __restrict__ bias,
                           __half* __restrict__ y, float4* __restrict__ sk_parts, unsigned* __restrict__ sk_counters,
                           int n, int k, int m, int gl2, bool push) {
 #if AWQ_W4A16_WGMMA
-  using T = WsTile<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, SMALL_GROUP>;
+  using T = WsTile<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, SMALL_GROUP>;
   constexpr bool kAblateCopies = (AWQ_W4A16_WS_ABLATE & 4) != 0;  // see the top of the file
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   unsigned char* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);
@@ -214,7 +219,7 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
     }
     // Split K: the reduction's barrier, in the stream-K flag's 8 bytes (a split launch is never
     // stream-K).
-    if (gridDim.z > 1) init_split_k_barrier(smem_base + uint32_t(T::kFlagOffset));
+    if (!L2K && gridDim.z > 1) init_split_k_barrier(smem_base + uint32_t(T::kFlagOffset));
     mbar_init_fence();
   }
   __syncthreads();
@@ -287,7 +292,7 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
       asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(T::kProducerRegs));
       if (warp == T::kProducerWarp)
         for (int q = first; q < (kAblateCopies ? 0 : nslots); ++q) produce(q);
-      if (splits > 1) {  // the consumers' cluster barriers (store_split_k_in_cluster): one, or two without push
+      if (!L2K && splits > 1) {  // the consumers' cluster barriers (store_split_k_in_cluster): one, or two without push
         cg::cluster_group cluster = cg::this_cluster();
         cluster.sync();
         if (!push) cluster.sync();
@@ -477,6 +482,13 @@ __global__ void __launch_bounds__(NWG * 128 + (PWG ? 128 : 0), MINB)
   if (splits > 1) {
     // Every consumer is done with the ring (and so every copy into it has landed).
     consumer_sync();
+    if constexpr (L2K) {
+      const size_t tile = size_t(blockIdx.y) * gridDim.x + blockIdx.x;
+      store_split_k_through_l2<BM, T::kConsumerThreads>(acc, sk_parts + tile * splits * T::kPartFloat4s,
+                                                        sk_counters + 2 * tile, smem, tid, split, splits,
+                                                        consumer_sync, out);
+      return;
+    }
     store_split_k_in_cluster<BM, T::kConsumerThreads>(acc, smem, smem_base + uint32_t(T::kFlagOffset), tid, split,
                                                       splits, push, out);
   } else {
@@ -535,10 +547,10 @@ struct StreamKWorkspace {
 };
 StreamKWorkspace sk_workspace;
 
-template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool L2K, bool SMALL_GROUP>
 void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const __half* x, const __half* bias,
                       __half* y, int n, int k, int m, int gl2, cudaStream_t s) {
-  using T = WsTile<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, SMALL_GROUP>;
+  using T = WsTile<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, SMALL_GROUP>;
   const int tiles_n = (n + 15) / 16, chunks = (k + 63) / 64, ngroups = (k / 16) >> gl2;
   // x: [m, k] fp16, boxes of BM tokens x 64 inputs with the 128-byte swizzle (wgmma's B layout).
   const cuuint64_t x_dims[2] = {cuuint64_t(k), cuuint64_t(m)}, x_strides[1] = {cuuint64_t(k) * 2};
@@ -557,7 +569,7 @@ void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const
                                           CU_TENSOR_MAP_SWIZZLE_NONE, "the codes");
   const CUtensorMap param_map = tensor_map(CU_TENSOR_MAP_DATA_TYPE_UINT32, 3, params, p_dims, p_strides, p_box,
                                            CU_TENSOR_MAP_SWIZZLE_NONE, "the params");
-  auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, SMALL_GROUP>;
+  auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, SMALL_GROUP>;
   const int row_blocks = (tiles_n + T::kRowTiles - 1) / T::kRowTiles, token_blocks = (m + BM - 1) / BM;
   if constexpr (SK) {
     // One block per resident slot (MINB per SM), never more blocks than iterations.
@@ -572,6 +584,22 @@ void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const
     return;
   }
   const dim3 grid{unsigned(row_blocks), unsigned(token_blocks), unsigned(splits)};
+  if constexpr (L2K) {
+    // Split-K through L2 where every block is resident at once (one wave: at most one block per
+    // SM, which any launchable block gets) and the workspace holds the partials; else the
+    // cluster form of the same tile (the same bits).
+    const int64_t tiles = int64_t(row_blocks) * token_blocks, launched = tiles * splits;
+    if (splits > 1 && launched <= sk_workspace.sms &&
+        size_t(launched) * T::kPartFloat4s * sizeof(float4) <= sk_workspace.part_bytes &&
+        2 * tiles <= sk_workspace.counters_count) {
+      launch_kernel({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, 1u}, kernel, x_map, code_map, param_map, bias,
+                    y, sk_workspace.parts, sk_workspace.counters, n, k, m, gl2, false);
+      return;
+    }
+    launch_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, false, SMALL_GROUP>(splits, codes, params, x, bias, y,
+                                                                                    n, k, m, gl2, s);
+    return;
+  }
   std::optional<PdlScope> no_pdl;
   if (splits > 1) no_pdl.emplace(PdlMode::Off);  // as the other GEMMs: clusters launch without PDL
   launch_kernel({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, unsigned(splits)}, kernel, x_map, code_map,
@@ -579,22 +607,22 @@ void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const
                 splits > 1 && w4a16_cluster_push_from_env());
 }
 
-template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK>
+template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool L2K>
 void launch_ws(int splits, const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
                int n, int k, int m, int gl2, cudaStream_t s) {
   if (gl2 < 2)
-    launch_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, true>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
+    launch_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, true>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
   else
-    launch_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, false>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
+    launch_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, false>(splits, codes, params, x, bias, y, n, k, m, gl2, s);
 }
 
 // False where the kernel cannot run here: its shared memory over the device's opt-in, or fewer
 // registers per thread than the setmaxnreg split assumes (the consumers' setmaxnreg.inc would
 // then wait forever for registers the block does not hold).
-template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool SMALL_GROUP>
+template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool L2K, bool SMALL_GROUP>
 bool set_ws_smem(int optin) {
-  using T = WsTile<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, SMALL_GROUP>;
-  auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, SMALL_GROUP>;
+  using T = WsTile<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, SMALL_GROUP>;
+  auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, SMALL_GROUP>;
   if (T::kSmemBytes > optin) return false;
   cudaFuncAttributes attr{};
   AWQ_CUDA_CHECK(cudaFuncGetAttributes(&attr, kernel));
@@ -602,10 +630,10 @@ bool set_ws_smem(int optin) {
   AWQ_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes));
   return true;
 }
-template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK>
+template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool L2K>
 bool prepare_ws(int optin) {
-  const bool small = set_ws_smem<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, true>(optin);
-  const bool large = set_ws_smem<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, false>(optin);
+  const bool small = set_ws_smem<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, true>(optin);
+  const bool large = set_ws_smem<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, false>(optin);
   return small && large;
 }
 
@@ -618,25 +646,26 @@ struct WsEntry {
 };
 // In W4A16TiledConfig: tt = BM / 8 token tiles, rt = CPS chunks per slot, wt = 1 + OVL (A register
 // sets), wr = 4 consumer warps per 64 rows; threads counts the producer warpgroup (PWG).
-#define AWQ_W4A16_WS_CFG(BM, NWG, ST, CPS, MINB, PWG, OVL, SK)                                                   \
-  WsEntry {                                                                                                 \
-    W4A16TiledConfig{BM / 8, CPS, 1 + OVL, NWG * 4, ST, BM, NWG * 64, NWG * 128 + (PWG ? 128 : 0), true, SK}, \
-        &launch_ws<BM, NWG, ST, CPS, MINB, PWG, OVL, SK>, &prepare_ws<BM, NWG, ST, CPS, MINB, PWG, OVL, SK>, MINB      \
+#define AWQ_W4A16_WS_CFG(BM, NWG, ST, CPS, MINB, PWG, OVL, SK, L2K)                                                 \
+  WsEntry {                                                                                                         \
+    W4A16TiledConfig{BM / 8, CPS, 1 + OVL, NWG * 4, ST, BM, NWG * 64, NWG * 128 + (PWG ? 128 : 0), true, SK, L2K},     \
+        &launch_ws<BM, NWG, ST, CPS, MINB, PWG, OVL, SK, L2K>, &prepare_ws<BM, NWG, ST, CPS, MINB, PWG, OVL, SK, L2K>, \
+        MINB                                                                                                        \
   }
 // (tokens BM = wgmma's N, consumer warpgroups NWG along the rows (64 rows each), ring slots,
 // chunks per slot (CPS), blocks per SM asked of the register allocator, producer warpgroup,
 // overlapped dequant, stream-K)
 const WsEntry kWs[] = {
-    AWQ_W4A16_WS_CFG(64, 1, 4, 1, 4, 0, 1, 0),    // 0: 64 tokens x 64 rows, warp 0 copies, overlapped dequant
-    AWQ_W4A16_WS_CFG(64, 1, 4, 1, 4, 0, 0, 0),    // 1: the same, dequant after the wgmma
-    AWQ_W4A16_WS_CFG(128, 1, 3, 1, 3, 0, 1, 0),   // 2: 128 x 64
-    AWQ_W4A16_WS_CFG(128, 2, 4, 1, 2, 0, 1, 0),   // 3: 128 x 128
-    AWQ_W4A16_WS_CFG(256, 1, 3, 1, 2, 0, 1, 0),   // 4: 256 x 64
-    AWQ_W4A16_WS_CFG(64, 2, 4, 1, 2, 0, 1, 0),    // 5: 64 x 128
-    AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1, 1, 0),   // 6: 256 x 128, producer warpgroup
-    AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1, 1, 1),   // 7: 6 with stream-K (one block per SM)
-    AWQ_W4A16_WS_CFG(128, 2, 4, 1, 2, 0, 1, 1),   // 8: 3 with stream-K (two blocks per SM)
-    AWQ_W4A16_WS_CFG(64, 2, 4, 1, 2, 0, 1, 1),    // 9: 5 with stream-K (two blocks per SM)
+    AWQ_W4A16_WS_CFG(64, 1, 4, 1, 4, 0, 1, 0, 0),    // 0: 64 tokens x 64 rows, warp 0 copies, overlapped dequant
+    AWQ_W4A16_WS_CFG(64, 1, 4, 1, 4, 0, 0, 0, 0),    // 1: the same, dequant after the wgmma
+    AWQ_W4A16_WS_CFG(128, 1, 3, 1, 3, 0, 1, 0, 0),   // 2: 128 x 64
+    AWQ_W4A16_WS_CFG(128, 2, 4, 1, 2, 0, 1, 0, 0),   // 3: 128 x 128
+    AWQ_W4A16_WS_CFG(256, 1, 3, 1, 2, 0, 1, 0, 0),   // 4: 256 x 64
+    AWQ_W4A16_WS_CFG(64, 2, 4, 1, 2, 0, 1, 0, 0),    // 5: 64 x 128
+    AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1, 1, 0, 0),   // 6: 256 x 128, producer warpgroup
+    AWQ_W4A16_WS_CFG(256, 2, 5, 1, 1, 1, 1, 1, 0),   // 7: 6 with stream-K (one block per SM)
+    AWQ_W4A16_WS_CFG(128, 2, 4, 1, 2, 0, 1, 1, 0),   // 8: 3 with stream-K (two blocks per SM)
+    AWQ_W4A16_WS_CFG(64, 2, 4, 1, 2, 0, 1, 1, 0),    // 9: 5 with stream-K (two blocks per SM)
     // Three consumer warpgroups (192 rows) and a producer warpgroup, one block per SM: grids that
     // the 128- and 256-row tiles cannot make fill whole waves (qkv at m = 256: 128 tiles of
     // 128 x 192 on 132 SMs, against 96 of 256 x 128). Picked by the dispatch's wave rule
@@ -645,8 +674,13 @@ const WsEntry kWs[] = {
     // Measured on the H100 / H200 (docs/results/gpu.md, session 22): 128 x 192 with 8 slots is
     // 1-2 % faster than with 6 (9: slower), and two chunks a slot gain it nothing; 64 x 192 with
     // two chunks a slot (4 slots, the same 8 chunks in flight) is 1-6 % faster than with one.
-    AWQ_W4A16_WS_CFG(128, 3, 8, 1, 1, 1, 1, 0),   // 10: 128 x 192
-    AWQ_W4A16_WS_CFG(64, 3, 4, 2, 1, 1, 1, 0),    // 11: 64 x 192, two chunks a slot
+    AWQ_W4A16_WS_CFG(128, 3, 8, 1, 1, 1, 1, 0, 0),   // 10: 128 x 192
+    AWQ_W4A16_WS_CFG(64, 3, 4, 2, 1, 1, 1, 0, 0),    // 11: 64 x 192, two chunks a slot
+    // 10 and 11 with split-K through L2 instead of clusters (store_split_k_through_l2; the
+    // cluster form where the grid is over one wave): splits of 3 and 6 fill the 132 SMs on the
+    // narrow layers' 22 row blocks, where clusters of 3 and 6 fit only 117 and 102 SMs.
+    AWQ_W4A16_WS_CFG(128, 3, 8, 1, 1, 1, 1, 0, 1),   // 12: 128 x 192, split-K through L2
+    AWQ_W4A16_WS_CFG(64, 3, 4, 2, 1, 1, 1, 0, 1),    // 13: 64 x 192 c2, split-K through L2
 };
 #undef AWQ_W4A16_WS_CFG
 constexpr int kNumWs = int(sizeof(kWs) / sizeof(kWs[0]));
@@ -654,6 +688,7 @@ constexpr int kWsWide = 6;    // the 256 x 128 producer-warpgroup tile (w4a16_wg
 constexpr int kWsSquare = 3;  // the 128 x 128 tile, warp 0 copies (w4a16_wgmma_ws_square)
 constexpr int kWsWideSk = 7, kWsSquareSk = 8;  // their stream-K twins
 constexpr int kWsRows192Of128 = 10, kWsRows192Of64 = 11;  // 128 x 192 and 64 x 192
+constexpr int kWsRows192L2Of128 = 12, kWsRows192L2Of64 = 13;  // their split-K-through-L2 twins
 
 }  // namespace
 
@@ -663,6 +698,7 @@ int w4a16_wgmma_ws_square() { return kWsSquare; }
 int w4a16_wgmma_ws_wide_sk() { return kWsWideSk; }
 int w4a16_wgmma_ws_square_sk() { return kWsSquareSk; }
 int w4a16_wgmma_ws_rows192(int tokens) { return tokens == 64 ? kWsRows192Of64 : kWsRows192Of128; }
+int w4a16_wgmma_ws_rows192_l2(int tokens) { return tokens == 64 ? kWsRows192L2Of64 : kWsRows192L2Of128; }
 W4A16TiledConfig w4a16_wgmma_ws_config(int i) { return kWs[i].cfg; }
 
 namespace {
@@ -683,10 +719,15 @@ bool allocate_stream_k_workspace() {
   size_t bytes = 0;
   int counters = 0;
   for (const WsEntry& e : kWs) {
-    if (!e.cfg.stream_k) continue;
-    const int blocks = sk_workspace.sms * e.blocks_per_sm;
-    bytes = std::max(bytes, size_t(2 * blocks) * size_t(e.cfg.bm) * size_t(e.cfg.bn) * sizeof(float));
-    counters = std::max(counters, blocks);
+    const size_t tile_bytes = size_t(e.cfg.bm) * size_t(e.cfg.bn) * sizeof(float);
+    if (e.cfg.stream_k) {
+      const int blocks = sk_workspace.sms * e.blocks_per_sm;
+      bytes = std::max(bytes, size_t(2 * blocks) * tile_bytes);
+      counters = std::max(counters, blocks);
+    } else if (e.cfg.l2_split) {  // one wave of blocks (one per SM), two counters per tile
+      bytes = std::max(bytes, size_t(sk_workspace.sms) * tile_bytes);
+      counters = std::max(counters, 2 * sk_workspace.sms);
+    }
   }
   if (cudaMalloc(&sk_workspace.parts, bytes) != cudaSuccess ||
       cudaMalloc(&sk_workspace.counters, size_t(counters) * sizeof(unsigned)) != cudaSuccess ||

@@ -26,6 +26,8 @@ int w4a16_wgmma_ws_square_sk();
 // The 192-row tiles with a producer warpgroup (one block per SM) of 64 or 128 tokens (`tokens`):
 // what the wave rule of w4a16_default_tiled picks (docs/gpu.md).
 int w4a16_wgmma_ws_rows192(int tokens);
+// Their twins with split-K through L2 (W4A16TiledConfig::l2_split).
+int w4a16_wgmma_ws_rows192_l2(int tokens);
 // Sets the kernels' shared-memory limits (optin: the device's opt-in bytes per block) and looks
 // up the driver's tensor-map encoder, once; false where a kernel does not fit or the driver has
 // no encoder (then the launch is never asked for: w4a16_wgmma.cu runs another configuration).
