@@ -781,6 +781,28 @@ TEST(CudaW4A16, PdlChainLlama2_7BShapes) {
   note_pdl();
 }
 
+// The split-K-through-L2 picks (the wave rule's L2 rule) in PDL chains: o_proj's shape at
+// m = 256 twice in a row (W4A16 -> W4A16, both 128 x 192 split 3 on an H100: the second grid's
+// blocks launch while the first one's owners wait for their peers) and down_proj's at m = 64 and
+// 128 (split 6), eager and from a graph, each PDL mode the same bits as PDL off.
+TEST(CudaW4A16, PdlChainL2SplitShapes) {
+  SKIP_WITHOUT_GPU();
+  WorstNmse worst{"PDL chains at the L2 split picks, 4096x4096 m = 256 (twice), 4096x11008 m = 64, 128, modes 0/1/2"};
+  const RandomAwq o_proj(4096, 4096, 128, 4, 71), down(4096, 11008, 128, 4, 72);
+  if (cuda::w4a16_wgmma_available() && cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env() &&
+      cuda::w4a16_wave_tiles_from_env() && cuda::w4a16_l2_split_from_env() && cuda::w4a16_split_k_available() &&
+      cuda::w4a16_sm_count() == 132) {  // H100 / H200: these are L2 split picks
+    EXPECT_TRUE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(256, 4096, 4096).config).l2_split);
+    EXPECT_TRUE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(64, 4096, 11008).config).l2_split);
+    EXPECT_TRUE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(128, 4096, 11008).config).l2_split);
+  } else {
+    std::printf("[ note     ] the L2 split rule does not pick these shapes on this device/build\n");
+  }
+  check_pdl_chain(o_proj, {256}, worst);
+  check_pdl_chain(down, {64, 128}, worst);
+  note_pdl();
+}
+
 // The AWQ_CUDA_PDL parser (no GPU needed).
 TEST(CudaW4A16, PdlSwitchParses) {
   EXPECT_EQ(cuda::parse_pdl_mode(nullptr), cuda::PdlMode::On);
@@ -1034,7 +1056,9 @@ TEST(CudaW4A16, StreamKPickRules) {
   if (344 * 10 >= 14 * sms) {
     EXPECT_FALSE(is_sk(22016, 4096, 512)) << "gate+up at m = 512: 344 blocks, 2.6 waves on an H100";
   }
-  EXPECT_EQ(pick(4096, 11008, 200) == sk256, sk);  // down_proj
+  if (!taken(4096, 11008, 200)) {  // down_proj (the wave rule's L2 split 3 since session 24)
+    EXPECT_EQ(pick(4096, 11008, 200) == sk256, sk);
+  }
   if (!taken(4096, 11008, 320)) {
     EXPECT_EQ(pick(4096, 11008, 320) == sk128, sk);
   }
