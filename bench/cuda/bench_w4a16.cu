@@ -1,6 +1,6 @@
 // W4A16 linear (ops/cuda/w4a16.h) vs cuBLAS FP16 (fp16_linear) on the Llama-2-7B linear shapes,
 // same run, same data sizes. Built with -DAWQ_CUDA=ON; run by scripts/gpu-check (docs/gpu.md).
-//   bench_cuda_w4a16 [reps [sweep|lsweep|psweep|wsweep[:i,j..]|ksweep|-] [shape [m[,m...]]]]   (default 30; shape: only names containing it ("-": all); m: only those m (any m, e.g. 9..15, for the sweep; a comma list, e.g. 64,160,512); sweep: also time every kernel configuration (lsweep: the legacy ones only; psweep: the legacy ones, each plain/with PDL),
+//   bench_cuda_w4a16 [reps [sweep|lsweep|psweep|wsweep[:i,j..]|ksweep|-] [shape [m[,m...]]]]   (default 30; shape: only names containing it ("-": all), or NxK for that shape instead (e.g. 3584x18944); m: only those m (any m, e.g. 9..15, for the sweep; a comma list, e.g. 64,160,512); sweep: also time every kernel configuration (lsweep: the legacy ones only; psweep: the legacy ones, each plain/with PDL),
 //                                      printed as mt/wk/wn/rt=us for the legacy kernels (m <= 32; an x after rt: x staged in shared memory; an s: the scale applied after the mma) and
 //                                      Ti:bm x bn/threads/stages s<K splits>=us for the tiled GEMM
 //                                      (every m), * = the one w4a16_linear picks)
@@ -161,9 +161,20 @@ int main(int argc, char** argv) try {
   int l2 = 0;
   AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0));
 
-  const Shape shapes[] = {{4096, 4096, "o_proj"}, {12288, 4096, "qkv fused"},
-                          {11008, 4096, "gate|up"}, {22016, 4096, "gate+up fused"},
-                          {4096, 11008, "down_proj"}};
+  std::vector<Shape> shapes = {{4096, 4096, "o_proj"}, {12288, 4096, "qkv fused"},
+                               {11008, 4096, "gate|up"}, {22016, 4096, "gate+up fused"},
+                               {4096, 11008, "down_proj"}};
+  // A shape "NxK" (n outputs, k inputs; n % 8 == 0, k % 128 == 0) instead of the 7B ones, e.g.
+  // 3584x18944 (Qwen2-7B's down_proj).
+  long long custom_n = 0, custom_k = 0;
+  char rest = 0;
+  if (std::sscanf(only.c_str(), "%lldx%lld%c", &custom_n, &custom_k, &rest) == 2) {
+    if (custom_n <= 0 || custom_k <= 0 || custom_n % 8 != 0 || custom_k % 128 != 0) {
+      std::fprintf(stderr, "bench_cuda_w4a16: shape %s: expected NxK with N %% 8 == 0 and K %% 128 == 0\n", only.c_str());
+      return 2;
+    }
+    shapes = {{custom_n, custom_k, only.c_str()}};
+  }
   const int64_t ms[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
   const W4A16Path path = w4a16_path_from_env();
   std::printf("\nW4A16 = w4a16_linear (AWQ_W4A16_KERNEL=%s); legacy = the register-streaming kernels "

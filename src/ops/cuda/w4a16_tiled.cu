@@ -432,7 +432,8 @@ int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
 //  - wide, m <= 192: c128 while its grid fits 2 blocks per SM (gate or up: 258 blocks, 39.6 /
 //    39.3 was t256's 45.3 / 46.7), else t256 while it is one wave (qkv: 96 blocks, 46.3 / 46.8
 //    against c128's 60.7 / 61.1), else c128 (gate+up: 79.2 / 78.9 was t256's 91.8 / 95.9, 2 waves);
-//    m <= 256: t256 (as was: 48.0, 48.0, 98.4);
+//    m <= 256: t256 (as was: 48.0, 48.0, 98.4), split 2 where that is one wave (session 24:
+//    n = 8192, a 70B's o_proj / down_proj, 51.3 / 156.6 was 89.1 / 365.5);
 //    m <= 384: t128 while its grid fits 2 blocks per SM (gate or up: 258 blocks, 59.1 / 60.7
 //    was 93.8 / 92.5), else c128 while it fits 4 per SM (qkv m = 320: 480 blocks, 77.3 was
 //    96.0), else t256 while it fits 2 per SM (qkv m = 384: 95.9 as was, c128 98.4), else t128
@@ -459,7 +460,10 @@ W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bo
     if (grid(c128) <= 2 * slots) return {c128, 1};
     return grid(t256) <= slots ? W4A16TiledChoice{t256, 1} : W4A16TiledChoice{c128, 1};
   }
-  if (m <= 256) return {t256, 1};
+  // m = 193..256: t256 split 2 where that is still one wave (n ~ 8192, a 70B's o_proj and
+  // down_proj: 64 blocks unsplit; session 24, h100_s24_call4_* / call5_*: 8192 x 8192 m = 256
+  // 51.3 was 89.1 us, 8192 x 28672 156.6 was 365.5; the 7B's wide layers have 86-172 blocks).
+  if (m <= 256) return split2 == 2 && 2 * grid(t256) <= slots ? W4A16TiledChoice{t256, 2} : W4A16TiledChoice{t256, 1};
   if (m <= 384) {
     if (grid(t128) <= 2 * slots) return {t128, 1};
     if (grid(c128) <= 4 * slots) return {c128, 1};
@@ -508,7 +512,8 @@ W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16Ti
 //  - m <= 64, after those two: the L2 rule (AWQ_W4A16_L2_SPLIT on): 64 x 192 with split-K
 //    through L2 (no cluster; w4a16_wgmma_ws.cu) at the most splits, 3..8, whose grid is one
 //    wave, where that fills it to >= 85 % and each split keeps >= 16 chunks of 64 inputs.
-//  - m = 97..512: 128 x 192 split 2 in one wave (its tokens >= 75 % of its token blocks); 64 x 192
+//  - m = 97..512: 128 x 192 split 2 in one wave, >= 80 % of it (its tokens >= 75 % of its token
+//    blocks; 80: a 13B's n = 5120 layers, 27 row blocks, at m = 256: 108 blocks, 82 %); 64 x 192
 //    unsplit, else split 2, in one wave; the L2 rule with 128 x 192 (tokens >= 75 %); on long
 //    layers 128 x 192 split 4 at 60-90 % of a wave;
 //    else 128 x 192 unsplit in one wave, or in two where the tokens also fill >= 75 % of them
@@ -542,7 +547,13 @@ W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16Ti
 // cluster. Session 24 (docs/results/gpu-logs/h100_s24_call2_*; µs, best of two medians of 20):
 // down_proj m = 64 64 x 192 L2 split 6 19.4 was 64 x 192 split 4 22.3; m = 128 128 x 192 L2
 // split 6 26.5 was split 4 29.0; m = 256 128 x 192 L2 split 3 40.9 was stream-K 51.0; o_proj
-// m = 256 L2 split 3 21.5 was 64 x 64 23.6. Not taken (short splits): o_proj m = 64 L2 split 6
+// m = 256 L2 split 3 21.5 was 64 x 64 23.6; the narrow layers of other models (call 4, µs):
+// Llama-3-8B down_proj (4096 x 14336) at m = 64 / 128 / 256 22.6 / 31.8 / 49.9, Qwen2-7B's
+// (3584 x 18944) 26.7 / 36.3 / 59.6, each the best of the sweep; a 70B's o_proj (8192 x 8192, 43
+// row blocks: 64 x 192 split 3 at m = 64, 128 x 192 split 3 at 128) 24.1 / 33.5, the best; a
+// 13B's n = 5120 (27 row blocks) splits 4 at 60-90 % of a wave instead. The 128 x 192 split 2
+// above at 80 %: a 13B's o_proj / down_proj at m = 256 27.5 / 61.4 was 39.6 / 76.2 (calls 4, 5).
+// Not taken (short splits): o_proj m = 64 L2 split 6
 // 13.1 against 11.4, m = 128 split 6 17.2 against 14.4. The L2 partials cost ~3 us there (a
 // timing build without their stores and loads: o_proj m = 256 18.5).
 // {-1, 0}: no pick here.
@@ -558,8 +569,8 @@ W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool s
     return l2_split && split_ok && s >= 3 && grid * s * 100 >= 85 * int64_t(sms) && chunks >= 16 * s ? int(s) : 0;
   };
   const auto waves_of = [&](int64_t grid) { return (grid + sms - 1) / sms; };
-  const auto fills = [&](int64_t grid, int max_waves) {
-    return waves_of(grid) <= max_waves && grid * 100 >= 85 * waves_of(grid) * int64_t(sms);
+  const auto fills = [&](int64_t grid, int max_waves, int percent = 85) {
+    return waves_of(grid) <= max_waves && grid * 100 >= percent * waves_of(grid) * int64_t(sms);
   };
   // 60-90 % of one wave: clusters of 4 fit (see above) and fill most of it.
   const auto fits4 = [&](int64_t grid) { return grid * 10 >= 6 * int64_t(sms) && grid * 10 <= 9 * int64_t(sms); };
@@ -574,7 +585,7 @@ W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool s
   const W4A16TiledConfig c = w4a16_tiled_config(r128);
   const int64_t token_blocks = (m + c.bm - 1) / c.bm, g128 = blocks(c, m, n), row_blocks = g128 / token_blocks;
   const bool tokens_fill = m * 100 >= 75 * token_blocks * c.bm;  // >= 75 % of its token blocks
-  if (split2 && tokens_fill && fills(2 * g128, 1)) return {r128, 2};
+  if (split2 && tokens_fill && fills(2 * g128, 1, 80)) return {r128, 2};
   if (fills(g64, 1)) return {r64, 1};
   if (split2 && fills(2 * g64, 1)) return {r64, 2};
   if (const int s = tokens_fill ? l2_splits(g128) : 0) return {w4a16_tma_rows192_l2_config(128), s};
