@@ -552,6 +552,20 @@ void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const
                       __half* y, int n, int k, int m, int gl2, cudaStream_t s) {
   using T = WsTile<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, SMALL_GROUP>;
   const int tiles_n = (n + 15) / 16, chunks = (k + 63) / 64, ngroups = (k / 16) >> gl2;
+  const int row_blocks = (tiles_n + T::kRowTiles - 1) / T::kRowTiles, token_blocks = (m + BM - 1) / BM;
+  if constexpr (L2K) {
+    // Split-K through L2 only where every block is resident at once (one wave: at most one block
+    // per SM, which any launchable block gets) and the workspace holds the partials; else the
+    // cluster form of the same tile (the same bits).
+    const int64_t tiles = int64_t(row_blocks) * token_blocks, launched = tiles * splits;
+    if (splits < 2 || launched > sk_workspace.sms ||
+        size_t(launched) * T::kPartFloat4s * sizeof(float4) > sk_workspace.part_bytes ||
+        2 * tiles > sk_workspace.counters_count) {
+      launch_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, false, SMALL_GROUP>(splits, codes, params, x, bias,
+                                                                                      y, n, k, m, gl2, s);
+      return;
+    }
+  }
   // x: [m, k] fp16, boxes of BM tokens x 64 inputs with the 128-byte swizzle (wgmma's B layout).
   const cuuint64_t x_dims[2] = {cuuint64_t(k), cuuint64_t(m)}, x_strides[1] = {cuuint64_t(k) * 2};
   const cuuint32_t x_box[2] = {64, cuuint32_t(BM)};
@@ -570,7 +584,6 @@ void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const
   const CUtensorMap param_map = tensor_map(CU_TENSOR_MAP_DATA_TYPE_UINT32, 3, params, p_dims, p_strides, p_box,
                                            CU_TENSOR_MAP_SWIZZLE_NONE, "the params");
   auto* kernel = w4a16_wgmma_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, SMALL_GROUP>;
-  const int row_blocks = (tiles_n + T::kRowTiles - 1) / T::kRowTiles, token_blocks = (m + BM - 1) / BM;
   if constexpr (SK) {
     // One block per resident slot (MINB per SM), never more blocks than iterations.
     const int64_t total = int64_t(row_blocks) * token_blocks * chunks;
@@ -584,20 +597,9 @@ void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const
     return;
   }
   const dim3 grid{unsigned(row_blocks), unsigned(token_blocks), unsigned(splits)};
-  if constexpr (L2K) {
-    // Split-K through L2 where every block is resident at once (one wave: at most one block per
-    // SM, which any launchable block gets) and the workspace holds the partials; else the
-    // cluster form of the same tile (the same bits).
-    const int64_t tiles = int64_t(row_blocks) * token_blocks, launched = tiles * splits;
-    if (splits > 1 && launched <= sk_workspace.sms &&
-        size_t(launched) * T::kPartFloat4s * sizeof(float4) <= sk_workspace.part_bytes &&
-        2 * tiles <= sk_workspace.counters_count) {
-      launch_kernel({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, 1u}, kernel, x_map, code_map, param_map, bias,
-                    y, sk_workspace.parts, sk_workspace.counters, n, k, m, gl2, false);
-      return;
-    }
-    launch_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, false, SMALL_GROUP>(splits, codes, params, x, bias, y,
-                                                                                    n, k, m, gl2, s);
+  if constexpr (L2K) {  // no cluster; with PDL where it is on
+    launch_kernel({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, 1u}, kernel, x_map, code_map, param_map, bias, y,
+                  sk_workspace.parts, sk_workspace.counters, n, k, m, gl2, false);
     return;
   }
   std::optional<PdlScope> no_pdl;
@@ -654,7 +656,7 @@ struct WsEntry {
   }
 // (tokens BM = wgmma's N, consumer warpgroups NWG along the rows (64 rows each), ring slots,
 // chunks per slot (CPS), blocks per SM asked of the register allocator, producer warpgroup,
-// overlapped dequant, stream-K)
+// overlapped dequant, stream-K, split-K through L2)
 const WsEntry kWs[] = {
     AWQ_W4A16_WS_CFG(64, 1, 4, 1, 4, 0, 1, 0, 0),    // 0: 64 tokens x 64 rows, warp 0 copies, overlapped dequant
     AWQ_W4A16_WS_CFG(64, 1, 4, 1, 4, 0, 0, 0, 0),    // 1: the same, dequant after the wgmma
