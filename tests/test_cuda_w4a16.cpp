@@ -1027,6 +1027,27 @@ TEST(CudaW4A16, PrefillPickRules) {
   std::printf("[ note     ] %d SMs\n", sms);
 }
 
+// The cp.async wgmma 64 x 64 tile at m = 33..128 (w4a16_default_tiled, where the TMA rules take
+// nothing): the smallest split of 1, 2, 4 whose grid reaches 1.6 blocks per SM. On a 132-SM GPU,
+// the picks of session 24's sweep (h100_s24_call7_summary.log): Qwen2-7B's o_proj at m = 128
+// split 2 (224 blocks), a 13B's qkv and Llama-3-8B's gate or up at m = 64 unsplit (240 and 224
+// blocks), the 7B's o_proj split 4 at m = 64 and split 2 at 128.
+TEST(CudaW4A16, SmallBatchSplitRule) {
+  SKIP_WITHOUT_GPU();
+  if (!cuda::w4a16_wgmma_available() || !cuda::w4a16_split_k_available() || cuda::w4a16_sm_count() != 132) {
+    std::printf("[ note     ] not checked: needs wgmma, split-K and 132 SMs (an H100 / H200)\n");
+    return;
+  }
+  const int c64 = cuda::w4a16_tiled_count() - cuda::w4a16_wgmma_count() + 7;
+  struct Case { int64_t n, k, m; int splits; };
+  for (const Case c : {Case{3584, 3584, 128, 2}, Case{3584, 3584, 96, 2}, Case{15360, 5120, 64, 1},
+                       Case{14336, 4096, 64, 1}, Case{4096, 4096, 64, 4}, Case{4096, 4096, 128, 2}}) {
+    const cuda::W4A16TiledChoice got = cuda::w4a16_default_tiled(c.m, c.n, c.k);
+    EXPECT_EQ(got.config, c64) << c.n << " x " << c.k << " m " << c.m;
+    EXPECT_EQ(got.splits, c.splits) << c.n << " x " << c.k << " m " << c.m;
+  }
+}
+
 // The stream-K rules (stream_k_pick in w4a16_tiled.cu; docs/gpu.md), with the prefill rules on:
 // at m = 193..512 a stream-K tile replaces the 256 x 128 TMA pick on the wide layers (gate+up
 // from m = 193, every wide layer at 257..384, above 384 while the 256 x 128 grid is under 1.4

@@ -634,7 +634,12 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   // per SM, and a K split costs more the more row blocks there are. Configurations: 7 = 64 x 64
   // with two chunks per pipeline slot, 1 = 64 x 128, 3 = 128 x 128.
   //  - m <= 128 while 64 x 64 tiles give at most 4 blocks per SM: 64 x 64, the smallest split
-  //    (1, 2, 4) whose grid reaches 1.9 blocks per SM;
+  //    (1, 2, 4) whose grid reaches 1.6 blocks per SM (1.9 until session 24; H100 wsweeps of
+  //    shapes at 1.6-1.9 blocks per SM, h100_s24_call7_summary.log, µs: Qwen2-7B's o_proj
+  //    3584 x 3584 at m = 80..128 split 2 13.0-13.8 was split 4 15.7-16.0; at m = 40..64 a 13B's
+  //    qkv 15360 x 5120 unsplit 28.5-30.3 was split 2 31.8-33.5, its gate or up 13824 x 5120
+  //    28.6 / 29.3 was 32.0 / 32.5, Llama-3-8B's gate or up 14336 x 4096 23.5 / 23.7 was
+  //    27.3 / 27.0; no 7B pick changes);
   //  - larger m while 64 x 64 tiles give at most 2 blocks per SM: 64 x 64, unsplit;
   //  - else, while 128 x 128 tiles give under 2.5 blocks per SM: 64 x 128, split 2 while its
   //    grid is under 2 blocks per SM;
@@ -668,7 +673,7 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
     const int64_t b64 = wg(7);
     if (m <= 128 && b64 <= 4 * int64_t(sms)) {
       for (int splits = 1; splits <= 4; splits *= 2)
-        if (b64 * split(splits) * 10 >= int64_t(sms) * 19 || splits == 4) return {kNumTiled + 7, split(splits)};
+        if (b64 * split(splits) * 10 >= int64_t(sms) * 16 || splits == 4) return {kNumTiled + 7, split(splits)};
     }
     if (b64 <= 2 * int64_t(sms)) return {kNumTiled + 7, 1};
     if (wg(3) * 2 < int64_t(sms) * 5) return {kNumTiled + 1, wg(1) < 2 * int64_t(sms) ? split(2) : 1};
