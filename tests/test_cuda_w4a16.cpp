@@ -801,6 +801,8 @@ TEST(CudaW4A16, PdlChainL2SplitShapes) {
   check_pdl_chain(o_proj, {256}, worst);
   check_pdl_chain(down, {64, 128}, worst);
   note_pdl();
+  std::printf("[ note     ] cooperative launches (the L2 split) with PDL: %s\n",
+              cuda::cooperative_pdl_failed() ? "refused here, run without it" : "not refused");
 }
 
 // The AWQ_CUDA_PDL parser (no GPU needed).

@@ -25,6 +25,7 @@ __global__ void pdl_arch_probe_kernel(int* arch) {
 }
 
 std::atomic<bool> launch_failed{false};  // pdl_launch_failed was called
+std::atomic<bool> cooperative_failed{false};  // a cooperative launch with PDL failed
 
 constexpr int kNoOverride = -1;
 thread_local int scope_mode = kNoOverride;
@@ -80,6 +81,9 @@ void pdl_launch_failed(cudaError_t e) {
                  "continuing without it (AWQ_CUDA_PDL=0 does the same without this warning)\n",
                  cudaGetErrorName(e), cudaGetErrorString(e));
 }
+
+bool cooperative_pdl_failed() { return cooperative_failed.load(std::memory_order_relaxed); }
+void note_cooperative_pdl_failed() { cooperative_failed.store(true, std::memory_order_relaxed); }
 
 PdlMode pdl_mode() {
   if (scope_mode == kNoOverride || !pdl_supported()) return PdlMode::Off;

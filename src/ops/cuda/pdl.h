@@ -125,4 +125,38 @@ void launch_kernel(const LaunchShape& l, void (*kernel)(Params...), const Args&.
   AWQ_CUDA_CHECK(launched);
 }
 
+// kernel<<<...>>>(args...) as a cooperative launch (cudaLaunchAttributeCooperative: every block
+// of the grid resident at once, or the launch fails; the driver, MPS and compute-sanitizer then
+// keep the grid co-scheduled), with the PDL attribute where pdl_launch(l.stream) and l.pdl. For
+// kernels whose blocks wait for each other (the W4A16 split-K through L2). l.cluster_z must be
+// 1. Returns false, with the launch error cleared, where the launch failed with and without PDL
+// (the caller then runs another kernel); a failure with PDL only drops PDL for cooperative
+// launches, not for the process.
+bool cooperative_pdl_failed();
+void note_cooperative_pdl_failed();
+template <class... Params, class... Args>
+bool try_launch_cooperative(const LaunchShape& l, void (*kernel)(Params...), const Args&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = l.grid;
+  cfg.blockDim = l.block;
+  cfg.dynamicSmemBytes = l.smem;
+  cfg.stream = l.stream;
+  cudaLaunchAttribute attr[2];
+  attr[0].id = cudaLaunchAttributeCooperative;
+  attr[0].val.cooperative = 1;
+  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[1].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = l.pdl && pdl_launch(l.stream) && !cooperative_pdl_failed() ? 2 : 1;
+  cudaError_t launched = cudaLaunchKernelEx(&cfg, kernel, args...);
+  if (launched != cudaSuccess && cfg.numAttrs == 2) {
+    (void)cudaGetLastError();
+    note_cooperative_pdl_failed();
+    cfg.numAttrs = 1;
+    launched = cudaLaunchKernelEx(&cfg, kernel, args...);
+  }
+  if (launched != cudaSuccess) (void)cudaGetLastError();
+  return launched == cudaSuccess;
+}
+
 }  // namespace awq::cuda

@@ -368,7 +368,8 @@ __device__ __forceinline__ void store_split_k_in_cluster(const float (&acc)[BM /
 // 117 or 102 of the H100's 132 SMs, so the grids of 132 blocks that split 3 or 6 make on the
 // 7B's narrow layers (22 row blocks of 192) would take two waves as clusters.
 // The owners wait for their peers: every block of the grid must be resident at once (the host
-// launches this form only for grids of at most one block per SM; w4a16_wgmma_ws.cu).
+// launches this form only for grids of at most one block per SM, as a cooperative launch, which
+// the driver refuses where the blocks could not all be resident; w4a16_wgmma_ws.cu).
 // parts: this output tile's [splits sources][BM / 8 token tiles][THREADS] float4 (global);
 // counters: this tile's [2] u32 (arrived, departed), zero before the launch; the last block to
 // leave sets both back to zero. smem: free shared memory (the caller has synchronized its

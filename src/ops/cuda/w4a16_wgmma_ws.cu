@@ -164,7 +164,7 @@ __device__ __forceinline__ SkTileBlocks sk_tile_blocks(int t_first, int chunks, 
 // 2 b: block b's first segment, 2 b + 1: its last), sk_counters: [G] u32, zero between launches.
 // L2K (splits > 1, no clusters): sk_parts: [tiles][splits][kPartFloat4s] float4 (tile =
 // blockIdx.y * gridDim.x + blockIdx.x), sk_counters: [2 tiles] u32, zero between launches; every
-// block resident at once (store_split_k_through_l2).
+// block resident at once (store_split_k_through_l2; a cooperative launch).
 // push: the split-K reduction's form (store_split_k_in_cluster; AWQ_W4A16_CLUSTER_PUSH).
 // Block: NWG consumer warpgroups (then, with PWG, the producer warpgroup).
 template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bool SK, bool L2K, bool SMALL_GROUP>
@@ -597,9 +597,17 @@ void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const
     return;
   }
   const dim3 grid{unsigned(row_blocks), unsigned(token_blocks), unsigned(splits)};
-  if constexpr (L2K) {  // no cluster; with PDL where it is on
-    launch_kernel({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, 1u}, kernel, x_map, code_map, param_map, bias, y,
-                  sk_workspace.parts, sk_workspace.counters, n, k, m, gl2, false);
+  if constexpr (L2K) {
+    // No cluster; a cooperative launch, since the owners wait for their peers (with PDL where it
+    // is on). Where the driver refuses it (the SMs shared, e.g. under MPS): the cluster form.
+    // The cooperative attribute costs ~1.2-1.5 us of PDL's overlap on the H100 (session 24, call
+    // 9: down_proj m = 64 19.3 against 17.8 us with PDL); without it a grid that cannot be all
+    // resident (MPS, another process's kernels, a sanitizer) would wait for its peers forever.
+    if (try_launch_cooperative({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, 1u}, kernel, x_map, code_map,
+                               param_map, bias, y, sk_workspace.parts, sk_workspace.counters, n, k, m, gl2, false))
+      return;
+    launch_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, false, SMALL_GROUP>(splits, codes, params, x, bias, y,
+                                                                                    n, k, m, gl2, s);
     return;
   }
   std::optional<PdlScope> no_pdl;
