@@ -91,13 +91,19 @@ inline bool pdl_launch(cudaStream_t s) { return s != nullptr && pdl_mode() != Pd
 // programmatic-stream-serialization attribute where pdl_launch(l.stream) and l.pdl, and a
 // cluster dimension where l.cluster_z > 1. A launch that fails with the PDL attribute is
 // retried once without it (pdl_launch_failed); other failures throw awq::Error (AWQ_CUDA_CHECK).
-template <class... Params, class... Args>
-void launch_kernel(const LaunchShape& l, void (*kernel)(Params...), const Args&... args) {
+// l's grid, block, shared memory and stream as a launch configuration (no attributes yet).
+inline cudaLaunchConfig_t launch_config(const LaunchShape& l) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = l.grid;
   cfg.blockDim = l.block;
   cfg.dynamicSmemBytes = l.smem;
   cfg.stream = l.stream;
+  return cfg;
+}
+
+template <class... Params, class... Args>
+void launch_kernel(const LaunchShape& l, void (*kernel)(Params...), const Args&... args) {
+  cudaLaunchConfig_t cfg = launch_config(l);
   cudaLaunchAttribute attr[2];
   unsigned n = 0;
   if (l.cluster_z > 1) {
@@ -136,11 +142,7 @@ bool cooperative_pdl_failed();
 void note_cooperative_pdl_failed();
 template <class... Params, class... Args>
 bool try_launch_cooperative(const LaunchShape& l, void (*kernel)(Params...), const Args&... args) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = l.grid;
-  cfg.blockDim = l.block;
-  cfg.dynamicSmemBytes = l.smem;
-  cfg.stream = l.stream;
+  cudaLaunchConfig_t cfg = launch_config(l);
   cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeCooperative;
   attr[0].val.cooperative = 1;
