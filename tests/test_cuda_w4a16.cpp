@@ -136,6 +136,10 @@ W4A16Run run_variant(int variant) {
                                static_cast<const uint2*>(w.params), x, bias, y, w.n, w.k, w.group, m, nullptr);
   };
 }
+// The tiled configuration index of the cp.async wgmma 64 x 64 tile with two chunks a slot
+// (wgmma configuration 7): what the dispatch takes at small m where no TMA rule applies.
+int cp_async_c64_config() { return cuda::w4a16_tiled_count() - cuda::w4a16_wgmma_count() + 7; }
+
 W4A16Run run_tiled(int config, int splits = 1) {
   return [config, splits](const cuda::W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y) {
     cuda::launch_w4a16_tiled(config, splits, static_cast<const uint4*>(w.codes),
@@ -548,7 +552,7 @@ TEST(CudaW4A16, SplitKIsDeterministic) {
     expect_same_bits_twice(w, a.n, x, m, t, run_tiled(t, 4));
   // The cp.async wgmma 64 x 64 tile (two chunks per slot) at 2 and 8 splits: its clusters push
   // their partials to the owning block (AWQ_W4A16_CLUSTER_PUSH).
-  const int c64 = cuda::w4a16_tiled_count() - cuda::w4a16_wgmma_count() + 7;
+  const int c64 = cp_async_c64_config();
   for (int splits : {2, 8}) expect_same_bits_twice(w, a.n, x, m, c64, run_tiled(c64, splits));
   // The TMA 128 x 192 tile at 3 and 6 splits: owners of 6 / 6 / 4 and 3 / 3 / 3 / 3 / 3 / 1 token tiles.
   const int r128 = cuda::w4a16_tma_rows192_config(128);
@@ -1040,7 +1044,7 @@ TEST(CudaW4A16, SmallBatchSplitRule) {
     std::printf("[ note     ] not checked: needs wgmma, split-K and 132 SMs (an H100 / H200)\n");
     return;
   }
-  const int c64 = cuda::w4a16_tiled_count() - cuda::w4a16_wgmma_count() + 7;
+  const int c64 = cp_async_c64_config();
   struct Case { int64_t n, k, m; int splits; };
   for (const Case c : {Case{3584, 3584, 128, 2}, Case{3584, 3584, 96, 2}, Case{15360, 5120, 64, 1},
                        Case{14336, 4096, 64, 1}, Case{4096, 4096, 64, 4}, Case{4096, 4096, 128, 2}}) {

@@ -448,12 +448,13 @@ W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bo
   const auto grid = [&](int cfg) { return int64_t(blocks(w4a16_tiled_config(cfg), m, n)); };
   const int64_t slots = sms;
   if (m <= 96 || m > 512) return {-1, 0};
+  const bool t256_split2 = split2 == 2 && 2 * grid(t256) <= slots;  // t256 split 2 in one wave
   if (m <= 128) return n >= 16384 ? W4A16TiledChoice{t128, 1} : W4A16TiledChoice{-1, 0};
   if (n < kW4A16TmaMinRows) {
     if (m <= 192) return {c64, split2};
     if (m <= 256) return k > 8192 ? W4A16TiledChoice{c128, split2} : W4A16TiledChoice{c64, 1};
     if (m <= 384) return {c64, 1};
-    if (split2 == 2 && 2 * grid(t256) <= slots) return {t256, 2};
+    if (t256_split2) return {t256, 2};
     return k > 8192 ? W4A16TiledChoice{t128, split2} : W4A16TiledChoice{c128, 1};
   }
   if (m <= 192) {
@@ -463,7 +464,7 @@ W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bo
   // m = 193..256: t256 split 2 where that is still one wave (n ~ 8192, a 70B's o_proj and
   // down_proj: 64 blocks unsplit; session 24, h100_s24_call4_* / call5_*: 8192 x 8192 m = 256
   // 51.3 was 89.1 us, 8192 x 28672 156.6 was 365.5; the 7B's wide layers have 86-172 blocks).
-  if (m <= 256) return split2 == 2 && 2 * grid(t256) <= slots ? W4A16TiledChoice{t256, 2} : W4A16TiledChoice{t256, 1};
+  if (m <= 256) return {t256, t256_split2 ? 2 : 1};
   if (m <= 384) {
     if (grid(t128) <= 2 * slots) return {t128, 1};
     if (grid(c128) <= 4 * slots) return {c128, 1};

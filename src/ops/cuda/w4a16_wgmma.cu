@@ -326,22 +326,16 @@ W4A16TiledConfig w4a16_wgmma_config(int i) {
   return i < kNumWgmma ? kWgmma[i].cfg : w4a16_wgmma_ws_config(i - kNumWgmma);
 }
 int w4a16_wgmma_ws_first() { return kNumWgmma; }
-int w4a16_tma_wide_config() { return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_wide(); }
-int w4a16_tma_square_config() {
-  return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_square();
-}
-int w4a16_tma_wide_sk_config() {
-  return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_wide_sk();
-}
-int w4a16_tma_square_sk_config() {
-  return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_square_sk();
-}
-int w4a16_tma_rows192_config(int tokens) {
-  return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_rows192(tokens);
-}
-int w4a16_tma_rows192_l2_config(int tokens) {
-  return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + w4a16_wgmma_ws_rows192_l2(tokens);
-}
+namespace {
+// The tiled configuration index (as w4a16_tiled_config) of the TMA kernel's configuration ws.
+int ws_tiled_index(int ws) { return w4a16_tiled_count() - w4a16_wgmma_count() + kNumWgmma + ws; }
+}  // namespace
+int w4a16_tma_wide_config() { return ws_tiled_index(w4a16_wgmma_ws_wide()); }
+int w4a16_tma_square_config() { return ws_tiled_index(w4a16_wgmma_ws_square()); }
+int w4a16_tma_wide_sk_config() { return ws_tiled_index(w4a16_wgmma_ws_wide_sk()); }
+int w4a16_tma_square_sk_config() { return ws_tiled_index(w4a16_wgmma_ws_square_sk()); }
+int w4a16_tma_rows192_config(int tokens) { return ws_tiled_index(w4a16_wgmma_ws_rows192(tokens)); }
+int w4a16_tma_rows192_l2_config(int tokens) { return ws_tiled_index(w4a16_wgmma_ws_rows192_l2(tokens)); }
 bool w4a16_wgmma_ws_available() {
   w4a16_prepare_wgmma();
   return wgmma_ws_ok;

@@ -553,16 +553,19 @@ void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const
   using T = WsTile<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, SMALL_GROUP>;
   const int tiles_n = (n + 15) / 16, chunks = (k + 63) / 64, ngroups = (k / 16) >> gl2;
   const int row_blocks = (tiles_n + T::kRowTiles - 1) / T::kRowTiles, token_blocks = (m + BM - 1) / BM;
+  // L2K: the cluster form of the same tile (the same bits), where the L2 form cannot run.
+  const auto launch_as_cluster = [&] {
+    launch_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, false, SMALL_GROUP>(splits, codes, params, x, bias, y,
+                                                                                    n, k, m, gl2, s);
+  };
   if constexpr (L2K) {
     // Split-K through L2 only where every block is resident at once (one wave: at most one block
-    // per SM, which any launchable block gets) and the workspace holds the partials; else the
-    // cluster form of the same tile (the same bits).
+    // per SM, which any launchable block gets) and the workspace holds the partials.
     const int64_t tiles = int64_t(row_blocks) * token_blocks, launched = tiles * splits;
     if (splits < 2 || launched > sk_workspace.sms ||
         size_t(launched) * T::kPartFloat4s * sizeof(float4) > sk_workspace.part_bytes ||
         2 * tiles > sk_workspace.counters_count) {
-      launch_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, false, SMALL_GROUP>(splits, codes, params, x, bias,
-                                                                                      y, n, k, m, gl2, s);
+      launch_as_cluster();
       return;
     }
   }
@@ -603,11 +606,9 @@ void launch_ws_kernel(int splits, const uint4* codes, const uint2* params, const
     // The cooperative attribute costs ~1.2-1.5 us of PDL's overlap on the H100 (session 24, call
     // 9: down_proj m = 64 19.3 against 17.8 us with PDL); without it a grid that cannot be all
     // resident (MPS, another process's kernels, a sanitizer) would wait for its peers forever.
-    if (try_launch_cooperative({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, 1u}, kernel, x_map, code_map,
-                               param_map, bias, y, sk_workspace.parts, sk_workspace.counters, n, k, m, gl2, false))
-      return;
-    launch_ws_kernel<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, false, SMALL_GROUP>(splits, codes, params, x, bias, y,
-                                                                                    n, k, m, gl2, s);
+    if (!try_launch_cooperative({grid, dim3(T::kThreads), size_t(T::kSmemBytes), s, 1u}, kernel, x_map, code_map,
+                                param_map, bias, y, sk_workspace.parts, sk_workspace.counters, n, k, m, gl2, false))
+      launch_as_cluster();
     return;
   }
   std::optional<PdlScope> no_pdl;
