@@ -91,9 +91,11 @@ double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
   return std::sqrt(num / std::max(den, 1e-30));
 }
 
-// Both kernels: the vectorised one (d % 4 == 0) and the scalar one.
+// Every kernel: the vectorised one (d % 4 == 0) with 1, 2, 4 and 8 pieces a thread, and the
+// scalar one (d % 4 != 0, or rows too long for the register copy).
 TEST_F(CudaTest, AddRmsNormMatchesCpu) {
-  for (const int64_t d : {int64_t(4096 + 96), int64_t(383)}) {
+  for (const int64_t d : {int64_t(4096), int64_t(4096 + 96), int64_t(8192 + 4), int64_t(3 * 4096 + 4), int64_t(20000),
+                          int64_t(32768 + 4), int64_t(383)}) {
     std::mt19937 rng(static_cast<uint32_t>(d));
     const int64_t rows = 5;
     const HalfData delta = random_half(size_t(rows * d), rng);
@@ -158,16 +160,31 @@ TEST_F(CudaTest, QkNormRopeStoreMatchesCpu) {
   }
 }
 
+// Both kernels: eight outputs a thread (ff % 8 == 0) and one (ff = 1001); gate | up rows and
+// gate / up interleaved in packs of 8 (the engine's fused projection), which needs ff % 8 == 0.
 TEST_F(CudaTest, SiluMulMatchesCpu) {
-  std::mt19937 rng(3);
-  const int64_t rows = 3, ff = 1000;
-  const HalfData gu = random_half(size_t(rows * 2 * ff), rng, 2.0f);
-  Dev<uint16_t> dgu(gu.bits), dout(std::vector<uint16_t>(size_t(rows * ff)));
-  cuda::silu_mul(hp(dgu), rows, ff, hp(dout), nullptr);
-  std::vector<float> ref(size_t(rows * ff));
-  for (int64_t r = 0; r < rows; ++r)
-    silu_mul(gu.f.data() + r * 2 * ff, gu.f.data() + r * 2 * ff + ff, ff, ref.data() + r * ff);
-  EXPECT_LT(rel_err(test::widen_fp16(dout.get()), ref), 2e-3);
+  for (const bool interleaved : {false, true}) {
+    for (const int64_t ff : {int64_t(1000), int64_t(1001)}) {
+      std::mt19937 rng(3);
+      const int64_t rows = 3;
+      const HalfData gu = random_half(size_t(rows * 2 * ff), rng, 2.0f);
+      Dev<uint16_t> dgu(gu.bits), dout(std::vector<uint16_t>(size_t(rows * ff)));
+      if (interleaved && ff % 8 != 0) {
+        EXPECT_THROW(cuda::silu_mul(hp(dgu), rows, ff, hp(dout), nullptr, true), Error);
+        continue;
+      }
+      cuda::silu_mul(hp(dgu), rows, ff, hp(dout), nullptr, interleaved);
+      std::vector<float> g(size_t(rows * ff)), u(size_t(rows * ff)), ref(size_t(rows * ff));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < ff; ++j) {
+          const int64_t gi = interleaved ? 16 * (j / 8) + j % 8 : j, ui = interleaved ? gi + 8 : ff + j;
+          g[size_t(r * ff + j)] = gu.f[size_t(r * 2 * ff + gi)];
+          u[size_t(r * ff + j)] = gu.f[size_t(r * 2 * ff + ui)];
+        }
+      silu_mul(g.data(), u.data(), rows * ff, ref.data());
+      EXPECT_LT(rel_err(test::widen_fp16(dout.get()), ref), 2e-3) << "ff " << ff << " interleaved " << interleaved;
+    }
+  }
 }
 
 TEST_F(CudaTest, ArgmaxAndNllMatchCpu) {
@@ -223,6 +240,68 @@ TEST_F(CudaTest, AttentionMatchesCpu) {
                                        << " window " << cs.window << " splits " << cs.splits << " row " << r;
     }
   }
+}
+
+// The decode form of attention (RopeStore: RoPE, qwen3's q/k norms and the KV-cache store done
+// by the attention kernel) against qk_norm_rope_store followed by attention(): without the q/k
+// norms the same bits (output and cache; both use rope_device.cuh and the same key order),
+// with them within fp16 rounding (the norm's sum runs in another order). GQA groups of 1, 3, 4
+// and 8, head_dim 64 / 128 / 256, split-K (the new key in the last split, splits past the end),
+// a sliding window, and batch rows in scattered slots.
+TEST_F(CudaTest, DecodeAttentionWithRopeMatchesTwoKernels) {
+  struct Case { int nh, nkv, hd, window, splits; bool qk_norm; };
+  for (const Case cs : {Case{6, 2, 64, 0, 1, false}, Case{6, 2, 64, 0, 5, false}, Case{8, 2, 128, 0, 3, false},
+                        Case{4, 4, 128, 0, 32, false}, Case{32, 32, 128, 0, 2, false}, Case{16, 2, 64, 7, 4, false},
+                        Case{8, 1, 256, 0, 2, false}, Case{8, 2, 128, 0, 3, true}, Case{6, 2, 64, 0, 1, true}}) {
+    std::mt19937 rng(cs.nh * 1000 + cs.hd + cs.splits + cs.qk_norm);
+    const int slots = 5, rows = 4;
+    const int64_t ctx = 96, kvd = cs.nkv * cs.hd, qd = cs.nh * cs.hd, width = qd + 2 * kvd;
+    const HalfData qkv = random_half(size_t(rows * width), rng);
+    const HalfData k = random_half(size_t(slots * ctx * kvd), rng);  // earlier steps' keys (and junk past pos)
+    const HalfData v = random_half(size_t(slots * ctx * kvd), rng);
+    std::vector<float> inv(size_t(cs.hd / 2)), qn(static_cast<size_t>(cs.hd)), kn(static_cast<size_t>(cs.hd));
+    for (int j = 0; j < cs.hd / 2; ++j) inv[size_t(j)] = 1.0f / std::pow(10000.0f, float(2 * j) / float(cs.hd));
+    std::normal_distribution<float> nd(1.0f, 0.2f);
+    for (float& x : qn) x = nd(rng);
+    for (float& x : kn) x = nd(rng);
+    const std::vector<int32_t> pos = {0, 95, 3, 50}, slot = {4, 1, 0, 2};
+    Dev<float> dtab(cuda::rope_cos_sin_table(inv, ctx)), dqn(qn), dkn(kn);
+    Dev<int32_t> dpos(pos), dslot(slot);
+    const cuda::AttentionDims ad{cs.nh, cs.nkv, cs.hd, cs.window};
+    const cuda::RopeStore rs{reinterpret_cast<const float2*>(dtab.p), cs.qk_norm ? dqn.p : nullptr,
+                             cs.qk_norm ? dkn.p : nullptr, 1e-6f};
+    const size_t scratch_n = size_t(std::max<int64_t>(1, cuda::attention_scratch_floats(rows, ad, cs.splits)));
+    // Two kernels (the prefill form), then the decode form on fresh copies of the same data.
+    Dev<uint16_t> q2(qkv.bits), k2(k.bits), v2(v.bits), out2(std::vector<uint16_t>(size_t(rows * qd)));
+    Dev<float> scratch2(std::vector<float>(scratch_n, 0.0f));
+    const cuda::KvCacheView kv2{hp(k2), hp(v2), ctx, dpos.p, dslot.p};
+    cuda::qk_norm_rope_store(hp(q2), rows, cs.nh, cs.nkv, cs.hd, rs.cos_sin, rs.q_norm, rs.k_norm, rs.eps, kv2, nullptr);
+    cuda::attention(hp(q2), width, rows, ad, kv2, cs.splits, scratch2.p, hp(out2), nullptr);
+    Dev<uint16_t> q1(qkv.bits), k1(k.bits), v1(v.bits), out1(std::vector<uint16_t>(size_t(rows * qd)));
+    Dev<float> scratch1(std::vector<float>(scratch_n, 0.0f));
+    const cuda::KvCacheView kv1{hp(k1), hp(v1), ctx, dpos.p, dslot.p};
+    cuda::attention(hp(q1), width, rows, ad, kv1, cs.splits, scratch1.p, hp(out1), nullptr, &rs);
+    const std::string what = "nh " + std::to_string(cs.nh) + " nkv " + std::to_string(cs.nkv) + " hd " +
+                             std::to_string(cs.hd) + " window " + std::to_string(cs.window) + " splits " +
+                             std::to_string(cs.splits) + (cs.qk_norm ? " qk_norm" : "");
+    EXPECT_EQ(q1.get(), qkv.bits) << what << ": the decode form leaves the projection as it was";
+    EXPECT_EQ(v1.get(), v2.get()) << what;
+    if (!cs.qk_norm) {
+      EXPECT_EQ(out1.get(), out2.get()) << what;
+      EXPECT_EQ(k1.get(), k2.get()) << what;
+    } else {
+      EXPECT_LT(rel_err(test::widen_fp16(out1.get()), test::widen_fp16(out2.get())), 2e-3) << what;
+      EXPECT_LT(rel_err(test::widen_fp16(k1.get()), test::widen_fp16(k2.get())), 2e-3) << what;
+    }
+  }
+}
+
+// A decode-form call whose rows are not q | k | v wide is refused before any launch.
+TEST_F(CudaTest, DecodeAttentionWithRopeRefusesNarrowRows) {
+  const cuda::AttentionDims ad{4, 2, 64, 0};
+  const cuda::RopeStore rs{reinterpret_cast<const float2*>(&ad), nullptr, nullptr, 1e-6f};  // never read
+  const cuda::KvCacheView kv{};
+  EXPECT_THROW(cuda::attention(nullptr, 4 * 64, 1, ad, kv, 1, nullptr, nullptr, nullptr, &rs), Error);
 }
 
 using test::tiny_model;

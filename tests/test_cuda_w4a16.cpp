@@ -430,6 +430,67 @@ TEST(CudaW4A16, EveryKSliceConfiguration) {
               cuda::w4a16_split_k_available() ? "ran" : "NOT available: only 1 split ran");
 }
 
+// The gate/up epilogue (launch_w4a16's gated output, w4a16_device.cuh store_c_fragment) of every
+// register-streaming variant and every K-slice configuration at 1, 2 and 3 K splits, against the
+// same kernel's plain output followed by silu_mul (interleaved): the same bits, every output
+// written (poisoned first). n = 272 (17 row tiles: partial row groups), k = 448 (7 chunks: uneven
+// slices); m = 1..17 across token tiles; bias on odd m. Then w4a16_linear_silu at m = 1..64 (the
+// gated kernels up to 16, the tiled GEMM + silu_mul beyond) against w4a16_linear + silu_mul.
+TEST(CudaW4A16, GatedEpilogueMatchesProjectionThenSiluMul) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq a(272, 448, 64, 4, 41);
+  const int64_t max_m = 64, n = a.n, ff = a.n / 2;
+  cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
+  const auto* codes = static_cast<const uint4*>(w.codes);
+  const auto* params = static_cast<const uint2*>(w.params);
+  DeviceBuffer dx = to_device(random_fp16(size_t(max_m * a.k), -1.0f, 1.0f, 42)),
+               db = to_device(random_fp16(size_t(n), -0.5f, 0.5f, 43));
+  DeviceBuffer dy(size_t(max_m * n) * 2), dref(size_t(max_m * ff) * 2), dact(size_t(max_m * ff) * 2);
+  // plain(y) writes [m, n]; gated(act) writes [m, n / 2].
+  const auto expect_same = [&](int64_t m, const std::function<void(__half*, bool)>& launch, const std::string& what) {
+    AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, size_t(max_m * n) * 2));
+    AWQ_CUDA_CHECK(cudaMemset(dact.p, 0xFF, size_t(max_m * ff) * 2));
+    launch(dy.h(), false);
+    cuda::silu_mul(dy.h(), m, ff, dref.h(), nullptr, /*interleaved=*/true);
+    launch(dact.h(), true);
+    AWQ_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<uint16_t> ref(size_t(m * ff)), got(size_t(m * ff));
+    AWQ_CUDA_CHECK(cudaMemcpy(ref.data(), dref.p, ref.size() * 2, cudaMemcpyDeviceToHost));
+    AWQ_CUDA_CHECK(cudaMemcpy(got.data(), dact.p, got.size() * 2, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(got, ref) << what << " m=" << m;
+  };
+  const std::vector<int64_t> ms = {1, 2, 5, 8, 9, 16, 17};
+  for (int v = 0; v < cuda::w4a16_variant_count(); ++v)
+    for (const int64_t m : ms)
+      expect_same(m, [&](__half* y, bool gated) {
+        cuda::launch_w4a16_variant(v, codes, params, dx.h(), m % 2 ? db.h() : nullptr, y, n, a.k, a.group, m, nullptr, gated);
+      }, "variant " + std::to_string(v));
+  for (int cfg = 0; cfg < cuda::w4a16_kslice_count(); ++cfg)
+    for (const int splits : {1, 2, 3})
+      for (const int64_t m : ms) {
+        if (!cuda::w4a16_kslice_fits(cfg, splits, m, a.k)) continue;
+        expect_same(m, [&](__half* y, bool gated) {
+          cuda::launch_w4a16_kslice(cfg, splits, codes, params, dx.h(), m % 2 ? db.h() : nullptr, y, n, a.k, a.group, m,
+                                    nullptr, gated);
+        }, "kslice " + std::to_string(cfg) + " splits " + std::to_string(splits));
+      }
+  int fused = 0;
+  for (const int64_t m : {1, 2, 4, 8, 16, 17, 32, 64}) {
+    fused += cuda::w4a16_gated_output_available(dx.h(), m, n, a.k, cuda::w4a16_path_from_env());
+    expect_same(m, [&](__half* y, bool gated) {
+      if (gated)
+        cuda::w4a16_linear_silu(w, dx.h(), m, db.h(), dy.h(), y, nullptr);
+      else
+        cuda::w4a16_linear(w, dx.h(), m, db.h(), y, nullptr);
+    }, "w4a16_linear_silu");
+  }
+  EXPECT_GT(fused, 0) << "w4a16_linear_silu never took the gated epilogue";
+  EXPECT_THROW(cuda::launch_w4a16(codes, params, dx.h(), nullptr, dact.h(), n, a.k, a.group, 64,
+                                  cuda::W4A16Path::Tiled, nullptr, /*gated=*/true),
+               Error);
+  cuda::free_w4a16(w);
+}
+
 // The dispatch's three paths (AWQ_W4A16_KERNEL=auto|legacy|tiled) around the switch-over m,
 // and an x that is 4- but not 16-byte aligned (the tiled GEMM's cp.async needs 16: it must
 // fall back to the legacy kernels, still correct).

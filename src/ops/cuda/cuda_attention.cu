@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/pdl_device.cuh"
+#include "ops/cuda/rope_device.cuh"
 
 namespace awq::cuda {
 
@@ -26,27 +27,35 @@ __device__ float warp_sum(float v) {
   return v;
 }
 
-// Loads N consecutive halves (N = 2, 4 or 8: 4, 8 or 16 bytes) as floats.
+// N consecutive halves (N = 2, 4 or 8) as one 4-, 8- or 16-byte word: a key or value slice
+// of one lane, kept packed until used so that many can be in flight.
+template <int N> struct Packed;
+template <> struct Packed<2> { using type = uint32_t; };
+template <> struct Packed<4> { using type = uint2; };
+template <> struct Packed<8> { using type = uint4; };
 template <int N>
-__device__ void load_halves(const __half* p, float* f) {
-  if constexpr (N == 2) {
-    const float2 v = __half22float2(*reinterpret_cast<const __half2*>(p));
-    f[0] = v.x, f[1] = v.y;
-  } else if constexpr (N == 4) {
-    const uint2 u = *reinterpret_cast<const uint2*>(p);
-    const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&u.x));
-    const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
-    f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y;
-  } else {
-    static_assert(N == 8);
-    const uint4 u = *reinterpret_cast<const uint4*>(p);
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+using packed_t = typename Packed<N>::type;
+
+template <int N>
+__device__ packed_t<N> load_packed(const __half* p) { return *reinterpret_cast<const packed_t<N>*>(p); }
+
+template <int N>
+__device__ void widen(const packed_t<N>& u, float* f) {
+  const __half2* h = reinterpret_cast<const __half2*>(&u);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
-      f[2 * i] = a.x, f[2 * i + 1] = a.y;
-    }
+  for (int i = 0; i < N / 2; ++i) {
+    const float2 a = __half22float2(h[i]);
+    f[2 * i] = a.x, f[2 * i + 1] = a.y;
   }
+}
+
+template <int N>
+__device__ packed_t<N> narrow(const float* f) {
+  packed_t<N> u;
+  __half2* h = reinterpret_cast<__half2*>(&u);
+#pragma unroll
+  for (int i = 0; i < N / 2; ++i) h[i] = __halves2half2(__float2half(f[2 * i]), __float2half(f[2 * i + 1]));
+  return u;
 }
 
 // Where split `split` of row r starts and ends: keys [t0, t1) of the row's [first, last].
@@ -61,61 +70,136 @@ __device__ KeyRange key_range(int last, int window, int n_splits, int split) {
   return {t0, min(last + 1, t0 + chunk)};
 }
 
+// The decode form's own RoPE (RopeStore): one head vector, lane l holding elements
+// [l EPL, (l + 1) EPL) as f32, optionally RMS-normed with norm (qwen3's q/k norm), rotated at
+// the angles cs (the table's row of the position) and rounded to fp16 as qk_norm_rope_store
+// rounds it. Rotate-half pairs element j with j + head_dim / 2, which lane l ^ 16 holds.
+template <int EPL>
+__device__ void rope_in_registers(float (&f)[EPL], const float* norm, float eps, const float2* cs, int lane) {
+  constexpr int HD = EPL * kWarp;
+  if (norm) {
+    float ss = 0.0f;
+#pragma unroll
+    for (int e = 0; e < EPL; ++e) ss += f[e] * f[e];
+    const float scale = rsqrtf(warp_sum(ss) / float(HD) + eps);
+#pragma unroll
+    for (int e = 0; e < EPL; ++e) f[e] = (f[e] * scale) * norm[lane * EPL + e];
+  }
+  const bool lo = lane < kWarp / 2;
+#pragma unroll
+  for (int e = 0; e < EPL; ++e) {
+    const float partner = __shfl_xor_sync(0xffffffffu, f[e], kWarp / 2);
+    const float2 t = cs[(lane % (kWarp / 2)) * EPL + e];
+    f[e] = __half2float(lo ? rope_device::rope_lo(f[e], partner, t) : rope_device::rope_hi(partner, f[e], t));
+  }
+}
+
+// Keys a warp loads at once (U): as many as keep the packed loads, the scores and the
+// accumulators in registers (8 for one or two 128-wide heads a block, 2 for eight).
+__host__ __device__ constexpr int keys_per_step(int epl, int hpb) { return epl * hpb <= 8 ? 8 : epl * hpb <= 16 ? 4 : 2; }
+
 // grid: (n_splits, n_heads / HPB, rows); block: NW warps. HPB query heads share one KV head.
-// Lane l holds elements [l * EPL, (l + 1) * EPL) of every head vector. Each warp takes two
-// keys per step (t and t + NW) so that two loads and two reductions are in flight.
-template <int HD, int HPB, int NW = warps_for(HD, HPB)>
+// Lane l holds elements [l * EPL, (l + 1) * EPL) of every head vector. Each warp takes U keys
+// per step (t, t + NW, ..., t + (U - 1) NW), their loads all issued before any is used: the
+// loop is bound by the latency of those loads, so the more in flight the fewer round trips.
+// FRESH (RopeStore): q and the row's own k are rotated here, and the blocks of the split that
+// holds the row's last key take that key and its value from the projection's output (in
+// registers) instead of the cache, which the first block of the KV head's group writes.
+template <int HD, int HPB, bool FRESH, int NW = warps_for(HD, HPB)>
 __global__ void __launch_bounds__(NW * kWarp)
     attention_kernel(const __half* q, int64_t q_stride, AttentionDims d, KvCacheView kv,
-                     int n_splits, float scale, float* part, __half* out) {
+                     int n_splits, float scale, RopeStore rs, float* part, __half* out) {
   pdl_wait();  // q, the cache and pos/slot are written by earlier kernels and copies (pdl.h)
   pdl_trigger();
-  constexpr int EPL = HD / kWarp;
+  constexpr int EPL = HD / kWarp, U = keys_per_step(EPL, HPB);
+  using P = packed_t<EPL>;
   __shared__ float s_m[NW][HPB], s_l[NW][HPB];
   __shared__ float s_acc[NW][HPB][HD];
   const int split = blockIdx.x, h0 = blockIdx.y * HPB;
   const int64_t r = blockIdx.z, rows = gridDim.z;
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  const int g = h0 / (d.n_heads / d.n_kv_heads);
+  const int group = d.n_heads / d.n_kv_heads, g = h0 / group;
   const int64_t kvd = int64_t(d.n_kv_heads) * HD;
-  const KeyRange kr = key_range(kv.pos[r], d.window, n_splits, split);
+  const int last = kv.pos[r];
+  const KeyRange kr = key_range(last, d.window, n_splits, split);
   const int64_t base = int64_t(kv.slot[r]) * kv.ctx * kvd + g * HD + lane * EPL;
   const __half* kp = kv.k + base;
   const __half* vp = kv.v + base;
+  const __half* qrow = q + r * q_stride;
 
   float qr[HPB][EPL], acc[HPB][EPL], m[HPB], l[HPB];
 #pragma unroll
   for (int h = 0; h < HPB; ++h) {
-    load_halves<EPL>(q + r * q_stride + int64_t(h0 + h) * HD + lane * EPL, qr[h]);
+    widen<EPL>(load_packed<EPL>(qrow + int64_t(h0 + h) * HD + lane * EPL), qr[h]);
+    if constexpr (FRESH) rope_in_registers<EPL>(qr[h], rs.q_norm, rs.eps, rs.cos_sin + int64_t(last) * (HD / 2), lane);
 #pragma unroll
     for (int e = 0; e < EPL; ++e) qr[h][e] *= scale, acc[h][e] = 0.0f;
     m[h] = -INFINITY, l[h] = 0.0f;
   }
-  for (int t = kr.t0 + warp; t < kr.t1; t += 2 * NW) {
-    const bool two = t + NW < kr.t1;  // warp-uniform
-    float kf[EPL], vf[EPL], kf2[EPL], vf2[EPL];
-    load_halves<EPL>(kp + t * kvd, kf);
-    load_halves<EPL>(vp + t * kvd, vf);
-    if (two) {
-      load_halves<EPL>(kp + (t + NW) * kvd, kf2);
-      load_halves<EPL>(vp + (t + NW) * kvd, vf2);
-    } else {
+  P k_new{}, v_new{};  // FRESH: the row's own key (rotated) and value
+  if constexpr (FRESH) {
+    if (kr.t0 <= last && last < kr.t1) {
+      const __half* kv_row = qrow + int64_t(d.n_heads) * HD + g * HD + lane * EPL;
+      float f[EPL];
+      widen<EPL>(load_packed<EPL>(kv_row), f);
+      rope_in_registers<EPL>(f, rs.k_norm, rs.eps, rs.cos_sin + int64_t(last) * (HD / 2), lane);
+      k_new = narrow<EPL>(f);
+      v_new = load_packed<EPL>(kv_row + kvd);
+      if (h0 % group == 0 && warp == 0) {  // one writer per KV head
+        *reinterpret_cast<P*>(const_cast<__half*>(kp) + int64_t(last) * kvd) = k_new;
+        *reinterpret_cast<P*>(const_cast<__half*>(vp) + int64_t(last) * kvd) = v_new;
+      }
+    }
+  }
+  for (int t = kr.t0 + warp; t < kr.t1; t += U * NW) {
+    P kw[U], vw[U];
 #pragma unroll
-      for (int e = 0; e < EPL; ++e) kf2[e] = vf2[e] = 0.0f;
+    for (int u = 0; u < U; ++u) {
+      const int tu = t + u * NW;
+      kw[u] = vw[u] = P{};
+      if (FRESH && tu == last) {
+        kw[u] = k_new, vw[u] = v_new;
+      } else if (tu < kr.t1) {
+        kw[u] = load_packed<EPL>(kp + tu * kvd);
+        vw[u] = load_packed<EPL>(vp + tu * kvd);
+      }
+    }
+    float sc[HPB][U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      float kf[EPL];
+      widen<EPL>(kw[u], kf);
+#pragma unroll
+      for (int h = 0; h < HPB; ++h) {
+        float dot = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) dot += qr[h][e] * kf[e];
+        sc[h][u] = dot;
+      }
     }
 #pragma unroll
     for (int h = 0; h < HPB; ++h) {
-      float s1 = 0.0f, s2 = 0.0f;
 #pragma unroll
-      for (int e = 0; e < EPL; ++e) s1 += qr[h][e] * kf[e], s2 += qr[h][e] * kf2[e];
-      s1 = warp_sum(s1);
-      s2 = two ? warp_sum(s2) : -INFINITY;
-      const float mn = fmaxf(m[h], fmaxf(s1, s2));
-      const float corr = expf(m[h] - mn), p1 = expf(s1 - mn), p2 = expf(s2 - mn);
-      l[h] = l[h] * corr + p1 + p2;
+      for (int u = 0; u < U; ++u) sc[h][u] = t + u * NW < kr.t1 ? warp_sum(sc[h][u]) : -INFINITY;  // warp-uniform
+      float mn = m[h];
 #pragma unroll
-      for (int e = 0; e < EPL; ++e) acc[h][e] = acc[h][e] * corr + p1 * vf[e] + p2 * vf2[e];
+      for (int u = 0; u < U; ++u) mn = fmaxf(mn, sc[h][u]);
+      const float corr = expf(m[h] - mn);  // t < t1: mn is finite
+      l[h] *= corr;
+#pragma unroll
+      for (int e = 0; e < EPL; ++e) acc[h][e] *= corr;
+#pragma unroll
+      for (int u = 0; u < U; ++u) sc[h][u] = expf(sc[h][u] - mn), l[h] += sc[h][u];
       m[h] = mn;
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      float vf[EPL];
+      widen<EPL>(vw[u], vf);
+#pragma unroll
+      for (int h = 0; h < HPB; ++h)
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) acc[h][e] += sc[h][u] * vf[e];
     }
   }
 #pragma unroll
@@ -179,19 +263,30 @@ int heads_per_block(const AttentionDims& d) {
   return 1;
 }
 
+template <int HD, bool FRESH>
+void launch_attention(const LaunchShape& shape, int hpb, const __half* q, int64_t q_stride, const AttentionDims& d,
+                      const KvCacheView& kv, int n_splits, float scale, const RopeStore& rs, float* scratch,
+                      __half* out) {
+  switch (hpb) {
+    case 8: return launch_kernel(shape, attention_kernel<HD, 8, FRESH>, q, q_stride, d, kv, n_splits, scale, rs, scratch, out);
+    case 4: return launch_kernel(shape, attention_kernel<HD, 4, FRESH>, q, q_stride, d, kv, n_splits, scale, rs, scratch, out);
+    case 2: return launch_kernel(shape, attention_kernel<HD, 2, FRESH>, q, q_stride, d, kv, n_splits, scale, rs, scratch, out);
+    default: return launch_kernel(shape, attention_kernel<HD, 1, FRESH>, q, q_stride, d, kv, n_splits, scale, rs, scratch, out);
+  }
+}
+
 template <int HD>
 void launch(const __half* q, int64_t q_stride, int64_t rows, const AttentionDims& d,
-            const KvCacheView& kv, int n_splits, float* scratch, __half* out, cudaStream_t s) {
+            const KvCacheView& kv, int n_splits, float* scratch, __half* out, const RopeStore* rope,
+            cudaStream_t s) {
   const int hpb = heads_per_block(d);
   const dim3 grid(unsigned(n_splits), unsigned(d.n_heads / hpb), unsigned(rows));
   const float scale = float(1.0 / std::sqrt(double(HD)));
   const LaunchShape shape{grid, dim3(unsigned(warps_for(HD, hpb) * kWarp)), 0, s};
-  switch (hpb) {
-    case 8: launch_kernel(shape, attention_kernel<HD, 8>, q, q_stride, d, kv, n_splits, scale, scratch, out); break;
-    case 4: launch_kernel(shape, attention_kernel<HD, 4>, q, q_stride, d, kv, n_splits, scale, scratch, out); break;
-    case 2: launch_kernel(shape, attention_kernel<HD, 2>, q, q_stride, d, kv, n_splits, scale, scratch, out); break;
-    default: launch_kernel(shape, attention_kernel<HD, 1>, q, q_stride, d, kv, n_splits, scale, scratch, out); break;
-  }
+  if (rope)
+    launch_attention<HD, true>(shape, hpb, q, q_stride, d, kv, n_splits, scale, *rope, scratch, out);
+  else
+    launch_attention<HD, false>(shape, hpb, q, q_stride, d, kv, n_splits, scale, RopeStore{}, scratch, out);
   check_launch("attention");
   if (n_splits > 1) {
     launch_kernel({dim3(unsigned(d.n_heads), unsigned(rows)), dim3(HD), 0, s}, combine_kernel<HD>, scratch,
@@ -217,13 +312,16 @@ int decode_splits(int64_t rows, const AttentionDims& d, int multiprocessors, int
 }
 
 void attention(const __half* q, int64_t q_stride, int64_t rows, const AttentionDims& d,
-               const KvCacheView& kv, int n_splits, float* scratch, __half* out, cudaStream_t s) {
+               const KvCacheView& kv, int n_splits, float* scratch, __half* out, cudaStream_t s,
+               const RopeStore* rope) {
   if (rows <= 0) return;
   if (n_splits < 1 || (n_splits > 1 && !scratch)) throw Error("attention: bad split count / scratch");
+  if (rope && (!rope->cos_sin || q_stride < int64_t(d.n_heads + 2 * d.n_kv_heads) * d.head_dim))
+    throw Error("attention: the fused RoPE needs the rotary table and q | k | v rows");
   switch (d.head_dim) {
-    case 64: return launch<64>(q, q_stride, rows, d, kv, n_splits, scratch, out, s);
-    case 128: return launch<128>(q, q_stride, rows, d, kv, n_splits, scratch, out, s);
-    case 256: return launch<256>(q, q_stride, rows, d, kv, n_splits, scratch, out, s);
+    case 64: return launch<64>(q, q_stride, rows, d, kv, n_splits, scratch, out, rope, s);
+    case 128: return launch<128>(q, q_stride, rows, d, kv, n_splits, scratch, out, rope, s);
+    case 256: return launch<256>(q, q_stride, rows, d, kv, n_splits, scratch, out, rope, s);
     default:
       throw Error("head_dim " + std::to_string(d.head_dim) +
                   " is not supported by the CUDA attention kernel (64, 128 or 256)");

@@ -28,10 +28,27 @@ int64_t attention_scratch_floats(int64_t rows, const AttentionDims& d, int n_spl
 // True when head_dim is one the kernel is built for (64, 128, 256).
 bool attention_supports(int head_dim);
 
+// What qk_norm_rope_store does (cuda_ops.h), for attention() to do itself in decode: the
+// rotary table cos_sin ([ctx, head_dim / 2] (cos, sin), rope_cos_sin_table) and qwen3's
+// per-head q/k norms ([head_dim] f32, or null).
+struct RopeStore {
+  const float2* cos_sin = nullptr;
+  const float* q_norm = nullptr;
+  const float* k_norm = nullptr;
+  float eps = 0.0f;
+};
+
 // q: [rows, q_stride] fp16, head h of row r at q + r * q_stride + h * head_dim;
 // out: [rows, n_heads * head_dim] fp16; scratch: attention_scratch_floats(...) f32.
+// rope (decode only: every row the one new token of its own slot): q is the q | k | v
+// projection as it came out (q_stride >= (n_heads + 2 n_kv_heads) head_dim), not yet rotated,
+// and the row's own key and value are not yet in the cache: the kernel applies the norms and
+// RoPE at pos[r] to q and k, writes k and v into the cache at pos[r], and attends to them, as
+// qk_norm_rope_store followed by attention() would (the same bits without the q/k norms), in
+// one launch instead of two. Null: q is rotated and the cache holds every key (prefill).
 void attention(const __half* q, int64_t q_stride, int64_t rows, const AttentionDims& d,
-               const KvCacheView& kv, int n_splits, float* scratch, __half* out, cudaStream_t s);
+               const KvCacheView& kv, int n_splits, float* scratch, __half* out, cudaStream_t s,
+               const RopeStore* rope = nullptr);
 
 // The split count of a decode batch of `rows` rows whose longest row sees max_keys keys: about
 // two blocks per multiprocessor, but no split shorter than 128 keys (1 for short contexts:

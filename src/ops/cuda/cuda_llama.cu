@@ -87,12 +87,15 @@ struct Linear {
   }
 };
 
-// Several linears over the same input fused into one (outputs concatenated in order): the
-// AutoAWQ tensors are concatenated along the output dimension (qweight/qzeros columns in
-// packs of 8 outputs, scales columns), dense ones stacked as rows. Mixed kinds are all
-// dequantized to fp16 (correct, not fast; no supported checkpoint mixes them in one group).
+// Several linears over the same input fused into one: the AutoAWQ tensors joined along the
+// output dimension (qweight/qzeros columns in packs of 8 outputs, scales columns), dense ones
+// as rows. In order (part 0's outputs, then part 1's, ...), or with interleave8 (two parts of
+// equal size, rows % 8 == 0: the gate/up projection) in alternating packs of 8 outputs, part
+// 0's pack p at 16 p and part 1's at 16 p + 8, the layout whose SiLU product the W4A16 decode
+// kernels make in their epilogue (w4a16.h w4a16_linear_silu). Mixed kinds are all dequantized
+// to fp16 (correct, not fast; no supported checkpoint mixes them in one group).
 Linear make_linear(const std::vector<const Matrix*>& parts,
-                   const std::vector<const std::vector<float>*>& biases, cudaStream_t s) {
+                   const std::vector<const std::vector<float>*>& biases, cudaStream_t s, bool interleave8 = false) {
   Linear L;
   L.k = parts[0]->cols;
   bool all_awq = true;
@@ -101,20 +104,28 @@ Linear make_linear(const std::vector<const Matrix*>& parts,
     all_awq = all_awq && m->quantized() && m->awq.bits == parts[0]->awq.bits &&
               m->awq.group == parts[0]->awq.group && m->awq.qweight && m->awq.qzeros && m->awq.scales;
   }
+  const int64_t np = int64_t(parts.size());
+  if (interleave8 && (np != 2 || parts[0]->rows != parts[1]->rows || parts[0]->rows % 8 != 0))
+    throw Error("make_linear: interleaving needs two parts of equal size, a multiple of 8 rows");
+  // Output position of part i's output pack p (8 outputs).
+  std::vector<int64_t> first_row(parts.size(), 0);
+  for (size_t i = 1; i < parts.size(); ++i) first_row[i] = first_row[i - 1] + parts[i - 1]->rows;
+  const auto pack_at = [&](size_t i, int64_t p) { return interleave8 ? (p * np + int64_t(i)) * 8 : first_row[i] + p * 8; };
   if (all_awq) {
     const int64_t k = L.k, g = parts[0]->awq.group, ng = k / g, n8 = L.n / 8;
     std::vector<int32_t> qw(size_t(k * n8)), qz(size_t(ng * n8));
     std::vector<uint16_t> sc(size_t(ng * L.n));
-    int64_t col = 0;  // output offset of this part
-    for (const Matrix* m : parts) {
+    for (size_t pi = 0; pi < parts.size(); ++pi) {
+      const Matrix* m = parts[pi];
       const int64_t p8 = m->rows / 8;
-      for (int64_t i = 0; i < k; ++i)
-        std::memcpy(&qw[size_t(i * n8 + col / 8)], m->awq.qweight + i * p8, size_t(p8) * 4);
-      for (int64_t i = 0; i < ng; ++i) {
-        std::memcpy(&qz[size_t(i * n8 + col / 8)], m->awq.qzeros + i * p8, size_t(p8) * 4);
-        std::memcpy(&sc[size_t(i * L.n + col)], m->awq.scales + i * m->rows, size_t(m->rows) * 2);
+      for (int64_t p = 0; p < p8; ++p) {
+        const int64_t col = pack_at(pi, p);
+        for (int64_t i = 0; i < k; ++i) qw[size_t(i * n8 + col / 8)] = m->awq.qweight[i * p8 + p];
+        for (int64_t i = 0; i < ng; ++i) {
+          qz[size_t(i * n8 + col / 8)] = m->awq.qzeros[i * p8 + p];
+          std::memcpy(&sc[size_t(i * L.n + col)], m->awq.scales + i * m->rows + p * 8, 16);
+        }
       }
-      col += m->rows;
     }
     AwqMatrix merged;
     merged.bits = parts[0]->awq.bits;
@@ -128,10 +139,13 @@ Linear make_linear(const std::vector<const Matrix*>& parts,
     L.bytes = int64_t(L.q.bytes());
   } else {
     std::vector<uint16_t> w(size_t(L.n * L.k));
-    int64_t row = 0;
-    for (const Matrix* m : parts) {
-      to_fp16(*m, w.data() + row * L.k);
-      row += m->rows;
+    for (size_t pi = 0; pi < parts.size(); ++pi) {
+      const Matrix* m = parts[pi];
+      std::vector<uint16_t> part(size_t(m->rows * L.k));
+      to_fp16(*m, part.data());
+      for (int64_t r = 0; r < m->rows; r += 8)
+        std::memcpy(w.data() + pack_at(pi, r / 8) * L.k, part.data() + r * L.k,
+                    size_t(std::min<int64_t>(8, m->rows - r) * L.k) * 2);
     }
     L.w.reset(reinterpret_cast<__half*>(upload(w.data(), L.n * L.k, "uploading weights").release()));
     L.bytes = L.n * L.k * 2;
@@ -140,11 +154,9 @@ Linear make_linear(const std::vector<const Matrix*>& parts,
   for (const auto* b : biases) any_bias = any_bias || !b->empty();
   if (any_bias) {
     std::vector<uint16_t> b(size_t(L.n), 0);
-    int64_t off = 0;
-    for (size_t i = 0; i < parts.size(); ++i) {
-      for (size_t j = 0; j < biases[i]->size(); ++j) b[size_t(off) + j] = f32_to_fp16((*biases[i])[j]);
-      off += parts[i]->rows;
-    }
+    for (size_t i = 0; i < parts.size(); ++i)
+      for (size_t j = 0; j < biases[i]->size(); ++j)
+        b[size_t(pack_at(i, int64_t(j) / 8) + int64_t(j) % 8)] = f32_to_fp16((*biases[i])[j]);
     L.bias.reset(reinterpret_cast<__half*>(upload(b.data(), L.n, "uploading biases").release()));
   }
   return L;
@@ -176,6 +188,9 @@ struct CudaLlama::Impl {
   DevPtr<float> final_norm, rope;  // [d], [ctx, head_dim / 2, 2] (cos, sin)
   std::vector<Layer> layers;
   int64_t weight_bytes = 0;
+  // The gate/up projection's outputs in alternating packs of 8 (make_linear's interleave8), so
+  // that the decode kernels can end with the SiLU product (every model with ff % 8 == 0).
+  bool gu_interleaved = false;
 
   // Activations for R = max(slots, prefill_chunk) rows.
   int64_t R = 0;
@@ -231,8 +246,10 @@ struct CudaLlama::Impl {
   }
 
   // The decoder over `rows` rows whose token/pos/slot are in the device buffers, then the
-  // final norm; no host synchronisation.
-  void enqueue_layers(int64_t rows, int n_splits) {
+  // final norm; no host synchronisation. decode: every row is the one new token of its own
+  // slot, so attention rotates q / k and stores k / v itself (RopeStore: one launch a layer
+  // less); prefill rows see each other's keys, which must all be in the cache first.
+  void enqueue_layers(int64_t rows, int n_splits, bool decode) {
     const int64_t d = c.hidden_size, ff = c.intermediate_size;
     const float eps = float(c.rms_norm_eps);
     const AttentionDims ad = dims();
@@ -242,14 +259,20 @@ struct CudaLlama::Impl {
       Layer& L = layers[l];
       linear(L.qkv, h.get(), rows, qkv.get());
       const KvCacheView kv{L.k_cache.get(), L.v_cache.get(), opt.ctx, d_pos(), d_slot()};
-      qk_norm_rope_store(qkv.get(), rows, c.num_heads, c.num_kv_heads, c.head_dim,
-                         reinterpret_cast<const float2*>(rope.get()),
-                         L.q_norm.get(), L.k_norm.get(), eps, kv, s);
-      attention(qkv.get(), L.qkv.n, rows, ad, kv, n_splits, attn_scratch.get(), att.get(), s);
+      const RopeStore rs{reinterpret_cast<const float2*>(rope.get()), L.q_norm.get(), L.k_norm.get(), eps};
+      if (!decode)
+        qk_norm_rope_store(qkv.get(), rows, c.num_heads, c.num_kv_heads, c.head_dim, rs.cos_sin, rs.q_norm,
+                           rs.k_norm, eps, kv, s);
+      attention(qkv.get(), L.qkv.n, rows, ad, kv, n_splits, attn_scratch.get(), att.get(), s,
+                decode ? &rs : nullptr);
       linear(L.o, att.get(), rows, o.get());
       add_rmsnorm(x.get(), o.get(), L.ffn_norm.get(), rows, d, eps, h.get(), s);
-      linear(L.gu, h.get(), rows, gu.get());
-      silu_mul(gu.get(), rows, ff, act.get(), s);
+      if (gu_interleaved && L.gu.awq) {
+        w4a16_linear_silu(L.gu.q, h.get(), rows, L.gu.bias.get(), gu.get(), act.get(), s);
+      } else {
+        linear(L.gu, h.get(), rows, gu.get());
+        silu_mul(gu.get(), rows, ff, act.get(), s, gu_interleaved);
+      }
       linear(L.down, act.get(), rows, o.get());
       const float* next = l + 1 < layers.size() ? layers[l + 1].attn_norm.get() : final_norm.get();
       add_rmsnorm(x.get(), o.get(), next, rows, d, eps, h.get(), s);
@@ -267,7 +290,7 @@ struct CudaLlama::Impl {
   }
 
   void enqueue_decode(int B, bool greedy, int splits) {
-    enqueue_layers(B, splits);
+    enqueue_layers(B, splits, /*decode=*/true);
     enqueue_lm_head(0, B);
     if (greedy) argmax_rows(logits.get(), B, c.vocab_size, d_ids(), s);
   }
@@ -372,7 +395,7 @@ struct CudaLlama::Impl {
         h_ints[3 * R + i] = c0 + i + 1 < n ? tokens[c0 + i + 1] : 0;
       }
       upload_rows(rows);
-      enqueue_layers(rows, 1);
+      enqueue_layers(rows, 1, /*decode=*/false);
       after(c0, rows);
       ok(cudaStreamSynchronize(s), "running the prefill");
     }
@@ -447,6 +470,7 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
   m.final_norm = upload_vec(w.final_norm);
   m.rope = upload_vec(rope_cos_sin_table(rope_inv_freq(c), opt.ctx));
   m.weight_bytes = vocab * d * 2 + d * 4;
+  m.gu_interleaved = c.intermediate_size % 8 == 0;
   const int64_t kv_elems = int64_t(opt.slots) * opt.ctx * c.kv_dim();
   for (const LayerWeights& L : w.layers) {
     Layer& D = m.layers.emplace_back();
@@ -456,7 +480,7 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
     D.k_norm = upload_vec(L.k_norm);
     D.qkv = make_linear({&L.wq, &L.wk, &L.wv}, {&L.bq, &L.bk, &L.bv}, m.s);
     D.o = make_linear({&L.wo}, {&L.bo}, m.s);
-    D.gu = make_linear({&L.w_gate, &L.w_up}, {&L.b_gate, &L.b_up}, m.s);
+    D.gu = make_linear({&L.w_gate, &L.w_up}, {&L.b_gate, &L.b_up}, m.s, m.gu_interleaved);
     D.down = make_linear({&L.w_down}, {&L.b_down}, m.s);
     D.k_cache = dev_alloc<__half>(kv_elems, "allocating the KV cache");
     D.v_cache = dev_alloc<__half>(kv_elems, "allocating the KV cache");

@@ -6,13 +6,16 @@
 #include <string>
 
 #include "core/error.h"
+#include "ops/cuda/activation_device.cuh"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/pdl_device.cuh"
+#include "ops/cuda/rope_device.cuh"
 
 namespace awq::cuda {
 
 namespace {
 
+using activation_device::silu_times;
 using pdl_device::pdl_trigger;
 using pdl_device::pdl_wait;
 
@@ -79,34 +82,49 @@ __global__ void add_rmsnorm_kernel(float* x, const __half* delta, const float* w
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) hr[j] = __float2half((xr[j] * inv) * w[j]);
 }
 
-// grid: rows. d % 4 == 0: 16-byte x / w and 8-byte delta / h accesses.
+// grid: rows; block: ceil(d / 4 / VPT) threads (<= 1024), thread i holding the VPT float4 pieces
+// i, i + blockDim, ... of the row in registers. d % 4 == 0: 16-byte x / w and 8-byte delta / h
+// accesses. The norm's weights are read before the wait (they are not written by any kernel:
+// pdl.h's contract), so the chain after it is one read of x and delta, the sum, one write.
+template <int VPT>
 __global__ void add_rmsnorm4_kernel(float* x, const __half* delta, const float* w, int64_t d,
-                                    float eps, __half* h) {
-  pdl_wait();  // everything below reads what earlier kernels wrote (pdl.h)
-  pdl_trigger();
+                                   float eps, __half* h) {
   __shared__ float red[32];
   const int64_t d4 = d / 4;
+  const float4* wr = reinterpret_cast<const float4*>(w);
+  float4 g[VPT], v[VPT];
+#pragma unroll
+  for (int i = 0; i < VPT; ++i) {
+    const int64_t j = threadIdx.x + int64_t(i) * blockDim.x;
+    if (j < d4) g[i] = wr[j];
+  }
+  pdl_wait();  // x and delta are written by earlier kernels (pdl.h)
+  pdl_trigger();
   float4* xr = reinterpret_cast<float4*>(x + int64_t(blockIdx.x) * d);
   const uint2* dr = reinterpret_cast<const uint2*>(delta + int64_t(blockIdx.x) * d);
   float ss = 0.0f;
-  for (int64_t j = threadIdx.x; j < d4; j += blockDim.x) {
-    float4 v = xr[j];
+#pragma unroll
+  for (int i = 0; i < VPT; ++i) {
+    const int64_t j = threadIdx.x + int64_t(i) * blockDim.x;
+    if (j >= d4) continue;
+    v[i] = xr[j];
     if (delta) {
       const uint2 u = dr[j];
       const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&u.x));
       const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
-      v.x += a.x, v.y += a.y, v.z += b.x, v.w += b.y;
-      xr[j] = v;
+      v[i].x += a.x, v[i].y += a.y, v[i].z += b.x, v[i].w += b.y;
+      xr[j] = v[i];
     }
-    ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    ss += v[i].x * v[i].x + v[i].y * v[i].y + v[i].z * v[i].z + v[i].w * v[i].w;
   }
   const float inv = rsqrtf(block_sum(ss, red) / float(d) + eps);
-  const float4* wr = reinterpret_cast<const float4*>(w);
   uint2* hr = reinterpret_cast<uint2*>(h + int64_t(blockIdx.x) * d);
-  for (int64_t j = threadIdx.x; j < d4; j += blockDim.x) {
-    const float4 v = xr[j], g = wr[j];
-    const __half2 a = __floats2half2_rn((v.x * inv) * g.x, (v.y * inv) * g.y);
-    const __half2 b = __floats2half2_rn((v.z * inv) * g.z, (v.w * inv) * g.w);
+#pragma unroll
+  for (int i = 0; i < VPT; ++i) {
+    const int64_t j = threadIdx.x + int64_t(i) * blockDim.x;
+    if (j >= d4) continue;
+    const __half2 a = __floats2half2_rn((v[i].x * inv) * g[i].x, (v[i].y * inv) * g[i].y);
+    const __half2 b = __floats2half2_rn((v[i].z * inv) * g[i].z, (v[i].w * inv) * g[i].w);
     uint2 u;
     u.x = *reinterpret_cast<const uint32_t*>(&a);
     u.y = *reinterpret_cast<const uint32_t*>(&b);
@@ -156,9 +174,8 @@ __global__ void qk_norm_rope_store_kernel(__half* qkv, int n_heads, int n_kv, in
       a = (a * scale) * norm[j];
       b = (b * scale) * norm[j + half];
     }
-    const float2 t = cs[j];
-    dst[j] = __float2half(a * t.x - b * t.y);
-    dst[j + half] = __float2half(b * t.x + a * t.y);
+    dst[j] = rope_device::rope_lo(a, b, cs[j]);
+    dst[j + half] = rope_device::rope_hi(a, b, cs[j]);
   }
 }
 
@@ -169,8 +186,32 @@ __global__ void silu_mul_kernel(const __half* gu, int64_t rows, int64_t ff, __ha
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / ff, j = i % ff;
-    const float g = __half2float(gu[r * 2 * ff + j]), u = __half2float(gu[r * 2 * ff + ff + j]);
-    out[i] = __float2half(g / (1.0f + expf(-g)) * u);
+    out[i] = __float2half(silu_times(__half2float(gu[r * 2 * ff + j]), __half2float(gu[r * 2 * ff + ff + j])));
+  }
+}
+
+// ff % 8 == 0: eight outputs a thread from 16-byte loads (same arithmetic as silu_mul_kernel).
+// interleaved: gu's rows hold gate and up in alternating packs of 8 (pack p of the gate at
+// 16 p, of the up at 16 p + 8), else gate | up.
+__global__ void silu_mul8_kernel(const uint4* gu, int64_t rows, int64_t f8, bool interleaved, uint4* out) {
+  pdl_wait();  // everything below reads what earlier kernels wrote (pdl.h)
+  pdl_trigger();
+  const int64_t n = rows * f8;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / f8, j = i % f8;
+    const int64_t gi = interleaved ? r * 2 * f8 + 2 * j : r * 2 * f8 + j;
+    const uint4 g4 = gu[gi], u4 = gu[interleaved ? gi + 1 : gi + f8];
+    const __half2* g = reinterpret_cast<const __half2*>(&g4);
+    const __half2* u = reinterpret_cast<const __half2*>(&u4);
+    uint4 o4;
+    __half2* o = reinterpret_cast<__half2*>(&o4);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float2 gf = __half22float2(g[e]), uf = __half22float2(u[e]);
+      o[e] = __halves2half2(__float2half(silu_times(gf.x, uf.x)), __float2half(silu_times(gf.y, uf.y)));
+    }
+    out[i] = o4;
   }
 }
 
@@ -235,12 +276,21 @@ void embed_rows(const __half* table, const int32_t* ids, int64_t rows, int64_t d
 void add_rmsnorm(float* x, const __half* delta, const float* w, int64_t rows, int64_t d, float eps,
                  __half* h, cudaStream_t s) {
   if (rows <= 0) return;
-  if (d % 4 == 0) {
-    const int threads = int(std::min<int64_t>(1024, (d / 4 + kWarp - 1) / kWarp * kWarp));
-    launch_kernel({dim3(unsigned(rows)), dim3(unsigned(threads)), 0, s}, add_rmsnorm4_kernel, x, delta, w, d, eps, h);
-  } else {
-    launch_kernel({dim3(unsigned(rows)), dim3(256), 0, s}, add_rmsnorm_kernel, x, delta, w, d, eps, h);
-  }
+  const int64_t d4 = d / 4;
+  const auto threads_for = [&](int vpt) {  // a whole number of warps holding d / 4 pieces, vpt each
+    return dim3(unsigned(((d4 + vpt - 1) / vpt + kWarp - 1) / kWarp * kWarp));
+  };
+  const auto shape = [&](dim3 block) { return LaunchShape{dim3(unsigned(rows)), block, 0, s}; };
+  if (d % 4 != 0 || d4 > 8 * 1024)
+    launch_kernel(shape(dim3(256)), add_rmsnorm_kernel, x, delta, w, d, eps, h);
+  else if (d4 <= 1024)
+    launch_kernel(shape(threads_for(1)), add_rmsnorm4_kernel<1>, x, delta, w, d, eps, h);
+  else if (d4 <= 2 * 1024)
+    launch_kernel(shape(threads_for(2)), add_rmsnorm4_kernel<2>, x, delta, w, d, eps, h);
+  else if (d4 <= 4 * 1024)
+    launch_kernel(shape(threads_for(4)), add_rmsnorm4_kernel<4>, x, delta, w, d, eps, h);
+  else
+    launch_kernel(shape(threads_for(8)), add_rmsnorm4_kernel<8>, x, delta, w, d, eps, h);
   check_launch("add_rmsnorm");
 }
 
@@ -266,11 +316,19 @@ void qk_norm_rope_store(__half* qkv, int64_t rows, int n_heads, int n_kv_heads, 
   check_launch("qk_norm_rope_store");
 }
 
-void silu_mul(const __half* gu, int64_t rows, int64_t ff, __half* out, cudaStream_t s) {
+void silu_mul(const __half* gu, int64_t rows, int64_t ff, __half* out, cudaStream_t s, bool interleaved) {
   const int64_t n = rows * ff;
   if (n <= 0) return;
-  const int64_t blocks = std::min<int64_t>((n + 255) / 256, 65535);
-  launch_kernel({dim3(unsigned(blocks)), dim3(256), 0, s}, silu_mul_kernel, gu, rows, ff, out);
+  const bool vec = ff % 8 == 0 && reinterpret_cast<uintptr_t>(gu) % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0;
+  if (interleaved && !vec) throw Error("silu_mul: interleaved gate/up needs ff % 8 == 0 and 16-byte aligned buffers");
+  if (vec) {
+    const int64_t blocks = std::min<int64_t>((n / 8 + 127) / 128, 65535);
+    launch_kernel({dim3(unsigned(blocks)), dim3(128), 0, s}, silu_mul8_kernel, reinterpret_cast<const uint4*>(gu),
+                  rows, ff / 8, interleaved, reinterpret_cast<uint4*>(out));
+  } else {
+    const int64_t blocks = std::min<int64_t>((n + 255) / 256, 65535);
+    launch_kernel({dim3(unsigned(blocks)), dim3(256), 0, s}, silu_mul_kernel, gu, rows, ff, out);
+  }
   check_launch("silu_mul");
 }
 

@@ -20,7 +20,8 @@ void embed_rows(const __half* table, const int32_t* ids, int64_t rows, int64_t d
 
 // The residual add fused with the next RMSNorm: x += delta (when delta is not null), then
 // h = x * rsqrt(mean(x^2) + eps) * w, per row. x: [rows, d] f32 in/out; delta: [rows, d] fp16
-// or null; w: [d] f32; h: [rows, d] fp16.
+// or null; w: [d] f32 (read before the PDL wait, pdl.h: norm weights, never written by the
+// kernel before it); h: [rows, d] fp16.
 void add_rmsnorm(float* x, const __half* delta, const float* w, int64_t rows, int64_t d, float eps,
                  __half* h, cudaStream_t s);
 
@@ -49,8 +50,12 @@ void qk_norm_rope_store(__half* qkv, int64_t rows, int n_heads, int n_kv_heads, 
                         const float2* cos_sin, const float* q_norm, const float* k_norm, float eps,
                         const KvCacheView& kv, cudaStream_t s);
 
-// out[r][j] = silu(gu[r][j]) * gu[r][ff + j]. gu: [rows, 2 ff] fp16 (gate | up); out: [rows, ff].
-void silu_mul(const __half* gu, int64_t rows, int64_t ff, __half* out, cudaStream_t s);
+// out[r][j] = silu(gate[r][j]) * up[r][j]. gu: [rows, 2 ff] fp16, each row gate | up, or with
+// interleaved the two in alternating packs of 8 (gate j at 16 (j / 8) + j % 8, up j 8 later:
+// the CUDA engine's fused gate/up projection, which the W4A16 decode kernels can end with this
+// product themselves, w4a16.h w4a16_linear_silu; needs ff % 8 == 0 and 16-byte aligned
+// buffers, else awq::Error); out: [rows, ff].
+void silu_mul(const __half* gu, int64_t rows, int64_t ff, __half* out, cudaStream_t s, bool interleaved = false);
 
 // ids[r] = argmax_j logits[r][j], the lowest index on ties (as runtime/sampler.h argmax).
 // logits: [rows, vocab] f32; ids: [rows].

@@ -76,6 +76,14 @@ void free_w4a16(W4A16Weight& w);
 void w4a16_linear(const W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y,
                   cudaStream_t s);
 
+// The fused gate/up projection and its SiLU product: w's n rows are gate and up in alternating
+// packs of 8 (cuda_ops.h silu_mul, interleaved), act: [m, n / 2] = silu(x gate^T (+ bias)) *
+// (x up^T (+ bias)). The decode kernels (m <= 16 by default) make act in their epilogue, one
+// launch; elsewhere the projection goes to gu: [m, n] (scratch) and silu_mul follows. The same
+// bits either way. n % 16 == 0.
+void w4a16_linear_silu(const W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* gu,
+                       __half* act, cudaStream_t s);
+
 // FP16 weights via cuBLAS: y[m, n] = x[m, k] W^T (+ bias[n] if non-null), fp32 accumulate.
 // w: [n, k] fp16 row-major (nn.Linear layout), x: [m, k], y: [m, n] (device). Sets h's stream to s.
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,

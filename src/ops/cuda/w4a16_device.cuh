@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "ops/cuda/activation_device.cuh"
+
 namespace awq::cuda::w4a16_device {
 
 __device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
@@ -73,6 +75,43 @@ __device__ __forceinline__ void dequant_unscaled(uint32_t q, const GroupParams& 
   a[1] = h2_bits(__hfma2(bits_h2(hi0), sixteenth, g.z_hi));
   a[2] = h2_bits(__hsub2(bits_h2(lo1), g.z_lo));
   a[3] = h2_bits(__hfma2(bits_h2(hi1), sixteenth, g.z_hi));
+}
+
+// Stores one C fragment of the mma kernels whose weight rows are the M side (w4a16_kernels.cu,
+// w4a16_kslice.cu): acc[e] is output row 16 tn + lane / 4 (+ 8 for e >= 2) for token tok0 +
+// 2 (lane % 4) + (e & 1); rows >= n and tokens >= m are not stored. Plain: y [m, n] (+ bias).
+// gated: the n rows are gate and up in alternating packs of 8 (cuda_ops.h silu_mul,
+// interleaved), so e and e + 2 hold the gate and the up of output j = 8 tn + lane / 4, and
+// y [m, n / 2] gets silu(gate) * up, each first rounded to fp16 as the fp16 projection output
+// that silu_mul would read: the same bits as the projection followed by silu_mul.
+__device__ __forceinline__ void store_c_fragment(const float (&acc)[4], int tn, int tok0, int lane, int m, int n,
+                                                 const __half* __restrict__ bias, __half* __restrict__ y,
+                                                 bool gated) {
+  const int row = tn * 16 + lane / 4;
+  if (gated) {
+    if (row + 8 >= n) return;
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int tok = tok0 + (lane % 4) * 2 + e;
+      if (tok >= m) continue;
+      float g = acc[e], u = acc[e + 2];
+      if (bias) g += __half2float(bias[row]), u += __half2float(bias[row + 8]);
+      g = __half2float(__float2half(g));
+      u = __half2float(__float2half(u));
+      y[size_t(tok) * (n / 2) + tn * 8 + lane / 4] = __float2half(activation_device::silu_times(g, u));
+    }
+    return;
+  }
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const int tok = tok0 + (lane % 4) * 2 + (e & 1);
+    const int r = row + (e >= 2 ? 8 : 0);
+    if (tok < m && r < n) {
+      float v = acc[e];
+      if (bias) v += __half2float(bias[r]);
+      y[size_t(tok) * n + r] = __float2half(v);
+    }
+  }
 }
 
 }  // namespace awq::cuda::w4a16_device

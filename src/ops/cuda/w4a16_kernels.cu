@@ -15,6 +15,7 @@
 #include <mutex>
 #include <type_traits>
 
+#include "core/error.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/pdl_device.cuh"
@@ -124,7 +125,7 @@ __global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, X
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
                      __half* __restrict__ y, int n, int k, int m, int group_tiles_log2,
-                     int prefetch_chunks) {
+                     int prefetch_chunks, bool gated) {
   constexpr int U = (RT * MT >= 8) ? 2 : 4;  // chunks per stage per row tile
   constexpr bool kSA = SA && !SMALL_GROUP;
   const int lane = threadIdx.x & 31, wk = (threadIdx.x >> 5) % WK, wn = (threadIdx.x >> 5) / WK;
@@ -363,19 +364,8 @@ __global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, X
     const int tn = tn0 + r;
     if (tn >= tiles_n) continue;
 #pragma unroll
-    for (int t = 0; t < MT; ++t) {
-      if (t % WK != wk) continue;
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int tok = tok0 + t * 8 + (lane % 4) * 2 + (j & 1);
-        const int row = tn * 16 + lane / 4 + (j >= 2 ? 8 : 0);
-        if (tok < m && row < n) {
-          float v = acc[r][t][j];
-          if (bias) v += __half2float(bias[row]);
-          y[size_t(tok) * n + row] = __float2half(v);
-        }
-      }
-    }
+    for (int t = 0; t < MT; ++t)
+      if (t % WK == wk) store_c_fragment(acc[r][t], tn, tok0 + t * 8, lane, m, n, bias, y, gated);
   }
 }
 
@@ -405,7 +395,7 @@ size_t xs_bytes(int m, int k, int mt) { return size_t(std::min(m, 8 * mt)) * siz
 
 template <int MT, int WK, int WN, int RT, bool XS, bool SA>
 void launch(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
-            int n, int k, int m, int gl2, cudaStream_t s) {
+            int n, int k, int m, int gl2, cudaStream_t s, bool gated) {
   const int tiles_n = (n + 15) / 16;
   const dim3 grid((tiles_n + WN * RT - 1) / (WN * RT), (m + 8 * MT - 1) / (8 * MT));
   const size_t smem = xs_bytes(m, k, MT);
@@ -414,7 +404,7 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
   const bool pdl = pdl_launch(s);
   const int prefetch = pdl && pdl_mode() == PdlMode::OnL2Prefetch ? kL2PrefetchChunks : 0;
   const auto go = [&](auto kernel) {
-    launch_kernel(shape, kernel, codes, params, x, bias, y, n, k, m, gl2, prefetch);
+    launch_kernel(shape, kernel, codes, params, x, bias, y, n, k, m, gl2, prefetch, gated);
   };
   if constexpr (XS) {
     if (xs) {
@@ -469,7 +459,7 @@ void launch_repack(const int32_t* qweight, const int32_t* qzeros, const __half* 
 namespace {
 
 using LaunchFn = void (*)(const uint4*, const uint2*, const __half*, const __half*, __half*, int, int,
-                          int, int, cudaStream_t);
+                          int, int, cudaStream_t, bool);
 struct Variant {
   W4A16Variant v;
   LaunchFn fn;
@@ -573,27 +563,49 @@ void w4a16_prepare_streaming() {
 
 void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, const __half* x,
                           const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
-                          cudaStream_t s) {
+                          cudaStream_t s, bool gated) {
+  check(!gated || n % 16 == 0, "launch_w4a16_variant: gated outputs need n % 16 == 0");
   w4a16_prepare_streaming();
-  kVariants[variant].fn(codes, params, x, bias, y, int(n), int(k), int(m), w4a16_group_tiles_log2(group), s);
+  kVariants[variant].fn(codes, params, x, bias, y, int(n), int(k), int(m), w4a16_group_tiles_log2(group), s, gated);
 }
 
-void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
-                  __half* y, int64_t n, int64_t k, int group, int64_t m, W4A16Path path,
-                  cudaStream_t s) {
+namespace {
+
+enum class Pick { KSlice, Tiled, Streaming };
+struct Choice {
+  Pick pick;
+  W4A16KSliceChoice ks;
+};
+
+Choice choose(const __half* x, int64_t m, int64_t n, int64_t k, W4A16Path path) {
   const bool x_aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;  // rows too: k % 16 == 0
   const W4A16KSliceChoice ks =
       x_aligned && path == W4A16Path::Auto && w4a16_kslice_from_env() ? w4a16_default_kslice(m, n, k)
                                                                       : W4A16KSliceChoice{};
-  const bool tiled =
-      x_aligned && (path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k)));
-  if (ks.config >= 0) {
-    launch_w4a16_kslice(ks.config, ks.splits, codes, params, x, bias, y, n, k, group, m, s);
-  } else if (tiled) {
-    const W4A16TiledChoice c = w4a16_default_tiled(m, n, k);
-    launch_w4a16_tiled(c.config, c.splits, codes, params, x, bias, y, n, k, group, m, s);
+  if (ks.config >= 0) return {Pick::KSlice, ks};
+  if (x_aligned && (path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k))))
+    return {Pick::Tiled, ks};
+  return {Pick::Streaming, ks};
+}
+
+}  // namespace
+
+bool w4a16_gated_output_available(const __half* x, int64_t m, int64_t n, int64_t k, W4A16Path path) {
+  return n % 16 == 0 && choose(x, m, n, k, path).pick != Pick::Tiled;
+}
+
+void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
+                  __half* y, int64_t n, int64_t k, int group, int64_t m, W4A16Path path,
+                  cudaStream_t s, bool gated) {
+  const Choice c = choose(x, m, n, k, path);
+  check(!gated || c.pick != Pick::Tiled, "launch_w4a16: the tiled GEMM has no gated output (w4a16_gated_output_available)");
+  if (c.pick == Pick::KSlice) {
+    launch_w4a16_kslice(c.ks.config, c.ks.splits, codes, params, x, bias, y, n, k, group, m, s, gated);
+  } else if (c.pick == Pick::Tiled) {
+    const W4A16TiledChoice t = w4a16_default_tiled(m, n, k);
+    launch_w4a16_tiled(t.config, t.splits, codes, params, x, bias, y, n, k, group, m, s);
   } else {
-    launch_w4a16_variant(w4a16_default_variant(m, n, k), codes, params, x, bias, y, n, k, group, m, s);
+    launch_w4a16_variant(w4a16_default_variant(m, n, k), codes, params, x, bias, y, n, k, group, m, s, gated);
   }
 }
 

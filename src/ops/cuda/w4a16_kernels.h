@@ -39,9 +39,16 @@ W4A16Path parse_w4a16_path(const char* value);
 W4A16Path w4a16_path_from_env();  // parse_w4a16_path(getenv("AWQ_W4A16_KERNEL")), cached
 
 // y: [m, n] = x: [m, k] W^T (+ bias: [n]). Kernel chosen by path and m (and n).
+// gated (where w4a16_gated_output_available): the n rows are gate and up in alternating packs
+// of 8 and y: [m, n / 2] = silu(gate) * up, made in the kernel's epilogue (w4a16_device.cuh
+// store_c_fragment; the same bits as y followed by silu_mul); awq::Error where the pick is
+// the tiled GEMM, which has no such epilogue.
 void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
                   __half* y, int64_t n, int64_t k, int group, int64_t m, W4A16Path path,
-                  cudaStream_t s);
+                  cudaStream_t s, bool gated = false);
+// True where launch_w4a16 runs a kernel with the gated epilogue for these sizes (the K-slice
+// and register-streaming kernels: m <= 16 by default) and n % 16 == 0.
+bool w4a16_gated_output_available(const __half* x, int64_t m, int64_t n, int64_t k, W4A16Path path);
 
 // Tuning (tests and bench): the kernel configurations compiled in. A block computes wn x rt
 // row tiles (16 wn rt outputs) for mt token tiles (8 mt tokens): wn groups of wk warps, the wk
@@ -79,7 +86,7 @@ bool w4a16_long_k_from_env();
 void w4a16_prepare_streaming();
 void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, const __half* x,
                           const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
-                          cudaStream_t s);
+                          cudaStream_t s, bool gated = false);  // gated: as launch_w4a16's
 
 // The K-slice kernels (w4a16_kslice.cu; m = 2..16 by default): register-streaming weights like
 // the variants above, but a block covers wn row tiles (16 wn rows), wk warps each, over one slice
@@ -101,7 +108,7 @@ bool w4a16_kslice_fits(int config, int splits, int64_t m, int64_t k);
 // awq::Error where !w4a16_kslice_fits.
 void launch_w4a16_kslice(int config, int splits, const uint4* codes, const uint2* params, const __half* x,
                          const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
-                         cudaStream_t s);
+                         cudaStream_t s, bool gated = false);  // gated: as launch_w4a16's
 struct W4A16KSliceChoice {
   int config = -1, splits = 1;  // config -1: launch_w4a16 runs the register-streaming variants or the tiled GEMM
 };

@@ -66,7 +66,8 @@ template <int MT, int WN, int WK, int U, bool SMALL_GROUP, int ORDER>
 __global__ void __launch_bounds__(WN * WK * 32, kslice_min_blocks<MT, WN, WK, U>())
     w4a16_kslice_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                         const __half* __restrict__ x, const __half* __restrict__ bias,
-                        __half* __restrict__ y, int n, int k, int m, int group_tiles_log2, int cps) {
+                        __half* __restrict__ y, int n, int k, int m, int group_tiles_log2, int cps,
+                        bool gated) {
   constexpr int kThreads = WN * WK * 32, kStep = WK * U;
   constexpr bool kSA = !SMALL_GROUP;
   const int lane = threadIdx.x & 31, wk = (threadIdx.x >> 5) % WK, wn = (threadIdx.x >> 5) / WK;
@@ -263,20 +264,8 @@ __global__ void __launch_bounds__(WN * WK * 32, kslice_min_blocks<MT, WN, WK, U>
 #endif
   }
   if (!owner || tn >= tiles_n) return;
-  // C fragment: acc[t][e] is row lane / 4 (+ 8 for e >= 2) of row tile tn, token
-  // 2 (lane % 4) + (e & 1) of token tile t.
 #pragma unroll
-  for (int t = 0; t < MT; ++t)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int tok = tok0 + t * 8 + (lane % 4) * 2 + (e & 1);
-      const int row = tn * 16 + lane / 4 + (e >= 2 ? 8 : 0);
-      if (tok < m && row < n) {
-        float v = acc[t][e];
-        if (bias) v += __half2float(bias[row]);
-        y[size_t(tok) * n + row] = __float2half(v);
-      }
-    }
+  for (int t = 0; t < MT; ++t) store_c_fragment(acc[t], tn, tok0 + t * 8, lane, m, n, bias, y, gated);
 }
 
 int smem_limit = 0;  // the device's opt-in shared memory per block (w4a16_prepare_kslice)
@@ -294,7 +283,7 @@ size_t smem_bytes(const W4A16KSliceConfig& c, int splits, int64_t m, int64_t k) 
 
 template <int MT, int WN, int WK, int U>
 void launch(int splits, const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
-            int n, int k, int m, int gl2, size_t smem, cudaStream_t s) {
+            int n, int k, int m, int gl2, size_t smem, cudaStream_t s, bool gated) {
   const int tiles_n = (n + 15) / 16;
   const dim3 grid(unsigned((tiles_n + WN - 1) / WN), unsigned((m + 8 * MT - 1) / (8 * MT)), unsigned(splits));
   // Cluster launches carry the PDL attribute too unless AWQ_W4A16_KSLICE_PDL=0 (the tiled GEMM's
@@ -305,9 +294,11 @@ void launch(int splits, const uint4* codes, const uint2* params, const __half* x
   const auto go = [&](auto order) {
     constexpr int kOrder = decltype(order)::value;
     if (gl2 < 2)
-      launch_kernel(shape, w4a16_kslice_kernel<MT, WN, WK, U, true, kOrder>, codes, params, x, bias, y, n, k, m, gl2, cps);
+      launch_kernel(shape, w4a16_kslice_kernel<MT, WN, WK, U, true, kOrder>, codes, params, x, bias, y, n, k, m, gl2, cps,
+                    gated);
     else
-      launch_kernel(shape, w4a16_kslice_kernel<MT, WN, WK, U, false, kOrder>, codes, params, x, bias, y, n, k, m, gl2, cps);
+      launch_kernel(shape, w4a16_kslice_kernel<MT, WN, WK, U, false, kOrder>, codes, params, x, bias, y, n, k, m, gl2, cps,
+                    gated);
   };
   if (pdl)
     go(std::integral_constant<int, 2>{});
@@ -327,7 +318,7 @@ void prepare(int bytes) {
 }
 
 using LaunchFn = void (*)(int, const uint4*, const uint2*, const __half*, const __half*, __half*, int, int, int, int,
-                          size_t, cudaStream_t);
+                          size_t, cudaStream_t, bool);
 struct KSliceEntry {
   W4A16KSliceConfig cfg;
   LaunchFn launch;
@@ -401,15 +392,16 @@ W4A16KSliceChoice w4a16_default_kslice(int64_t m, int64_t n, int64_t k) {
 
 void launch_w4a16_kslice(int config, int splits, const uint4* codes, const uint2* params, const __half* x,
                          const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
-                         cudaStream_t s) {
+                         cudaStream_t s, bool gated) {
   check(config >= 0 && config < kNumKSlice, "launch_w4a16_kslice: no configuration " + std::to_string(config));
   check(w4a16_kslice_fits(config, splits, m, k),
         "launch_w4a16_kslice: configuration " + std::to_string(config) + " with " + std::to_string(splits) +
             " K splits does not fit this device (shared memory, or clusters) at m = " + std::to_string(m) +
             ", k = " + std::to_string(k));
   check(reinterpret_cast<uintptr_t>(x) % 16 == 0, "launch_w4a16_kslice: x must be 16-byte aligned (cp.async)");
+  check(!gated || n % 16 == 0, "launch_w4a16_kslice: gated outputs need n % 16 == 0");
   kKSlice[config].launch(splits, codes, params, x, bias, y, int(n), int(k), int(m), w4a16_group_tiles_log2(group),
-                         smem_bytes(kKSlice[config].cfg, splits, m, k), s);
+                         smem_bytes(kKSlice[config].cfg, splits, m, k), s, gated);
 }
 
 }  // namespace awq::cuda
