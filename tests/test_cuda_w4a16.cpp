@@ -14,6 +14,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/half.h"
@@ -1092,6 +1093,32 @@ TEST(CudaW4A16, PrefillPickRules) {
   if (3 * 86 <= 2 * sms) tma(11008, 4096, 320, t128, 1);  // 128 x 128 TMA while it fits 2 per SM
   if (3 * 172 > 2 * sms && 6 * 172 > 4 * sms && 2 * 172 > 2 * sms) tma(22016, 4096, 384, t128, 1);
   std::printf("[ note     ] %d SMs\n", sms);
+}
+
+// m = 17..32 take the wgmma picks of m = 33 (one 64-token tile, the same grid; session 25's H200
+// sweep), unless AWQ_W4A16_WGMMA_FROM_17=0; and they compute the same as at m = 33.
+TEST(CudaW4A16, WgmmaFrom17Picks) {
+  SKIP_WITHOUT_GPU();
+  expect_switch_parses(cuda::parse_w4a16_wgmma_from_17, "AWQ_W4A16_WGMMA_FROM_17", "yes");
+  if (!cuda::w4a16_wgmma_available() || !cuda::w4a16_wgmma_from_17_from_env()) {
+    std::printf("[ note     ] not checked: needs wgmma and AWQ_W4A16_WGMMA_FROM_17 on\n");
+    return;
+  }
+  for (const auto& [n, k] : {std::pair<int64_t, int64_t>{4096, 4096}, {12288, 4096}, {11008, 4096}, {22016, 4096},
+                             {4096, 11008}, {3584, 18944}})
+    for (const int64_t m : {17, 24, 32}) {
+      const cuda::W4A16TiledChoice got = cuda::w4a16_default_tiled(m, n, k), want = cuda::w4a16_default_tiled(33, n, k);
+      EXPECT_EQ(got.config, want.config) << n << " x " << k << " m " << m;
+      EXPECT_EQ(got.splits, want.splits) << n << " x " << k << " m " << m;
+      EXPECT_TRUE(cuda::w4a16_tiled_config(got.config).wgmma) << n << " x " << k << " m " << m;
+    }
+  EXPECT_FALSE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(16, 12288, 4096).config).wgmma) << "m = 16 stays";
+  // The picks at work (the tiled path) against the reference: the o_proj and down_proj picks
+  // (64 x 64 split 4; 64 x 192 through L2, split 6) on smaller shapes of their kind.
+  const RandomAwq a(512, 2048, 128, 4, 51);
+  WorstNmse worst{"w4a16_linear at m = 17..32 (the wgmma picks of m = 33)"};
+  for (const int64_t m : {17, 25, 32})
+    EXPECT_LE(worst(check_w4a16(a, m, m % 2 == 1, uint32_t(m), run_path(cuda::W4A16Path::Tiled))), kMaxNmse) << "m " << m;
 }
 
 // The cp.async wgmma 64 x 64 tile at m = 33..128 (w4a16_default_tiled, where the TMA rules take

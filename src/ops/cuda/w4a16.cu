@@ -151,6 +151,10 @@ constexpr W4A16Switch kL2Split{"AWQ_W4A16_L2_SPLIT",
                                "the wave rule never takes the 192-row tiles' split-K through L2 (the picks before)",
                                "it takes them where splits of 3..8 fill one wave (default)"};
 
+constexpr W4A16Switch kWgmmaFrom17{"AWQ_W4A16_WGMMA_FROM_17",
+                                   "m = 17..32 run the mma.sync 32-token tiles (the picks before session 25)",
+                                   "they run the wgmma tiles picked for m = 33 (default)"};
+
 constexpr W4A16Switch kClusterPush{
     "AWQ_W4A16_CLUSTER_PUSH",
     "the wgmma split-K clusters reduce by remote loads from every block, as before branch gpu10",
@@ -193,6 +197,8 @@ bool parse_w4a16_wave_tiles(const char* value) { return parse_switch(kWaveTiles,
 bool w4a16_wave_tiles_from_env() { return switch_from_env<kWaveTiles>(); }
 bool parse_w4a16_l2_split(const char* value) { return parse_switch(kL2Split, value); }
 bool w4a16_l2_split_from_env() { return switch_from_env<kL2Split>(); }
+bool parse_w4a16_wgmma_from_17(const char* value) { return parse_switch(kWgmmaFrom17, value); }
+bool w4a16_wgmma_from_17_from_env() { return switch_from_env<kWgmmaFrom17>(); }
 bool parse_w4a16_cluster_push(const char* value) { return parse_switch(kClusterPush, value); }
 bool w4a16_cluster_push_from_env() { return switch_from_env<kClusterPush>(); }
 

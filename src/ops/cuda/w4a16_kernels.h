@@ -217,6 +217,11 @@ int w4a16_tma_rows192_l2_config(int tokens);
 // else: awq::Error. Read once.
 bool parse_w4a16_l2_split(const char* value);
 bool w4a16_l2_split_from_env();
+// AWQ_W4A16_WGMMA_FROM_17: "1" or unset = m = 17..32 take the wgmma tiles' picks of m = 33 (one
+// 64-token tile, the same grid: H200 sweep of session 25, 21-38 % faster than the mma.sync
+// tiles there); "0" = the mma.sync 32-token tiles as before. Anything else: awq::Error. Read once.
+bool parse_w4a16_wgmma_from_17(const char* value);
+bool w4a16_wgmma_from_17_from_env();
 bool w4a16_wave_tiles_from_env();
 // AWQ_W4A16_TMA: "0" = w4a16_linear never picks the TMA configurations, and the prefill rules
 // (m = 97..512) are off too (the cp.async wgmma tiles by the rules before branch gpu6: the

@@ -658,6 +658,13 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   //  - before all of these, m = 33..64 and 97..512 with the TMA kernels on: the 192-row tiles,
   //    split or not, where the wave rule (wave_tile_pick, branch gpu11, session 23) takes them;
   //    AWQ_W4A16_WAVE_TILES=0 leaves it out.
+  //  - m = 17..32 (AWQ_W4A16_WGMMA_FROM_17, on by default): the picks of m = 33, one 64-token
+  //    tile as there (the same grid; a partly empty token tile costs little where the weights'
+  //    stream bounds the time). H200 sweep, session 25 (docs/results/gpu-logs/h200_s25_*), µs at
+  //    m = 17 / 32 before -> after: o_proj 14.0 / 14.2 -> 11.2, qkv 26.6 / 26.9 -> 19.4 / 19.1,
+  //    gate or up 23.4 / 23.5 -> 18.6 / 18.9, gate+up 37.4 / 37.8 -> 28.3 / 28.7, down_proj
+  //    30.8 / 31.2 -> 19.4 / 19.5.
+  if (m > 16 && m <= 32 && w4a16_wgmma_available() && w4a16_wgmma_from_17_from_env()) m = 33;
   if (m > 32 && w4a16_wgmma_available()) {
     const bool tma = w4a16_wgmma_ws_available() && w4a16_tma_from_env();
     if (tma && w4a16_wave_tiles_from_env()) {
