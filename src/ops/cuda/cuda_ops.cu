@@ -179,39 +179,40 @@ __global__ void qk_norm_rope_store_kernel(__half* qkv, int n_heads, int n_kv, in
   }
 }
 
-__global__ void silu_mul_kernel(const __half* gu, int64_t rows, int64_t ff, __half* out) {
-  pdl_wait();  // everything below reads what earlier kernels wrote (pdl.h)
-  pdl_trigger();
-  const int64_t n = rows * ff;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = i / ff, j = i % ff;
-    out[i] = __float2half(silu_times(__half2float(gu[r * 2 * ff + j]), __half2float(gu[r * 2 * ff + ff + j])));
+// o[0 .. W) = silu(g[e]) * u[e]: W = 1, or 8 with 16-byte loads and stores (same arithmetic).
+template <int W>
+__device__ void silu_mul_pieces(const __half* g, const __half* u, __half* o) {
+  if constexpr (W == 1) {
+    *o = __float2half(silu_times(__half2float(*g), __half2float(*u)));
+  } else {
+    static_assert(W == 8);
+    const uint4 g4 = *reinterpret_cast<const uint4*>(g), u4 = *reinterpret_cast<const uint4*>(u);
+    const __half2* gh = reinterpret_cast<const __half2*>(&g4);
+    const __half2* uh = reinterpret_cast<const __half2*>(&u4);
+    uint4 o4;
+    __half2* oh = reinterpret_cast<__half2*>(&o4);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float2 gf = __half22float2(gh[e]), uf = __half22float2(uh[e]);
+      oh[e] = __halves2half2(__float2half(silu_times(gf.x, uf.x)), __float2half(silu_times(gf.y, uf.y)));
+    }
+    *reinterpret_cast<uint4*>(o) = o4;
   }
 }
 
-// ff % 8 == 0: eight outputs a thread from 16-byte loads (same arithmetic as silu_mul_kernel).
-// interleaved: gu's rows hold gate and up in alternating packs of 8 (pack p of the gate at
-// 16 p, of the up at 16 p + 8), else gate | up.
-__global__ void silu_mul8_kernel(const uint4* gu, int64_t rows, int64_t f8, bool interleaved, uint4* out) {
+// W outputs a thread (silu_mul_pieces), fw = ff / W pieces a row. interleaved (W = 8): gu's rows
+// hold gate and up in alternating packs of 8 (pack p of the gate at 16 p, of the up at 16 p + 8),
+// else gate | up.
+template <int W>
+__global__ void silu_mul_kernel(const __half* gu, int64_t rows, int64_t fw, bool interleaved, __half* out) {
   pdl_wait();  // everything below reads what earlier kernels wrote (pdl.h)
   pdl_trigger();
-  const int64_t n = rows * f8;
+  const int64_t n = rows * fw;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = i / f8, j = i % f8;
-    const int64_t gi = interleaved ? r * 2 * f8 + 2 * j : r * 2 * f8 + j;
-    const uint4 g4 = gu[gi], u4 = gu[interleaved ? gi + 1 : gi + f8];
-    const __half2* g = reinterpret_cast<const __half2*>(&g4);
-    const __half2* u = reinterpret_cast<const __half2*>(&u4);
-    uint4 o4;
-    __half2* o = reinterpret_cast<__half2*>(&o4);
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const float2 gf = __half22float2(g[e]), uf = __half22float2(u[e]);
-      o[e] = __halves2half2(__float2half(silu_times(gf.x, uf.x)), __float2half(silu_times(gf.y, uf.y)));
-    }
-    out[i] = o4;
+    const int64_t r = i / fw, j = i % fw;
+    const int64_t g = (interleaved ? r * 2 * fw + 2 * j : r * 2 * fw + j) * W;
+    silu_mul_pieces<W>(gu + g, gu + (interleaved ? g + W : g + fw * W), out + i * W);
   }
 }
 
@@ -323,11 +324,10 @@ void silu_mul(const __half* gu, int64_t rows, int64_t ff, __half* out, cudaStrea
   if (interleaved && !vec) throw Error("silu_mul: interleaved gate/up needs ff % 8 == 0 and 16-byte aligned buffers");
   if (vec) {
     const int64_t blocks = std::min<int64_t>((n / 8 + 127) / 128, 65535);
-    launch_kernel({dim3(unsigned(blocks)), dim3(128), 0, s}, silu_mul8_kernel, reinterpret_cast<const uint4*>(gu),
-                  rows, ff / 8, interleaved, reinterpret_cast<uint4*>(out));
+    launch_kernel({dim3(unsigned(blocks)), dim3(128), 0, s}, silu_mul_kernel<8>, gu, rows, ff / 8, interleaved, out);
   } else {
     const int64_t blocks = std::min<int64_t>((n + 255) / 256, 65535);
-    launch_kernel({dim3(unsigned(blocks)), dim3(256), 0, s}, silu_mul_kernel, gu, rows, ff, out);
+    launch_kernel({dim3(unsigned(blocks)), dim3(256), 0, s}, silu_mul_kernel<1>, gu, rows, ff, false, out);
   }
   check_launch("silu_mul");
 }
