@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 
+#include "core/error.h"
 #include "core/half.h"
 #include "io/checkpoint.h"
 #include "ops/cpu/matmul.h"
@@ -251,6 +252,57 @@ TEST(AutoAwqPack, UnpackOfPackIsIdentity) {
         EXPECT_EQ(r.scales, q.scales);
       }
   }
+}
+
+// Joining linears along the outputs (an engine's q | k | v in order, gate | up in alternating
+// packs of 8): every joined output holds the codes, zero points and scales of the part's output
+// it came from (both unpacked, compared row by row), at 4 and 3 bits.
+TEST(AutoAwqPack, JoinGemmOutputs) {
+  const int64_t in = 256;
+  const int group = 64;
+  for (const int bits : {4, 3}) {
+    const QuantParams p{bits, group, true};
+    std::vector<GroupQuantized> q;
+    std::vector<PackedGemm> pk;
+    for (const int64_t out : {24, 16, 40, 24}) {
+      const auto w = random_weight(out, in, uint32_t(out * 7 + q.size() + bits));
+      q.push_back(quantize_autoawq(w.data(), out, in, p));
+      pk.push_back(pack_gemm(q.back()));
+    }
+    const auto part = [&](size_t i) {
+      return GemmPart{pk[i].qweight.data(), pk[i].qzeros.data(), pk[i].scales.data(), pk[i].out};
+    };
+    const int64_t ng = in / group;
+    // Joined output o of `u` against output rr of part `from`.
+    const auto expect_row = [&](const GroupQuantized& u, int64_t o, const GroupQuantized& from, int64_t rr,
+                                const std::string& what) {
+      for (int64_t k = 0; k < in; ++k)
+        ASSERT_EQ(u.codes[size_t(o * in + k)], from.codes[size_t(rr * in + k)]) << what << " output " << o;
+      for (int64_t g = 0; g < ng; ++g) {
+        ASSERT_EQ(u.zeros[size_t(o * ng + g)], from.zeros[size_t(rr * ng + g)]) << what << " output " << o;
+        ASSERT_EQ(u.scales[size_t(o * ng + g)], from.scales[size_t(rr * ng + g)]) << what << " output " << o;
+      }
+    };
+    const PackedGemm in_order = join_gemm_outputs({part(0), part(1), part(2)}, in, p, false);
+    ASSERT_EQ(in_order.out, 80);
+    const GroupQuantized u = unpack_gemm(in_order.qweight.data(), in_order.qzeros.data(), in_order.scales.data(),
+                                         in_order.out, in, p);
+    int64_t o = 0;
+    for (size_t i = 0; i < 3; ++i)
+      for (int64_t rr = 0; rr < q[i].out; ++rr) expect_row(u, o++, q[i], rr, "in order");
+    const PackedGemm mixed = join_gemm_outputs({part(0), part(3)}, in, p, true);
+    ASSERT_EQ(mixed.out, 48);
+    const GroupQuantized v = unpack_gemm(mixed.qweight.data(), mixed.qzeros.data(), mixed.scales.data(), mixed.out, in, p);
+    for (size_t i = 0; i < 2; ++i)
+      for (int64_t rr = 0; rr < 24; ++rr) expect_row(v, 16 * (rr / 8) + 8 * int64_t(i) + rr % 8, q[i == 0 ? 0 : 3], rr, "interleaved");
+  }
+  const JoinedOutputs dense({12, 5}, false);  // dense rows in order: partial packs allowed
+  EXPECT_EQ(dense.total(), 17);
+  EXPECT_EQ(dense.pack_at(1, 0), 12);
+  EXPECT_EQ(dense.pack_at(0, 1), 8);
+  EXPECT_THROW(JoinedOutputs({16, 24}, true), Error);  // interleaving needs equal parts
+  EXPECT_THROW(JoinedOutputs({12, 12}, true), Error);  // ... of whole packs
+  EXPECT_THROW(JoinedOutputs({16, 16, 16}, true), Error);  // ... and two of them
 }
 
 // Asymmetric 3-bit: codes and zeros in 0..7, scale fp16(fp16(max - min) / 7), every weight

@@ -262,4 +262,48 @@ AwqRows repack_rows(const int32_t* qweight, const int32_t* qzeros, const uint16_
   return rows;
 }
 
+JoinedOutputs::JoinedOutputs(const std::vector<int64_t>& part_outs, bool interleave8)
+    : interleave8_(interleave8) {
+  if (interleave8 && (part_outs.size() != 2 || part_outs[0] != part_outs[1] || part_outs[0] % 8 != 0))
+    throw Error("joining linears in alternating packs of 8 outputs needs two parts of equal size, a multiple of 8");
+  for (const int64_t n : part_outs) {
+    first_.push_back(total_);
+    total_ += n;
+  }
+}
+
+PackedGemm join_gemm_outputs(const std::vector<GemmPart>& parts, int64_t in, const QuantParams& p,
+                             bool interleave8) {
+  std::vector<int64_t> outs;
+  for (const GemmPart& part : parts) {
+    if (part.out % 8 != 0) throw Error("join_gemm_outputs: out_features must be a multiple of 8");
+    outs.push_back(part.out);
+  }
+  const JoinedOutputs joined(outs, interleave8);
+  check_quant_params(p, joined.total(), in, "join_gemm_outputs");
+  PackedGemm g;
+  g.out = joined.total();
+  g.in = in;
+  g.p = p;
+  const int64_t n8 = g.out / 8, ng = in / p.group;
+  g.qweight.resize(size_t(in * n8));
+  g.qzeros.resize(size_t(ng * n8));
+  g.scales.resize(size_t(ng * g.out));
+  // Row by row over source and destination (a 7B's gate | up is 11M words a layer).
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const GemmPart& part = parts[i];
+    const int64_t p8 = part.out / 8;
+    const auto words = [&](const int32_t* src, int32_t* dst) {
+      for (int64_t q = 0; q < p8; ++q) dst[joined.pack_at(i, q) / 8] = src[q];
+    };
+    for (int64_t r = 0; r < in; ++r) words(part.qweight + r * p8, g.qweight.data() + r * n8);
+    for (int64_t r = 0; r < ng; ++r) {
+      words(part.qzeros + r * p8, g.qzeros.data() + r * n8);
+      for (int64_t q = 0; q < p8; ++q)
+        std::copy_n(part.scales + r * part.out + q * 8, 8, g.scales.data() + r * g.out + joined.pack_at(i, q));
+    }
+  }
+  return g;
+}
+
 }  // namespace awq

@@ -86,4 +86,40 @@ struct AwqRows {
 AwqRows repack_rows(const int32_t* qweight, const int32_t* qzeros, const uint16_t* scales,
                     int64_t out, int64_t in, const QuantParams& p, const std::string& name);
 
+// Several linears over the same input joined along the output dimension (what an engine fuses:
+// q | k | v, gate | up): where output pack `pack` (outputs 8 pack .. 8 pack + 7) of part `part`
+// lands among the joined outputs. In order (part 0's outputs, then part 1's, ...), or with
+// interleave8 (exactly two parts of equal size) in alternating packs of 8: part 0's pack p at
+// 16 p, part 1's at 16 p + 8. Every part's size must be a multiple of 8 for interleave8
+// (awq::Error otherwise); in order, a part's last pack may be partial (dense rows).
+class JoinedOutputs {
+ public:
+  JoinedOutputs(const std::vector<int64_t>& part_outs, bool interleave8);
+  int64_t pack_at(size_t part, int64_t pack) const {
+    return interleave8_ ? (pack * 2 + int64_t(part)) * 8 : first_[part] + pack * 8;
+  }
+  int64_t total() const { return total_; }
+  bool interleaved() const { return interleave8_; }
+
+ private:
+  std::vector<int64_t> first_;  // first joined output of each part (in order)
+  int64_t total_ = 0;
+  bool interleave8_ = false;
+};
+
+// One part of join_gemm_outputs: an AutoAWQ GEMM linear's tensors (qweight [in, out/8], qzeros
+// [in/group, out/8], scales [in/group, out] fp16) and its out_features (a multiple of 8).
+struct GemmPart {
+  const int32_t* qweight = nullptr;
+  const int32_t* qzeros = nullptr;
+  const uint16_t* scales = nullptr;
+  int64_t out = 0;
+};
+
+// The parts (same in_features and group) as the tensors of one linear whose outputs are laid
+// out by JoinedOutputs: whole packed words and scale columns move (a pack of 8 outputs is one
+// word of each row of qweight and qzeros), nothing is repacked.
+PackedGemm join_gemm_outputs(const std::vector<GemmPart>& parts, int64_t in, const QuantParams& p,
+                             bool interleave8);
+
 }  // namespace awq

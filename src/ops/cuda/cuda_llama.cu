@@ -20,6 +20,7 @@
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16.h"
+#include "quant/autoawq_pack.h"
 
 namespace awq::cuda {
 
@@ -88,51 +89,39 @@ struct Linear {
 };
 
 // Several linears over the same input fused into one: the AutoAWQ tensors joined along the
-// output dimension (qweight/qzeros columns in packs of 8 outputs, scales columns), dense ones
-// as rows. In order (part 0's outputs, then part 1's, ...), or with interleave8 (two parts of
-// equal size, rows % 8 == 0: the gate/up projection) in alternating packs of 8 outputs, part
-// 0's pack p at 16 p and part 1's at 16 p + 8, the layout whose SiLU product the W4A16 decode
-// kernels make in their epilogue (w4a16.h w4a16_linear_silu). Mixed kinds are all dequantized
-// to fp16 (correct, not fast; no supported checkpoint mixes them in one group).
+// output dimension (quant/autoawq_pack.h join_gemm_outputs: whole packed words and scale
+// columns), dense ones as rows. In order (part 0's outputs, then part 1's, ...), or with
+// interleave8 (two parts of equal size, rows % 8 == 0: the gate/up projection) in alternating
+// packs of 8 outputs, part 0's pack p at 16 p and part 1's at 16 p + 8, the layout whose SiLU
+// product the W4A16 decode kernels make in their epilogue (w4a16.h w4a16_linear_silu). Mixed
+// kinds are all dequantized to fp16 (correct, not fast; no supported checkpoint mixes them in
+// one group).
 Linear make_linear(const std::vector<const Matrix*>& parts,
                    const std::vector<const std::vector<float>*>& biases, cudaStream_t s, bool interleave8 = false) {
   Linear L;
   L.k = parts[0]->cols;
   bool all_awq = true;
+  std::vector<int64_t> outs;
   for (const Matrix* m : parts) {
-    L.n += m->rows;
+    outs.push_back(m->rows);
     all_awq = all_awq && m->quantized() && m->awq.bits == parts[0]->awq.bits &&
               m->awq.group == parts[0]->awq.group && m->awq.qweight && m->awq.qzeros && m->awq.scales;
   }
-  const int64_t np = int64_t(parts.size());
-  if (interleave8 && (np != 2 || parts[0]->rows != parts[1]->rows || parts[0]->rows % 8 != 0))
-    throw Error("make_linear: interleaving needs two parts of equal size, a multiple of 8 rows");
-  // Output position of part i's output pack p (8 outputs).
-  std::vector<int64_t> first_row(parts.size(), 0);
-  for (size_t i = 1; i < parts.size(); ++i) first_row[i] = first_row[i - 1] + parts[i - 1]->rows;
-  const auto pack_at = [&](size_t i, int64_t p) { return interleave8 ? (p * np + int64_t(i)) * 8 : first_row[i] + p * 8; };
+  const JoinedOutputs joined(outs, interleave8);
+  L.n = joined.total();
   if (all_awq) {
-    const int64_t k = L.k, g = parts[0]->awq.group, ng = k / g, n8 = L.n / 8;
-    std::vector<int32_t> qw(size_t(k * n8)), qz(size_t(ng * n8));
-    std::vector<uint16_t> sc(size_t(ng * L.n));
-    for (size_t pi = 0; pi < parts.size(); ++pi) {
-      const Matrix* m = parts[pi];
-      const int64_t p8 = m->rows / 8;
-      for (int64_t p = 0; p < p8; ++p) {
-        const int64_t col = pack_at(pi, p);
-        for (int64_t i = 0; i < k; ++i) qw[size_t(i * n8 + col / 8)] = m->awq.qweight[i * p8 + p];
-        for (int64_t i = 0; i < ng; ++i) {
-          qz[size_t(i * n8 + col / 8)] = m->awq.qzeros[i * p8 + p];
-          std::memcpy(&sc[size_t(i * L.n + col)], m->awq.scales + i * m->rows + p * 8, 16);
-        }
-      }
-    }
+    std::vector<GemmPart> gp;
+    for (const Matrix* m : parts) gp.push_back({m->awq.qweight, m->awq.qzeros, m->awq.scales, m->rows});
+    QuantParams qp;
+    qp.bits = parts[0]->awq.bits;
+    qp.group = parts[0]->awq.group;
+    const PackedGemm g = join_gemm_outputs(gp, L.k, qp, interleave8);
     AwqMatrix merged;
-    merged.bits = parts[0]->awq.bits;
-    merged.group = int(g);
-    merged.qweight = qw.data();
-    merged.qzeros = qz.data();
-    merged.scales = sc.data();
+    merged.bits = qp.bits;
+    merged.group = qp.group;
+    merged.qweight = g.qweight.data();
+    merged.qzeros = g.qzeros.data();
+    merged.scales = g.scales.data();
     L.q = upload_w4a16(merged, L.n, L.k, s);
     ok(cudaStreamSynchronize(s), "uploading AWQ weights");
     L.awq = true;
@@ -144,7 +133,7 @@ Linear make_linear(const std::vector<const Matrix*>& parts,
       std::vector<uint16_t> part(size_t(m->rows * L.k));
       to_fp16(*m, part.data());
       for (int64_t r = 0; r < m->rows; r += 8)
-        std::memcpy(w.data() + pack_at(pi, r / 8) * L.k, part.data() + r * L.k,
+        std::memcpy(w.data() + joined.pack_at(pi, r / 8) * L.k, part.data() + r * L.k,
                     size_t(std::min<int64_t>(8, m->rows - r) * L.k) * 2);
     }
     L.w.reset(reinterpret_cast<__half*>(upload(w.data(), L.n * L.k, "uploading weights").release()));
@@ -156,7 +145,7 @@ Linear make_linear(const std::vector<const Matrix*>& parts,
     std::vector<uint16_t> b(size_t(L.n), 0);
     for (size_t i = 0; i < parts.size(); ++i)
       for (size_t j = 0; j < biases[i]->size(); ++j)
-        b[size_t(pack_at(i, int64_t(j) / 8) + int64_t(j) % 8)] = f32_to_fp16((*biases[i])[j]);
+        b[size_t(joined.pack_at(i, int64_t(j) / 8) + int64_t(j) % 8)] = f32_to_fp16((*biases[i])[j]);
     L.bias.reset(reinterpret_cast<__half*>(upload(b.data(), L.n, "uploading biases").release()));
   }
   return L;
