@@ -130,11 +130,14 @@ Linear make_linear(const std::vector<const Matrix*>& parts,
     std::vector<uint16_t> w(size_t(L.n * L.k));
     for (size_t pi = 0; pi < parts.size(); ++pi) {
       const Matrix* m = parts[pi];
+      if (!interleave8) {  // in order: the part's rows are one block of the joined rows
+        to_fp16(*m, w.data() + joined.pack_at(pi, 0) * L.k);
+        continue;
+      }
       std::vector<uint16_t> part(size_t(m->rows * L.k));
       to_fp16(*m, part.data());
       for (int64_t r = 0; r < m->rows; r += 8)
-        std::memcpy(w.data() + joined.pack_at(pi, r / 8) * L.k, part.data() + r * L.k,
-                    size_t(std::min<int64_t>(8, m->rows - r) * L.k) * 2);
+        std::memcpy(w.data() + joined.pack_at(pi, r / 8) * L.k, part.data() + r * L.k, size_t(8 * L.k) * 2);
     }
     L.w.reset(reinterpret_cast<__half*>(upload(w.data(), L.n * L.k, "uploading weights").release()));
     L.bytes = L.n * L.k * 2;
