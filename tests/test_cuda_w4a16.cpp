@@ -941,12 +941,15 @@ TEST(CudaW4A16, ClusterPushSwitchParses) {
 TEST(CudaW4A16, KSliceSwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_kslice, "AWQ_W4A16_KSLICE", "yes");
   expect_switch_parses(cuda::parse_w4a16_kslice_pdl, "AWQ_W4A16_KSLICE_PDL", "on");
+  expect_switch_parses(cuda::parse_w4a16_kslice_thin, "AWQ_W4A16_KSLICE_THIN", "yes");
 }
 
 // The K-slice pick (m = 2..16 where clusters run; docs/gpu.md) at the Llama-2-7B shapes: none at
 // m = 1 or past 16, none for o_proj (n and k < 8192) up to m = 8, none without split-K; a pick
-// fits, holds all m tokens in one block row, and its grid has 15 to 22 warps per SM. On a
-// 132-SM GPU (H100 / H200 SXM, where the rule was measured) the picks the sweep chose.
+// fits, holds all m tokens in one block row, and its grid has 15 to 22 warps per SM, or, on a
+// wide layer whose grid that rule finds too thin (AWQ_W4A16_KSLICE_THIN), is 2 splits of
+// configuration 6 (m <= 8) or 4. On a 132-SM GPU (H100 / H200 SXM, where the rules were
+// measured) the picks the sweeps chose.
 TEST(CudaW4A16, KSlicePickRules) {
   SKIP_WITHOUT_GPU();
   const std::pair<int64_t, int64_t> shapes[] = {{4096, 4096}, {12288, 4096}, {11008, 4096}, {22016, 4096}, {4096, 11008}};
@@ -965,6 +968,12 @@ TEST(CudaW4A16, KSlicePickRules) {
       EXPECT_TRUE(cuda::w4a16_kslice_fits(c.config, c.splits, m, k)) << "m=" << m << " " << n << " x " << k;
       EXPECT_GE(8 * kc.mt, m) << "one block row of tokens: m=" << m;
       const int64_t warps = (n / 16 + kc.wn - 1) / kc.wn * c.splits * kc.wn * kc.wk;
+      if (c.config == (m > 8 ? 4 : 6)) {  // the thin-grid pick
+        EXPECT_TRUE(cuda::w4a16_kslice_thin_from_env()) << "m=" << m << " " << n << " x " << k;
+        EXPECT_GE(n, 8192) << "m=" << m;
+        EXPECT_EQ(c.splits, 2) << "m=" << m << " " << n << " x " << k;
+        continue;
+      }
       EXPECT_GE(warps, 15 * sms) << "m=" << m << " " << n << " x " << k;
       EXPECT_LE(warps, 22 * sms) << "m=" << m << " " << n << " x " << k;
     }
@@ -979,7 +988,11 @@ TEST(CudaW4A16, KSlicePickRules) {
     EXPECT_EQ(pick(4, 11008, 4096), std::make_pair(1, 4));   // gate or up
     EXPECT_EQ(pick(8, 4096, 11008), std::make_pair(0, 8));   // down_proj: 4 warps of 64 rows
     EXPECT_EQ(pick(16, 4096, 4096), std::make_pair(8, 8));   // o_proj at m = 16: 16 tokens a block
-    EXPECT_EQ(pick(8, 12288, 4096).first, -1);               // qkv: 2 splits too thin, 4 too many
+    // qkv: 2 splits of 8 warps too thin, 4 too many: the thin-grid picks (or none with the switch off)
+    const bool thin = cuda::w4a16_kslice_thin_from_env();
+    EXPECT_EQ(pick(8, 12288, 4096), thin ? std::make_pair(6, 2) : std::make_pair(-1, 1));
+    EXPECT_EQ(pick(2, 12288, 4096), thin ? std::make_pair(6, 2) : std::make_pair(-1, 1));
+    EXPECT_EQ(pick(16, 12288, 4096), thin ? std::make_pair(4, 2) : std::make_pair(-1, 1));
   }
 }
 

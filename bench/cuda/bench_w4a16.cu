@@ -128,7 +128,7 @@ int main(int argc, char** argv) try {
       wsweep && mode.size() > 7 ? int_list(mode.c_str() + 7, 0, "expected wsweep:i,j,... (config indices)")
                                 : std::vector<int64_t>{};
   // ksweep: only the K-slice configurations (w4a16_kslice.cu) at m = 1, 2, 4, 8, 16 (or the m asked
-  // for), each with 1, 2, 4 and 8 K splits where they fit, at the full repeats, printed as
+  // for), each with 1, 2, 3, 4, 6 and 8 K splits where they fit, at the full repeats, printed as
   // Ki:mt/wn/wk/u s<splits>=median/min us (* = w4a16_linear's pick), then the register-streaming
   // variant and the tiled GEMM that the dispatch ran before them (AWQ_W4A16_KSLICE=0).
   const bool ksweep = mode == "ksweep";
@@ -340,7 +340,7 @@ int main(int argc, char** argv) try {
         for (int c = 0; c < w4a16_kslice_count(); ++c) {
           const W4A16KSliceConfig cfg = w4a16_kslice_config(c);
           std::printf(" K%d:%d/%d/%d/%d", c, cfg.mt, cfg.wn, cfg.wk, cfg.u);
-          for (int splits = 1; splits <= 8; splits *= 2) {
+          for (const int splits : {1, 2, 3, 4, 6, 8}) {
             if (!w4a16_kslice_fits(c, splits, m, k)) continue;
             const float tk = time_w4(2 * copies_q, reps, [&](const uint4* codes, const uint2* params) {
               launch_w4a16_kslice(c, splits, codes, params, x, nullptr, y, n, k, group, m, s);

@@ -169,6 +169,11 @@ constexpr W4A16Switch kKSlicePdl{
     "AWQ_W4A16_KSLICE_PDL", "the K-slice kernels' cluster launches go without PDL (as the tiled GEMM's)",
     "they carry the PDL attribute where PDL is on (default)"};
 
+constexpr W4A16Switch kKSliceThin{
+    "AWQ_W4A16_KSLICE_THIN",
+    "where the K-slice rule's grid is too thin (qkv of a 7B at m = 2..16), the picks before session 26",
+    "2 splits of a narrower K-slice configuration there (default)"};
+
 bool parse_switch(const W4A16Switch& sw, const char* value) {
   return env_choice(sw.name, value, {{"0", sw.off}, {"1", sw.on}}, 1) == 1;
 }
@@ -206,6 +211,8 @@ bool parse_w4a16_kslice(const char* value) { return parse_switch(kKSlice, value)
 bool w4a16_kslice_from_env() { return switch_from_env<kKSlice>(); }
 bool parse_w4a16_kslice_pdl(const char* value) { return parse_switch(kKSlicePdl, value); }
 bool w4a16_kslice_pdl_from_env() { return switch_from_env<kKSlicePdl>(); }
+bool parse_w4a16_kslice_thin(const char* value) { return parse_switch(kKSliceThin, value); }
+bool w4a16_kslice_thin_from_env() { return switch_from_env<kKSliceThin>(); }
 
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,
                  int64_t m, const __half* bias, __half* y, cudaStream_t s) {

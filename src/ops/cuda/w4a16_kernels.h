@@ -125,6 +125,12 @@ bool w4a16_kslice_from_env();
 // "0" = they do not (as the tiled GEMM's split-K). Anything else: awq::Error. Read once.
 bool parse_w4a16_kslice_pdl(const char* value);
 bool w4a16_kslice_pdl_from_env();
+// AWQ_W4A16_KSLICE_THIN: "1" or unset = on wide layers where the K-slice rule's grid is too thin
+// (qkv of a 7B at m = 2..16), 2 splits of a narrower configuration (w4a16_kslice.cu
+// thin_grid_pick; H200 sweep); "0" = the picks before session 26 there (the register-streaming
+// kernels, the tiled GEMM). Anything else: awq::Error. Read once.
+bool parse_w4a16_kslice_thin(const char* value);
+bool w4a16_kslice_thin_from_env();
 // The device's SM count (queried once; 132 where it cannot be read).
 int w4a16_sm_count();
 

@@ -374,6 +374,21 @@ bool w4a16_kslice_fits(int config, int splits, int64_t m, int64_t k) {
 //    reaches 15 warps per SM (qkv, 96 row groups: 2 splits give 12 and measured no faster than
 //    the register-streaming kernel; 4 give 23): thinner grids keep the picks before.
 // m = 1 keeps the register-streaming kernels (0.88-0.97x of them here).
+// Thin grids on wide layers (session 26, H200 ksweep with 1, 2, 3, 4, 6 and 8 splits,
+// docs/results/gpu.md; AWQ_W4A16_KSLICE_THIN=0 gives the picks before): where the rule above
+// finds no split (qkv of a 7B, 96 row groups of 128), 2 splits of the narrower configurations
+// beat the kernels picked before: m = 2..8 with 4 warps of 64 rows, stages of 8 chunks (6), qkv
+// 11.5 / 12.1 / 13.3 / 13.7 against 13.3 / 13.6 / 14.7 / 15.3 us at m = 2 / 4 / 6 / 8; m = 9..16
+// with 16 tokens, 8 warps of 128 rows, stages of 4 chunks (4), 17.4 / 18.3 against the tiled
+// GEMM's 19.6 / 19.8 at m = 12 / 16. Splits of 3 and 6 won nowhere.
+namespace {
+W4A16KSliceChoice thin_grid_pick(int64_t m, int64_t k) {
+  const int config = m > 8 ? 4 : 6;
+  if (!w4a16_kslice_thin_from_env() || !w4a16_kslice_fits(config, 2, m, k)) return {};
+  return {config, 2};
+}
+}  // namespace
+
 W4A16KSliceChoice w4a16_default_kslice(int64_t m, int64_t n, int64_t k) {
   if (m < 2 || m > 16 || !w4a16_split_k_available()) return {};
   const bool narrow = n < 8192, long_k = k >= 8192;
@@ -384,7 +399,7 @@ W4A16KSliceChoice w4a16_default_kslice(int64_t m, int64_t n, int64_t k) {
   for (int splits = kMaxSplits; splits >= 1; splits /= 2) {
     const int64_t grid_warps = groups * splits * warps;
     if (grid_warps > 22 * sms || !w4a16_kslice_fits(config, splits, m, k)) continue;
-    if (grid_warps < 15 * sms) return {};
+    if (grid_warps < 15 * sms) return narrow ? W4A16KSliceChoice{} : thin_grid_pick(m, k);
     return {config, splits};
   }
   return {};
