@@ -99,7 +99,6 @@ class JoinedOutputs {
     return interleave8_ ? (pack * 2 + int64_t(part)) * 8 : first_[part] + pack * 8;
   }
   int64_t total() const { return total_; }
-  bool interleaved() const { return interleave8_; }
 
  private:
   std::vector<int64_t> first_;  // first joined output of each part (in order)

@@ -9,7 +9,6 @@
 #include "core/error.h"
 #include "ops/cuda/cublas_loader.h"
 #include "ops/cuda/cuda_check.h"
-#include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16_kernels.h"
 
@@ -91,15 +90,8 @@ void w4a16_linear_silu(const W4A16Weight& w, const __half* x, int64_t m, const _
   if (m == 0) return;
   check(w.codes && w.params, "w4a16_linear_silu: the weight was not uploaded (upload_w4a16)");
   check(w.n % 16 == 0, "w4a16_linear_silu: the gate/up projection needs n % 16 == 0");
-  const W4A16Path path = w4a16_path_from_env();
-  const auto* codes = static_cast<const uint4*>(w.codes);
-  const auto* params = static_cast<const uint2*>(w.params);
-  if (w4a16_gated_output_available(x, m, w.n, w.k, path)) {
-    launch_w4a16(codes, params, x, bias, act, w.n, w.k, w.group, m, path, s, /*gated=*/true);
-  } else {
-    launch_w4a16(codes, params, x, bias, gu, w.n, w.k, w.group, m, path, s);
-    silu_mul(gu, m, w.n / 2, act, s, /*interleaved=*/true);
-  }
+  launch_w4a16_silu(static_cast<const uint4*>(w.codes), static_cast<const uint2*>(w.params), x, bias, gu, act, w.n,
+                    w.k, w.group, m, w4a16_path_from_env(), s);
 }
 
 W4A16Path parse_w4a16_path(const char* value) {

@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/pdl_device.cuh"
 #include "ops/cuda/w4a16_device.cuh"
@@ -594,11 +595,11 @@ bool w4a16_gated_output_available(const __half* x, int64_t m, int64_t n, int64_t
   return n % 16 == 0 && choose(x, m, n, k, path).pick != Pick::Tiled;
 }
 
-void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
-                  __half* y, int64_t n, int64_t k, int group, int64_t m, W4A16Path path,
-                  cudaStream_t s, bool gated) {
-  const Choice c = choose(x, m, n, k, path);
-  check(!gated || c.pick != Pick::Tiled, "launch_w4a16: the tiled GEMM has no gated output (w4a16_gated_output_available)");
+namespace {
+
+// Runs the kernel of choice c (gated: not the tiled GEMM's).
+void launch_choice(const Choice& c, const uint4* codes, const uint2* params, const __half* x, const __half* bias,
+                   __half* y, int64_t n, int64_t k, int group, int64_t m, cudaStream_t s, bool gated) {
   if (c.pick == Pick::KSlice) {
     launch_w4a16_kslice(c.ks.config, c.ks.splits, codes, params, x, bias, y, n, k, group, m, s, gated);
   } else if (c.pick == Pick::Tiled) {
@@ -606,6 +607,27 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
     launch_w4a16_tiled(t.config, t.splits, codes, params, x, bias, y, n, k, group, m, s);
   } else {
     launch_w4a16_variant(w4a16_default_variant(m, n, k), codes, params, x, bias, y, n, k, group, m, s, gated);
+  }
+}
+
+}  // namespace
+
+void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
+                  __half* y, int64_t n, int64_t k, int group, int64_t m, W4A16Path path,
+                  cudaStream_t s, bool gated) {
+  const Choice c = choose(x, m, n, k, path);
+  check(!gated || c.pick != Pick::Tiled, "launch_w4a16: the tiled GEMM has no gated output (w4a16_gated_output_available)");
+  launch_choice(c, codes, params, x, bias, y, n, k, group, m, s, gated);
+}
+
+void launch_w4a16_silu(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* gu,
+                       __half* act, int64_t n, int64_t k, int group, int64_t m, W4A16Path path, cudaStream_t s) {
+  const Choice c = choose(x, m, n, k, path);
+  if (c.pick != Pick::Tiled) {
+    launch_choice(c, codes, params, x, bias, act, n, k, group, m, s, /*gated=*/true);
+  } else {
+    launch_choice(c, codes, params, x, bias, gu, n, k, group, m, s, /*gated=*/false);
+    silu_mul(gu, m, n / 2, act, s, /*interleaved=*/true);
   }
 }
 

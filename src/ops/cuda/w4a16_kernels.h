@@ -46,6 +46,11 @@ W4A16Path w4a16_path_from_env();  // parse_w4a16_path(getenv("AWQ_W4A16_KERNEL")
 void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
                   __half* y, int64_t n, int64_t k, int group, int64_t m, W4A16Path path,
                   cudaStream_t s, bool gated = false);
+// The gate/up projection (rows interleaved in packs of 8, n % 16 == 0) and its SiLU product
+// act: [m, n / 2], the kernel picked once: with the gated epilogue where the pick has one, else
+// the projection into gu: [m, n] and silu_mul (w4a16.h w4a16_linear_silu).
+void launch_w4a16_silu(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* gu,
+                       __half* act, int64_t n, int64_t k, int group, int64_t m, W4A16Path path, cudaStream_t s);
 // True where launch_w4a16 runs a kernel with the gated epilogue for these sizes (the K-slice
 // and register-streaming kernels: m <= 16 by default) and n % 16 == 0.
 bool w4a16_gated_output_available(const __half* x, int64_t m, int64_t n, int64_t k, W4A16Path path);
