@@ -944,6 +944,10 @@ TEST(CudaW4A16, KSliceSwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_kslice_thin, "AWQ_W4A16_KSLICE_THIN", "yes");
 }
 
+TEST(CudaW4A16, Split3SwitchParses) {
+  expect_switch_parses(cuda::parse_w4a16_split3, "AWQ_W4A16_SPLIT3", "on");
+}
+
 // The K-slice pick (m = 2..16 where clusters run; docs/gpu.md) at the Llama-2-7B shapes: none at
 // m = 1 or past 16, none for o_proj (n and k < 8192) up to m = 8, none without split-K; a pick
 // fits, holds all m tokens in one block row, and its grid has 15 to 22 warps per SM, or, on a
@@ -1135,10 +1139,14 @@ TEST(CudaW4A16, WgmmaFrom17Picks) {
 }
 
 // The cp.async wgmma 64 x 64 tile at m = 33..128 (w4a16_default_tiled, where the TMA rules take
-// nothing): the smallest split of 1, 2, 4 whose grid reaches 1.6 blocks per SM. On a 132-SM GPU,
-// the picks of session 24's sweep (h100_s24_call7_summary.log): Qwen2-7B's o_proj at m = 128
-// split 2 (224 blocks), a 13B's qkv and Llama-3-8B's gate or up at m = 64 unsplit (240 and 224
-// blocks), the 7B's o_proj split 4 at m = 64 and split 2 at 128.
+// nothing): the smallest split of 1, 2, 4 whose grid reaches 1.6 blocks per SM, and 3 instead of
+// 4 where 3 gives 1.4-1.7 blocks per SM (AWQ_W4A16_SPLIT3). On a 132-SM GPU, the picks of
+// session 24's sweep (h100_s24_call7_summary.log): Qwen2-7B's o_proj at m = 128 split 2 (224
+// blocks), a 13B's qkv and Llama-3-8B's gate or up at m = 64 unsplit (240 and 224 blocks), the
+// 7B's o_proj split 2 at 128; and of session 27's (h200_s27_call1_*): at m = 33..64 the 7B's
+// o_proj and Qwen2-7B's qkv split 3 (192 and 216 blocks; split 4 without the switch), a 13B's
+// o_proj split 4 (split 3 would be 240 blocks, 1.82 per SM, and measured slower), Qwen2-7B's
+// o_proj split 4 (split 3 would be 168 blocks, 1.27 per SM).
 TEST(CudaW4A16, SmallBatchSplitRule) {
   SKIP_WITHOUT_GPU();
   if (!cuda::w4a16_wgmma_available() || !cuda::w4a16_split_k_available() || cuda::w4a16_sm_count() != 132) {
@@ -1147,8 +1155,11 @@ TEST(CudaW4A16, SmallBatchSplitRule) {
   }
   const int c64 = cp_async_c64_config();
   struct Case { int64_t n, k, m; int splits; };
+  const int s3 = cuda::w4a16_split3_from_env() ? 3 : 4;
   for (const Case c : {Case{3584, 3584, 128, 2}, Case{3584, 3584, 96, 2}, Case{15360, 5120, 64, 1},
-                       Case{14336, 4096, 64, 1}, Case{4096, 4096, 64, 4}, Case{4096, 4096, 128, 2}}) {
+                       Case{14336, 4096, 64, 1}, Case{4096, 4096, 64, s3}, Case{4096, 4096, 33, s3},
+                       Case{5120, 5120, 64, 4}, Case{4608, 3584, 64, s3},
+                       Case{3584, 3584, 64, 4}, Case{4096, 4096, 128, 2}}) {
     const cuda::W4A16TiledChoice got = cuda::w4a16_default_tiled(c.m, c.n, c.k);
     EXPECT_EQ(got.config, c64) << c.n << " x " << c.k << " m " << c.m;
     EXPECT_EQ(got.splits, c.splits) << c.n << " x " << c.k << " m " << c.m;

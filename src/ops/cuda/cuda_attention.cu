@@ -123,8 +123,8 @@ __global__ void __launch_bounds__(NW * kWarp)
   const int last = kv.pos[r];
   const KeyRange kr = key_range(last, d.window, n_splits, split);
   const int64_t base = int64_t(kv.slot[r]) * kv.ctx * kvd + g * HD + lane * EPL;
-  const __half* kp = kv.k + base;
-  const __half* vp = kv.v + base;
+  __half* kp = kv.k + base;  // written only at the row's last key (FRESH), read elsewhere
+  __half* vp = kv.v + base;
   const __half* qrow = q + r * q_stride;
 
   float qr[HPB][EPL], acc[HPB][EPL], m[HPB], l[HPB];
@@ -146,8 +146,8 @@ __global__ void __launch_bounds__(NW * kWarp)
       k_new = narrow<EPL>(f);
       v_new = load_packed<EPL>(kv_row + kvd);
       if (h0 % group == 0 && warp == 0) {  // one writer per KV head
-        *reinterpret_cast<P*>(const_cast<__half*>(kp) + int64_t(last) * kvd) = k_new;
-        *reinterpret_cast<P*>(const_cast<__half*>(vp) + int64_t(last) * kvd) = v_new;
+        *reinterpret_cast<P*>(kp + int64_t(last) * kvd) = k_new;
+        *reinterpret_cast<P*>(vp + int64_t(last) * kvd) = v_new;
       }
     }
   }

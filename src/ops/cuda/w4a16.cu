@@ -166,6 +166,11 @@ constexpr W4A16Switch kKSliceThin{
     "where the K-slice rule's grid is too thin (qkv of a 7B at m = 2..16), the picks before session 26",
     "2 splits of a narrower K-slice configuration there (default)"};
 
+constexpr W4A16Switch kSplit3{
+    "AWQ_W4A16_SPLIT3",
+    "the 64 x 64 wgmma tile at m = 17..128 splits K 1, 2 or 4 ways, as before session 27",
+    "it splits K 3 ways instead of 4 where that grid is 1.4-1.7 blocks per SM (default)"};
+
 bool parse_switch(const W4A16Switch& sw, const char* value) {
   return env_choice(sw.name, value, {{"0", sw.off}, {"1", sw.on}}, 1) == 1;
 }
@@ -205,6 +210,8 @@ bool parse_w4a16_kslice_pdl(const char* value) { return parse_switch(kKSlicePdl,
 bool w4a16_kslice_pdl_from_env() { return switch_from_env<kKSlicePdl>(); }
 bool parse_w4a16_kslice_thin(const char* value) { return parse_switch(kKSliceThin, value); }
 bool w4a16_kslice_thin_from_env() { return switch_from_env<kKSliceThin>(); }
+bool parse_w4a16_split3(const char* value) { return parse_switch(kSplit3, value); }
+bool w4a16_split3_from_env() { return switch_from_env<kSplit3>(); }
 
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,
                  int64_t m, const __half* bias, __half* y, cudaStream_t s) {

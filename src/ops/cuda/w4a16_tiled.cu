@@ -640,7 +640,12 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   //    3584 x 3584 at m = 80..128 split 2 13.0-13.8 was split 4 15.7-16.0; at m = 40..64 a 13B's
   //    qkv 15360 x 5120 unsplit 28.5-30.3 was split 2 31.8-33.5, its gate or up 13824 x 5120
   //    28.6 / 29.3 was 32.0 / 32.5, Llama-3-8B's gate or up 14336 x 4096 23.5 / 23.7 was
-  //    27.3 / 27.0; no 7B pick changes);
+  //    27.3 / 27.0; no 7B pick changes); and 3 splits instead of 4 where that grid is 1.4-1.7
+  //    blocks per SM (AWQ_W4A16_SPLIT3; H200 sweep of session 27, h200_s27_call1_*, µs at m = 20 /
+  //    33 / 48 / 64 split 4 -> 3: the 7B's o_proj, 192 blocks, 11.2 / 11.5 / 11.6 / 11.9 ->
+  //    10.9 / 11.1 / 11.1 / 11.3; Qwen2-7B's qkv 4608 x 3584, 216 blocks, 10.5 / 10.7 / 10.8 /
+  //    11.2 -> 10.5 / 10.6 / 10.7 / 10.9; not a 13B's o_proj 5120 x 5120, 240 blocks, 1.82 per SM,
+  //    where split 3 was slower: 13.5-14.2 -> 16.3-16.9);
   //  - larger m while 64 x 64 tiles give at most 2 blocks per SM: 64 x 64, unsplit;
   //  - else, while 128 x 128 tiles give under 2.5 blocks per SM: 64 x 128, split 2 while its
   //    grid is under 2 blocks per SM;
@@ -680,8 +685,15 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
     const auto split = [&](int splits) { return split_ok && chunks >= 8 * splits ? splits : 1; };
     const int64_t b64 = wg(7);
     if (m <= 128 && b64 <= 4 * int64_t(sms)) {
-      for (int splits = 1; splits <= 4; splits *= 2)
-        if (b64 * split(splits) * 10 >= int64_t(sms) * 16 || splits == 4) return {kNumTiled + 7, split(splits)};
+      for (int splits = 1; splits <= 4; splits *= 2) {
+        if (b64 * split(splits) * 10 < int64_t(sms) * 16 && splits < 4) continue;
+        // Split 3 instead of 4 where its grid is 1.4-1.7 blocks per SM (session 27, below).
+        const int64_t tenths3 = b64 * 3 * 10;  // split 3's blocks per SM x 10, times the SMs
+        if (splits == 4 && split(3) == 3 && tenths3 >= int64_t(sms) * 14 && tenths3 <= int64_t(sms) * 17 &&
+            w4a16_split3_from_env())
+          return {kNumTiled + 7, 3};
+        return {kNumTiled + 7, split(splits)};
+      }
     }
     if (b64 <= 2 * int64_t(sms)) return {kNumTiled + 7, 1};
     if (wg(3) * 2 < int64_t(sms) * 5) return {kNumTiled + 1, wg(1) < 2 * int64_t(sms) ? split(2) : 1};
