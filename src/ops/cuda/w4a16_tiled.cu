@@ -516,7 +516,7 @@ W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16Ti
 //  - m = 97..512: 128 x 192 split 2 in one wave, >= 80 % of it (its tokens >= 75 % of its token
 //    blocks; 80: a 13B's n = 5120 layers, 27 row blocks, at m = 256: 108 blocks, 82 %); 64 x 192
 //    unsplit, else split 2, in one wave; the L2 rule with 128 x 192 (tokens >= 75 %); on long
-//    layers 128 x 192 split 4 at 60-90 % of a wave;
+//    layers 128 x 192 split 4 at 60-90 % of a wave, on the others (>= 32 chunks) at 80-90 %;
 //    else 128 x 192 unsplit in one wave, or in two where the tokens also fill >= 75 % of them
 //    (token blocks counted by the tokens they hold: a second wave of 128-token tiles with 32
 //    tokens each is mostly padding, which the smaller tiles of the rules after avoid).
@@ -590,7 +590,11 @@ W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool s
   if (fills(g64, 1)) return {r64, 1};
   if (split2 && fills(2 * g64, 1)) return {r64, 2};
   if (const int s = tokens_fill ? l2_splits(g128) : 0) return {w4a16_tma_rows192_l2_config(128), s};
-  if (split4 && tokens_fill && fits4(4 * g128)) return {r128, 4};
+  // Split 4 also on shorter layers where its grid fills >= 80 % of the wave (a 13B's o_proj,
+  // n = k = 5120, 27 row blocks: 108 blocks; session 27 H200 wsweep h200_s27_call3_wsweep_5120x5120.log,
+  // m = 128: 19.7 us against 23.1 for the 64 x 64 tile split 2 picked before).
+  const bool split4_short = split_ok && chunks >= 32 && 4 * g128 * 100 >= 80 * int64_t(sms);
+  if ((split4 || split4_short) && tokens_fill && fits4(4 * g128)) return {r128, 4};
   if (!fills(g128, 2)) return {-1, 0};
   // Two waves: row blocks x m / 128 tiles' worth of tokens >= 75 % of them.
   if (waves_of(g128) == 2 && row_blocks * m * 100 < 75 * 2 * int64_t(sms) * c.bm) return {-1, 0};
