@@ -28,12 +28,10 @@
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/cuda_sequence.h"
 #include "ops/cuda/pdl.h"
-#include "ops/cuda/w4a16_kernels.h"
 #include "quant/quantize_model.h"
 #include "runtime/perplexity.h"
 #include "runtime/sampler.h"
 #include "support/cuda_device_test.h"
-#include "support/expect_error.h"
 #include "support/half_vectors.h"
 #include "support/shared_data.h"
 #include "support/temp_dir.h"
@@ -433,52 +431,6 @@ TEST_F(CudaTest, AwqCheckpointPerplexityMatchesCpu) {
   // a broken W4A16 path (wrong nibble order, zero point or group) costs far more.
   EXPECT_GT(ppl / ppl_fp, 0.995) << ppl << " vs fp " << ppl_fp;
   EXPECT_LT(ppl / ppl_fp, 1.05) << ppl << " vs fp " << ppl_fp;
-}
-
-// The residual add and RMSNorm made by o_proj's and down_proj's own kernels at batch 1
-// (CudaLlamaOptions::norm_epilogue, w4a16.h w4a16_linear_add_rmsnorm) gives the same bits as the
-// linear followed by add_rmsnorm: an RTN W4 checkpoint of the tiny model, one sequence, a prompt
-// and 8 decode steps (graphs replayed; PDL as the environment has it), logits compared bit for
-// bit with the option off and on. A bad option value is refused.
-TEST_F(CudaTest, NormEpilogueBitIdentical) {
-  test::TempDir tmp;
-  QuantizeOptions qo;
-  qo.model_dir = tiny_model_dir();
-  qo.out_dir = tmp.file("rtn");
-  qo.method = "rtn";
-  ThreadPool pool(ThreadPool::default_threads());
-  quantize_model(pool, qo);
-  const LlamaModel awq_model(qo.out_dir);
-  const int64_t vocab = awq_model.config().vocab_size;
-  const auto prompt = tiny_reference()["greedy"][0]["prompt_ids"].get<std::vector<int32_t>>();
-  auto run = [&](int on, bool* used) {
-    cuda::CudaLlamaOptions o;
-    o.ctx = 128;
-    o.norm_epilogue = on;
-    cuda::CudaLlama llm(awq_model.config(), awq_model.weights(), o);
-    std::vector<float> logits, all;
-    llm.prefill(0, prompt.data(), int64_t(prompt.size()), false, logits);
-    for (int step = 0; step < 8; ++step) {
-      int32_t next = argmax(logits.data() + logits.size() - size_t(vocab), vocab);
-      llm.decode(&next, 1, logits);
-      all.insert(all.end(), logits.begin(), logits.end());
-    }
-    EXPECT_TRUE(llm.graph_used());
-    *used = llm.norm_epilogue_used();
-    return all;
-  };
-  bool used_off = true, used_on = false;
-  const std::vector<float> off = run(0, &used_off), on = run(1, &used_on);
-  EXPECT_FALSE(used_off);
-  if (cuda::w4a16_path_from_env() != cuda::W4A16Path::Tiled) {
-    EXPECT_TRUE(used_on) << "the norm epilogue never ran at batch 1";
-  }
-  for (float v : off) ASSERT_TRUE(std::isfinite(v));
-  ASSERT_EQ(on.size(), off.size());
-  EXPECT_EQ(std::memcmp(on.data(), off.data(), off.size() * 4), 0) << "decode logits differ with the norm epilogue";
-  cuda::CudaLlamaOptions bad;
-  bad.norm_epilogue = 2;
-  EXPECT_AWQ_ERROR(cuda::CudaLlama(awq_model.config(), awq_model.weights(), bad), {"norm_epilogue 2"});
 }
 
 // Programmatic dependent launch (ops/cuda/pdl.h) changes when kernels start, never what they

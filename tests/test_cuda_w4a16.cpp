@@ -492,125 +492,6 @@ TEST(CudaW4A16, GatedEpilogueMatchesProjectionThenSiluMul) {
   cuda::free_w4a16(w);
 }
 
-// The norm epilogue (w4a16_linear_add_rmsnorm: the m = 1 kernel adds y to the residual row and
-// normalizes it in its last block) against w4a16_linear then add_rmsnorm: the same bits for y,
-// the residual and h. Every variant that can carry it (8 and 10 warps splitting K; groups 128 and
-// 32, the SMALL_GROUP kernels), rows of 4 and 5 float4 pieces a thread (n = 4096, 5120) and one of
-// under one (n = 512), PDL off and on (the kernels' two XS orders), three launches in a row on one
-// counter and the same again replayed from a CUDA graph (the counter back at 0 after each). Then
-// the public call refuses (false, nothing launched) m = 2, a bias and n > 8192.
-TEST(CudaW4A16, NormEpilogueMatchesLinearThenAddRmsNorm) {
-  SKIP_WITHOUT_GPU();
-  struct Case { int64_t n, k; int group; };
-  DeviceBuffer counter(4);
-  AWQ_CUDA_CHECK(cudaMemset(counter.p, 0, 4));
-  auto* cnt = static_cast<unsigned*>(counter.p);
-  const float eps = 1e-5f;
-  int checked = 0;
-  for (const Case c : {Case{4096, 4096, 128}, Case{4096, 11008, 128}, Case{5120, 1024, 32}, Case{512, 256, 128}}) {
-    const RandomAwq a(c.n, c.k, c.group, 4, uint32_t(61 + c.n + c.k));
-    const int64_t n = a.n;
-    cuda::W4A16Weight w = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
-    const auto* codes = static_cast<const uint4*>(w.codes);
-    const auto* params = static_cast<const uint2*>(w.params);
-    DeviceBuffer dx = to_device(random_fp16(size_t(a.k), -1.0f, 1.0f, 62));
-    std::vector<float> res0(static_cast<size_t>(n)), gamma(static_cast<size_t>(n));
-    std::mt19937 rng(63);
-    std::uniform_real_distribution<float> ur(-2.0f, 2.0f), ug(0.5f, 1.5f);
-    for (auto& v : res0) v = ur(rng);
-    for (auto& v : gamma) v = ug(rng);
-    DeviceBuffer dres(size_t(n) * 4), dgamma(size_t(n) * 4), dy(size_t(n) * 2), dh(size_t(n) * 2);
-    AWQ_CUDA_CHECK(cudaMemcpy(dgamma.p, gamma.data(), size_t(n) * 4, cudaMemcpyHostToDevice));
-    auto* res = static_cast<float*>(dres.p);
-    const auto* g = static_cast<const float*>(dgamma.p);
-    struct Out { std::vector<uint16_t> y, h; std::vector<float> res; };
-    // The residual starts from res0 each time; `rounds` launches of `launch` in a row (each adds
-    // y once more), then the outputs.
-    const auto run = [&](int rounds, const std::function<void()>& launch) {
-      AWQ_CUDA_CHECK(cudaMemcpy(dres.p, res0.data(), size_t(n) * 4, cudaMemcpyHostToDevice));
-      AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, size_t(n) * 2));
-      AWQ_CUDA_CHECK(cudaMemset(dh.p, 0xFF, size_t(n) * 2));
-      for (int r = 0; r < rounds; ++r) launch();
-      AWQ_CUDA_CHECK(cudaDeviceSynchronize());
-      Out o{std::vector<uint16_t>(size_t(n)), std::vector<uint16_t>(size_t(n)), std::vector<float>(size_t(n))};
-      AWQ_CUDA_CHECK(cudaMemcpy(o.y.data(), dy.p, size_t(n) * 2, cudaMemcpyDeviceToHost));
-      AWQ_CUDA_CHECK(cudaMemcpy(o.h.data(), dh.p, size_t(n) * 2, cudaMemcpyDeviceToHost));
-      AWQ_CUDA_CHECK(cudaMemcpy(o.res.data(), dres.p, size_t(n) * 4, cudaMemcpyDeviceToHost));
-      unsigned left = 1;
-      AWQ_CUDA_CHECK(cudaMemcpy(&left, cnt, 4, cudaMemcpyDeviceToHost));
-      EXPECT_EQ(left, 0u) << "the counter after the epilogue, n " << n;
-      return o;
-    };
-    const auto expect_same = [&](const Out& got, const Out& ref, const std::string& what) {
-      EXPECT_EQ(got.y, ref.y) << what;
-      EXPECT_EQ(got.h, ref.h) << what;
-      EXPECT_EQ(std::memcmp(got.res.data(), ref.res.data(), size_t(n) * 4), 0) << what << ": the residual";
-      for (size_t i = 0; i < got.h.size(); i += 97) ASSERT_TRUE(std::isfinite(fp16_to_f32(got.h[i]))) << what;
-    };
-    const cuda::W4A16NormEpilogue norm{res, g, eps, dh.h(), cnt};
-    for (const int pdl : {0, 1}) {
-      const cuda::PdlScope mode(pdl ? cuda::PdlMode::On : cuda::PdlMode::Off);
-      const auto separate = [&](int v) {
-        return [&, v] {
-          cuda::launch_w4a16_variant(v, codes, params, dx.h(), nullptr, dy.h(), n, a.k, a.group, 1, nullptr);
-          cuda::add_rmsnorm(res, dy.h(), g, 1, n, eps, dh.h(), nullptr);
-        };
-      };
-      for (int v = 0; v < cuda::w4a16_variant_count(); ++v) {
-        const cuda::W4A16Variant var = cuda::w4a16_variant(v);
-        if (var.mt != 1 || !cuda::w4a16_norm_epilogue_fits(v, n)) continue;  // >= 256 threads, one token row
-        const Out ref = run(3, separate(v));
-        const Out got = run(3, [&] {
-          cuda::launch_w4a16_variant(v, codes, params, dx.h(), nullptr, dy.h(), n, a.k, a.group, 1, nullptr, false, norm);
-        });
-        expect_same(got, ref, "variant " + std::to_string(v) + " n " + std::to_string(n) + " k " +
-                                  std::to_string(a.k) + " pdl " + std::to_string(pdl));
-        ++checked;
-      }
-      // The public call, plain and replayed twice from a graph of three.
-      const Out ref = run(3, separate(cuda::w4a16_default_variant(1, n, a.k)));
-      bool fused = false;
-      const Out got = run(3, [&] {
-        fused = cuda::w4a16_linear_add_rmsnorm(w, dx.h(), 1, nullptr, dy.h(), res, g, eps, dh.h(), cnt, nullptr);
-      });
-      if (!fused) continue;  // not the streaming pick here (AWQ_W4A16_KERNEL=tiled)
-      expect_same(got, ref, "w4a16_linear_add_rmsnorm n " + std::to_string(n) + " pdl " + std::to_string(pdl));
-      cudaStream_t s;
-      AWQ_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-      cudaGraph_t graph;
-      cudaGraphExec_t exec;
-      AWQ_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-      for (int r = 0; r < 3; ++r)
-        EXPECT_TRUE(cuda::w4a16_linear_add_rmsnorm(w, dx.h(), 1, nullptr, dy.h(), res, g, eps, dh.h(), cnt, s));
-      AWQ_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-      AWQ_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-      const Out ref6 = run(6, separate(cuda::w4a16_default_variant(1, n, a.k)));
-      const Out replayed = run(1, [&] {
-        AWQ_CUDA_CHECK(cudaGraphLaunch(exec, s));
-        AWQ_CUDA_CHECK(cudaGraphLaunch(exec, s));
-        AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
-      });
-      expect_same(replayed, ref6, "graph n " + std::to_string(n) + " pdl " + std::to_string(pdl));
-      cudaGraphExecDestroy(exec);
-      cudaGraphDestroy(graph);
-      cudaStreamDestroy(s);
-    }
-    DeviceBuffer db = to_device(random_fp16(size_t(n), -0.5f, 0.5f, 64));
-    EXPECT_FALSE(cuda::w4a16_linear_add_rmsnorm(w, dx.h(), 2, nullptr, dy.h(), res, g, eps, dh.h(), cnt, nullptr));
-    EXPECT_FALSE(cuda::w4a16_linear_add_rmsnorm(w, dx.h(), 1, db.h(), dy.h(), res, g, eps, dh.h(), cnt, nullptr));
-    cuda::free_w4a16(w);
-  }
-  EXPECT_GT(checked, 0);
-  // Rows past the norm's 8192 (n = 12288, the fused qkv of a 7B): refused.
-  const RandomAwq wide(12288, 256, 128, 4, 65);
-  cuda::W4A16Weight w = cuda::upload_w4a16(wide.awq(), wide.n, wide.k, nullptr);
-  DeviceBuffer dx = to_device(random_fp16(size_t(wide.k), -1.0f, 1.0f, 66));
-  DeviceBuffer dres(size_t(wide.n) * 4), dgamma(size_t(wide.n) * 4), dy(size_t(wide.n) * 2), dh(size_t(wide.n) * 2);
-  EXPECT_FALSE(cuda::w4a16_linear_add_rmsnorm(w, dx.h(), 1, nullptr, dy.h(), static_cast<float*>(dres.p),
-                                              static_cast<const float*>(dgamma.p), eps, dh.h(), cnt, nullptr));
-  cuda::free_w4a16(w);
-}
-
 // The dispatch's three paths (AWQ_W4A16_KERNEL=auto|legacy|tiled) around the switch-over m,
 // and an x that is 4- but not 16-byte aligned (the tiled GEMM's cp.async needs 16: it must
 // fall back to the legacy kernels, still correct).
@@ -1061,10 +942,6 @@ TEST(CudaW4A16, KSliceSwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_kslice, "AWQ_W4A16_KSLICE", "yes");
   expect_switch_parses(cuda::parse_w4a16_kslice_pdl, "AWQ_W4A16_KSLICE_PDL", "on");
   expect_switch_parses(cuda::parse_w4a16_kslice_thin, "AWQ_W4A16_KSLICE_THIN", "yes");
-}
-
-TEST(CudaW4A16, NormEpilogueSwitchParses) {
-  expect_switch_parses(cuda::parse_w4a16_norm_epilogue, "AWQ_W4A16_NORM_EPILOGUE", "on");
 }
 
 TEST(CudaW4A16, Split3SwitchParses) {

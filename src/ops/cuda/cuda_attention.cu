@@ -7,7 +7,6 @@
 #include "core/error.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/pdl_device.cuh"
-#include "ops/cuda/reduce_device.cuh"
 #include "ops/cuda/rope_device.cuh"
 
 namespace awq::cuda {
@@ -17,13 +16,16 @@ namespace {
 using pdl_device::pdl_trigger;
 using pdl_device::pdl_wait;
 
-using reduce_device::kWarp;
-using reduce_device::warp_sum;
-
+constexpr int kWarp = 32;
 // Warps per block (each walks every NW-th pair of keys of the chunk): 8, or 4 where 8 would
 // need more than 32 KB of shared memory for the cross-warp combine.
 constexpr int warps_for(int hd, int hpb) { return hpb * hd <= 1024 ? 8 : 4; }
 constexpr int64_t kMinSplitKeys = 128;  // shorter splits cost more in partials than they save
+
+__device__ float warp_sum(float v) {
+  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
 
 // N consecutive halves (N = 2, 4 or 8) as one 4-, 8- or 16-byte word: a key or value slice
 // of one lane, kept packed until used so that many can be in flight.

@@ -20,7 +20,6 @@
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16.h"
-#include "ops/cuda/w4a16_kernels.h"  // w4a16_norm_epilogue_from_env
 #include "quant/autoawq_pack.h"
 
 namespace awq::cuda {
@@ -192,7 +191,6 @@ struct CudaLlama::Impl {
   DevPtr<float> logits;    // [R, vocab]
   DevPtr<float> nll;       // [R]
   DevPtr<float> attn_scratch;
-  DevPtr<unsigned> norm_counter;  // [1] the norm epilogue's block count (0 between launches)
   // Device ints [5][R]: token, pos, slot, target, argmax; host mirror (pinned) of the first 4.
   DevPtr<int32_t> ints;
   int32_t* h_ints = nullptr;
@@ -207,8 +205,6 @@ struct CudaLlama::Impl {
   };
   std::map<std::tuple<int, bool, int>, Graph> graphs;  // (batch, greedy, attention splits)
   bool graph_used = false;
-  bool norm_epilogue = true;  // opt.norm_epilogue, resolved
-  bool norm_epilogue_used = false;
   PdlMode pdl = PdlMode::On;  // what forward passes launch with (PdlScope; Off where unsupported)
 
   void set_pdl(int mode) {
@@ -241,21 +237,6 @@ struct CudaLlama::Impl {
       fp16_linear(blas, L.w.get(), L.n, L.k, in, m, L.bias.get(), out, s);
   }
 
-  // The linear L of `in` into o, then x += o and h = rmsnorm(x) * norm_w: in one launch where the
-  // W4A16 kernel can end with the norm (batch 1: w4a16_linear_add_rmsnorm), else the linear,
-  // then add_rmsnorm. The same bits either way.
-  void linear_add_rmsnorm(const Linear& L, const __half* in, int64_t rows, const float* norm_w) {
-    const float eps = float(c.rms_norm_eps);
-    if (norm_epilogue && L.awq &&
-        w4a16_linear_add_rmsnorm(L.q, in, rows, L.bias.get(), o.get(), x.get(), norm_w, eps, h.get(),
-                                 norm_counter.get(), s)) {
-      norm_epilogue_used = true;
-      return;
-    }
-    linear(L, in, rows, o.get());
-    add_rmsnorm(x.get(), o.get(), norm_w, rows, c.hidden_size, eps, h.get(), s);
-  }
-
   // The decoder over `rows` rows whose token/pos/slot are in the device buffers, then the
   // final norm; no host synchronisation. decode: every row is the one new token of its own
   // slot, so attention rotates q / k and stores k / v itself (RopeStore: one launch a layer
@@ -276,15 +257,17 @@ struct CudaLlama::Impl {
                            rs.k_norm, eps, kv, s);
       attention(qkv.get(), L.qkv.n, rows, ad, kv, n_splits, attn_scratch.get(), att.get(), s,
                 decode ? &rs : nullptr);
-      linear_add_rmsnorm(L.o, att.get(), rows, L.ffn_norm.get());
+      linear(L.o, att.get(), rows, o.get());
+      add_rmsnorm(x.get(), o.get(), L.ffn_norm.get(), rows, d, eps, h.get(), s);
       if (gu_interleaved && L.gu.awq) {
         w4a16_linear_silu(L.gu.q, h.get(), rows, L.gu.bias.get(), gu.get(), act.get(), s);
       } else {
         linear(L.gu, h.get(), rows, gu.get());
         silu_mul(gu.get(), rows, ff, act.get(), s, gu_interleaved);
       }
+      linear(L.down, act.get(), rows, o.get());
       const float* next = l + 1 < layers.size() ? layers[l + 1].attn_norm.get() : final_norm.get();
-      linear_add_rmsnorm(L.down, act.get(), rows, next);
+      add_rmsnorm(x.get(), o.get(), next, rows, d, eps, h.get(), s);
     }
   }
 
@@ -455,10 +438,6 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
   m.name = prop.name;
   pdl_supported();  // its probe runs here, outside any graph capture
   m.set_pdl(opt.pdl);
-  if (opt.norm_epilogue < -1 || opt.norm_epilogue > 1)
-    throw Error("CudaLlama: norm_epilogue " + std::to_string(opt.norm_epilogue) +
-                " is not -1 (AWQ_W4A16_NORM_EPILOGUE), 0 or 1");
-  m.norm_epilogue = opt.norm_epilogue < 0 ? w4a16_norm_epilogue_from_env() : opt.norm_epilogue == 1;
   ok(cudaStreamCreateWithFlags(&m.s, cudaStreamNonBlocking), "cudaStreamCreate");
   ok(cublas_api().create(&m.blas), "cublasCreate");
   ok(cublas_api().set_stream(m.blas, m.s), "cublasSetStream");
@@ -515,8 +494,6 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
   for (int B = 1; B <= opt.slots; ++B)
     scratch = std::max(scratch, attention_scratch_floats(B, m.dims(), decode_splits(B, m.dims(), m.sms, opt.ctx)));
   m.attn_scratch = dev_alloc<float>(scratch, "attention scratch");
-  m.norm_counter = dev_alloc<unsigned>(1, "norm epilogue counter");
-  ok(cudaMemsetAsync(m.norm_counter.get(), 0, sizeof(unsigned), m.s), "cudaMemsetAsync");
   ok(cudaMallocHost(&m.h_ints, size_t(4 * R) * 4), "pinned buffers");
   ok(cudaMallocHost(&m.h_logits, size_t(opt.slots) * size_t(vocab) * 4), "pinned buffers");
   ok(cudaMallocHost(&m.h_ids, size_t(opt.slots) * 4), "pinned buffers");
@@ -553,7 +530,6 @@ void CudaLlama::truncate(int slot, int64_t n) {
 }
 int64_t CudaLlama::weight_bytes_per_step() const { return impl_->weight_bytes; }
 bool CudaLlama::graph_used() const { return impl_->graph_used; }
-bool CudaLlama::norm_epilogue_used() const { return impl_->norm_epilogue_used; }
 void CudaLlama::set_pdl(int mode) {
   impl_->set_pdl(mode);
   impl_->drop_graphs();  // captured with the previous mode's launch attributes

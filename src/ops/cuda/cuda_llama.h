@@ -28,11 +28,6 @@ struct CudaLlamaOptions {
   // elsewhere): -1 = the environment's AWQ_CUDA_PDL (default 1), 0 = off, 1 = on, 2 = on with
   // an L2 prefetch of the W4A16 weights. Results are bit-identical in every mode.
   int pdl = -1;
-  // The residual add and RMSNorm after o_proj and down_proj made by those W4A16 kernels
-  // themselves where they can (w4a16.h w4a16_linear_add_rmsnorm: batch 1): -1 = the
-  // environment's AWQ_W4A16_NORM_EPILOGUE (default 1), 0 = off (add_rmsnorm after the linear),
-  // 1 = on. Results are bit-identical either way.
-  int norm_epilogue = -1;
 };
 
 class CudaLlama {
@@ -79,8 +74,6 @@ class CudaLlama {
   int64_t weight_bytes_per_step() const;
   // True once a decode step ran from a captured graph.
   bool graph_used() const;
-  // True once a forward pass has run a linear with the norm epilogue (norm_epilogue above).
-  bool norm_epilogue_used() const;
   // Changes the programmatic-dependent-launch mode (as CudaLlamaOptions::pdl; -1 = the
   // environment's) for later steps; captured graphs are dropped (re-captured on later steps).
   void set_pdl(int mode);

@@ -9,8 +9,6 @@
 #include "ops/cuda/activation_device.cuh"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/pdl_device.cuh"
-#include "ops/cuda/reduce_device.cuh"
-#include "ops/cuda/rmsnorm_device.cuh"
 #include "ops/cuda/rope_device.cuh"
 
 namespace awq::cuda {
@@ -21,10 +19,38 @@ using activation_device::silu_times;
 using pdl_device::pdl_trigger;
 using pdl_device::pdl_wait;
 
-using reduce_device::block_max;
-using reduce_device::block_sum;
-using reduce_device::kWarp;
-using reduce_device::warp_sum;
+constexpr int kWarp = 32;
+
+__device__ float warp_sum(float v) {
+  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ float warp_max(float v) {
+  for (int o = kWarp / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the result.
+__device__ float block_sum(float v, float* shared32) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, nw = blockDim.x / kWarp;
+  v = warp_sum(v);
+  __syncthreads();  // shared32 may still be read by a previous call
+  if (lane == 0) shared32[warp] = v;
+  __syncthreads();
+  v = lane < nw ? shared32[lane] : 0.0f;
+  return warp_sum(v);
+}
+
+__device__ float block_max(float v, float* shared32) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, nw = blockDim.x / kWarp;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) shared32[warp] = v;
+  __syncthreads();
+  v = lane < nw ? shared32[lane] : -FLT_MAX;
+  return warp_max(v);
+}
 
 // grid: rows; x[r] = table[ids[r]]
 __global__ void embed_kernel(const __half* table, const int32_t* ids, int64_t d, float* x) {
@@ -56,16 +82,13 @@ __global__ void add_rmsnorm_kernel(float* x, const __half* delta, const float* w
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) hr[j] = __float2half((xr[j] * inv) * w[j]);
 }
 
-// grid: rows; block: kNormThreads threads where the row fits rmsnorm_device's order (the W4A16
-// decode kernels that normalize their own input follow it: the same bits), else ceil(d / 4 /
-// VPT) (<= 1024); thread i holds the VPT float4 pieces i, i + blockDim, ... of the row in
-// registers. d % 4 == 0: 16-byte x / w and 8-byte delta / h accesses. The norm's weights are read
-// before the wait (they are not written by any kernel: pdl.h's contract), so the chain after it
-// is one read of x and delta, the sum, one write.
+// grid: rows; block: ceil(d / 4 / VPT) threads (<= 1024), thread i holding the VPT float4 pieces
+// i, i + blockDim, ... of the row in registers. d % 4 == 0: 16-byte x / w and 8-byte delta / h
+// accesses. The norm's weights are read before the wait (they are not written by any kernel:
+// pdl.h's contract), so the chain after it is one read of x and delta, the sum, one write.
 template <int VPT>
 __global__ void add_rmsnorm4_kernel(float* x, const __half* delta, const float* w, int64_t d,
                                    float eps, __half* h) {
-  using namespace rmsnorm_device;
   __shared__ float red[32];
   const int64_t d4 = d / 4;
   const float4* wr = reinterpret_cast<const float4*>(w);
@@ -86,17 +109,26 @@ __global__ void add_rmsnorm4_kernel(float* x, const __half* delta, const float* 
     if (j >= d4) continue;
     v[i] = xr[j];
     if (delta) {
-      v[i] = add_delta(v[i], dr[j]);
+      const uint2 u = dr[j];
+      const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&u.x));
+      const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
+      v[i].x += a.x, v[i].y += a.y, v[i].z += b.x, v[i].w += b.y;
       xr[j] = v[i];
     }
-    ss = add_squares(ss, v[i]);
+    ss += v[i].x * v[i].x + v[i].y * v[i].y + v[i].z * v[i].z + v[i].w * v[i].w;
   }
-  const float inv = inverse_rms(block_sum(ss, red), d, eps);
+  const float inv = rsqrtf(block_sum(ss, red) / float(d) + eps);
   uint2* hr = reinterpret_cast<uint2*>(h + int64_t(blockIdx.x) * d);
 #pragma unroll
   for (int i = 0; i < VPT; ++i) {
     const int64_t j = threadIdx.x + int64_t(i) * blockDim.x;
-    if (j < d4) hr[j] = normed_halves(v[i], inv, g[i]);
+    if (j >= d4) continue;
+    const __half2 a = __floats2half2_rn((v[i].x * inv) * g[i].x, (v[i].y * inv) * g[i].y);
+    const __half2 b = __floats2half2_rn((v[i].z * inv) * g[i].z, (v[i].w * inv) * g[i].w);
+    uint2 u;
+    u.x = *reinterpret_cast<const uint32_t*>(&a);
+    u.y = *reinterpret_cast<const uint32_t*>(&b);
+    hr[j] = u;
   }
 }
 
@@ -250,17 +282,12 @@ void add_rmsnorm(float* x, const __half* delta, const float* w, int64_t rows, in
     return dim3(unsigned(((d4 + vpt - 1) / vpt + kWarp - 1) / kWarp * kWarp));
   };
   const auto shape = [&](dim3 block) { return LaunchShape{dim3(unsigned(rows)), block, 0, s}; };
-  constexpr int kT = rmsnorm_device::kNormThreads;
   if (d % 4 != 0 || d4 > 8 * 1024)
     launch_kernel(shape(dim3(256)), add_rmsnorm_kernel, x, delta, w, d, eps, h);
-  else if (d4 <= kT)
-    launch_kernel(shape(dim3(kT)), add_rmsnorm4_kernel<1>, x, delta, w, d, eps, h);
-  else if (d4 <= 2 * kT)
-    launch_kernel(shape(dim3(kT)), add_rmsnorm4_kernel<2>, x, delta, w, d, eps, h);
-  else if (d4 <= 4 * kT)
-    launch_kernel(shape(dim3(kT)), add_rmsnorm4_kernel<4>, x, delta, w, d, eps, h);
-  else if (rmsnorm_device::norm_row_fits(d))
-    launch_kernel(shape(dim3(kT)), add_rmsnorm4_kernel<8>, x, delta, w, d, eps, h);
+  else if (d4 <= 1024)
+    launch_kernel(shape(threads_for(1)), add_rmsnorm4_kernel<1>, x, delta, w, d, eps, h);
+  else if (d4 <= 2 * 1024)
+    launch_kernel(shape(threads_for(2)), add_rmsnorm4_kernel<2>, x, delta, w, d, eps, h);
   else if (d4 <= 4 * 1024)
     launch_kernel(shape(threads_for(4)), add_rmsnorm4_kernel<4>, x, delta, w, d, eps, h);
   else

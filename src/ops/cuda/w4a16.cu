@@ -84,15 +84,6 @@ void w4a16_linear(const W4A16Weight& w, const __half* x, int64_t m, const __half
                w.n, w.k, w.group, m, w4a16_path_from_env(), s);
 }
 
-bool w4a16_linear_add_rmsnorm(const W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y,
-                              float* residual, const float* norm_w, float eps, __half* h, unsigned* counter,
-                              cudaStream_t s) {
-  check(w.codes && w.params, "w4a16_linear_add_rmsnorm: the weight was not uploaded (upload_w4a16)");
-  check(residual && norm_w && h && counter, "w4a16_linear_add_rmsnorm: null residual, norm weights, h or counter");
-  const W4A16NormEpilogue norm{residual, norm_w, eps, h, counter};
-  return launch_w4a16_add_rmsnorm(static_cast<const uint4*>(w.codes), static_cast<const uint2*>(w.params), x, bias, y,
-                                  w.n, w.k, w.group, m, w4a16_path_from_env(), norm, s);
-}
 void w4a16_linear_silu(const W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* gu,
                        __half* act, cudaStream_t s) {
   check(m >= 0, "w4a16_linear_silu: negative token count");
@@ -180,11 +171,6 @@ constexpr W4A16Switch kSplit3{
     "the 64 x 64 wgmma tile at m = 17..128 splits K 1, 2 or 4 ways, as before session 27",
     "it splits K 3 ways instead of 4 where that grid is 1.4-1.7 blocks per SM (default)"};
 
-constexpr W4A16Switch kNormEpilogue{
-    "AWQ_W4A16_NORM_EPILOGUE",
-    "the batch-1 decode step runs add_rmsnorm after o_proj and down_proj, as before session 27",
-    "o_proj and down_proj end with the residual add and RMSNorm themselves at batch 1 (default)"};
-
 bool parse_switch(const W4A16Switch& sw, const char* value) {
   return env_choice(sw.name, value, {{"0", sw.off}, {"1", sw.on}}, 1) == 1;
 }
@@ -224,8 +210,6 @@ bool parse_w4a16_kslice_pdl(const char* value) { return parse_switch(kKSlicePdl,
 bool w4a16_kslice_pdl_from_env() { return switch_from_env<kKSlicePdl>(); }
 bool parse_w4a16_kslice_thin(const char* value) { return parse_switch(kKSliceThin, value); }
 bool w4a16_kslice_thin_from_env() { return switch_from_env<kKSliceThin>(); }
-bool parse_w4a16_norm_epilogue(const char* value) { return parse_switch(kNormEpilogue, value); }
-bool w4a16_norm_epilogue_from_env() { return switch_from_env<kNormEpilogue>(); }
 bool parse_w4a16_split3(const char* value) { return parse_switch(kSplit3, value); }
 bool w4a16_split3_from_env() { return switch_from_env<kSplit3>(); }
 

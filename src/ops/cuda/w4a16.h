@@ -84,16 +84,6 @@ void w4a16_linear(const W4A16Weight& w, const __half* x, int64_t m, const __half
 void w4a16_linear_silu(const W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* gu,
                        __half* act, cudaStream_t s);
 
-// w4a16_linear at m = 1, then in the same launch the decoder's residual add and RMSNorm:
-// residual: [n] f32 += y, h: [n] fp16 = rmsnorm(residual) * norm_w: [n] (eps), the same bits as
-// y followed by add_rmsnorm (cuda_ops.h). Only where the decode kernel can (m == 1, no bias, the
-// dispatch's pick a register-streaming kernel, n % 4 == 0 and n <= 8192): elsewhere it launches
-// nothing and returns false (the caller runs the two steps). counter: one device word, 0
-// before the first call; calls that share it must be ordered on one stream (a CUDA graph too).
-bool w4a16_linear_add_rmsnorm(const W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y,
-                              float* residual, const float* norm_w, float eps, __half* h, unsigned* counter,
-                              cudaStream_t s);
-
 // FP16 weights via cuBLAS: y[m, n] = x[m, k] W^T (+ bias[n] if non-null), fp32 accumulate.
 // w: [n, k] fp16 row-major (nn.Linear layout), x: [m, k], y: [m, n] (device). Sets h's stream to s.
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,

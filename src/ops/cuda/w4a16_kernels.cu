@@ -20,7 +20,6 @@
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/pdl_device.cuh"
-#include "ops/cuda/rmsnorm_device.cuh"
 #include "ops/cuda/w4a16_device.cuh"
 #include "ops/cuda/w4a16_pipeline.cuh"
 
@@ -122,30 +121,12 @@ __global__ void repack_params_kernel(const int32_t* __restrict__ qzeros,
 template <bool SA, bool SMALL_GROUP, int XS, int MT, int RT, int THREADS>
 constexpr int sa_min_blocks() { return (SA && !SMALL_GROUP && XS != 0 && MT * RT == 1) ? 768 / THREADS : 0; }
 
-// W4A16NormEpilogue (w4a16_kernels.h), at the end of a kernel of one token row: every block
-// fences its y stores and counts itself; the one that counts last (so every other block's y is
-// visible to it) adds y to the residual row and normalizes it, then zeroes the counter for the
-// next launch (which reaches its own epilogue only after this grid completes: stream order, or
-// its pdl_wait). Called by every thread of every block.
-__device__ void norm_by_last_block(const W4A16NormEpilogue& norm, const __half* y, int n) {
-  __shared__ unsigned last;
-  __shared__ float red[32];
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(norm.counter, 1u) == gridDim.x * gridDim.y - 1 ? 1u : 0u;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  rmsnorm_device::add_rmsnorm_one_row(norm.x, y, norm.w, n, norm.eps, norm.h, red);
-  if (threadIdx.x == 0) *norm.counter = 0;
-}
-
 template <int MT, int WK, int WN, int RT, bool SMALL_GROUP, int XS, bool SA>
 __global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, XS, MT, RT, WK * WN * 32>())
     w4a16_mma_kernel(const uint4* __restrict__ codes, const uint2* __restrict__ params,
                      const __half* __restrict__ x, const __half* __restrict__ bias,
                      __half* __restrict__ y, int n, int k, int m, int group_tiles_log2,
-                     int prefetch_chunks, bool gated, W4A16NormEpilogue norm) {
+                     int prefetch_chunks, bool gated) {
   constexpr int U = (RT * MT >= 8) ? 2 : 4;  // chunks per stage per row tile
   constexpr bool kSA = SA && !SMALL_GROUP;
   const int lane = threadIdx.x & 31, wk = (threadIdx.x >> 5) % WK, wn = (threadIdx.x >> 5) / WK;
@@ -387,7 +368,6 @@ __global__ void __launch_bounds__(WK * WN * 32, sa_min_blocks<SA, SMALL_GROUP, X
     for (int t = 0; t < MT; ++t)
       if (t % WK == wk) store_c_fragment(acc[r][t], tn, tok0 + t * 8, lane, m, n, bias, y, gated);
   }
-  if (norm.counter) norm_by_last_block(norm, y, n);
 }
 
 __global__ void add_bias_kernel(__half* __restrict__ y, const __half* __restrict__ bias, int64_t m,
@@ -416,7 +396,7 @@ size_t xs_bytes(int m, int k, int mt) { return size_t(std::min(m, 8 * mt)) * siz
 
 template <int MT, int WK, int WN, int RT, bool XS, bool SA>
 void launch(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* y,
-            int n, int k, int m, int gl2, cudaStream_t s, bool gated, const W4A16NormEpilogue& norm) {
+            int n, int k, int m, int gl2, cudaStream_t s, bool gated) {
   const int tiles_n = (n + 15) / 16;
   const dim3 grid((tiles_n + WN * RT - 1) / (WN * RT), (m + 8 * MT - 1) / (8 * MT));
   const size_t smem = xs_bytes(m, k, MT);
@@ -425,7 +405,7 @@ void launch(const uint4* codes, const uint2* params, const __half* x, const __ha
   const bool pdl = pdl_launch(s);
   const int prefetch = pdl && pdl_mode() == PdlMode::OnL2Prefetch ? kL2PrefetchChunks : 0;
   const auto go = [&](auto kernel) {
-    launch_kernel(shape, kernel, codes, params, x, bias, y, n, k, m, gl2, prefetch, gated, norm);
+    launch_kernel(shape, kernel, codes, params, x, bias, y, n, k, m, gl2, prefetch, gated);
   };
   if constexpr (XS) {
     if (xs) {
@@ -480,12 +460,7 @@ void launch_repack(const int32_t* qweight, const int32_t* qzeros, const __half* 
 namespace {
 
 using LaunchFn = void (*)(const uint4*, const uint2*, const __half*, const __half*, __half*, int, int,
-                          int, int, cudaStream_t, bool, const W4A16NormEpilogue&);
-// The norm epilogue's block: kNormThreads threads at least, and a row it covers.
-bool norm_epilogue_fits(const W4A16Variant& v, int64_t n) {
-  return v.wk * v.wn * 32 >= rmsnorm_device::kNormThreads && rmsnorm_device::norm_row_fits(n);
-}
-
+                          int, int, cudaStream_t, bool);
 struct Variant {
   W4A16Variant v;
   LaunchFn fn;
@@ -579,10 +554,9 @@ void w4a16_prepare_streaming() {
     int dev = 0, optin = 0;
     AWQ_CUDA_CHECK(cudaGetDevice(&dev));
     AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    // The static reduction array of the largest configuration (8 warps x 8 accumulators x 32
-    // lanes of floats for MT = 2) and the norm epilogue's 132 bytes stay under the rest of the
-    // opt-in limit.
-    const int limit = std::min(kXsMaxBytes, optin - 9 * 1024);
+    // The static reduction array of the largest configuration (8 warps x 4 accumulators x 32
+    // lanes of floats for MT = 1) stays under the rest of the opt-in limit.
+    const int limit = std::min(kXsMaxBytes, optin - 8 * 1024);
     for (const Variant& v : kVariants) v.prepare(limit);
     xs_limit = limit;
   });
@@ -590,14 +564,10 @@ void w4a16_prepare_streaming() {
 
 void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, const __half* x,
                           const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
-                          cudaStream_t s, bool gated, const W4A16NormEpilogue& norm) {
+                          cudaStream_t s, bool gated) {
   check(!gated || n % 16 == 0, "launch_w4a16_variant: gated outputs need n % 16 == 0");
-  check(!norm.counter || (m == 1 && !gated && norm_epilogue_fits(kVariants[variant].v, n) && norm.x && norm.w && norm.h),
-        "launch_w4a16_variant: the norm epilogue needs m == 1, no gated output, >= 256 threads, a row "
-        "norm_row_fits and its buffers");
   w4a16_prepare_streaming();
-  kVariants[variant].fn(codes, params, x, bias, y, int(n), int(k), int(m), w4a16_group_tiles_log2(group), s, gated,
-                        norm);
+  kVariants[variant].fn(codes, params, x, bias, y, int(n), int(k), int(m), w4a16_group_tiles_log2(group), s, gated);
 }
 
 namespace {
@@ -659,19 +629,6 @@ void launch_w4a16_silu(const uint4* codes, const uint2* params, const __half* x,
     launch_choice(c, codes, params, x, bias, gu, n, k, group, m, s, /*gated=*/false);
     silu_mul(gu, m, n / 2, act, s, /*interleaved=*/true);
   }
-}
-
-bool w4a16_norm_epilogue_fits(int variant, int64_t n) { return norm_epilogue_fits(kVariants[variant].v, n); }
-
-bool launch_w4a16_add_rmsnorm(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
-                              __half* y, int64_t n, int64_t k, int group, int64_t m, W4A16Path path,
-                              const W4A16NormEpilogue& norm, cudaStream_t s) {
-  if (m != 1 || bias || !norm.counter) return false;
-  if (choose(x, m, n, k, path).pick != Pick::Streaming) return false;
-  const int variant = w4a16_default_variant(m, n, k);
-  if (!w4a16_norm_epilogue_fits(variant, n)) return false;
-  launch_w4a16_variant(variant, codes, params, x, nullptr, y, n, k, group, m, s, /*gated=*/false, norm);
-  return true;
 }
 
 void launch_add_bias(__half* y, const __half* bias, int64_t m, int64_t n, cudaStream_t s) {

@@ -89,38 +89,9 @@ bool parse_w4a16_long_k(const char* value);
 bool w4a16_long_k_from_env();
 // Raises the xs kernels' shared-memory limit once (upload_w4a16 calls it outside any capture).
 void w4a16_prepare_streaming();
-
-// The decoder's residual add and RMSNorm after a linear at m = 1, made by the register-streaming
-// kernel itself: the block that finishes last (counted on `counter` once every block's y is
-// stored and fenced) does x: [n] f32 += y, h: [n] fp16 = rmsnorm(x) * w, in add_rmsnorm's order
-// (rmsnorm_device.cuh: the same bits), and zeroes the counter for the next launch. One kernel
-// boundary a norm less in the batch-1 decode step. counter: one device word, 0 before the
-// first launch; the launches that use it must be stream-ordered. counter null: no epilogue.
-struct W4A16NormEpilogue {
-  float* x = nullptr;        // [n] residual row, updated in place
-  const float* w = nullptr;  // [n] the norm's weights
-  float eps = 0.0f;
-  __half* h = nullptr;       // [n] the normed row (the next linear's input)
-  unsigned* counter = nullptr;
-};
 void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, const __half* x,
                           const __half* bias, __half* y, int64_t n, int64_t k, int group, int64_t m,
-                          cudaStream_t s, bool gated = false,  // gated: as launch_w4a16's
-                          const W4A16NormEpilogue& norm = {});  // norm.counter set: m == 1, !gated
-// True where variant `variant` can end with the epilogue for rows of n: >= 256 threads and
-// n % 4 == 0, n <= 8192 (rmsnorm_device::norm_row_fits).
-bool w4a16_norm_epilogue_fits(int variant, int64_t n);
-// launch_w4a16 (m = 1) followed by the epilogue above, in one launch, where the pick is a
-// register-streaming kernel that w4a16_norm_epilogue_fits and there is no bias; false (and
-// nothing launched) elsewhere.
-bool launch_w4a16_add_rmsnorm(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
-                              __half* y, int64_t n, int64_t k, int group, int64_t m, W4A16Path path,
-                              const W4A16NormEpilogue& norm, cudaStream_t s);
-// AWQ_W4A16_NORM_EPILOGUE: "1" or unset = the CUDA engine's batch-1 decode step ends o_proj and
-// down_proj with the epilogue above (CudaLlamaOptions::norm_epilogue -1), "0" = a separate
-// add_rmsnorm launch as before session 27. Anything else: awq::Error. Read once.
-bool parse_w4a16_norm_epilogue(const char* value);
-bool w4a16_norm_epilogue_from_env();
+                          cudaStream_t s, bool gated = false);  // gated: as launch_w4a16's
 
 // The K-slice kernels (w4a16_kslice.cu; m = 2..16 by default): register-streaming weights like
 // the variants above, but a block covers wn row tiles (16 wn rows), wk warps each, over one slice
