@@ -237,8 +237,7 @@ bool w4a16_wave_tiles_from_env();
 // AWQ_W4A16_SPLIT3: "1" or unset = where the rule for the cp.async 64 x 64 wgmma tile (m = 17..128)
 // would split K 4 ways, it splits 3 ways where that grid is 1.4-1.7 blocks per SM (the 7B's
 // o_proj and Qwen2-7B's qkv at m = 17..64; w4a16_default_tiled); "0" = splits of 1, 2, 4 only, as
-// before session 27.
-// Anything else: awq::Error. Read once.
+// before session 27. Anything else: awq::Error. Read once.
 bool parse_w4a16_split3(const char* value);
 bool w4a16_split3_from_env();
 // AWQ_W4A16_TMA: "0" = w4a16_linear never picks the TMA configurations, and the prefill rules

@@ -689,15 +689,14 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
     const auto split = [&](int splits) { return split_ok && chunks >= 8 * splits ? splits : 1; };
     const int64_t b64 = wg(7);
     if (m <= 128 && b64 <= 4 * int64_t(sms)) {
-      for (int splits = 1; splits <= 4; splits *= 2) {
-        if (b64 * split(splits) * 10 < int64_t(sms) * 16 && splits < 4) continue;
-        // Split 3 instead of 4 where its grid is 1.4-1.7 blocks per SM (session 27, below).
-        const int64_t tenths3 = b64 * 3 * 10;  // split 3's blocks per SM x 10, times the SMs
-        if (splits == 4 && split(3) == 3 && tenths3 >= int64_t(sms) * 14 && tenths3 <= int64_t(sms) * 17 &&
-            w4a16_split3_from_env())
-          return {kNumTiled + 7, 3};
-        return {kNumTiled + 7, split(splits)};
-      }
+      int splits = 1;
+      while (splits < 4 && b64 * split(splits) * 10 < int64_t(sms) * 16) splits *= 2;
+      // Split 3 instead of 4 where its grid is 1.4-1.7 blocks per SM (session 27, above).
+      const int64_t grid3 = b64 * 3;
+      if (splits == 4 && split(3) == 3 && grid3 * 10 >= int64_t(sms) * 14 && grid3 * 10 <= int64_t(sms) * 17 &&
+          w4a16_split3_from_env())
+        return {kNumTiled + 7, 3};
+      return {kNumTiled + 7, split(splits)};
     }
     if (b64 <= 2 * int64_t(sms)) return {kNumTiled + 7, 1};
     if (wg(3) * 2 < int64_t(sms) * 5) return {kNumTiled + 1, wg(1) < 2 * int64_t(sms) ? split(2) : 1};
