@@ -576,6 +576,7 @@ enum class Pick { KSlice, Tiled, Streaming };
 struct Choice {
   Pick pick;
   W4A16KSliceChoice ks;
+  bool has_gated_epilogue() const { return pick != Pick::Tiled; }  // the tiled GEMM has none
 };
 
 Choice choose(const __half* x, int64_t m, int64_t n, int64_t k, W4A16Path path) {
@@ -592,12 +593,12 @@ Choice choose(const __half* x, int64_t m, int64_t n, int64_t k, W4A16Path path) 
 }  // namespace
 
 bool w4a16_gated_output_available(const __half* x, int64_t m, int64_t n, int64_t k, W4A16Path path) {
-  return n % 16 == 0 && choose(x, m, n, k, path).pick != Pick::Tiled;
+  return n % 16 == 0 && choose(x, m, n, k, path).has_gated_epilogue();
 }
 
 namespace {
 
-// Runs the kernel of choice c (gated: not the tiled GEMM's).
+// Runs the kernel of choice c (gated: only where c.has_gated_epilogue()).
 void launch_choice(const Choice& c, const uint4* codes, const uint2* params, const __half* x, const __half* bias,
                    __half* y, int64_t n, int64_t k, int group, int64_t m, cudaStream_t s, bool gated) {
   if (c.pick == Pick::KSlice) {
@@ -616,14 +617,14 @@ void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, cons
                   __half* y, int64_t n, int64_t k, int group, int64_t m, W4A16Path path,
                   cudaStream_t s, bool gated) {
   const Choice c = choose(x, m, n, k, path);
-  check(!gated || c.pick != Pick::Tiled, "launch_w4a16: the tiled GEMM has no gated output (w4a16_gated_output_available)");
+  check(!gated || c.has_gated_epilogue(), "launch_w4a16: the tiled GEMM has no gated output (w4a16_gated_output_available)");
   launch_choice(c, codes, params, x, bias, y, n, k, group, m, s, gated);
 }
 
 void launch_w4a16_silu(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* gu,
                        __half* act, int64_t n, int64_t k, int group, int64_t m, W4A16Path path, cudaStream_t s) {
   const Choice c = choose(x, m, n, k, path);
-  if (c.pick != Pick::Tiled) {
+  if (c.has_gated_epilogue()) {
     launch_choice(c, codes, params, x, bias, act, n, k, group, m, s, /*gated=*/true);
   } else {
     launch_choice(c, codes, params, x, bias, gu, n, k, group, m, s, /*gated=*/false);
