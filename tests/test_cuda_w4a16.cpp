@@ -948,6 +948,14 @@ TEST(CudaW4A16, Split3SwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_split3, "AWQ_W4A16_SPLIT3", "on");
 }
 
+TEST(CudaW4A16, WaveMidSwitchParses) {
+  expect_switch_parses(cuda::parse_w4a16_wave_mid, "AWQ_W4A16_WAVE_MID", "yes");
+}
+
+TEST(CudaW4A16, T256From161SwitchParses) {
+  expect_switch_parses(cuda::parse_w4a16_t256_from_161, "AWQ_W4A16_T256_FROM_161", "2");
+}
+
 // The K-slice pick (m = 2..16 where clusters run; docs/gpu.md) at the Llama-2-7B shapes: none at
 // m = 1 or past 16, none for o_proj (n and k < 8192) up to m = 8, none without split-K; a pick
 // fits, holds all m tokens in one block row, and its grid has 15 to 22 warps per SM, or, on a
@@ -1253,6 +1261,7 @@ TEST(CudaW4A16, WaveTilePickRules) {
   const bool wave = cuda::w4a16_wgmma_available() && cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env() &&
                     cuda::w4a16_wave_tiles_from_env();
   const bool l2 = wave && cuda::w4a16_split_k_available() && cuda::w4a16_l2_split_from_env();
+  const bool mid = cuda::w4a16_wave_mid_from_env();
   int dev = 0, sms = 0;
   ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
   ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
@@ -1275,9 +1284,10 @@ TEST(CudaW4A16, WaveTilePickRules) {
       // split 2 (its tokens >= 75 % of its token blocks), else 64 x 192 unsplit, at m = 97..512.
       const auto fills1 = [&](int64_t g, int percent = 85) { return g <= sms && g * 100 >= percent * int64_t(sms); };
       const int64_t g64 = grid(c64, m, n), tb128 = (m + 127) / 128;
-      const bool in_range = (m > 32 && m <= 64) || (m > 96 && m <= 512);
-      const bool r128_split2_first = cuda::w4a16_split_k_available() && m > 96 && m <= 512 &&
-                                     m * 100 >= 75 * tb128 * 128 && fills1(2 * grid(c128, m, n), 80);
+      // m = 65..96 only with AWQ_W4A16_WAVE_MID on (as one 128-token block).
+      const bool in_range = (m > 32 && m <= 64) || (m > 64 && m <= 96 && mid) || (m > 96 && m <= 512);
+      const bool r128_split2_first = cuda::w4a16_split_k_available() && in_range && m > 64 &&
+                                     (tb128 == 1 || m * 100 >= 75 * tb128 * 128) && fills1(2 * grid(c128, m, n), 80);
       if (r128_split2_first) {
         EXPECT_EQ(c.config, r128) << "n " << n << " m " << m;
         EXPECT_EQ(c.splits, 2) << "n " << n << " m " << m;
@@ -1296,7 +1306,7 @@ TEST(CudaW4A16, WaveTilePickRules) {
         EXPECT_TRUE(g <= sms && g * 100 >= 85 * sms) << "n " << n << " m " << m << ": grid " << g;
         continue;
       }
-      EXPECT_TRUE(c.splits == 1 || c.splits == 2 || (c.splits == 4 && (k > 8192 || (m > 96 && g * 100 >= 80 * sms))))
+      EXPECT_TRUE(c.splits == 1 || c.splits == 2 || (c.splits == 4 && (k > 8192 || (m > 64 && g * 100 >= 80 * sms))))
           << "n " << n << " m " << m;
       if (c.splits == 4) {  // 60-90 % of one wave
         EXPECT_GE(g * 10, 6 * sms) << "n " << n << " m " << m << ": grid " << g;
@@ -1354,6 +1364,25 @@ TEST(CudaW4A16, WaveTilePickRules) {
       // and at m = 97..128 (27 x 4 splits, 82 % of a wave; 7B's o_proj: 22 x 4, 67 %, keeps the 64 x 64 tile)
       expect(5120, 5120, 128, r128, 4);
       expect(5120, 5120, 100, r128, 4);
+      if (mid) {  // m = 65..96 as one 128-token block (session 28)
+        expect(5120, 5120, 80, r128, 4);
+        expect(5120, 13824, 66, r128, 4);
+        expect(11008, 4096, 80, r128, 2);  // gate or up: 58 x 2
+        if (l2) expect(4096, 11008, 80, l128, 6);
+        EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(80, 4096, 4096).config).bn, 192) << "o_proj m 80";
+      } else {
+        EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(80, 5120, 5120).config).bn, 192) << "13B o_proj m 80";
+      }
+      // A 70B's n = 8192 layers: 64 x 192 at m = 160 (43 x 3 tiles); at 161..192 the 256 x 128 tile
+      // split 2 (32 x 2 blocks, one wave) with AWQ_W4A16_T256_FROM_161 (session 28).
+      const int t256 = cuda::w4a16_tma_wide_config();
+      expect(8192, 8192, 160, r64, 1);
+      if (cuda::w4a16_t256_from_161_from_env()) {
+        expect(8192, 8192, 176, t256, 2);
+        expect(8192, 28672, 192, t256, 2);
+      } else {
+        expect(8192, 8192, 176, r64, 1);
+      }
     }
     for (const int64_t m : {256, 512}) {
       if (m == 256 && l2) continue;  // the L2 rule's (above)

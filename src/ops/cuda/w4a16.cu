@@ -171,6 +171,16 @@ constexpr W4A16Switch kSplit3{
     "the 64 x 64 wgmma tile at m = 17..128 splits K 1, 2 or 4 ways, as before session 27",
     "it splits K 3 ways instead of 4 where that grid is 1.4-1.7 blocks per SM (default)"};
 
+constexpr W4A16Switch kWaveMid{
+    "AWQ_W4A16_WAVE_MID",
+    "the wave rule leaves out m = 65..96 (the cp.async 64 x 64 tile there, as before session 28)",
+    "it takes m = 65..96 as one 128-token block (default)"};
+
+constexpr W4A16Switch kT256From161{
+    "AWQ_W4A16_T256_FROM_161",
+    "a 70B's n = 8192 layers at m = 161..192 run the wave rule's 64 x 192 tile, as before session 28",
+    "they run the 256 x 128 tile split 2 where that is one wave (default)"};
+
 bool parse_switch(const W4A16Switch& sw, const char* value) {
   return env_choice(sw.name, value, {{"0", sw.off}, {"1", sw.on}}, 1) == 1;
 }
@@ -212,6 +222,10 @@ bool parse_w4a16_kslice_thin(const char* value) { return parse_switch(kKSliceThi
 bool w4a16_kslice_thin_from_env() { return switch_from_env<kKSliceThin>(); }
 bool parse_w4a16_split3(const char* value) { return parse_switch(kSplit3, value); }
 bool w4a16_split3_from_env() { return switch_from_env<kSplit3>(); }
+bool parse_w4a16_wave_mid(const char* value) { return parse_switch(kWaveMid, value); }
+bool w4a16_wave_mid_from_env() { return switch_from_env<kWaveMid>(); }
+bool parse_w4a16_t256_from_161(const char* value) { return parse_switch(kT256From161, value); }
+bool w4a16_t256_from_161_from_env() { return switch_from_env<kT256From161>(); }
 
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,
                  int64_t m, const __half* bias, __half* y, cudaStream_t s) {

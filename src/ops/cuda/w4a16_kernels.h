@@ -240,6 +240,18 @@ bool w4a16_wave_tiles_from_env();
 // before session 27. Anything else: awq::Error. Read once.
 bool parse_w4a16_split3(const char* value);
 bool w4a16_split3_from_env();
+// AWQ_W4A16_WAVE_MID: "1" or unset = the wave rule also takes m = 65..96, as one partly filled
+// 128-token block (its split-K and 128 x 192 picks; H200 wsweeps of session 28: down_proj-sized
+// and a 13B's layers 14-35 % faster than the cp.async 64 x 64 tile there); "0" = it leaves them
+// out, as before session 28. Anything else: awq::Error. Read once.
+bool parse_w4a16_wave_mid(const char* value);
+bool w4a16_wave_mid_from_env();
+// AWQ_W4A16_T256_FROM_161: "1" or unset = on wide layers (n >= kW4A16TmaMinRows) at m = 161..192
+// the 256 x 128 TMA tile split 2 where that grid is one wave (a 70B's n = 8192 layers), as at
+// m = 193..256; "0" = the wave rule's 64 x 192 tile there, as before session 28. Anything else:
+// awq::Error. Read once.
+bool parse_w4a16_t256_from_161(const char* value);
+bool w4a16_t256_from_161_from_env();
 // AWQ_W4A16_TMA: "0" = w4a16_linear never picks the TMA configurations, and the prefill rules
 // (m = 97..512) are off too (the cp.async wgmma tiles by the rules before branch gpu6: the
 // baseline for comparisons, or a fallback without a rebuild), "1" or unset = it does where they

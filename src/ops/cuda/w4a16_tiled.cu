@@ -440,7 +440,17 @@ int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
 //    (gate+up: 128.8 / 121.7 was 173.3 / 163.1; the best at m = 320, 128 x 128 cp.async, 125.2);
 //    m <= 512: t256 (as was: 98.6, 99.1, 147.1; t128 within 1 % on qkv and gate or up).
 // {-1, 0}: no rule here (the rules of w4a16_default_tiled apply).
-W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok) {
+// Whether the 256 x 128 TMA tile split 2 (each split >= 8 chunks of 64 inputs) is one wave.
+bool t256_split2_one_wave(int64_t m, int64_t n, int64_t k, int sms, bool split_ok) {
+  return split_ok && (k + 63) / 64 >= 16 && 2 * int64_t(blocks(w4a16_tiled_config(w4a16_tma_wide_config()), m, n)) <= sms;
+}
+
+// t256_from_161 (AWQ_W4A16_T256_FROM_161): the wide layers' t256 split 2 in one wave also at
+// m = 161..192 (session 28, H200 wsweeps h200_s28_call1_*, µs at m = 176 / 192, the wave rule's
+// 64 x 192 before: a 70B's o_proj 8192 x 8192 48.2 / 48.6 was 52.1 / 52.3, its down_proj
+// 8192 x 28672 at 192 154.1 was 183.6; at m = 160 the 64 x 192 tile was the faster, 51.2 against
+// 54.2, session 27). The wave rule leaves these to this rule (wave_tile_pick).
+W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok, bool t256_from_161) {
   const int c64 = kNumTiled + 7, c128 = kNumTiled + 8, t128 = w4a16_tma_square_config(),
             t256 = w4a16_tma_wide_config();
   const int64_t chunks = (k + 63) / 64;
@@ -448,7 +458,7 @@ W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bo
   const auto grid = [&](int cfg) { return int64_t(blocks(w4a16_tiled_config(cfg), m, n)); };
   const int64_t slots = sms;
   if (m <= 96 || m > 512) return {-1, 0};
-  const bool t256_split2 = split2 == 2 && 2 * grid(t256) <= slots;  // t256 split 2 in one wave
+  const bool t256_split2 = t256_split2_one_wave(m, n, k, sms, split_ok);
   if (m <= 128) return n >= 16384 ? W4A16TiledChoice{t128, 1} : W4A16TiledChoice{-1, 0};
   if (n < kW4A16TmaMinRows) {
     if (m <= 192) return {c64, split2};
@@ -458,6 +468,7 @@ W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bo
     return k > 8192 ? W4A16TiledChoice{t128, split2} : W4A16TiledChoice{c128, 1};
   }
   if (m <= 192) {
+    if (t256_from_161 && m > kW4A16TmaMinTokens && t256_split2) return {t256, 2};
     if (grid(c128) <= 2 * slots) return {c128, 1};
     return grid(t256) <= slots ? W4A16TiledChoice{t256, 1} : W4A16TiledChoice{c128, 1};
   }
@@ -505,21 +516,30 @@ W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16Ti
   return m > 384 || m <= 256 ? sk256 : sk128;
 }
 
-// The wave rule (with the TMA kernels and AWQ_W4A16_WAVE_TILES on), m = 33..64 and 97..512,
-// before the prefill rules: the 192-row TMA tiles (one block per SM, w4a16_wgmma_ws.cu) where
-// their grid, split or not, fills whole waves of the SMs to >= 85 %. In order:
+// The wave rule (with the TMA kernels and AWQ_W4A16_WAVE_TILES on), m = 33..512 (m = 65..96 with
+// AWQ_W4A16_WAVE_MID on, else 33..64 and 97..512), before the prefill rules: the 192-row TMA
+// tiles (one block per SM, w4a16_wgmma_ws.cu) where their grid, split or not, fills whole waves
+// of the SMs to >= 85 %. In order:
 //  - m <= 64 (one 64-token block): 64 x 192 unsplit, else split 2, in one wave; else, on long
 //    layers (k > 8192, >= 32 chunks), 64 x 192 split 4 where its grid is 60-90 % of a wave.
 //  - m <= 64, after those two: the L2 rule (AWQ_W4A16_L2_SPLIT on): 64 x 192 with split-K
 //    through L2 (no cluster; w4a16_wgmma_ws.cu) at the most splits, 3..8, whose grid is one
 //    wave, where that fills it to >= 85 % and each split keeps >= 16 chunks of 64 inputs.
-//  - m = 97..512: 128 x 192 split 2 in one wave, >= 80 % of it (its tokens >= 75 % of its token
-//    blocks; 80: a 13B's n = 5120 layers, 27 row blocks, at m = 256: 108 blocks, 82 %); 64 x 192
+//  - m = 65..512: 128 x 192 split 2 in one wave, >= 80 % of it (its tokens >= 75 % of its token
+//    blocks, or one block; 80: a 13B's n = 5120 layers, 27 row blocks, at m = 256: 108 blocks, 82 %); 64 x 192
 //    unsplit, else split 2, in one wave; the L2 rule with 128 x 192 (tokens >= 75 %); on long
 //    layers 128 x 192 split 4 at 60-90 % of a wave, on the others (>= 32 chunks) at 80-90 %;
 //    else 128 x 192 unsplit in one wave, or in two where the tokens also fill >= 75 % of them
 //    (token blocks counted by the tokens they hold: a second wave of 128-token tiles with 32
 //    tokens each is mostly padding, which the smaller tiles of the rules after avoid).
+//  - not the layers of n >= kW4A16TmaMinRows at m = 161..192 where the 256 x 128 tile split 2 is
+//    one wave (AWQ_W4A16_T256_FROM_161: the prefill rule takes those).
+// m = 65..96 (session 28, H200 wsweeps h200_s28_call1_*, µs at m = 66 / 80 / 96, the cp.async
+// 64 x 64 tile split 2 before): down_proj 4096 x 11008 128 x 192 L2 split 6 25.1-25.4 was
+// 31.4-33.8, Qwen2-7B's 3584 x 18944 34.4-34.6 was 50.9-54.6; a 13B's o_proj 5120 x 5120 128 x 192
+// split 4 19.4-19.7 was 22.5-22.6, its down_proj 5120 x 13824 35.4-36.0 was 53.0-53.6; the 7B's
+// and Qwen2-7B's o_proj keep the 64 x 64 tile (no rule here applies; it was the best or within
+// 4 %).
 // Why: these kernels run one tile per SM at a time, so a grid's time goes by its waves; at the 7B
 // shapes the 128- and 256-row tiles leave a wave a third empty (qkv at m = 256: 96 tiles of
 // 256 x 128 on 132 SMs) or spill into a second one, where a 192-row tile gives 116-132 tiles a
@@ -558,8 +578,12 @@ W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16Ti
 // 13.1 against 11.4, m = 128 split 6 17.2 against 14.4. The L2 partials cost ~3 us there (a
 // timing build without their stores and loads: o_proj m = 256 18.5).
 // {-1, 0}: no pick here.
-W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok, bool l2_split) {
-  if (m <= 32 || (m > 64 && m <= 96) || m > 512) return {-1, 0};
+W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok, bool l2_split, bool mid,
+                                bool t256_from_161) {
+  if (m <= 32 || (m > 64 && m <= 96 && !mid) || m > 512) return {-1, 0};
+  if (t256_from_161 && m > kW4A16TmaMinTokens && m <= 192 && n >= kW4A16TmaMinRows &&
+      t256_split2_one_wave(m, n, k, sms, split_ok))
+    return {-1, 0};  // the prefill rule's 256 x 128 split 2 (prefill_wgmma_pick)
   const int r64 = w4a16_tma_rows192_config(64), r128 = w4a16_tma_rows192_config(128);
   const int64_t chunks = (k + 63) / 64;
   const bool split2 = split_ok && chunks >= 16, split4 = split_ok && k > 8192 && chunks >= 32;
@@ -585,7 +609,9 @@ W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool s
   }
   const W4A16TiledConfig c = w4a16_tiled_config(r128);
   const int64_t token_blocks = (m + c.bm - 1) / c.bm, g128 = blocks(c, m, n), row_blocks = g128 / token_blocks;
-  const bool tokens_fill = m * 100 >= 75 * token_blocks * c.bm;  // >= 75 % of its token blocks
+  // >= 75 % of its token blocks, or one block (m = 65..128: the 64-token tiles would cover the
+  // same 128 tokens in two blocks, reading the weights twice).
+  const bool tokens_fill = token_blocks == 1 || m * 100 >= 75 * token_blocks * c.bm;
   if (split2 && tokens_fill && fills(2 * g128, 1, 80)) return {r128, 2};
   if (fills(g64, 1)) return {r64, 1};
   if (split2 && fills(2 * g64, 1)) return {r64, 2};
@@ -677,11 +703,12 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   if (m > 32 && w4a16_wgmma_available()) {
     const bool tma = w4a16_wgmma_ws_available() && w4a16_tma_from_env();
     if (tma && w4a16_wave_tiles_from_env()) {
-      const W4A16TiledChoice c = wave_tile_pick(m, n, k, sms, split_ok, w4a16_l2_split_from_env());
+      const W4A16TiledChoice c = wave_tile_pick(m, n, k, sms, split_ok, w4a16_l2_split_from_env(),
+                                                w4a16_wave_mid_from_env(), w4a16_t256_from_161_from_env());
       if (c.config >= 0) return c;
     }
     if (tma) {
-      const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, sms, split_ok);
+      const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, sms, split_ok, w4a16_t256_from_161_from_env());
       if (c.config >= 0) return w4a16_stream_k_from_env() ? stream_k_pick(m, n, k, sms, c) : c;
     }
     if (m >= kW4A16TmaMinTokens && n >= kW4A16TmaMinRows && tma) return {w4a16_tma_wide_config(), 1};
