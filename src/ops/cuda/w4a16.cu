@@ -181,6 +181,11 @@ constexpr W4A16Switch kT256From161{
     "a 70B's n = 8192 layers at m = 161..192 run the wave rule's 64 x 192 tile, as before session 28",
     "they run the 256 x 128 tile split 2 where that is one wave (default)"};
 
+constexpr W4A16Switch kWideMid{
+    "AWQ_W4A16_WIDE_MID",
+    "layers the wave rule does not take at m = 33..128 keep the 7B-derived picks, as before session 28",
+    "they take the rules from other models' wide layers (default)"};
+
 bool parse_switch(const W4A16Switch& sw, const char* value) {
   return env_choice(sw.name, value, {{"0", sw.off}, {"1", sw.on}}, 1) == 1;
 }
@@ -226,6 +231,8 @@ bool parse_w4a16_wave_mid(const char* value) { return parse_switch(kWaveMid, val
 bool w4a16_wave_mid_from_env() { return switch_from_env<kWaveMid>(); }
 bool parse_w4a16_t256_from_161(const char* value) { return parse_switch(kT256From161, value); }
 bool w4a16_t256_from_161_from_env() { return switch_from_env<kT256From161>(); }
+bool parse_w4a16_wide_mid(const char* value) { return parse_switch(kWideMid, value); }
+bool w4a16_wide_mid_from_env() { return switch_from_env<kWideMid>(); }
 
 void fp16_linear(cublasHandle_t h, const __half* w, int64_t n, int64_t k, const __half* x,
                  int64_t m, const __half* bias, __half* y, cudaStream_t s) {

@@ -252,6 +252,14 @@ bool w4a16_wave_mid_from_env();
 // awq::Error. Read once.
 bool parse_w4a16_t256_from_161(const char* value);
 bool w4a16_t256_from_161_from_env();
+// AWQ_W4A16_WIDE_MID: "1" or unset = at m = 33..128, on layers the wave rule does not take
+// (Llama-3-8B's and Qwen2.5-7B's fused gate+up, a 13B's qkv), the rules from session 28's H200
+// wsweeps of those layers: m <= 64 the 64 x 128 cp.async tile at 1.6-2 blocks per SM and the 64 x 64
+// tile up to 5 per SM; m = 65..128 on n >= 8192 the 128 x 128 TMA tile split 2 / unsplit while it
+// fits 2 blocks per SM, else 128 x 192 (w4a16_default_tiled); "0" = the picks before session 28
+// there. Anything else: awq::Error. Read once.
+bool parse_w4a16_wide_mid(const char* value);
+bool w4a16_wide_mid_from_env();
 // AWQ_W4A16_TMA: "0" = w4a16_linear never picks the TMA configurations, and the prefill rules
 // (m = 97..512) are off too (the cp.async wgmma tiles by the rules before branch gpu6: the
 // baseline for comparisons, or a fallback without a rebuild), "1" or unset = it does where they

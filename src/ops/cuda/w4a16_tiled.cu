@@ -409,7 +409,7 @@ int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
   return int(row_blocks * ((m + c.bm - 1) / c.bm));
 }
 
-// The prefill rules (m = 129..512, and m = 97..128 on n >= 16384) of the wgmma GEMM with the TMA
+// The prefill rules (m = 129..512, and m = 65..128 on n >= 8192) of the wgmma GEMM with the TMA
 // kernels on: the best or within 3 % of the best configuration of the H100 wsweep of the five
 // Llama-2-7B shapes at m = 64..512 (docs/results/gpu-logs/h100_gpu7_wsweep_before.log; µs,
 // median of 20; "was" = the dispatch before these rules). Tiles (tokens x rows): c64 = 64 x 64
@@ -417,7 +417,14 @@ int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
 // SM), t256 = 256 x 128 TMA with a producer warpgroup (1 block per SM). These kernels run in
 // whole waves: a grid just past a multiple of what the SMs hold costs a wave more, so the wide
 // layers choose by grid size, and the narrow ones (n < 8192: o_proj, down_proj) by m and k.
-//  - n >= 16384 (gate+up), m = 97..128: t128 (58.6 was 64.4: 172 blocks, 2 per SM).
+//  - wide (n >= 8192), m = 65..128 (AWQ_W4A16_WIDE_MID; before session 28: n >= 16384 at
+//    m = 97..128 only, t128 unsplit, from the 7B's gate+up 58.6 was 64.4): t128 split 2 where
+//    that fits 2 blocks per SM, else unsplit where that does, else 128 x 192 unsplit where t128
+//    would be <= 3 blocks per SM. In practice the layers the wave rule (which comes first) does not
+//    take: session 28's H200 wsweeps (h200_s28_call3_*, µs at m = 80 / 128, the pick before ->
+//    this): Llama-3-8B's gate+up 28672 x 4096 94.1 / 58.1 -> 57.7 / 58.1 (t128), a 13B's qkv
+//    15360 x 5120 56.9 / 58.9 -> 41.9 / 40.7 (t128 split 2), Qwen2.5-7B's gate+up 37888 x 3584
+//    96.9 / 87.9 -> 64.7 / 71.1 (128 x 192: 296 t128 blocks are 2.2 per SM).
 //  - narrow, m <= 192: c64 split 2 (o_proj 22.4 / 22.7 was 24.7 / 24.4 at m = 160 / 192;
 //    down_proj 50.0 / 50.7 was 60.4 / 61.6);
 //    m <= 256: k > 8192 c128 split 2 (down_proj 57.7 was 61.9), else c64 (o_proj 24.5, as was);
@@ -450,16 +457,22 @@ bool t256_split2_one_wave(int64_t m, int64_t n, int64_t k, int sms, bool split_o
 // 64 x 192 before: a 70B's o_proj 8192 x 8192 48.2 / 48.6 was 52.1 / 52.3, its down_proj
 // 8192 x 28672 at 192 154.1 was 183.6; at m = 160 the 64 x 192 tile was the faster, 51.2 against
 // 54.2, session 27). The wave rule leaves these to this rule (wave_tile_pick).
-W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok, bool t256_from_161) {
+W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok, bool t256_from_161,
+                                    bool wide_mid) {
   const int c64 = kNumTiled + 7, c128 = kNumTiled + 8, t128 = w4a16_tma_square_config(),
             t256 = w4a16_tma_wide_config();
   const int64_t chunks = (k + 63) / 64;
   const int split2 = split_ok && chunks >= 16 ? 2 : 1;
   const auto grid = [&](int cfg) { return int64_t(blocks(w4a16_tiled_config(cfg), m, n)); };
   const int64_t slots = sms;
-  if (m <= 96 || m > 512) return {-1, 0};
+  if (m <= 64 || (m <= 96 && !wide_mid) || m > 512) return {-1, 0};
   const bool t256_split2 = t256_split2_one_wave(m, n, k, sms, split_ok);
-  if (m <= 128) return n >= 16384 ? W4A16TiledChoice{t128, 1} : W4A16TiledChoice{-1, 0};
+  if (m <= 128) {
+    if (!wide_mid) return n >= 16384 ? W4A16TiledChoice{t128, 1} : W4A16TiledChoice{-1, 0};
+    if (n < kW4A16TmaMinRows) return {-1, 0};
+    if (grid(t128) <= 2 * slots) return {t128, split2 == 2 && 2 * grid(t128) <= 2 * slots ? 2 : 1};
+    return grid(t128) <= 3 * slots ? W4A16TiledChoice{w4a16_tma_rows192_config(128), 1} : W4A16TiledChoice{-1, 0};
+  }
   if (n < kW4A16TmaMinRows) {
     if (m <= 192) return {c64, split2};
     if (m <= 256) return k > 8192 ? W4A16TiledChoice{c128, split2} : W4A16TiledChoice{c64, 1};
@@ -708,14 +721,27 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
       if (c.config >= 0) return c;
     }
     if (tma) {
-      const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, sms, split_ok, w4a16_t256_from_161_from_env());
+      const W4A16TiledChoice c =
+          prefill_wgmma_pick(m, n, k, sms, split_ok, w4a16_t256_from_161_from_env(), w4a16_wide_mid_from_env());
       if (c.config >= 0) return w4a16_stream_k_from_env() ? stream_k_pick(m, n, k, sms, c) : c;
     }
     if (m >= kW4A16TmaMinTokens && n >= kW4A16TmaMinRows && tma) return {w4a16_tma_wide_config(), 1};
     const auto wg = [&](int i) { return blocks(w4a16_wgmma_config(i), m, n); };
     const auto split = [&](int splits) { return split_ok && chunks >= 8 * splits ? splits : 1; };
+    // m <= 64 (AWQ_W4A16_WIDE_MID): the 64 x 128 tile (two chunks a slot) at split 1 or 2 where
+    // that grid is 1.6-2 blocks per SM, and the 64 x 64 tile up to 5 blocks per SM (4 above). Session
+    // 28's H200 wsweeps (h200_s28_call3_*, µs at m = 33 / 64, the pick before -> this): Llama-3-8B's
+    // gate+up 28672 x 4096 46.2 / 48.3 -> 38.2 / 40.7 (split 1, 224 blocks), a 13B's qkv 15360 x 5120
+    // 28.6 / 30.0 -> 26.9 / 28.0 (split 2, 240), Qwen2.5-7B's gate+up 37888 x 3584 (the 64 x 128
+    // tile at 2.2 per SM) 57.4 / 59.0 -> 47.0 / 49.2 (64 x 64, 4.5 per SM, was the 4-stage 64 x 128).
+    const bool wide_mid = m <= 64 && w4a16_wide_mid_from_env();
+    if (wide_mid) {
+      const int64_t b128 = wg(8);
+      for (const int s : {1, 2})
+        if (split(s) == s && b128 * s * 10 >= int64_t(sms) * 16 && b128 * s <= 2 * int64_t(sms)) return {kNumTiled + 8, s};
+    }
     const int64_t b64 = wg(7);
-    if (m <= 128 && b64 <= 4 * int64_t(sms)) {
+    if (m <= 128 && b64 <= (wide_mid ? 5 : 4) * int64_t(sms)) {
       int splits = 1;
       while (splits < 4 && b64 * split(splits) * 10 < int64_t(sms) * 16) splits *= 2;
       // Split 3 instead of 4 where its grid is 1.4-1.7 blocks per SM (session 27, above).
