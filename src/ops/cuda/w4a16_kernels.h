@@ -165,7 +165,29 @@ bool w4a16_split_k_available();
 struct W4A16TiledChoice {
   int config, splits;
 };
-// What launch_w4a16 picks for m >= kW4A16TiledMinTokens (Auto) or any m (Tiled).
+// What the tiled dispatch decides by: the GPU's facts and the AWQ_W4A16_* switches (each true =
+// on, the default). w4a16_pick_context() reads them from this device and the environment; a
+// test may set them (the picks of a 132-SM Hopper checked without one).
+struct W4A16PickContext {
+  int sms = 132;                 // streaming multiprocessors
+  int smem_optin = 232448;       // opt-in shared memory per block, bytes
+  bool split_ok = true;          // cluster split-K (w4a16_split_k_available)
+  bool wgmma = true;             // the sm_90a wgmma GEMM (w4a16_wgmma_available)
+  bool tma = true;               // its TMA kernels usable and AWQ_W4A16_TMA on
+  bool wave_tiles = true;        // AWQ_W4A16_WAVE_TILES
+  bool l2_split = true;          // AWQ_W4A16_L2_SPLIT
+  bool stream_k = true;          // AWQ_W4A16_STREAM_K
+  bool wgmma_from_17 = true;     // AWQ_W4A16_WGMMA_FROM_17
+  bool split3 = true;            // AWQ_W4A16_SPLIT3
+  bool wave_mid = true;          // AWQ_W4A16_WAVE_MID
+  bool t256_from_161 = true;     // AWQ_W4A16_T256_FROM_161
+  bool wide_mid = true;          // AWQ_W4A16_WIDE_MID
+};
+W4A16PickContext w4a16_pick_context();
+// The tile and split for m tokens, n outputs and k inputs under `ctx` (no device access).
+W4A16TiledChoice w4a16_pick_tiled(int64_t m, int64_t n, int64_t k, const W4A16PickContext& ctx);
+// What launch_w4a16 picks for m >= kW4A16TiledMinTokens (Auto) or any m (Tiled):
+// w4a16_pick_tiled under w4a16_pick_context().
 W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k);
 // Raises the dynamic shared-memory limit of every tiled kernel once (upload_w4a16 calls it, so
 // that the first launch may be inside a CUDA graph capture).

@@ -666,12 +666,12 @@ bool w4a16_split_k_available() {
 //    once the grid passes 4 blocks per SM (the fused gate+up at m = 256).
 //  - larger m: 128 x 128, then 64 x 128, then 64 x 64: the first with >= 3/4 of a block per SM.
 // A split keeps >= 4 chunks of 64 inputs per part and its partial sums within shared memory.
-W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
-  const int sms = w4a16_sm_count();
+W4A16TiledChoice w4a16_pick_tiled(int64_t m, int64_t n, int64_t k, const W4A16PickContext& ctx) {
+  const int sms = ctx.sms;
   const int64_t chunks = (k + 63) / 64;
-  const bool split_ok = w4a16_split_k_available();
+  const bool split_ok = ctx.split_ok;
   const auto can_split = [&](int cfg, int splits) {
-    return splits == 1 || (split_ok && chunks >= 4 * splits && kTiled[cfg].split_bytes() <= smem_optin);
+    return splits == 1 || (split_ok && chunks >= 4 * splits && kTiled[cfg].split_bytes() <= ctx.smem_optin);
   };
   // m > 32 on sm_90a: the wgmma GEMM (w4a16_wgmma.cu), from its H100 sweep of the 7B shapes
   // (docs/results/gpu-logs/h100_wgmma_sweep.log): like the mma.sync tiles it wants 2-3 blocks
@@ -712,18 +712,17 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   //    m = 17 / 32 before -> after: o_proj 14.0 / 14.2 -> 11.2, qkv 26.6 / 26.9 -> 19.4 / 19.1,
   //    gate or up 23.4 / 23.5 -> 18.6 / 18.9, gate+up 37.4 / 37.8 -> 28.3 / 28.7, down_proj
   //    30.8 / 31.2 -> 19.4 / 19.5.
-  if (m > 16 && m <= 32 && w4a16_wgmma_available() && w4a16_wgmma_from_17_from_env()) m = 33;
-  if (m > 32 && w4a16_wgmma_available()) {
-    const bool tma = w4a16_wgmma_ws_available() && w4a16_tma_from_env();
-    if (tma && w4a16_wave_tiles_from_env()) {
-      const W4A16TiledChoice c = wave_tile_pick(m, n, k, sms, split_ok, w4a16_l2_split_from_env(),
-                                                w4a16_wave_mid_from_env(), w4a16_t256_from_161_from_env());
+  if (m > 16 && m <= 32 && ctx.wgmma && ctx.wgmma_from_17) m = 33;
+  if (m > 32 && ctx.wgmma) {
+    const bool tma = ctx.tma;
+    if (tma && ctx.wave_tiles) {
+      const W4A16TiledChoice c =
+          wave_tile_pick(m, n, k, sms, split_ok, ctx.l2_split, ctx.wave_mid, ctx.t256_from_161);
       if (c.config >= 0) return c;
     }
     if (tma) {
-      const W4A16TiledChoice c =
-          prefill_wgmma_pick(m, n, k, sms, split_ok, w4a16_t256_from_161_from_env(), w4a16_wide_mid_from_env());
-      if (c.config >= 0) return w4a16_stream_k_from_env() ? stream_k_pick(m, n, k, sms, c) : c;
+      const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, sms, split_ok, ctx.t256_from_161, ctx.wide_mid);
+      if (c.config >= 0) return ctx.stream_k ? stream_k_pick(m, n, k, sms, c) : c;
     }
     if (m >= kW4A16TmaMinTokens && n >= kW4A16TmaMinRows && tma) return {w4a16_tma_wide_config(), 1};
     const auto wg = [&](int i) { return blocks(w4a16_wgmma_config(i), m, n); };
@@ -734,7 +733,7 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
     // gate+up 28672 x 4096 46.2 / 48.3 -> 38.2 / 40.7 (split 1, 224 blocks), a 13B's qkv 15360 x 5120
     // 28.6 / 30.0 -> 26.9 / 28.0 (split 2, 240), Qwen2.5-7B's gate+up 37888 x 3584 (the 64 x 128
     // tile at 2.2 per SM) 57.4 / 59.0 -> 47.0 / 49.2 (64 x 64, 4.5 per SM, was the 4-stage 64 x 128).
-    const bool wide_mid = m <= 64 && w4a16_wide_mid_from_env();
+    const bool wide_mid = m <= 64 && ctx.wide_mid;
     if (wide_mid) {
       const int64_t b128 = wg(8);
       for (const int s : {1, 2})
@@ -747,7 +746,7 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
       // Split 3 instead of 4 where its grid is 1.4-1.7 blocks per SM (session 27, above).
       const int64_t grid3 = b64 * 3;
       if (splits == 4 && split(3) == 3 && grid3 * 10 >= int64_t(sms) * 14 && grid3 * 10 <= int64_t(sms) * 17 &&
-          w4a16_split3_from_env())
+          ctx.split3)
         return {kNumTiled + 7, 3};
       return {kNumTiled + 7, split(splits)};
     }
@@ -779,6 +778,28 @@ W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
   for (int c : large_m)
     if (blocks(kTiled[c].cfg, m, n) >= sms * 3 / 4) return {c, 1};
   return {2, 1};
+}
+
+W4A16PickContext w4a16_pick_context() {
+  W4A16PickContext c;
+  c.split_ok = w4a16_split_k_available();  // first: it also reads smem_optin
+  c.sms = w4a16_sm_count();
+  c.smem_optin = smem_optin;
+  c.wgmma = w4a16_wgmma_available();
+  c.tma = c.wgmma && w4a16_wgmma_ws_available() && w4a16_tma_from_env();
+  c.wave_tiles = w4a16_wave_tiles_from_env();
+  c.l2_split = w4a16_l2_split_from_env();
+  c.stream_k = w4a16_stream_k_from_env();
+  c.wgmma_from_17 = w4a16_wgmma_from_17_from_env();
+  c.split3 = w4a16_split3_from_env();
+  c.wave_mid = w4a16_wave_mid_from_env();
+  c.t256_from_161 = w4a16_t256_from_161_from_env();
+  c.wide_mid = w4a16_wide_mid_from_env();
+  return c;
+}
+
+W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
+  return w4a16_pick_tiled(m, n, k, w4a16_pick_context());
 }
 
 // Synchronous (a probe kernel and a copy): upload_w4a16 calls it first, outside any capture.
