@@ -948,63 +948,10 @@ TEST(CudaW4A16, Split3SwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_split3, "AWQ_W4A16_SPLIT3", "on");
 }
 
-TEST(CudaW4A16, WaveMidSwitchParses) {
+// Session 28's dispatch switches (the picks they restore: CudaW4A16Pick.Session28RulesOn132Sms).
+TEST(CudaW4A16, Session28SwitchesParse) {
   expect_switch_parses(cuda::parse_w4a16_wave_mid, "AWQ_W4A16_WAVE_MID", "yes");
-}
-
-TEST(CudaW4A16, WideMidSwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_wide_mid, "AWQ_W4A16_WIDE_MID", "on");
-}
-
-// The picks for other models' wide layers that the wave rule does not take, m = 33..128
-// (AWQ_W4A16_WIDE_MID; session 28's H200 wsweeps): on a 132-SM GPU with the TMA kernels and
-// split-K, Llama-3-8B's gate+up (28672 x 4096), a 13B's qkv (15360 x 5120) and Qwen2.5-7B's gate+up
-// (37888 x 3584).
-TEST(CudaW4A16, WideMidPickRules) {
-  SKIP_WITHOUT_GPU();
-  int dev = 0, sms = 0;
-  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
-  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
-  const bool rules = cuda::w4a16_wgmma_available() && cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env() &&
-                     cuda::w4a16_split_k_available() && sms == 132;
-  if (!rules) {
-    GTEST_SKIP() << "the rules are checked on a 132-SM sm_90a GPU with the TMA kernels and split-K (this one: " << sms
-                 << " SMs)";
-  }
-  // A cp.async wgmma tile of 64 tokens x `bn` rows, 3 stages (two chunks a slot).
-  const auto cp_async = [](int64_t n, int64_t k, int64_t m, int bn, int splits) {
-    const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
-    const cuda::W4A16TiledConfig cfg = cuda::w4a16_tiled_config(c.config);
-    EXPECT_TRUE(cfg.wgmma && cfg.bm == 64 && cfg.bn == bn && cfg.stages == 3 && c.splits == splits)
-        << "n " << n << " k " << k << " m " << m << ": got " << cfg.bm << " x " << cfg.bn << "/" << cfg.stages
-        << " split " << c.splits;
-    EXPECT_LT(c.config, cuda::w4a16_tiled_count() - cuda::w4a16_wgmma_count() + cuda::w4a16_wgmma_ws_first());
-  };
-  const auto expect = [](int64_t n, int64_t k, int64_t m, int cfg, int splits) {
-    const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
-    EXPECT_EQ(c.config, cfg) << "n " << n << " k " << k << " m " << m;
-    EXPECT_EQ(c.splits, splits) << "n " << n << " k " << k << " m " << m;
-  };
-  const int t128 = cuda::w4a16_tma_square_config(), r128 = cuda::w4a16_tma_rows192_config(128);
-  if (cuda::w4a16_wide_mid_from_env()) {
-    cp_async(28672, 4096, 48, 128, 1);  // 224 blocks of 64 x 128: 1.7 per SM
-    cp_async(15360, 5120, 64, 128, 2);  // 120 x 2: 1.8 per SM
-    cp_async(37888, 3584, 33, 64, 1);   // 64 x 128 would be 2.2 per SM; 64 x 64: 4.5
-    expect(28672, 4096, 80, t128, 1);   // 224 blocks of 128 x 128 (2 per SM: 264)
-    expect(15360, 5120, 96, t128, 2);   // 120 x 2
-    expect(37888, 3584, 80, r128, 1);   // 296 blocks of 128 x 128 > 264: 198 of 128 x 192
-    expect(28672, 4096, 128, t128, 1);
-  } else {
-    EXPECT_NE(cuda::w4a16_default_tiled(80, 28672, 4096).config, t128);
-    cp_async(28672, 4096, 48, 64, 1);
-  }
-  // Layers the wave rule takes keep its picks (the 7B's qkv, gate+up; Qwen3-8B's gate+up).
-  EXPECT_EQ(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(80, 12288, 4096).config).bn, 192);
-  EXPECT_EQ(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(96, 22016, 4096).config).bn, 192);
-  EXPECT_EQ(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(48, 24576, 4096).config).bn, 192);
-}
-
-TEST(CudaW4A16, T256From161SwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_t256_from_161, "AWQ_W4A16_T256_FROM_161", "2");
 }
 
@@ -1208,7 +1155,7 @@ TEST(CudaW4A16, WgmmaFrom17Picks) {
 // o_proj split 4 (split 3 would be 240 blocks, 1.82 per SM, and measured slower), Qwen2-7B's
 // o_proj split 4 (split 3 would be 168 blocks, 1.27 per SM). With AWQ_W4A16_WIDE_MID on (session 28)
 // the 13B's qkv and Llama-3-8B's gate or up at m = 64 take the 64 x 128 tile split 2 instead
-// (WideMidPickRules).
+// (CudaW4A16Pick.Session28RulesOn132Sms, test_cuda_w4a16_pick.cpp).
 TEST(CudaW4A16, SmallBatchSplitRule) {
   SKIP_WITHOUT_GPU();
   if (!cuda::w4a16_wgmma_available() || !cuda::w4a16_split_k_available() || cuda::w4a16_sm_count() != 132) {

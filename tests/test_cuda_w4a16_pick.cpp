@@ -63,6 +63,7 @@ TEST(CudaW4A16Pick, Session28RulesOn132Sms) {
   // Wide layers the wave rule leaves: Llama-3-8B's gate+up, a 13B's qkv, Qwen2.5-7B's gate+up.
   expect_pick(on, 28672, 4096, 48, cp_async(kC128), 1);
   expect_pick(on, 28672, 4096, 80, t128, 1);
+  expect_pick(on, 28672, 4096, 128, t128, 1);
   expect_pick(on, 15360, 5120, 64, cp_async(kC128), 2);
   expect_pick(on, 15360, 5120, 96, t128, 2);
   expect_pick(on, 37888, 3584, 33, cp_async(kC64), 1);
@@ -74,6 +75,7 @@ TEST(CudaW4A16Pick, Session28RulesOn132Sms) {
   expect_pick(ctx, 37888, 3584, 33, cp_async(kC128Stages4), 1);
   // Layers the wave rule takes keep its picks: Qwen3-8B's gate+up, Llama-3-8B's qkv.
   expect_pick(on, 24576, 4096, 48, r64, 1);
+  expect_pick(on, 22016, 4096, 96, r128, 1);
   expect_pick(on, 6144, 4096, 80, r64, 2);
 }
 
