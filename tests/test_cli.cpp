@@ -105,6 +105,50 @@ TEST(Cli, PerplexityPrefixMatchesTransformers) {
   EXPECT_NEAR(got["nll_mean"].get<double>(), nll / double(tokens), 2e-5 * nll / double(tokens));
 }
 
+// AWQ_LM_HEAD=q8 (ops/cpu/q8_rows.h: lm_head as int8 per 32 inputs, the inputs as 16-bit codes):
+// the tiny model's greedy tokens still equal reference.json, and the perplexity prefix stays within
+// 2e-4 relative of transformers' fp32 figure (measured: +1.8e-5 on the mean NLL over 25 windows,
+// docs/results/cpu.md; the int8 weights' error is ~0.5 % rms a logit, which moves the NLL by
+// parts in 1e5, while a wrong block or row moves it by > 1e-2). The variable goes to the child only.
+struct ScopedEnv {
+  const char* name;
+  ScopedEnv(const char* n, const char* value) : name(n) { setenv(n, value, 1); }
+  ~ScopedEnv() { unsetenv(name); }
+};
+
+TEST(Cli, LmHeadQ8KeepsGreedyTokensAndPerplexity) {
+  const auto& g = test::tiny_reference()["greedy"][0];
+  const std::string prompt = g["prompt"];
+  test::CliResult r, ppl;
+  {
+    const ScopedEnv q8("AWQ_LM_HEAD", "q8");
+    r = run_awq({"generate", tiny_model_dir(), "-p", prompt, "-n", "32", "--temp", "0", "-t", "2"});
+    ppl = run_awq({"perplexity", tiny_model_dir(), "-f", test::shared_path("data/val.txt"), "--max-windows", "2",
+                   "--json", "-t", "2"});
+  }
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(prompt + r.out.substr(0, r.out.size() - 1), g["full_text"].get<std::string>());
+  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
+  const auto ref = test::read_json(std::string(AWQ_TEST_DATA_DIR) + "/tiny_val_window_nll.json");
+  double nll = 0;
+  int64_t tokens = 0;
+  for (int w = 0; w < 2; ++w) {
+    nll += ref["per_window"][w]["nll_sum"].get<double>();
+    tokens += ref["per_window"][w]["tokens"].get<int64_t>();
+  }
+  const auto got = nlohmann::json::parse(ppl.out);
+  EXPECT_NEAR(got["nll_mean"].get<double>(), nll / double(tokens), 2e-4 * nll / double(tokens));
+}
+
+TEST(CliErrors, UnknownLmHeadValue) {
+  const ScopedEnv bad("AWQ_LM_HEAD", "int4");
+  auto r = run_awq({"generate", tiny_model_dir(), "-p", "Hi", "-n", "2"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("AWQ_LM_HEAD='int4'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("q8"), std::string::npos) << r.err;
+}
+
 TEST(Cli, TokenizeAddsBosOnRequest) {
   auto r = run_awq({"tokenize", tiny_model_dir(), "-p", "The history of", "--add-special"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

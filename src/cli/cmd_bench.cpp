@@ -63,7 +63,7 @@ void run(const BenchArgs& a) {
   const bool quantized = model.config().quant.present();
   BenchSetting set;
   set.engine = std::to_string(a.threads) + " threads, kernels: gemm " + gemm_isa_name(gemm_best_isa()) + ", w4 " +
-               w4_isa_name(w4_best_isa());
+               w4_isa_name(w4_best_isa()) + (a.device == "cpu" && model.lm_head_q8(pool) ? ", lm_head q8" : "");
   set.bandwidth = "memory read bandwidth (measured: " + std::to_string(a.threads) + " threads stream a " +
                   std::to_string(BandwidthOptions{}.bytes >> 20) + " MiB buffer, best of " +
                   std::to_string(BandwidthOptions{}.passes) + ")";

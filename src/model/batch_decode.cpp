@@ -10,6 +10,7 @@
 #include "ops/cpu/attention.h"
 #include "ops/cpu/matmul.h"
 #include "ops/cpu/ops.h"
+#include "ops/cpu/q8_rows.h"
 
 namespace awq {
 
@@ -112,7 +113,11 @@ void BatchDecoder::step(ThreadPool& pool, const int32_t* tokens, KvCache* const*
   for (int64_t b = 0; b < B; ++b) caches[b]->n_past += 1;
   rmsnorm(x, W.final_norm.data(), B, d, c.rms_norm_eps, h);
   logits.resize(static_cast<size_t>(B * c.vocab_size));
-  linear(pool, h, B, W.lm_head, nullptr, logits.data());  // [B, vocab]
+  if (const Q8Rows* q8 = model_.lm_head_q8(pool)) {
+    q8_rows_matmul(pool, h, B, *q8, nullptr, logits.data());  // [B, vocab], row by row as forward
+  } else {
+    linear(pool, h, B, W.lm_head, nullptr, logits.data());  // [B, vocab]
+  }
 }
 
 }  // namespace awq

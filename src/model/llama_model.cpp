@@ -1,7 +1,9 @@
 #include "model/llama_model.h"
 
 #include <algorithm>
+#include <cstdlib>
 
+#include "core/env_choice.h"
 #include "core/error.h"
 #include "model/decoder_layer.h"
 #include "model/rope.h"
@@ -68,7 +70,28 @@ void LlamaModel::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, KvC
   const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
   rmsnorm(x + first * d, weights_.final_norm.data(), rows, d, c.rms_norm_eps, h);
   logits.resize(size_t(rows * c.vocab_size));
-  matmul(pool, h, rows, weights_.lm_head, nullptr, logits.data());  // [rows, vocab]
+  if (const Q8Rows* q8 = lm_head_q8(pool)) {
+    q8_rows_matmul(pool, h, rows, *q8, nullptr, logits.data());  // [rows, vocab]
+  } else {
+    matmul(pool, h, rows, weights_.lm_head, nullptr, logits.data());  // [rows, vocab]
+  }
+}
+
+namespace {
+bool lm_head_q8_from_env() {  // AWQ_LM_HEAD
+  static const bool q8 = env_choice("AWQ_LM_HEAD", std::getenv("AWQ_LM_HEAD"),
+                                    {{"f16", "the default: the checkpoint's FP16 lm_head"},
+                                     {"q8", "an int8 copy made at the first use: half the bytes a token"}},
+                                    0) == 1;
+  return q8;
+}
+}  // namespace
+
+const Q8Rows* LlamaModel::lm_head_q8(ThreadPool& pool) const {
+  if (!lm_head_q8_from_env() || !q8_rows_fit(weights_.lm_head)) return nullptr;
+  std::call_once(lm_head_q8_once_,
+                 [&] { lm_head_q8_ = std::make_unique<Q8Rows>(q8_rows_from(pool, weights_.lm_head)); });
+  return lm_head_q8_.get();
 }
 
 }  // namespace awq

@@ -3,6 +3,7 @@
 // final RMSNorm, lm_head. f32 activations; weights F32/F16/BF16.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "model/decoder_layer.h"
 #include "model/kv_cache.h"
 #include "model/llama_weights.h"
+#include "ops/cpu/q8_rows.h"
 
 namespace awq {
 
@@ -33,6 +35,12 @@ class LlamaModel {
   void forward(ThreadPool& pool, const int32_t* tokens, int64_t n, KvCache& cache,
                bool all_logits, std::vector<float>& logits);
 
+  // The int8 copy of lm_head (ops/cpu/q8_rows.h) that every logits product uses with
+  // AWQ_LM_HEAD=q8, made by the first call (on `pool`); null with AWQ_LM_HEAD=f16 (the default:
+  // the checkpoint's FP16 lm_head) or where lm_head does not fit (its width not a multiple of 32).
+  // Throws awq::Error for another value of the variable.
+  const Q8Rows* lm_head_q8(ThreadPool& pool) const;
+
  private:
   // Activation buffers, grown on demand and reused across calls.
   struct Scratch {
@@ -47,6 +55,8 @@ class LlamaModel {
   LlamaWeights weights_;
   std::vector<float> inv_freq_;  // [head_dim / 2]
   Scratch s_;
+  mutable std::once_flag lm_head_q8_once_;
+  mutable std::unique_ptr<Q8Rows> lm_head_q8_;
 };
 
 }  // namespace awq

@@ -28,9 +28,10 @@ int32_t argmax(const std::vector<float>& v) {
 
 }  // namespace
 
-double weight_bytes_per_token(const LlamaWeights& w, const ModelConfig& c) {
-  double b = double(c.hidden_size) * double(dtype_size(w.embed.dtype)) + matrix_bytes(w.lm_head) +
-             vec_bytes(w.final_norm);
+double weight_bytes_per_token(const LlamaWeights& w, const ModelConfig& c, const Q8Rows* lm_head_q8) {
+  const double head = lm_head_q8 ? double(lm_head_q8->q.size()) + double(lm_head_q8->d.size()) * sizeof(float)
+                                 : matrix_bytes(w.lm_head);
+  double b = double(c.hidden_size) * double(dtype_size(w.embed.dtype)) + head + vec_bytes(w.final_norm);
   for (const LayerWeights& L : w.layers) {
     for (const Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) b += matrix_bytes(*m);
     for (const auto* v : {&L.attn_norm, &L.ffn_norm, &L.q_norm, &L.k_norm, &L.bq, &L.bk, &L.bv, &L.bo,
@@ -100,7 +101,7 @@ BenchResult run_bench(LlamaModel& model, ThreadPool& pool, const BenchOptions& o
   CpuSequence seq(model, pool, opt.prompt + opt.gen, opt.kv_type);
   BenchResult r;
   time_prefill_decode(seq, opt, r);
-  r.weight_bytes_per_token = weight_bytes_per_token(model.weights(), model.config());
+  r.weight_bytes_per_token = weight_bytes_per_token(model.weights(), model.config(), model.lm_head_q8(pool));
   r.kv_bytes_per_token = kv_bytes_per_token(model.config(), opt.kv_type, opt.prompt, opt.gen);
   r.bandwidth_gbs = measure_read_bandwidth(pool);
   return r;

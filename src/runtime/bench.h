@@ -7,6 +7,7 @@
 
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
+#include "ops/cpu/q8_rows.h"
 #include "runtime/sequence_model.h"
 
 namespace awq {
@@ -26,8 +27,9 @@ struct BenchResult {
 };
 
 // Bytes of weights one decode token reads: every decoder matrix (W4: codes + zeros + fp16
-// scales; dense: rows * cols * element size), norms and biases, lm_head, one embedding row.
-double weight_bytes_per_token(const LlamaWeights& w, const ModelConfig& c);
+// scales; dense: rows * cols * element size), norms and biases, lm_head (its int8 codes and f32
+// scales instead where lm_head_q8 is given: AWQ_LM_HEAD=q8), one embedding row.
+double weight_bytes_per_token(const LlamaWeights& w, const ModelConfig& c, const Q8Rows* lm_head_q8 = nullptr);
 
 // Bytes of keys and values the attention of one decode step reads, averaged over the steps
 // at positions prompt .. prompt + gen - 1: each step reads, in every layer, the key and value
