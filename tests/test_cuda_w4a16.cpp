@@ -1007,120 +1007,36 @@ TEST(CudaW4A16, KSlicePickRules) {
   }
 }
 
-// The dispatch's TMA pick is the 256-token x 128-row tile with a producer warpgroup, and it is
-// taken for the wide 7B layers at m = 256 exactly where the TMA kernels can run (the switch on).
-TEST(CudaW4A16, TmaWideConfigurationAndPick) {
+// The dispatch's rules are checked without a GPU (test_cuda_w4a16_pick.cpp, on simulated
+// devices); here, that w4a16_default_tiled reads this device and the environment into its
+// context, and picks as w4a16_pick_tiled does under it.
+TEST(CudaW4A16, PickContextOfThisDevice) {
   SKIP_WITHOUT_GPU();
-  const cuda::W4A16TiledConfig wide = cuda::w4a16_tiled_config(cuda::w4a16_tma_wide_config());
-  EXPECT_TRUE(wide.wgmma);
-  EXPECT_EQ(wide.bm, 256);
-  EXPECT_EQ(wide.bn, 128);
-  EXPECT_EQ(wide.threads, 384);  // 2 consumer warpgroups + the producer warpgroup
-  const bool tma = cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env();
-  // qkv at m = 256: the 256 x 128 tile, unless the wave rule takes its 128 tiles of 128 x 192.
-  const bool wave = tma && cuda::w4a16_wave_tiles_from_env();
-  EXPECT_EQ(cuda::w4a16_default_tiled(256, 12288, 4096).config == cuda::w4a16_tma_wide_config(), tma && !wave);
-  EXPECT_EQ(cuda::w4a16_default_tiled(640, 12288, 4096).config == cuda::w4a16_tma_wide_config(), tma);
-  EXPECT_NE(cuda::w4a16_default_tiled(256, 4096, 4096).config, cuda::w4a16_tma_wide_config());  // o_proj: cp.async
-  EXPECT_NE(cuda::w4a16_default_tiled(128, 12288, 4096).config, cuda::w4a16_tma_wide_config());
-  std::printf("[ note     ] TMA wgmma configurations %s on this device/build%s\n", tma ? "picked" : "NOT picked",
-              cuda::w4a16_wgmma_ws_available() ? (tma ? "" : " (AWQ_W4A16_TMA=0)") : " (w4a16_wgmma_ws_available false)");
-}
-
-// Whether the dispatch picks a 192-row tile for (n, k, m): the wave rule's (WaveTilePickRules),
-// which comes before the prefill and stream-K rules.
-bool picks_rows192(int64_t n, int64_t k, int64_t m) {
-  return cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(m, n, k).config).bn == 192;
-}
-
-// The prefill rules of the dispatch (m = 129..512 on sm_90a with the TMA kernels; docs/gpu.md)
-// pick what they say at the 7B shapes: by m and k on the narrow layers (n = 4096), by grid size
-// against the SMs on the wide ones. Where the TMA kernels do not run, none of these picks the
-// TMA 128 x 128 tile.
-TEST(CudaW4A16, PrefillPickRules) {
-  SKIP_WITHOUT_GPU();
-  const int t128 = cuda::w4a16_tma_square_config(), t256 = cuda::w4a16_tma_wide_config();
-  const cuda::W4A16TiledConfig square = cuda::w4a16_tiled_config(t128);
-  EXPECT_TRUE(square.wgmma);
-  EXPECT_EQ(square.bm, 128);
-  EXPECT_EQ(square.bn, 128);
-  const bool rules = cuda::w4a16_wgmma_available() && cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env();
-  struct Case { int64_t n, k, m; };
-  const Case cases[] = {{4096, 4096, 160},  {4096, 11008, 192}, {4096, 11008, 256}, {4096, 4096, 256},
-                        {4096, 4096, 384},  {4096, 4096, 512},  {4096, 11008, 512}, {22016, 4096, 128},
-                        {11008, 4096, 160}, {12288, 4096, 160}, {11008, 4096, 320}, {12288, 4096, 320},
-                        {22016, 4096, 384}, {12288, 4096, 512}};
-  if (!rules) {
-    for (const Case& c : cases) EXPECT_NE(cuda::w4a16_default_tiled(c.m, c.n, c.k).config, t128) << c.n << " " << c.m;
-    std::printf("[ note     ] prefill rules not in use on this device/build (no wgmma or TMA, or AWQ_W4A16_TMA=0)\n");
-    return;
-  }
-  int dev = 0, sms = 0;
+  int dev = 0, sms = 0, optin = 0;
   ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
   ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
-  const int split2 = cuda::w4a16_split_k_available() ? 2 : 1;
-  // The wave rule comes first (WaveTilePickRules); the cases it takes are checked here only with
-  // AWQ_W4A16_WAVE_TILES=0.
-  const bool wave = cuda::w4a16_wave_tiles_from_env();
-  // A cp.async wgmma tile: tokens x rows, 3 stages (two chunks per slot), not a TMA one.
-  const auto cp_async = [&](int64_t n, int64_t k, int64_t m, int bn, int splits) {
-    if (wave && picks_rows192(n, k, m)) return;
-    const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
-    const cuda::W4A16TiledConfig cfg = cuda::w4a16_tiled_config(c.config);
-    EXPECT_TRUE(cfg.wgmma && cfg.bm == 64 && cfg.bn == bn && cfg.stages == 3 && c.splits == splits)
-        << "n " << n << " k " << k << " m " << m << ": got " << cfg.bm << " x " << cfg.bn << "/" << cfg.stages
-        << " split " << c.splits;
-    EXPECT_LT(c.config, cuda::w4a16_tiled_count() - cuda::w4a16_wgmma_count() + cuda::w4a16_wgmma_ws_first());
-  };
-  const auto tma = [&](int64_t n, int64_t k, int64_t m, int cfg, int splits) {
-    if (wave && picks_rows192(n, k, m)) return;
-    const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
-    EXPECT_EQ(c.config, cfg) << "n " << n << " k " << k << " m " << m;
-    EXPECT_EQ(c.splits, splits) << "n " << n << " k " << k << " m " << m;
-  };
-  cp_async(4096, 4096, 160, 64, split2);   // o_proj: 64 x 64 split 2
-  cp_async(4096, 11008, 192, 64, split2);  // down_proj
-  cp_async(4096, 4096, 256, 64, 1);
-  cp_async(4096, 4096, 192, 64, split2);  // m <= 192: unchanged
-  cp_async(4096, 4096, 384, 64, 1);
-  // m = 385..512 on the narrow layers: 256 x 128 split 2 where its clusters fit one wave
-  // (session 23), whatever k (the stream-K rule keeps it).
-  if (split2 == 2 && 2 * 2 * 32 <= sms) {
-    tma(4096, 4096, 512, t256, 2);
-    tma(4096, 11008, 512, t256, 2);
-  } else {
-    cp_async(4096, 4096, 512, 128, 1);
-  }
-  tma(22016, 4096, 128, t128, 1);
-  tma(12288, 4096, 512, t256, 1);
-  // Wide layers at m = 193..256: 256 x 128 split 2 where that is one wave (n = 8192, a 70B's
-  // o_proj and down_proj: 64 x 2 blocks), else unsplit (the 7B's qkv: 96 blocks).
-  tma(8192, 8192, 256, t256, split2 == 2 && 2 * 64 <= sms ? 2 : 1);
-  tma(8192, 28672, 256, t256, split2 == 2 && 2 * 64 <= sms ? 2 : 1);
-  tma(12288, 4096, 256, t256, 1);
-  if (cuda::w4a16_stream_k_from_env()) {  // these are replaced by stream-K tiles (StreamKPickRules)
-    tma(4096, 11008, 256, cuda::w4a16_tma_wide_sk_config(), 1);
-    if (split2 == 1) tma(4096, 11008, 512, cuda::w4a16_tma_wide_sk_config(), 1);
-  } else {
-    cp_async(4096, 11008, 256, 128, split2);
-    if (split2 == 1) tma(4096, 11008, 512, t128, 1);
-  }
-  // Wide layers by grid: 64 x 128 while it fits 2 blocks per SM, else 256 x 128 in one wave.
-  const auto wide_small = [&](int64_t n) {
-    const int64_t rows = (n + 127) / 128;
-    if (3 * rows <= 2 * sms) cp_async(n, 4096, 160, 128, 1);
-    else if (rows <= sms) tma(n, 4096, 160, t256, 1);
-    else cp_async(n, 4096, 160, 128, 1);
-  };
-  wide_small(11008);  // H100 (132 SMs): 258 blocks, the 64 x 128 tile
-  wide_small(12288);  // H100: 288 blocks, the 256 x 128 TMA tile
-  if (3 * 86 <= 2 * sms) tma(11008, 4096, 320, t128, 1);  // 128 x 128 TMA while it fits 2 per SM
-  if (3 * 172 > 2 * sms && 6 * 172 > 4 * sms && 2 * 172 > 2 * sms) tma(22016, 4096, 384, t128, 1);
-  std::printf("[ note     ] %d SMs\n", sms);
+  ASSERT_EQ(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), cudaSuccess);
+  const cuda::W4A16PickContext ctx = cuda::w4a16_pick_context();
+  EXPECT_EQ(ctx.sms, sms);
+  EXPECT_EQ(ctx.smem_optin, optin);
+  EXPECT_EQ(ctx.split_ok, cuda::w4a16_split_k_available());
+  EXPECT_EQ(ctx.wgmma, cuda::w4a16_wgmma_available());
+  EXPECT_EQ(ctx.tma, ctx.wgmma && cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env());
+  EXPECT_EQ(ctx.wave_tiles, cuda::w4a16_wave_tiles_from_env());
+  EXPECT_EQ(ctx.wide_mid, cuda::w4a16_wide_mid_from_env());
+  for (const int64_t m : {1, 16, 33, 80, 128, 176, 256, 640})
+    for (const auto& [n, k] : {std::pair<int64_t, int64_t>{4096, 4096}, {12288, 4096}, {4096, 11008}, {28672, 4096}}) {
+      const cuda::W4A16TiledChoice a = cuda::w4a16_default_tiled(m, n, k), b = cuda::w4a16_pick_tiled(m, n, k, ctx);
+      EXPECT_EQ(a.config, b.config) << n << " x " << k << " m " << m;
+      EXPECT_EQ(a.splits, b.splits) << n << " x " << k << " m " << m;
+    }
+  std::printf("[ note     ] pick context: %d SMs, split-K %s, wgmma %s, TMA %s\n", ctx.sms, ctx.split_ok ? "yes" : "no",
+              ctx.wgmma ? "yes" : "no", ctx.tma ? "yes" : "no");
 }
 
 // m = 17..32 take the wgmma picks of m = 33 (one 64-token tile, the same grid; session 25's H200
 // sweep), unless AWQ_W4A16_WGMMA_FROM_17=0; and they compute the same as at m = 33.
+
 TEST(CudaW4A16, WgmmaFrom17Picks) {
   SKIP_WITHOUT_GPU();
   expect_switch_parses(cuda::parse_w4a16_wgmma_from_17, "AWQ_W4A16_WGMMA_FROM_17", "yes");
@@ -1143,263 +1059,6 @@ TEST(CudaW4A16, WgmmaFrom17Picks) {
   WorstNmse worst{"w4a16_linear at m = 17..32 (the wgmma picks of m = 33)"};
   for (const int64_t m : {17, 25, 32})
     EXPECT_LE(worst(check_w4a16(a, m, m % 2 == 1, uint32_t(m), run_path(cuda::W4A16Path::Tiled))), kMaxNmse) << "m " << m;
-}
-
-// The cp.async wgmma 64 x 64 tile at m = 33..128 (w4a16_default_tiled, where the TMA rules take
-// nothing): the smallest split of 1, 2, 4 whose grid reaches 1.6 blocks per SM, and 3 instead of
-// 4 where 3 gives 1.4-1.7 blocks per SM (AWQ_W4A16_SPLIT3). On a 132-SM GPU, the picks of
-// session 24's sweep (h100_s24_call7_summary.log): Qwen2-7B's o_proj at m = 128 split 2 (224
-// blocks), a 13B's qkv and Llama-3-8B's gate or up at m = 64 unsplit (240 and 224 blocks), the
-// 7B's o_proj split 2 at 128; and of session 27's (h200_s27_call1_*): at m = 33..64 the 7B's
-// o_proj and Qwen2-7B's qkv split 3 (192 and 216 blocks; split 4 without the switch), a 13B's
-// o_proj split 4 (split 3 would be 240 blocks, 1.82 per SM, and measured slower), Qwen2-7B's
-// o_proj split 4 (split 3 would be 168 blocks, 1.27 per SM). With AWQ_W4A16_WIDE_MID on (session 28)
-// the 13B's qkv and Llama-3-8B's gate or up at m = 64 take the 64 x 128 tile split 2 instead
-// (CudaW4A16Pick.Session28RulesOn132Sms, test_cuda_w4a16_pick.cpp).
-TEST(CudaW4A16, SmallBatchSplitRule) {
-  SKIP_WITHOUT_GPU();
-  if (!cuda::w4a16_wgmma_available() || !cuda::w4a16_split_k_available() || cuda::w4a16_sm_count() != 132) {
-    std::printf("[ note     ] not checked: needs wgmma, split-K and 132 SMs (an H100 / H200)\n");
-    return;
-  }
-  const int c64 = cp_async_c64_config();
-  struct Case { int64_t n, k, m; int splits; };
-  const int s3 = cuda::w4a16_split3_from_env() ? 3 : 4;
-  for (const Case c : {Case{3584, 3584, 128, 2}, Case{3584, 3584, 96, 2}, Case{15360, 5120, 64, 1},
-                       Case{14336, 4096, 64, 1}, Case{4096, 4096, 64, s3}, Case{4096, 4096, 33, s3},
-                       Case{5120, 5120, 64, 4}, Case{4608, 3584, 64, s3},
-                       Case{3584, 3584, 64, 4}, Case{4096, 4096, 128, 2}}) {
-    const cuda::W4A16TiledChoice got = cuda::w4a16_default_tiled(c.m, c.n, c.k);
-    if (c.n >= 14336 && cuda::w4a16_wide_mid_from_env()) {  // 64 x 128 split 2: 1.7-1.8 blocks per SM
-      EXPECT_EQ(got.config, c64 + 1) << c.n << " x " << c.k << " m " << c.m;
-      EXPECT_EQ(got.splits, 2) << c.n << " x " << c.k << " m " << c.m;
-      continue;
-    }
-    EXPECT_EQ(got.config, c64) << c.n << " x " << c.k << " m " << c.m;
-    EXPECT_EQ(got.splits, c.splits) << c.n << " x " << c.k << " m " << c.m;
-  }
-}
-
-// The stream-K rules (stream_k_pick in w4a16_tiled.cu; docs/gpu.md), with the prefill rules on:
-// at m = 193..512 a stream-K tile replaces the 256 x 128 TMA pick on the wide layers (gate+up
-// from m = 193, every wide layer at 257..384, above 384 while the 256 x 128 grid is under 1.4
-// waves) and the pick on down_proj-like layers (k > 8192); o_proj, m <= 192 and m > 512 keep
-// their picks; AWQ_W4A16_STREAM_K=0 picks no stream-K tile.
-TEST(CudaW4A16, StreamKPickRules) {
-  SKIP_WITHOUT_GPU();
-  const bool rules = cuda::w4a16_wgmma_available() && cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env();
-  const bool sk = rules && cuda::w4a16_stream_k_from_env();
-  const int sk256 = cuda::w4a16_tma_wide_sk_config(), sk128 = cuda::w4a16_tma_square_sk_config();
-  const auto pick = [](int64_t n, int64_t k, int64_t m) { return cuda::w4a16_default_tiled(m, n, k).config; };
-  const auto is_sk = [&](int64_t n, int64_t k, int64_t m) {
-    return cuda::w4a16_tiled_config(pick(n, k, m)).stream_k;
-  };
-  int dev = 0, sms = 0;
-  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
-  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
-  // The wave rule comes first (WaveTilePickRules): where it takes a 192-row tile, the stream-K
-  // rule is not asked; those cases are checked here only with AWQ_W4A16_WAVE_TILES=0.
-  const bool wave = rules && cuda::w4a16_wave_tiles_from_env();
-  const auto taken = [&](int64_t n, int64_t k, int64_t m) { return wave && picks_rows192(n, k, m); };
-  if (!taken(22016, 4096, 256)) {
-    EXPECT_EQ(pick(22016, 4096, 256) == sk256, sk);  // gate+up
-  }
-  // m = 512: 2 x 86 blocks of 256 x 128 for gate or up (1.3 waves on an H100), 2 x 96 for qkv.
-  if (!taken(11008, 4096, 512)) {
-    EXPECT_EQ(pick(11008, 4096, 512) == sk256, sk && 172 * 10 < 14 * sms);
-  }
-  if (!taken(12288, 4096, 512)) {
-    EXPECT_EQ(pick(12288, 4096, 512) == sk256, sk && 192 * 10 < 14 * sms);
-  }
-  if (344 * 10 >= 14 * sms) {
-    EXPECT_FALSE(is_sk(22016, 4096, 512)) << "gate+up at m = 512: 344 blocks, 2.6 waves on an H100";
-  }
-  if (!taken(4096, 11008, 200)) {  // down_proj (the wave rule's L2 split 3 since session 24)
-    EXPECT_EQ(pick(4096, 11008, 200) == sk256, sk);
-  }
-  if (!taken(4096, 11008, 320)) {
-    EXPECT_EQ(pick(4096, 11008, 320) == sk128, sk);
-  }
-  if (!taken(4096, 11008, 384)) {
-    EXPECT_EQ(pick(4096, 11008, 384) == sk128, sk);
-  }
-  // m = 385..512: the prefill rule's 256 x 128 split 2 stays where clusters run (session 23).
-  EXPECT_EQ(pick(4096, 11008, 448) == sk256, sk && !cuda::w4a16_split_k_available());
-  if (rules && !taken(12288, 4096, 256)) {
-    EXPECT_EQ(pick(12288, 4096, 256), cuda::w4a16_tma_wide_config()) << "qkv at m = 256 stays on the 256 x 128 tile";
-  }
-  for (const int64_t m : {64, 128, 192, 256, 384, 512, 640}) EXPECT_FALSE(is_sk(4096, 4096, m)) << "o_proj m " << m;
-  for (const int64_t m : {64, 160, 192, 640}) {
-    EXPECT_FALSE(is_sk(22016, 4096, m)) << "gate+up m " << m;
-    EXPECT_FALSE(is_sk(4096, 11008, m)) << "down_proj m " << m;
-  }
-  if (!sk) {
-    for (const int64_t m : {256, 320, 384, 512})
-      for (const int64_t n : {4096, 12288, 22016}) EXPECT_FALSE(is_sk(n, 11008, m)) << "n " << n << " m " << m;
-  }
-  std::printf("[ note     ] stream-K picks %s on this device/build\n", sk ? "in use" : "NOT in use (no TMA, or AWQ_W4A16_TMA=0 / AWQ_W4A16_STREAM_K=0)");
-}
-
-// The wave rule (wave_tile_pick in w4a16_tiled.cu; docs/gpu.md): at m = 33..64 and 97..512, with
-// the TMA kernels and AWQ_W4A16_WAVE_TILES on, the 192-row TMA tiles where their grid fills whole
-// waves of the SMs to >= 85 % (64 x 192: one wave, split 1 or 2; 128 x 192: one wave split 2,
-// or one or two waves unsplit, in two only where the tokens fill >= 75 % of them), or, with
-// AWQ_W4A16_L2_SPLIT on, their twins with split-K through L2 at 3..8 splits that fill one wave
-// (each split >= 16 chunks), or, on long layers (k > 8192), split 4 where the grid is 60-90 % of
-// one wave.
-// Checked: the tiles' shapes; on any GPU, every 192-row pick over the 7B shapes and many m obeys
-// the rule's bounds, and the rule's first candidate is taken wherever it fills; on a 132-SM GPU
-// (H100 / H200), the picks of branch gpu11's and sessions 23's and 24's sweeps. Without the rule,
-// no 192-row tile is picked.
-TEST(CudaW4A16, WaveTilePickRules) {
-  SKIP_WITHOUT_GPU();
-  const int r64 = cuda::w4a16_tma_rows192_config(64), r128 = cuda::w4a16_tma_rows192_config(128);
-  const int l64 = cuda::w4a16_tma_rows192_l2_config(64), l128 = cuda::w4a16_tma_rows192_l2_config(128);
-  const cuda::W4A16TiledConfig c64 = cuda::w4a16_tiled_config(r64), c128 = cuda::w4a16_tiled_config(r128);
-  EXPECT_TRUE(c64.wgmma && c64.bm == 64 && c64.bn == 192 && c64.threads == 512 && !c64.stream_k && !c64.l2_split);
-  EXPECT_TRUE(c128.wgmma && c128.bm == 128 && c128.bn == 192 && c128.threads == 512 && !c128.stream_k &&
-              !c128.l2_split);
-  for (const int l : {l64, l128}) {  // the twins: the same tiles, split-K through L2
-    const cuda::W4A16TiledConfig c = cuda::w4a16_tiled_config(l), twin = l == l64 ? c64 : c128;
-    EXPECT_TRUE(c.wgmma && c.l2_split && !c.stream_k && c.bm == twin.bm && c.bn == 192 && c.threads == 512 &&
-                c.stages == twin.stages && c.rt == twin.rt);
-  }
-  const bool wave = cuda::w4a16_wgmma_available() && cuda::w4a16_wgmma_ws_available() && cuda::w4a16_tma_from_env() &&
-                    cuda::w4a16_wave_tiles_from_env();
-  const bool l2 = wave && cuda::w4a16_split_k_available() && cuda::w4a16_l2_split_from_env();
-  const bool mid = cuda::w4a16_wave_mid_from_env();
-  int dev = 0, sms = 0;
-  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
-  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
-  const auto grid = [](const cuda::W4A16TiledConfig& c, int64_t m, int64_t n) {
-    return ((n / 16 + c.bn / 16 - 1) / (c.bn / 16)) * ((m + c.bm - 1) / c.bm);
-  };
-  const int64_t shapes[][2] = {{4096, 4096}, {12288, 4096}, {11008, 4096}, {22016, 4096}, {4096, 11008}};
-  int taken = 0;
-  for (const auto& sh : shapes) {
-    for (int64_t m = 64; m <= 640; m += 32) {
-      const int64_t n = sh[0], k = sh[1];
-      const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
-      const bool is_l2 = c.config == l64 || c.config == l128;
-      const bool is192 = c.config == r64 || c.config == r128 || is_l2;
-      if (!wave) {
-        EXPECT_FALSE(is192) << "n " << n << " m " << m;
-        continue;
-      }
-      // The first candidates, where they fill one wave: 64 x 192 unsplit at m <= 64; 128 x 192
-      // split 2 (its tokens >= 75 % of its token blocks), else 64 x 192 unsplit, at m = 97..512.
-      const auto fills1 = [&](int64_t g, int percent = 85) { return g <= sms && g * 100 >= percent * int64_t(sms); };
-      const int64_t g64 = grid(c64, m, n), tb128 = (m + 127) / 128;
-      // m = 65..96 only with AWQ_W4A16_WAVE_MID on (as one 128-token block).
-      const bool in_range = (m > 32 && m <= 64) || (m > 64 && m <= 96 && mid) || (m > 96 && m <= 512);
-      const bool r128_split2_first = cuda::w4a16_split_k_available() && in_range && m > 64 &&
-                                     (tb128 == 1 || m * 100 >= 75 * tb128 * 128) && fills1(2 * grid(c128, m, n), 80);
-      if (r128_split2_first) {
-        EXPECT_EQ(c.config, r128) << "n " << n << " m " << m;
-        EXPECT_EQ(c.splits, 2) << "n " << n << " m " << m;
-      } else if (in_range && fills1(g64)) {
-        EXPECT_EQ(c.config, r64) << "n " << n << " m " << m;
-        EXPECT_EQ(c.splits, 1) << "n " << n << " m " << m;
-      }
-      if (!is192) continue;
-      ++taken;
-      const int64_t g = grid(cuda::w4a16_tiled_config(c.config), m, n) * c.splits;
-      const int64_t waves = (g + sms - 1) / sms;
-      EXPECT_TRUE(in_range) << "n " << n << " m " << m;
-      if (is_l2) {  // 3..8 splits of >= 16 chunks each, one wave filled to >= 85 %
-        EXPECT_TRUE(l2) << "n " << n << " m " << m;
-        EXPECT_TRUE(c.splits >= 3 && c.splits <= 8 && (k + 63) / 64 >= 16 * c.splits) << "n " << n << " m " << m;
-        EXPECT_TRUE(g <= sms && g * 100 >= 85 * sms) << "n " << n << " m " << m << ": grid " << g;
-        continue;
-      }
-      EXPECT_TRUE(c.splits == 1 || c.splits == 2 || (c.splits == 4 && (k > 8192 || (m > 64 && g * 100 >= 80 * sms))))
-          << "n " << n << " m " << m;
-      if (c.splits == 4) {  // 60-90 % of one wave
-        EXPECT_GE(g * 10, 6 * sms) << "n " << n << " m " << m << ": grid " << g;
-        EXPECT_LE(g * 10, 9 * sms) << "n " << n << " m " << m << ": grid " << g;
-      } else {  // 128 x 192 split 2: >= 80 %
-        EXPECT_GE(g * 100, (c.config == r128 && c.splits == 2 ? 80 : 85) * waves * sms)
-            << "n " << n << " m " << m << ": grid " << g;
-      }
-      EXPECT_LE(waves, c.config == r64 || c.splits > 1 ? 1 : 2) << "n " << n << " m " << m;
-      if (waves == 2) {  // the tokens fill >= 75 % of two waves of 128-token tiles
-        EXPECT_GE(grid(c128, c128.bm, n) * m * 100, 75 * 2 * sms * c128.bm) << "n " << n << " m " << m;
-      }
-    }
-  }
-  if (wave && sms == 132) {
-    const auto expect = [](int64_t n, int64_t k, int64_t m, int cfg, int splits) {
-      const cuda::W4A16TiledChoice c = cuda::w4a16_default_tiled(m, n, k);
-      EXPECT_EQ(c.config, cfg) << "n " << n << " k " << k << " m " << m;
-      EXPECT_EQ(c.splits, splits) << "n " << n << " k " << k << " m " << m;
-    };
-    expect(22016, 4096, 128, r128, 1);  // gate+up: 115 (64 x 192: 230)
-    expect(22016, 4096, 64, r64, 1);    // 115 tiles
-    expect(12288, 4096, 256, r128, 1);
-    expect(22016, 4096, 256, r128, 1);  // 230 tiles, two waves
-    expect(22016, 4096, 224, r128, 1);  // 230 tiles, 76 % of two waves' tokens
-    EXPECT_NE(cuda::w4a16_default_tiled(160, 22016, 4096).config, r128) << "gate+up m = 160: 54 % of two waves' tokens";
-    if (cuda::w4a16_split_k_available()) {
-      expect(4096, 4096, 192, r64, 2);  // o_proj: 66 tiles x 2 splits
-      expect(4096, 11008, 192, r64, 2);
-      expect(12288, 4096, 128, r128, 2);  // qkv: 64 tiles x 2 splits (64 x 192 unsplit: 128 tiles)
-      expect(11008, 4096, 128, r128, 2);  // gate or up: 58 x 2
-      expect(12288, 4096, 64, r64, 2);    // 64 x 2
-      expect(11008, 4096, 64, r64, 2);    // 58 x 2
-      expect(4096, 4096, 384, r128, 2);   // o_proj: 66 x 2
-      expect(4096, 11008, 384, r128, 2);
-      if (l2) {  // down_proj (k = 11008): 22 x 6 splits through L2; o_proj and down_proj at m = 256: 44 x 3
-        expect(4096, 11008, 64, l64, 6);
-        expect(4096, 11008, 128, l128, 6);
-        expect(4096, 11008, 256, l128, 3);
-        expect(4096, 4096, 256, l128, 3);
-      } else {
-        expect(4096, 11008, 64, r64, 4);  // down_proj: 22 x 4, 67 % of a wave
-        expect(4096, 11008, 128, r128, 4);
-      }
-      // o_proj at m = 64 / 128: 22 tiles, and 6 splits of 64 chunks would be too short
-      EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(64, 4096, 4096).config).bn, 192) << "o_proj m 64";
-      EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(128, 4096, 4096).config).bn, 192) << "o_proj m 128";
-    } else {
-      expect(4096, 4096, 384, r64, 1);  // 132 tiles
-    }
-    expect(12288, 4096, 512, r128, 1);  // 256 tiles, two waves
-    if (cuda::w4a16_split_k_available()) {  // a 13B's n = 5120 (27 row blocks) at m = 256: 54 x 2, 82 %
-      expect(5120, 5120, 256, r128, 2);
-      expect(5120, 13824, 256, r128, 2);
-      // and at m = 97..128 (27 x 4 splits, 82 % of a wave; 7B's o_proj: 22 x 4, 67 %, keeps the 64 x 64 tile)
-      expect(5120, 5120, 128, r128, 4);
-      expect(5120, 5120, 100, r128, 4);
-      if (mid) {  // m = 65..96 as one 128-token block (session 28)
-        expect(5120, 5120, 80, r128, 4);
-        expect(5120, 13824, 66, r128, 4);
-        expect(11008, 4096, 80, r128, 2);  // gate or up: 58 x 2
-        if (l2) expect(4096, 11008, 80, l128, 6);
-        EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(80, 4096, 4096).config).bn, 192) << "o_proj m 80";
-      } else {
-        EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(80, 5120, 5120).config).bn, 192) << "13B o_proj m 80";
-      }
-      // A 70B's n = 8192 layers: 64 x 192 at m = 160 (43 x 3 tiles); at 161..192 the 256 x 128 tile
-      // split 2 (32 x 2 blocks, one wave) with AWQ_W4A16_T256_FROM_161 (session 28).
-      const int t256 = cuda::w4a16_tma_wide_config();
-      expect(8192, 8192, 160, r64, 1);
-      if (cuda::w4a16_t256_from_161_from_env()) {
-        expect(8192, 8192, 176, t256, 2);
-        expect(8192, 28672, 192, t256, 2);
-      } else {
-        expect(8192, 8192, 176, r64, 1);
-      }
-    }
-    for (const int64_t m : {256, 512}) {
-      if (m == 256 && l2) continue;  // the L2 rule's (above)
-      EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(m, 4096, 4096).config).bn, 192) << "o_proj m " << m;
-      EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_default_tiled(m, 4096, 11008).config).bn, 192) << "down m " << m;
-    }
-    EXPECT_NE(cuda::w4a16_default_tiled(384, 11008, 4096).config, r128) << "gate or up m = 384: 174 tiles, 66 % of two waves";
-    EXPECT_NE(cuda::w4a16_default_tiled(512, 22016, 4096).config, r128) << "gate+up m = 512: 460 tiles";
-  }
-  std::printf("[ note     ] wave rule %s on this device/build (%d SMs); %d of the checked picks are 192-row tiles\n",
-              wave ? "in use" : "NOT in use", sms, taken);
 }
 
 TEST(CudaW4A16, Llama2_7BShapes) {
