@@ -944,12 +944,9 @@ TEST(CudaW4A16, KSliceSwitchParses) {
   expect_switch_parses(cuda::parse_w4a16_kslice_thin, "AWQ_W4A16_KSLICE_THIN", "yes");
 }
 
-TEST(CudaW4A16, Split3SwitchParses) {
+// Sessions 27's and 28's dispatch switches (the picks they restore: CudaW4A16Pick.*, on CPU).
+TEST(CudaW4A16, DispatchRuleSwitchesParse) {
   expect_switch_parses(cuda::parse_w4a16_split3, "AWQ_W4A16_SPLIT3", "on");
-}
-
-// Session 28's dispatch switches (the picks they restore: CudaW4A16Pick.Session28RulesOn132Sms).
-TEST(CudaW4A16, Session28SwitchesParse) {
   expect_switch_parses(cuda::parse_w4a16_wave_mid, "AWQ_W4A16_WAVE_MID", "yes");
   expect_switch_parses(cuda::parse_w4a16_wide_mid, "AWQ_W4A16_WIDE_MID", "on");
   expect_switch_parses(cuda::parse_w4a16_t256_from_161, "AWQ_W4A16_T256_FROM_161", "2");

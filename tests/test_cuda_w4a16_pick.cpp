@@ -225,10 +225,7 @@ void PrefillPickRules(const cuda::W4A16PickContext& ctx) {
     EXPECT_LT(c.config, cuda::w4a16_tiled_count() - cuda::w4a16_wgmma_count() + cuda::w4a16_wgmma_ws_first());
   };
   const auto tma = [&](int64_t n, int64_t k, int64_t m, int cfg, int splits) {
-    if (wave && picks_rows192(ctx, n, k, m)) return;
-    const cuda::W4A16TiledChoice c = cuda::w4a16_pick_tiled(m, n, k, ctx);
-    EXPECT_EQ(c.config, cfg) << "n " << n << " k " << k << " m " << m;
-    EXPECT_EQ(c.splits, splits) << "n " << n << " k " << k << " m " << m;
+    if (!(wave && picks_rows192(ctx, n, k, m))) expect_pick(ctx, n, k, m, cfg, splits);
   };
   cp_async(4096, 4096, 160, 64, split2);   // o_proj: 64 x 64 split 2
   cp_async(4096, 11008, 192, 64, split2);  // down_proj
@@ -445,53 +442,48 @@ void WaveTilePickRules(const cuda::W4A16PickContext& ctx) {
     }
   }
   if (wave && sms == 132) {
-    const auto expect = [&](int64_t n, int64_t k, int64_t m, int cfg, int splits) {
-      const cuda::W4A16TiledChoice c = cuda::w4a16_pick_tiled(m, n, k, ctx);
-      EXPECT_EQ(c.config, cfg) << "n " << n << " k " << k << " m " << m;
-      EXPECT_EQ(c.splits, splits) << "n " << n << " k " << k << " m " << m;
-    };
-    expect(22016, 4096, 128, r128, 1);  // gate+up: 115 (64 x 192: 230)
-    expect(22016, 4096, 64, r64, 1);    // 115 tiles
-    expect(12288, 4096, 256, r128, 1);
-    expect(22016, 4096, 256, r128, 1);  // 230 tiles, two waves
-    expect(22016, 4096, 224, r128, 1);  // 230 tiles, 76 % of two waves' tokens
+    expect_pick(ctx, 22016, 4096, 128, r128, 1);  // gate+up: 115 (64 x 192: 230)
+    expect_pick(ctx, 22016, 4096, 64, r64, 1);    // 115 tiles
+    expect_pick(ctx, 12288, 4096, 256, r128, 1);
+    expect_pick(ctx, 22016, 4096, 256, r128, 1);  // 230 tiles, two waves
+    expect_pick(ctx, 22016, 4096, 224, r128, 1);  // 230 tiles, 76 % of two waves' tokens
     EXPECT_NE(cuda::w4a16_pick_tiled(160, 22016, 4096, ctx).config, r128) << "gate+up m = 160: 54 % of two waves' tokens";
     if (ctx.split_ok) {
-      expect(4096, 4096, 192, r64, 2);  // o_proj: 66 tiles x 2 splits
-      expect(4096, 11008, 192, r64, 2);
-      expect(12288, 4096, 128, r128, 2);  // qkv: 64 tiles x 2 splits (64 x 192 unsplit: 128 tiles)
-      expect(11008, 4096, 128, r128, 2);  // gate or up: 58 x 2
-      expect(12288, 4096, 64, r64, 2);    // 64 x 2
-      expect(11008, 4096, 64, r64, 2);    // 58 x 2
-      expect(4096, 4096, 384, r128, 2);   // o_proj: 66 x 2
-      expect(4096, 11008, 384, r128, 2);
+      expect_pick(ctx, 4096, 4096, 192, r64, 2);  // o_proj: 66 tiles x 2 splits
+      expect_pick(ctx, 4096, 11008, 192, r64, 2);
+      expect_pick(ctx, 12288, 4096, 128, r128, 2);  // qkv: 64 tiles x 2 splits (64 x 192 unsplit: 128 tiles)
+      expect_pick(ctx, 11008, 4096, 128, r128, 2);  // gate or up: 58 x 2
+      expect_pick(ctx, 12288, 4096, 64, r64, 2);    // 64 x 2
+      expect_pick(ctx, 11008, 4096, 64, r64, 2);    // 58 x 2
+      expect_pick(ctx, 4096, 4096, 384, r128, 2);   // o_proj: 66 x 2
+      expect_pick(ctx, 4096, 11008, 384, r128, 2);
       if (l2) {  // down_proj (k = 11008): 22 x 6 splits through L2; o_proj and down_proj at m = 256: 44 x 3
-        expect(4096, 11008, 64, l64, 6);
-        expect(4096, 11008, 128, l128, 6);
-        expect(4096, 11008, 256, l128, 3);
-        expect(4096, 4096, 256, l128, 3);
+        expect_pick(ctx, 4096, 11008, 64, l64, 6);
+        expect_pick(ctx, 4096, 11008, 128, l128, 6);
+        expect_pick(ctx, 4096, 11008, 256, l128, 3);
+        expect_pick(ctx, 4096, 4096, 256, l128, 3);
       } else {
-        expect(4096, 11008, 64, r64, 4);  // down_proj: 22 x 4, 67 % of a wave
-        expect(4096, 11008, 128, r128, 4);
+        expect_pick(ctx, 4096, 11008, 64, r64, 4);  // down_proj: 22 x 4, 67 % of a wave
+        expect_pick(ctx, 4096, 11008, 128, r128, 4);
       }
       // o_proj at m = 64 / 128: 22 tiles, and 6 splits of 64 chunks would be too short
       EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_pick_tiled(64, 4096, 4096, ctx).config).bn, 192) << "o_proj m 64";
       EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_pick_tiled(128, 4096, 4096, ctx).config).bn, 192) << "o_proj m 128";
     } else {
-      expect(4096, 4096, 384, r64, 1);  // 132 tiles
+      expect_pick(ctx, 4096, 4096, 384, r64, 1);  // 132 tiles
     }
-    expect(12288, 4096, 512, r128, 1);  // 256 tiles, two waves
+    expect_pick(ctx, 12288, 4096, 512, r128, 1);  // 256 tiles, two waves
     if (ctx.split_ok) {  // a 13B's n = 5120 (27 row blocks) at m = 256: 54 x 2, 82 %
-      expect(5120, 5120, 256, r128, 2);
-      expect(5120, 13824, 256, r128, 2);
+      expect_pick(ctx, 5120, 5120, 256, r128, 2);
+      expect_pick(ctx, 5120, 13824, 256, r128, 2);
       // and at m = 97..128 (27 x 4 splits, 82 % of a wave; 7B's o_proj: 22 x 4, 67 %, keeps the 64 x 64 tile)
-      expect(5120, 5120, 128, r128, 4);
-      expect(5120, 5120, 100, r128, 4);
+      expect_pick(ctx, 5120, 5120, 128, r128, 4);
+      expect_pick(ctx, 5120, 5120, 100, r128, 4);
       if (mid) {  // m = 65..96 as one 128-token block (session 28)
-        expect(5120, 5120, 80, r128, 4);
-        expect(5120, 13824, 66, r128, 4);
-        expect(11008, 4096, 80, r128, 2);  // gate or up: 58 x 2
-        if (l2) expect(4096, 11008, 80, l128, 6);
+        expect_pick(ctx, 5120, 5120, 80, r128, 4);
+        expect_pick(ctx, 5120, 13824, 66, r128, 4);
+        expect_pick(ctx, 11008, 4096, 80, r128, 2);  // gate or up: 58 x 2
+        if (l2) expect_pick(ctx, 4096, 11008, 80, l128, 6);
         EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_pick_tiled(80, 4096, 4096, ctx).config).bn, 192) << "o_proj m 80";
       } else {
         EXPECT_NE(cuda::w4a16_tiled_config(cuda::w4a16_pick_tiled(80, 5120, 5120, ctx).config).bn, 192) << "13B o_proj m 80";
@@ -499,12 +491,12 @@ void WaveTilePickRules(const cuda::W4A16PickContext& ctx) {
       // A 70B's n = 8192 layers: 64 x 192 at m = 160 (43 x 3 tiles); at 161..192 the 256 x 128 tile
       // split 2 (32 x 2 blocks, one wave) with AWQ_W4A16_T256_FROM_161 (session 28).
       const int t256 = cuda::w4a16_tma_wide_config();
-      expect(8192, 8192, 160, r64, 1);
+      expect_pick(ctx, 8192, 8192, 160, r64, 1);
       if (ctx.t256_from_161) {
-        expect(8192, 8192, 176, t256, 2);
-        expect(8192, 28672, 192, t256, 2);
+        expect_pick(ctx, 8192, 8192, 176, t256, 2);
+        expect_pick(ctx, 8192, 28672, 192, t256, 2);
       } else {
-        expect(8192, 8192, 176, r64, 1);
+        expect_pick(ctx, 8192, 8192, 176, r64, 1);
       }
     }
     for (const int64_t m : {256, 512}) {

@@ -448,27 +448,27 @@ int blocks(const W4A16TiledConfig& c, int64_t m, int64_t n) {
 //    m <= 512: t256 (as was: 98.6, 99.1, 147.1; t128 within 1 % on qkv and gate or up).
 // {-1, 0}: no rule here (the rules of w4a16_default_tiled apply).
 // Whether the 256 x 128 TMA tile split 2 (each split >= 8 chunks of 64 inputs) is one wave.
-bool t256_split2_one_wave(int64_t m, int64_t n, int64_t k, int sms, bool split_ok) {
-  return split_ok && (k + 63) / 64 >= 16 && 2 * int64_t(blocks(w4a16_tiled_config(w4a16_tma_wide_config()), m, n)) <= sms;
+bool t256_split2_one_wave(int64_t m, int64_t n, int64_t k, const W4A16PickContext& ctx) {
+  return ctx.split_ok && (k + 63) / 64 >= 16 &&
+         2 * int64_t(blocks(w4a16_tiled_config(w4a16_tma_wide_config()), m, n)) <= ctx.sms;
 }
 
-// t256_from_161 (AWQ_W4A16_T256_FROM_161): the wide layers' t256 split 2 in one wave also at
+// ctx.t256_from_161 (AWQ_W4A16_T256_FROM_161): the wide layers' t256 split 2 in one wave also at
 // m = 161..192 (session 28, H200 wsweeps h200_s28_call1_*, µs at m = 176 / 192, the wave rule's
 // 64 x 192 before: a 70B's o_proj 8192 x 8192 48.2 / 48.6 was 52.1 / 52.3, its down_proj
 // 8192 x 28672 at 192 154.1 was 183.6; at m = 160 the 64 x 192 tile was the faster, 51.2 against
 // 54.2, session 27). The wave rule leaves these to this rule (wave_tile_pick).
-W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok, bool t256_from_161,
-                                    bool wide_mid) {
+W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, const W4A16PickContext& ctx) {
   const int c64 = kNumTiled + 7, c128 = kNumTiled + 8, t128 = w4a16_tma_square_config(),
             t256 = w4a16_tma_wide_config();
   const int64_t chunks = (k + 63) / 64;
-  const int split2 = split_ok && chunks >= 16 ? 2 : 1;
+  const int split2 = ctx.split_ok && chunks >= 16 ? 2 : 1;
   const auto grid = [&](int cfg) { return int64_t(blocks(w4a16_tiled_config(cfg), m, n)); };
-  const int64_t slots = sms;
-  if (m <= 64 || (m <= 96 && !wide_mid) || m > 512) return {-1, 0};
-  const bool t256_split2 = t256_split2_one_wave(m, n, k, sms, split_ok);
+  const int64_t slots = ctx.sms;
+  if (m <= 64 || (m <= 96 && !ctx.wide_mid) || m > 512) return {-1, 0};
+  const bool t256_split2 = t256_split2_one_wave(m, n, k, ctx);
   if (m <= 128) {
-    if (!wide_mid) return n >= 16384 ? W4A16TiledChoice{t128, 1} : W4A16TiledChoice{-1, 0};
+    if (!ctx.wide_mid) return n >= 16384 ? W4A16TiledChoice{t128, 1} : W4A16TiledChoice{-1, 0};
     if (n < kW4A16TmaMinRows) return {-1, 0};
     if (grid(t128) <= 2 * slots) return {t128, split2 == 2 && 2 * grid(t128) <= 2 * slots ? 2 : 1};
     return grid(t128) <= 3 * slots ? W4A16TiledChoice{w4a16_tma_rows192_config(128), 1} : W4A16TiledChoice{-1, 0};
@@ -481,7 +481,7 @@ W4A16TiledChoice prefill_wgmma_pick(int64_t m, int64_t n, int64_t k, int sms, bo
     return k > 8192 ? W4A16TiledChoice{t128, split2} : W4A16TiledChoice{c128, 1};
   }
   if (m <= 192) {
-    if (t256_from_161 && m > kW4A16TmaMinTokens && t256_split2) return {t256, 2};
+    if (ctx.t256_from_161 && m > kW4A16TmaMinTokens && t256_split2) return {t256, 2};
     if (grid(c128) <= 2 * slots) return {c128, 1};
     return grid(t256) <= slots ? W4A16TiledChoice{t256, 1} : W4A16TiledChoice{c128, 1};
   }
@@ -591,12 +591,13 @@ W4A16TiledChoice stream_k_pick(int64_t m, int64_t n, int64_t k, int sms, W4A16Ti
 // 13.1 against 11.4, m = 128 split 6 17.2 against 14.4. The L2 partials cost ~3 us there (a
 // timing build without their stores and loads: o_proj m = 256 18.5).
 // {-1, 0}: no pick here.
-W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool split_ok, bool l2_split, bool mid,
-                                bool t256_from_161) {
-  if (m <= 32 || (m > 64 && m <= 96 && !mid) || m > 512) return {-1, 0};
-  if (t256_from_161 && m > kW4A16TmaMinTokens && m <= 192 && n >= kW4A16TmaMinRows &&
-      t256_split2_one_wave(m, n, k, sms, split_ok))
+W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, const W4A16PickContext& ctx) {
+  if (m <= 32 || (m > 64 && m <= 96 && !ctx.wave_mid) || m > 512) return {-1, 0};
+  if (ctx.t256_from_161 && m > kW4A16TmaMinTokens && m <= 192 && n >= kW4A16TmaMinRows &&
+      t256_split2_one_wave(m, n, k, ctx))
     return {-1, 0};  // the prefill rule's 256 x 128 split 2 (prefill_wgmma_pick)
+  const int sms = ctx.sms;
+  const bool split_ok = ctx.split_ok;
   const int r64 = w4a16_tma_rows192_config(64), r128 = w4a16_tma_rows192_config(128);
   const int64_t chunks = (k + 63) / 64;
   const bool split2 = split_ok && chunks >= 16, split4 = split_ok && k > 8192 && chunks >= 32;
@@ -604,7 +605,7 @@ W4A16TiledChoice wave_tile_pick(int64_t m, int64_t n, int64_t k, int sms, bool s
   // fills it and leaves each split >= 16 chunks; 0 where none does.
   const auto l2_splits = [&](int64_t grid) {
     const int64_t s = std::min<int64_t>(8, grid > 0 ? sms / grid : 0);
-    return l2_split && split_ok && s >= 3 && grid * s * 100 >= 85 * int64_t(sms) && chunks >= 16 * s ? int(s) : 0;
+    return ctx.l2_split && split_ok && s >= 3 && grid * s * 100 >= 85 * int64_t(sms) && chunks >= 16 * s ? int(s) : 0;
   };
   const auto waves_of = [&](int64_t grid) { return (grid + sms - 1) / sms; };
   const auto fills = [&](int64_t grid, int max_waves, int percent = 85) {
@@ -716,12 +717,11 @@ W4A16TiledChoice w4a16_pick_tiled(int64_t m, int64_t n, int64_t k, const W4A16Pi
   if (m > 32 && ctx.wgmma) {
     const bool tma = ctx.tma;
     if (tma && ctx.wave_tiles) {
-      const W4A16TiledChoice c =
-          wave_tile_pick(m, n, k, sms, split_ok, ctx.l2_split, ctx.wave_mid, ctx.t256_from_161);
+      const W4A16TiledChoice c = wave_tile_pick(m, n, k, ctx);
       if (c.config >= 0) return c;
     }
     if (tma) {
-      const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, sms, split_ok, ctx.t256_from_161, ctx.wide_mid);
+      const W4A16TiledChoice c = prefill_wgmma_pick(m, n, k, ctx);
       if (c.config >= 0) return ctx.stream_k ? stream_k_pick(m, n, k, sms, c) : c;
     }
     if (m >= kW4A16TmaMinTokens && n >= kW4A16TmaMinRows && tma) return {w4a16_tma_wide_config(), 1};
@@ -799,7 +799,10 @@ W4A16PickContext w4a16_pick_context() {
 }
 
 W4A16TiledChoice w4a16_default_tiled(int64_t m, int64_t n, int64_t k) {
-  return w4a16_pick_tiled(m, n, k, w4a16_pick_context());
+  // The device and the switches do not change within a process: read once (a bad switch value
+  // throws here again at the next call, as a static whose initialization throws is retried).
+  static const W4A16PickContext ctx = w4a16_pick_context();
+  return w4a16_pick_tiled(m, n, k, ctx);
 }
 
 // Synchronous (a probe kernel and a copy): upload_w4a16 calls it first, outside any capture.
