@@ -26,6 +26,7 @@
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16.h"
 #include "ops/cuda/w4a16_kernels.h"
+#include "ops/cuda/w4a16_tune.h"
 #include "quant/autoawq_pack.h"
 #include "support/half_vectors.h"
 #include "support/expect_error.h"
@@ -653,6 +654,117 @@ TEST(CudaW4A16, SplitKThroughL2MatchesClusterBits) {
           EXPECT_EQ(std::memcmp(want.data(), got.data(), got.size() * 2), 0) << "run " << rep;
         }
       }
+    }
+  }
+  cuda::free_w4a16(w);
+}
+
+// The measured picks (w4a16_tune.h) on this GPU: tuning a shape over two weight copies records a
+// pick for each 64-token bucket up to m_max and nothing past it; w4a16_linear then runs exactly
+// the recorded pick (the same bits as launching it directly) and matches the reference; a
+// second tuning of the shape times nothing; tuning inside a graph capture is refused. On a GPU
+// without the sm_90a kernels nothing is tuned and the reason is given.
+TEST(CudaW4A16, TuneRecordsWhatTheLinearRuns) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq a(1032, 1024, 128, 4, 71);  // a padded row tile; 16 chunks
+  cuda::W4A16Weight w0 = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
+  cuda::W4A16Weight w1 = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
+  const int64_t m_max = 256;
+  DeviceBuffer dx = to_device(std::vector<uint16_t>(size_t(m_max * a.k), 0)), dy(size_t(m_max * a.n) * 2);
+  cuda::w4a16_tune_forget();
+  const std::vector<cuda::W4A16Codes> codes = {{static_cast<const uint4*>(w0.codes), static_cast<const uint2*>(w0.params)},
+                                               {static_cast<const uint4*>(w1.codes), static_cast<const uint2*>(w1.params)}};
+  const cuda::W4A16TuneReport r = cuda::w4a16_tune(codes, a.n, a.k, a.group, m_max, dx.h(), dy.h(), nullptr);
+  if (!cuda::w4a16_wgmma_available()) {
+    EXPECT_EQ(r.buckets, 0);
+    EXPECT_NE(r.why_not.find("wgmma"), std::string::npos) << r.why_not;
+    GTEST_SKIP() << "no sm_90a wgmma kernels here: " << r.why_not;
+  }
+  EXPECT_EQ(r.buckets, 4) << r.why_not;  // 64, 128, 192, 256
+  std::printf("[ note     ] tuned n %lld k %lld: %d buckets in %.3f s, %d differ from the rules\n", (long long)a.n,
+              (long long)a.k, r.buckets, r.seconds, r.changed);
+  WorstNmse worst{"tuned picks, n 1032 k 1024 group 128, m = 17..256"};
+  for (int64_t m : {17, 40, 64, 100, 128, 192, 200, 256}) {
+    SCOPED_TRACE("m " + std::to_string(m));
+    const cuda::W4A16TiledChoice t = cuda::w4a16_tuned_pick(m, a.n, a.k, a.group);
+    ASSERT_GE(t.config, 0);
+    const auto cands = cuda::w4a16_tune_candidates(cuda::w4a16_tune_bucket(m), a.n, a.k, cuda::w4a16_pick_context());
+    EXPECT_TRUE(std::any_of(cands.begin(), cands.end(),
+                            [&](auto c) { return c.config == t.config && c.splits == t.splits; }));
+    const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, uint32_t(72 + m));
+    DeviceBuffer mx = to_device(x), y_linear(size_t(m * a.n) * 2), y_direct(size_t(m * a.n) * 2);
+    std::vector<uint16_t> via_linear(size_t(m * a.n)), direct(via_linear.size());
+    run_linear(w0, mx.h(), m, nullptr, y_linear.h());
+    run_tiled(t.config, t.splits)(w0, mx.h(), m, nullptr, y_direct.h());
+    AWQ_CUDA_CHECK(cudaMemcpy(via_linear.data(), y_linear.p, via_linear.size() * 2, cudaMemcpyDeviceToHost));
+    AWQ_CUDA_CHECK(cudaMemcpy(direct.data(), y_direct.p, direct.size() * 2, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(std::memcmp(via_linear.data(), direct.data(), direct.size() * 2), 0) << "config " << t.config;
+    EXPECT_LE(worst(check_w4a16(a, m, true, uint32_t(80 + m), run_linear, 0, &w0)), kMaxNmse);
+  }
+  EXPECT_EQ(cuda::w4a16_tuned_pick(257, a.n, a.k, a.group).config, -1);  // past m_max
+  EXPECT_EQ(cuda::w4a16_tuned_pick(16, a.n, a.k, a.group).config, -1);   // not a tuned size
+  EXPECT_EQ(cuda::w4a16_tune(codes, a.n, a.k, a.group, m_max, dx.h(), dy.h(), nullptr).buckets, 0);  // done already
+
+  cuda::w4a16_tune_forget();
+  cudaStream_t s = nullptr;
+  AWQ_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  AWQ_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  const cuda::W4A16TuneReport captured = cuda::w4a16_tune(codes, a.n, a.k, a.group, m_max, dx.h(), dy.h(), s);
+  cudaGraph_t g = nullptr;
+  AWQ_CUDA_CHECK(cudaStreamEndCapture(s, &g));
+  if (g) cudaGraphDestroy(g);
+  cudaStreamDestroy(s);
+  EXPECT_EQ(captured.buckets, 0);
+  EXPECT_NE(captured.why_not.find("captured"), std::string::npos) << captured.why_not;
+  EXPECT_EQ(cuda::w4a16_tuned_pick(128, a.n, a.k, a.group).config, -1);
+  cuda::free_w4a16(w0);
+  cuda::free_w4a16(w1);
+}
+
+// The 192-token TMA tiles (w4a16_wgmma_ws.cu configurations 14-16: 192 x 128, its
+// split-K-through-L2 twin, 192 x 192 with one A register set; picked only by the tuner) against
+// the reference at m = 130 (one partly filled token block), 192 (one full), 200 and 384 (two),
+// unsplit and at 2, 3 and 4 splits, groups 128 and 32 (the small-group params path), n 1032 (a
+// padded row tile) and 264; then the L2 twin gives the cluster form's bits, twice.
+TEST(CudaW4A16, Tokens192TilesMatchReference) {
+  SKIP_WITHOUT_GPU();
+  std::vector<int> configs;
+  int cluster128 = -1, l2_128 = -1;
+  for (int t = 0; t < cuda::w4a16_tiled_count(); ++t) {
+    const cuda::W4A16TiledConfig c = cuda::w4a16_tiled_config(t);
+    if (!c.wgmma || c.bm != 192) continue;
+    configs.push_back(t);
+    if (c.bn == 128) (c.l2_split ? l2_128 : cluster128) = t;
+  }
+  ASSERT_EQ(configs.size(), 3u);
+  ASSERT_GE(cluster128, 0);
+  ASSERT_GE(l2_128, 0);
+  const RandomAwq wide(1032, 1024, 128, 4, 91), small_group(264, 512, 32, 4, 92);
+  WorstNmse worst{"192-token TMA tiles, n 1032 k 1024 g128 and n 264 k 512 g32, m = 130, 192, 200, 384, splits 1-4"};
+  for (const RandomAwq* a : {&wide, &small_group}) {
+    cuda::W4A16Weight w = cuda::upload_w4a16(a->awq(), a->n, a->k, nullptr);
+    for (int t : configs)
+      for (int64_t m : {130, 192, 200, 384})
+        for (int splits : {1, 2, 3, 4}) {
+          SCOPED_TRACE("config " + std::to_string(t) + " n " + std::to_string(a->n) + " m " + std::to_string(m) +
+                       " splits " + std::to_string(splits));
+          EXPECT_LE(worst(check_w4a16(*a, m, true, uint32_t(93 + m + splits), run_tiled(t, splits), 0, &w)), kMaxNmse);
+        }
+    cuda::free_w4a16(w);
+  }
+  cuda::W4A16Weight w = cuda::upload_w4a16(wide.awq(), wide.n, wide.k, nullptr);
+  const int64_t m = 200;
+  const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * wide.k), -1.0f, 1.0f, 94);
+  DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * wide.n) * 2);
+  for (int splits : {2, 3, 4}) {
+    std::vector<uint16_t> want(static_cast<size_t>(m * wide.n)), got(want.size());
+    run_tiled(cluster128, splits)(w, dx.h(), m, nullptr, dy.h());
+    AWQ_CUDA_CHECK(cudaMemcpy(want.data(), dy.p, want.size() * 2, cudaMemcpyDeviceToHost));
+    for (int rep = 0; rep < 2; ++rep) {
+      AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, got.size() * 2));
+      run_tiled(l2_128, splits)(w, dx.h(), m, nullptr, dy.h());
+      AWQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.p, got.size() * 2, cudaMemcpyDeviceToHost));
+      EXPECT_EQ(std::memcmp(want.data(), got.data(), got.size() * 2), 0) << "splits " << splits << " run " << rep;
     }
   }
   cuda::free_w4a16(w);

@@ -17,6 +17,8 @@
 // table's cuBLAS, W4A16 and PDL columns: the fastest of 3 such medians, in rotating order).
 // Bandwidth ceilings are measured here too: a device-to-device copy (read + write bytes) and a
 // read-only kernel; "% BW" divides achieved bytes/s (weights + x + y, each once) by the larger.
+// Each shape is tuned first as the engine tunes its layers at load (AWQ_W4A16_TUNE, on by default;
+// ops/cuda/w4a16_tune.h): "tuned" in the kernel column where the measured pick runs.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -36,6 +38,7 @@
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16.h"
 #include "ops/cuda/w4a16_kernels.h"
+#include "ops/cuda/w4a16_tune.h"
 
 using namespace awq;
 using namespace awq::cuda;
@@ -257,6 +260,15 @@ int main(int argc, char** argv) try {
                   t_codes, double(codes_bytes) * 1e-6, double(codes_bytes) / t_codes * 1e-3);
       cudaFree(sink);
     }
+    // The measured picks the engine makes at load (AWQ_W4A16_TUNE, on by default; w4a16.h), over
+    // the weight copies as the engine cycles through its layers: the table's W4A16 column then
+    // runs what the model runs.
+    {
+      std::vector<const W4A16Weight*> ws;
+      for (const W4A16Weight& wi : wq) ws.push_back(&wi);
+      const std::string line = w4a16_tune_linear(ws, mmax, x, y, s);
+      if (!line.empty()) std::printf("%s\n", line.c_str());
+    }
     if (sweep) {
       // Every compiled kernel configuration at these m: what picks the defaults. A third of the
       // repeats (at least 5) per entry keeps the sweep's time in bounds; the legacy kernels only
@@ -309,7 +321,7 @@ int main(int argc, char** argv) try {
       const int first_wgmma = w4a16_tiled_count() - w4a16_wgmma_count();
       for (const int64_t m : wsweep_ms) {
         std::printf("wsweep %s m=%lld:", sh.what, (long long)m);
-        const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
+        const W4A16TiledChoice pick = w4a16_run_tiled_pick(m, n, k, group);
         for (int t = first_wgmma; w4a16_wgmma_available() && t < w4a16_tiled_count(); ++t) {
           if (!wsweep_only.empty() && t != pick.config &&
               std::find(wsweep_only.begin(), wsweep_only.end(), t) == wsweep_only.end())
@@ -407,10 +419,11 @@ int main(int argc, char** argv) try {
         const W4A16KSliceConfig c = w4a16_kslice_config(ks.config);
         std::snprintf(kernel, sizeof kernel, "kslice %d/%d/%d/%d split %d", c.mt, c.wn, c.wk, c.u, ks.splits);
       } else if (tiled) {
-        const W4A16TiledChoice pick = w4a16_default_tiled(m, n, k);
+        const W4A16TiledChoice pick = w4a16_run_tiled_pick(m, n, k, group);
         const W4A16TiledConfig c = w4a16_tiled_config(pick.config);
-        std::snprintf(kernel, sizeof kernel, "%s %dx%d/%d %s %d", c.wgmma ? "wgmma" : "tiled", c.bm, c.bn, c.threads,
-                      c.stream_k ? "stream-K" : "split", c.stream_k ? 1 : pick.splits);
+        std::snprintf(kernel, sizeof kernel, "%s %dx%d/%d %s %d%s", c.wgmma ? "wgmma" : "tiled", c.bm, c.bn,
+                      c.threads, c.stream_k ? "stream-K" : "split", c.stream_k ? 1 : pick.splits,
+                      w4a16_tuned_pick(m, n, k, group).config >= 0 ? " tuned" : "");
       } else {
         const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n, k));
         std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d%s%s", v.mt, v.wk, v.wn, v.rt, v.xs ? "x" : "",

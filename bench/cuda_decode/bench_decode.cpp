@@ -1,7 +1,7 @@
-// Decode speed of the CUDA engine on a random-weight Llama-2-7B-shape AWQ W4 g128 model
+// Decode speed of the CUDA engine on a random-weight Llama-2-7B-shape (or --model) AWQ W4 g128 model
 // (the values do not change the speed; only the shapes and the format do), against the
 // memory-bandwidth roofline measured in the same run.
-//   awq_bench_decode [--batch 1,8,32] [--pdl 0,1,2] [--rounds 2] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]
+//   awq_bench_decode [--model llama2-7b|llama3-8b|qwen2.5-7b] [--batch 1,8,32] [--pdl 0,1,2] [--rounds 2] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]
 // Per batch B and programmatic-dependent-launch mode (ops/cuda/pdl.h: 0 off, 1 on, 2 on + L2
 // prefetch of the W4A16 weights; modes the device lacks run as 0 and are printed once): B
 // sequences are prefilled with `prompt` random tokens, then `gen` greedy decode steps (argmax on
@@ -33,7 +33,10 @@ namespace {
 
 using namespace awq;
 
-ModelConfig llama2_7b() {
+// The model shapes (--model): Llama-2-7B (the issue's), and two whose layers the W4A16 dispatch
+// rules were not fitted on: Llama-3-8B (GQA, fused gate+up 28672 x 4096, vocab 128256) and
+// Qwen2.5-7B (gate+up 37888 x 3584, q/k/v biases, vocab 152064). Random AWQ W4 g128 weights.
+ModelConfig model_shape(const std::string& name) {
   ModelConfig c;
   c.model_type = "llama";
   c.vocab_size = 32000;
@@ -49,6 +52,25 @@ ModelConfig llama2_7b() {
   c.quant.quant_method = "awq";
   c.quant.bits = 4;
   c.quant.group_size = 128;
+  if (name == "llama3-8b") {
+    c.vocab_size = 128256;
+    c.intermediate_size = 14336;
+    c.num_kv_heads = 8;
+    c.rope_theta = 500000.0;
+    c.max_position_embeddings = 8192;
+  } else if (name == "qwen2.5-7b") {
+    c.model_type = "qwen2";
+    c.vocab_size = 152064;
+    c.hidden_size = 3584;
+    c.intermediate_size = 18944;
+    c.num_layers = 28;
+    c.num_heads = 28;
+    c.num_kv_heads = 4;
+    c.rope_theta = 1000000.0;
+    c.max_position_embeddings = 32768;
+  } else if (name != "llama2-7b") {
+    throw Error("--model " + name + ": the shapes are llama2-7b, llama3-8b and qwen2.5-7b");
+  }
   return c;
 }
 
@@ -99,11 +121,20 @@ Matrix random_awq(LlamaWeights& w, int64_t out, int64_t in, int group, uint64_t 
   return m;
 }
 
+// fp16 values uniform in [-0.035, 0.035] (std ~0.02), from random words, on several threads (a
+// 150k-token vocabulary's embedding is half a billion values).
 Matrix random_f16(LlamaWeights& w, int64_t rows, int64_t cols, uint64_t seed) {
-  uint16_t* p = own<uint16_t>(w, size_t(rows * cols));
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  std::normal_distribution<float> nd(0.0f, 0.02f);
-  for (int64_t i = 0; i < rows * cols; ++i) p[i] = f32_to_fp16(nd(rng));
+  const size_t n = size_t(rows * cols);
+  uint16_t* p = own<uint16_t>(w, n);
+  random_words(reinterpret_cast<uint32_t*>(p), n / 2, seed);
+  const size_t threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::thread> pool;
+  for (size_t t = 0; t < threads; ++t)
+    pool.emplace_back([=] {
+      for (size_t i = t * n / threads, e = (t + 1) * n / threads; i < e; ++i)
+        p[i] = f32_to_fp16((float(p[i]) / 65535.0f - 0.5f) * 0.07f);
+    });
+  for (auto& th : pool) th.join();
   return Matrix(DType::F16, rows, cols, p);
 }
 
@@ -145,7 +176,7 @@ int run(int argc, char** argv) {
   std::vector<int> batches = {1, 8, 32};
   std::vector<int> pdl_modes = {0, 1, 2};
   int prompt = 16, gen = 128, warmup = 3, rounds = 2;
-  std::string json_path;
+  std::string json_path, model = "llama2-7b";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -159,8 +190,9 @@ int run(int argc, char** argv) {
     else if (a == "--gen") gen = std::stoi(next());
     else if (a == "--warmup") warmup = std::stoi(next());
     else if (a == "--json") json_path = next();
+    else if (a == "--model") model = next();
     else if (a == "--help" || a == "-h") {
-      std::printf("usage: awq_bench_decode [--batch 1,8,32] [--pdl 0,1,2] [--rounds 2] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]\n");
+      std::printf("usage: awq_bench_decode [--model llama2-7b|llama3-8b|qwen2.5-7b] [--batch 1,8,32] [--pdl 0,1,2] [--rounds 2] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]\n");
       return 0;
     } else {
       throw Error("unknown argument " + a + " (see --help)");
@@ -173,17 +205,20 @@ int run(int argc, char** argv) {
   std::string why;
   if (!cuda::cuda_device_available(&why)) throw Error(why);
 
-  const ModelConfig c = llama2_7b();
+  const ModelConfig c = model_shape(model);
   double t0 = now();
   const LlamaWeights w = random_weights(c);
-  std::fprintf(stderr, "random Llama-2-7B-shape AWQ W4 g128 weights built in %.1f s\n", now() - t0);
+  std::fprintf(stderr, "random %s-shape AWQ W4 g128 weights built in %.1f s\n", model.c_str(), now() - t0);
   const double bw = cuda::measure_copy_bandwidth(int64_t(1) << 30, 10);
   cuda::CudaLlamaOptions o;
   o.slots = *std::max_element(batches.begin(), batches.end());
   o.ctx = prompt + warmup + gen + 1;
   t0 = now();
   cuda::CudaLlama llm(c, w, o);
-  std::fprintf(stderr, "uploaded in %.1f s to %s\n", now() - t0, llm.device_name().c_str());
+  std::fprintf(stderr, "uploaded (and tuned) in %.1f s to %s\n", now() - t0, llm.device_name().c_str());
+  // The W4A16 tuning at load (AWQ_W4A16_TUNE; ops/cuda/w4a16.h): a line per layer shape.
+  std::printf("%s", llm.tuning_log().empty() ? "W4A16 tuning: none (AWQ_W4A16_TUNE=0, or no sm_90a kernels)\n"
+                                             : llm.tuning_log().c_str());
 
   const int64_t wbytes = llm.weight_bytes_per_step();
   const int64_t kv_row = int64_t(c.num_layers) * c.kv_dim() * 2 * 2;  // k + v, fp16, all layers

@@ -174,6 +174,7 @@ struct CudaLlama::Impl {
   DevPtr<uint8_t> blas_ws;
   int sms = 0;
   std::string name;
+  std::string tuning_log;  // w4a16_tune_linear's lines, one per layer shape tuned at load
 
   DevPtr<__half> embed, lm_head_own;  // [vocab, d]
   const __half* lm_head = nullptr;    // embed when tied
@@ -419,6 +420,33 @@ double measure_copy_bandwidth(int64_t bytes, int reps) {
 
 bool cuda_device_available(std::string* why) { return cuda_available(why); }
 
+namespace {
+
+// The measured picks of the tiled W4A16 GEMM for the model's four AWQ layer shapes (w4a16.h
+// w4a16_tune_linear; AWQ_W4A16_TUNE=0 skips it), before any graph is captured. Each shape's
+// timed calls cycle through every layer's weights of it, and use the activation buffers (rows
+// R, zeroed first) as scratch.
+void tune_w4a16(CudaLlama::Impl& m) {
+  const int64_t R = m.R, d = m.c.hidden_size;
+  ok(cudaMemsetAsync(m.h.get(), 0, size_t(R * d) * 2, m.s), "zeroing activations");
+  ok(cudaMemsetAsync(m.att.get(), 0, size_t(R * m.c.q_dim()) * 2, m.s), "zeroing activations");
+  ok(cudaMemsetAsync(m.act.get(), 0, size_t(R * m.c.intermediate_size) * 2, m.s), "zeroing activations");
+  const auto tune = [&](Linear Layer::*which, __half* x, __half* y) {
+    std::vector<const W4A16Weight*> ws;
+    for (const Layer& L : m.layers)
+      if ((L.*which).awq) ws.push_back(&(L.*which).q);
+    if (ws.empty()) return;
+    const std::string line = w4a16_tune_linear(ws, m.R, x, y, m.s);
+    if (!line.empty()) m.tuning_log += line + "\n";
+  };
+  tune(&Layer::qkv, m.h.get(), m.qkv.get());
+  tune(&Layer::o, m.att.get(), m.o.get());
+  tune(&Layer::gu, m.h.get(), m.gu.get());
+  tune(&Layer::down, m.act.get(), m.o.get());
+}
+
+}  // namespace
+
 CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlamaOptions& opt)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
@@ -501,6 +529,7 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
   std::fill(m.h_ints, m.h_ints + 4 * R, 0);
   m.n_past.assign(size_t(opt.slots), 0);
   ok(cudaStreamSynchronize(m.s), "uploading the model");
+  tune_w4a16(m);
 }
 
 CudaLlama::~CudaLlama() {
@@ -536,6 +565,7 @@ void CudaLlama::set_pdl(int mode) {
 }
 int CudaLlama::pdl_mode() const { return pdl_supported() ? int(impl_->pdl) : 0; }
 std::string CudaLlama::device_name() const { return impl_->name; }
+const std::string& CudaLlama::tuning_log() const { return impl_->tuning_log; }
 
 void CudaLlama::prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
                         std::vector<float>& logits) {

@@ -80,9 +80,14 @@ class CudaLlama {
   // The mode the kernels actually launch with: 0 where the device or build lacks PDL (sm_80).
   int pdl_mode() const;
   std::string device_name() const;
+  // What the W4A16 tuning at load did (w4a16.h w4a16_tune_linear): a line per layer shape whose
+  // tiles were timed, "" where none were (AWQ_W4A16_TUNE=0, no sm_90a kernels, a dense model, or
+  // the shapes were tuned earlier in this process).
+  const std::string& tuning_log() const;
+
+  struct Impl;  // public for the file's helpers; defined in cuda_llama.cu only
 
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -2,6 +2,7 @@
 // kernel; fp16_linear through cuBLAS. Layout and contract: w4a16.h.
 #include "ops/cuda/w4a16.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16_kernels.h"
+#include "ops/cuda/w4a16_tune.h"
 
 namespace awq::cuda {
 
@@ -92,6 +94,25 @@ void w4a16_linear_silu(const W4A16Weight& w, const __half* x, int64_t m, const _
   check(w.n % 16 == 0, "w4a16_linear_silu: the gate/up projection needs n % 16 == 0");
   launch_w4a16_silu(static_cast<const uint4*>(w.codes), static_cast<const uint2*>(w.params), x, bias, gu, act, w.n,
                     w.k, w.group, m, w4a16_path_from_env(), s);
+}
+
+std::string w4a16_tune_linear(const std::vector<const W4A16Weight*>& ws, int64_t m_max, __half* x, __half* y,
+                              cudaStream_t s) {
+  check(!ws.empty(), "w4a16_tune_linear: no weights");
+  const W4A16Weight& w = *ws[0];
+  std::vector<W4A16Codes> codes;
+  for (const W4A16Weight* wi : ws) {
+    check(wi->codes && wi->params, "w4a16_tune_linear: a weight was not uploaded (upload_w4a16)");
+    check(wi->n == w.n && wi->k == w.k && wi->group == w.group, "w4a16_tune_linear: weights of different shapes");
+    codes.push_back({static_cast<const uint4*>(wi->codes), static_cast<const uint2*>(wi->params)});
+  }
+  if (!w4a16_tune_from_env()) return "";
+  const W4A16TuneReport r = w4a16_tune(codes, w.n, w.k, w.group, m_max, x, y, s);
+  if (r.buckets == 0) return "";
+  char line[200];
+  std::snprintf(line, sizeof line, "W4A16 %lld x %lld: tuned %d token buckets in %.2f s, %d differ from the rules",
+                (long long)w.n, (long long)w.k, r.buckets, r.seconds, r.changed);
+  return line;
 }
 
 W4A16Path parse_w4a16_path(const char* value) {
@@ -181,6 +202,10 @@ constexpr W4A16Switch kT256From161{
     "a 70B's n = 8192 layers at m = 161..192 run the wave rule's 64 x 192 tile, as before session 28",
     "they run the 256 x 128 tile split 2 where that is one wave (default)"};
 
+constexpr W4A16Switch kTune{
+    "AWQ_W4A16_TUNE", "the tiled GEMM runs the rules' picks (the same in every process)",
+    "the CUDA model times the candidate tiles of its layer shapes at load and runs the fastest (default)"};
+
 constexpr W4A16Switch kWideMid{
     "AWQ_W4A16_WIDE_MID",
     "layers the wave rule does not take at m = 33..128 keep the 7B-derived picks, as before session 28",
@@ -231,6 +256,8 @@ bool parse_w4a16_wave_mid(const char* value) { return parse_switch(kWaveMid, val
 bool w4a16_wave_mid_from_env() { return switch_from_env<kWaveMid>(); }
 bool parse_w4a16_t256_from_161(const char* value) { return parse_switch(kT256From161, value); }
 bool w4a16_t256_from_161_from_env() { return switch_from_env<kT256From161>(); }
+bool parse_w4a16_tune(const char* value) { return parse_switch(kTune, value); }
+bool w4a16_tune_from_env() { return switch_from_env<kTune>(); }
 bool parse_w4a16_wide_mid(const char* value) { return parse_switch(kWideMid, value); }
 bool w4a16_wide_mid_from_env() { return switch_from_env<kWideMid>(); }
 

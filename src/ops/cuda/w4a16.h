@@ -43,12 +43,17 @@
 //    splits of 3..8 that fill one wave (down_proj at m = 64..256, o_proj at m = 193..256 on a
 //    7B); API unchanged. AWQ_W4A16_L2_SPLIT=0 turns them off (read once; another value throws
 //    awq::Error). Such launches share the process's stream-K workspace: not on two streams at once.
+//  - 2026-11-28 (session 29): w4a16_tune_linear times the tiled GEMM's candidate tiles for a
+//    weight's shape once per process and w4a16_linear then runs the fastest (w4a16_tune.h);
+//    without it, the rules' picks as before. AWQ_W4A16_TUNE=0 makes it a no-op.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "ops/cpu/matrix.h"
 
@@ -75,6 +80,17 @@ void free_w4a16(W4A16Weight& w);
 // Picks the kernel configuration by m and n (w4a16_kernels.cu). m == 0: no-op.
 void w4a16_linear(const W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y,
                   cudaStream_t s);
+
+// Measured picks (w4a16_tune.h): times the tiled GEMM's candidate tiles and K splits for the
+// shape of ws (weights of one shape, e.g. every layer's o_proj; the timed calls cycle through them
+// so that each reads its weights from memory, as in a model's step) at every 64-token bucket of
+// m = 17..min(m_max, 512) on this GPU, once per process and shape; w4a16_linear (and
+// w4a16_linear_silu) then run the fastest there. x: [m_max, k] (finite values, e.g. zeros) and
+// y: [m_max, n] (overwritten) device scratch. Not while s is being captured. A no-op with AWQ_W4A16_TUNE=0, on
+// a GPU without the sm_90a wgmma kernels, or where tuned already. Synchronizes s. Returns a line
+// for a log ("" where nothing was timed).
+std::string w4a16_tune_linear(const std::vector<const W4A16Weight*>& ws, int64_t m_max, __half* x, __half* y,
+                              cudaStream_t s);
 
 // The fused gate/up projection and its SiLU product: w's n rows are gate and up in alternating
 // packs of 8 (cuda_ops.h silu_mul, interleaved), act: [m, n / 2] = silu(x gate^T (+ bias)) *

@@ -22,6 +22,7 @@
 #include "ops/cuda/pdl_device.cuh"
 #include "ops/cuda/w4a16_device.cuh"
 #include "ops/cuda/w4a16_pipeline.cuh"
+#include "ops/cuda/w4a16_tune.h"
 
 namespace awq::cuda {
 
@@ -604,7 +605,7 @@ void launch_choice(const Choice& c, const uint4* codes, const uint2* params, con
   if (c.pick == Pick::KSlice) {
     launch_w4a16_kslice(c.ks.config, c.ks.splits, codes, params, x, bias, y, n, k, group, m, s, gated);
   } else if (c.pick == Pick::Tiled) {
-    const W4A16TiledChoice t = w4a16_default_tiled(m, n, k);
+    const W4A16TiledChoice t = w4a16_run_tiled_pick(m, n, k, group);
     launch_w4a16_tiled(t.config, t.splits, codes, params, x, bias, y, n, k, group, m, s);
   } else {
     launch_w4a16_variant(w4a16_default_variant(m, n, k), codes, params, x, bias, y, n, k, group, m, s, gated);

@@ -123,7 +123,7 @@ struct WsTile {
   // shared memory is aligned up inside.
   static constexpr int kFlagOffset = kBarrierOffset + 2 * STAGES * 8;
   static constexpr int kSmemBytes = kFlagOffset + 8 + 1024;
-  static_assert(BM == 64 || BM == 128 || BM == 256, "wgmma N = BM tokens: 64, 128 or 256");
+  static_assert(BM == 64 || BM == 128 || BM == 192 || BM == 256, "wgmma N = BM tokens: 64, 128, 192 or 256");
   // Without a producer warpgroup, warp 0 refills a slot one chunk after its release, and waits
   // for chunk i + 1's slot before that: three slots or more, or it would wait for itself.
   static_assert(STAGES >= (PWG ? 2 : 3), "ring too short");
@@ -692,6 +692,13 @@ const WsEntry kWs[] = {
     // narrow layers' 22 row blocks, where clusters of 3 and 6 fit only 117 and 102 SMs.
     AWQ_W4A16_WS_CFG(128, 3, 8, 1, 1, 1, 1, 0, 1),   // 12: 128 x 192, split-K through L2
     AWQ_W4A16_WS_CFG(64, 3, 4, 2, 1, 1, 1, 0, 1),    // 13: 64 x 192 c2, split-K through L2
+    // 192-token tiles (wgmma N = 192), one block per SM: m = 129..192 in one token block, where
+    // the 128-token tiles take two (each reading and dequantizing the weights again) and the
+    // 256-token tile computes a quarter or more of padding. Picked by measurement only (the
+    // tuner, w4a16_tune.h; no rule takes them).
+    AWQ_W4A16_WS_CFG(192, 2, 6, 1, 1, 1, 1, 0, 0),   // 14: 192 x 128
+    AWQ_W4A16_WS_CFG(192, 2, 6, 1, 1, 1, 1, 0, 1),   // 15: 192 x 128, split-K through L2
+    AWQ_W4A16_WS_CFG(192, 3, 6, 1, 1, 1, 0, 0, 0),   // 16: 192 x 192, one A register set (registers)
 };
 #undef AWQ_W4A16_WS_CFG
 constexpr int kNumWs = int(sizeof(kWs) / sizeof(kWs[0]));

@@ -1,0 +1,81 @@
+// Measured picks of the tiled W4A16 GEMM (sm_90 wgmma devices): for each layer shape a model
+// uploads, every candidate tile and K split is timed once per bucket of token counts on this
+// GPU, and the fastest is what launch_w4a16 runs for that bucket from then on; the dispatch's
+// rules (w4a16_pick_tiled) stay the fallback and the tie-break. Why: the rules were fitted on a
+// few shapes (the 7B's, then some of Llama-3-8B's, Qwen2.5-7B's, a 13B's and a 70B's) and were
+// 10-40 % off the best tile on shapes and token counts they had not seen (docs/results/gpu.md,
+// sessions 28-29); timing the ~100 candidates of a shape takes a fraction of a second. Internal
+// to src/ops/cuda: the model calls w4a16_tune_linear (w4a16.h).
+// The picks live for the process: the same (shape, bucket) always runs the same kernel after
+// tuning, so results are deterministic within a process (eager and graph, every PDL mode), but
+// two processes may pick differently between tiles whose times tie (last-bit differences);
+// AWQ_W4A16_TUNE=0 turns tuning off (the rules' picks, the same in every process).
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ops/cuda/w4a16_kernels.h"
+
+namespace awq::cuda {
+
+// Token buckets of 64: the tiles hold 64, 128 or 256 tokens, so a configuration's grid and work
+// are the same for every m of (64 (j - 1), 64 j]; a bucket is timed at its upper end. Tuned:
+// m = 33..512, and 17..32 with the first bucket where those run the 64-token wgmma tiles
+// (AWQ_W4A16_WGMMA_FROM_17, the default); below, the K-slice and register-streaming kernels; above,
+// the 256 x 128 tile. 0: m is outside.
+constexpr int64_t kW4A16TuneMinTokens = 17, kW4A16TuneMaxTokens = 512;
+int64_t w4a16_tune_bucket(int64_t m);
+
+// The candidates of a bucket (upper end m): every wgmma configuration the context allows (the
+// TMA ones with ctx.tma, stream-K ones with ctx.stream_k, split-K-through-L2 ones with
+// ctx.l2_split) at 1, 2, 3, 4, 6 and 8 K splits (the split-K-through-L2 ones at 1..8) where
+// splits are available and each split keeps >= 4 chunks of 64 inputs (a stream-K configuration
+// unsplit only); none without ctx.wgmma.
+std::vector<W4A16TiledChoice> w4a16_tune_candidates(int64_t m, int64_t n, int64_t k, const W4A16PickContext& ctx);
+
+struct W4A16Timed {
+  W4A16TiledChoice choice;
+  double us;  // time of one call
+};
+// The pick from the candidates' times: the fastest, unless the rules' pick `rule` (if timed) is
+// within `margin` of it (e.g. 0.03: the fastest must be 3 % faster to replace the rule's pick;
+// timing noise then does not move picks the rules already got right). {-1, 0} if none was timed.
+W4A16TiledChoice w4a16_tune_select(W4A16TiledChoice rule, const std::vector<W4A16Timed>& timed, double margin);
+
+// What one shape's tuning did (for the caller's log line).
+struct W4A16TuneReport {
+  int buckets = 0;        // buckets timed now (0: already tuned, or not tunable here)
+  int changed = 0;        // of which the pick differs from the rules'
+  double seconds = 0.0;   // wall time spent
+  std::string why_not;    // non-empty where nothing was tuned: why
+};
+// Times the candidates of (n, k, group) for every bucket up to m_max (capped at
+// kW4A16TuneMaxTokens) and records the picks, unless tuned already. weights: uploaded weights of
+// that shape (w4a16.h), e.g. every layer's: the timed calls cycle through them, so that as in a
+// model's step each call reads its weights from memory, not from L2 (one weight read over and
+// over would sit in L2 and favour other tiles); x: [m_max, k] (finite values; read as they are)
+// and y: [m_max, n] (overwritten) device scratch. Must not run while s is being captured into a graph
+// (returns with why_not set). Synchronizes s.
+struct W4A16Codes {
+  const uint4* codes;
+  const uint2* params;
+};
+W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, int64_t k, int group, int64_t m_max,
+                           __half* x, __half* y, cudaStream_t s);
+// The recorded pick for m tokens of (n, k, group), or {-1, 0} where none is.
+W4A16TiledChoice w4a16_tuned_pick(int64_t m, int64_t n, int64_t k, int group);
+// The tiled pick launch_w4a16 runs: the tuned one where recorded, else w4a16_default_tiled.
+W4A16TiledChoice w4a16_run_tiled_pick(int64_t m, int64_t n, int64_t k, int group);
+// Forgets every recorded pick (tests).
+void w4a16_tune_forget();
+
+// AWQ_W4A16_TUNE: "1" or unset = the CUDA model tunes its layer shapes at load (above); "0" = it
+// does not (the rules' picks). Anything else: awq::Error. parse_ parses a value, _from_env reads once.
+bool parse_w4a16_tune(const char* value);
+bool w4a16_tune_from_env();
+
+}  // namespace awq::cuda
