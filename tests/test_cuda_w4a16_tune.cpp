@@ -36,6 +36,16 @@ TEST(CudaW4A16Tune, BucketsOf64TokensFrom17To512) {
   EXPECT_EQ(cuda::w4a16_tune_bucket(513), 0);  // the 256 x 128 tile's rule
 }
 
+TEST(CudaW4A16Tune, SmallBatchBucketsOf4TokensFrom2To16) {
+  EXPECT_EQ(cuda::w4a16_tune_small_bucket(1), 0);  // one token: the register-streaming kernels' rules
+  EXPECT_EQ(cuda::w4a16_tune_small_bucket(2), 4);
+  EXPECT_EQ(cuda::w4a16_tune_small_bucket(4), 4);
+  EXPECT_EQ(cuda::w4a16_tune_small_bucket(5), 8);
+  EXPECT_EQ(cuda::w4a16_tune_small_bucket(9), 12);
+  EXPECT_EQ(cuda::w4a16_tune_small_bucket(16), 16);
+  EXPECT_EQ(cuda::w4a16_tune_small_bucket(17), 0);  // the tiled buckets
+}
+
 // Layer shapes of the models the rules were and were not fitted on (n x k): Llama-2-7B, Llama-3-8B,
 // Qwen2.5-7B, Qwen3-8B, a 13B and a 70B, and a small one (k = 256: 4 chunks, no split fits).
 struct TuneShape {
@@ -120,6 +130,7 @@ TEST(CudaW4A16Tune, UntunedShapesHaveNoRecordedPick) {
   cuda::w4a16_tune_forget();
   EXPECT_EQ(cuda::w4a16_tuned_pick(128, 4096, 4096, 128).config, -1);
   EXPECT_EQ(cuda::w4a16_tuned_pick(1, 4096, 4096, 128).config, -1);
+  EXPECT_EQ(cuda::w4a16_tuned_kslice(8, 4096, 4096).config, -1);
 }
 
 }  // namespace

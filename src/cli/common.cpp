@@ -1,6 +1,7 @@
 #include "cli/common.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -51,12 +52,23 @@ void check_device(const std::string& device, KvType kv_type) {
 #endif
 }
 
+#ifdef AWQ_HAVE_CUDA
+// The W4A16 kernel tuning the CUDA engine did at load (ops/cuda/cuda_llama.h tuning_log), on
+// stderr: a line per layer shape ("" where nothing was timed).
+static void report_tuning(const cuda::CudaLlama& llm) {
+  std::istringstream lines(llm.tuning_log());
+  for (std::string line; std::getline(lines, line);) std::fprintf(stderr, "cuda: %s (AWQ_W4A16_TUNE=0 skips)\n", line.c_str());
+}
+#endif
+
 std::unique_ptr<SequenceModel> make_sequence(const std::string& device, LlamaModel& model,
                                              ThreadPool& pool, int64_t ctx, KvType kv_type) {
   check_device(device, kv_type);
   if (device == "cpu") return std::make_unique<CpuSequence>(model, pool, ctx, kv_type);
 #ifdef AWQ_HAVE_CUDA
-  return std::make_unique<cuda::CudaSequence>(model, ctx);
+  auto seq = std::make_unique<cuda::CudaSequence>(model, ctx);
+  report_tuning(seq->engine());
+  return seq;
 #else
   return nullptr;  // not reached: check_device threw
 #endif
@@ -67,7 +79,9 @@ std::unique_ptr<BatchEngine> make_batch_engine(const std::string& device, LlamaM
   check_device(device, kv_type);
   if (device == "cpu") return std::make_unique<CpuBatchEngine>(model, pool, slots, ctx, kv_type);
 #ifdef AWQ_HAVE_CUDA
-  return std::make_unique<cuda::CudaBatchEngine>(model, slots, ctx);
+  auto engine = std::make_unique<cuda::CudaBatchEngine>(model, slots, ctx);
+  report_tuning(engine->engine());
+  return engine;
 #else
   return nullptr;  // not reached: check_device threw
 #endif

@@ -75,6 +75,8 @@ class CudaBatchEngine : public BatchEngine {
   }
   std::string describe() const override { return "cuda: " + llm_.device_name(); }
 
+  CudaLlama& engine() { return llm_; }
+
  private:
   static CudaLlamaOptions options(int slots, int64_t ctx) {
     CudaLlamaOptions o;

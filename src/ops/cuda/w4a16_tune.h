@@ -1,10 +1,13 @@
-// Measured picks of the tiled W4A16 GEMM (sm_90 wgmma devices): for each layer shape a model
-// uploads, every candidate tile and K split is timed once per bucket of token counts on this
-// GPU, and the fastest is what launch_w4a16 runs for that bucket from then on; the dispatch's
-// rules (w4a16_pick_tiled) stay the fallback and the tie-break. Why: the rules were fitted on a
+// Measured picks of the W4A16 kernels (sm_90 wgmma devices): for each layer shape a model
+// uploads, every candidate tile and K split of the tiled GEMM (m = 17..512), and every K-slice
+// configuration and split against the dispatch's own choice (m = 2..16), is timed once per bucket
+// of token counts on this GPU, and the fastest is what launch_w4a16 runs for that bucket from
+// then on; the dispatch's rules (w4a16_pick_tiled, w4a16_default_kslice) stay the fallback and
+// the tie-break. Why: the rules were fitted on a
 // few shapes (the 7B's, then some of Llama-3-8B's, Qwen2.5-7B's, a 13B's and a 70B's) and were
-// 10-40 % off the best tile on shapes and token counts they had not seen (docs/results/gpu.md,
-// sessions 28-29); timing the ~100 candidates of a shape takes a fraction of a second. Internal
+// 10-45 % off the best tile on shapes and token counts they had not seen, and the K-slice rules,
+// fitted on the 7B, 10-42 % off on Llama-3-8B's and Qwen2.5-7B's layers at 8-16 tokens
+// (docs/results/gpu.md, sessions 28-29); timing the ~100 candidates of a shape takes a fraction of a second. Internal
 // to src/ops/cuda: the model calls w4a16_tune_linear (w4a16.h).
 // The picks live for the process: the same (shape, bucket) always runs the same kernel after
 // tuning, so results are deterministic within a process (eager and graph, every PDL mode), but
@@ -30,6 +33,13 @@ namespace awq::cuda {
 constexpr int64_t kW4A16TuneMinTokens = 17, kW4A16TuneMaxTokens = 512;
 int64_t w4a16_tune_bucket(int64_t m);
 
+// Small batches (decode at 2..16 sequences): buckets of 4 tokens, m = 2..16 (the K-slice kernels'
+// token tiles hold 8 tokens; their shared x slice grows with m), timed at the upper end. 0: m is
+// outside. Their candidates: the dispatch's own choice (K-slice, register-streaming or tiled) and
+// every K-slice configuration at 1, 2, 3, 4, 6 and 8 splits that fits (w4a16_kslice_fits).
+constexpr int64_t kW4A16TuneSmallMax = 16;
+int64_t w4a16_tune_small_bucket(int64_t m);
+
 // The candidates of a bucket (upper end m): every wgmma configuration the context allows (the
 // TMA ones with ctx.tma, stream-K ones with ctx.stream_k, split-K-through-L2 ones with
 // ctx.l2_split) at 1, 2, 3, 4, 6 and 8 K splits (the split-K-through-L2 ones at 1..8) where
@@ -53,7 +63,7 @@ struct W4A16TuneReport {
   double seconds = 0.0;   // wall time spent
   std::string why_not;    // non-empty where nothing was tuned: why
 };
-// Times the candidates of (n, k, group) for every bucket up to m_max (capped at
+// Times the candidates of (n, k, group) for every bucket (the small ones too) up to m_max (capped at
 // kW4A16TuneMaxTokens) and records the picks, unless tuned already. weights: uploaded weights of
 // that shape (w4a16.h), e.g. every layer's: the timed calls cycle through them, so that as in a
 // model's step each call reads its weights from memory, not from L2 (one weight read over and
@@ -68,6 +78,9 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
                            __half* x, __half* y, cudaStream_t s);
 // The recorded pick for m tokens of (n, k, group), or {-1, 0} where none is.
 W4A16TiledChoice w4a16_tuned_pick(int64_t m, int64_t n, int64_t k, int group);
+// The recorded small-batch pick for m tokens of (n, k) (any group: a model has one): a K-slice
+// configuration, or {-1, 1} where none is recorded or the dispatch's own choice was kept.
+W4A16KSliceChoice w4a16_tuned_kslice(int64_t m, int64_t n, int64_t k);
 // The tiled pick launch_w4a16 runs: the tuned one where recorded, else w4a16_default_tiled.
 W4A16TiledChoice w4a16_run_tiled_pick(int64_t m, int64_t n, int64_t k, int group);
 // Forgets every recorded pick (tests).
