@@ -262,8 +262,10 @@ int main(int argc, char** argv) try {
     }
     // The measured picks the engine makes at load (AWQ_W4A16_TUNE, on by default; w4a16.h), over
     // the weight copies as the engine cycles through its layers: the table's W4A16 column then
-    // runs what the model runs.
+    // runs what the model runs (its "PDL us" column is the engine's launch mode).
     {
+      // Under PDL where the device has it, as the engine's default steps run (AWQ_CUDA_PDL=1).
+      const PdlScope tune_pdl(pdl_supported() ? PdlMode::On : PdlMode::Off);
       std::vector<const W4A16Weight*> ws;
       for (const W4A16Weight& wi : wq) ws.push_back(&wi);
       const std::string line = w4a16_tune_linear(ws, mmax, x, y, s);

@@ -422,11 +422,16 @@ bool cuda_device_available(std::string* why) { return cuda_available(why); }
 
 namespace {
 
-// The measured picks of the tiled W4A16 GEMM for the model's four AWQ layer shapes (w4a16.h
-// w4a16_tune_linear; AWQ_W4A16_TUNE=0 skips it), before any graph is captured. Each shape's
+// The measured picks of the W4A16 kernels for the model's four AWQ layer shapes (w4a16.h
+// w4a16_tune_linear; AWQ_W4A16_TUNE=0 skips it), before any graph is captured, under the PDL
+// mode the model was built with (a later set_pdl keeps these picks). Each shape's
 // timed calls cycle through every layer's weights of it, and use the activation buffers (rows
 // R, zeroed first) as scratch.
 void tune_w4a16(CudaLlama::Impl& m) {
+  // Timed with the launch attributes the steps will use: PDL changes which small-batch kernel is
+  // faster (H200: the 7B's o_proj at 2 tokens, a K-slice kernel 6.6 against the register-streaming
+  // one's 6.7 us plain, but 7.2 against 5.8 with PDL).
+  const PdlScope pdl_scope(m.pdl);
   const int64_t R = m.R, d = m.c.hidden_size;
   ok(cudaMemsetAsync(m.h.get(), 0, size_t(R * d) * 2, m.s), "zeroing activations");
   ok(cudaMemsetAsync(m.att.get(), 0, size_t(R * m.c.q_dim()) * 2, m.s), "zeroing activations");

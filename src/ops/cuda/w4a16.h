@@ -87,8 +87,9 @@ void w4a16_linear(const W4A16Weight& w, const __half* x, int64_t m, const __half
 // m = 17..min(m_max, 512) on this GPU, once per process and shape; w4a16_linear (and
 // w4a16_linear_silu) then run the fastest there. x: [m_max, k] (finite values, e.g. zeros) and
 // y: [m_max, n] (overwritten) device scratch. Not while s is being captured. A no-op with AWQ_W4A16_TUNE=0, on
-// a GPU without the sm_90a wgmma kernels, or where tuned already. Synchronizes s. Returns a line
-// for a log ("" where nothing was timed).
+// a GPU without the sm_90a wgmma kernels, or where tuned already. Times under the caller's PDL
+// mode (pdl.h PdlScope; PDL applies on a created stream s). Synchronizes s. Returns a line for a
+// log ("" where nothing was timed).
 std::string w4a16_tune_linear(const std::vector<const W4A16Weight*>& ws, int64_t m_max, __half* x, __half* y,
                               cudaStream_t s);
 
