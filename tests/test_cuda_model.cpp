@@ -395,6 +395,17 @@ TEST_F(CudaTest, DecodeEqualsPrefill) {
   }
 }
 
+// An RTN W4 g128 (AutoAWQ GEMM) checkpoint of the tiny model in tmp; returns its folder.
+std::string quantize_tiny_rtn(const test::TempDir& tmp) {
+  QuantizeOptions qo;
+  qo.model_dir = tiny_model_dir();
+  qo.out_dir = tmp.file("rtn");
+  qo.method = "rtn";
+  ThreadPool pool(ThreadPool::default_threads());
+  quantize_model(pool, qo);
+  return qo.out_dir;
+}
+
 // |ppl_cuda - ppl_cpu| / ppl_cpu on the first 6 windows of val.txt.
 double cuda_vs_cpu_ppl_gap(const std::string& dir, double* cuda_ppl) {
   LlamaModel m(dir);
@@ -421,14 +432,9 @@ TEST_F(CudaTest, PerplexityPrefixMatchesCpu) {
 // linears and the fused AWQ q/k/v and gate/up concatenation.
 TEST_F(CudaTest, AwqCheckpointPerplexityMatchesCpu) {
   test::TempDir tmp;
-  QuantizeOptions o;
-  o.model_dir = tiny_model_dir();
-  o.out_dir = tmp.file("rtn");
-  o.method = "rtn";
-  ThreadPool pool(ThreadPool::default_threads());
-  quantize_model(pool, o);
+  const std::string rtn = quantize_tiny_rtn(tmp);
   double ppl = 0, ppl_fp = 0;
-  EXPECT_LT(cuda_vs_cpu_ppl_gap(o.out_dir, &ppl), 0.005) << "cuda ppl " << ppl;
+  EXPECT_LT(cuda_vs_cpu_ppl_gap(rtn, &ppl), 0.005) << "cuda ppl " << ppl;
   cuda_vs_cpu_ppl_gap(tiny_model_dir(), &ppl_fp);
   // RTN W4 g128 costs ~1 % on this model (reference.json: 55.46 -> 56.01 on the whole file);
   // a broken W4A16 path (wrong nibble order, zero point or group) costs far more.
@@ -443,13 +449,8 @@ TEST_F(CudaTest, AwqCheckpointPerplexityMatchesCpu) {
 // without the sm_90a kernels, or with the switch off, nothing is timed.
 TEST_F(CudaTest, W4A16TuningAtLoad) {
   test::TempDir tmp;
-  QuantizeOptions qo;
-  qo.model_dir = tiny_model_dir();
-  qo.out_dir = tmp.file("rtn");
-  qo.method = "rtn";
-  ThreadPool pool(ThreadPool::default_threads());
-  quantize_model(pool, qo);
-  const LlamaModel awq_model(qo.out_dir);
+  const std::string rtn = quantize_tiny_rtn(tmp);
+  const LlamaModel awq_model(rtn);
   cuda::w4a16_tune_forget();
   const bool tunes = cuda::w4a16_tune_from_env() && cuda::w4a16_wgmma_available();
   cuda::CudaLlamaOptions o;
@@ -475,7 +476,7 @@ TEST_F(CudaTest, W4A16TuningAtLoad) {
   }
   // The tuned picks run the prefill windows (512 tokens: the last bucket) of the perplexity.
   double ppl = 0;
-  EXPECT_LT(cuda_vs_cpu_ppl_gap(qo.out_dir, &ppl), 0.005) << "cuda ppl " << ppl;
+  EXPECT_LT(cuda_vs_cpu_ppl_gap(rtn, &ppl), 0.005) << "cuda ppl " << ppl;
   cuda::w4a16_tune_forget();
 }
 
@@ -489,13 +490,7 @@ TEST_F(CudaTest, W4A16TuningAtLoad) {
 // NaN-free, identical logits are the check (on an sm_80 build or device every mode runs as 0).
 TEST_F(CudaTest, PdlOnOffBitIdentical) {
   test::TempDir tmp;
-  QuantizeOptions qo;
-  qo.model_dir = tiny_model_dir();
-  qo.out_dir = tmp.file("rtn");
-  qo.method = "rtn";
-  ThreadPool pool(ThreadPool::default_threads());
-  quantize_model(pool, qo);
-  const LlamaModel awq_model(qo.out_dir);
+  const LlamaModel awq_model(quantize_tiny_rtn(tmp));
   const Tokenizer tok = Tokenizer::load(tiny_model_dir());
   std::vector<int32_t> long_ids = tok.encode(test::read_text(test::shared_path("data/val.txt")).substr(0, 3000), true);
   ASSERT_GE(long_ids.size(), 300u);

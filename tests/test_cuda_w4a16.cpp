@@ -623,6 +623,23 @@ TEST(CudaW4A16, SplitKIsDeterministic) {
   cuda::free_w4a16(w);
 }
 
+// The split-K-through-L2 configuration `l2` gives the bits of its cluster twin `cluster` at
+// `splits` on m tokens x (a weight of n rows), twice over (the second run, on poisoned outputs,
+// shows that the tiles' counters were reset).
+void expect_l2_twin_bits(const cuda::W4A16Weight& w, int64_t n, const std::vector<uint16_t>& x, int64_t m,
+                         int cluster, int l2, int splits) {
+  DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * n) * 2);
+  std::vector<uint16_t> want(static_cast<size_t>(m * n)), got(want.size());
+  run_tiled(cluster, splits)(w, dx.h(), m, nullptr, dy.h());
+  AWQ_CUDA_CHECK(cudaMemcpy(want.data(), dy.p, want.size() * 2, cudaMemcpyDeviceToHost));
+  for (int rep = 0; rep < 2; ++rep) {
+    AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, got.size() * 2));
+    run_tiled(l2, splits)(w, dx.h(), m, nullptr, dy.h());
+    AWQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.p, got.size() * 2, cudaMemcpyDeviceToHost));
+    EXPECT_EQ(std::memcmp(want.data(), got.data(), got.size() * 2), 0) << "run " << rep;
+  }
+}
+
 // The 192-row tiles' twins with split-K through L2 (W4A16TiledConfig::l2_split) add the same
 // partials in the same order as the cluster form: the same bits as their cluster twins, twice
 // over (the second run shows the tiles' counters were reset), at every split the wave rule may
@@ -643,20 +660,24 @@ TEST(CudaW4A16, SplitKThroughL2MatchesClusterBits) {
       for (int splits : {2, 3, 4, 6, 8}) {
         SCOPED_TRACE("tokens " + std::to_string(tokens) + " m " + std::to_string(m) + " splits " +
                      std::to_string(splits));
-        DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * a.n) * 2);
-        std::vector<uint16_t> want(static_cast<size_t>(m * a.n)), got(want.size());
-        run_tiled(cluster, splits)(w, dx.h(), m, nullptr, dy.h());
-        AWQ_CUDA_CHECK(cudaMemcpy(want.data(), dy.p, want.size() * 2, cudaMemcpyDeviceToHost));
-        for (int rep = 0; rep < 2; ++rep) {
-          AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, got.size() * 2));
-          run_tiled(l2, splits)(w, dx.h(), m, nullptr, dy.h());
-          AWQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.p, got.size() * 2, cudaMemcpyDeviceToHost));
-          EXPECT_EQ(std::memcmp(want.data(), got.data(), got.size() * 2), 0) << "run " << rep;
-        }
+        expect_l2_twin_bits(w, a.n, x, m, cluster, l2, splits);
       }
     }
   }
   cuda::free_w4a16(w);
+}
+
+// w4a16_linear on m random tokens gives the same bits as `direct` (the kernel it should run).
+void expect_linear_runs(const RandomAwq& a, const cuda::W4A16Weight& w, int64_t m, const W4A16Run& direct,
+                        uint32_t seed) {
+  const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, seed);
+  DeviceBuffer mx = to_device(x), y_linear(size_t(m * a.n) * 2), y_direct(size_t(m * a.n) * 2);
+  std::vector<uint16_t> via_linear(size_t(m * a.n)), want(via_linear.size());
+  run_linear(w, mx.h(), m, nullptr, y_linear.h());
+  direct(w, mx.h(), m, nullptr, y_direct.h());
+  AWQ_CUDA_CHECK(cudaMemcpy(via_linear.data(), y_linear.p, via_linear.size() * 2, cudaMemcpyDeviceToHost));
+  AWQ_CUDA_CHECK(cudaMemcpy(want.data(), y_direct.p, want.size() * 2, cudaMemcpyDeviceToHost));
+  EXPECT_EQ(std::memcmp(via_linear.data(), want.data(), want.size() * 2), 0);
 }
 
 // The measured picks (w4a16_tune.h) on this GPU: tuning a shape over two weight copies records a
@@ -693,14 +714,8 @@ TEST(CudaW4A16, TuneRecordsWhatTheLinearRuns) {
     const auto cands = cuda::w4a16_tune_candidates(cuda::w4a16_tune_bucket(m), a.n, a.k, cuda::w4a16_pick_context());
     EXPECT_TRUE(std::any_of(cands.begin(), cands.end(),
                             [&](auto c) { return c.config == t.config && c.splits == t.splits; }));
-    const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, uint32_t(72 + m));
-    DeviceBuffer mx = to_device(x), y_linear(size_t(m * a.n) * 2), y_direct(size_t(m * a.n) * 2);
-    std::vector<uint16_t> via_linear(size_t(m * a.n)), direct(via_linear.size());
-    run_linear(w0, mx.h(), m, nullptr, y_linear.h());
-    run_tiled(t.config, t.splits)(w0, mx.h(), m, nullptr, y_direct.h());
-    AWQ_CUDA_CHECK(cudaMemcpy(via_linear.data(), y_linear.p, via_linear.size() * 2, cudaMemcpyDeviceToHost));
-    AWQ_CUDA_CHECK(cudaMemcpy(direct.data(), y_direct.p, direct.size() * 2, cudaMemcpyDeviceToHost));
-    EXPECT_EQ(std::memcmp(via_linear.data(), direct.data(), direct.size() * 2), 0) << "config " << t.config;
+    SCOPED_TRACE("tiled config " + std::to_string(t.config) + " split " + std::to_string(t.splits));
+    expect_linear_runs(a, w0, m, run_tiled(t.config, t.splits), uint32_t(72 + m));
     EXPECT_LE(worst(check_w4a16(a, m, true, uint32_t(80 + m), run_linear, 0, &w0)), kMaxNmse);
   }
   // Small batches: where a K-slice configuration was recorded, w4a16_linear runs it (same bits).
@@ -708,14 +723,8 @@ TEST(CudaW4A16, TuneRecordsWhatTheLinearRuns) {
     SCOPED_TRACE("m " + std::to_string(m));
     const cuda::W4A16KSliceChoice t = cuda::w4a16_tuned_kslice(m, a.n, a.k);
     if (t.config >= 0) {
-      const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * a.k), -1.0f, 1.0f, uint32_t(75 + m));
-      DeviceBuffer mx = to_device(x), y_linear(size_t(m * a.n) * 2), y_direct(size_t(m * a.n) * 2);
-      std::vector<uint16_t> via_linear(size_t(m * a.n)), direct(via_linear.size());
-      run_linear(w0, mx.h(), m, nullptr, y_linear.h());
-      run_kslice(t.config, t.splits)(w0, mx.h(), m, nullptr, y_direct.h());
-      AWQ_CUDA_CHECK(cudaMemcpy(via_linear.data(), y_linear.p, via_linear.size() * 2, cudaMemcpyDeviceToHost));
-      AWQ_CUDA_CHECK(cudaMemcpy(direct.data(), y_direct.p, direct.size() * 2, cudaMemcpyDeviceToHost));
-      EXPECT_EQ(std::memcmp(via_linear.data(), direct.data(), direct.size() * 2), 0) << "K-slice " << t.config;
+      SCOPED_TRACE("K-slice config " + std::to_string(t.config) + " split " + std::to_string(t.splits));
+      expect_linear_runs(a, w0, m, run_kslice(t.config, t.splits), uint32_t(75 + m));
     }
     EXPECT_LE(worst(check_w4a16(a, m, true, uint32_t(85 + m), run_linear, 0, &w0)), kMaxNmse);
   }
@@ -773,17 +782,9 @@ TEST(CudaW4A16, Tokens192TilesMatchReference) {
   cuda::W4A16Weight w = cuda::upload_w4a16(wide.awq(), wide.n, wide.k, nullptr);
   const int64_t m = 200;
   const std::vector<uint16_t> x = random_fp16(static_cast<size_t>(m * wide.k), -1.0f, 1.0f, 94);
-  DeviceBuffer dx = to_device(x), dy(static_cast<size_t>(m * wide.n) * 2);
   for (int splits : {2, 3, 4}) {
-    std::vector<uint16_t> want(static_cast<size_t>(m * wide.n)), got(want.size());
-    run_tiled(cluster128, splits)(w, dx.h(), m, nullptr, dy.h());
-    AWQ_CUDA_CHECK(cudaMemcpy(want.data(), dy.p, want.size() * 2, cudaMemcpyDeviceToHost));
-    for (int rep = 0; rep < 2; ++rep) {
-      AWQ_CUDA_CHECK(cudaMemset(dy.p, 0xFF, got.size() * 2));
-      run_tiled(l2_128, splits)(w, dx.h(), m, nullptr, dy.h());
-      AWQ_CUDA_CHECK(cudaMemcpy(got.data(), dy.p, got.size() * 2, cudaMemcpyDeviceToHost));
-      EXPECT_EQ(std::memcmp(want.data(), got.data(), got.size() * 2), 0) << "splits " << splits << " run " << rep;
-    }
+    SCOPED_TRACE("splits " + std::to_string(splits));
+    expect_l2_twin_bits(w, wide.n, x, m, cluster128, l2_128, splits);
   }
   cuda::free_w4a16(w);
 }

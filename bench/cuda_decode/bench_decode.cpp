@@ -37,41 +37,38 @@ using namespace awq;
 // rules were not fitted on: Llama-3-8B (GQA, fused gate+up 28672 x 4096, vocab 128256) and
 // Qwen2.5-7B (gate+up 37888 x 3584, q/k/v biases, vocab 152064). Random AWQ W4 g128 weights.
 ModelConfig model_shape(const std::string& name) {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.vocab_size = 32000;
-  c.hidden_size = 4096;
-  c.intermediate_size = 11008;
-  c.num_layers = 32;
-  c.num_heads = 32;
-  c.num_kv_heads = 32;
-  c.head_dim = 128;
-  c.rms_norm_eps = 1e-5;
-  c.rope_theta = 10000.0;
-  c.max_position_embeddings = 4096;
-  c.quant.quant_method = "awq";
-  c.quant.bits = 4;
-  c.quant.group_size = 128;
-  if (name == "llama3-8b") {
-    c.vocab_size = 128256;
-    c.intermediate_size = 14336;
-    c.num_kv_heads = 8;
-    c.rope_theta = 500000.0;
-    c.max_position_embeddings = 8192;
-  } else if (name == "qwen2.5-7b") {
-    c.model_type = "qwen2";
-    c.vocab_size = 152064;
-    c.hidden_size = 3584;
-    c.intermediate_size = 18944;
-    c.num_layers = 28;
-    c.num_heads = 28;
-    c.num_kv_heads = 4;
-    c.rope_theta = 1000000.0;
-    c.max_position_embeddings = 32768;
-  } else if (name != "llama2-7b") {
-    throw Error("--model " + name + ": the shapes are llama2-7b, llama3-8b and qwen2.5-7b");
+  struct Shape {
+    const char *name, *type;
+    int64_t vocab, hidden, ff;
+    int layers, heads, kv_heads;
+    double rope_theta;
+    int64_t max_positions;
+  };
+  static const Shape kShapes[] = {
+      {"llama2-7b", "llama", 32000, 4096, 11008, 32, 32, 32, 10000.0, 4096},
+      {"llama3-8b", "llama", 128256, 4096, 14336, 32, 32, 8, 500000.0, 8192},
+      {"qwen2.5-7b", "qwen2", 152064, 3584, 18944, 28, 28, 4, 1000000.0, 32768},
+  };
+  for (const Shape& sh : kShapes) {
+    if (name != sh.name) continue;
+    ModelConfig c;
+    c.model_type = sh.type;
+    c.vocab_size = sh.vocab;
+    c.hidden_size = sh.hidden;
+    c.intermediate_size = sh.ff;
+    c.num_layers = sh.layers;
+    c.num_heads = sh.heads;
+    c.num_kv_heads = sh.kv_heads;
+    c.head_dim = 128;
+    c.rms_norm_eps = 1e-5;
+    c.rope_theta = sh.rope_theta;
+    c.max_position_embeddings = sh.max_positions;
+    c.quant.quant_method = "awq";
+    c.quant.bits = 4;
+    c.quant.group_size = 128;
+    return c;
   }
-  return c;
+  throw Error("--model " + name + ": the shapes are llama2-7b, llama3-8b and qwen2.5-7b");
 }
 
 // Fills dst with random 32-bit words (splitmix64), on several threads.
