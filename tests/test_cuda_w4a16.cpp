@@ -711,7 +711,7 @@ TEST(CudaW4A16, TuneRecordsWhatTheLinearRuns) {
     SCOPED_TRACE("m " + std::to_string(m));
     const cuda::W4A16TiledChoice t = cuda::w4a16_tuned_pick(m, a.n, a.k, a.group);
     ASSERT_GE(t.config, 0);
-    const auto cands = cuda::w4a16_tune_candidates(cuda::w4a16_tune_bucket(m), a.n, a.k, cuda::w4a16_pick_context());
+    const auto cands = cuda::w4a16_tune_candidates(a.k, cuda::w4a16_pick_context());
     EXPECT_TRUE(std::any_of(cands.begin(), cands.end(),
                             [&](auto c) { return c.config == t.config && c.splits == t.splits; }));
     SCOPED_TRACE("tiled config " + std::to_string(t.config) + " split " + std::to_string(t.splits));

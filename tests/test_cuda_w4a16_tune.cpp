@@ -74,7 +74,7 @@ TEST(CudaW4A16Tune, CandidatesHoldTheRulesPickAndRespectTheContext) {
         const std::string where = std::to_string(sh.n) + " x " + std::to_string(sh.k) + " m " + std::to_string(m) +
                                   " tma " + std::to_string(ctx.tma) + " clusters " + std::to_string(ctx.split_ok) +
                                   " sms " + std::to_string(ctx.sms);
-        const std::vector<cuda::W4A16TiledChoice> cands = cuda::w4a16_tune_candidates(m, sh.n, sh.k, ctx);
+        const std::vector<cuda::W4A16TiledChoice> cands = cuda::w4a16_tune_candidates(sh.k, ctx);
         ASSERT_FALSE(cands.empty()) << where;
         const cuda::W4A16TiledChoice rule = cuda::w4a16_pick_tiled(m, sh.n, sh.k, ctx);
         EXPECT_TRUE(std::any_of(cands.begin(), cands.end(), [&](auto c) { return same_choice(c, rule); }))
@@ -98,7 +98,7 @@ TEST(CudaW4A16Tune, CandidatesHoldTheRulesPickAndRespectTheContext) {
   // sm_80: no wgmma GEMM, nothing to tune.
   cuda::W4A16PickContext sm80 = on;
   sm80.wgmma = sm80.tma = sm80.split_ok = false;
-  EXPECT_TRUE(cuda::w4a16_tune_candidates(128, 4096, 4096, sm80).empty());
+  EXPECT_TRUE(cuda::w4a16_tune_candidates(4096, sm80).empty());
 }
 
 TEST(CudaW4A16Tune, SelectKeepsTheRulesPickWithinTheMargin) {

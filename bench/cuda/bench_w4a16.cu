@@ -353,8 +353,7 @@ int main(int argc, char** argv) try {
       if (only_m > 0) ksweep_ms = only_ms;
       for (const int64_t m : ksweep_ms) {
         std::printf("ksweep %s m=%lld:", sh.what, (long long)m);
-        const W4A16KSliceChoice tuned = w4a16_tuned_kslice(m, n, k);
-        const W4A16KSliceChoice pick = tuned.config >= 0 ? tuned : w4a16_default_kslice(m, n, k);
+        const W4A16KSliceChoice pick = w4a16_run_kslice_pick(m, n, k);
         for (int c = 0; c < w4a16_kslice_count(); ++c) {
           const W4A16KSliceConfig cfg = w4a16_kslice_config(c);
           std::printf(" K%d:%d/%d/%d/%d", c, cfg.mt, cfg.wn, cfg.wk, cfg.u);
@@ -416,15 +415,12 @@ int main(int argc, char** argv) try {
       // Mirrors launch_w4a16's choice (x is cudaMalloc'd: 16-byte aligned).
       const bool tiled = path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k));
       char kernel[64];
-      const bool kslice_on = path == W4A16Path::Auto && w4a16_kslice_from_env();
-      const W4A16KSliceChoice tuned_ks = kslice_on ? w4a16_tuned_kslice(m, n, k) : W4A16KSliceChoice{};
-      const W4A16KSliceChoice ks = tuned_ks.config >= 0 ? tuned_ks
-                                   : kslice_on          ? w4a16_default_kslice(m, n, k)
-                                                        : W4A16KSliceChoice{};
+      const W4A16KSliceChoice ks = path == W4A16Path::Auto && w4a16_kslice_from_env() ? w4a16_run_kslice_pick(m, n, k)
+                                                                                      : W4A16KSliceChoice{};
       if (ks.config >= 0) {
         const W4A16KSliceConfig c = w4a16_kslice_config(ks.config);
         std::snprintf(kernel, sizeof kernel, "kslice %d/%d/%d/%d split %d%s", c.mt, c.wn, c.wk, c.u, ks.splits,
-                      tuned_ks.config >= 0 ? " tuned" : "");
+                      w4a16_tuned_kslice(m, n, k).config >= 0 ? " tuned" : "");
       } else if (tiled) {
         const W4A16TiledChoice pick = w4a16_run_tiled_pick(m, n, k, group);
         const W4A16TiledConfig c = w4a16_tiled_config(pick.config);

@@ -214,6 +214,7 @@ struct CudaLlama::Impl {
     pdl = mode < 0 ? pdl_mode_from_env() : PdlMode(mode);
     if (!pdl_supported()) pdl = PdlMode::Off;
   }
+  void tune_w4a16();  // at load (below)
   void drop_graphs() {
     if (s) ok(cudaStreamSynchronize(s), "finishing the decode steps");
     for (auto& [key, g] : graphs)
@@ -420,37 +421,33 @@ double measure_copy_bandwidth(int64_t bytes, int reps) {
 
 bool cuda_device_available(std::string* why) { return cuda_available(why); }
 
-namespace {
-
 // The measured picks of the W4A16 kernels for the model's four AWQ layer shapes (w4a16.h
 // w4a16_tune_linear; AWQ_W4A16_TUNE=0 skips it), before any graph is captured, under the PDL
 // mode the model was built with (a later set_pdl keeps these picks). Each shape's
 // timed calls cycle through every layer's weights of it, and use the activation buffers (rows
 // R, zeroed first) as scratch.
-void tune_w4a16(CudaLlama::Impl& m) {
+void CudaLlama::Impl::tune_w4a16() {
   // Timed with the launch attributes the steps will use: PDL changes which small-batch kernel is
   // faster (H200: the 7B's o_proj at 2 tokens, a K-slice kernel 6.6 against the register-streaming
   // one's 6.7 us plain, but 7.2 against 5.8 with PDL).
-  const PdlScope pdl_scope(m.pdl);
-  const int64_t R = m.R, d = m.c.hidden_size;
-  ok(cudaMemsetAsync(m.h.get(), 0, size_t(R * d) * 2, m.s), "zeroing activations");
-  ok(cudaMemsetAsync(m.att.get(), 0, size_t(R * m.c.q_dim()) * 2, m.s), "zeroing activations");
-  ok(cudaMemsetAsync(m.act.get(), 0, size_t(R * m.c.intermediate_size) * 2, m.s), "zeroing activations");
+  const PdlScope pdl_scope(pdl);
+  const int64_t d = c.hidden_size;
+  ok(cudaMemsetAsync(h.get(), 0, size_t(R * d) * 2, s), "zeroing activations");
+  ok(cudaMemsetAsync(att.get(), 0, size_t(R * c.q_dim()) * 2, s), "zeroing activations");
+  ok(cudaMemsetAsync(act.get(), 0, size_t(R * c.intermediate_size) * 2, s), "zeroing activations");
   const auto tune = [&](Linear Layer::*which, __half* x, __half* y) {
     std::vector<const W4A16Weight*> ws;
-    for (const Layer& L : m.layers)
+    for (const Layer& L : layers)
       if ((L.*which).awq) ws.push_back(&(L.*which).q);
     if (ws.empty()) return;
-    const std::string line = w4a16_tune_linear(ws, m.R, x, y, m.s);
-    if (!line.empty()) m.tuning_log += line + "\n";
+    const std::string line = w4a16_tune_linear(ws, R, x, y, s);
+    if (!line.empty()) tuning_log += line + "\n";
   };
-  tune(&Layer::qkv, m.h.get(), m.qkv.get());
-  tune(&Layer::o, m.att.get(), m.o.get());
-  tune(&Layer::gu, m.h.get(), m.gu.get());
-  tune(&Layer::down, m.act.get(), m.o.get());
+  tune(&Layer::qkv, h.get(), qkv.get());
+  tune(&Layer::o, att.get(), o.get());
+  tune(&Layer::gu, h.get(), gu.get());
+  tune(&Layer::down, act.get(), o.get());
 }
-
-}  // namespace
 
 CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlamaOptions& opt)
     : impl_(std::make_unique<Impl>()) {
@@ -534,7 +531,7 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
   std::fill(m.h_ints, m.h_ints + 4 * R, 0);
   m.n_past.assign(size_t(opt.slots), 0);
   ok(cudaStreamSynchronize(m.s), "uploading the model");
-  tune_w4a16(m);
+  m.tune_w4a16();
 }
 
 CudaLlama::~CudaLlama() {

@@ -85,9 +85,8 @@ class CudaLlama {
   // the shapes were tuned earlier in this process).
   const std::string& tuning_log() const;
 
-  struct Impl;  // public for the file's helpers; defined in cuda_llama.cu only
-
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -582,10 +582,10 @@ struct Choice {
 
 Choice choose(const __half* x, int64_t m, int64_t n, int64_t k, W4A16Path path) {
   const bool x_aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;  // rows too: k % 16 == 0
-  const bool kslice = x_aligned && path == W4A16Path::Auto && w4a16_kslice_from_env();
   // A small-batch pick the tuner recorded (w4a16_tune.h) comes first, then the rules'.
-  const W4A16KSliceChoice tuned = kslice ? w4a16_tuned_kslice(m, n, k) : W4A16KSliceChoice{};
-  const W4A16KSliceChoice ks = tuned.config >= 0 ? tuned : kslice ? w4a16_default_kslice(m, n, k) : W4A16KSliceChoice{};
+  const W4A16KSliceChoice ks = x_aligned && path == W4A16Path::Auto && w4a16_kslice_from_env()
+                                   ? w4a16_run_kslice_pick(m, n, k)
+                                   : W4A16KSliceChoice{};
   if (ks.config >= 0) return {Pick::KSlice, ks};
   if (x_aligned && (path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k))))
     return {Pick::Tiled, ks};

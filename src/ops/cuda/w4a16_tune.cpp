@@ -21,9 +21,7 @@ int64_t w4a16_tune_small_bucket(int64_t m) {
   return (m + 3) / 4 * 4;
 }
 
-std::vector<W4A16TiledChoice> w4a16_tune_candidates(int64_t m, int64_t n, int64_t k, const W4A16PickContext& ctx) {
-  (void)m;
-  (void)n;
+std::vector<W4A16TiledChoice> w4a16_tune_candidates(int64_t k, const W4A16PickContext& ctx) {
   std::vector<W4A16TiledChoice> out;
   if (!ctx.wgmma) return out;
   const int first_wgmma = w4a16_tiled_count() - w4a16_wgmma_count();
@@ -167,7 +165,7 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
       if (!kept) ++r.changed;
     }
     for (const int64_t m : buckets) {
-      const std::vector<W4A16TiledChoice> cands = w4a16_tune_candidates(m, n, k, ctx);
+      const std::vector<W4A16TiledChoice> cands = w4a16_tune_candidates(k, ctx);
       const W4A16TiledChoice rule = w4a16_pick_tiled(m, n, k, ctx);
       const auto run_tiled = [&](W4A16TiledChoice c, const W4A16Codes& w) {
         launch_w4a16_tiled(c.config, c.splits, w.codes, w.params, x, nullptr, y, n, k, group, m, s);
@@ -213,6 +211,11 @@ W4A16KSliceChoice w4a16_tuned_kslice(int64_t m, int64_t n, int64_t k) {
   const std::lock_guard<std::mutex> lock(table_mutex);
   const auto it = small_table().find(SmallKey{n, k, bucket});
   return it == small_table().end() ? W4A16KSliceChoice{} : it->second;
+}
+
+W4A16KSliceChoice w4a16_run_kslice_pick(int64_t m, int64_t n, int64_t k) {
+  const W4A16KSliceChoice t = w4a16_tuned_kslice(m, n, k);
+  return t.config >= 0 ? t : w4a16_default_kslice(m, n, k);
 }
 
 void w4a16_tune_forget() {

@@ -40,12 +40,12 @@ int64_t w4a16_tune_bucket(int64_t m);
 constexpr int64_t kW4A16TuneSmallMax = 16;
 int64_t w4a16_tune_small_bucket(int64_t m);
 
-// The candidates of a bucket (upper end m): every wgmma configuration the context allows (the
+// The candidates of every tiled bucket for k inputs: every wgmma configuration the context allows (the
 // TMA ones with ctx.tma, stream-K ones with ctx.stream_k, split-K-through-L2 ones with
 // ctx.l2_split) at 1, 2, 3, 4, 6 and 8 K splits (the split-K-through-L2 ones at 1..8) where
 // splits are available and each split keeps >= 4 chunks of 64 inputs (a stream-K configuration
 // unsplit only); none without ctx.wgmma.
-std::vector<W4A16TiledChoice> w4a16_tune_candidates(int64_t m, int64_t n, int64_t k, const W4A16PickContext& ctx);
+std::vector<W4A16TiledChoice> w4a16_tune_candidates(int64_t k, const W4A16PickContext& ctx);
 
 struct W4A16Timed {
   W4A16TiledChoice choice;
@@ -81,6 +81,9 @@ W4A16TiledChoice w4a16_tuned_pick(int64_t m, int64_t n, int64_t k, int group);
 // The recorded small-batch pick for m tokens of (n, k) (any group: a model has one): a K-slice
 // configuration, or {-1, 1} where none is recorded or the dispatch's own choice was kept.
 W4A16KSliceChoice w4a16_tuned_kslice(int64_t m, int64_t n, int64_t k);
+// The K-slice pick launch_w4a16 runs where the K-slice kernels may run (Auto, AWQ_W4A16_KSLICE on,
+// x aligned): the tuned one where recorded, else w4a16_default_kslice.
+W4A16KSliceChoice w4a16_run_kslice_pick(int64_t m, int64_t n, int64_t k);
 // The tiled pick launch_w4a16 runs: the tuned one where recorded, else w4a16_default_tiled.
 W4A16TiledChoice w4a16_run_tiled_pick(int64_t m, int64_t n, int64_t k, int group);
 // Forgets every recorded pick (tests).
