@@ -6,11 +6,13 @@
 // group or token gives an error of order 1. Every output is poisoned (NaN) first, so an
 // unwritten element fails. Without a GPU the GPU tests skip with "no CUDA device: <reason>".
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <random>
 #include <string>
@@ -27,9 +29,11 @@
 #include "ops/cuda/w4a16.h"
 #include "ops/cuda/w4a16_kernels.h"
 #include "ops/cuda/w4a16_tune.h"
+#include "ops/cuda/w4a16_tune_cache.h"
 #include "quant/autoawq_pack.h"
 #include "support/half_vectors.h"
 #include "support/expect_error.h"
+#include "support/temp_dir.h"
 
 namespace awq {
 namespace {
@@ -701,9 +705,11 @@ TEST(CudaW4A16, TuneRecordsWhatTheLinearRuns) {
     EXPECT_NE(r.why_not.find("wgmma"), std::string::npos) << r.why_not;
     GTEST_SKIP() << "no sm_90a wgmma kernels here: " << r.why_not;
   }
-  // 64, 128, 192, 256, and where the K-slice kernels run, the small buckets 4, 8, 12, 16.
+  // 64, 128, 192, 256, and where the K-slice kernels run, the small buckets 1, 4, 8, 12, 16.
   const bool small = cuda::w4a16_kslice_from_env() && cuda::w4a16_path_from_env() == cuda::W4A16Path::Auto;
-  EXPECT_EQ(r.buckets, small ? 8 : 4) << r.why_not;
+  EXPECT_EQ(r.buckets, small ? 9 : 4) << r.why_not;
+  EXPECT_EQ(r.cached, 0);
+  EXPECT_EQ(r.cache, "") << "the tests run without the cache file (AWQ_W4A16_TUNE_CACHE=0)";
   std::printf("[ note     ] tuned n %lld k %lld: %d buckets in %.3f s, %d differ from the rules\n", (long long)a.n,
               (long long)a.k, r.buckets, r.seconds, r.changed);
   WorstNmse worst{"tuned picks, n 1032 k 1024 group 128, m = 2..256"};
@@ -718,13 +724,19 @@ TEST(CudaW4A16, TuneRecordsWhatTheLinearRuns) {
     expect_linear_runs(a, w0, m, run_tiled(t.config, t.splits), uint32_t(72 + m));
     EXPECT_LE(worst(check_w4a16(a, m, true, uint32_t(80 + m), run_linear, 0, &w0)), kMaxNmse);
   }
-  // Small batches: where a K-slice configuration was recorded, w4a16_linear runs it (same bits).
-  for (int64_t m : {2, 5, 9, 16}) {
+  // Small batches: where a K-slice configuration or a register-streaming variant was recorded,
+  // w4a16_linear runs it (same bits).
+  for (int64_t m : {1, 2, 5, 9, 16}) {
     SCOPED_TRACE("m " + std::to_string(m));
-    const cuda::W4A16KSliceChoice t = cuda::w4a16_tuned_kslice(m, a.n, a.k);
-    if (t.config >= 0) {
-      SCOPED_TRACE("K-slice config " + std::to_string(t.config) + " split " + std::to_string(t.splits));
-      expect_linear_runs(a, w0, m, run_kslice(t.config, t.splits), uint32_t(75 + m));
+    const cuda::W4A16SmallPick t = cuda::w4a16_tuned_small(m, a.n, a.k);
+    EXPECT_FALSE(t.ks.config >= 0 && t.variant >= 0);
+    if (t.ks.config >= 0) {
+      SCOPED_TRACE("K-slice config " + std::to_string(t.ks.config) + " split " + std::to_string(t.ks.splits));
+      expect_linear_runs(a, w0, m, run_kslice(t.ks.config, t.ks.splits), uint32_t(75 + m));
+    }
+    if (t.variant >= 0) {
+      SCOPED_TRACE("register-streaming variant " + std::to_string(t.variant));
+      expect_linear_runs(a, w0, m, run_variant(t.variant), uint32_t(75 + m));
     }
     EXPECT_LE(worst(check_w4a16(a, m, true, uint32_t(85 + m), run_linear, 0, &w0)), kMaxNmse);
   }
@@ -746,6 +758,81 @@ TEST(CudaW4A16, TuneRecordsWhatTheLinearRuns) {
   EXPECT_EQ(cuda::w4a16_tuned_pick(128, a.n, a.k, a.group).config, -1);
   cuda::free_w4a16(w0);
   cuda::free_w4a16(w1);
+}
+
+// What a tuning recorded for (n, k, group): the small buckets' picks, then the tiled buckets'.
+std::vector<int> recorded_picks(int64_t n, int64_t k, int group) {
+  std::vector<int> out;
+  for (int64_t m : {1, 4, 8, 12, 16}) {
+    const cuda::W4A16SmallPick p = cuda::w4a16_tuned_small(m, n, k);
+    out.insert(out.end(), {p.ks.config, p.ks.splits, p.variant});
+  }
+  for (int64_t m = 64; m <= 256; m += 64) {
+    const cuda::W4A16TiledChoice t = cuda::w4a16_tuned_pick(m, n, k, group);
+    out.insert(out.end(), {t.config, t.splits});
+  }
+  return out;
+}
+
+// The picks saved between processes (w4a16_tune_cache.h): with AWQ_W4A16_TUNE_CACHE naming a file,
+// a first tuning times every bucket and writes its picks there; a second, after the process forgot
+// them (as a new process would start), reads the same picks and times nothing; a file of lines
+// this build cannot use (garbage, indices past its tables) is timed over, never run.
+TEST(CudaW4A16, TuneCacheGivesTheSamePicksWithoutTiming) {
+  SKIP_WITHOUT_GPU();
+  const RandomAwq a(1032, 1024, 128, 4, 71);
+  cuda::W4A16Weight w0 = cuda::upload_w4a16(a.awq(), a.n, a.k, nullptr);
+  const int64_t m_max = 256;
+  DeviceBuffer dx = to_device(std::vector<uint16_t>(size_t(m_max * a.k), 0)), dy(size_t(m_max * a.n) * 2);
+  const std::vector<cuda::W4A16Codes> codes = {{static_cast<const uint4*>(w0.codes), static_cast<const uint2*>(w0.params)}};
+  const test::TempDir dir;
+  const std::string path = dir.file("picks.tsv");
+  setenv("AWQ_W4A16_TUNE_CACHE", path.c_str(), 1);
+  struct Restore {  // the other tests run without a cache file
+    ~Restore() {
+      setenv("AWQ_W4A16_TUNE_CACHE", "0", 1);
+      cuda::w4a16_tune_forget();
+    }
+  } restore;
+  cuda::w4a16_tune_forget();
+  const cuda::W4A16TuneReport r1 = cuda::w4a16_tune(codes, a.n, a.k, a.group, m_max, dx.h(), dy.h(), nullptr);
+  if (!cuda::w4a16_wgmma_available()) {
+    cuda::free_w4a16(w0);
+    GTEST_SKIP() << "no sm_90a wgmma kernels here: " << r1.why_not;
+  }
+  ASSERT_GT(r1.buckets, 0) << r1.why_not;
+  EXPECT_EQ(r1.cached, 0);
+  EXPECT_EQ(r1.cache, path);
+  EXPECT_EQ(r1.cache_error, "");
+  const std::vector<int> first = recorded_picks(a.n, a.k, a.group);
+
+  cuda::w4a16_tune_forget();
+  const cuda::W4A16TuneReport r2 = cuda::w4a16_tune(codes, a.n, a.k, a.group, m_max, dx.h(), dy.h(), nullptr);
+  EXPECT_EQ(r2.buckets, 0) << "timed again although the cache holds every bucket";
+  EXPECT_EQ(r2.cached, r1.buckets);
+  EXPECT_EQ(r2.changed, r1.changed);
+  EXPECT_EQ(recorded_picks(a.n, a.k, a.group), first);
+  std::printf("[ note     ] cache %s: %d buckets timed in %.3f s, then read in %.3f s\n", path.c_str(), r1.buckets,
+              r1.seconds, r2.seconds);
+
+  // This device's key, from a line of the file; then lines with that key this build cannot use.
+  std::string key;
+  {
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty() && line[0] != '#') key = line.substr(0, line.find('\t'));
+  }
+  ASSERT_FALSE(key.empty());
+  std::ofstream(path, std::ios::trunc) << "garbage\n"
+                                       << key << "\ttiled\t1032\t1024\t128\t64\t9999\t1\t-1\n"
+                                       << key << "\tsmall\t1032\t1024\t0\t1\t-1\t0\t9999\n"
+                                       << key << "\tsmall\t1032\t1024\t0\t4\t9999\t1\t-1\n";
+  cuda::w4a16_tune_forget();
+  const cuda::W4A16TuneReport r3 = cuda::w4a16_tune(codes, a.n, a.k, a.group, m_max, dx.h(), dy.h(), nullptr);
+  EXPECT_EQ(r3.buckets, r1.buckets);
+  EXPECT_EQ(r3.cached, 0);
+  EXPECT_EQ(r3.cache_error, "");
+  cuda::free_w4a16(w0);
 }
 
 // The 192-token TMA tiles (w4a16_wgmma_ws.cu configurations 14-16: 192 x 128, its

@@ -3,20 +3,32 @@
 // CudaW4A16.TuneRecordsWhatTheLinearRuns (test_cuda_w4a16.cpp) times real kernels and
 // CudaTest.W4A16TuningAtLoad (test_cuda_model.cpp) the model's load.
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "ops/cuda/w4a16_kernels.h"
 #include "ops/cuda/w4a16_tune.h"
+#include "ops/cuda/w4a16_tune_cache.h"
 #include "support/expect_error.h"
+#include "support/temp_dir.h"
 
 namespace awq {
 namespace {
 
 namespace cuda = awq::cuda;
+
+// No test reads or writes the user's cache of measured picks (w4a16_tune_cache.h): every process
+// of awq_tests, and every awq it starts, times as if there were none, unless a test points
+// AWQ_W4A16_TUNE_CACHE at a file of its own (and back to "0" after).
+const bool kNoTuneCache = (setenv("AWQ_W4A16_TUNE_CACHE", "0", 1), true);
 
 bool same_choice(cuda::W4A16TiledChoice a, cuda::W4A16TiledChoice b) {
   return a.config == b.config && a.splits == b.splits;
@@ -36,8 +48,9 @@ TEST(CudaW4A16Tune, BucketsOf64TokensFrom17To512) {
   EXPECT_EQ(cuda::w4a16_tune_bucket(513), 0);  // the 256 x 128 tile's rule
 }
 
-TEST(CudaW4A16Tune, SmallBatchBucketsOf4TokensFrom2To16) {
-  EXPECT_EQ(cuda::w4a16_tune_small_bucket(1), 0);  // one token: the register-streaming kernels' rules
+TEST(CudaW4A16Tune, SmallBatchBucketsOneTokenThen4TokensTo16) {
+  EXPECT_EQ(cuda::w4a16_tune_small_bucket(0), 0);
+  EXPECT_EQ(cuda::w4a16_tune_small_bucket(1), 1);  // batch-1 decode: a bucket of its own
   EXPECT_EQ(cuda::w4a16_tune_small_bucket(2), 4);
   EXPECT_EQ(cuda::w4a16_tune_small_bucket(4), 4);
   EXPECT_EQ(cuda::w4a16_tune_small_bucket(5), 8);
@@ -130,7 +143,82 @@ TEST(CudaW4A16Tune, UntunedShapesHaveNoRecordedPick) {
   cuda::w4a16_tune_forget();
   EXPECT_EQ(cuda::w4a16_tuned_pick(128, 4096, 4096, 128).config, -1);
   EXPECT_EQ(cuda::w4a16_tuned_pick(1, 4096, 4096, 128).config, -1);
-  EXPECT_EQ(cuda::w4a16_tuned_kslice(8, 4096, 4096).config, -1);
+  EXPECT_EQ(cuda::w4a16_tuned_small(8, 4096, 4096).ks.config, -1);
+  EXPECT_EQ(cuda::w4a16_tuned_small(1, 4096, 4096).variant, -1);
+}
+
+TEST(CudaW4A16TuneCache, PathFromTheEnvironment) {
+  EXPECT_EQ(cuda::w4a16_tune_cache_path(nullptr, "/x/cache", "/home/u"), "/x/cache/awq/w4a16-picks.tsv");
+  EXPECT_EQ(cuda::w4a16_tune_cache_path("", nullptr, "/home/u"), "/home/u/.cache/awq/w4a16-picks.tsv");
+  EXPECT_EQ(cuda::w4a16_tune_cache_path(nullptr, "", "/home/u"), "/home/u/.cache/awq/w4a16-picks.tsv");
+  EXPECT_EQ(cuda::w4a16_tune_cache_path("0", "/x/cache", "/home/u"), "");  // off
+  EXPECT_EQ(cuda::w4a16_tune_cache_path("/data/picks.tsv", "/x/cache", "/home/u"), "/data/picks.tsv");
+  EXPECT_EQ(cuda::w4a16_tune_cache_path(nullptr, nullptr, nullptr), "");  // nowhere to put it: none
+  EXPECT_EQ(cuda::w4a16_tune_cache_path_from_env(), "");                   // this binary's setting
+}
+
+TEST(CudaW4A16TuneCache, LinesRoundTripAndForeignLinesAreSkipped) {
+  const std::string key = "NVIDIA H200|sm_90|132 SMs|driver 13000|runtime 13000|pdl 1|tables 0123456789abcdef";
+  const cuda::W4A16CachedPick tiled{false, 4096, 11008, 128, 256, 40, 3, -1};
+  const cuda::W4A16CachedPick small{true, 12288, 4096, 0, 1, -1, 0, 17};
+  const cuda::W4A16CachedPick kslice{true, 12288, 4096, 0, 8, 5, 2, -1};
+  for (const cuda::W4A16CachedPick& p : {tiled, small, kslice}) {
+    const std::string line = cuda::w4a16_cache_line(key, p);
+    cuda::W4A16CachedPick q;
+    ASSERT_TRUE(cuda::w4a16_parse_cache_line(line, key, &q)) << line;
+    EXPECT_TRUE(q == p) << line;
+    EXPECT_FALSE(cuda::w4a16_parse_cache_line(line, key + "x", &q)) << "another device's line";
+  }
+  // A tab in the device name does not split the key.
+  cuda::W4A16CachedPick q;
+  EXPECT_TRUE(cuda::w4a16_parse_cache_line(cuda::w4a16_cache_line("a\tb", tiled), "a\tb", &q));
+  const std::string good = cuda::w4a16_cache_line(key, tiled);
+  for (const std::string& bad :
+       {std::string("# a comment"), std::string(""), key, key + "\tlarge\t4096\t4096\t128\t64\t1\t1\t-1",
+        key + "\ttiled\t4096\t4096\t128\t64\t1", key + "\ttiled\t4096\tfour\t128\t64\t1\t1\t-1",
+        good + "\t9", key + "\ttiled\t-5\t4096\t128\t64\t1\t1\t-1", key + "\ttiled\t4096\t4096\t128\t64\t1\t99\t-1"})
+    EXPECT_FALSE(cuda::w4a16_parse_cache_line(bad, key, &q)) << "parsed: " << bad;
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Writing adds a device's picks, replaces the lines of the same buckets and keeps every other
+// line (other devices', lines it cannot parse); a file that cannot be written is reported and the
+// old one stays as it was.
+TEST(CudaW4A16TuneCache, WriteMergesAndReadReturnsOneDevicesPicks) {
+  const test::TempDir dir;
+  const std::string path = dir.file("sub/dir/picks.tsv");  // folders made as needed
+  const cuda::W4A16CachedPick a{false, 4096, 4096, 128, 64, 30, 2, -1}, b{false, 4096, 4096, 128, 128, 31, 1, -1},
+      c{true, 4096, 4096, 0, 4, 3, 2, -1};
+  std::string why;
+  EXPECT_EQ(cuda::w4a16_cache_read(path, "dev A").size(), 0u);  // no file yet: nothing, no error
+  ASSERT_TRUE(cuda::w4a16_cache_write(path, "dev A", {a, b}, &why)) << why;
+  ASSERT_TRUE(cuda::w4a16_cache_write(path, "dev B", {a}, &why)) << why;
+  {
+    std::ofstream(path, std::ios::app) << "dev A\tthis line does not parse\n";
+  }
+  cuda::W4A16CachedPick b2 = b;
+  b2.config = 33;
+  ASSERT_TRUE(cuda::w4a16_cache_write(path, "dev A", {b2, c}, &why)) << why;
+  const std::vector<cuda::W4A16CachedPick> got = cuda::w4a16_cache_read(path, "dev A");
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_TRUE(std::count(got.begin(), got.end(), a) == 1 && std::count(got.begin(), got.end(), b2) == 1 &&
+              std::count(got.begin(), got.end(), c) == 1);
+  EXPECT_EQ(cuda::w4a16_cache_read(path, "dev B").size(), 1u);
+  const std::string text = read_all(path);
+  EXPECT_EQ(text.rfind("# awq.cpp", 0), 0u) << text;
+  EXPECT_NE(text.find("this line does not parse"), std::string::npos) << text;
+  // A path under a regular file cannot be created: false, the reason, and the old file kept.
+  const std::string before = read_all(path);
+  EXPECT_FALSE(cuda::w4a16_cache_write(path + "/nested.tsv", "dev A", {a}, &why));
+  EXPECT_NE(why.find("cannot"), std::string::npos) << why;
+  EXPECT_EQ(read_all(path), before);
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp." + std::to_string(getpid())));
 }
 
 }  // namespace

@@ -353,7 +353,7 @@ int main(int argc, char** argv) try {
       if (only_m > 0) ksweep_ms = only_ms;
       for (const int64_t m : ksweep_ms) {
         std::printf("ksweep %s m=%lld:", sh.what, (long long)m);
-        const W4A16KSliceChoice pick = w4a16_run_kslice_pick(m, n, k);
+        const W4A16KSliceChoice pick = w4a16_dispatch(true, m, n, k, group, W4A16Path::Auto).ks;
         for (int c = 0; c < w4a16_kslice_count(); ++c) {
           const W4A16KSliceConfig cfg = w4a16_kslice_config(c);
           std::printf(" K%d:%d/%d/%d/%d", c, cfg.mt, cfg.wn, cfg.wk, cfg.u);
@@ -412,25 +412,22 @@ int main(int argc, char** argv) try {
       for (int p = 0; pdl && p < 2; ++p) std::snprintf(t_pdl[p], sizeof t_pdl[p], "%.2f", best[2 + p]);
       const double bytes = double(w0.bytes()) + double(m * k * 2) + double(m * n * 2);
       const double gbs = bytes / t4 * 1e-3;
-      // Mirrors launch_w4a16's choice (x is cudaMalloc'd: 16-byte aligned).
-      const bool tiled = path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k));
+      // What launch_w4a16 runs (x is cudaMalloc'd: 16-byte aligned).
+      const W4A16Dispatch d = w4a16_dispatch(true, m, n, k, group, path);
+      const char* tuned = d.tuned ? " tuned" : "";
       char kernel[64];
-      const W4A16KSliceChoice ks = path == W4A16Path::Auto && w4a16_kslice_from_env() ? w4a16_run_kslice_pick(m, n, k)
-                                                                                      : W4A16KSliceChoice{};
-      if (ks.config >= 0) {
-        const W4A16KSliceConfig c = w4a16_kslice_config(ks.config);
-        std::snprintf(kernel, sizeof kernel, "kslice %d/%d/%d/%d split %d%s", c.mt, c.wn, c.wk, c.u, ks.splits,
-                      w4a16_tuned_kslice(m, n, k).config >= 0 ? " tuned" : "");
-      } else if (tiled) {
-        const W4A16TiledChoice pick = w4a16_run_tiled_pick(m, n, k, group);
-        const W4A16TiledConfig c = w4a16_tiled_config(pick.config);
+      if (d.kind == W4A16Dispatch::Kind::KSlice) {
+        const W4A16KSliceConfig c = w4a16_kslice_config(d.ks.config);
+        std::snprintf(kernel, sizeof kernel, "kslice %d/%d/%d/%d split %d%s", c.mt, c.wn, c.wk, c.u, d.ks.splits, tuned);
+      } else if (d.kind == W4A16Dispatch::Kind::Tiled) {
+        const W4A16TiledConfig c = w4a16_tiled_config(d.tiled.config);
         std::snprintf(kernel, sizeof kernel, "%s %dx%d/%d %s %d%s", c.wgmma ? "wgmma" : "tiled", c.bm, c.bn,
-                      c.threads, c.stream_k ? "stream-K" : "split", c.stream_k ? 1 : pick.splits,
-                      w4a16_tuned_pick(m, n, k, group).config >= 0 ? " tuned" : "");
+                      c.threads, c.stream_k ? "stream-K" : c.l2_split ? "L2 split" : "split",
+                      c.stream_k ? 1 : d.tiled.splits, tuned);
       } else {
-        const W4A16Variant v = w4a16_variant(w4a16_default_variant(m, n, k));
-        std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d%s%s", v.mt, v.wk, v.wn, v.rt, v.xs ? "x" : "",
-                      v.sa ? "s" : "");
+        const W4A16Variant v = w4a16_variant(d.variant);
+        std::snprintf(kernel, sizeof kernel, "legacy %d/%d/%d/%d%s%s%s", v.mt, v.wk, v.wn, v.rt, v.xs ? "x" : "",
+                      v.sa ? "s" : "", tuned);
       }
       std::printf("| %s %lld x %lld | %lld | %.2f | %.2f | %.2fx | %.0f | %.0f %% | %.2f | %s | %s | %s |\n", sh.what,
                   (long long)n, (long long)k, (long long)m, t16, t4, t16 / t4, gbs, 100.0 * gbs / roof,

@@ -46,6 +46,10 @@
 //  - 2026-11-28 (session 29): w4a16_tune_linear times the tiled GEMM's candidate tiles for a
 //    weight's shape once per process and w4a16_linear then runs the fastest (w4a16_tune.h);
 //    without it, the rules' picks as before. AWQ_W4A16_TUNE=0 makes it a no-op.
+//  - 2026-11-28 (session 30): it also times the decode kernels at m = 1 (the register-streaming
+//    variants and K-slice configurations), and saves its picks in a cache file that later
+//    processes read instead of timing (AWQ_W4A16_TUNE_CACHE: a path, or 0 for none; default
+//    ~/.cache/awq/w4a16-picks.tsv; w4a16_tune_cache.h). API unchanged.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
@@ -81,15 +85,16 @@ void free_w4a16(W4A16Weight& w);
 void w4a16_linear(const W4A16Weight& w, const __half* x, int64_t m, const __half* bias, __half* y,
                   cudaStream_t s);
 
-// Measured picks (w4a16_tune.h): times the tiled GEMM's candidate tiles and K splits for the
-// shape of ws (weights of one shape, e.g. every layer's o_proj; the timed calls cycle through them
-// so that each reads its weights from memory, as in a model's step) at every 64-token bucket of
-// m = 17..min(m_max, 512) on this GPU, once per process and shape; w4a16_linear (and
+// Measured picks (w4a16_tune.h): times the candidate kernels for the shape of ws (weights of one
+// shape, e.g. every layer's o_proj; the timed calls cycle through them so that each reads its
+// weights from memory, as in a model's step) at m = 1, at 4-token buckets of m = 2..16 and at
+// 64-token buckets of m = 17..min(m_max, 512) on this GPU, once per process and shape, or reads
+// them from the cache file (AWQ_W4A16_TUNE_CACHE; w4a16_tune_cache.h); w4a16_linear (and
 // w4a16_linear_silu) then run the fastest there. x: [m_max, k] (finite values, e.g. zeros) and
 // y: [m_max, n] (overwritten) device scratch. Not while s is being captured. A no-op with AWQ_W4A16_TUNE=0, on
 // a GPU without the sm_90a wgmma kernels, or where tuned already. Times under the caller's PDL
 // mode (pdl.h PdlScope; PDL applies on a created stream s). Synchronizes s. Returns a line for a
-// log ("" where nothing was timed).
+// log ("" where nothing was timed or read from the cache).
 std::string w4a16_tune_linear(const std::vector<const W4A16Weight*>& ws, int64_t m_max, __half* x, __half* y,
                               cudaStream_t s);
 

@@ -571,46 +571,56 @@ void launch_w4a16_variant(int variant, const uint4* codes, const uint2* params, 
   kVariants[variant].fn(codes, params, x, bias, y, int(n), int(k), int(m), w4a16_group_tiles_log2(group), s, gated);
 }
 
-namespace {
-
-enum class Pick { KSlice, Tiled, Streaming };
-struct Choice {
-  Pick pick;
-  W4A16KSliceChoice ks;
-  bool has_gated_epilogue() const { return pick != Pick::Tiled; }  // the tiled GEMM has none
-};
-
-Choice choose(const __half* x, int64_t m, int64_t n, int64_t k, W4A16Path path) {
-  const bool x_aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0;  // rows too: k % 16 == 0
-  // A small-batch pick the tuner recorded (w4a16_tune.h) comes first, then the rules'.
-  const W4A16KSliceChoice ks = x_aligned && path == W4A16Path::Auto && w4a16_kslice_from_env()
-                                   ? w4a16_run_kslice_pick(m, n, k)
-                                   : W4A16KSliceChoice{};
-  if (ks.config >= 0) return {Pick::KSlice, ks};
-  if (x_aligned && (path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k))))
-    return {Pick::Tiled, ks};
-  return {Pick::Streaming, ks};
+W4A16Dispatch w4a16_dispatch(bool x_aligned, int64_t m, int64_t n, int64_t k, int group, W4A16Path path) {
+  using Kind = W4A16Dispatch::Kind;
+  W4A16Dispatch d;
+  // A small-batch pick the tuner recorded (w4a16_tune.h; timed with an aligned x, on Auto with the
+  // K-slice kernels on) comes first, then the rules'.
+  const bool small_rules = x_aligned && path == W4A16Path::Auto && w4a16_kslice_from_env();
+  const W4A16SmallPick tuned = small_rules ? w4a16_tuned_small(m, n, k) : W4A16SmallPick{};
+  if (tuned.variant >= 0) {
+    d.kind = Kind::Streaming;
+    d.variant = tuned.variant;
+    d.tuned = true;
+    return d;
+  }
+  d.ks = tuned.ks.config >= 0 ? tuned.ks : small_rules ? w4a16_default_kslice(m, n, k) : W4A16KSliceChoice{};
+  if (d.ks.config >= 0) {
+    d.kind = Kind::KSlice;
+    d.tuned = tuned.ks.config >= 0;
+    return d;
+  }
+  if (x_aligned && (path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k)))) {
+    d.kind = Kind::Tiled;
+    d.tiled = w4a16_run_tiled_pick(m, n, k, group);
+    d.tuned = w4a16_tuned_pick(m, n, k, group).config >= 0;
+    return d;
+  }
+  d.kind = Kind::Streaming;
+  d.variant = w4a16_default_variant(m, n, k);
+  return d;
 }
-
-}  // namespace
 
 bool w4a16_gated_output_available(const __half* x, int64_t m, int64_t n, int64_t k, W4A16Path path) {
-  return n % 16 == 0 && choose(x, m, n, k, path).has_gated_epilogue();
+  // The group does not change the family (only the tiled pick, which has no gated output).
+  return n % 16 == 0 && w4a16_dispatch(reinterpret_cast<uintptr_t>(x) % 16 == 0, m, n, k, 128, path).has_gated_epilogue();
 }
 
 namespace {
 
+W4A16Dispatch choose(const __half* x, int64_t m, int64_t n, int64_t k, int group, W4A16Path path) {
+  return w4a16_dispatch(reinterpret_cast<uintptr_t>(x) % 16 == 0, m, n, k, group, path);  // rows too: k % 16 == 0
+}
+
 // Runs the kernel of choice c (gated: only where c.has_gated_epilogue()).
-void launch_choice(const Choice& c, const uint4* codes, const uint2* params, const __half* x, const __half* bias,
+void launch_choice(const W4A16Dispatch& c, const uint4* codes, const uint2* params, const __half* x, const __half* bias,
                    __half* y, int64_t n, int64_t k, int group, int64_t m, cudaStream_t s, bool gated) {
-  if (c.pick == Pick::KSlice) {
+  if (c.kind == W4A16Dispatch::Kind::KSlice)
     launch_w4a16_kslice(c.ks.config, c.ks.splits, codes, params, x, bias, y, n, k, group, m, s, gated);
-  } else if (c.pick == Pick::Tiled) {
-    const W4A16TiledChoice t = w4a16_run_tiled_pick(m, n, k, group);
-    launch_w4a16_tiled(t.config, t.splits, codes, params, x, bias, y, n, k, group, m, s);
-  } else {
-    launch_w4a16_variant(w4a16_default_variant(m, n, k), codes, params, x, bias, y, n, k, group, m, s, gated);
-  }
+  else if (c.kind == W4A16Dispatch::Kind::Tiled)
+    launch_w4a16_tiled(c.tiled.config, c.tiled.splits, codes, params, x, bias, y, n, k, group, m, s);
+  else
+    launch_w4a16_variant(c.variant, codes, params, x, bias, y, n, k, group, m, s, gated);
 }
 
 }  // namespace
@@ -618,14 +628,14 @@ void launch_choice(const Choice& c, const uint4* codes, const uint2* params, con
 void launch_w4a16(const uint4* codes, const uint2* params, const __half* x, const __half* bias,
                   __half* y, int64_t n, int64_t k, int group, int64_t m, W4A16Path path,
                   cudaStream_t s, bool gated) {
-  const Choice c = choose(x, m, n, k, path);
+  const W4A16Dispatch c = choose(x, m, n, k, group, path);
   check(!gated || c.has_gated_epilogue(), "launch_w4a16: the tiled GEMM has no gated output (w4a16_gated_output_available)");
   launch_choice(c, codes, params, x, bias, y, n, k, group, m, s, gated);
 }
 
 void launch_w4a16_silu(const uint4* codes, const uint2* params, const __half* x, const __half* bias, __half* gu,
                        __half* act, int64_t n, int64_t k, int group, int64_t m, W4A16Path path, cudaStream_t s) {
-  const Choice c = choose(x, m, n, k, path);
+  const W4A16Dispatch c = choose(x, m, n, k, group, path);
   if (c.has_gated_epilogue()) {
     launch_choice(c, codes, params, x, bias, act, n, k, group, m, s, /*gated=*/true);
   } else {

@@ -299,6 +299,20 @@ void launch_w4a16_wgmma(int config, int splits, const uint4* codes, const uint2*
                         const __half* x, const __half* bias, __half* y, int64_t n, int64_t k,
                         int group, int64_t m, cudaStream_t s);
 
+// What launch_w4a16 runs for m tokens of k inputs -> n outputs (group: the weights' group size)
+// on `path`, x 16-byte aligned or not: one kernel family and its configuration, and whether a
+// measured pick (w4a16_tune.h) chose it. The bench names its kernel column from it.
+struct W4A16Dispatch {
+  enum class Kind { KSlice, Tiled, Streaming };
+  Kind kind = Kind::Streaming;
+  W4A16KSliceChoice ks;       // Kind::KSlice
+  W4A16TiledChoice tiled{};   // Kind::Tiled
+  int variant = -1;           // Kind::Streaming: the register-streaming variant (w4a16_variant)
+  bool tuned = false;         // a measured pick, not the rules'
+  bool has_gated_epilogue() const { return kind != Kind::Tiled; }  // the tiled GEMM has none
+};
+W4A16Dispatch w4a16_dispatch(bool x_aligned, int64_t m, int64_t n, int64_t k, int group, W4A16Path path);
+
 // y: [m, n] += bias: [n] (fp16).
 void launch_add_bias(__half* y, const __half* bias, int64_t m, int64_t n, cudaStream_t s);
 

@@ -3,11 +3,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <tuple>
 
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/pdl.h"
+#include "ops/cuda/w4a16_tune_cache.h"
 
 namespace awq::cuda {
 
@@ -17,8 +20,8 @@ int64_t w4a16_tune_bucket(int64_t m) {
 }
 
 int64_t w4a16_tune_small_bucket(int64_t m) {
-  if (m < 2 || m > kW4A16TuneSmallMax) return 0;
-  return (m + 3) / 4 * 4;
+  if (m < 1 || m > kW4A16TuneSmallMax) return 0;
+  return m == 1 ? 1 : (m + 3) / 4 * 4;
 }
 
 std::vector<W4A16TiledChoice> w4a16_tune_candidates(int64_t k, const W4A16PickContext& ctx) {
@@ -36,6 +39,7 @@ std::vector<W4A16TiledChoice> w4a16_tune_candidates(int64_t k, const W4A16PickCo
     // take any count 3..8 there).
     for (int splits = 1; splits <= 8; ++splits) {
       if (splits > 1 && (!ctx.split_ok || cfg.stream_k || chunks < 4 * int64_t(splits))) break;
+      if (splits == 1 && cfg.l2_split) continue;  // the same kernel as its cluster twin's, unsplit
       if ((splits == 5 || splits == 7) && !cfg.l2_split) continue;
       out.push_back({c, splits});
     }
@@ -64,20 +68,81 @@ std::map<Key, W4A16TiledChoice>& table() {
   return t;
 }
 using SmallKey = std::tuple<int64_t, int64_t, int64_t>;  // n, k, small bucket
-std::map<SmallKey, W4A16KSliceChoice>& small_table() {
-  static std::map<SmallKey, W4A16KSliceChoice> t;
+std::map<SmallKey, W4A16SmallPick>& small_table() {
+  static std::map<SmallKey, W4A16SmallPick> t;
   return t;
 }
-// The dispatch's own choice at small m, in the candidates' list of a small bucket.
+// A small bucket's candidates in the timing's W4A16TiledChoice list: the dispatch's own choice,
+// a register-streaming variant v as {kVariantBase + v, 0}, a K-slice configuration as itself.
 constexpr W4A16TiledChoice kDispatchChoice{-2, 0};
+constexpr int kVariantBase = 1 << 16;
 
 // Timing, in two stages. Screening: each candidate once to warm up (a kernel's first launch
 // may load its module), then one timed call. Final: the kScreened fastest of those and the rules'
 // pick, each kReps back-to-back calls between two events, kRounds rounds over them (so a slow
-// moment of the GPU does not hit one candidate twice), the faster round kept. kMargin: how much
-// faster than the rules' pick a tile must be to replace it.
-constexpr int kScreened = 6, kReps = 4, kRounds = 2;
+// moment of the GPU does not hit one candidate twice), the fastest round kept. kMargin: how much
+// faster than the rules' pick a tile must be to replace it. Session 30 (H200) raised the final
+// stage from 6 candidates x 4 calls x 2 rounds: with 4 calls of a 5-10 us kernel, the event and
+// the first launch's latency weigh on each mean, and two tunings of one 7B picked different
+// kernels for o_proj at m = 1; the cache file (w4a16_tune_cache.h) pays the longer timing once.
+constexpr int kScreened = 8, kReps = 16, kRounds = 3;
 constexpr double kMargin = 0.03;
+
+// FNV-1a over the numbers a build's picks mean something for.
+struct Signature {
+  uint64_t h = 1469598103934665603ull;
+  void add(int64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= uint64_t(v >> (8 * i)) & 0xff;
+      h *= 1099511628211ull;
+    }
+  }
+};
+
+// The cache key (w4a16_tune_cache.h): what a recorded pick depends on. The device, driver and
+// runtime; whether the small buckets are timed with PDL on stream s (pdl.h: launches on the legacy
+// stream never carry it); and a signature of the kernel tables (a pick is an index into them) and of
+// the switches that change the candidates or the dispatch's own choice (W4A16PickContext and the
+// AWQ_W4A16_* switches of the small-batch kernels).
+std::string cache_key(const W4A16PickContext& ctx, cudaStream_t s) {
+  int dev = 0, driver = 0, runtime = 0;
+  AWQ_CUDA_CHECK(cudaGetDevice(&dev));
+  cudaDeviceProp prop{};
+  AWQ_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+  AWQ_CUDA_CHECK(cudaDriverGetVersion(&driver));
+  AWQ_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+  Signature sig;
+  sig.add(1);  // the format of this signature
+  sig.add(w4a16_tiled_count());
+  for (int c = 0; c < w4a16_tiled_count(); ++c) {
+    const W4A16TiledConfig t = w4a16_tiled_config(c);
+    for (int64_t v : {t.tt, t.rt, t.wt, t.wr, t.stages, t.bm, t.bn, t.threads}) sig.add(v);
+    for (bool v : {t.wgmma, t.stream_k, t.l2_split}) sig.add(v);
+  }
+  sig.add(w4a16_kslice_count());
+  for (int c = 0; c < w4a16_kslice_count(); ++c) {
+    const W4A16KSliceConfig q = w4a16_kslice_config(c);
+    for (int64_t v : {q.mt, q.wn, q.wk, q.u}) sig.add(v);
+  }
+  sig.add(w4a16_variant_count());
+  for (int c = 0; c < w4a16_variant_count(); ++c) {
+    const W4A16Variant v = w4a16_variant(c);
+    for (int64_t f : {v.mt, v.wk, v.wn, v.rt, int(v.xs), int(v.sa)}) sig.add(f);
+  }
+  sig.add(ctx.sms);
+  sig.add(ctx.smem_optin);
+  for (bool v : {ctx.split_ok, ctx.wgmma, ctx.tma, ctx.wave_tiles, ctx.l2_split, ctx.stream_k, ctx.wgmma_from_17,
+                 ctx.split3, ctx.wave_mid, ctx.t256_from_161, ctx.wide_mid, w4a16_kslice_from_env(),
+                 w4a16_kslice_pdl_from_env(), w4a16_kslice_thin_from_env(), w4a16_xsmem_from_env(),
+                 w4a16_scale_after_from_env(), w4a16_long_k_from_env(), w4a16_cluster_push_from_env()})
+    sig.add(v);
+  sig.add(int(w4a16_path_from_env()));
+  char key[512];
+  std::snprintf(key, sizeof key, "%s|sm_%d%d|%d SMs|driver %d|runtime %d|pdl %d|tables %016llx", prop.name, prop.major,
+                prop.minor, prop.multiProcessorCount, driver, runtime, pdl_launch(s) ? int(pdl_mode()) : 0,
+                (unsigned long long)sig.h);
+  return key;
+}
 
 }  // namespace
 
@@ -106,17 +171,51 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
       if (!table().count(Key{n, k, group, upper})) buckets.push_back(upper);
     // The small buckets where the dispatch may run the K-slice kernels (x aligned: the scratch is).
     if (w4a16_kslice_from_env() && w4a16_path_from_env() == W4A16Path::Auto)
-      for (int64_t upper = 4; upper <= std::min(m_max, kW4A16TuneSmallMax); upper += 4)
-        if (!small_table().count(SmallKey{n, k, upper})) small.push_back(upper);
+      for (int64_t upper : {1, 4, 8, 12, 16})
+        if (upper <= m_max && !small_table().count(SmallKey{n, k, upper})) small.push_back(upper);
   }
   if (buckets.empty() && small.empty()) return r;
   const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::pair<Key, W4A16TiledChoice>> picks;
+  std::vector<std::pair<SmallKey, W4A16SmallPick>> small_picks;
+  // The cache file's picks for the buckets not yet tuned in this process; only what they leave is timed.
+  r.cache = w4a16_tune_cache_path_from_env();
+  const std::string key = r.cache.empty() ? "" : cache_key(ctx, s);
+  if (!r.cache.empty()) {
+    const std::vector<W4A16TiledChoice> cands = w4a16_tune_candidates(k, ctx);
+    for (const W4A16CachedPick& p : w4a16_cache_read(r.cache, key)) {
+      if (p.n != n || p.k != k) continue;
+      if (!p.small) {
+        const auto b = std::find(buckets.begin(), buckets.end(), p.bucket);
+        const bool allowed = std::any_of(cands.begin(), cands.end(),
+                                         [&](W4A16TiledChoice c) { return c.config == p.config && c.splits == p.splits; });
+        if (p.group != group || b == buckets.end() || !allowed) continue;
+        buckets.erase(b);
+        picks.push_back({Key{n, k, group, p.bucket}, {p.config, p.splits}});
+        const W4A16TiledChoice rule = w4a16_pick_tiled(p.bucket, n, k, ctx);
+        if (rule.config != p.config || rule.splits != p.splits) ++r.changed;
+      } else {
+        const auto b = std::find(small.begin(), small.end(), p.bucket);
+        const bool kept = p.config == -1 && p.variant == -1;
+        const bool variant = p.config == -1 && p.variant >= 0 && p.variant < w4a16_variant_count();
+        const bool kslice = p.variant == -1 && p.config >= 0 && p.config < w4a16_kslice_count() &&
+                            (p.splits == 1 || ctx.split_ok) && w4a16_kslice_fits(p.config, p.splits, p.bucket, k);
+        if (b == small.end() || !(kept || variant || kslice)) continue;
+        small.erase(b);
+        W4A16SmallPick rec;
+        rec.variant = p.variant;
+        if (kslice) rec.ks = {p.config, p.splits};
+        small_picks.push_back({SmallKey{n, k, p.bucket}, rec});
+        if (!kept) ++r.changed;
+      }
+      ++r.cached;
+    }
+  }
+  const size_t cached_picks = picks.size(), cached_small = small_picks.size();
   cudaEvent_t start = nullptr, stop = nullptr;
   AWQ_CUDA_CHECK(cudaEventCreate(&start));
   AWQ_CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<std::pair<Key, W4A16TiledChoice>> picks;
   size_t next = 0;  // the weight the next call reads (cycling)
-  std::vector<std::pair<SmallKey, W4A16KSliceChoice>> small_picks;
   try {
     // Screening, then the final timing (above), of `cands`; run(c, w) launches candidate c on
     // weight w. Returns the final times.
@@ -145,24 +244,31 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
       return timed;
     };
     for (const int64_t m : small) {
-      // The dispatch's own choice (launch_w4a16 finds no recorded pick for this bucket yet) and
-      // every K-slice configuration and split that fits.
+      // The dispatch's own choice (launch_w4a16 finds no recorded pick for this bucket yet), every
+      // register-streaming variant and every K-slice configuration and split that fits.
       std::vector<W4A16TiledChoice> cands = {kDispatchChoice};
+      for (int v = 0; v < w4a16_variant_count(); ++v) cands.push_back({kVariantBase + v, 0});
       for (int c = 0; c < w4a16_kslice_count(); ++c)
         for (const int splits : {1, 2, 3, 4, 6, 8})
           if ((splits == 1 || ctx.split_ok) && w4a16_kslice_fits(c, splits, m, k)) cands.push_back({c, splits});
       const auto run = [&](W4A16TiledChoice c, const W4A16Codes& w) {
         if (c.config == kDispatchChoice.config)
           launch_w4a16(w.codes, w.params, x, nullptr, y, n, k, group, m, W4A16Path::Auto, s);
+        else if (c.config >= kVariantBase)
+          launch_w4a16_variant(c.config - kVariantBase, w.codes, w.params, x, nullptr, y, n, k, group, m, s);
         else
           launch_w4a16_kslice(c.config, c.splits, w.codes, w.params, x, nullptr, y, n, k, group, m, s);
       };
       const W4A16TiledChoice pick = w4a16_tune_select(kDispatchChoice, measure(cands, kDispatchChoice, run), kMargin);
       if (pick.config == -1) continue;
-      const bool kept = pick.config == kDispatchChoice.config;
-      small_picks.push_back({SmallKey{n, k, m}, kept ? W4A16KSliceChoice{} : W4A16KSliceChoice{pick.config, pick.splits}});
+      W4A16SmallPick rec;  // the dispatch's own choice kept: nothing recorded but the bucket
+      if (pick.config >= kVariantBase)
+        rec.variant = pick.config - kVariantBase;
+      else if (pick.config >= 0)
+        rec.ks = {pick.config, pick.splits};
+      small_picks.push_back({SmallKey{n, k, m}, rec});
       ++r.buckets;
-      if (!kept) ++r.changed;
+      if (pick.config != kDispatchChoice.config) ++r.changed;
     }
     for (const int64_t m : buckets) {
       const std::vector<W4A16TiledChoice> cands = w4a16_tune_candidates(k, ctx);
@@ -185,8 +291,21 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
   AWQ_CUDA_CHECK(cudaEventDestroy(stop));
   {
     const std::lock_guard<std::mutex> lock(table_mutex);
-    for (const auto& [key, pick] : picks) table().emplace(key, pick);
-    for (const auto& [key, pick] : small_picks) small_table().emplace(key, pick);
+    for (const auto& [slot, pick] : picks) table().emplace(slot, pick);
+    for (const auto& [slot, pick] : small_picks) small_table().emplace(slot, pick);
+  }
+  if (!r.cache.empty() && r.buckets > 0) {
+    std::vector<W4A16CachedPick> fresh;
+    for (size_t i = cached_picks; i < picks.size(); ++i) {
+      const auto& [slot, pick] = picks[i];
+      fresh.push_back({false, n, k, group, std::get<3>(slot), pick.config, pick.splits, -1});
+    }
+    for (size_t i = cached_small; i < small_picks.size(); ++i) {
+      const auto& [slot, pick] = small_picks[i];
+      fresh.push_back({true, n, k, 0, std::get<2>(slot), pick.ks.config, pick.ks.config >= 0 ? pick.ks.splits : 0,
+                       pick.variant});
+    }
+    w4a16_cache_write(r.cache, key, fresh, &r.cache_error);
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
@@ -205,17 +324,12 @@ W4A16TiledChoice w4a16_run_tiled_pick(int64_t m, int64_t n, int64_t k, int group
   return t.config >= 0 ? t : w4a16_default_tiled(m, n, k);
 }
 
-W4A16KSliceChoice w4a16_tuned_kslice(int64_t m, int64_t n, int64_t k) {
+W4A16SmallPick w4a16_tuned_small(int64_t m, int64_t n, int64_t k) {
   const int64_t bucket = w4a16_tune_small_bucket(m);
   if (bucket == 0) return {};
   const std::lock_guard<std::mutex> lock(table_mutex);
   const auto it = small_table().find(SmallKey{n, k, bucket});
-  return it == small_table().end() ? W4A16KSliceChoice{} : it->second;
-}
-
-W4A16KSliceChoice w4a16_run_kslice_pick(int64_t m, int64_t n, int64_t k) {
-  const W4A16KSliceChoice t = w4a16_tuned_kslice(m, n, k);
-  return t.config >= 0 ? t : w4a16_default_kslice(m, n, k);
+  return it == small_table().end() ? W4A16SmallPick{} : it->second;
 }
 
 void w4a16_tune_forget() {

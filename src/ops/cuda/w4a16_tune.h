@@ -1,18 +1,20 @@
 // Measured picks of the W4A16 kernels (sm_90 wgmma devices): for each layer shape a model
-// uploads, every candidate tile and K split of the tiled GEMM (m = 17..512), and every K-slice
-// configuration and split against the dispatch's own choice (m = 2..16), is timed once per bucket
-// of token counts on this GPU, and the fastest is what launch_w4a16 runs for that bucket from
-// then on; the dispatch's rules (w4a16_pick_tiled, w4a16_default_kslice) stay the fallback and
-// the tie-break. Why: the rules were fitted on a
-// few shapes (the 7B's, then some of Llama-3-8B's, Qwen2.5-7B's, a 13B's and a 70B's) and were
-// 10-45 % off the best tile on shapes and token counts they had not seen, and the K-slice rules,
-// fitted on the 7B, 10-42 % off on Llama-3-8B's and Qwen2.5-7B's layers at 8-16 tokens
-// (docs/results/gpu.md, sessions 28-29); timing the ~100 candidates of a shape takes a fraction of a second. Internal
-// to src/ops/cuda: the model calls w4a16_tune_linear (w4a16.h).
+// uploads, every candidate tile and K split of the tiled GEMM (m = 17..512), and every
+// register-streaming variant and K-slice configuration and split against the dispatch's own choice
+// (m = 1 and m = 2..16), is timed once per bucket of token counts on this GPU, and the fastest is
+// what launch_w4a16 runs for that bucket from then on; the dispatch's rules (w4a16_pick_tiled,
+// w4a16_default_kslice, w4a16_default_variant) stay the fallback and the tie-break. Why: the rules
+// were fitted on a few shapes (the 7B's, then some of Llama-3-8B's, Qwen2.5-7B's, a 13B's and a
+// 70B's) and were 10-45 % off the best tile on shapes and token counts they had not seen, and the
+// K-slice rules, fitted on the 7B, 10-42 % off on Llama-3-8B's and Qwen2.5-7B's layers at 8-16
+// tokens (docs/results/gpu.md, sessions 28-29); timing the ~100 candidates of a shape takes a
+// fraction of a second. Internal to src/ops/cuda: the model calls w4a16_tune_linear (w4a16.h).
 // The picks live for the process: the same (shape, bucket) always runs the same kernel after
-// tuning, so results are deterministic within a process (eager and graph, every PDL mode), but
-// two processes may pick differently between tiles whose times tie (last-bit differences);
-// AWQ_W4A16_TUNE=0 turns tuning off (the rules' picks, the same in every process).
+// tuning, so results are deterministic within a process (eager and graph, every PDL mode). They
+// are also saved in a cache file (AWQ_W4A16_TUNE_CACHE, w4a16_tune_cache.h) that later processes
+// on the same device read instead of timing: without it two processes could pick differently
+// between tiles whose times tie (last-bit differences). AWQ_W4A16_TUNE=0 turns tuning off (the
+// rules' picks, the same in every process).
 #pragma once
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -33,16 +35,24 @@ namespace awq::cuda {
 constexpr int64_t kW4A16TuneMinTokens = 17, kW4A16TuneMaxTokens = 512;
 int64_t w4a16_tune_bucket(int64_t m);
 
-// Small batches (decode at 2..16 sequences): buckets of 4 tokens, m = 2..16 (the K-slice kernels'
-// token tiles hold 8 tokens; their shared x slice grows with m), timed at the upper end. 0: m is
-// outside. Their candidates: the dispatch's own choice (K-slice, register-streaming or tiled) and
-// every K-slice configuration at 1, 2, 3, 4, 6 and 8 splits that fits (w4a16_kslice_fits).
+// Small batches (decode at 1..16 sequences): one bucket for m = 1 and buckets of 4 tokens over
+// m = 2..16 (the K-slice kernels' token tiles hold 8 tokens; their shared x slice grows with m),
+// each timed at its upper end. 0: m is outside. Their candidates: the dispatch's own choice, every
+// register-streaming variant (w4a16_variant) and every K-slice configuration at 1, 2, 3, 4, 6 and
+// 8 splits that fits (w4a16_kslice_fits).
 constexpr int64_t kW4A16TuneSmallMax = 16;
 int64_t w4a16_tune_small_bucket(int64_t m);
 
+// A recorded small-batch pick: a K-slice configuration (ks.config >= 0) or a register-streaming
+// variant (variant >= 0); neither where none is recorded or the dispatch's own choice was kept.
+struct W4A16SmallPick {
+  W4A16KSliceChoice ks;
+  int variant = -1;
+};
+
 // The candidates of every tiled bucket for k inputs: every wgmma configuration the context allows (the
 // TMA ones with ctx.tma, stream-K ones with ctx.stream_k, split-K-through-L2 ones with
-// ctx.l2_split) at 1, 2, 3, 4, 6 and 8 K splits (the split-K-through-L2 ones at 1..8) where
+// ctx.l2_split) at 1, 2, 3, 4, 6 and 8 K splits (the split-K-through-L2 ones at 2..8: unsplit, each is its cluster twin) where
 // splits are available and each split keeps >= 4 chunks of 64 inputs (a stream-K configuration
 // unsplit only); none without ctx.wgmma.
 std::vector<W4A16TiledChoice> w4a16_tune_candidates(int64_t k, const W4A16PickContext& ctx);
@@ -58,13 +68,17 @@ W4A16TiledChoice w4a16_tune_select(W4A16TiledChoice rule, const std::vector<W4A1
 
 // What one shape's tuning did (for the caller's log line).
 struct W4A16TuneReport {
-  int buckets = 0;        // buckets timed now (0: already tuned, or not tunable here)
-  int changed = 0;        // of which the pick differs from the rules'
+  int buckets = 0;        // buckets timed now (0: already tuned, read from the cache, or not tunable here)
+  int cached = 0;         // buckets whose picks were read from the cache file (w4a16_tune_cache.h)
+  int changed = 0;        // of the timed and the cached, those whose pick differs from the rules'
   double seconds = 0.0;   // wall time spent
   std::string why_not;    // non-empty where nothing was tuned: why
+  std::string cache;      // the cache file used ("" where none: AWQ_W4A16_TUNE_CACHE=0, or no home)
+  std::string cache_error;  // non-empty where the new picks could not be saved there: why
 };
 // Times the candidates of (n, k, group) for every bucket (the small ones too) up to m_max (capped at
-// kW4A16TuneMaxTokens) and records the picks, unless tuned already. weights: uploaded weights of
+// kW4A16TuneMaxTokens) and records the picks, unless tuned already in this process or found in the
+// cache file (AWQ_W4A16_TUNE_CACHE, w4a16_tune_cache.h; the new picks are added to it). weights: uploaded weights of
 // that shape (w4a16.h), e.g. every layer's: the timed calls cycle through them, so that as in a
 // model's step each call reads its weights from memory, not from L2 (one weight read over and
 // over would sit in L2 and favour other tiles); x: [m_max, k] (finite values; read as they are)
@@ -78,12 +92,8 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
                            __half* x, __half* y, cudaStream_t s);
 // The recorded pick for m tokens of (n, k, group), or {-1, 0} where none is.
 W4A16TiledChoice w4a16_tuned_pick(int64_t m, int64_t n, int64_t k, int group);
-// The recorded small-batch pick for m tokens of (n, k) (any group: a model has one): a K-slice
-// configuration, or {-1, 1} where none is recorded or the dispatch's own choice was kept.
-W4A16KSliceChoice w4a16_tuned_kslice(int64_t m, int64_t n, int64_t k);
-// The K-slice pick launch_w4a16 runs where the K-slice kernels may run (Auto, AWQ_W4A16_KSLICE on,
-// x aligned): the tuned one where recorded, else w4a16_default_kslice.
-W4A16KSliceChoice w4a16_run_kslice_pick(int64_t m, int64_t n, int64_t k);
+// The recorded small-batch pick for m tokens of (n, k) (any group: a model has one).
+W4A16SmallPick w4a16_tuned_small(int64_t m, int64_t n, int64_t k);
 // The tiled pick launch_w4a16 runs: the tuned one where recorded, else w4a16_default_tiled.
 W4A16TiledChoice w4a16_run_tiled_pick(int64_t m, int64_t n, int64_t k, int group);
 // Forgets every recorded pick (tests).
