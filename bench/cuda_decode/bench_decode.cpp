@@ -214,7 +214,7 @@ int run(int argc, char** argv) {
   cuda::CudaLlama llm(c, w, o);
   std::fprintf(stderr, "uploaded (and tuned) in %.1f s to %s\n", now() - t0, llm.device_name().c_str());
   // The W4A16 tuning at load (AWQ_W4A16_TUNE; ops/cuda/w4a16.h): a line per layer shape.
-  std::printf("%s", llm.tuning_log().empty() ? "W4A16 tuning: none (AWQ_W4A16_TUNE=0, or no sm_90a kernels)\n"
+  std::printf("%s", llm.tuning_log().empty() ? "W4A16 tuning: none (AWQ_W4A16_TUNE=0)\n"
                                              : llm.tuning_log().c_str());
 
   const int64_t wbytes = llm.weight_bytes_per_step();

@@ -81,8 +81,8 @@ class CudaLlama {
   int pdl_mode() const;
   std::string device_name() const;
   // What the W4A16 tuning at load did (w4a16.h w4a16_tune_linear): a line per layer shape whose
-  // tiles were timed, "" where none were (AWQ_W4A16_TUNE=0, no sm_90a kernels, a dense model, or
-  // the shapes were tuned earlier in this process).
+  // kernels were timed or read from the cache file, "" where none were (AWQ_W4A16_TUNE=0, a dense
+  // model, or the shapes were tuned earlier in this process).
   const std::string& tuning_log() const;
 
  private:

@@ -154,8 +154,12 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
     return r;
   }
   const W4A16PickContext ctx = w4a16_pick_context();
-  if (!ctx.wgmma) {
-    r.why_not = "no sm_90a wgmma kernels on this device (the rules' picks run)";
+  // The small batches' kernels run on every GPU; the tiled buckets' candidates are the sm_90a wgmma
+  // tiles (elsewhere the mma.sync tiles' rules stay: their 16- and 32-token tiles do not fit the
+  // 64-token buckets).
+  const bool small_tunable = w4a16_kslice_from_env() && w4a16_path_from_env() == W4A16Path::Auto;
+  if (!ctx.wgmma && !small_tunable) {
+    r.why_not = "no sm_90a wgmma kernels on this device, and the small-batch kernels are off (the rules' picks run)";
     return r;
   }
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
@@ -167,10 +171,10 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
   std::vector<int64_t> buckets, small;
   {
     const std::lock_guard<std::mutex> lock(table_mutex);
-    for (int64_t upper = 64; upper <= std::min(m_max, kW4A16TuneMaxTokens); upper += 64)
+    for (int64_t upper = 64; ctx.wgmma && upper <= std::min(m_max, kW4A16TuneMaxTokens); upper += 64)
       if (!table().count(Key{n, k, group, upper})) buckets.push_back(upper);
     // The small buckets where the dispatch may run the K-slice kernels (x aligned: the scratch is).
-    if (w4a16_kslice_from_env() && w4a16_path_from_env() == W4A16Path::Auto)
+    if (small_tunable)
       for (int64_t upper : {1, 4, 8, 12, 16})
         if (upper <= m_max && !small_table().count(SmallKey{n, k, upper})) small.push_back(upper);
   }

@@ -1,7 +1,7 @@
-// Measured picks of the W4A16 kernels (sm_90 wgmma devices): for each layer shape a model
-// uploads, every candidate tile and K split of the tiled GEMM (m = 17..512), and every
-// register-streaming variant and K-slice configuration and split against the dispatch's own choice
-// (m = 1 and m = 2..16), is timed once per bucket of token counts on this GPU, and the fastest is
+// Measured picks of the W4A16 kernels: for each layer shape a model uploads, every candidate tile
+// and K split of the tiled GEMM (m = 17..512; sm_90 wgmma devices), and every register-streaming
+// variant and K-slice configuration and split against the dispatch's own choice (m = 1 and
+// m = 2..16; every GPU), is timed once per bucket of token counts on this GPU, and the fastest is
 // what launch_w4a16 runs for that bucket from then on; the dispatch's rules (w4a16_pick_tiled,
 // w4a16_default_kslice, w4a16_default_variant) stay the fallback and the tie-break. Why: the rules
 // were fitted on a few shapes (the 7B's, then some of Llama-3-8B's, Qwen2.5-7B's, a 13B's and a
