@@ -812,14 +812,19 @@ TEST(CudaW4A16, TuneCacheGivesTheSamePicksWithoutTiming) {
   EXPECT_EQ(r1.cache_error, "");
   const std::vector<int> first = recorded_picks(a.n, a.k, a.group);
 
+  // Buckets whose rounds were far apart (a busy GPU) are not saved: those, and only those, are timed
+  // again (on a GPU of its own, none).
+  EXPECT_LT(r1.unsteady, r1.buckets);
   cuda::w4a16_tune_forget();
   const cuda::W4A16TuneReport r2 = cuda::w4a16_tune(codes, a.n, a.k, a.group, m_max, dx.h(), dy.h(), nullptr);
-  EXPECT_EQ(r2.buckets, 0) << "timed again although the cache holds every bucket";
-  EXPECT_EQ(r2.cached, r1.buckets);
-  EXPECT_EQ(r2.changed, r1.changed);
-  EXPECT_EQ(recorded_picks(a.n, a.k, a.group), first);
-  std::printf("[ note     ] cache %s: %d buckets timed in %.3f s, then read in %.3f s\n", path.c_str(), r1.buckets,
-              r1.seconds, r2.seconds);
+  EXPECT_EQ(r2.buckets, r1.unsteady) << "timed again although the cache holds the bucket";
+  EXPECT_EQ(r2.cached, r1.buckets - r1.unsteady);
+  if (r1.unsteady == 0) {
+    EXPECT_EQ(r2.changed, r1.changed);
+    EXPECT_EQ(recorded_picks(a.n, a.k, a.group), first);
+  }
+  std::printf("[ note     ] cache %s: %d buckets timed in %.3f s (%d unsteady, not saved), then %d read in %.3f s\n",
+              path.c_str(), r1.buckets, r1.seconds, r1.unsteady, r2.cached, r2.seconds);
 
   // This device's key, from a line of the file; then lines with that key this build cannot use.
   std::string key;

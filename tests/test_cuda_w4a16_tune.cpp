@@ -128,6 +128,20 @@ TEST(CudaW4A16Tune, SelectKeepsTheRulesPickWithinTheMargin) {
   EXPECT_EQ(cuda::w4a16_tune_select(rule, {}, 0.03).config, -1);
 }
 
+// A pick is saved in the cache file only where its rounds and the rules' pick's agree (a GPU busy
+// with another process gives rounds far apart); the other candidates' spreads do not matter.
+TEST(CudaW4A16Tune, SteadyTimingOnlyIsSaved) {
+  const cuda::W4A16TiledChoice rule{30, 2}, fast{31, 1}, other{32, 4};
+  const auto timed = [&](double rule_spread, double fast_spread, double other_spread) {
+    return std::vector<cuda::W4A16Timed>{{rule, 100.0, rule_spread}, {fast, 90.0, fast_spread}, {other, 95.0, other_spread}};
+  };
+  EXPECT_TRUE(cuda::w4a16_tune_steady(fast, rule, timed(0.02, 0.05, 0.9), 0.15));
+  EXPECT_FALSE(cuda::w4a16_tune_steady(fast, rule, timed(0.02, 0.3, 0.0), 0.15));   // the pick's rounds
+  EXPECT_FALSE(cuda::w4a16_tune_steady(fast, rule, timed(0.4, 0.01, 0.0), 0.15));   // the rules' pick's
+  EXPECT_TRUE(cuda::w4a16_tune_steady(rule, rule, timed(0.1, 0.9, 0.9), 0.15));     // the rule kept
+  EXPECT_TRUE(cuda::w4a16_tune_steady(fast, rule, {{fast, 90.0, 0.0}}, 0.15));       // the rule not timed
+}
+
 TEST(CudaW4A16Tune, SwitchParses) {
   EXPECT_TRUE(cuda::parse_w4a16_tune(nullptr));
   EXPECT_TRUE(cuda::parse_w4a16_tune(""));

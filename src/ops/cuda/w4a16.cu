@@ -114,13 +114,16 @@ std::string w4a16_tune_linear(const std::vector<const W4A16Weight*>& ws, int64_t
     std::snprintf(line, sizeof line, "W4A16 %lld x %lld: %d token buckets' picks read from %s, %d differ from the rules",
                   (long long)w.n, (long long)w.k, r.cached, r.cache.c_str(), r.changed);
   else
-    std::snprintf(line, sizeof line, "W4A16 %lld x %lld: tuned %d token buckets in %.2f s%s, %d differ from the rules; %s%s",
+    std::snprintf(line, sizeof line, "W4A16 %lld x %lld: tuned %d token buckets in %.2f s%s, %d differ from the rules; %s%s%s",
                   (long long)w.n, (long long)w.k, r.buckets, r.seconds,
                   r.cached ? (" (" + std::to_string(r.cached) + " more from the cache)").c_str() : "", r.changed,
                   r.cache.empty() ? "not saved (no cache file)"
                   : r.cache_error.empty() ? "saved to "
                                           : "not saved: ",
-                  r.cache.empty() ? "" : r.cache_error.empty() ? r.cache.c_str() : r.cache_error.c_str());
+                  r.cache.empty() ? "" : r.cache_error.empty() ? r.cache.c_str() : r.cache_error.c_str(),
+                  r.unsteady && !r.cache.empty()
+                      ? (" (" + std::to_string(r.unsteady) + " not: their timing was unsteady, a busy GPU?)").c_str()
+                      : "");
   return line;
 }
 

@@ -59,6 +59,16 @@ W4A16TiledChoice w4a16_tune_select(W4A16TiledChoice rule, const std::vector<W4A1
   return best->choice;
 }
 
+bool w4a16_tune_steady(W4A16TiledChoice pick, W4A16TiledChoice rule, const std::vector<W4A16Timed>& timed,
+                       double max_spread) {
+  for (const W4A16Timed& t : timed) {
+    const bool is = (t.choice.config == pick.config && t.choice.splits == pick.splits) ||
+                    (t.choice.config == rule.config && t.choice.splits == rule.splits);
+    if (is && t.spread > max_spread) return false;
+  }
+  return true;
+}
+
 namespace {
 
 using Key = std::tuple<int64_t, int64_t, int, int64_t>;  // n, k, group, bucket
@@ -87,6 +97,8 @@ constexpr int kVariantBase = 1 << 16;
 // kernels for o_proj at m = 1; the cache file (w4a16_tune_cache.h) pays the longer timing once.
 constexpr int kScreened = 8, kReps = 16, kRounds = 3;
 constexpr double kMargin = 0.03;
+// w4a16_tune_steady's bound for saving a pick in the cache file.
+constexpr double kMaxSpread = 0.15;
 
 // FNV-1a over the numbers a build's picks mean something for.
 struct Signature {
@@ -220,6 +232,7 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
   AWQ_CUDA_CHECK(cudaEventCreate(&start));
   AWQ_CUDA_CHECK(cudaEventCreate(&stop));
   size_t next = 0;  // the weight the next call reads (cycling)
+  std::vector<bool> small_steady, steady;  // per timed bucket, in order: save it in the cache file
   try {
     // Screening, then the final timing (above), of `cands`; run(c, w) launches candidate c on
     // weight w. Returns the final times.
@@ -243,8 +256,14 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
         const bool is_rule = t.choice.config == rule.config && t.choice.splits == rule.splits;
         if (int(timed.size()) < kScreened || is_rule) timed.push_back({t.choice, 1e30});
       }
+      std::vector<double> slowest(timed.size(), 0.0);
       for (int round = 0; round < kRounds; ++round)
-        for (W4A16Timed& t : timed) t.us = std::min(t.us, time(t.choice, 0, kReps));
+        for (size_t i = 0; i < timed.size(); ++i) {
+          const double us = time(timed[i].choice, 0, kReps);
+          timed[i].us = std::min(timed[i].us, us);
+          slowest[i] = std::max(slowest[i], us);
+        }
+      for (size_t i = 0; i < timed.size(); ++i) timed[i].spread = slowest[i] / timed[i].us - 1.0;
       return timed;
     };
     for (const int64_t m : small) {
@@ -263,8 +282,10 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
         else
           launch_w4a16_kslice(c.config, c.splits, w.codes, w.params, x, nullptr, y, n, k, group, m, s);
       };
-      const W4A16TiledChoice pick = w4a16_tune_select(kDispatchChoice, measure(cands, kDispatchChoice, run), kMargin);
+      const std::vector<W4A16Timed> timed = measure(cands, kDispatchChoice, run);
+      const W4A16TiledChoice pick = w4a16_tune_select(kDispatchChoice, timed, kMargin);
       if (pick.config == -1) continue;
+      small_steady.push_back(w4a16_tune_steady(pick, kDispatchChoice, timed, kMaxSpread));
       W4A16SmallPick rec;  // the dispatch's own choice kept: nothing recorded but the bucket
       if (pick.config >= kVariantBase)
         rec.variant = pick.config - kVariantBase;
@@ -280,8 +301,10 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
       const auto run_tiled = [&](W4A16TiledChoice c, const W4A16Codes& w) {
         launch_w4a16_tiled(c.config, c.splits, w.codes, w.params, x, nullptr, y, n, k, group, m, s);
       };
-      const W4A16TiledChoice pick = w4a16_tune_select(rule, measure(cands, rule, run_tiled), kMargin);
+      const std::vector<W4A16Timed> timed = measure(cands, rule, run_tiled);
+      const W4A16TiledChoice pick = w4a16_tune_select(rule, timed, kMargin);
       if (pick.config < 0) continue;
+      steady.push_back(w4a16_tune_steady(pick, rule, timed, kMaxSpread));
       picks.push_back({Key{n, k, group, m}, pick});
       ++r.buckets;
       if (pick.config != rule.config || pick.splits != rule.splits) ++r.changed;
@@ -302,14 +325,16 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
     std::vector<W4A16CachedPick> fresh;
     for (size_t i = cached_picks; i < picks.size(); ++i) {
       const auto& [slot, pick] = picks[i];
-      fresh.push_back({false, n, k, group, std::get<3>(slot), pick.config, pick.splits, -1});
+      if (steady[i - cached_picks]) fresh.push_back({false, n, k, group, std::get<3>(slot), pick.config, pick.splits, -1});
     }
     for (size_t i = cached_small; i < small_picks.size(); ++i) {
       const auto& [slot, pick] = small_picks[i];
-      fresh.push_back({true, n, k, 0, std::get<2>(slot), pick.ks.config, pick.ks.config >= 0 ? pick.ks.splits : 0,
-                       pick.variant});
+      if (small_steady[i - cached_small])
+        fresh.push_back({true, n, k, 0, std::get<2>(slot), pick.ks.config, pick.ks.config >= 0 ? pick.ks.splits : 0,
+                         pick.variant});
     }
-    w4a16_cache_write(r.cache, key, fresh, &r.cache_error);
+    r.unsteady = r.buckets - int(fresh.size());
+    if (!fresh.empty()) w4a16_cache_write(r.cache, key, fresh, &r.cache_error);
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;

@@ -59,12 +59,20 @@ std::vector<W4A16TiledChoice> w4a16_tune_candidates(int64_t k, const W4A16PickCo
 
 struct W4A16Timed {
   W4A16TiledChoice choice;
-  double us;  // time of one call
+  double us;            // time of one call (the fastest round)
+  double spread = 0.0;  // the slowest round over the fastest, minus 1
 };
 // The pick from the candidates' times: the fastest, unless the rules' pick `rule` (if timed) is
 // within `margin` of it (e.g. 0.03: the fastest must be 3 % faster to replace the rule's pick;
 // timing noise then does not move picks the rules already got right). {-1, 0} if none was timed.
 W4A16TiledChoice w4a16_tune_select(W4A16TiledChoice rule, const std::vector<W4A16Timed>& timed, double margin);
+
+// Whether a bucket's timing was steady enough to save its pick in the cache file: the pick's and
+// the rules' pick's rounds (where timed) within `max_spread` of their fastest. A GPU shared with
+// another process at the time gives rounds far apart; such a pick still runs in this process, but
+// a later one times the bucket again rather than keep it.
+bool w4a16_tune_steady(W4A16TiledChoice pick, W4A16TiledChoice rule, const std::vector<W4A16Timed>& timed,
+                       double max_spread);
 
 // What one shape's tuning did (for the caller's log line).
 struct W4A16TuneReport {
@@ -75,6 +83,7 @@ struct W4A16TuneReport {
   std::string why_not;    // non-empty where nothing was tuned: why
   std::string cache;      // the cache file used ("" where none: AWQ_W4A16_TUNE_CACHE=0, or no home)
   std::string cache_error;  // non-empty where the new picks could not be saved there: why
+  int unsteady = 0;         // timed buckets not saved there: their rounds were too far apart
 };
 // Times the candidates of (n, k, group) for every bucket (the small ones too) up to m_max (capped at
 // kW4A16TuneMaxTokens) and records the picks, unless tuned already in this process or found in the
