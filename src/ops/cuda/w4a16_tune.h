@@ -50,11 +50,11 @@ struct W4A16SmallPick {
   int variant = -1;
 };
 
-// The candidates of every tiled bucket for k inputs: every wgmma configuration the context allows (the
-// TMA ones with ctx.tma, stream-K ones with ctx.stream_k, split-K-through-L2 ones with
-// ctx.l2_split) at 1, 2, 3, 4, 6 and 8 K splits (the split-K-through-L2 ones at 2..8: unsplit, each is its cluster twin) where
-// splits are available and each split keeps >= 4 chunks of 64 inputs (a stream-K configuration
-// unsplit only); none without ctx.wgmma.
+// The candidates of every tiled bucket for k inputs: every wgmma configuration the context allows
+// (the TMA ones with ctx.tma, stream-K ones with ctx.stream_k, split-K-through-L2 ones with
+// ctx.l2_split) at 1, 2, 3, 4, 6 and 8 K splits (the split-K-through-L2 ones at 2..8: unsplit,
+// each is its cluster twin) where splits are available and each split keeps >= 4 chunks of 64
+// inputs (a stream-K configuration unsplit only); none without ctx.wgmma.
 std::vector<W4A16TiledChoice> w4a16_tune_candidates(int64_t k, const W4A16PickContext& ctx);
 
 struct W4A16Timed {
