@@ -25,6 +25,14 @@ TEST(Jinja, TextAndOutput) {
   EXPECT_EQ(render("plain"), "plain");
   EXPECT_EQ(render("{{ 'a' + 'b' }}{{ 1 + 2 }}{{ 7 // 2 }}{{ 7 / 2 }}{{ -7 % 3 }}{{ 2 ** 10 }}"), "ab333.521024");
   EXPECT_EQ(render("{{ 'x' ~ 1 ~ none ~ true }}"), "x1NoneTrue");
+  // Precedence and associativity as jinja2's parser: every binary level left-associative (** too,
+  // unlike Python), ** over * over ~ over + (1 + 2 ~ 3 is 1 + '23': an error, as in jinja2),
+  // comparisons over not over and over or.
+  EXPECT_EQ(render("{{ 2 ** 3 ** 2 }}|{{ 10 - 3 - 2 }}|{{ 2 + 3 * 4 }}|{{ 'a' ~ 2 * 3 }}|{{ 24 // 4 // 3 }}|"
+                   "{{ 2 * 3 ** 2 }}"),
+            "64|5|14|a6|2|18");
+  EXPECT_THROW(render("{{ 1 + 2 ~ 3 }}"), std::exception);
+  EXPECT_EQ(render("{{ not 1 == 2 and 3 > 2 or false }}|{{ false or not true and true }}"), "True|False");
   EXPECT_EQ(render("{{ undefined_thing }}|{{ none }}|{{ 1.0 }}|{{ 0.1 + 0.2 }}"), "|None|1.0|0.30000000000000004");
   EXPECT_EQ(render("{{ [1, 'a', none] }}{{ {'k': 'v'} }}"), "[1, 'a', None]{'k': 'v'}");
   EXPECT_EQ(render("{{ 'a\\nb\\t\\u00e9' }}"), "a\nb\t\xc3\xa9");

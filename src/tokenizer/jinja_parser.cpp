@@ -276,23 +276,25 @@ class Parser {
     return e;
   }
 
-  ExprPtr parse_or() {
-    ExprPtr e = parse_and();
-    while (is_name("or")) {
+  // One left-associative level of binary operators: operand (op operand)*, where level_op() says
+  // whether the current token is one of the level's operators (its text names the node).
+  template <class LevelOp, class Operand>
+  ExprPtr left_assoc(Expr::Kind kind, LevelOp level_op, Operand operand) {
+    ExprPtr e = operand();
+    while (level_op()) {
+      const std::string op = cur().value;
       const int line = cur().line;
       ++i_;
-      e = binary(Expr::Kind::Or, "or", std::move(e), parse_and(), line);
+      e = binary(kind, op, std::move(e), operand(), line);
     }
     return e;
   }
+
+  ExprPtr parse_or() {
+    return left_assoc(Expr::Kind::Or, [&] { return is_name("or"); }, [&] { return parse_and(); });
+  }
   ExprPtr parse_and() {
-    ExprPtr e = parse_not();
-    while (is_name("and")) {
-      const int line = cur().line;
-      ++i_;
-      e = binary(Expr::Kind::And, "and", std::move(e), parse_not(), line);
-    }
-    return e;
+    return left_assoc(Expr::Kind::And, [&] { return is_name("and"); }, [&] { return parse_not(); });
   }
   ExprPtr parse_not() {
     if (is_name("not")) {
@@ -327,42 +329,18 @@ class Parser {
     }
   }
   ExprPtr parse_math1() {
-    ExprPtr e = parse_concat();
-    while (is_op("+") || is_op("-")) {
-      const std::string op = cur().value;
-      const int line = cur().line;
-      ++i_;
-      e = binary(Expr::Kind::Binary, op, std::move(e), parse_concat(), line);
-    }
-    return e;
+    return left_assoc(Expr::Kind::Binary, [&] { return is_op("+") || is_op("-"); }, [&] { return parse_concat(); });
   }
   ExprPtr parse_concat() {
-    ExprPtr e = parse_math2();
-    while (is_op("~")) {
-      const int line = cur().line;
-      ++i_;
-      e = binary(Expr::Kind::Binary, "~", std::move(e), parse_math2(), line);
-    }
-    return e;
+    return left_assoc(Expr::Kind::Binary, [&] { return is_op("~"); }, [&] { return parse_math2(); });
   }
   ExprPtr parse_math2() {
-    ExprPtr e = parse_pow();
-    while (is_op("*") || is_op("/") || is_op("//") || is_op("%")) {
-      const std::string op = cur().value;
-      const int line = cur().line;
-      ++i_;
-      e = binary(Expr::Kind::Binary, op, std::move(e), parse_pow(), line);
-    }
-    return e;
+    return left_assoc(Expr::Kind::Binary, [&] { return is_op("*") || is_op("/") || is_op("//") || is_op("%"); },
+                      [&] { return parse_pow(); });
   }
+  // Left-associative, as in Jinja (2 ** 3 ** 2 is 64), not Python.
   ExprPtr parse_pow() {
-    ExprPtr e = parse_unary(true);
-    while (is_op("**")) {
-      const int line = cur().line;
-      ++i_;
-      e = binary(Expr::Kind::Binary, "**", std::move(e), parse_unary(true), line);
-    }
-    return e;
+    return left_assoc(Expr::Kind::Binary, [&] { return is_op("**"); }, [&] { return parse_unary(true); });
   }
   ExprPtr parse_unary(bool with_filter) {
     const int line = cur().line;
