@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 namespace awq::cuda {
@@ -89,6 +90,11 @@ std::vector<W4A16CachedPick> w4a16_cache_read(const std::string& path, const std
 
 bool w4a16_cache_write(const std::string& path, const std::string& key, const std::vector<W4A16CachedPick>& picks,
                        std::string* why) {
+  // One writer at a time in this process (its temporary file is named by the process); two
+  // processes write their own temporary files and the last rename wins (the other's new lines
+  // are then timed again by a later load).
+  static std::mutex writing;
+  const std::lock_guard<std::mutex> lock(writing);
   std::vector<std::string> kept;
   {
     std::ifstream in(path);
