@@ -568,19 +568,20 @@ TEST(CudaW4A16Race, SharedMemoryXSmallCases) {
 // The K-slice kernels' shared copy of x (cp.async by every thread, a barrier, then reads of
 // rows other threads copied) and their cluster reduction (the warps' sums in shared memory, a
 // barrier; local partials, a cluster barrier, remote loads of every slice's partials, a second
-// barrier), m = 2 and 16, 1 and 2 splits; launched plain and, on a created stream with PDL on,
-// in the order that loads a weight stage before the wait.
+// barrier), m = 1 (batch-1 decode, where the measured picks may run them), 2 and 16, 1 and 2
+// splits; launched plain and, on a created stream with PDL on, in the order that loads a weight
+// stage before the wait.
 TEST(CudaW4A16Race, KSliceSmallCases) {
   SKIP_WITHOUT_GPU();
   const RandomAwq a(136, 1024, 128, 4, 44);
-  WorstNmse worst{"K-slice configurations under the race checker, n 136 k 1024, m = 2, 16, splits 1 and 2, PDL off and on"};
+  WorstNmse worst{"K-slice configurations under the race checker, n 136 k 1024, m = 1, 2, 16, splits 1 and 2, PDL off and on"};
   cudaStream_t s = nullptr;
   AWQ_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   for (const bool pdl : {false, true}) {
     const cuda::PdlScope scope(pdl ? cuda::PdlMode::On : cuda::PdlMode::Off);
     for (int cfg = 0; cfg < cuda::w4a16_kslice_count(); ++cfg)
       for (int splits : {1, 2})
-        for (int64_t m : {2, 16}) {
+        for (int64_t m : {1, 2, 16}) {
           if (!cuda::w4a16_kslice_fits(cfg, splits, m, a.k)) continue;
           EXPECT_LE(worst(check_w4a16(a, m, true, uint32_t(cfg + m), run_kslice(cfg, splits, pdl ? s : nullptr))), kMaxNmse)
               << "config " << cfg << " splits " << splits << " m=" << m << (pdl ? " PDL" : "");
