@@ -61,7 +61,7 @@ __device__ __forceinline__ uint64_t desc_k_major_sw128(uint32_t addr) {
 
 // wgmma.mma_async m64nNk16, f32 += f16 x f16: d[N / 2] += A (64 x 16, registers a) * B (16 x N,
 // shared memory, descriptor b). In the instruction the accumulators are %0 .. %(N / 2 - 1), in
-// groups of 16 (AWQ_WGMMA_D<g>; their operands AWQ_WGMMA_F<g>), then a[4] and b.
+// groups of 16 (AWQ_WGMMA_D<g>; their operands AWQ_WGMMA_F16(16 g)), then a[4] and b.
 #define AWQ_WGMMA_D0 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
 #define AWQ_WGMMA_D1 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
 #define AWQ_WGMMA_D2 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47"
@@ -70,43 +70,13 @@ __device__ __forceinline__ uint64_t desc_k_major_sw128(uint32_t addr) {
 #define AWQ_WGMMA_D5 "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95"
 #define AWQ_WGMMA_D6 "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111"
 #define AWQ_WGMMA_D7 "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
-#define AWQ_WGMMA_F0 \
-  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), \
-  "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), \
-  "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-#define AWQ_WGMMA_F1 \
-  "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), \
-  "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), \
-  "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-#define AWQ_WGMMA_F2 \
-  "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), \
-  "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), \
-  "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47])
-#define AWQ_WGMMA_F3 \
-  "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), \
-  "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), \
-  "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-#define AWQ_WGMMA_F4 \
-  "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), \
-  "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), \
-  "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79])
-#define AWQ_WGMMA_F5 \
-  "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), \
-  "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), \
-  "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95])
-#define AWQ_WGMMA_F6 \
-  "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), \
-  "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), \
-  "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111])
-#define AWQ_WGMMA_F7 \
-  "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), \
-  "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), \
-  "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+#define AWQ_WGMMA_F4(i) "+f"(d[(i)]), "+f"(d[(i) + 1]), "+f"(d[(i) + 2]), "+f"(d[(i) + 3])
+#define AWQ_WGMMA_F16(i) AWQ_WGMMA_F4(i), AWQ_WGMMA_F4((i) + 4), AWQ_WGMMA_F4((i) + 8), AWQ_WGMMA_F4((i) + 12)
 __device__ __forceinline__ void wgmma_m64n64k16(float (&d)[32], const uint32_t (&a)[4], uint64_t b) {
   asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {"
                AWQ_WGMMA_D0 ", " AWQ_WGMMA_D1
                "}, {%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
-               : AWQ_WGMMA_F0, AWQ_WGMMA_F1
+               : AWQ_WGMMA_F16(0), AWQ_WGMMA_F16(16)
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
 }
 __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], const uint32_t (&a)[4], uint64_t b) {
@@ -114,7 +84,7 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], const uint32_t 
                AWQ_WGMMA_D0 ", " AWQ_WGMMA_D1
                ", " AWQ_WGMMA_D2 ", " AWQ_WGMMA_D3
                "}, {%64, %65, %66, %67}, %68, 1, 1, 1, 0;\n"
-               : AWQ_WGMMA_F0, AWQ_WGMMA_F1, AWQ_WGMMA_F2, AWQ_WGMMA_F3
+               : AWQ_WGMMA_F16(0), AWQ_WGMMA_F16(16), AWQ_WGMMA_F16(32), AWQ_WGMMA_F16(48)
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
 }
 __device__ __forceinline__ void wgmma_m64n192k16(float (&d)[96], const uint32_t (&a)[4], uint64_t b) {
@@ -123,7 +93,8 @@ __device__ __forceinline__ void wgmma_m64n192k16(float (&d)[96], const uint32_t 
                ", " AWQ_WGMMA_D2 ", " AWQ_WGMMA_D3
                ", " AWQ_WGMMA_D4 ", " AWQ_WGMMA_D5
                "}, {%96, %97, %98, %99}, %100, 1, 1, 1, 0;\n"
-               : AWQ_WGMMA_F0, AWQ_WGMMA_F1, AWQ_WGMMA_F2, AWQ_WGMMA_F3, AWQ_WGMMA_F4, AWQ_WGMMA_F5
+               : AWQ_WGMMA_F16(0), AWQ_WGMMA_F16(16), AWQ_WGMMA_F16(32),
+                 AWQ_WGMMA_F16(48), AWQ_WGMMA_F16(64), AWQ_WGMMA_F16(80)
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
 }
 __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], const uint32_t (&a)[4], uint64_t b) {
@@ -133,8 +104,8 @@ __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], const uint32_t
                ", " AWQ_WGMMA_D4 ", " AWQ_WGMMA_D5
                ", " AWQ_WGMMA_D6 ", " AWQ_WGMMA_D7
                "}, {%128, %129, %130, %131}, %132, 1, 1, 1, 0;\n"
-               : AWQ_WGMMA_F0, AWQ_WGMMA_F1, AWQ_WGMMA_F2, AWQ_WGMMA_F3,
-                 AWQ_WGMMA_F4, AWQ_WGMMA_F5, AWQ_WGMMA_F6, AWQ_WGMMA_F7
+               : AWQ_WGMMA_F16(0), AWQ_WGMMA_F16(16), AWQ_WGMMA_F16(32), AWQ_WGMMA_F16(48),
+                 AWQ_WGMMA_F16(64), AWQ_WGMMA_F16(80), AWQ_WGMMA_F16(96), AWQ_WGMMA_F16(112)
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
 }
 #undef AWQ_WGMMA_D0
@@ -145,14 +116,8 @@ __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], const uint32_t
 #undef AWQ_WGMMA_D5
 #undef AWQ_WGMMA_D6
 #undef AWQ_WGMMA_D7
-#undef AWQ_WGMMA_F0
-#undef AWQ_WGMMA_F1
-#undef AWQ_WGMMA_F2
-#undef AWQ_WGMMA_F3
 #undef AWQ_WGMMA_F4
-#undef AWQ_WGMMA_F5
-#undef AWQ_WGMMA_F6
-#undef AWQ_WGMMA_F7
+#undef AWQ_WGMMA_F16
 
 template <int BM>
 __device__ __forceinline__ void wgmma_tokens(float (&d)[BM / 2], const uint32_t (&a)[4], uint64_t b) {
