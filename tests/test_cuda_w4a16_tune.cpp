@@ -151,7 +151,7 @@ TEST(CudaW4A16Tune, SwitchParses) {
 }
 
 // Without a recorded pick (nothing tuned in this process for this shape), the linear runs the
-// rules' pick; no device is touched (w4a16_run_tiled_pick of an untuned shape on a CPU machine
+// rules' pick; no device is touched (w4a16_dispatch of an untuned shape on a CPU machine
 // would ask the device for its context, so only the table lookup is checked here).
 TEST(CudaW4A16Tune, UntunedShapesHaveNoRecordedPick) {
   cuda::w4a16_tune_forget();

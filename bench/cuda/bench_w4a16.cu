@@ -323,7 +323,7 @@ int main(int argc, char** argv) try {
       const int first_wgmma = w4a16_tiled_count() - w4a16_wgmma_count();
       for (const int64_t m : wsweep_ms) {
         std::printf("wsweep %s m=%lld:", sh.what, (long long)m);
-        const W4A16TiledChoice pick = w4a16_run_tiled_pick(m, n, k, group);
+        const W4A16TiledChoice pick = w4a16_dispatch(true, m, n, k, group, W4A16Path::Tiled).tiled;
         for (int t = first_wgmma; w4a16_wgmma_available() && t < w4a16_tiled_count(); ++t) {
           if (!wsweep_only.empty() && t != pick.config &&
               std::find(wsweep_only.begin(), wsweep_only.end(), t) == wsweep_only.end())

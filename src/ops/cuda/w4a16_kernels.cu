@@ -592,8 +592,9 @@ W4A16Dispatch w4a16_dispatch(bool x_aligned, int64_t m, int64_t n, int64_t k, in
   }
   if (x_aligned && (path == W4A16Path::Tiled || (path == W4A16Path::Auto && w4a16_auto_uses_tiled(m, n, k)))) {
     d.kind = Kind::Tiled;
-    d.tiled = w4a16_run_tiled_pick(m, n, k, group);
-    d.tuned = w4a16_tuned_pick(m, n, k, group).config >= 0;
+    d.tiled = w4a16_tuned_pick(m, n, k, group);
+    d.tuned = d.tiled.config >= 0;
+    if (!d.tuned) d.tiled = w4a16_default_tiled(m, n, k);
     return d;
   }
   d.kind = Kind::Streaming;

@@ -47,13 +47,17 @@ std::vector<W4A16TiledChoice> w4a16_tune_candidates(int64_t k, const W4A16PickCo
   return out;
 }
 
+namespace {
+bool same(W4A16TiledChoice a, W4A16TiledChoice b) { return a.config == b.config && a.splits == b.splits; }
+}  // namespace
+
 W4A16TiledChoice w4a16_tune_select(W4A16TiledChoice rule, const std::vector<W4A16Timed>& timed, double margin) {
   if (timed.empty()) return {-1, 0};
   const W4A16Timed* best = &timed[0];
   const W4A16Timed* ruled = nullptr;
   for (const W4A16Timed& t : timed) {
     if (t.us < best->us) best = &t;
-    if (t.choice.config == rule.config && t.choice.splits == rule.splits) ruled = &t;
+    if (same(t.choice, rule)) ruled = &t;
   }
   if (ruled && best->us >= ruled->us * (1.0 - margin)) return rule;
   return best->choice;
@@ -62,9 +66,7 @@ W4A16TiledChoice w4a16_tune_select(W4A16TiledChoice rule, const std::vector<W4A1
 bool w4a16_tune_steady(W4A16TiledChoice pick, W4A16TiledChoice rule, const std::vector<W4A16Timed>& timed,
                        double max_spread) {
   for (const W4A16Timed& t : timed) {
-    const bool is = (t.choice.config == pick.config && t.choice.splits == pick.splits) ||
-                    (t.choice.config == rule.config && t.choice.splits == rule.splits);
-    if (is && t.spread > max_spread) return false;
+    if ((same(t.choice, pick) || same(t.choice, rule)) && t.spread > max_spread) return false;
   }
   return true;
 }
@@ -86,6 +88,32 @@ std::map<SmallKey, W4A16SmallPick>& small_table() {
 // a register-streaming variant v as {kVariantBase + v, 0}, a K-slice configuration as itself.
 constexpr W4A16TiledChoice kDispatchChoice{-2, 0};
 constexpr int kVariantBase = 1 << 16;
+
+// The candidates of small bucket m for k inputs: the dispatch's own choice (launch_w4a16 finds no
+// recorded pick for the bucket while it is timed), every register-streaming variant and every
+// K-slice configuration and split that fits.
+std::vector<W4A16TiledChoice> small_candidates(int64_t m, int64_t k, const W4A16PickContext& ctx) {
+  std::vector<W4A16TiledChoice> cands = {kDispatchChoice};
+  for (int v = 0; v < w4a16_variant_count(); ++v) cands.push_back({kVariantBase + v, 0});
+  for (int c = 0; c < w4a16_kslice_count(); ++c)
+    for (const int splits : {1, 2, 3, 4, 6, 8})
+      if ((splits == 1 || ctx.split_ok) && w4a16_kslice_fits(c, splits, m, k)) cands.push_back({c, splits});
+  return cands;
+}
+// A small bucket's candidate as the pick the dispatch reads (the dispatch's own choice: neither a
+// K-slice configuration nor a variant), and a cache file line's pick as a candidate ({-1, 0},
+// never a candidate, where the line names both).
+W4A16SmallPick small_pick_of(W4A16TiledChoice c) {
+  W4A16SmallPick p;
+  if (c.config >= kVariantBase) p.variant = c.config - kVariantBase;
+  else if (c.config >= 0) p.ks = {c.config, c.splits};
+  return p;
+}
+W4A16TiledChoice small_candidate_of(const W4A16CachedPick& line) {
+  if (line.config == -1 && line.variant == -1) return kDispatchChoice;
+  if (line.config == -1) return {kVariantBase + line.variant, 0};
+  return line.variant == -1 ? W4A16TiledChoice{line.config, line.splits} : W4A16TiledChoice{-1, 0};
+}
 
 // Timing, in two stages. Screening: each candidate once to warm up (a kernel's first launch
 // may load its module), then one timed call. Final: the kScreened fastest of those and the rules'
@@ -202,27 +230,23 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
     for (const W4A16CachedPick& p : w4a16_cache_read(r.cache, key)) {
       if (p.n != n || p.k != k) continue;
       if (!p.small) {
+        const W4A16TiledChoice c{p.config, p.splits};
         const auto b = std::find(buckets.begin(), buckets.end(), p.bucket);
-        const bool allowed = std::any_of(cands.begin(), cands.end(),
-                                         [&](W4A16TiledChoice c) { return c.config == p.config && c.splits == p.splits; });
+        const bool allowed = std::any_of(cands.begin(), cands.end(), [&](W4A16TiledChoice t) { return same(t, c); });
         if (p.group != group || b == buckets.end() || !allowed) continue;
         buckets.erase(b);
-        picks.push_back({Key{n, k, group, p.bucket}, {p.config, p.splits}});
-        const W4A16TiledChoice rule = w4a16_pick_tiled(p.bucket, n, k, ctx);
-        if (rule.config != p.config || rule.splits != p.splits) ++r.changed;
+        picks.push_back({Key{n, k, group, p.bucket}, c});
+        if (!same(c, w4a16_pick_tiled(p.bucket, n, k, ctx))) ++r.changed;
       } else {
+        const W4A16TiledChoice c = small_candidate_of(p);
         const auto b = std::find(small.begin(), small.end(), p.bucket);
-        const bool kept = p.config == -1 && p.variant == -1;
-        const bool variant = p.config == -1 && p.variant >= 0 && p.variant < w4a16_variant_count();
-        const bool kslice = p.variant == -1 && p.config >= 0 && p.config < w4a16_kslice_count() &&
-                            (p.splits == 1 || ctx.split_ok) && w4a16_kslice_fits(p.config, p.splits, p.bucket, k);
-        if (b == small.end() || !(kept || variant || kslice)) continue;
+        if (b == small.end()) continue;
+        const std::vector<W4A16TiledChoice> small_cands = small_candidates(p.bucket, k, ctx);
+        if (std::none_of(small_cands.begin(), small_cands.end(), [&](W4A16TiledChoice t) { return same(t, c); }))
+          continue;
         small.erase(b);
-        W4A16SmallPick rec;
-        rec.variant = p.variant;
-        if (kslice) rec.ks = {p.config, p.splits};
-        small_picks.push_back({SmallKey{n, k, p.bucket}, rec});
-        if (!kept) ++r.changed;
+        small_picks.push_back({SmallKey{n, k, p.bucket}, small_pick_of(c)});
+        if (!same(c, kDispatchChoice)) ++r.changed;
       }
       ++r.cached;
     }
@@ -253,7 +277,7 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
       std::sort(screened.begin(), screened.end(), [](const W4A16Timed& a, const W4A16Timed& b) { return a.us < b.us; });
       std::vector<W4A16Timed> timed;
       for (const W4A16Timed& t : screened) {
-        const bool is_rule = t.choice.config == rule.config && t.choice.splits == rule.splits;
+        const bool is_rule = same(t.choice, rule);
         if (int(timed.size()) < kScreened || is_rule) timed.push_back({t.choice, 1e30});
       }
       std::vector<double> slowest(timed.size(), 0.0);
@@ -267,13 +291,7 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
       return timed;
     };
     for (const int64_t m : small) {
-      // The dispatch's own choice (launch_w4a16 finds no recorded pick for this bucket yet), every
-      // register-streaming variant and every K-slice configuration and split that fits.
-      std::vector<W4A16TiledChoice> cands = {kDispatchChoice};
-      for (int v = 0; v < w4a16_variant_count(); ++v) cands.push_back({kVariantBase + v, 0});
-      for (int c = 0; c < w4a16_kslice_count(); ++c)
-        for (const int splits : {1, 2, 3, 4, 6, 8})
-          if ((splits == 1 || ctx.split_ok) && w4a16_kslice_fits(c, splits, m, k)) cands.push_back({c, splits});
+      const std::vector<W4A16TiledChoice> cands = small_candidates(m, k, ctx);
       const auto run = [&](W4A16TiledChoice c, const W4A16Codes& w) {
         if (c.config == kDispatchChoice.config)
           launch_w4a16(w.codes, w.params, x, nullptr, y, n, k, group, m, W4A16Path::Auto, s);
@@ -286,14 +304,9 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
       const W4A16TiledChoice pick = w4a16_tune_select(kDispatchChoice, timed, kMargin);
       if (pick.config == -1) continue;
       small_steady.push_back(w4a16_tune_steady(pick, kDispatchChoice, timed, kMaxSpread));
-      W4A16SmallPick rec;  // the dispatch's own choice kept: nothing recorded but the bucket
-      if (pick.config >= kVariantBase)
-        rec.variant = pick.config - kVariantBase;
-      else if (pick.config >= 0)
-        rec.ks = {pick.config, pick.splits};
-      small_picks.push_back({SmallKey{n, k, m}, rec});
+      small_picks.push_back({SmallKey{n, k, m}, small_pick_of(pick)});  // kept: nothing recorded but the bucket
       ++r.buckets;
-      if (pick.config != kDispatchChoice.config) ++r.changed;
+      if (!same(pick, kDispatchChoice)) ++r.changed;
     }
     for (const int64_t m : buckets) {
       const std::vector<W4A16TiledChoice> cands = w4a16_tune_candidates(k, ctx);
@@ -307,7 +320,7 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
       steady.push_back(w4a16_tune_steady(pick, rule, timed, kMaxSpread));
       picks.push_back({Key{n, k, group, m}, pick});
       ++r.buckets;
-      if (pick.config != rule.config || pick.splits != rule.splits) ++r.changed;
+      if (!same(pick, rule)) ++r.changed;
     }
   } catch (...) {
     cudaEventDestroy(start);
@@ -346,11 +359,6 @@ W4A16TiledChoice w4a16_tuned_pick(int64_t m, int64_t n, int64_t k, int group) {
   const std::lock_guard<std::mutex> lock(table_mutex);
   const auto it = table().find(Key{n, k, group, bucket});
   return it == table().end() ? W4A16TiledChoice{-1, 0} : it->second;
-}
-
-W4A16TiledChoice w4a16_run_tiled_pick(int64_t m, int64_t n, int64_t k, int group) {
-  const W4A16TiledChoice t = w4a16_tuned_pick(m, n, k, group);
-  return t.config >= 0 ? t : w4a16_default_tiled(m, n, k);
 }
 
 W4A16SmallPick w4a16_tuned_small(int64_t m, int64_t n, int64_t k) {

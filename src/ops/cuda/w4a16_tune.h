@@ -103,8 +103,6 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
 W4A16TiledChoice w4a16_tuned_pick(int64_t m, int64_t n, int64_t k, int group);
 // The recorded small-batch pick for m tokens of (n, k) (any group: a model has one).
 W4A16SmallPick w4a16_tuned_small(int64_t m, int64_t n, int64_t k);
-// The tiled pick launch_w4a16 runs: the tuned one where recorded, else w4a16_default_tiled.
-W4A16TiledChoice w4a16_run_tiled_pick(int64_t m, int64_t n, int64_t k, int group);
 // Forgets every recorded pick (tests).
 void w4a16_tune_forget();
 
