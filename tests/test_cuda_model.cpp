@@ -445,8 +445,9 @@ TEST_F(CudaTest, AwqCheckpointPerplexityMatchesCpu) {
 // The W4A16 tuning at load (w4a16.h w4a16_tune_linear; AWQ_W4A16_TUNE, on by default): a model
 // whose shapes this process has not tuned yet times them (a line per shape: qkv, o_proj, gate/up,
 // down_proj), a second model of the same shapes times nothing, and the perplexity with the tuned
-// picks (prefill windows of 512 tokens) stays within the 0.5 % of the CPU figure. On a GPU
-// without the sm_90a kernels only the small batches (m <= 16) are timed; with the switch off, nothing.
+// picks (prefill windows of 512 tokens) stays within the 0.5 % of the CPU figure. The
+// tiled buckets are the wgmma tiles' (sm_90a) or the mma.sync tiles' (other GPUs, AWQ_W4A16_WGMMA=0;
+// w4a16_tune_bucket); with the switch off, nothing is timed.
 TEST_F(CudaTest, W4A16TuningAtLoad) {
   test::TempDir tmp;
   const std::string rtn = quantize_tiny_rtn(tmp);
@@ -454,7 +455,8 @@ TEST_F(CudaTest, W4A16TuningAtLoad) {
   cuda::w4a16_tune_forget();
   const bool wgmma = cuda::w4a16_wgmma_available();
   const bool small = cuda::w4a16_kslice_from_env() && cuda::w4a16_path_from_env() == cuda::W4A16Path::Auto;
-  const bool tunes = cuda::w4a16_tune_from_env() && (wgmma || small);
+  const bool tiled = cuda::w4a16_path_from_env() != cuda::W4A16Path::Legacy;
+  const bool tunes = cuda::w4a16_tune_from_env() && (tiled || small);
   cuda::CudaLlamaOptions o;
   o.ctx = 512;
   std::string first_log;
@@ -465,9 +467,10 @@ TEST_F(CudaTest, W4A16TuningAtLoad) {
   std::printf("[ note     ] tuning at load:\n%s", first_log.empty() ? "(nothing timed)\n" : first_log.c_str());
   if (tunes) {
     EXPECT_EQ(std::count(first_log.begin(), first_log.end(), '\n'), 4) << first_log;
-    // prefill_chunk 512: 8 buckets of 64 tokens (sm_90a), and where the K-slice kernels run the
-    // small ones (1 token, then 4 of 4 tokens).
-    const std::string tuned = "tuned " + std::to_string((wgmma ? 8 : 0) + (small ? 5 : 0)) + " token buckets";
+    // prefill_chunk 512: 8 buckets of 64 tokens (sm_90a) or the mma.sync tiles' 10, and where the
+    // K-slice kernels run the small ones (1 token, then 4 of 4 tokens).
+    const int tiled_buckets = tiled ? int(cuda::w4a16_tune_buckets(512, wgmma).size()) : 0;
+    const std::string tuned = "tuned " + std::to_string(tiled_buckets + (small ? 5 : 0)) + " token buckets";
     EXPECT_NE(first_log.find(tuned), std::string::npos)
         << first_log;
   } else {

@@ -686,10 +686,10 @@ void expect_linear_runs(const RandomAwq& a, const cuda::W4A16Weight& w, int64_t 
 }
 
 // The measured picks (w4a16_tune.h) on this GPU: tuning a shape over two weight copies records a
-// pick for each 64-token bucket up to m_max and nothing past it; w4a16_linear then runs exactly
-// the recorded pick (the same bits as launching it directly) and matches the reference; a
-// second tuning of the shape times nothing; tuning inside a graph capture is refused. On a GPU
-// without the sm_90a kernels (or with AWQ_W4A16_WGMMA=0) only the small buckets are tuned.
+// pick for each bucket up to m_max (64 tokens wide from 17 with the sm_90a wgmma tiles; 32 wide from
+// 65 with the mma.sync tiles, on other GPUs or with AWQ_W4A16_WGMMA=0) and nothing past it; w4a16_linear
+// then runs exactly the recorded pick (the same bits as launching it directly) and matches the
+// reference; a second tuning of the shape times nothing; tuning inside a graph capture is refused.
 TEST(CudaW4A16, TuneRecordsWhatTheLinearRuns) {
   SKIP_WITHOUT_GPU();
   const RandomAwq a(1032, 1024, 128, 4, 71);  // a padded row tile; 16 chunks
@@ -701,16 +701,19 @@ TEST(CudaW4A16, TuneRecordsWhatTheLinearRuns) {
   const std::vector<cuda::W4A16Codes> codes = {{static_cast<const uint4*>(w0.codes), static_cast<const uint2*>(w0.params)},
                                                {static_cast<const uint4*>(w1.codes), static_cast<const uint2*>(w1.params)}};
   const cuda::W4A16TuneReport r = cuda::w4a16_tune(codes, a.n, a.k, a.group, m_max, dx.h(), dy.h(), nullptr);
-  // With the sm_90a kernels 64, 128, 192, 256; on every GPU, where the K-slice kernels run, the
-  // small buckets 1, 4, 8, 12, 16.
+  // With the sm_90a kernels 64, 128, 192, 256, else the mma.sync tiles' 96, 128, ..., 256
+  // (unless AWQ_W4A16_KERNEL=legacy); where the K-slice kernels run, the small buckets 1, 4, 8, 12, 16.
   const bool wgmma = cuda::w4a16_wgmma_available();
+  const bool tiled = cuda::w4a16_path_from_env() != cuda::W4A16Path::Legacy;
   const bool small = cuda::w4a16_kslice_from_env() && cuda::w4a16_path_from_env() == cuda::W4A16Path::Auto;
-  if (!wgmma && !small) {
+  if (!tiled && !small) {
     EXPECT_EQ(r.buckets, 0);
-    EXPECT_NE(r.why_not.find("wgmma"), std::string::npos) << r.why_not;
-    GTEST_SKIP() << "no sm_90a wgmma kernels here and the small-batch kernels off: " << r.why_not;
+    EXPECT_NE(r.why_not.find("legacy"), std::string::npos) << r.why_not;
+    GTEST_SKIP() << "AWQ_W4A16_KERNEL=legacy: " << r.why_not;
   }
-  EXPECT_EQ(r.buckets, (wgmma ? 4 : 0) + (small ? 5 : 0)) << r.why_not;
+  const int tiled_buckets = int(cuda::w4a16_tune_buckets(m_max, wgmma).size());
+  EXPECT_EQ(tiled_buckets, wgmma ? 4 : 6);
+  EXPECT_EQ(r.buckets, (tiled ? tiled_buckets : 0) + (small ? 5 : 0)) << r.why_not;
   EXPECT_EQ(r.cached, 0);
   EXPECT_EQ(r.cache, "") << "the tests run without the cache file (AWQ_W4A16_TUNE_CACHE=0)";
   std::printf("[ note     ] tuned n %lld k %lld: %d buckets in %.3f s, %d differ from the rules\n", (long long)a.n,
@@ -719,11 +722,12 @@ TEST(CudaW4A16, TuneRecordsWhatTheLinearRuns) {
   for (int64_t m : {17, 40, 64, 100, 128, 192, 200, 256}) {
     SCOPED_TRACE("m " + std::to_string(m));
     const cuda::W4A16TiledChoice t = cuda::w4a16_tuned_pick(m, a.n, a.k, a.group);
-    if (!wgmma) {  // the mma.sync tiles' rules
+    if (!tiled || cuda::w4a16_tune_bucket(m, wgmma) == 0) {  // the rules (mma.sync: m <= 64)
       EXPECT_EQ(t.config, -1);
       continue;
     }
     ASSERT_GE(t.config, 0);
+    EXPECT_EQ(cuda::w4a16_tiled_config(t.config).wgmma, wgmma);
     const auto cands = cuda::w4a16_tune_candidates(a.k, cuda::w4a16_pick_context());
     EXPECT_TRUE(std::any_of(cands.begin(), cands.end(),
                             [&](auto c) { return c.config == t.config && c.splits == t.splits; }));

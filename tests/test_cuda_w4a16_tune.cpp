@@ -46,6 +46,28 @@ TEST(CudaW4A16Tune, BucketsOf64TokensFrom17To512) {
   EXPECT_EQ(cuda::w4a16_tune_bucket(257), 320);
   EXPECT_EQ(cuda::w4a16_tune_bucket(512), 512);
   EXPECT_EQ(cuda::w4a16_tune_bucket(513), 0);  // the 256 x 128 tile's rule
+  EXPECT_EQ(cuda::w4a16_tune_buckets(256, true), (std::vector<int64_t>{64, 128, 192, 256}));
+  EXPECT_EQ(cuda::w4a16_tune_buckets(200, true), (std::vector<int64_t>{64, 128, 192}));  // timed at the upper end
+  EXPECT_EQ(cuda::w4a16_tune_buckets(4096, true).size(), 8u);
+  EXPECT_TRUE(cuda::w4a16_tune_buckets(40, true).empty());
+}
+
+// Without the wgmma tiles (sm_80, sm_89, or AWQ_W4A16_WGMMA=0), the mma.sync tiles: m = 17..64 keep
+// the rules; buckets of 32 tokens up to 256, of 64 up to 512.
+TEST(CudaW4A16Tune, MmaSyncBucketsFrom65) {
+  EXPECT_EQ(cuda::w4a16_tune_bucket(17, false), 0);
+  EXPECT_EQ(cuda::w4a16_tune_bucket(64, false), 0);
+  EXPECT_EQ(cuda::w4a16_tune_bucket(65, false), 96);
+  EXPECT_EQ(cuda::w4a16_tune_bucket(100, false), 128);
+  EXPECT_EQ(cuda::w4a16_tune_bucket(128, false), 128);
+  EXPECT_EQ(cuda::w4a16_tune_bucket(129, false), 160);
+  EXPECT_EQ(cuda::w4a16_tune_bucket(256, false), 256);
+  EXPECT_EQ(cuda::w4a16_tune_bucket(257, false), 320);
+  EXPECT_EQ(cuda::w4a16_tune_bucket(512, false), 512);
+  EXPECT_EQ(cuda::w4a16_tune_bucket(513, false), 0);
+  EXPECT_EQ(cuda::w4a16_tune_buckets(256, false), (std::vector<int64_t>{96, 128, 160, 192, 224, 256}));
+  EXPECT_TRUE(cuda::w4a16_tune_buckets(64, false).empty());
+  EXPECT_EQ(cuda::w4a16_tune_buckets(512, false).size(), 10u);
 }
 
 TEST(CudaW4A16Tune, SmallBatchBucketsOneTokenThen4TokensTo16) {
@@ -108,10 +130,27 @@ TEST(CudaW4A16Tune, CandidatesHoldTheRulesPickAndRespectTheContext) {
       }
     }
   }
-  // sm_80: no wgmma GEMM, nothing to tune.
-  cuda::W4A16PickContext sm80 = on;
+  // Without the wgmma GEMM (sm_80: no clusters either; an sm_90 GPU with AWQ_W4A16_WGMMA=0: with
+  // them): the mma.sync tiles, the rules' pick among them at every bucket of that scheme.
+  cuda::W4A16PickContext sm80 = on, mma_sm90 = on;
   sm80.wgmma = sm80.tma = sm80.split_ok = false;
-  EXPECT_TRUE(cuda::w4a16_tune_candidates(4096, sm80).empty());
+  mma_sm90.wgmma = mma_sm90.tma = false;
+  for (const cuda::W4A16PickContext& ctx : {sm80, mma_sm90}) {
+    for (const TuneShape& sh : kTuneShapes) {
+      const std::vector<cuda::W4A16TiledChoice> cands = cuda::w4a16_tune_candidates(sh.k, ctx);
+      ASSERT_FALSE(cands.empty());
+      for (const cuda::W4A16TiledChoice& c : cands) {
+        EXPECT_FALSE(cuda::w4a16_tiled_config(c.config).wgmma) << "config " << c.config;
+        EXPECT_TRUE(c.splits == 1 || (ctx.split_ok && (sh.k + 63) / 64 >= 4 * c.splits)) << "split " << c.splits;
+      }
+      for (const int64_t m : cuda::w4a16_tune_buckets(512, false)) {
+        const cuda::W4A16TiledChoice rule = cuda::w4a16_pick_tiled(m, sh.n, sh.k, ctx);
+        EXPECT_TRUE(std::any_of(cands.begin(), cands.end(), [&](auto c) { return same_choice(c, rule); }))
+            << sh.n << " x " << sh.k << " m " << m << " clusters " << ctx.split_ok << ": the rules' pick "
+            << rule.config << " split " << rule.splits << " is not a candidate";
+      }
+    }
+  }
 }
 
 TEST(CudaW4A16Tune, SelectKeepsTheRulesPickWithinTheMargin) {

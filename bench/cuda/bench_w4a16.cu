@@ -35,6 +35,7 @@
 #include "../cuda_common/graph_timing.cuh"
 #include "ops/cuda/cublas_loader.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/fill_random.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16.h"
 #include "ops/cuda/w4a16_kernels.h"
@@ -44,19 +45,6 @@ using namespace awq;
 using namespace awq::cuda;
 
 namespace {
-
-__device__ uint32_t hash32(uint64_t i, uint32_t seed) {
-  uint32_t x = uint32_t(i) * 0x9E3779B1u ^ uint32_t(i >> 32) ^ seed;
-  x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;
-  return x;
-}
-
-// a[i] = uniform in [lo, hi) (fp16), from a hash of i: random, reproducible, made on the GPU.
-__global__ void fill_uniform(__half* a, int64_t count, float lo, float hi, uint32_t seed) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x)
-    a[i] = __float2half(lo + (hi - lo) * (hash32(uint64_t(i), seed) >> 8) * (1.0f / 16777216.0f));
-}
 
 // Reads every 16-byte word once; one xor per thread is written so the loads stay.
 __global__ void read_kernel(const uint4* __restrict__ a, int64_t count, uint32_t* sink) {
@@ -88,8 +76,7 @@ Bandwidth measure_bandwidth(cudaStream_t s, int reps) {
   AWQ_CUDA_CHECK(cudaMalloc(&a, bytes));
   AWQ_CUDA_CHECK(cudaMalloc(&b, bytes));
   AWQ_CUDA_CHECK(cudaMalloc(&sink, 4));
-  fill_uniform<<<1024, 256, 0, s>>>(static_cast<__half*>(a), int64_t(bytes / 2), -1, 1, 1);
-  AWQ_CUDA_CHECK_LAUNCH();
+  fill_uniform_f16(static_cast<__half*>(a), int64_t(bytes / 2), -1, 1, 1, s);
   const float copy_us = time_graph(s, 2, reps, [&](int) {
     AWQ_CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s));
   });
@@ -228,15 +215,13 @@ int main(int argc, char** argv) try {
     std::vector<__half*> wf(static_cast<size_t>(copies_f));
     for (int c = 0; c < copies_f; ++c) {
       AWQ_CUDA_CHECK(cudaMalloc(&wf[c], wf_bytes));
-      fill_uniform<<<1024, 256, 0, s>>>(wf[c], n * k, -0.05f, 0.05f, uint32_t(c + 7));
-      AWQ_CUDA_CHECK_LAUNCH();
+      fill_uniform_f16(wf[c], n * k, -0.05f, 0.05f, uint32_t(c + 7), s);
     }
     const int64_t mmax = std::max<int64_t>(256, only_m);  // x and y hold the largest m timed
     __half *x, *y;
     AWQ_CUDA_CHECK(cudaMalloc(&x, size_t(mmax * k) * 2));
     AWQ_CUDA_CHECK(cudaMalloc(&y, size_t(mmax * n) * 2));
-    fill_uniform<<<1024, 256, 0, s>>>(x, mmax * k, -1.0f, 1.0f, 3);
-    AWQ_CUDA_CHECK_LAUNCH();
+    fill_uniform_f16(x, mmax * k, -1.0f, 1.0f, 3, s);
     AWQ_CUDA_CHECK(cudaStreamSynchronize(s));
 
     // time_graph of `calls` calls of launch(codes, params) that cycle through the weight copies.

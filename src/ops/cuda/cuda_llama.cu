@@ -426,17 +426,13 @@ bool cuda_device_available(std::string* why) { return cuda_available(why); }
 // w4a16_tune_linear; AWQ_W4A16_TUNE=0 skips it), before any graph is captured, under the PDL
 // mode the model was built with (a later set_pdl keeps these picks). Each shape's
 // timed calls cycle through every layer's weights of it, and use the activation buffers (rows
-// R, zeroed first) as scratch.
+// R; the tuner fills its inputs with random values) as scratch.
 void CudaLlama::Impl::tune_w4a16() {
   // Timed with the launch attributes the steps will use: PDL changes which small-batch kernel is
   // faster (H200: the 7B's o_proj at 2 tokens, a K-slice kernel 6.6 against the register-streaming
   // one's 6.7 us plain, but 7.2 against 5.8 with PDL).
-  if (!w4a16_tune_from_env()) return;  // AWQ_W4A16_TUNE=0: nothing to time, no scratch to zero
+  if (!w4a16_tune_from_env()) return;  // AWQ_W4A16_TUNE=0: nothing to time
   const PdlScope pdl_scope(pdl);
-  const int64_t d = c.hidden_size;
-  ok(cudaMemsetAsync(h.get(), 0, size_t(R * d) * 2, s), "zeroing activations");
-  ok(cudaMemsetAsync(att.get(), 0, size_t(R * c.q_dim()) * 2, s), "zeroing activations");
-  ok(cudaMemsetAsync(act.get(), 0, size_t(R * c.intermediate_size) * 2, s), "zeroing activations");
   const auto tune = [&](Linear Layer::*which, __half* x, __half* y) {
     std::vector<const W4A16Weight*> ws;
     for (const Layer& L : layers)

@@ -87,11 +87,12 @@ void w4a16_linear(const W4A16Weight& w, const __half* x, int64_t m, const __half
 
 // Measured picks (w4a16_tune.h): times the candidate kernels for the shape of ws (weights of one
 // shape, e.g. every layer's o_proj; the timed calls cycle through them so that each reads its
-// weights from memory, as in a model's step) at m = 1, at 4-token buckets of m = 2..16 and (sm_90a
-// wgmma devices) at 64-token buckets of m = 17..min(m_max, 512) on this GPU, once per process and
-// shape, or reads them from the cache file (AWQ_W4A16_TUNE_CACHE; w4a16_tune_cache.h);
-// w4a16_linear (and w4a16_linear_silu) then run the fastest there. x: [m_max, k] (finite values,
-// e.g. zeros) and y: [m_max, n] (overwritten) device scratch. Not while s is being captured. A
+// weights from memory, as in a model's step) at m = 1, at 4-token buckets of m = 2..16 and at the
+// tiled GEMM's buckets of m = 17..min(m_max, 512) (64 tokens wide on sm_90a wgmma devices, 16 to 64
+// elsewhere: w4a16_tune_bucket) on this GPU, once per process and shape, or reads them from the
+// cache file (AWQ_W4A16_TUNE_CACHE; w4a16_tune_cache.h); w4a16_linear (and w4a16_linear_silu)
+// then run the fastest there. x: [m_max, k] (overwritten with pseudo-random values where anything
+// is timed) and y: [m_max, n] (overwritten) device scratch. Not while s is being captured. A
 // no-op with AWQ_W4A16_TUNE=0, or where tuned already. Times under the caller's PDL
 // mode (pdl.h PdlScope; PDL applies on a created stream s). Synchronizes s. Returns a line for a
 // log ("" where nothing was timed or read from the cache).

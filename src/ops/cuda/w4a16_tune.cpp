@@ -9,14 +9,27 @@
 #include <tuple>
 
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/fill_random.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16_tune_cache.h"
 
 namespace awq::cuda {
 
-int64_t w4a16_tune_bucket(int64_t m) {
-  if (m < kW4A16TuneMinTokens || m > kW4A16TuneMaxTokens) return 0;
-  return (m + 63) / 64 * 64;
+int64_t w4a16_tune_bucket(int64_t m, bool wgmma) {
+  if (m < (wgmma ? kW4A16TuneMinTokens : kW4A16TuneMinTokensMma) || m > kW4A16TuneMaxTokens) return 0;
+  const int64_t width = wgmma || m > 256 ? 64 : 32;
+  return (m + width - 1) / width * width;
+}
+
+std::vector<int64_t> w4a16_tune_buckets(int64_t m_max, bool wgmma) {
+  std::vector<int64_t> out;
+  for (int64_t m = kW4A16TuneMinTokens; m <= std::min(m_max, kW4A16TuneMaxTokens); ++m) {
+    const int64_t b = w4a16_tune_bucket(m, wgmma);
+    if (b != 0 && (out.empty() || out.back() != b)) out.push_back(b);
+  }
+  // A bucket is timed at its upper end: only those within m_max.
+  while (!out.empty() && out.back() > m_max) out.pop_back();
+  return out;
 }
 
 int64_t w4a16_tune_small_bucket(int64_t m) {
@@ -26,10 +39,15 @@ int64_t w4a16_tune_small_bucket(int64_t m) {
 
 std::vector<W4A16TiledChoice> w4a16_tune_candidates(int64_t k, const W4A16PickContext& ctx) {
   std::vector<W4A16TiledChoice> out;
-  if (!ctx.wgmma) return out;
   const int first_wgmma = w4a16_tiled_count() - w4a16_wgmma_count();
-  const int first_tma = first_wgmma + w4a16_wgmma_ws_first();
   const int64_t chunks = (k + 63) / 64;
+  if (!ctx.wgmma) {
+    for (int c = 0; c < first_wgmma; ++c)
+      for (const int splits : {1, 2, 4})
+        if (splits == 1 || (ctx.split_ok && chunks >= 4 * int64_t(splits))) out.push_back({c, splits});
+    return out;
+  }
+  const int first_tma = first_wgmma + w4a16_wgmma_ws_first();
   for (int c = first_wgmma; c < w4a16_tiled_count(); ++c) {
     const W4A16TiledConfig cfg = w4a16_tiled_config(c);
     if (c >= first_tma && !ctx.tma) continue;
@@ -77,6 +95,13 @@ using Key = std::tuple<int64_t, int64_t, int, int64_t>;  // n, k, group, bucket
 std::mutex table_mutex;
 std::map<Key, W4A16TiledChoice>& table() {
   static std::map<Key, W4A16TiledChoice> t;
+  return t;
+}
+// Per (n, k, group) with tiled picks recorded: whether their buckets are the wgmma scheme's
+// (w4a16_tune_bucket), so that a lookup finds its bucket without asking the device.
+using ShapeKey = std::tuple<int64_t, int64_t, int>;
+std::map<ShapeKey, bool>& bucket_schemes() {
+  static std::map<ShapeKey, bool> t;
   return t;
 }
 using SmallKey = std::tuple<int64_t, int64_t, int64_t>;  // n, k, small bucket
@@ -152,7 +177,7 @@ std::string cache_key(const W4A16PickContext& ctx, cudaStream_t s) {
   AWQ_CUDA_CHECK(cudaDriverGetVersion(&driver));
   AWQ_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
   Signature sig;
-  sig.add(1);  // the format of this signature
+  sig.add(2);  // the format of this signature (2: the mma.sync tiles' buckets, session 31)
   sig.add(w4a16_tiled_count());
   for (int c = 0; c < w4a16_tiled_count(); ++c) {
     const W4A16TiledConfig t = w4a16_tiled_config(c);
@@ -194,12 +219,12 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
     return r;
   }
   const W4A16PickContext ctx = w4a16_pick_context();
-  // The small batches' kernels run on every GPU; the tiled buckets' candidates are the sm_90a wgmma
-  // tiles (elsewhere the mma.sync tiles' rules stay: their 16- and 32-token tiles do not fit the
-  // 64-token buckets).
+  // Every GPU: the tiled buckets' candidates are the sm_90a wgmma tiles, or elsewhere the mma.sync
+  // tiles (in finer buckets: w4a16_tune_bucket); the small batches' kernels run everywhere.
+  const bool tiled_tunable = w4a16_path_from_env() != W4A16Path::Legacy;
   const bool small_tunable = w4a16_kslice_from_env() && w4a16_path_from_env() == W4A16Path::Auto;
-  if (!ctx.wgmma && !small_tunable) {
-    r.why_not = "no sm_90a wgmma kernels on this device, and the small-batch kernels are off (the rules' picks run)";
+  if (!tiled_tunable && !small_tunable) {
+    r.why_not = "AWQ_W4A16_KERNEL=legacy runs the register-streaming kernels' rules for every m (nothing to time)";
     return r;
   }
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
@@ -211,8 +236,10 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
   std::vector<int64_t> buckets, small;
   {
     const std::lock_guard<std::mutex> lock(table_mutex);
-    for (int64_t upper = 64; ctx.wgmma && upper <= std::min(m_max, kW4A16TuneMaxTokens); upper += 64)
-      if (!table().count(Key{n, k, group, upper})) buckets.push_back(upper);
+    const auto scheme = bucket_schemes().find(ShapeKey{n, k, group});
+    if (tiled_tunable && (scheme == bucket_schemes().end() || scheme->second == ctx.wgmma))
+      for (const int64_t upper : w4a16_tune_buckets(m_max, ctx.wgmma))
+        if (!table().count(Key{n, k, group, upper})) buckets.push_back(upper);
     // The small buckets where the dispatch may run the K-slice kernels (x aligned: the scratch is).
     if (small_tunable)
       for (int64_t upper : {1, 4, 8, 12, 16})
@@ -252,6 +279,9 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
     }
   }
   const size_t cached_picks = picks.size(), cached_small = small_picks.size();
+  // Random inputs, never zeros: zeros would flatter the compute-heavier tiles (fill_random.h).
+  if (!buckets.empty() || !small.empty())
+    fill_uniform_f16(x, std::min(m_max, kW4A16TuneMaxTokens) * k, -1.0f, 1.0f, uint32_t(n * 31 + k), s);
   cudaEvent_t start = nullptr, stop = nullptr;
   AWQ_CUDA_CHECK(cudaEventCreate(&start));
   AWQ_CUDA_CHECK(cudaEventCreate(&stop));
@@ -332,6 +362,7 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
   {
     const std::lock_guard<std::mutex> lock(table_mutex);
     for (const auto& [slot, pick] : picks) table().emplace(slot, pick);
+    if (!picks.empty()) bucket_schemes().emplace(ShapeKey{n, k, group}, ctx.wgmma);
     for (const auto& [slot, pick] : small_picks) small_table().emplace(slot, pick);
   }
   if (!r.cache.empty() && r.buckets > 0) {
@@ -354,9 +385,14 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
 }
 
 W4A16TiledChoice w4a16_tuned_pick(int64_t m, int64_t n, int64_t k, int group) {
-  const int64_t bucket = w4a16_tune_bucket(m);
-  if (bucket == 0 || (m <= 32 && !w4a16_wgmma_from_17_from_env())) return {-1, 0};
   const std::lock_guard<std::mutex> lock(table_mutex);
+  const auto scheme = bucket_schemes().find(ShapeKey{n, k, group});
+  if (scheme == bucket_schemes().end()) return {-1, 0};
+  const bool wgmma = scheme->second;
+  const int64_t bucket = w4a16_tune_bucket(m, wgmma);
+  // Without AWQ_W4A16_WGMMA_FROM_17, m = 17..32 run the mma.sync 32-token tiles by the rules on a
+  // wgmma device: not what its first bucket timed.
+  if (bucket == 0 || (wgmma && m <= 32 && !w4a16_wgmma_from_17_from_env())) return {-1, 0};
   const auto it = table().find(Key{n, k, group, bucket});
   return it == table().end() ? W4A16TiledChoice{-1, 0} : it->second;
 }
@@ -373,6 +409,7 @@ void w4a16_tune_forget() {
   const std::lock_guard<std::mutex> lock(table_mutex);
   table().clear();
   small_table().clear();
+  bucket_schemes().clear();
 }
 
 }  // namespace awq::cuda

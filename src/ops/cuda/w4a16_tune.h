@@ -1,7 +1,7 @@
 // Measured picks of the W4A16 kernels: for each layer shape a model uploads, every candidate tile
-// and K split of the tiled GEMM (m = 17..512; sm_90 wgmma devices), and every register-streaming
-// variant and K-slice configuration and split against the dispatch's own choice (m = 1 and
-// m = 2..16; every GPU), is timed once per bucket of token counts on this GPU, and the fastest is
+// and K split of the tiled GEMM (m = 17..512; the wgmma tiles on sm_90a devices, the mma.sync
+// tiles elsewhere), and every register-streaming variant and K-slice configuration and split
+// against the dispatch's own choice (m = 1 and m = 2..16), is timed once per bucket of token counts on this GPU, and the fastest is
 // what launch_w4a16 runs for that bucket from then on; the dispatch's rules (w4a16_pick_tiled,
 // w4a16_default_kslice, w4a16_default_variant) stay the fallback and the tie-break. Why: the rules
 // were fitted on a few shapes (the 7B's, then some of Llama-3-8B's, Qwen2.5-7B's, a 13B's and a
@@ -27,13 +27,21 @@
 
 namespace awq::cuda {
 
-// Token buckets of 64: the tiles hold 64, 128 or 256 tokens, so a configuration's grid and work
-// are the same for every m of (64 (j - 1), 64 j]; a bucket is timed at its upper end. Tuned:
-// m = 33..512, and 17..32 with the first bucket where those run the 64-token wgmma tiles
+// Token buckets of the tiled GEMM, each timed at its upper end; 0: m is outside. With the sm_90a
+// wgmma tiles (wgmma = true), buckets of 64: those tiles hold 64, 128 or 256 tokens, so a
+// configuration's grid and work are the same for every m of (64 (j - 1), 64 j]. Tuned: m = 33..512,
+// and 17..32 with the first bucket where those run the 64-token wgmma tiles
 // (AWQ_W4A16_WGMMA_FROM_17, the default); below, the K-slice and register-streaming kernels; above,
-// the 256 x 128 tile. 0: m is outside.
-constexpr int64_t kW4A16TuneMinTokens = 17, kW4A16TuneMaxTokens = 512;
-int64_t w4a16_tune_bucket(int64_t m);
+// the 256 x 128 tile. Elsewhere (wgmma = false: the mma.sync tiles of w4a16_tiled.cu, 16 to 128
+// tokens a tile): buckets of 32 over m = 65..256 and of 64 up to 512; m = 17..64 keep the rules.
+// Why not below 65 (H200 with AWQ_W4A16_WGMMA=0, session 31, docs/results/gpu.md): picks timed
+// there made Llama-3-8B's decode 7-9 % slower at batch 32 and 64 (the 7B's 5-7 % faster), while
+// from 65 tokens on they gave +7 % (Llama-3-8B) and +15 % (Qwen2.5-7B) at batch 128 and 1.1-1.2x
+// on the 7B's layers at 192 tokens.
+constexpr int64_t kW4A16TuneMinTokens = 17, kW4A16TuneMinTokensMma = 65, kW4A16TuneMaxTokens = 512;
+int64_t w4a16_tune_bucket(int64_t m, bool wgmma = true);
+// The buckets' upper ends up to min(m_max, kW4A16TuneMaxTokens), in order.
+std::vector<int64_t> w4a16_tune_buckets(int64_t m_max, bool wgmma);
 
 // Small batches (decode at 1..16 sequences): one bucket for m = 1 and buckets of 4 tokens over
 // m = 2..16 (the K-slice kernels' token tiles hold 8 tokens; their shared x slice grows with m),
@@ -54,7 +62,8 @@ struct W4A16SmallPick {
 // (the TMA ones with ctx.tma, stream-K ones with ctx.stream_k, split-K-through-L2 ones with
 // ctx.l2_split) at 1, 2, 3, 4, 6 and 8 K splits (the split-K-through-L2 ones at 2..8: unsplit,
 // each is its cluster twin) where splits are available and each split keeps >= 4 chunks of 64
-// inputs (a stream-K configuration unsplit only); none without ctx.wgmma.
+// inputs (a stream-K configuration unsplit only). Without ctx.wgmma: every mma.sync configuration
+// (w4a16_tiled.cu) at 1, 2 and 4 K splits (the rules' splits), the same way.
 std::vector<W4A16TiledChoice> w4a16_tune_candidates(int64_t k, const W4A16PickContext& ctx);
 
 struct W4A16Timed {
@@ -85,13 +94,14 @@ struct W4A16TuneReport {
   std::string cache_error;  // non-empty where the new picks could not be saved there: why
   int unsteady = 0;         // timed buckets not saved there: their rounds were too far apart
 };
-// Times the candidates of (n, k, group) for every bucket (the small ones too) up to m_max (capped at
-// kW4A16TuneMaxTokens) and records the picks, unless tuned already in this process or found in the
+// Times the candidates of (n, k, group) for every bucket (the small ones too; the tiled ones of this
+// GPU's scheme, w4a16_tune_bucket) up to m_max (capped at kW4A16TuneMaxTokens) and records the picks, unless tuned already in this process or found in the
 // cache file (AWQ_W4A16_TUNE_CACHE, w4a16_tune_cache.h; the new picks are added to it). weights: uploaded weights of
 // that shape (w4a16.h), e.g. every layer's: the timed calls cycle through them, so that as in a
 // model's step each call reads its weights from memory, not from L2 (one weight read over and
-// over would sit in L2 and favour other tiles); x: [m_max, k] (finite values; read as they are)
-// and y: [m_max, n] (overwritten) device scratch. Must not run while s is being captured into a graph
+// over would sit in L2 and favour other tiles); x: [m_max, k] (its first min(m_max,
+// kW4A16TuneMaxTokens) rows overwritten with pseudo-random values, fill_random.h, where anything is
+// timed) and y: [m_max, n] (overwritten) device scratch. Must not run while s is being captured into a graph
 // (returns with why_not set). Synchronizes s.
 struct W4A16Codes {
   const uint4* codes;
