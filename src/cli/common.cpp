@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #ifdef AWQ_HAVE_CUDA
+#include "ops/cuda/build_arch.h"
 #include "ops/cuda/cuda_sequence.h"
 #endif
 
@@ -53,9 +54,16 @@ void check_device(const std::string& device, KvType kv_type) {
 }
 
 #ifdef AWQ_HAVE_CUDA
-// The W4A16 kernel tuning the CUDA engine did at load (ops/cuda/cuda_llama.h tuning_log), on
-// stderr: a line per layer shape ("" where nothing was timed).
-static void report_tuning(const cuda::CudaLlama& llm) {
+// On stderr after the CUDA engine's load: once a process, a warning where this build's GPU code
+// leaves the GPU's fast kernels off (ops/cuda/build_arch.h, e.g. an sm_80 build on an H100); then
+// the W4A16 kernel tuning the engine did (ops/cuda/cuda_llama.h tuning_log), a line per layer shape.
+static void report_load(const cuda::CudaLlama& llm) {
+  static bool advised = false;
+  if (!advised) {
+    advised = true;
+    const std::string advice = cuda::cuda_build_advice_here();
+    if (!advice.empty()) std::fprintf(stderr, "cuda: warning: %s\n", advice.c_str());
+  }
   std::istringstream lines(llm.tuning_log());
   for (std::string line; std::getline(lines, line);) std::fprintf(stderr, "cuda: %s (AWQ_W4A16_TUNE=0 skips)\n", line.c_str());
 }
@@ -67,7 +75,7 @@ std::unique_ptr<SequenceModel> make_sequence(const std::string& device, LlamaMod
   if (device == "cpu") return std::make_unique<CpuSequence>(model, pool, ctx, kv_type);
 #ifdef AWQ_HAVE_CUDA
   auto seq = std::make_unique<cuda::CudaSequence>(model, ctx);
-  report_tuning(seq->engine());
+  report_load(seq->engine());
   return seq;
 #else
   return nullptr;  // not reached: check_device threw
@@ -80,7 +88,7 @@ std::unique_ptr<BatchEngine> make_batch_engine(const std::string& device, LlamaM
   if (device == "cpu") return std::make_unique<CpuBatchEngine>(model, pool, slots, ctx, kv_type);
 #ifdef AWQ_HAVE_CUDA
   auto engine = std::make_unique<cuda::CudaBatchEngine>(model, slots, ctx);
-  report_tuning(engine->engine());
+  report_load(engine->engine());
   return engine;
 #else
   return nullptr;  // not reached: check_device threw

@@ -10,19 +10,11 @@
 
 #include "core/env_choice.h"
 #include "core/error.h"
+#include "ops/cuda/build_arch.h"
 
 namespace awq::cuda {
 
 namespace {
-
-// Writes the __CUDA_ARCH__ the device code that runs was compiled for (800 for an sm_80 build
-// JIT-compiled for a Hopper device, whose kernels then have no griddepcontrol instructions).
-// Compiled like every other kernel of src/ops/cuda (one CUDA_ARCHITECTURES for the library).
-__global__ void pdl_arch_probe_kernel(int* arch) {
-#ifdef __CUDA_ARCH__
-  *arch = __CUDA_ARCH__;
-#endif
-}
 
 std::atomic<bool> launch_failed{false};  // pdl_launch_failed was called
 std::atomic<bool> cooperative_failed{false};  // a cooperative launch with PDL failed
@@ -51,24 +43,14 @@ bool pdl_supported() {
   static bool supported = false;
   static std::once_flag once;
   std::call_once(once, [] {
-    int dev = 0, major = 0, arch = 0;
+    int dev = 0, major = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
       cudaGetLastError();  // no device: PDL off, nothing sticky left behind
       return;
     }
-    if (major < 9) return;
-    int* d_arch = nullptr;
-    if (cudaMalloc(&d_arch, sizeof(int)) != cudaSuccess) {
-      cudaGetLastError();
-      return;
-    }
-    pdl_arch_probe_kernel<<<1, 1>>>(d_arch);
-    const bool ran = cudaGetLastError() == cudaSuccess &&
-                     cudaMemcpy(&arch, d_arch, sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess;
-    cudaFree(d_arch);
-    cudaGetLastError();
-    supported = ran && arch >= 900;
+    // An sm_80 build JIT-compiled for a Hopper device has no griddepcontrol instructions.
+    supported = major >= 9 && device_code_arch().arch >= 900;
   });
   return supported && !launch_failed.load(std::memory_order_relaxed);
 }
