@@ -45,6 +45,7 @@ struct BenchSetting {
 BenchResult run_bench_cuda(LlamaModel& model, const BenchOptions& opt, BenchSetting& s) {
   check_bench_options(model.config(), opt);
   cuda::CudaSequence seq(model, opt.prompt + opt.gen);
+  report_cuda_load(seq.engine());
   BenchResult r;
   time_prefill_decode(seq, opt, r);
   r.weight_bytes_per_token = double(seq.engine().weight_bytes_per_step());

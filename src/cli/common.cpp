@@ -54,10 +54,7 @@ void check_device(const std::string& device, KvType kv_type) {
 }
 
 #ifdef AWQ_HAVE_CUDA
-// On stderr after the CUDA engine's load: once a process, a warning where this build's GPU code
-// leaves the GPU's fast kernels off (ops/cuda/build_arch.h, e.g. an sm_80 build on an H100); then
-// the W4A16 kernel tuning the engine did (ops/cuda/cuda_llama.h tuning_log), a line per layer shape.
-static void report_load(const cuda::CudaLlama& llm) {
+void report_cuda_load(const cuda::CudaLlama& llm) {
   static bool advised = false;
   if (!advised) {
     advised = true;
@@ -75,7 +72,7 @@ std::unique_ptr<SequenceModel> make_sequence(const std::string& device, LlamaMod
   if (device == "cpu") return std::make_unique<CpuSequence>(model, pool, ctx, kv_type);
 #ifdef AWQ_HAVE_CUDA
   auto seq = std::make_unique<cuda::CudaSequence>(model, ctx);
-  report_load(seq->engine());
+  report_cuda_load(seq->engine());
   return seq;
 #else
   return nullptr;  // not reached: check_device threw
@@ -88,7 +85,7 @@ std::unique_ptr<BatchEngine> make_batch_engine(const std::string& device, LlamaM
   if (device == "cpu") return std::make_unique<CpuBatchEngine>(model, pool, slots, ctx, kv_type);
 #ifdef AWQ_HAVE_CUDA
   auto engine = std::make_unique<cuda::CudaBatchEngine>(model, slots, ctx);
-  report_load(engine->engine());
+  report_cuda_load(engine->engine());
   return engine;
 #else
   return nullptr;  // not reached: check_device threw

@@ -11,6 +11,12 @@
 #include "runtime/sampler.h"
 #include "runtime/sequence_model.h"
 
+#ifdef AWQ_HAVE_CUDA
+namespace awq::cuda {
+class CudaLlama;
+}
+#endif
+
 namespace awq::cli {
 
 // Adds the positional MODEL_DIR (must exist).
@@ -35,6 +41,12 @@ std::unique_ptr<SequenceModel> make_sequence(const std::string& device, LlamaMod
 // The server's engine on `device`: `slots` sequences of ctx positions each, as make_sequence.
 std::unique_ptr<BatchEngine> make_batch_engine(const std::string& device, LlamaModel& model,
                                                ThreadPool& pool, int slots, int64_t ctx, KvType kv_type);
+#ifdef AWQ_HAVE_CUDA
+// On stderr after a CUDA engine's load (make_sequence and make_batch_engine call it; commands that
+// build the engine themselves too): once a process, a warning where this build's GPU code leaves
+// the GPU's fast kernels off (ops/cuda/build_arch.h); then the W4A16 tuning it did, a line a shape.
+void report_cuda_load(const cuda::CudaLlama& llm);
+#endif
 // Whole file as bytes; awq::Error naming the path when it cannot be read.
 std::string read_file(const std::string& path);
 
