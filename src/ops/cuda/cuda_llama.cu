@@ -20,7 +20,6 @@
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16.h"
-#include "ops/cuda/w4a16_tune.h"
 #include "quant/autoawq_pack.h"
 
 namespace awq::cuda {
@@ -431,7 +430,6 @@ void CudaLlama::Impl::tune_w4a16() {
   // Timed with the launch attributes the steps will use: PDL changes which small-batch kernel is
   // faster (H200: the 7B's o_proj at 2 tokens, a K-slice kernel 6.6 against the register-streaming
   // one's 6.7 us plain, but 7.2 against 5.8 with PDL).
-  if (!w4a16_tune_from_env()) return;  // AWQ_W4A16_TUNE=0: nothing to time
   const PdlScope pdl_scope(pdl);
   const auto tune = [&](Linear Layer::*which, __half* x, __half* y) {
     std::vector<const W4A16Weight*> ws;

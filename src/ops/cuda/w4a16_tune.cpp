@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <tuple>
 
 #include "ops/cuda/cuda_check.h"
@@ -97,13 +98,10 @@ std::map<Key, W4A16TiledChoice>& table() {
   static std::map<Key, W4A16TiledChoice> t;
   return t;
 }
-// Per (n, k, group) with tiled picks recorded: whether their buckets are the wgmma scheme's
-// (w4a16_tune_bucket), so that a lookup finds its bucket without asking the device.
-using ShapeKey = std::tuple<int64_t, int64_t, int>;
-std::map<ShapeKey, bool>& bucket_schemes() {
-  static std::map<ShapeKey, bool> t;
-  return t;
-}
+// Whether the recorded tiled picks' buckets are the wgmma scheme's (w4a16_tune_bucket; the same for
+// every shape of a process), so that a lookup finds its bucket without asking the device. Unset
+// while no tiled pick is recorded.
+std::optional<bool> tiled_bucket_scheme;
 using SmallKey = std::tuple<int64_t, int64_t, int64_t>;  // n, k, small bucket
 std::map<SmallKey, W4A16SmallPick>& small_table() {
   static std::map<SmallKey, W4A16SmallPick> t;
@@ -236,8 +234,7 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
   std::vector<int64_t> buckets, small;
   {
     const std::lock_guard<std::mutex> lock(table_mutex);
-    const auto scheme = bucket_schemes().find(ShapeKey{n, k, group});
-    if (tiled_tunable && (scheme == bucket_schemes().end() || scheme->second == ctx.wgmma))
+    if (tiled_tunable)
       for (const int64_t upper : w4a16_tune_buckets(m_max, ctx.wgmma))
         if (!table().count(Key{n, k, group, upper})) buckets.push_back(upper);
     // The small buckets where the dispatch may run the K-slice kernels (x aligned: the scratch is).
@@ -252,14 +249,15 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
   // The cache file's picks for the buckets not yet tuned in this process; only what they leave is timed.
   r.cache = w4a16_tune_cache_path_from_env();
   const std::string key = r.cache.empty() ? "" : cache_key(ctx, s);
+  const std::vector<W4A16TiledChoice> tiled_cands = w4a16_tune_candidates(k, ctx);  // every tiled bucket's
   if (!r.cache.empty()) {
-    const std::vector<W4A16TiledChoice> cands = w4a16_tune_candidates(k, ctx);
     for (const W4A16CachedPick& p : w4a16_cache_read(r.cache, key)) {
       if (p.n != n || p.k != k) continue;
       if (!p.small) {
         const W4A16TiledChoice c{p.config, p.splits};
         const auto b = std::find(buckets.begin(), buckets.end(), p.bucket);
-        const bool allowed = std::any_of(cands.begin(), cands.end(), [&](W4A16TiledChoice t) { return same(t, c); });
+        const bool allowed =
+            std::any_of(tiled_cands.begin(), tiled_cands.end(), [&](W4A16TiledChoice t) { return same(t, c); });
         if (p.group != group || b == buckets.end() || !allowed) continue;
         buckets.erase(b);
         picks.push_back({Key{n, k, group, p.bucket}, c});
@@ -339,12 +337,11 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
       if (!same(pick, kDispatchChoice)) ++r.changed;
     }
     for (const int64_t m : buckets) {
-      const std::vector<W4A16TiledChoice> cands = w4a16_tune_candidates(k, ctx);
       const W4A16TiledChoice rule = w4a16_pick_tiled(m, n, k, ctx);
       const auto run_tiled = [&](W4A16TiledChoice c, const W4A16Codes& w) {
         launch_w4a16_tiled(c.config, c.splits, w.codes, w.params, x, nullptr, y, n, k, group, m, s);
       };
-      const std::vector<W4A16Timed> timed = measure(cands, rule, run_tiled);
+      const std::vector<W4A16Timed> timed = measure(tiled_cands, rule, run_tiled);
       const W4A16TiledChoice pick = w4a16_tune_select(rule, timed, kMargin);
       if (pick.config < 0) continue;
       steady.push_back(w4a16_tune_steady(pick, rule, timed, kMaxSpread));
@@ -362,7 +359,7 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
   {
     const std::lock_guard<std::mutex> lock(table_mutex);
     for (const auto& [slot, pick] : picks) table().emplace(slot, pick);
-    if (!picks.empty()) bucket_schemes().emplace(ShapeKey{n, k, group}, ctx.wgmma);
+    if (!picks.empty()) tiled_bucket_scheme = ctx.wgmma;
     for (const auto& [slot, pick] : small_picks) small_table().emplace(slot, pick);
   }
   if (!r.cache.empty() && r.buckets > 0) {
@@ -386,9 +383,8 @@ W4A16TuneReport w4a16_tune(const std::vector<W4A16Codes>& weights, int64_t n, in
 
 W4A16TiledChoice w4a16_tuned_pick(int64_t m, int64_t n, int64_t k, int group) {
   const std::lock_guard<std::mutex> lock(table_mutex);
-  const auto scheme = bucket_schemes().find(ShapeKey{n, k, group});
-  if (scheme == bucket_schemes().end()) return {-1, 0};
-  const bool wgmma = scheme->second;
+  if (!tiled_bucket_scheme) return {-1, 0};
+  const bool wgmma = *tiled_bucket_scheme;
   const int64_t bucket = w4a16_tune_bucket(m, wgmma);
   // Without AWQ_W4A16_WGMMA_FROM_17, m = 17..32 run the mma.sync 32-token tiles by the rules on a
   // wgmma device: not what its first bucket timed.
@@ -409,7 +405,7 @@ void w4a16_tune_forget() {
   const std::lock_guard<std::mutex> lock(table_mutex);
   table().clear();
   small_table().clear();
-  bucket_schemes().clear();
+  tiled_bucket_scheme.reset();
 }
 
 }  // namespace awq::cuda
