@@ -645,6 +645,9 @@ template <int BM, int NWG, int STAGES, int CPS, int MINB, bool PWG, bool OVL, bo
 bool prepare_ws(int optin) {
   const bool small = set_ws_smem<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, true>(optin);
   const bool large = set_ws_smem<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, L2K, false>(optin);
+  // An L2 split-K tile launches its cluster twin where the L2 form cannot run (launch_ws_kernel):
+  // that twin needs its shared memory allowance too, whether or not kWs lists it.
+  if constexpr (L2K) return small && large && prepare_ws<BM, NWG, STAGES, CPS, MINB, PWG, OVL, SK, false>(optin);
   return small && large;
 }
 
@@ -699,6 +702,13 @@ const WsEntry kWs[] = {
     AWQ_W4A16_WS_CFG(192, 2, 6, 1, 1, 1, 1, 0, 0),   // 14: 192 x 128
     AWQ_W4A16_WS_CFG(192, 2, 6, 1, 1, 1, 1, 0, 1),   // 15: 192 x 128, split-K through L2
     AWQ_W4A16_WS_CFG(192, 3, 6, 1, 1, 1, 0, 0, 0),   // 16: 192 x 192, one A register set (registers)
+    // 128 x 128 with a producer warpgroup, one block per SM, split-K through L2 (session 32): the
+    // narrow layers at m = 129..256 in 2 token blocks x 32 row blocks x 2 splits = 128 blocks, one
+    // wave. H200: o_proj at m = 256 20.8 us at split 2 against 21.3 for 128 x 192 at split 3, the
+    // pick before; down_proj at m = 128 25.8 at split 4 against 26.3 (docs/results/gpu.md,
+    // session 32). Picked by measurement only (the tuner). The 256 x 128 tile's L2 twin, tried in
+    // the same sweep, won nowhere (o_proj m = 256 21.7 us at split 4) and is not listed.
+    AWQ_W4A16_WS_CFG(128, 2, 8, 1, 1, 1, 1, 0, 1),   // 17: 128 x 128, producer warpgroup, split-K through L2
 };
 #undef AWQ_W4A16_WS_CFG
 constexpr int kNumWs = int(sizeof(kWs) / sizeof(kWs[0]));
