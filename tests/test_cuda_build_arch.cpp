@@ -7,11 +7,12 @@
 
 #include "ops/cuda/build_arch.h"
 #include "ops/cuda/cuda_check.h"
+#include "support/contains.h"
 
 namespace awq {
 namespace {
 
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using test::contains;
 
 TEST(CudaBuildArch, AdviceOnlyWhereTheCodeDoesNotSuitTheGpu) {
   const cuda::DeviceCodeArch sm80{800, false}, sm90{900, false}, sm90a{900, true}, sm120{1200, false};
@@ -20,21 +21,21 @@ TEST(CudaBuildArch, AdviceOnlyWhereTheCodeDoesNotSuitTheGpu) {
   EXPECT_EQ(cuda::cuda_build_advice(8, 9, "L40S", sm80), "");
   EXPECT_EQ(cuda::cuda_build_advice(9, 0, "H100", sm90a), "");
   const std::string h100_sm80 = cuda::cuda_build_advice(9, 0, "NVIDIA H100 80GB HBM3", sm80);
-  EXPECT_TRUE(has(h100_sm80, "sm_80")) << h100_sm80;
-  EXPECT_TRUE(has(h100_sm80, "NVIDIA H100 80GB HBM3")) << h100_sm80;
-  EXPECT_TRUE(has(h100_sm80, "programmatic dependent launch")) << h100_sm80;
-  EXPECT_TRUE(has(h100_sm80, "-DCMAKE_CUDA_ARCHITECTURES=90a")) << h100_sm80;
-  EXPECT_TRUE(has(h100_sm80, "from PTX")) << h100_sm80;  // sm_80 code on a 9.x GPU: JIT at first use
+  EXPECT_TRUE(contains(h100_sm80, "sm_80")) << h100_sm80;
+  EXPECT_TRUE(contains(h100_sm80, "NVIDIA H100 80GB HBM3")) << h100_sm80;
+  EXPECT_TRUE(contains(h100_sm80, "programmatic dependent launch")) << h100_sm80;
+  EXPECT_TRUE(contains(h100_sm80, "-DCMAKE_CUDA_ARCHITECTURES=90a")) << h100_sm80;
+  EXPECT_TRUE(contains(h100_sm80, "from PTX")) << h100_sm80;  // sm_80 code on a 9.x GPU: JIT at first use
   // sm_90 without the a: clusters and PDL are there, wgmma is not.
   const std::string h100_sm90 = cuda::cuda_build_advice(9, 0, "H100", sm90);
-  EXPECT_TRUE(has(h100_sm90, "sm_90:")) << h100_sm90;
-  EXPECT_TRUE(has(h100_sm90, "wgmma")) << h100_sm90;
-  EXPECT_FALSE(has(h100_sm90, "programmatic dependent launch")) << h100_sm90;
-  EXPECT_FALSE(has(h100_sm90, "from PTX")) << h100_sm90;  // its own major architecture: SASS
+  EXPECT_TRUE(contains(h100_sm90, "sm_90:")) << h100_sm90;
+  EXPECT_TRUE(contains(h100_sm90, "wgmma")) << h100_sm90;
+  EXPECT_FALSE(contains(h100_sm90, "programmatic dependent launch")) << h100_sm90;
+  EXPECT_FALSE(contains(h100_sm90, "from PTX")) << h100_sm90;  // its own major architecture: SASS
   // Blackwell: sm_80 code leaves clusters and PDL off; its own code is fine.
   const std::string b200_sm80 = cuda::cuda_build_advice(12, 0, "RTX 5090", sm80);
-  EXPECT_TRUE(has(b200_sm80, "-DCMAKE_CUDA_ARCHITECTURES=120")) << b200_sm80;
-  EXPECT_TRUE(has(b200_sm80, "from PTX")) << b200_sm80;
+  EXPECT_TRUE(contains(b200_sm80, "-DCMAKE_CUDA_ARCHITECTURES=120")) << b200_sm80;
+  EXPECT_TRUE(contains(b200_sm80, "from PTX")) << b200_sm80;
   EXPECT_EQ(cuda::cuda_build_advice(12, 0, "RTX 5090", sm120), "");
   // Nothing probed (no device): nothing to say.
   EXPECT_EQ(cuda::cuda_build_advice(9, 0, "H100", cuda::DeviceCodeArch{}), "");

@@ -570,6 +570,49 @@ TEST_F(CudaTest, BadInputsThrow) {
   EXPECT_THROW(seq.forward(ids.data(), 9, false, logits), Error);  // context of 8
 }
 
+// A model that cannot fit is refused before anything is uploaded (ops/cuda/cuda_memory_plan.h),
+// with the context that would fit; that context loads and runs, and each engine leaves the
+// device's free memory as it found it.
+TEST_F(CudaTest, RefusesWhatDoesNotFitTheGpu) {
+  const LlamaModel& model = tiny_model();
+  size_t free0 = 0, total = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free0, &total), cudaSuccess);
+  cuda::CudaLlamaOptions opt;
+  opt.slots = 16;
+  // Twice the device's memory in keys and values (8 layers x 2 KV heads x 64 dims, fp16).
+  opt.ctx = int64_t(2 * total / (2 * 8 * 16 * 128 * 2));
+  std::string msg;
+  try {
+    cuda::CudaLlama llm(model.config(), model.weights(), opt);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  std::printf("[ note     ] %s\n", msg.c_str());
+  EXPECT_NE(msg.find("does not fit in GPU memory"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("16 sequences of " + std::to_string(opt.ctx) + " positions"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--parallel"), std::string::npos) << msg;
+  size_t free1 = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free1, &total), cudaSuccess);
+  EXPECT_GE(free1 + (size_t(16) << 20), free0) << "the refusal allocated device memory";
+  const size_t at = msg.find("--ctx ");
+  ASSERT_NE(at, std::string::npos) << msg;
+  opt.ctx = std::stoll(msg.substr(at + 6));
+  {
+    cuda::CudaLlama llm(model.config(), model.weights(), opt);  // nearly all the device's memory
+    std::vector<float> logits;
+    const std::vector<int32_t> ids = {1, 450, 3186, 310};
+    llm.prefill(3, ids.data(), int64_t(ids.size()), false, logits);
+    int32_t next = -1;
+    const int slot = 3;
+    llm.decode_greedy(&slot, &ids[3], 1, &next);
+    EXPECT_GE(next, 0);
+    EXPECT_EQ(llm.n_past(3), 5);
+  }
+  size_t free2 = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free2, &total), cudaSuccess);
+  EXPECT_GE(free2 + (size_t(64) << 20), free0) << "the engine did not give its memory back";
+}
+
 }  // namespace
 }  // namespace awq
 #endif  // AWQ_HAVE_CUDA

@@ -17,6 +17,7 @@
 #include "ops/cuda/cuda_attention.h"
 #include "ops/cuda/cublas_loader.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/cuda_memory_plan.h"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/w4a16.h"
@@ -100,16 +101,11 @@ Linear make_linear(const std::vector<const Matrix*>& parts,
                    const std::vector<const std::vector<float>*>& biases, cudaStream_t s, bool interleave8 = false) {
   Linear L;
   L.k = parts[0]->cols;
-  bool all_awq = true;
   std::vector<int64_t> outs;
-  for (const Matrix* m : parts) {
-    outs.push_back(m->rows);
-    all_awq = all_awq && m->quantized() && m->awq.bits == parts[0]->awq.bits &&
-              m->awq.group == parts[0]->awq.group && m->awq.qweight && m->awq.qzeros && m->awq.scales;
-  }
+  for (const Matrix* m : parts) outs.push_back(m->rows);
   const JoinedOutputs joined(outs, interleave8);
   L.n = joined.total();
-  if (all_awq) {
+  if (fuses_as_w4a16(parts)) {
     std::vector<GemmPart> gp;
     for (const Matrix* m : parts) gp.push_back({m->awq.qweight, m->awq.qzeros, m->awq.scales, m->rows});
     QuantParams qp;
@@ -462,6 +458,13 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
   ok(cudaGetDeviceProperties(&prop, dev), "cudaGetDeviceProperties");
   m.sms = prop.multiProcessorCount;
   m.name = prop.name;
+  {  // Refused before anything is allocated where it cannot fit (cuda_memory_plan.h).
+    size_t free_b = 0, total_b = 0;
+    ok(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+    const std::string refusal =
+        cuda_memory_refusal(cuda_memory_plan(c, w, opt, m.sms), opt, int64_t(free_b), int64_t(total_b), m.name);
+    if (!refusal.empty()) throw Error(refusal);
+  }
   pdl_supported();  // its probe runs here, outside any graph capture
   m.set_pdl(opt.pdl);
   ok(cudaStreamCreateWithFlags(&m.s, cudaStreamNonBlocking), "cudaStreamCreate");
@@ -516,10 +519,8 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
   m.logits = dev_alloc<float>(R * vocab, "logits");
   m.nll = dev_alloc<float>(R, "nll");
   m.ints = dev_alloc<int32_t>(5 * R, "token buffers");
-  int64_t scratch = 0;
-  for (int B = 1; B <= opt.slots; ++B)
-    scratch = std::max(scratch, attention_scratch_floats(B, m.dims(), decode_splits(B, m.dims(), m.sms, opt.ctx)));
-  m.attn_scratch = dev_alloc<float>(scratch, "attention scratch");
+  m.attn_scratch =
+      dev_alloc<float>(attention_scratch_floats_for(m.dims(), opt.slots, m.sms, opt.ctx), "attention scratch");
   ok(cudaMallocHost(&m.h_ints, size_t(4 * R) * 4), "pinned buffers");
   ok(cudaMallocHost(&m.h_logits, size_t(opt.slots) * size_t(vocab) * 4), "pinned buffers");
   ok(cudaMallocHost(&m.h_ids, size_t(opt.slots) * 4), "pinned buffers");

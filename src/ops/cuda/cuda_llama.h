@@ -33,8 +33,10 @@ struct CudaLlamaOptions {
 class CudaLlama {
  public:
   // Uploads w (host weights bound by load_llama_weights or built in memory) to the current
-  // device. Throws awq::Error when no usable GPU is present, memory runs out, or the model
-  // has a shape the kernels do not support (head_dim other than 64/128/256).
+  // device. Throws awq::Error when no usable GPU is present, when the model with this context
+  // does not fit the device's free memory (before anything is allocated, with the figures and a
+  // context that fits: cuda_memory_plan.h), when memory runs out anyway, or when the model has a
+  // shape the kernels do not support (head_dim other than 64/128/256).
   CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlamaOptions& opt);
   ~CudaLlama();
   CudaLlama(const CudaLlama&) = delete;

@@ -738,25 +738,36 @@ void free_stream_k_workspace() {
   sk_workspace = StreamKWorkspace{};
 }
 
-// Sized for the largest stream-K grid of kWs on this device (2 partial slots per block). False
-// where the memory is not there.
+// The workspace's sizes on a GPU of `sms` multiprocessors: the largest stream-K grid of kWs (2
+// partial slots per block) or L2 split-K wave (one block per SM), and their counters.
+struct WorkspaceSizes {
+  size_t part_bytes = 0;
+  int counters = 0;
+};
+WorkspaceSizes workspace_sizes(int sms) {
+  WorkspaceSizes w;
+  for (const WsEntry& e : kWs) {
+    const size_t tile_bytes = size_t(e.cfg.bm) * size_t(e.cfg.bn) * sizeof(float);
+    if (e.cfg.stream_k) {
+      const int blocks = sms * e.blocks_per_sm;
+      w.part_bytes = std::max(w.part_bytes, size_t(2 * blocks) * tile_bytes);
+      w.counters = std::max(w.counters, blocks);
+    } else if (e.cfg.l2_split) {  // one wave of blocks (one per SM), two counters per tile
+      w.part_bytes = std::max(w.part_bytes, size_t(sms) * tile_bytes);
+      w.counters = std::max(w.counters, 2 * sms);
+    }
+  }
+  return w;
+}
+
+// Sized for this device (workspace_sizes). False where the memory is not there.
 bool allocate_stream_k_workspace() {
   int dev = 0;
   AWQ_CUDA_CHECK(cudaGetDevice(&dev));
   AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&sk_workspace.sms, cudaDevAttrMultiProcessorCount, dev));
-  size_t bytes = 0;
-  int counters = 0;
-  for (const WsEntry& e : kWs) {
-    const size_t tile_bytes = size_t(e.cfg.bm) * size_t(e.cfg.bn) * sizeof(float);
-    if (e.cfg.stream_k) {
-      const int blocks = sk_workspace.sms * e.blocks_per_sm;
-      bytes = std::max(bytes, size_t(2 * blocks) * tile_bytes);
-      counters = std::max(counters, blocks);
-    } else if (e.cfg.l2_split) {  // one wave of blocks (one per SM), two counters per tile
-      bytes = std::max(bytes, size_t(sk_workspace.sms) * tile_bytes);
-      counters = std::max(counters, 2 * sk_workspace.sms);
-    }
-  }
+  const WorkspaceSizes ws = workspace_sizes(sk_workspace.sms);
+  const size_t bytes = ws.part_bytes;
+  const int counters = ws.counters;
   if (cudaMalloc(&sk_workspace.parts, bytes) != cudaSuccess ||
       cudaMalloc(&sk_workspace.counters, size_t(counters) * sizeof(unsigned)) != cudaSuccess ||
       cudaMemset(sk_workspace.counters, 0, size_t(counters) * sizeof(unsigned)) != cudaSuccess) {
@@ -771,6 +782,11 @@ bool allocate_stream_k_workspace() {
 }
 
 }  // namespace
+
+size_t w4a16_wgmma_ws_workspace_bytes(int sms) {
+  const WorkspaceSizes ws = workspace_sizes(sms);
+  return ws.part_bytes + size_t(ws.counters) * sizeof(unsigned);
+}
 
 bool w4a16_prepare_wgmma_ws(int optin) {
   static std::once_flag once;

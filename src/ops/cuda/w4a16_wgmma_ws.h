@@ -28,6 +28,9 @@ int w4a16_wgmma_ws_square_sk();
 int w4a16_wgmma_ws_rows192(int tokens);
 // Their twins with split-K through L2 (W4A16TiledConfig::l2_split).
 int w4a16_wgmma_ws_rows192_l2(int tokens);
+// Device bytes of the process's stream-K / L2 split-K workspace (partial sums and counters) on a
+// GPU of `sms` multiprocessors, which w4a16_prepare_wgmma_ws allocates once.
+size_t w4a16_wgmma_ws_workspace_bytes(int sms);
 // Sets the kernels' shared-memory limits (optin: the device's opt-in bytes per block) and looks
 // up the driver's tensor-map encoder, once; false where a kernel does not fit or the driver has
 // no encoder (then the launch is never asked for: w4a16_wgmma.cu runs another configuration).
