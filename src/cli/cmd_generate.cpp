@@ -27,7 +27,8 @@ void run(const GenerateArgs& a) {
   LlamaModel model(a.model_dir);
   const Tokenizer tok = Tokenizer::load(a.model_dir);
   std::vector<int32_t> ids = tok.encode(text, !a.no_bos);
-  const int64_t ctx = a.ctx > 0 ? a.ctx : model.config().max_position_embeddings;
+  const int64_t ctx = a.ctx > 0 ? a.ctx : default_generate_ctx(int64_t(ids.size()), a.n_predict,
+                                                              model.config().max_position_embeddings);
   if (ctx > model.config().max_position_embeddings)
     std::fprintf(stderr, "warning: --ctx %lld exceeds the model's max_position_embeddings (%d)\n",
                  (long long)ctx, model.config().max_position_embeddings);
@@ -67,7 +68,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("-f,--file", args->prompt_file, "Read the prompt from a file")->excludes(p);
   cmd->add_option("-n,--n-predict", args->n_predict, "Tokens to generate at most")->capture_default_str()->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   add_sampler_options(cmd, args->sp);
-  cmd->add_option("-c,--ctx", args->ctx, "Context length in tokens (default: the model's max_position_embeddings)")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  cmd->add_option("-c,--ctx", args->ctx, "Context length in tokens (default: the prompt's tokens + --n-predict, at most the model's max_position_embeddings)")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   add_device(cmd, args->device);
   add_kv_type(cmd, args->kv_type);
   cmd->add_flag("--ignore-eos", args->ignore_eos, "Keep generating after an end-of-sequence token");

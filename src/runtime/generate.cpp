@@ -75,6 +75,12 @@ GenerateResult generate(SequenceModel& model, const Tokenizer& tok,
   return res;
 }
 
+int64_t default_generate_ctx(int64_t prompt_tokens, int64_t max_new_tokens, int64_t max_positions) {
+  // A run feeds the prompt and all but the last generated token: prompt + max_new positions hold it.
+  const int64_t want = prompt_tokens + std::max<int64_t>(max_new_tokens, 1);
+  return std::max<int64_t>(1, std::min(want, max_positions));
+}
+
 size_t stop_holdback(const std::string& text, const std::vector<std::string>& stops) {
   size_t hold = 0;
   for (const std::string& s : stops)

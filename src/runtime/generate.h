@@ -39,6 +39,12 @@ GenerateResult generate(LlamaModel& model, ThreadPool& pool, const Tokenizer& to
                         const GenerateOptions& opt,
                         const std::function<bool(const std::string&)>& on_text);
 
+// The context `awq generate` sizes its KV cache for when --ctx is not given: the prompt and the
+// tokens to generate (all that one run can use), at most max_positions (the model's
+// max_position_embeddings). Not max_positions itself: the cache is allocated up front, and the
+// 131072 positions of Llama 3.1 8B are 16 GiB of f16 keys and values.
+int64_t default_generate_ctx(int64_t prompt_tokens, int64_t max_new_tokens, int64_t max_positions);
+
 // Length of the longest suffix of `text` that is a proper prefix of some stop string (each
 // non-empty): text a stream must hold back because the next token could complete a stop
 // string (the server's and the chat's streams).
