@@ -307,6 +307,17 @@ TEST(CliErrors, DeviceNotBuilt) {
 }
 #endif
 
+// Caches of 1024 slots x 2^24 positions (64 TiB for the tiny model) are refused before any is
+// allocated, with the figures and a context that fits.
+TEST(CliErrors, KvCachesBeyondMemory) {
+  const test::CliResult r = run_awq({"serve", tiny_model_dir(), "--port", "0", "--parallel", "1024", "--ctx", "16777216"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.out, "");
+  for (const char* part : {"error: the KV cache does not fit in memory", "1024 sequences of 16777216 positions need",
+                           "--ctx", "--parallel"})
+    EXPECT_NE(r.err.find(part), std::string::npos) << part << " in: " << r.err;
+}
+
 TEST(CliErrors, NegativePrefillChunk) {  // a usage error (CLI11's range check), before the model loads
   const test::CliResult r = run_awq({"serve", tiny_model_dir(), "--port", "0", "--prefill-chunk", "-1"});
   EXPECT_NE(r.exit_code, 0);

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 #include <vector>
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/memory_usage.h"
 #include "model/llama_model.h"
 #include "support/shared_data.h"
 #include "support/tiny_model.h"
@@ -98,6 +100,47 @@ TEST(KvCache, CacheOfAnotherModelIsRefused) {
   std::vector<float> logits;
   const int32_t tok = 1;
   EXPECT_THROW(tiny_model().forward(pool, &tok, 1, wrong, false, logits), Error);
+}
+
+// The check engines make before allocating their caches (kv_cache_refusal): 2 x layers x kv_dim x
+// element size x sequences bytes a position.
+TEST(KvCache, RefusalNamesTheFiguresAndAContextThatFits) {
+  const int64_t GiB = int64_t(1) << 30;
+  // Llama-3.1-8B: 32 layers, kv_dim 1024; 131072 positions of f16 = 16 GiB.
+  EXPECT_EQ(kv_cache_refusal(32, 1024, 1, 131072, KvType::F16, 16 * GiB), "");
+  EXPECT_EQ(kv_cache_refusal(32, 1024, 1, 131072, KvType::F16, -1), "");  // unknown: nothing refused
+  const std::string r = kv_cache_refusal(32, 1024, 1, 131072, KvType::F16, 8 * GiB);
+  std::printf("[ note     ] %s\n", r.c_str());
+  for (const char* part : {"KV cache does not fit in memory", "1 sequence of 131072 positions needs 16.00 GiB",
+                           "f16 keys and values", "8.00 GiB available", "--ctx 58880"})
+    EXPECT_NE(r.find(part), std::string::npos) << part << " in: " << r;
+  EXPECT_EQ(r.find("--parallel"), std::string::npos) << r;
+  EXPECT_EQ(r.find('\n'), std::string::npos) << r;
+  // The proposed context fits in 90 % of what is available (128 KiB a position: 58880 = 7.19 GiB).
+  EXPECT_EQ(kv_cache_refusal(32, 1024, 1, 58880, KvType::F16, 8 * GiB), "");
+  // Several sequences (the server's --parallel) and f32.
+  const std::string s = kv_cache_refusal(32, 1024, 8, 8192, KvType::F32, 8 * GiB);
+  for (const char* part : {"8 sequences of 8192 positions need 16.00 GiB", "f32", "--parallel", "--kv-type f16"})
+    EXPECT_NE(s.find(part), std::string::npos) << part << " in: " << s;
+  EXPECT_NE(kv_cache_refusal(32, 1024, 1, 256, KvType::F16, 1 << 20).find("not even 256 positions fit"),
+            std::string::npos);
+}
+
+TEST(KvCache, AvailableMemoryIsKnownOnLinux) {
+  const int64_t avail = available_memory_bytes();
+  std::printf("[ note     ] available memory: %.2f GiB\n", double(avail) / double(int64_t(1) << 30));
+  EXPECT_GT(avail, int64_t(64) << 20);  // this process runs, so some is there
+}
+
+// An engine asked for caches far beyond any machine's memory refuses before allocating (the CPU
+// engine's caches are zero-filled, so they would be resident at once).
+TEST(KvCache, EngineRefusesCachesBeyondMemory) {
+  try {
+    (void)tiny_model().new_cache(int64_t(1) << 40, KvType::F16);  // 4 PiB of keys and values
+    ADD_FAILURE() << "did not throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("KV cache does not fit in memory"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

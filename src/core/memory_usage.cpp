@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -27,6 +28,39 @@ RssBreakdown current_rss() {
     else if (key == "RssFile:" || key == "RssShmem:") r.file_mib += kib / 1024.0;
   }
   return r;
+}
+
+namespace {
+
+// The first number in `path` (a cgroup file: "max" and missing files give -1).
+int64_t read_number(const char* path) {
+  std::ifstream f(path);
+  int64_t v = -1;
+  if (!(f >> v)) return -1;
+  return v;
+}
+
+}  // namespace
+
+int64_t available_memory_bytes() {
+  int64_t avail = -1;
+  std::ifstream f("/proc/meminfo");
+  std::string line;
+  while (std::getline(f, line)) {  // "MemAvailable:   12345678 kB"
+    std::istringstream in(line);
+    std::string key;
+    int64_t kib = 0;
+    if (in >> key >> kib && key == "MemAvailable:") {
+      avail = kib * 1024;
+      break;
+    }
+  }
+  const int64_t max = read_number("/sys/fs/cgroup/memory.max"), used = read_number("/sys/fs/cgroup/memory.current");
+  if (max >= 0 && used >= 0) {
+    const int64_t room = std::max<int64_t>(0, max - used);
+    avail = avail < 0 ? room : std::min(avail, room);
+  }
+  return avail;
 }
 
 }  // namespace awq

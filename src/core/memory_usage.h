@@ -3,6 +3,7 @@
 // (mmapped files such as a checkpoint: clean, so the kernel can drop them under pressure, but
 // they count in RSS as tools like top show it).
 #pragma once
+#include <cstdint>
 
 namespace awq {
 
@@ -16,5 +17,10 @@ double peak_rss_mib();
 
 // The current RSS split; zeros where /proc/self/status cannot be read (not Linux).
 RssBreakdown current_rss();
+
+// Bytes this process can still allocate without swapping, as Linux estimates them: /proc/meminfo
+// MemAvailable, or less where a cgroup v2 limit (memory.max - memory.current, a container's) is
+// lower. -1 where neither can be read (not Linux).
+int64_t available_memory_bytes();
 
 }  // namespace awq

@@ -4,6 +4,7 @@
 // RoPE) and widened back to f32 inside attention (ops/cpu/attention.h).
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/kv_type.h"
@@ -48,5 +49,16 @@ class KvCache {
   std::vector<std::vector<uint16_t>> k16_, v16_;  // fp16 bits
   std::vector<std::vector<float>> k32_, v32_;
 };
+
+// KV caches are allocated whole when an engine starts (and zero-filled: resident at once). ""
+// where `sequences` caches of ctx positions (n_layers layers of kv_dim, `type`) fit in
+// available_bytes (available_memory_bytes(); < 0: unknown, nothing refused); else a one-line
+// refusal with the figures and the largest context (a multiple of 256) that fits in 90 % of it.
+// Before, an oversized --ctx or --parallel ended in "out of memory" (std::bad_alloc) or the
+// kernel's OOM killer.
+std::string kv_cache_refusal(int64_t n_layers, int64_t kv_dim, int sequences, int64_t ctx, KvType type,
+                             int64_t available_bytes);
+// Throws awq::Error with kv_cache_refusal's message where it is not "" on this machine.
+void check_kv_caches_fit(int64_t n_layers, int64_t kv_dim, int sequences, int64_t ctx, KvType type);
 
 }  // namespace awq

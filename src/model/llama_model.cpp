@@ -20,6 +20,7 @@ LlamaModel::LlamaModel(const std::string& dir)
 }
 
 KvCache LlamaModel::new_cache(int64_t ctx, KvType type) const {
+  check_kv_caches_fit(config_.num_layers, config_.kv_dim(), 1, ctx, type);
   return KvCache(config_.num_layers, ctx, config_.kv_dim(), type);
 }
 

@@ -9,6 +9,8 @@ namespace awq {
 CpuBatchEngine::CpuBatchEngine(LlamaModel& model, ThreadPool& pool, int slots, int64_t ctx, KvType kv_type)
     : model_(model), pool_(pool), ctx_(ctx), decoder_(model) {
   if (slots < 1) throw Error("the engine needs at least 1 slot (got " + std::to_string(slots) + ")");
+  // All the slots' caches at once, before the first is allocated.
+  check_kv_caches_fit(model.config().num_layers, model.config().kv_dim(), slots, ctx, kv_type);
   for (int i = 0; i < slots; ++i) caches_.push_back(model.new_cache(ctx, kv_type));
 }
 
