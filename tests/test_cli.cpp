@@ -325,6 +325,20 @@ TEST(CliErrors, NegativePrefillChunk) {  // a usage error (CLI11's range check),
   EXPECT_NE(r.err.find("--prefill-chunk: Value -1 not in range"), std::string::npos) << r.err;
 }
 
+// --device cuda:N: a malformed index is an unknown device; a GPU the machine cannot have (or, in a
+// build without CUDA, any GPU) is a one-line error too.
+TEST(CliErrors, DeviceIndex) {
+  expect_one_line_error(run_awq({"generate", tiny_model_dir(), "-p", "Hi", "--device", "cuda:x"}),
+                        {"--device cuda:x", "cuda:N"});
+  expect_one_line_error(run_awq({"generate", tiny_model_dir(), "-p", "Hi", "--device", "cuda:-1"}), {"--device cuda:-1"});
+#ifdef AWQ_HAVE_CUDA
+  expect_one_line_error(run_awq({"generate", tiny_model_dir(), "-p", "Hi", "--device", "cuda:999"}), {"--device cuda:999"});
+#else
+  expect_one_line_error(run_awq({"generate", tiny_model_dir(), "-p", "Hi", "--device", "cuda:999"}),
+                        {"--device cuda", "-DAWQ_CUDA=ON"});
+#endif
+}
+
 TEST(CliErrors, UnknownDevice) {
   expect_one_line_error(run_awq({"generate", tiny_model_dir(), "-p", "Hi", "--device", "tpu"}), {"--device tpu"});
   expect_one_line_error(run_awq({"chat", tiny_model_dir(), "--device", "tpu"}), {"--device tpu"});

@@ -8,9 +8,12 @@
 #ifdef AWQ_HAVE_CUDA
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <future>
 #include <string>
 #include <vector>
+
+#include <cuda_runtime.h>
 
 #include "ops/cuda/cuda_llama.h"
 #include "ops/cuda/cuda_sequence.h"
@@ -27,6 +30,29 @@ namespace awq {
 namespace {
 
 using CudaServe = test::CudaDeviceTest;
+
+// --device cuda:N picks GPU N: cuda:0 generates the reference's greedy text; a GPU the machine
+// does not have is a one-line error naming the ones it has.
+TEST_F(CudaServe, DeviceIndexSelectsTheGpu) {
+  const auto& g = test::tiny_reference()["greedy"][0];
+  const std::string prompt = g["prompt"];
+  auto r = test::run_awq({"generate", test::tiny_model_dir(), "-p", prompt, "-n", "32", "--temp", "0", "--device", "cuda:0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_FALSE(r.out.empty());
+  EXPECT_EQ(prompt + r.out.substr(0, r.out.size() - 1), g["full_text"].get<std::string>());
+  int n = 0;
+  ASSERT_EQ(cudaGetDeviceCount(&n), cudaSuccess);
+  const std::string missing = "cuda:" + std::to_string(n);
+  r = test::run_awq({"generate", test::tiny_model_dir(), "-p", "Hi", "--device", missing});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.out, "");
+  std::printf("[ note     ] %s", r.err.c_str());
+  EXPECT_NE(r.err.find("error: --device " + missing + ": GPU " + std::to_string(n) + " does not exist: this machine has " +
+                       std::to_string(n)),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("cuda:0 "), std::string::npos) << r.err;  // the GPUs there are, named
+}
 
 TEST_F(CudaServe, ChosenSlotsFollowReference) {
   cuda::CudaBatchEngine e(test::tiny_llama(), 5, 64);

@@ -63,6 +63,8 @@ void run(QuantizeArgs& a) {
   } else {
     throw Error("--method " + a.q.method + ": expected awq or rtn");
   }
+  // The GPU of --device cuda:N, for the search (RTN and the packing run on the CPU whatever --device says).
+  if (a.q.device == "cuda" && a.q.method == "awq") check_device(a.q.device, KvType::F16);
   install_interrupt_handler();
   ThreadPool pool(a.threads);
   ProgressBar bar("quantize", 0);
@@ -105,12 +107,10 @@ void add_quantize(CLI::App& app) {
   cmd->add_option("--search-tokens", q.search.search_tokens, "Calibration tokens on which each candidate scale's loss is measured (0 = all)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--clip-tokens", q.search.clip_tokens, "Calibration tokens on which the clipping errors are measured (0 = all; llm-awq/AutoAWQ use 512)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_flag("--force", q.force, "Replace the output folder if it exists");
-  cmd->add_option("--device", q.device,
-                  "Where the AWQ search runs: cpu, or cuda (a build with -DAWQ_CUDA=ON and an NVIDIA GPU: the "
-                  "calibration forward passes, scale and clip searches on the GPU in fp16 with f32 "
-                  "accumulation; the fold, the packing and --method rtn stay on the CPU)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"cpu", "cuda"}));
+  add_device(cmd, q.device,
+             "Where the AWQ search runs: cpu, or cuda / cuda:N for GPU N (a build with -DAWQ_CUDA=ON and an "
+             "NVIDIA GPU: the calibration forward passes, scale and clip searches on the GPU in fp16 with f32 "
+             "accumulation; the fold, the packing and --method rtn stay on the CPU)");
   cmd->add_flag("--log-layers", args->log_layers, "Print one line per finished layer (time, peak RSS, RSS now as heap + mapped model file), e.g. for logs");
   add_threads(cmd, args->threads);
   cmd->footer(

@@ -27,9 +27,24 @@ void add_threads(CLI::App* cmd, int& threads) {
   cmd->add_option("-t,--threads", threads, "CPU threads")->capture_default_str()->check(CLI::Range(1, 1024));
 }
 
-void add_device(CLI::App* cmd, std::string& device) {
-  cmd->add_option("--device", device, "cpu, or cuda (builds with -DAWQ_CUDA=ON, an NVIDIA GPU)")
-      ->capture_default_str();
+namespace {
+int requested_gpu = 0;  // N of --device cuda:N (check_device selects it)
+}  // namespace
+
+void add_device(CLI::App* cmd, std::string& device, const std::string& help) {
+  cmd->add_option("--device", device, help)
+      ->capture_default_str()
+      ->transform(
+          [](std::string v) {
+            // cuda:N -> cuda, N kept; anything else as given (check_device names what is wrong).
+            if (v.rfind("cuda:", 0) == 0 && v.size() > 5 && v.size() <= 8 &&
+                v.find_first_not_of("0123456789", 5) == std::string::npos) {
+              requested_gpu = std::stoi(v.substr(5));
+              return std::string("cuda");
+            }
+            return v;
+          },
+          "");
 }
 
 void add_kv_type(CLI::App* cmd, KvType& type) {
@@ -43,13 +58,19 @@ void add_kv_type(CLI::App* cmd, KvType& type) {
 
 void check_device(const std::string& device, KvType kv_type) {
   if (device == "cpu") return;
-  if (device != "cuda") throw Error("--device " + device + ": unknown device (cpu or cuda)");
+  if (device != "cuda") throw Error("--device " + device + ": unknown device (cpu, cuda or cuda:N for GPU N)");
   if (kv_type != KvType::F16)
     throw Error("--kv-type f32: the CUDA engine's KV cache is fp16 only; use --kv-type f16 with "
                 "--device cuda, or --device cpu");
 #ifndef AWQ_HAVE_CUDA
   throw Error("--device cuda: this build has only the cpu backend (rebuild with -DAWQ_CUDA=ON "
               "on a machine with the CUDA toolkit)");
+#else
+  try {
+    cuda::cuda_select_device(requested_gpu);
+  } catch (const Error& e) {
+    throw Error("--device cuda:" + std::to_string(requested_gpu) + ": " + e.what());
+  }
 #endif
 }
 

@@ -23,15 +23,17 @@ namespace awq::cli {
 void add_model_dir(CLI::App* cmd, std::string& dir);
 // Adds -t/--threads (default: all hardware threads).
 void add_threads(CLI::App* cmd, int& threads);
-// Adds --device cpu|cuda.
-void add_device(CLI::App* cmd, std::string& device);
+// Adds --device cpu|cuda|cuda:N (GPU N; stored as "cuda", check_device selects the GPU).
+void add_device(CLI::App* cmd, std::string& device,
+                const std::string& help = "cpu, cuda, or cuda:N for GPU N (builds with -DAWQ_CUDA=ON, an NVIDIA GPU)");
 // Adds --kv-type f16|f32 (default f16): the element type of the KV cache.
 void add_kv_type(CLI::App* cmd, KvType& type);
 // Adds the sampling options (--temp, --top-k, --top-p, --min-p, the penalties, --seed), with
 // sp's values as the defaults.
 void add_sampler_options(CLI::App* cmd, SamplerParams& sp);
 // Throws awq::Error unless `device` names a backend this build has that takes kv_type (the
-// checks of make_sequence / make_batch_engine, for commands that load other things first).
+// checks of make_sequence / make_batch_engine, for commands that load other things first); for
+// cuda, makes the GPU of --device cuda:N (default 0) the process's device, or says why it cannot.
 void check_device(const std::string& device, KvType kv_type);
 // The model on `device` with a context of ctx positions: "cpu" runs on pool with a KV cache of
 // kv_type; "cuda" uploads the weights to the GPU (builds with -DAWQ_CUDA=ON; others throw

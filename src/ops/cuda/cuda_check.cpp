@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "ops/cuda/cublas_loader.h"
+#include "ops/cuda/cuda_llama.h"  // cuda_select_device
 
 namespace awq::cuda {
 
@@ -33,6 +34,26 @@ void throw_cublas_error(cublasStatus_t s, const char* call, const char* file, in
   throw Error(msg);
 }
 
+void cuda_select_device(int index) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    throw Error(std::string("no CUDA device: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
+  }
+  if (index < 0 || index >= n) {
+    std::string names;
+    for (int i = 0; i < n; ++i) {
+      cudaDeviceProp p{};
+      names += (i ? ", cuda:" : "cuda:") + std::to_string(i);
+      if (cudaGetDeviceProperties(&p, i) == cudaSuccess) names += std::string(" ") + p.name;
+    }
+    throw Error("GPU " + std::to_string(index) + " does not exist: this machine has " + std::to_string(n) +
+                (n == 1 ? " CUDA device" : " CUDA devices") + (n > 0 ? " (" + names + ")" : ""));
+  }
+  AWQ_CUDA_CHECK(cudaSetDevice(index));
+}
+
 bool cuda_available(std::string* why) {
   int n = 0;
   const cudaError_t e = cudaGetDeviceCount(&n);
@@ -49,10 +70,11 @@ bool cuda_available(std::string* why) {
     if (why) *why = "cudaGetDeviceCount found 0 devices";
     return false;
   }
+  int dev = 0;
   cudaDeviceProp p{};
-  if (cudaGetDeviceProperties(&p, 0) != cudaSuccess || p.major < 8) {
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&p, dev) != cudaSuccess || p.major < 8) {
     if (why) {
-      *why = "device 0 (";
+      *why = "device " + std::to_string(dev) + " (";
       *why += p.name;
       *why += ") has compute capability " + std::to_string(p.major) + "." + std::to_string(p.minor) +
               "; the kernels need 8.0 or newer";

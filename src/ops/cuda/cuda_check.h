@@ -11,8 +11,9 @@ namespace awq::cuda {
 [[noreturn]] void throw_cuda_error(cudaError_t e, const char* call, const char* file, int line);
 [[noreturn]] void throw_cublas_error(cublasStatus_t s, const char* call, const char* file, int line);
 
-// True when a CUDA device can be used; otherwise false and *why (if non-null) says why
-// (no driver, no device, ...). Tests skip with "no CUDA device: <why>".
+// True when the current CUDA device (0 unless cuda_select_device, cuda_llama.h, chose another) can be used;
+// otherwise false and *why (if non-null) says why (no driver, no device, compute capability under
+// 8.0, ...). Tests skip with "no CUDA device: <why>".
 bool cuda_available(std::string* why = nullptr);
 
 // One line about the current device: name, compute capability, SMs, memory, L2, bus width.

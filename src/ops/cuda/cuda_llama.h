@@ -100,4 +100,10 @@ double measure_copy_bandwidth(int64_t bytes, int reps);
 // CUDA types); when not, *why says what is missing.
 bool cuda_device_available(std::string* why);
 
+// Makes GPU `index` (0-based, as nvidia-smi and CUDA_VISIBLE_DEVICES count) the process's CUDA
+// device (`--device cuda:N`), before anything else runs on CUDA: the kernels' one-time
+// preparations and the engine use the current device. awq::Error naming the GPUs there are where
+// index is out of range, or saying why the runtime finds none. (Defined in cuda_check.cpp.)
+void cuda_select_device(int index);
+
 }  // namespace awq::cuda
