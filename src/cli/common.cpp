@@ -1,5 +1,6 @@
 #include "cli/common.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -28,7 +29,7 @@ void add_threads(CLI::App* cmd, int& threads) {
 }
 
 namespace {
-int requested_gpu = 0;  // N of --device cuda:N (check_device selects it)
+int requested_gpu = -1;  // N of --device cuda:N (check_device selects it); -1: plain cuda, GPU 0
 }  // namespace
 
 void add_device(CLI::App* cmd, std::string& device, const std::string& help) {
@@ -67,9 +68,10 @@ void check_device(const std::string& device, KvType kv_type) {
               "on a machine with the CUDA toolkit)");
 #else
   try {
-    cuda::cuda_select_device(requested_gpu);
+    cuda::cuda_select_device(std::max(requested_gpu, 0));
   } catch (const Error& e) {
-    throw Error("--device cuda:" + std::to_string(requested_gpu) + ": " + e.what());
+    throw Error("--device " + (requested_gpu < 0 ? std::string("cuda") : "cuda:" + std::to_string(requested_gpu)) +
+                ": " + e.what());
   }
 #endif
 }
