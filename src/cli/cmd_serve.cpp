@@ -61,8 +61,8 @@ void run(ServeArgs a) {
   Scheduler sched(*engine, tok, a.sched);
   server::HttpServer http(sched, tok, a.http, std::move(chat));
   const int port = http.bind();
-  const double kv_mib = 2.0 * double(model.config().num_layers) * double(a.sched.ctx) *
-                        double(model.config().kv_dim()) * double(kv_type_size(a.sched.kv_type)) *
+  const double kv_mib = double(kv_cache_bytes(model.config().num_layers, model.config().kv_dim(), a.sched.ctx,
+                                              a.sched.kv_type)) *
                         a.sched.parallel / (1 << 20);
   std::fprintf(stderr,
                "awq serve: model '%s' at http://%s:%d/ (OpenAI API under /v1; %d slots x %lld "

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -61,6 +62,12 @@ int64_t available_memory_bytes() {
     avail = avail < 0 ? room : std::min(avail, room);
   }
   return avail;
+}
+
+std::string gib_text(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f", double(bytes) / double(int64_t(1) << 30));
+  return buf;
 }
 
 }  // namespace awq

@@ -4,6 +4,7 @@
 // they count in RSS as tools like top show it).
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace awq {
 
@@ -22,5 +23,8 @@ RssBreakdown current_rss();
 // MemAvailable, or less where a cgroup v2 limit (memory.max - memory.current, a container's) is
 // lower. -1 where neither can be read (not Linux).
 int64_t available_memory_bytes();
+
+// bytes in GiB with two decimals ("16.00"), for messages.
+std::string gib_text(int64_t bytes);
 
 }  // namespace awq

@@ -1,7 +1,6 @@
 #include "model/kv_cache.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "core/error.h"
 #include "core/memory_usage.h"
@@ -52,27 +51,29 @@ int64_t KvCache::bytes() const {
   return b;
 }
 
+int64_t kv_cache_bytes(int64_t n_layers, int64_t kv_dim, int64_t ctx, KvType type) {
+  return 2 * n_layers * ctx * kv_dim * int64_t(kv_type_size(type));
+}
+
+std::string context_fit_hint(int64_t fit_positions, int sequences) {
+  if (fit_positions < 256) return "";
+  const std::string ctx = std::to_string(fit_positions / 256 * 256);
+  return "a context of " + ctx + " positions would fit (--ctx " + ctx +
+         (sequences > 1 ? ", or fewer sequences with --parallel" : "") + ")";
+}
+
 std::string kv_cache_refusal(int64_t n_layers, int64_t kv_dim, int sequences, int64_t ctx, KvType type,
                              int64_t available_bytes) {
-  const int64_t per_position = 2 * n_layers * kv_dim * int64_t(kv_type_size(type)) * sequences;
+  const int64_t per_position = kv_cache_bytes(n_layers, kv_dim, 1, type) * sequences;
   const int64_t bytes = per_position * ctx;
   if (available_bytes < 0 || bytes <= available_bytes) return "";
-  const auto gib = [](int64_t b) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%.2f", double(b) / double(int64_t(1) << 30));
-    return std::string(buf);
-  };
   std::string msg = "the KV cache does not fit in memory: " + std::to_string(sequences) +
                     (sequences == 1 ? " sequence" : " sequences") + " of " + std::to_string(ctx) +
-                    (sequences == 1 ? " positions needs " : " positions need ") +
-                    gib(bytes) + " GiB (" + kv_type_name(type) + " keys and values) and the machine has " +
-                    gib(available_bytes) + " GiB available; ";
-  const int64_t fit = available_bytes / 10 * 9 / per_position / 256 * 256;
-  if (fit > 0)
-    msg += "a context of " + std::to_string(fit) + " positions would fit (--ctx " + std::to_string(fit) +
-           (sequences > 1 ? ", or fewer sequences with --parallel" : "") + ")";
-  else
-    msg += "not even 256 positions fit";
+                    (sequences == 1 ? " positions needs " : " positions need ") + gib_text(bytes) + " GiB (" +
+                    kv_type_name(type) + " keys and values) and the machine has " + gib_text(available_bytes) +
+                    " GiB available; ";
+  const std::string fit = context_fit_hint(available_bytes / 10 * 9 / per_position, sequences);
+  msg += fit.empty() ? "not even 256 positions fit" : fit;
   if (type == KvType::F32) msg += "; --kv-type f16 halves it";
   return msg;
 }

@@ -50,6 +50,15 @@ class KvCache {
   std::vector<std::vector<float>> k32_, v32_;
 };
 
+// Bytes of one sequence's cache: 2 (keys, values) x n_layers x ctx x kv_dim x the element size
+// (what KvCache::bytes() holds once allocated).
+int64_t kv_cache_bytes(int64_t n_layers, int64_t kv_dim, int64_t ctx, KvType type);
+
+// The advice of an out-of-memory refusal (this file's and the CUDA engine's,
+// ops/cuda/cuda_memory_plan.h): "a context of N positions would fit (--ctx N[, or fewer sequences
+// with --parallel])", N = fit_positions rounded down to a multiple of 256; "" under 256.
+std::string context_fit_hint(int64_t fit_positions, int sequences);
+
 // KV caches are allocated whole when an engine starts (and zero-filled: resident at once). ""
 // where `sequences` caches of ctx positions (n_layers layers of kv_dim, `type`) fit in
 // available_bytes (available_memory_bytes(); < 0: unknown, nothing refused); else a one-line

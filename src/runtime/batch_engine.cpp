@@ -9,9 +9,11 @@ namespace awq {
 CpuBatchEngine::CpuBatchEngine(LlamaModel& model, ThreadPool& pool, int slots, int64_t ctx, KvType kv_type)
     : model_(model), pool_(pool), ctx_(ctx), decoder_(model) {
   if (slots < 1) throw Error("the engine needs at least 1 slot (got " + std::to_string(slots) + ")");
-  // All the slots' caches at once, before the first is allocated.
-  check_kv_caches_fit(model.config().num_layers, model.config().kv_dim(), slots, ctx, kv_type);
-  for (int i = 0; i < slots; ++i) caches_.push_back(model.new_cache(ctx, kv_type));
+  // All the slots' caches checked at once, before the first is allocated (new_cache would check
+  // each alone again).
+  const ModelConfig& c = model.config();
+  check_kv_caches_fit(c.num_layers, c.kv_dim(), slots, ctx, kv_type);
+  for (int i = 0; i < slots; ++i) caches_.emplace_back(c.num_layers, ctx, c.kv_dim(), kv_type);
 }
 
 void CpuBatchEngine::prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,

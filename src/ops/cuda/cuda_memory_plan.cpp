@@ -1,8 +1,9 @@
 #include "ops/cuda/cuda_memory_plan.h"
 
 #include <algorithm>
-#include <cstdio>
 
+#include "core/memory_usage.h"
+#include "model/kv_cache.h"
 #include "ops/cuda/cuda_attention.h"
 #include "ops/cuda/w4a16.h"
 #include "ops/cuda/w4a16_wgmma_ws.h"
@@ -41,14 +42,6 @@ LinearBytes linear_bytes(const std::vector<const Matrix*>& parts,
   return b;
 }
 
-double gib(int64_t bytes) { return double(bytes) / double(int64_t(1) << 30); }
-
-std::string format(const char* fmt, double a) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), fmt, a);
-  return buf;
-}
-
 }  // namespace
 
 bool fuses_as_w4a16(const std::vector<const Matrix*>& parts) {
@@ -82,7 +75,7 @@ CudaMemoryPlan cuda_memory_plan(const ModelConfig& c, const LlamaWeights& w, con
       staging = std::max(staging, b.staging);
     }
   }
-  p.kv_cache = 2 * int64_t(c.num_layers) * opt.slots * c.kv_dim() * 2 * opt.ctx;
+  p.kv_cache = kv_cache_bytes(c.num_layers, c.kv_dim(), opt.ctx, KvType::F16) * opt.slots;
   p.per_position = p.kv_cache / opt.ctx + c.head_dim * 4;
   // cuda_llama.cu's buffers for R rows: x (f32), h, q | k | v, attention out, o, gate | up, act
   // (fp16), logits and nll (f32), five int32 token buffers; the RoPE table (ctx x head_dim / 2
@@ -100,23 +93,19 @@ CudaMemoryPlan cuda_memory_plan(const ModelConfig& c, const LlamaWeights& w, con
 std::string cuda_memory_refusal(const CudaMemoryPlan& p, const CudaLlamaOptions& opt, int64_t free_bytes,
                                 int64_t total_bytes, const std::string& gpu) {
   if (p.total() <= free_bytes) return "";
-  std::string msg = "the model does not fit in GPU memory: it needs " + format("%.2f", gib(p.total())) +
-                    " GiB (weights " + format("%.2f", gib(p.weights)) + ", KV cache " + format("%.2f", gib(p.kv_cache)) +
-                    " for " + std::to_string(opt.slots) + (opt.slots == 1 ? " sequence" : " sequences") + " of " +
-                    std::to_string(opt.ctx) + " positions, activations " + format("%.2f", gib(p.activations)) +
-                    ", workspaces " + format("%.2f", gib(p.workspaces)) + ") and the " + gpu + " has " +
-                    format("%.2f", gib(free_bytes)) + " GiB free of " + format("%.2f", gib(total_bytes)) + "; ";
+  std::string msg = "the model does not fit in GPU memory: it needs " + gib_text(p.total()) + " GiB (weights " +
+                    gib_text(p.weights) + ", KV cache " + gib_text(p.kv_cache) + " for " + std::to_string(opt.slots) +
+                    (opt.slots == 1 ? " sequence" : " sequences") + " of " + std::to_string(opt.ctx) +
+                    " positions, activations " + gib_text(p.activations) + ", workspaces " + gib_text(p.workspaces) +
+                    ") and the " + gpu + " has " + gib_text(free_bytes) + " GiB free of " + gib_text(total_bytes) + "; ";
   // The context that fits (the attention scratch, a few MiB, is taken as it is at opt.ctx).
   const int64_t fixed = p.total() - p.per_position * opt.ctx;
-  const int64_t fit_ctx = free_bytes > fixed ? (free_bytes - fixed) / p.per_position : 0;
-  if (fit_ctx >= 256) {
-    const int64_t ctx = fit_ctx / 256 * 256;
-    msg += "a context of " + std::to_string(ctx) + " positions would fit (--ctx " + std::to_string(ctx) +
-           (opt.slots > 1 ? ", or fewer sequences with --parallel" : "") + "), or run on the CPU (--device cpu)";
-  } else {
-    msg += "the weights alone need " + format("%.2f", gib(p.weights)) +
+  const std::string fit = context_fit_hint(free_bytes > fixed ? (free_bytes - fixed) / p.per_position : 0, opt.slots);
+  if (!fit.empty())
+    msg += fit + ", or run on the CPU (--device cpu)";
+  else
+    msg += "the weights alone need " + gib_text(p.weights) +
            " GiB: use a GPU with more free memory, a smaller model, or the CPU (--device cpu)";
-  }
   return msg;
 }
 
