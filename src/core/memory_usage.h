@@ -20,9 +20,16 @@ double peak_rss_mib();
 RssBreakdown current_rss();
 
 // Bytes this process can still allocate without swapping, as Linux estimates them: /proc/meminfo
-// MemAvailable, or less where a cgroup v2 limit (memory.max - memory.current, a container's) is
-// lower. -1 where neither can be read (not Linux).
+// MemAvailable, or less where a cgroup's memory limit (a container's, a systemd unit's) leaves
+// less room. -1 where neither can be read (not Linux).
 int64_t available_memory_bytes();
+
+// The least room any memory limit on this process's cgroups leaves: for the cgroup and each of its
+// ancestors, limit - (usage - inactive file cache), cgroup v2 (memory.max, memory.current) or v1
+// (the memory controller's memory.limit_in_bytes, memory.usage_in_bytes). proc_self_cgroup: the
+// text of /proc/self/cgroup; root: where the cgroup filesystems are mounted (/sys/fs/cgroup).
+// -1 where no limit applies.
+int64_t cgroup_memory_room(const std::string& proc_self_cgroup, const std::string& root);
 
 // bytes in GiB with two decimals ("16.00"), for messages.
 std::string gib_text(int64_t bytes);
