@@ -93,6 +93,27 @@ TEST(CudaMemoryPlan, WeightsAndKvCacheOfThe7BShape) {
   EXPECT_EQ(p.total(), p.weights + p.kv_cache + p.activations + p.workspaces);
 }
 
+// The step buffers CudaLlama allocates (cuda_step_buffers) are what the plan counts.
+TEST(CudaMemoryPlan, StepBuffersAreTheActivations) {
+  ModelConfig c = llama2_7b();
+  c.num_kv_heads = 8;  // GQA: k and v narrower than q
+  cuda::CudaLlamaOptions opt;
+  opt.slots = 640;  // more rows than a prefill chunk (512): the slots set R
+  opt.ctx = 1024;
+  const cuda::CudaStepBuffers b = cuda::cuda_step_buffers(c, opt, 132);
+  EXPECT_EQ(b.rows, 640);
+  EXPECT_EQ(b.qkv, 640 * (4096 + 2 * 1024));
+  EXPECT_EQ(b.gu, 640 * 2 * 11008);
+  EXPECT_EQ(b.logits, 640 * 32000);
+  EXPECT_EQ(b.ints, 5 * 640);
+  EXPECT_EQ(b.rope, 1024 * 128);
+  EXPECT_GT(b.attn_scratch, 0);
+  const int64_t f32 = b.x + b.logits + b.nll + b.ints + b.attn_scratch + b.rope;
+  const int64_t f16 = b.h + b.qkv + b.att + b.o + b.gu + b.act;
+  EXPECT_EQ(b.bytes(), 4 * f32 + 2 * f16);
+  EXPECT_EQ(cuda::cuda_memory_plan(c, weights_of(c, true, false), opt, 132).activations, b.bytes());
+}
+
 TEST(CudaMemoryPlan, TiedEmbeddingOnceDenseLinearsInFp16) {
   const ModelConfig c = llama2_7b();
   cuda::CudaLlamaOptions opt;

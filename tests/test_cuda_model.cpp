@@ -26,6 +26,7 @@
 #include "ops/cpu/ops.h"
 #include "ops/cuda/cuda_attention.h"
 #include "ops/cuda/cuda_llama.h"
+#include "ops/cuda/cuda_memory_plan.h"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/cuda_sequence.h"
 #include "ops/cuda/pdl.h"
@@ -611,6 +612,36 @@ TEST_F(CudaTest, RefusesWhatDoesNotFitTheGpu) {
   size_t free2 = 0;
   ASSERT_EQ(cudaMemGetInfo(&free2, &total), cudaSuccess);
   EXPECT_GE(free2 + (size_t(64) << 20), free0) << "the engine did not give its memory back";
+}
+
+// What the engine holds on the device is what its plan says: at least the weights, KV cache and
+// step buffers (allocated from the plan's own sizes, cuda_step_buffers), and no more than the
+// whole plan with its workspaces and reserve. A buffer the plan missed would make the refusal
+// above let through a model that then fails in cudaMalloc.
+TEST_F(CudaTest, HoldsWhatItsMemoryPlanSays) {
+  const LlamaModel& model = tiny_model();
+  cuda::CudaLlamaOptions opt;
+  opt.slots = 4;
+  opt.ctx = 65536;  // 4 x 65536 positions: a 128 MiB KV cache, the largest part
+  int dev = 0, sms = 0;
+  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
+  const cuda::CudaMemoryPlan plan = cuda::cuda_memory_plan(model.config(), model.weights(), opt, sms);
+  size_t free0 = 0, free1 = 0, total = 0;
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  ASSERT_EQ(cudaMemGetInfo(&free0, &total), cudaSuccess);
+  cuda::CudaLlama llm(model.config(), model.weights(), opt);
+  std::vector<float> logits;
+  const std::vector<int32_t> ids = {1, 450, 3186, 310};
+  llm.prefill(0, ids.data(), int64_t(ids.size()), false, logits);  // the W4A16 workspace, first graphs
+  ASSERT_EQ(cudaMemGetInfo(&free1, &total), cudaSuccess);
+  const int64_t held = int64_t(free0) - int64_t(free1);
+  std::printf("[ note     ] held %.1f MiB; plan %.1f MiB (weights %.1f, KV %.1f, step buffers %.1f, workspaces and "
+              "reserve %.1f)\n",
+              double(held) / 1048576, double(plan.total()) / 1048576, double(plan.weights) / 1048576,
+              double(plan.kv_cache) / 1048576, double(plan.activations) / 1048576, double(plan.workspaces) / 1048576);
+  EXPECT_GE(held, plan.weights + plan.kv_cache + plan.activations);
+  EXPECT_LE(held, plan.total());
 }
 
 }  // namespace

@@ -465,15 +465,15 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
         cuda_memory_refusal(cuda_memory_plan(c, w, opt, m.sms), opt, int64_t(free_b), int64_t(total_b), m.name);
     if (!refusal.empty()) throw Error(refusal);
   }
+  const CudaStepBuffers sb = cuda_step_buffers(c, opt, m.sms);  // the plan's own sizes
   pdl_supported();  // its probe runs here, outside any graph capture
   m.set_pdl(opt.pdl);
   ok(cudaStreamCreateWithFlags(&m.s, cudaStreamNonBlocking), "cudaStreamCreate");
   ok(cublas_api().create(&m.blas), "cublasCreate");
   ok(cublas_api().set_stream(m.blas, m.s), "cublasSetStream");
   // A fixed workspace, so cuBLAS allocates nothing while a graph is captured.
-  const size_t ws = size_t(32) << 20;
-  m.blas_ws = dev_alloc<uint8_t>(int64_t(ws), "cuBLAS workspace");
-  ok(cublas_api().set_workspace(m.blas, m.blas_ws.get(), ws), "cublasSetWorkspace");
+  m.blas_ws = dev_alloc<uint8_t>(kCublasWorkspaceBytes, "cuBLAS workspace");
+  ok(cublas_api().set_workspace(m.blas, m.blas_ws.get(), size_t(kCublasWorkspaceBytes)), "cublasSetWorkspace");
 
   const int64_t d = c.hidden_size, vocab = c.vocab_size;
   {
@@ -489,7 +489,13 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
     }
   }
   m.final_norm = upload_vec(w.final_norm);
-  m.rope = upload_vec(rope_cos_sin_table(rope_inv_freq(c), opt.ctx));
+  {
+    const std::vector<float> rope = rope_cos_sin_table(rope_inv_freq(c), opt.ctx);
+    if (int64_t(rope.size()) != sb.rope)  // the plan would be off by the difference
+      throw Error("CudaLlama: RoPE table of " + std::to_string(rope.size()) + " floats, planned " +
+                  std::to_string(sb.rope));
+    m.rope = upload_vec(rope);
+  }
   m.weight_bytes = vocab * d * 2 + d * 4;
   m.gu_interleaved = c.intermediate_size % 8 == 0;
   const int64_t kv_elems = int64_t(opt.slots) * opt.ctx * c.kv_dim();
@@ -508,19 +514,18 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
     m.weight_bytes += D.qkv.bytes + D.o.bytes + D.gu.bytes + D.down.bytes + 2 * d * 4;
   }
 
-  const int64_t R = m.R = std::max<int64_t>(opt.slots, opt.prefill_chunk);
-  m.x = dev_alloc<float>(R * d, "activations");
-  m.h = dev_alloc<__half>(R * d, "activations");
-  m.qkv = dev_alloc<__half>(R * (c.q_dim() + 2 * c.kv_dim()), "activations");
-  m.att = dev_alloc<__half>(R * c.q_dim(), "activations");
-  m.o = dev_alloc<__half>(R * d, "activations");
-  m.gu = dev_alloc<__half>(R * 2 * c.intermediate_size, "activations");
-  m.act = dev_alloc<__half>(R * c.intermediate_size, "activations");
-  m.logits = dev_alloc<float>(R * vocab, "logits");
-  m.nll = dev_alloc<float>(R, "nll");
-  m.ints = dev_alloc<int32_t>(5 * R, "token buffers");
-  m.attn_scratch =
-      dev_alloc<float>(attention_scratch_floats_for(m.dims(), opt.slots, m.sms, opt.ctx), "attention scratch");
+  const int64_t R = m.R = sb.rows;
+  m.x = dev_alloc<float>(sb.x, "activations");
+  m.h = dev_alloc<__half>(sb.h, "activations");
+  m.qkv = dev_alloc<__half>(sb.qkv, "activations");
+  m.att = dev_alloc<__half>(sb.att, "activations");
+  m.o = dev_alloc<__half>(sb.o, "activations");
+  m.gu = dev_alloc<__half>(sb.gu, "activations");
+  m.act = dev_alloc<__half>(sb.act, "activations");
+  m.logits = dev_alloc<float>(sb.logits, "logits");
+  m.nll = dev_alloc<float>(sb.nll, "nll");
+  m.ints = dev_alloc<int32_t>(sb.ints, "token buffers");
+  m.attn_scratch = dev_alloc<float>(sb.attn_scratch, "attention scratch");
   ok(cudaMallocHost(&m.h_ints, size_t(4 * R) * 4), "pinned buffers");
   ok(cudaMallocHost(&m.h_logits, size_t(opt.slots) * size_t(vocab) * 4), "pinned buffers");
   ok(cudaMallocHost(&m.h_ids, size_t(opt.slots) * 4), "pinned buffers");

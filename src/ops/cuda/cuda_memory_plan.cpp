@@ -12,8 +12,6 @@ namespace awq::cuda {
 
 namespace {
 
-constexpr int64_t kCublasWorkspaceBytes = int64_t(32) << 20;  // cuda_llama.cu: cublasSetWorkspace
-
 // Device bytes of one fused linear (cuda_llama.cu make_linear) and of its upload's staging: the
 // AutoAWQ qweight, qzeros and scales copied to the device before the repack.
 struct LinearBytes {
@@ -59,10 +57,32 @@ int64_t attention_scratch_floats_for(const AttentionDims& d, int slots, int sms,
   return most;
 }
 
+int64_t CudaStepBuffers::bytes() const {
+  return 4 * (x + logits + nll + ints + attn_scratch + rope) + 2 * (h + qkv + att + o + gu + act);
+}
+
+CudaStepBuffers cuda_step_buffers(const ModelConfig& c, const CudaLlamaOptions& opt, int sms) {
+  CudaStepBuffers b;
+  const int64_t R = b.rows = std::max<int64_t>(opt.slots, opt.prefill_chunk);
+  const int64_t d = c.hidden_size, ff = c.intermediate_size;
+  b.x = b.h = b.o = R * d;
+  b.qkv = R * (c.q_dim() + 2 * int64_t(c.kv_dim()));
+  b.att = R * c.q_dim();
+  b.gu = R * 2 * ff;
+  b.act = R * ff;
+  b.logits = R * c.vocab_size;
+  b.nll = R;
+  b.ints = 5 * R;
+  b.attn_scratch = attention_scratch_floats_for(
+      {c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window.value_or(0)}, opt.slots, sms, opt.ctx);
+  b.rope = opt.ctx * c.head_dim;
+  return b;
+}
+
 CudaMemoryPlan cuda_memory_plan(const ModelConfig& c, const LlamaWeights& w, const CudaLlamaOptions& opt,
                                 int sms) {
   CudaMemoryPlan p;
-  const int64_t d = c.hidden_size, vocab = c.vocab_size, ff = c.intermediate_size;
+  const int64_t d = c.hidden_size, vocab = c.vocab_size;
   const bool tied = w.lm_head.data == w.embed.data && w.lm_head.kind == w.embed.kind;
   p.weights = vocab * d * 2 * (tied ? 1 : 2) + int64_t(w.final_norm.size()) * 4;
   int64_t staging = 0;
@@ -77,15 +97,7 @@ CudaMemoryPlan cuda_memory_plan(const ModelConfig& c, const LlamaWeights& w, con
   }
   p.kv_cache = kv_cache_bytes(c.num_layers, c.kv_dim(), opt.ctx, KvType::F16) * opt.slots;
   p.per_position = p.kv_cache / opt.ctx + c.head_dim * 4;
-  // cuda_llama.cu's buffers for R rows: x (f32), h, q | k | v, attention out, o, gate | up, act
-  // (fp16), logits and nll (f32), five int32 token buffers; the RoPE table (ctx x head_dim / 2
-  // (cos, sin) f32) and the attention scratch.
-  const int64_t R = std::max<int64_t>(opt.slots, opt.prefill_chunk);
-  p.activations = R * (d * 4 + d * 2 + (c.q_dim() + 2 * int64_t(c.kv_dim())) * 2 + int64_t(c.q_dim()) * 2 + d * 2 +
-                       2 * ff * 2 + ff * 2 + vocab * 4 + 4 + 5 * 4) +
-                  opt.ctx * c.head_dim * 4 +
-                  4 * attention_scratch_floats_for({c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window.value_or(0)},
-                                                   opt.slots, sms, opt.ctx);
+  p.activations = cuda_step_buffers(c, opt, sms).bytes();
   p.workspaces = kCublasWorkspaceBytes + int64_t(w4a16_wgmma_ws_workspace_bytes(sms)) + staging + kCudaReserveBytes;
   return p;
 }
