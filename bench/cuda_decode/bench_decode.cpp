@@ -2,6 +2,10 @@
 // (the values do not change the speed; only the shapes and the format do), against the
 // memory-bandwidth roofline measured in the same run.
 //   awq_bench_decode [--model llama2-7b|llama3-8b|qwen2.5-7b] [--batch 1,8,32] [--pdl 0,1,2] [--rounds 2] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]
+//   awq_bench_decode [--model ...] --prefill 512,2048,8192 [--rounds 3]
+// --prefill: instead of decode, the prefill of one sequence of each length (in the engine's
+// chunks of 512 tokens, PDL on), min and median of `rounds` after one warm-up, with the FLOPs
+// of the linears (2 x parameters a token) and of causal attention (4 x d x keys a query row).
 // Per batch B and programmatic-dependent-launch mode (ops/cuda/pdl.h: 0 off, 1 on, 2 on + L2
 // prefetch of the W4A16 weights; modes the device lacks run as 0 and are printed once): B
 // sequences are prefilled with `prompt` random tokens, then `gen` greedy decode steps (argmax on
@@ -169,11 +173,51 @@ double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// The prefill table (--prefill): one sequence of each length, timed end to end (host to the
+// last chunk's logits), min and median of `rounds` after one warm-up.
+int run_prefill(const ModelConfig& c, const LlamaWeights& w, const std::vector<int>& lens, int rounds) {
+  for (int n : lens)
+    if (n < 1) throw Error("--prefill: lengths must be positive");
+  cuda::CudaLlamaOptions o;
+  o.slots = 1;
+  o.ctx = *std::max_element(lens.begin(), lens.end());
+  cuda::CudaLlama llm(c, w, o);
+  const double d = double(c.hidden_size), ff = double(c.intermediate_size);
+  const double params = double(c.num_layers) * (d * (c.q_dim() + 2.0 * c.kv_dim()) + double(c.q_dim()) * d + 3.0 * d * ff);
+  std::printf("device: %s | prefill of one sequence, chunks of %lld tokens, %d rounds after a warm-up\n",
+              llm.device_name().c_str(), static_cast<long long>(o.prefill_chunk), rounds);
+  std::printf("| tokens | ms min | ms median | tok/s (median) | linear TFLOP | attention TFLOP | TFLOPS (median) |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int32_t> tokd(3, c.vocab_size - 1);
+  for (const int n : lens) {
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    for (auto& t : ids) t = tokd(rng);
+    std::vector<float> logits;
+    std::vector<double> ms;
+    for (int r = 0; r <= rounds; ++r) {
+      llm.clear(0);
+      const double t0 = now();
+      llm.prefill(0, ids.data(), n, false, logits);
+      if (r > 0) ms.push_back((now() - t0) * 1e3);  // round 0: the warm-up
+    }
+    std::sort(ms.begin(), ms.end());
+    const double med = ms[ms.size() / 2];
+    const double lin = 2.0 * params * n / 1e12;
+    const double att = 4.0 * double(c.q_dim()) * c.num_layers * (double(n) * (n + 1) / 2.0) / 1e12;
+    std::printf("| %d | %.2f | %.2f | %.0f | %.2f | %.2f | %.1f |\n", n, ms.front(), med, n / (med * 1e-3), lin, att,
+                (lin + att) / (med * 1e-3));
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 int run(int argc, char** argv) {
   std::vector<int> batches = {1, 8, 32};
   std::vector<int> pdl_modes = {0, 1, 2};
   int prompt = 16, gen = 128, warmup = 3, rounds = 2;
   std::string json_path, model = "llama2-7b";
+  std::vector<int> prefill_lens;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -188,8 +232,10 @@ int run(int argc, char** argv) {
     else if (a == "--warmup") warmup = std::stoi(next());
     else if (a == "--json") json_path = next();
     else if (a == "--model") model = next();
+    else if (a == "--prefill") prefill_lens = parse_list(next());
     else if (a == "--help" || a == "-h") {
-      std::printf("usage: awq_bench_decode [--model llama2-7b|llama3-8b|qwen2.5-7b] [--batch 1,8,32] [--pdl 0,1,2] [--rounds 2] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]\n");
+      std::printf("usage: awq_bench_decode [--model llama2-7b|llama3-8b|qwen2.5-7b] [--batch 1,8,32] [--pdl 0,1,2] [--rounds 2] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]\n"
+                  "       awq_bench_decode [--model ...] --prefill 512,2048,8192 [--rounds 3]\n");
       return 0;
     } else {
       throw Error("unknown argument " + a + " (see --help)");
@@ -206,6 +252,7 @@ int run(int argc, char** argv) {
   double t0 = now();
   const LlamaWeights w = random_weights(c);
   std::fprintf(stderr, "random %s-shape AWQ W4 g128 weights built in %.1f s\n", model.c_str(), now() - t0);
+  if (!prefill_lens.empty()) return run_prefill(c, w, prefill_lens, rounds);
   const double bw = cuda::measure_copy_bandwidth(int64_t(1) << 30, 10);
   cuda::CudaLlamaOptions o;
   o.slots = *std::max_element(batches.begin(), batches.end());

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "ops/cuda/cuda_attention.h"
+#include "ops/cuda/cuda_flash_prefill.h"
 #include "ops/cuda/cublas_loader.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/cuda_ops.h"
@@ -629,7 +630,11 @@ struct AwqCudaSearch::Impl {
                              reinterpret_cast<const float2*>(rope.get()), q_norm.get(), k_norm.get(),
                              float(c.rms_norm_eps), kv, s());
     const cuda::AttentionDims ad{c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window.value_or(0)};
-    cuda::attention(qkv16.get(), qkv_n, rows, ad, kv, 1, nullptr, att, s());
+    if (cuda::flash_prefill_supports(ad))  // rows / seqlen sequences, sequence i in slot i
+      cuda::flash_prefill_attention(qkv16.get(), qkv_n, {rows / seqlen, seqlen, 0, 0}, ad, kv.k, kv.v, seqlen, att,
+                                    s());
+    else
+      cuda::attention(qkv16.get(), qkv_n, rows, ad, kv, 1, nullptr, att, s());
   }
 
   // h: [rows, d] -> act: [rows, ff] = silu(gate) * up (rows <= R).

@@ -17,6 +17,7 @@
 #include "ops/cuda/cuda_attention.h"
 #include "ops/cuda/cublas_loader.h"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/cuda_flash_prefill.h"
 #include "ops/cuda/cuda_memory_plan.h"
 #include "ops/cuda/cuda_ops.h"
 #include "ops/cuda/pdl.h"
@@ -236,10 +237,13 @@ struct CudaLlama::Impl {
   }
 
   // The decoder over `rows` rows whose token/pos/slot are in the device buffers, then the
-  // final norm; no host synchronisation. decode: every row is the one new token of its own
-  // slot, so attention rotates q / k and stores k / v itself (RopeStore: one launch a layer
-  // less); prefill rows see each other's keys, which must all be in the cache first.
-  void enqueue_layers(int64_t rows, int n_splits, bool decode) {
+  // final norm; no host synchronisation. Decode (prefill null): every row is the one new token
+  // of its own slot, so attention rotates q / k and stores k / v itself (RopeStore: one launch a
+  // layer less). Prefill: the rows are consecutive tokens of one slot (*prefill, the same as
+  // the device buffers say); they see each other's keys, which must all be in the cache first.
+  void enqueue_layers(int64_t rows, int n_splits, const PrefillRows* prefill) {
+    const bool decode = prefill == nullptr;
+    const bool flash = !decode && flash_prefill_supports(dims());
     const int64_t d = c.hidden_size, ff = c.intermediate_size;
     const float eps = float(c.rms_norm_eps);
     const AttentionDims ad = dims();
@@ -253,8 +257,11 @@ struct CudaLlama::Impl {
       if (!decode)
         qk_norm_rope_store(qkv.get(), rows, c.num_heads, c.num_kv_heads, c.head_dim, rs.cos_sin, rs.q_norm,
                            rs.k_norm, eps, kv, s);
-      attention(qkv.get(), L.qkv.n, rows, ad, kv, n_splits, attn_scratch.get(), att.get(), s,
-                decode ? &rs : nullptr);
+      if (flash)
+        flash_prefill_attention(qkv.get(), L.qkv.n, *prefill, ad, kv.k, kv.v, opt.ctx, att.get(), s);
+      else
+        attention(qkv.get(), L.qkv.n, rows, ad, kv, n_splits, attn_scratch.get(), att.get(), s,
+                  decode ? &rs : nullptr);
       linear(L.o, att.get(), rows, o.get());
       add_rmsnorm(x.get(), o.get(), L.ffn_norm.get(), rows, d, eps, h.get(), s);
       if (gu_interleaved && L.gu.awq) {
@@ -280,7 +287,7 @@ struct CudaLlama::Impl {
   }
 
   void enqueue_decode(int B, bool greedy, int splits) {
-    enqueue_layers(B, splits, /*decode=*/true);
+    enqueue_layers(B, splits, /*prefill=*/nullptr);
     enqueue_lm_head(0, B);
     if (greedy) argmax_rows(logits.get(), B, c.vocab_size, d_ids(), s);
   }
@@ -385,7 +392,8 @@ struct CudaLlama::Impl {
         h_ints[3 * R + i] = c0 + i + 1 < n ? tokens[c0 + i + 1] : 0;
       }
       upload_rows(rows);
-      enqueue_layers(rows, 1, /*decode=*/false);
+      const PrefillRows chunk{1, rows, slot, base + c0};
+      enqueue_layers(rows, 1, &chunk);
       after(c0, rows);
       ok(cudaStreamSynchronize(s), "running the prefill");
     }

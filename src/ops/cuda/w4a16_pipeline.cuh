@@ -1,5 +1,6 @@
-// cp.async helpers shared by the shared-memory W4A16 GEMMs (w4a16_tiled.cu: mma.sync;
-// w4a16_wgmma.cu: Hopper wgmma). Internal to src/ops/cuda.
+// Shared-memory pipeline helpers (cp.async, ldmatrix) of the tensor-core kernels: the W4A16 GEMMs
+// (w4a16_tiled.cu: mma.sync; w4a16_wgmma.cu: Hopper wgmma) and the prefill attention
+// (cuda_flash_prefill.cu). Internal to src/ops/cuda.
 #pragma once
 #include <cstdint>
 
@@ -27,6 +28,20 @@ __device__ __forceinline__ void cp_async_commit() {
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// Four 8x8 fp16 matrices from shared memory; lane 8i + q gives the address of row q of matrix i.
+// Lane l gets, of each matrix, row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1 (one b32).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+// The same, each matrix transposed: lane l gets rows 2 (l % 4) and 2 (l % 4) + 1 of column l / 4.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
 }
 
 __host__ __device__ constexpr int cdiv(int a, int b) { return (a + b - 1) / b; }

@@ -57,13 +57,6 @@ using namespace w4a16_device;
 using namespace pdl_device;
 using namespace w4a16_pipeline;
 
-// Four 8x8 fp16 matrices from shared memory; lane 8i + q gives the address of row q of matrix i.
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-
 template <int TT, int RT, int WT, int WR, int STAGES, bool SMALL_GROUP>
 struct Tile {
   static constexpr int kBM = WT * TT * 8;   // tokens per block
