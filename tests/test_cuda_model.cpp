@@ -250,13 +250,15 @@ TEST_F(CudaTest, AttentionMatchesCpu) {
 // The tensor-core prefill attention (cuda_flash_prefill.h) against the CPU attention: MHA and
 // GQA groups of 3, 4 and 7 (items of a block spanning rows unevenly), head_dim 64 / 128, a
 // sliding window, rows that do not fill the last 64-item tile, a chunk that starts past
-// position 0 (keys before it already cached), two sequences in slots 1 and 2. The cache past
+// position 0 (keys before it already cached; tiles every row sees whole skip the mask, with
+// and without a window), two sequences in slots 1 and 2. The cache past
 // each sequence's last row is NaN: the kernel must neither read it into P V nor let it through
 // the mask. Tolerance 2e-3 as AttentionMatchesCpu: P is rounded to fp16 (2^-11) for P V.
 TEST_F(CudaTest, FlashPrefillAttentionMatchesCpu) {
   struct Case { int nh, nkv, hd, window; int64_t seq_rows, first_pos; };
   for (const Case cs : {Case{4, 4, 128, 0, 100, 37}, Case{32, 8, 128, 0, 70, 0}, Case{6, 2, 64, 0, 100, 37},
-                        Case{16, 2, 64, 7, 90, 5}, Case{14, 2, 64, 0, 33, 130}, Case{8, 2, 128, 40, 130, 0}}) {
+                        Case{16, 2, 64, 7, 90, 5}, Case{14, 2, 64, 0, 33, 130}, Case{8, 2, 128, 40, 130, 0},
+                        Case{8, 2, 128, 100, 33, 130}}) {
     cuda::AttentionDims ad{cs.nh, cs.nkv, cs.hd, cs.window};
     ASSERT_TRUE(cuda::flash_prefill_supports(ad));
     std::mt19937 rng(cs.nh * 100 + cs.hd + int(cs.first_pos));

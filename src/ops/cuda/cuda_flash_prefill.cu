@@ -135,14 +135,17 @@ __global__ void __launch_bounds__(kThreads)
         mma_16816(sc[2 * nb2 + 1], qf[kk], b[2], b[3]);
       }
     }
-    // Causal (and sliding-window) mask, in log2 units.
+    // Causal (and sliding-window) mask, in log2 units; a tile every row of the block sees
+    // whole (most of a long prompt's) needs none. Items past the last row then get finite
+    // scores of a zero q: never written.
+    const bool whole = (t + 1) * kBN - 1 <= p_lo && (d.window == 0 || t * kBN > p_hi - d.window);
     float mx_a = m_a, mx_b = m_b;
 #pragma unroll
     for (int nb = 0; nb < kBN / 8; ++nb) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int key = t * kBN + nb * 8 + 2 * tq + (e & 1), p = e < 2 ? pa : pb;
-        const bool ok = key <= p && (d.window == 0 || key > p - d.window);
+        const bool ok = whole || (key <= p && (d.window == 0 || key > p - d.window));
         sc[nb][e] = ok ? sc[nb][e] * scale_log2 : -INFINITY;
       }
       mx_a = fmaxf(mx_a, fmaxf(sc[nb][0], sc[nb][1]));
