@@ -249,56 +249,72 @@ TEST_F(CudaTest, AttentionMatchesCpu) {
 
 // The tensor-core prefill attention (cuda_flash_prefill.h) against the CPU attention: MHA and
 // GQA groups of 3, 4 and 7 (items of a block spanning rows unevenly), head_dim 64 / 128, a
-// sliding window, rows that do not fill the last 64-item tile, a chunk that starts past
-// position 0 (keys before it already cached; tiles every row sees whole skip the mask, with
-// and without a window), two sequences in slots 1 and 2. The cache past
-// each sequence's last row is NaN: the kernel must neither read it into P V nor let it through
-// the mask. Tolerance 2e-3 as AttentionMatchesCpu: P is rounded to fp16 (2^-11) for P V.
+// sliding window, rows that do not fill the last 64-item tile, segments that start past
+// position 0 (keys before them already cached; tiles every row sees whole skip the mask, with
+// and without a window), two segments of different lengths in slots 1 and 2 (the server's
+// packed prompts), and 70 three-row segments (more than one launch's 64). The cache past each
+// segment's last row is NaN: the kernel must neither read it into P V nor let it through the
+// mask. Tolerance 2e-3 as AttentionMatchesCpu: P is rounded to fp16 (2^-11) for P V.
 TEST_F(CudaTest, FlashPrefillAttentionMatchesCpu) {
-  struct Case { int nh, nkv, hd, window; int64_t seq_rows, first_pos; };
-  for (const Case cs : {Case{4, 4, 128, 0, 100, 37}, Case{32, 8, 128, 0, 70, 0}, Case{6, 2, 64, 0, 100, 37},
-                        Case{16, 2, 64, 7, 90, 5}, Case{14, 2, 64, 0, 33, 130}, Case{8, 2, 128, 40, 130, 0},
-                        Case{8, 2, 128, 100, 33, 130}}) {
+  struct Case { int nh, nkv, hd, window; std::vector<cuda::PrefillSegment> segs; };
+  // {row0, rows, slot, first_pos}
+  std::vector<cuda::PrefillSegment> many;
+  for (int i = 0; i < 70; ++i) many.push_back({3 * i, 3, i, 5 * (i % 7)});
+  const Case cases[] = {
+      {4, 4, 128, 0, {{0, 100, 1, 37}, {100, 40, 2, 0}}},
+      {32, 8, 128, 0, {{0, 70, 1, 0}, {70, 9, 2, 150}}},
+      {6, 2, 64, 0, {{0, 100, 1, 37}, {100, 64, 2, 64}}},
+      {16, 2, 64, 7, {{0, 90, 1, 5}, {90, 1, 2, 199}}},
+      {14, 2, 64, 0, {{0, 33, 1, 130}, {33, 33, 2, 130}}},
+      {8, 2, 128, 40, {{0, 130, 1, 0}, {130, 17, 2, 180}}},
+      {8, 2, 128, 100, {{0, 33, 1, 130}, {33, 50, 2, 10}}},
+      {4, 2, 64, 0, many},
+  };
+  for (const Case& cs : cases) {
     cuda::AttentionDims ad{cs.nh, cs.nkv, cs.hd, cs.window};
     ASSERT_TRUE(cuda::flash_prefill_supports(ad));
-    std::mt19937 rng(cs.nh * 100 + cs.hd + int(cs.first_pos));
-    const int64_t n_seq = 2, slot0 = 1, slots = 3, ctx = 200, rows = n_seq * cs.seq_rows;
-    const int64_t kvd = cs.nkv * cs.hd, qd = cs.nh * cs.hd, q_stride = qd + 2 * kvd;  // q | k | v rows
+    std::mt19937 rng(cs.nh * 100 + cs.hd + int(cs.segs.size()));
+    int64_t rows = 0, slots = 0;
+    for (const auto& g : cs.segs) rows += g.rows, slots = std::max<int64_t>(slots, g.slot + 1);
+    const int64_t ctx = 200, kvd = cs.nkv * cs.hd, qd = cs.nh * cs.hd, q_stride = qd + 2 * kvd;  // q | k | v rows
     const HalfData q = random_half(size_t(rows * q_stride), rng);
     HalfData k = random_half(size_t(slots * ctx * kvd), rng), v = random_half(size_t(slots * ctx * kvd), rng);
-    const int64_t end = cs.first_pos + cs.seq_rows;  // positions past the chunk: NaN
-    for (int64_t sl = 0; sl < slots; ++sl)
-      for (int64_t p = end; p < ctx; ++p)
-        for (int64_t e = 0; e < kvd; ++e) k.bits[size_t((sl * ctx + p) * kvd + e)] = v.bits[size_t((sl * ctx + p) * kvd + e)] = 0x7e00;
+    for (const auto& g : cs.segs)  // positions past the segment: NaN
+      for (int64_t p = g.first_pos + g.rows; p < ctx; ++p)
+        for (int64_t e = 0; e < kvd; ++e)
+          k.bits[size_t((g.slot * ctx + p) * kvd + e)] = v.bits[size_t((g.slot * ctx + p) * kvd + e)] = 0x7e00;
     Dev<uint16_t> dq(q.bits), dk(k.bits), dv(v.bits), dout(std::vector<uint16_t>(size_t(rows * qd)));
-    const cuda::PrefillRows pr{n_seq, cs.seq_rows, int(slot0), cs.first_pos};
-    cuda::flash_prefill_attention(hp(dq), q_stride, pr, ad, hp(dk), hp(dv), ctx, hp(dout), nullptr);
+    cuda::flash_prefill_attention(hp(dq), q_stride, cs.segs.data(), int(cs.segs.size()), ad, hp(dk), hp(dv), ctx,
+                                  hp(dout), nullptr);
     const std::vector<float> got = test::widen_fp16(dout.get());
     ThreadPool pool(1);
     const AttentionShape shape{cs.nh, cs.nkv, cs.hd, ctx, cs.window};
     double worst = 0;
-    for (int64_t r = 0; r < rows; ++r) {
-      std::vector<float> ref(static_cast<size_t>(qd));
-      const int32_t pos = int32_t(cs.first_pos + r % cs.seq_rows);
-      const int64_t off = (slot0 + r / cs.seq_rows) * ctx * kvd;
-      attention_rows(pool, GemmIsa::Portable, q.f.data() + r * q_stride, KvView::f32(k.f.data() + off, v.f.data() + off), &pos, 1,
-                     shape, ref.data());
-      const std::vector<float> g(got.begin() + r * qd, got.begin() + (r + 1) * qd);
-      const double err = rel_err(g, ref);
-      worst = std::max(worst, err);
-      EXPECT_LT(err, 2e-3) << "nh " << cs.nh << " nkv " << cs.nkv << " hd " << cs.hd << " window " << cs.window
-                           << " row " << r;
-    }
-    std::printf("[ note     ] flash prefill nh %d nkv %d hd %d window %d: worst relative error %.2e\n", cs.nh, cs.nkv,
-                cs.hd, cs.window, worst);
+    for (const auto& g : cs.segs)
+      for (int64_t i = 0; i < g.rows; ++i) {
+        const int64_t r = g.row0 + i;
+        std::vector<float> ref(static_cast<size_t>(qd));
+        const int32_t pos = int32_t(g.first_pos + i);
+        const int64_t off = int64_t(g.slot) * ctx * kvd;
+        attention_rows(pool, GemmIsa::Portable, q.f.data() + r * q_stride,
+                       KvView::f32(k.f.data() + off, v.f.data() + off), &pos, 1, shape, ref.data());
+        const std::vector<float> out_r(got.begin() + r * qd, got.begin() + (r + 1) * qd);
+        const double err = rel_err(out_r, ref);
+        worst = std::max(worst, err);
+        EXPECT_LT(err, 2e-3) << "nh " << cs.nh << " nkv " << cs.nkv << " hd " << cs.hd << " window " << cs.window
+                             << " row " << r;
+      }
+    std::printf("[ note     ] flash prefill nh %d nkv %d hd %d window %d, %zu segments: worst relative error %.2e\n",
+                cs.nh, cs.nkv, cs.hd, cs.window, cs.segs.size(), worst);
   }
   // What it does not take: head_dim 256 (attention() runs those), rows past the context.
   Dev<uint16_t> dummy(std::vector<uint16_t>(16));
   EXPECT_FALSE(cuda::flash_prefill_supports({8, 1, 256, 0}));
-  EXPECT_THROW(cuda::flash_prefill_attention(hp(dummy), 8 * 256, {1, 4, 0, 0}, {8, 1, 256, 0}, hp(dummy), hp(dummy), 8,
+  const cuda::PrefillSegment four{0, 4, 0, 0}, past{0, 4, 0, 6};
+  EXPECT_THROW(cuda::flash_prefill_attention(hp(dummy), 8 * 256, &four, 1, {8, 1, 256, 0}, hp(dummy), hp(dummy), 8,
                                              hp(dummy), nullptr),
                Error);
-  EXPECT_THROW(cuda::flash_prefill_attention(hp(dummy), 4 * 64, {1, 4, 0, 6}, {4, 4, 64, 0}, hp(dummy), hp(dummy), 8,
+  EXPECT_THROW(cuda::flash_prefill_attention(hp(dummy), 4 * 64, &past, 1, {4, 4, 64, 0}, hp(dummy), hp(dummy), 8,
                                              hp(dummy), nullptr),
                Error);
 }
@@ -617,6 +633,74 @@ TEST_F(CudaTest, PdlOnOffBitIdentical) {
         << "decode logits differ, PDL mode " << mode;
     EXPECT_EQ(on.greedy, off.greedy) << "greedy ids differ, PDL mode " << mode;
   }
+}
+
+// The server's packed prefill (CudaLlama::prefill_many): three slots' prompts of 5, 300 and 700
+// tokens (more than a 512-row pass: the last piece is split between passes), one continuing a
+// sequence that already holds 20 tokens. Each piece's last logits match prefill() of that piece
+// alone on a second engine within 1e-2 relative (other pass shapes: cuBLAS sums in another
+// order, so not bits), the greedy ids agree where the top two logits are apart, n_past advances,
+// and the next decode step agrees. Bad input is refused before anything runs.
+TEST_F(CudaTest, PrefillManyMatchesOneAtATime) {
+  const LlamaModel& model = tiny_model();
+  cuda::CudaLlamaOptions opt;
+  opt.slots = 4;
+  opt.ctx = 1024;
+  cuda::CudaLlama a(model.config(), model.weights(), opt), b(model.config(), model.weights(), opt);
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int32_t> tok(3, model.config().vocab_size - 1);
+  const auto ids = [&](int n) {
+    std::vector<int32_t> v(static_cast<size_t>(n));
+    for (auto& t : v) t = tok(rng);
+    return v;
+  };
+  const std::vector<int32_t> pre = ids(20), p0 = ids(5), p1 = ids(300), p2 = ids(700);
+  std::vector<float> tmp;
+  a.prefill(1, pre.data(), 20, false, tmp);
+  b.prefill(1, pre.data(), 20, false, tmp);
+  const int slots[3] = {3, 1, 0};
+  const int32_t* toks[3] = {p0.data(), p1.data(), p2.data()};
+  const int64_t n[3] = {5, 300, 700};
+  std::vector<float> many;
+  a.prefill_many(slots, toks, n, 3, many);
+  const int64_t vocab = model.config().vocab_size;
+  ASSERT_EQ(int64_t(many.size()), 3 * vocab);
+  std::vector<int32_t> next(3);
+  for (int i = 0; i < 3; ++i) {
+    std::vector<float> one;
+    b.prefill(slots[i], toks[i], n[i], false, one);
+    const std::vector<float> got(many.begin() + i * vocab, many.begin() + (i + 1) * vocab);
+    EXPECT_LT(rel_err(got, one), 1e-2) << "piece " << i;
+    std::vector<float> sorted = one;
+    std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
+    next[size_t(i)] = int32_t(argmax(one.data(), vocab));
+    if (sorted[0] - sorted[1] > 0.05f) {
+      EXPECT_EQ(argmax(got.data(), vocab), next[size_t(i)]) << "piece " << i;
+    }
+  }
+  EXPECT_EQ(a.n_past(3), 5);
+  EXPECT_EQ(a.n_past(1), 320);
+  EXPECT_EQ(a.n_past(0), 700);
+  std::vector<int32_t> na(3), nb(3);
+  a.decode_greedy(slots, next.data(), 3, na.data());
+  b.decode_greedy(slots, next.data(), 3, nb.data());
+  EXPECT_EQ(na, nb);
+  // Refused before anything runs: a slot twice, an id outside the vocabulary, no room.
+  const int twice[2] = {2, 2};
+  const int64_t n2[2] = {5, 5};
+  const int32_t* t2[2] = {p0.data(), p0.data()};
+  EXPECT_THROW(a.prefill_many(twice, t2, n2, 2, many), Error);
+  const std::vector<int32_t> bad = {1, int32_t(vocab)};
+  const int one_slot[2] = {2, 3};
+  const int32_t* t3[2] = {p0.data(), bad.data()};
+  const int64_t n3[2] = {5, 2};
+  EXPECT_THROW(a.prefill_many(one_slot, t3, n3, 2, many), Error);
+  const std::vector<int32_t> p3 = ids(1024);
+  const int64_t n4[2] = {5, 1024};
+  const int32_t* t4[2] = {p0.data(), p3.data()};
+  EXPECT_THROW(a.prefill_many(one_slot, t4, n4, 2, many), Error);  // slot 3 holds 6: no room for 1024
+  EXPECT_EQ(a.n_past(2), 0);
+  EXPECT_EQ(a.n_past(3), 6);
 }
 
 TEST_F(CudaTest, BadInputsThrow) {

@@ -3,9 +3,13 @@
 // memory-bandwidth roofline measured in the same run.
 //   awq_bench_decode [--model llama2-7b|llama3-8b|qwen2.5-7b] [--batch 1,8,32] [--pdl 0,1,2] [--rounds 2] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]
 //   awq_bench_decode [--model ...] --prefill 512,2048,8192 [--rounds 3]
+//   awq_bench_decode [--model ...] --pack 8x64,32x16 [--rounds 3]
 // --prefill: instead of decode, the prefill of one sequence of each length (in the engine's
 // chunks of 512 tokens, PDL on), min and median of `rounds` after one warm-up, with the FLOPs
 // of the linears (2 x parameters a token) and of causal attention (4 x d x keys a query row).
+// --pack KxL: K prompts of L tokens in K slots, prefilled one at a time (CudaLlama::prefill, as
+// the server did before session 33) and packed into shared passes (prefill_many), min and
+// median of `rounds` after one warm-up each.
 // Per batch B and programmatic-dependent-launch mode (ops/cuda/pdl.h: 0 off, 1 on, 2 on + L2
 // prefetch of the W4A16 weights; modes the device lacks run as 0 and are printed once): B
 // sequences are prefilled with `prompt` random tokens, then `gen` greedy decode steps (argmax on
@@ -212,12 +216,68 @@ int run_prefill(const ModelConfig& c, const LlamaWeights& w, const std::vector<i
   return 0;
 }
 
+// "8x64,32x16" -> {(8, 64), (32, 16)}.
+std::vector<std::pair<int, int>> parse_packs(const std::string& s) {
+  std::vector<std::pair<int, int>> v;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    const size_t x = item.find('x');
+    if (x == std::string::npos) throw Error("--pack " + item + ": expected KxL, e.g. 8x64");
+    v.emplace_back(std::stoi(item.substr(0, x)), std::stoi(item.substr(x + 1)));
+    if (v.back().first < 1 || v.back().second < 1) throw Error("--pack " + item + ": K and L must be positive");
+  }
+  return v;
+}
+
+// The packed-prefill table (--pack): K prompts of L tokens, one at a time and in shared passes.
+int run_pack(const ModelConfig& c, const LlamaWeights& w, const std::vector<std::pair<int, int>>& packs, int rounds) {
+  cuda::CudaLlamaOptions o;
+  o.slots = 1;
+  o.ctx = 1;
+  for (const auto& [k, l] : packs) o.slots = std::max(o.slots, k), o.ctx = std::max<int64_t>(o.ctx, l);
+  cuda::CudaLlama llm(c, w, o);
+  std::printf("device: %s | K prompts of L tokens in K slots: one prefill each, then prefill_many (passes of up to %lld rows)\n",
+              llm.device_name().c_str(), static_cast<long long>(std::max<int64_t>(o.slots, o.prefill_chunk)));
+  std::printf("| K x L | one at a time, ms min | median | packed, ms min | median | speed-up (medians) |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|\n");
+  std::mt19937 rng(13);
+  std::uniform_int_distribution<int32_t> tokd(3, c.vocab_size - 1);
+  for (const auto& [k, l] : packs) {
+    std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(k), std::vector<int32_t>(static_cast<size_t>(l)));
+    for (auto& p : prompts)
+      for (auto& t : p) t = tokd(rng);
+    std::vector<int> slots(static_cast<size_t>(k));
+    std::vector<const int32_t*> toks;
+    std::vector<int64_t> ns(static_cast<size_t>(k), l);
+    for (int i = 0; i < k; ++i) slots[size_t(i)] = i, toks.push_back(prompts[size_t(i)].data());
+    std::vector<double> one, packed;
+    std::vector<float> logits;
+    for (int r = 0; r <= rounds; ++r) {
+      llm.clear_all();
+      double t0 = now();
+      for (int i = 0; i < k; ++i) llm.prefill(i, toks[size_t(i)], l, false, logits);
+      if (r > 0) one.push_back((now() - t0) * 1e3);
+      llm.clear_all();
+      t0 = now();
+      llm.prefill_many(slots.data(), toks.data(), ns.data(), k, logits);
+      if (r > 0) packed.push_back((now() - t0) * 1e3);  // round 0: the warm-up
+    }
+    std::sort(one.begin(), one.end());
+    std::sort(packed.begin(), packed.end());
+    const double m1 = one[one.size() / 2], m2 = packed[packed.size() / 2];
+    std::printf("| %d x %d | %.2f | %.2f | %.2f | %.2f | %.2fx |\n", k, l, one.front(), m1, packed.front(), m2, m1 / m2);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 int run(int argc, char** argv) {
   std::vector<int> batches = {1, 8, 32};
   std::vector<int> pdl_modes = {0, 1, 2};
   int prompt = 16, gen = 128, warmup = 3, rounds = 2;
   std::string json_path, model = "llama2-7b";
   std::vector<int> prefill_lens;
+  std::vector<std::pair<int, int>> packs;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -233,9 +293,11 @@ int run(int argc, char** argv) {
     else if (a == "--json") json_path = next();
     else if (a == "--model") model = next();
     else if (a == "--prefill") prefill_lens = parse_list(next());
+    else if (a == "--pack") packs = parse_packs(next());
     else if (a == "--help" || a == "-h") {
       std::printf("usage: awq_bench_decode [--model llama2-7b|llama3-8b|qwen2.5-7b] [--batch 1,8,32] [--pdl 0,1,2] [--rounds 2] [--prompt 16] [--gen 128] [--warmup 3] [--json FILE]\n"
-                  "       awq_bench_decode [--model ...] --prefill 512,2048,8192 [--rounds 3]\n");
+                  "       awq_bench_decode [--model ...] --prefill 512,2048,8192 [--rounds 3]\n"
+                  "       awq_bench_decode [--model ...] --pack 8x64,32x16 [--rounds 3]\n");
       return 0;
     } else {
       throw Error("unknown argument " + a + " (see --help)");
@@ -253,6 +315,7 @@ int run(int argc, char** argv) {
   const LlamaWeights w = random_weights(c);
   std::fprintf(stderr, "random %s-shape AWQ W4 g128 weights built in %.1f s\n", model.c_str(), now() - t0);
   if (!prefill_lens.empty()) return run_prefill(c, w, prefill_lens, rounds);
+  if (!packs.empty()) return run_pack(c, w, packs, rounds);
   const double bw = cuda::measure_copy_bandwidth(int64_t(1) << 30, 10);
   cuda::CudaLlamaOptions o;
   o.slots = *std::max_element(batches.begin(), batches.end());

@@ -630,11 +630,14 @@ struct AwqCudaSearch::Impl {
                              reinterpret_cast<const float2*>(rope.get()), q_norm.get(), k_norm.get(),
                              float(c.rms_norm_eps), kv, s());
     const cuda::AttentionDims ad{c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window.value_or(0)};
-    if (cuda::flash_prefill_supports(ad))  // rows / seqlen sequences, sequence i in slot i
-      cuda::flash_prefill_attention(qkv16.get(), qkv_n, {rows / seqlen, seqlen, 0, 0}, ad, kv.k, kv.v, seqlen, att,
+    if (cuda::flash_prefill_supports(ad)) {  // rows / seqlen sequences, sequence i in slot i
+      std::vector<cuda::PrefillSegment> segs;
+      for (int64_t r = 0; r < rows; r += seqlen) segs.push_back({int32_t(r), int32_t(seqlen), int32_t(r / seqlen), 0});
+      cuda::flash_prefill_attention(qkv16.get(), qkv_n, segs.data(), int(segs.size()), ad, kv.k, kv.v, seqlen, att,
                                     s());
-    else
+    } else {
       cuda::attention(qkv16.get(), qkv_n, rows, ad, kv, 1, nullptr, att, s());
+    }
   }
 
   // h: [rows, d] -> act: [rows, ff] = silu(gate) * up (rows <= R).

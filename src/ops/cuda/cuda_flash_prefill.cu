@@ -1,6 +1,8 @@
 #include "ops/cuda/cuda_flash_prefill.h"
 
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -30,6 +32,14 @@ using w4a16_pipeline::ldmatrix_x4_trans;
 constexpr int kBM = 64;       // (query row, head) items a block
 constexpr int kBN = 64;       // keys a tile
 constexpr int kThreads = 128;  // 4 warps, 16 items each
+constexpr int kMaxSegments = 64;  // a launch's segments, passed as kernel parameters (1.3 KB)
+
+// The segments of one launch and where each one's 64-item tiles start in the grid's x.
+struct SegmentTable {
+  int n = 0;
+  int tile0[kMaxSegments + 1] = {};  // tile0[n]: the grid's x
+  PrefillSegment seg[kMaxSegments];
+};
 
 // Shared memory of one block: the Q tile and two stages of K and V tiles, [64, D] fp16 each.
 template <int D>
@@ -40,13 +50,13 @@ constexpr int smem_bytes() { return (kBM + 4 * kBN) * D * 2; }
 template <int D>
 __device__ __forceinline__ int swz(int row, int c) { return row * D + ((c ^ (row & 7)) << 3); }
 
-// grid: (ceil(seq_rows group / 64), n_kv_heads, n_seq); block: 128 threads. Item i of a
-// sequence is (row i / group, query head kvh group + i % group). Warp w holds items 16 w .. 16 w
+// grid: (sum over segments of ceil(rows group / 64), n_kv_heads); block: 128 threads. Item i of a
+// segment is (its row i / group, query head kvh group + i % group). Warp w holds items 16 w .. 16 w
 // + 15 of the block; lane l the fragment rows g = l / 4 and g + 8 (m16n8k16 layouts) and, of
 // each 8-key or 8-dim block, the columns 2 (l % 4) and 2 (l % 4) + 1.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
-    flash_prefill_kernel(const __half* q, int64_t q_stride, PrefillRows pr, AttentionDims d, const __half* k_cache,
+    flash_prefill_kernel(const __half* q, int64_t q_stride, SegmentTable st, AttentionDims d, const __half* k_cache,
                          const __half* v_cache, int64_t ctx, float scale_log2, __half* out) {
   pdl_wait();  // q and the cache are written by the kernels before (pdl.h)
   pdl_trigger();
@@ -57,12 +67,16 @@ __global__ void __launch_bounds__(kThreads)
   __half* vs = ks + 2 * kBN * D;                 // [2][kBN, D]
 
   const int group = d.n_heads / d.n_kv_heads;
-  const int kvh = blockIdx.y, seq = blockIdx.z;
-  const int64_t mt = int64_t(gridDim.x) - 1 - blockIdx.x;  // the longest key ranges first
-  const int64_t items = pr.seq_rows * group, i0 = mt * kBM;
-  const int64_t row0 = int64_t(seq) * pr.seq_rows;
+  const int kvh = blockIdx.y;
+  // The last tiles first: within a segment they have the longest key ranges.
+  const int x = int(gridDim.x) - 1 - int(blockIdx.x);
+  int si = 0;
+  while (st.tile0[si + 1] <= x) ++si;
+  const PrefillSegment& sg = st.seg[si];
+  const int64_t items = int64_t(sg.rows) * group, i0 = int64_t(x - st.tile0[si]) * kBM;
+  const int64_t row0 = sg.row0;
   const int64_t kvd = int64_t(d.n_kv_heads) * D;
-  const int64_t cache0 = (int64_t(pr.slot0) + seq) * ctx * kvd + int64_t(kvh) * D;
+  const int64_t cache0 = int64_t(sg.slot) * ctx * kvd + int64_t(kvh) * D;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
 
   for (int e = tid; e < kBM * kChunks; e += kThreads) {  // the Q tile (zeros past the last item)
@@ -78,7 +92,7 @@ __global__ void __launch_bounds__(kThreads)
   // The block's keys: from the first row's window start to the last row's position.
   const int64_t last_item = (i0 + kBM < items ? i0 + kBM : items) - 1;
   // Positions are below ctx, which the cache's int32 positions bound (cuda_ops.h KvCacheView).
-  const int p_lo = int(pr.first_pos + i0 / group), p_hi = int(pr.first_pos + last_item / group);
+  const int p_lo = int(sg.first_pos + i0 / group), p_hi = int(sg.first_pos + last_item / group);
   const int k_first = d.window > 0 ? max(0, p_lo - d.window + 1) : 0;
   const int t_begin = k_first / kBN, t_end = p_hi / kBN + 1;
   // Keys outside [k_first, p_hi] are zero-filled, not read: past p_hi the cache may hold
@@ -99,8 +113,8 @@ __global__ void __launch_bounds__(kThreads)
   const int g = lane / 4, tq = lane % 4;
   // Positions of this thread's two rows (-1: past the last item, every key masked).
   const int64_t ia = i0 + warp * 16 + g, ib = ia + 8;
-  const int pa = ia < items ? int(pr.first_pos + ia / group) : -1;
-  const int pb = ib < items ? int(pr.first_pos + ib / group) : -1;
+  const int pa = ia < items ? int(sg.first_pos + ia / group) : -1;
+  const int pb = ib < items ? int(sg.first_pos + ib / group) : -1;
 
   cp_async_wait<1>();  // the Q tile (the first K / V tile may still be in flight)
   __syncthreads();
@@ -211,16 +225,15 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <int D>
-void launch(const __half* q, int64_t q_stride, const PrefillRows& pr, const AttentionDims& d, const __half* k_cache,
+void launch(const __half* q, int64_t q_stride, const SegmentTable& st, const AttentionDims& d, const __half* k_cache,
             const __half* v_cache, int64_t ctx, __half* out, cudaStream_t s) {
   // Above the 48 KB default for D = 128; set for the current device at every launch (a few per
   // layer and prefill chunk), so that --device cuda:N needs no per-device bookkeeping.
   AWQ_CUDA_CHECK(cudaFuncSetAttribute(flash_prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       smem_bytes<D>()));
-  const int64_t tiles = (pr.seq_rows * (d.n_heads / d.n_kv_heads) + kBM - 1) / kBM;
-  const dim3 grid(unsigned(tiles), unsigned(d.n_kv_heads), unsigned(pr.n_seq));
+  const dim3 grid(unsigned(st.tile0[st.n]), unsigned(d.n_kv_heads));
   const float scale_log2 = float(1.4426950408889634 / std::sqrt(double(D)));
-  launch_kernel({grid, dim3(kThreads), size_t(smem_bytes<D>()), s}, flash_prefill_kernel<D>, q, q_stride, pr, d,
+  launch_kernel({grid, dim3(kThreads), size_t(smem_bytes<D>()), s}, flash_prefill_kernel<D>, q, q_stride, st, d,
                 k_cache, v_cache, ctx, scale_log2, out);
   check_launch("flash prefill attention");
 }
@@ -241,16 +254,35 @@ bool flash_prefill_supports(const AttentionDims& d) {
          flash_prefill_from_env();
 }
 
-void flash_prefill_attention(const __half* q, int64_t q_stride, const PrefillRows& rows, const AttentionDims& d,
-                             const __half* k_cache, const __half* v_cache, int64_t ctx, __half* out, cudaStream_t s) {
-  if (rows.n_seq <= 0 || rows.seq_rows <= 0) return;
+void flash_prefill_attention(const __half* q, int64_t q_stride, const PrefillSegment* segs, int n_segs,
+                             const AttentionDims& d, const __half* k_cache, const __half* v_cache, int64_t ctx,
+                             __half* out, cudaStream_t s) {
   if (!flash_prefill_supports(d))
     throw Error("flash prefill attention: head_dim " + std::to_string(d.head_dim) + " is not supported (64 or 128)");
-  if (rows.first_pos < 0 || rows.first_pos + rows.seq_rows > ctx)
-    throw Error("flash prefill attention: positions " + std::to_string(rows.first_pos) + ".." +
-                std::to_string(rows.first_pos + rows.seq_rows - 1) + " outside the context of " + std::to_string(ctx));
-  if (d.head_dim == 64) return launch<64>(q, q_stride, rows, d, k_cache, v_cache, ctx, out, s);
-  return launch<128>(q, q_stride, rows, d, k_cache, v_cache, ctx, out, s);
+  if (ctx > INT32_MAX) throw Error("flash prefill attention: a context of " + std::to_string(ctx) + " positions");
+  const int group = d.n_heads / d.n_kv_heads;
+  SegmentTable st;
+  const auto flush = [&] {
+    if (st.n == 0) return;
+    if (d.head_dim == 64)
+      launch<64>(q, q_stride, st, d, k_cache, v_cache, ctx, out, s);
+    else
+      launch<128>(q, q_stride, st, d, k_cache, v_cache, ctx, out, s);
+    st.n = 0;
+  };
+  for (int i = 0; i < n_segs; ++i) {
+    const PrefillSegment& g = segs[i];
+    if (g.rows <= 0) continue;
+    if (g.first_pos < 0 || g.row0 < 0 || g.slot < 0 || int64_t(g.first_pos) + g.rows > ctx)
+      throw Error("flash prefill attention: positions " + std::to_string(g.first_pos) + ".." +
+                  std::to_string(int64_t(g.first_pos) + g.rows - 1) + " of slot " + std::to_string(g.slot) +
+                  " outside the context of " + std::to_string(ctx));
+    if (st.n == kMaxSegments) flush();
+    st.seg[st.n] = g;
+    st.tile0[st.n + 1] = st.tile0[st.n] + int((int64_t(g.rows) * group + kBM - 1) / kBM);
+    ++st.n;
+  }
+  flush();
 }
 
 }  // namespace awq::cuda

@@ -18,25 +18,25 @@
 
 namespace awq::cuda {
 
-// The query rows of a prefill: n_seq sequences of seq_rows consecutive tokens each; row r is the
-// token at position first_pos + r % seq_rows of KV-cache slot slot0 + r / seq_rows. The engine's
-// prefill chunk is one sequence; the GPU AWQ search runs its calibration sequences, one a slot.
-struct PrefillRows {
-  int64_t n_seq = 1;
-  int64_t seq_rows = 0;
-  int slot0 = 0;
-  int64_t first_pos = 0;
+// One sequence's rows of a prefill pass: rows row0 .. row0 + rows - 1 of q and out are the tokens
+// at positions first_pos .. first_pos + rows - 1 of KV-cache slot `slot`. The engine's prefill
+// chunk is one segment, or several when the server packs admitted prompts into one pass; the GPU
+// AWQ search runs its calibration sequences as one segment each.
+struct PrefillSegment {
+  int32_t row0 = 0, rows = 0, slot = 0, first_pos = 0;
 };
 
 // head_dim 64 or 128 (other sizes take attention()), and not turned off by
 // AWQ_CUDA_FLASH_PREFILL=0 (the per-row kernel then runs every prefill, as before).
 bool flash_prefill_supports(const AttentionDims& d);
 
-// q: [n_seq * seq_rows, q_stride] fp16, head h of row r at q + r q_stride + h head_dim, already
-// rotated (qk_norm_rope_store); k_cache, v_cache: [slots, ctx, n_kv_heads head_dim] fp16
-// holding every key up to each row's position; out: [n_seq * seq_rows, n_heads head_dim] fp16.
+// q: [rows, q_stride] fp16, head h of row r at q + r q_stride + h head_dim, already rotated
+// (qk_norm_rope_store); k_cache, v_cache: [slots, ctx, n_kv_heads head_dim] fp16 holding every
+// key up to each row's position; out: [rows, n_heads head_dim] fp16, rows being those of the
+// segs[0 .. n_segs) (host memory, any number: kernel parameters carry up to 64 a launch).
 // Needs flash_prefill_supports(d) (else awq::Error).
-void flash_prefill_attention(const __half* q, int64_t q_stride, const PrefillRows& rows, const AttentionDims& d,
-                             const __half* k_cache, const __half* v_cache, int64_t ctx, __half* out, cudaStream_t s);
+void flash_prefill_attention(const __half* q, int64_t q_stride, const PrefillSegment* segs, int n_segs,
+                             const AttentionDims& d, const __half* k_cache, const __half* v_cache, int64_t ctx,
+                             __half* out, cudaStream_t s);
 
 }  // namespace awq::cuda

@@ -239,9 +239,10 @@ struct CudaLlama::Impl {
   // The decoder over `rows` rows whose token/pos/slot are in the device buffers, then the
   // final norm; no host synchronisation. Decode (prefill null): every row is the one new token
   // of its own slot, so attention rotates q / k and stores k / v itself (RopeStore: one launch a
-  // layer less). Prefill: the rows are consecutive tokens of one slot (*prefill, the same as
-  // the device buffers say); they see each other's keys, which must all be in the cache first.
-  void enqueue_layers(int64_t rows, int n_splits, const PrefillRows* prefill) {
+  // layer less). Prefill: the rows are runs of consecutive tokens of distinct slots (*prefill,
+  // as the device buffers say too); a run's rows see each other's keys, which must all be in the
+  // cache first.
+  void enqueue_layers(int64_t rows, int n_splits, const std::vector<PrefillSegment>* prefill) {
     const bool decode = prefill == nullptr;
     const bool flash = !decode && flash_prefill_supports(dims());
     const int64_t d = c.hidden_size, ff = c.intermediate_size;
@@ -258,7 +259,8 @@ struct CudaLlama::Impl {
         qk_norm_rope_store(qkv.get(), rows, c.num_heads, c.num_kv_heads, c.head_dim, rs.cos_sin, rs.q_norm,
                            rs.k_norm, eps, kv, s);
       if (flash)
-        flash_prefill_attention(qkv.get(), L.qkv.n, *prefill, ad, kv.k, kv.v, opt.ctx, att.get(), s);
+        flash_prefill_attention(qkv.get(), L.qkv.n, prefill->data(), int(prefill->size()), ad, kv.k, kv.v, opt.ctx,
+                                att.get(), s);
       else
         attention(qkv.get(), L.qkv.n, rows, ad, kv, n_splits, attn_scratch.get(), att.get(), s,
                   decode ? &rs : nullptr);
@@ -276,12 +278,13 @@ struct CudaLlama::Impl {
     }
   }
 
-  // logits[0 .. count) = h[first .. first + count) lm_head^T, f32 out of fp16 operands.
-  void enqueue_lm_head(int64_t first, int64_t count) {
+  // logits[0 .. count) = h[first .. first + count) lm_head^T, f32 out of fp16 operands; or of
+  // the rows `from` [count, d] (the rows prefill_many gathers).
+  void enqueue_lm_head(int64_t first, int64_t count, const __half* from = nullptr) {
     const float one = 1.0f, zero = 0.0f;
     const int64_t d = c.hidden_size;
     ok(cublas_api().gemm_ex(blas, CUBLAS_OP_T, CUBLAS_OP_N, c.vocab_size, int(count), int(d), &one, lm_head,
-                    CUDA_R_16F, int(d), h.get() + first * d, CUDA_R_16F, int(d), &zero,
+                    CUDA_R_16F, int(d), from ? from : h.get() + first * d, CUDA_R_16F, int(d), &zero,
                     logits.get(), CUDA_R_32F, c.vocab_size, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
        "lm_head");
   }
@@ -392,7 +395,7 @@ struct CudaLlama::Impl {
         h_ints[3 * R + i] = c0 + i + 1 < n ? tokens[c0 + i + 1] : 0;
       }
       upload_rows(rows);
-      const PrefillRows chunk{1, rows, slot, base + c0};
+      const std::vector<PrefillSegment> chunk = {{0, int32_t(rows), slot, int32_t(base + c0)}};
       enqueue_layers(rows, 1, &chunk);
       after(c0, rows);
       ok(cudaStreamSynchronize(s), "running the prefill");
@@ -596,6 +599,61 @@ void CudaLlama::prefill(int slot, const int32_t* tokens, int64_t n, bool all_log
          "copying logits");
     }
   });
+}
+
+void CudaLlama::prefill_many(const int* slots, const int32_t* const* tokens, const int64_t* n, int count,
+                             std::vector<float>& logits) {
+  Impl& m = *impl_;
+  const int64_t vocab = m.c.vocab_size, d = m.c.hidden_size;
+  for (int i = 0; i < count; ++i) {  // everything checked before anything runs
+    if (n[i] <= 0) throw Error("prefill: no tokens to run for slot " + std::to_string(slots[i]));
+    m.check_room(slots[i], n[i]);
+    m.check_tokens(tokens[i], n[i]);
+    for (int j = 0; j < i; ++j)
+      if (slots[j] == slots[i]) throw Error("prefill: slot " + std::to_string(slots[i]) + " given twice");
+  }
+  const PdlScope pdl_scope(m.pdl);
+  logits.resize(size_t(count) * size_t(vocab));
+  std::vector<PrefillSegment> segs;
+  std::vector<std::pair<int, int64_t>> last;  // (piece, its last row) of the pieces ending in the pass
+  int64_t rows = 0;
+  const auto run_pass = [&] {
+    m.upload_rows(rows);
+    m.enqueue_layers(rows, 1, &segs);
+    // The ending pieces' last rows of h, gathered into o (free after the layers), for one lm_head.
+    for (size_t j = 0; j < last.size(); ++j)
+      ok(cudaMemcpyAsync(m.o.get() + int64_t(j) * d, m.h.get() + last[j].second * d, size_t(d) * 2,
+                         cudaMemcpyDeviceToDevice, m.s),
+         "gathering the last rows");
+    if (!last.empty()) {
+      m.enqueue_lm_head(0, int64_t(last.size()), m.o.get());
+      for (size_t j = 0; j < last.size(); ++j)
+        ok(cudaMemcpyAsync(logits.data() + int64_t(last[j].first) * vocab, m.logits.get() + int64_t(j) * vocab,
+                           size_t(vocab) * 4, cudaMemcpyDeviceToHost, m.s),
+           "copying logits");
+    }
+    ok(cudaStreamSynchronize(m.s), "running the prefill");
+    segs.clear(), last.clear(), rows = 0;
+  };
+  for (int i = 0; i < count; ++i) {
+    const int slot = slots[i];
+    const int64_t base = m.n_past[size_t(slot)];
+    for (int64_t done = 0; done < n[i];) {  // a piece longer than a pass's room is split
+      if (rows == m.R) run_pass();
+      const int64_t take = std::min(n[i] - done, m.R - rows);
+      for (int64_t r = 0; r < take; ++r) {
+        m.h_ints[rows + r] = tokens[i][done + r];
+        m.h_ints[m.R + rows + r] = int32_t(base + done + r);
+        m.h_ints[2 * m.R + rows + r] = slot;
+        m.h_ints[3 * m.R + rows + r] = 0;
+      }
+      segs.push_back({int32_t(rows), int32_t(take), slot, int32_t(base + done)});
+      rows += take, done += take;
+      if (done == n[i]) last.emplace_back(i, rows - 1);
+    }
+  }
+  if (rows > 0) run_pass();
+  for (int i = 0; i < count; ++i) m.n_past[size_t(slots[i])] += n[i];
 }
 
 double CudaLlama::prefill_nll(int slot, const int32_t* tokens, int64_t n) {

@@ -58,6 +58,14 @@ class CudaLlama {
   // As prefill, but returns sum_i -log p(tokens[i + 1] | tokens[..i]) over i < n - 1, the
   // log-softmax computed on the device (perplexity without copying logits back).
   double prefill_nll(int slot, const int32_t* tokens, int64_t n);
+  // Several sequences' tokens in shared forward passes (the server's admitted prompts): piece i,
+  // tokens[i][0 .. n[i]), goes to slot slots[i] at positions n_past(slots[i]).. (slots distinct);
+  // the pieces are packed in order into passes of at most max(slots, prefill_chunk) rows, a
+  // longer piece split between passes. logits: [count, vocab], each piece's last token. One
+  // pass reads the weights once for all of its pieces, where prefill() would read them per piece.
+  // Everything is checked (tokens, room, distinct slots) before anything runs.
+  void prefill_many(const int* slots, const int32_t* const* tokens, const int64_t* n, int count,
+                    std::vector<float>& logits);
 
   // One decode step of sequences 0..B-1: tokens: [B] (token b goes to slot b at position
   // n_past(b)); logits: [B, vocab]. B <= slots.
