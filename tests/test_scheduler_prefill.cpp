@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -185,6 +187,104 @@ TEST(SchedulerPrefill, LongPromptTakesTurnsWithRunningDecode) {
   Scheduler alone(alone_engine, tiny_tokenizer(), opt);
   EXPECT_EQ(drain(*alone.submit(short_req)).text, oa.text);
   EXPECT_EQ(drain(*alone.submit(long_req)).text, ob.text);
+}
+
+// An engine that packs prefills (as the GPU's does), emulated on the CPU engine: prefill_many
+// runs each piece through the inner engine and records {-2, slot, n, slot, n, ...}. decode() can
+// be held at its start until the test lets it go, so that requests submitted meanwhile are all
+// admitted in the same step.
+class PackingEngine : public RecordingEngine {
+ public:
+  using RecordingEngine::RecordingEngine;
+  bool prefill_many(const int* slots, const int32_t* const* tokens, const int64_t* n, int count,
+                    std::vector<float>& logits) override {
+    std::vector<int> call{-2};
+    for (int i = 0; i < count; ++i) call.push_back(slots[i]), call.push_back(int(n[i]));
+    packed_.push_back(call);
+    const int64_t vocab = config().vocab_size;
+    logits.assign(size_t(count * vocab), 0.0f);
+    for (int i = 0; i < count; ++i) {
+      std::vector<float> one;
+      RecordingEngine::prefill(slots[i], tokens[i], n[i], false, one);
+      std::copy(one.begin(), one.end(), logits.begin() + i * vocab);
+    }
+    return true;
+  }
+  void decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits) override {
+    {
+      std::unique_lock<std::mutex> lk(gate_mu_);
+      in_decode_ = true;
+      gate_cv_.notify_all();
+      gate_cv_.wait(lk, [&] { return !hold_; });
+    }
+    RecordingEngine::decode(slots, tokens, B, logits);
+  }
+  void hold() {
+    std::lock_guard<std::mutex> lk(gate_mu_);
+    hold_ = true, in_decode_ = false;
+  }
+  void wait_in_decode() {
+    std::unique_lock<std::mutex> lk(gate_mu_);
+    gate_cv_.wait(lk, [&] { return in_decode_; });
+  }
+  void release() {
+    std::lock_guard<std::mutex> lk(gate_mu_);
+    hold_ = false;
+    gate_cv_.notify_all();
+  }
+  std::vector<std::vector<int>> packed() const { return packed_; }  // read after the requests end
+
+ private:
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  bool hold_ = false, in_decode_ = false;
+  std::vector<std::vector<int>> packed_;
+};
+
+// Requests admitted in the same step have their prompt pieces prefilled in one prefill_many
+// call (BatchEngine: one shared pass on the GPU), each piece once, and each text is the same as
+// the request's alone (the emulation runs the CPU engine, whose rows are bit-exact). With
+// pack_prefill off, or a request that scores its prompt, the pieces go one prefill() each.
+TEST(SchedulerPrefill, RequestsAdmittedTogetherArePrefilledInOnePack) {
+  ThreadPool pool(2);
+  const std::vector<std::string> prompts = {"The cat sat on", "Once upon a time there", "The lighthouse keeper"};
+  for (const bool pack : {true, false}) {
+    SCOPED_TRACE(pack ? "pack_prefill on" : "pack_prefill off");
+    PackingEngine engine(pool, 5, 256);  // A, the three and the scored one
+    SchedulerOptions opt;
+    opt.pack_prefill = pack;
+    Scheduler sched(engine, tiny_tokenizer(), opt);
+    engine.hold();
+    auto a = sched.submit(greedy("It was a dark and stormy night", 6));
+    engine.wait_in_decode();  // A's first decode step is held: the next three wait for one step
+    std::vector<std::shared_ptr<RequestStream>> streams;
+    for (const auto& p : prompts) streams.push_back(sched.submit(greedy(p, 8)));
+    GenerationRequest scored = greedy("A scored prompt", 0);
+    scored.echo_prompt = true;
+    scored.top_logprobs = 1;
+    auto s = sched.submit(scored);
+    engine.release();
+    std::vector<std::string> texts;
+    for (auto& st : streams) {
+      const Outcome o = drain(*st);
+      EXPECT_EQ(o.error, "");
+      texts.push_back(o.text);
+    }
+    EXPECT_EQ(drain(*a).error, "");
+    EXPECT_EQ(drain(*s).error, "");
+    const auto packed = engine.packed();
+    if (pack) {
+      ASSERT_EQ(packed.size(), 1u);
+      ASSERT_EQ(packed[0].size(), 1 + 2 * prompts.size());  // the three, not the scored one
+      for (size_t i = 0; i < prompts.size(); ++i)
+        EXPECT_EQ(packed[0][2 + 2 * i], int(tiny_tokenizer().encode(prompts[i], true).size())) << prompts[i];
+    } else {
+      EXPECT_TRUE(packed.empty());
+    }
+    PackingEngine alone_engine(pool, 1, 256);
+    Scheduler alone(alone_engine, tiny_tokenizer(), opt);
+    for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(drain(*alone.submit(greedy(prompts[i], 8))).text, texts[i]);
+  }
 }
 
 TEST(SchedulerPrefill, NegativeChunkIsRefused) {

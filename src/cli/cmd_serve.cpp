@@ -3,12 +3,14 @@
 // finish within --shutdown-grace, exit 0.
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <thread>
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/env_choice.h"
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "runtime/scheduler.h"
@@ -58,6 +60,11 @@ void run(ServeArgs a) {
   // against 8.6 s for a whole 580-token prompt, docs/results/serve.md); the GPU's GEMM needs
   // hundreds of rows to reach its speed.
   if (a.sched.prefill_chunk < 0) a.sched.prefill_chunk = a.device == "cuda" ? 512 : 64;
+  a.sched.pack_prefill =
+      env_choice("AWQ_SERVE_PACK_PREFILL", std::getenv("AWQ_SERVE_PACK_PREFILL"),
+                 {{"0", "one prefill per request, as before session 33"},
+                  {"1", "the GPU packs a step's prompt pieces into shared passes (default)"}},
+                 1) == 1;
   Scheduler sched(*engine, tok, a.sched);
   server::HttpServer http(sched, tok, a.http, std::move(chat));
   const int port = http.bind();

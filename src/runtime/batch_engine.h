@@ -1,6 +1,6 @@
 // The server's engine (runtime/scheduler.h): slots() sequences, each with its own KV cache of
-// ctx() positions, prefilled one at a time and decoded together, one token per sequence per
-// step (continuous batching). CpuBatchEngine (below) runs LlamaModel + BatchDecoder on the
+// ctx() positions, prefilled one at a time (or, on the GPU, several in one pass) and decoded
+// together, one token per sequence per step (continuous batching). CpuBatchEngine (below) runs LlamaModel + BatchDecoder on the
 // thread pool; CudaBatchEngine (ops/cuda/cuda_sequence.h) runs CudaLlama in -DAWQ_CUDA=ON builds.
 #pragma once
 #include <cstdint>
@@ -27,6 +27,16 @@ class BatchEngine {
   // logits: [n, vocab] when all_logits, else [1, vocab] for the last token.
   virtual void prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
                        std::vector<float>& logits) = 0;
+  // Several slots' prompt pieces in shared forward passes, where the engine can (the GPU: one
+  // pass reads the weights once for all of them): piece i, tokens[i][0 .. n[i]), goes to slot
+  // slots[i] (distinct) as prefill() would put it; logits: [count, vocab], each piece's last
+  // token. Everything is checked before anything runs, so an error leaves every slot as it was.
+  // false: the engine has no such path (the CPU: prefill() per slot), nothing ran.
+  virtual bool prefill_many(const int* slots, const int32_t* const* tokens, const int64_t* n, int count,
+                            std::vector<float>& logits) {
+    (void)slots, (void)tokens, (void)n, (void)count, (void)logits;
+    return false;
+  }
   // One step: token b goes to slot slots[b] at position n_past(slots[b]); slots: [B] distinct;
   // logits: [B, vocab]. Throws awq::Error for an id outside the vocabulary or a full slot.
   virtual void decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits) = 0;

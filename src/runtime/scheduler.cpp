@@ -267,18 +267,55 @@ void Scheduler::prefill_step() {
     if (s->active && s->prefilling) order.push_back(s.get());
   std::sort(order.begin(), order.end(), [](const Slot* a, const Slot* b) { return a->admitted_seq < b->admitted_seq; });
   int64_t budget = opt_.prefill_chunk > 0 ? opt_.prefill_chunk : std::numeric_limits<int64_t>::max();
+  std::vector<Slot*> packed;  // pieces for one shared pass (prefill_packed), in order
+  std::vector<int64_t> packed_n;
   for (Slot* slot : order) {
     if (budget <= 0) break;
     if (drop_if_cancelled(*slot)) continue;  // the client went away while its prompt was prefilled
     const int64_t n = std::min(budget, int64_t(slot->req.prompt.size()) - slot->prefilled);
     budget -= n;
-    try {
-      std::vector<float> logits;  // [vocab] of the prompt's last position, once it is in
-      if (prefill_chunk(*slot, n, logits)) prefill_done(*slot, logits);
-    } catch (const std::exception& e) {
-      fail(*slot, e.what());
+    if (!(slot->req.echo_prompt && slot->req.top_logprobs >= 0)) {  // scoring takes all-position logits
+      packed.push_back(slot);
+      packed_n.push_back(n);
+      continue;
     }
+    prefill_one(*slot, n);
   }
+  if (opt_.pack_prefill && packed.size() > 1 && prefill_packed(packed, packed_n)) return;
+  for (size_t i = 0; i < packed.size(); ++i) prefill_one(*packed[i], packed_n[i]);
+}
+
+void Scheduler::prefill_one(Slot& slot, int64_t n) {
+  try {
+    std::vector<float> logits;  // [vocab] of the prompt's last position, once it is in
+    if (prefill_chunk(slot, n, logits)) prefill_done(slot, logits);
+  } catch (const std::exception& e) {
+    fail(slot, e.what());
+  }
+}
+
+bool Scheduler::prefill_packed(const std::vector<Slot*>& pieces, const std::vector<int64_t>& n) {
+  std::vector<int> slot_ids;
+  std::vector<const int32_t*> tokens;
+  for (const Slot* s : pieces) {
+    slot_ids.push_back(s->index);
+    tokens.push_back(s->req.prompt.data() + s->prefilled);
+  }
+  std::vector<float> logits;  // [pieces, vocab]
+  try {
+    if (!engine_.prefill_many(slot_ids.data(), tokens.data(), n.data(), int(pieces.size()), logits)) return false;
+  } catch (const std::exception&) {
+    return false;  // nothing ran: prefill_one each, so that only the request at fault fails
+  }
+  const int64_t vocab = engine_.config().vocab_size;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    Slot& s = *pieces[i];
+    s.prefilled += n[i];
+    if (s.prefilled < int64_t(s.req.prompt.size())) continue;
+    std::vector<float> last(logits.begin() + int64_t(i) * vocab, logits.begin() + int64_t(i + 1) * vocab);
+    prefill_done(s, last);
+  }
+  return true;
 }
 
 bool Scheduler::prefill_chunk(Slot& slot, int64_t n, std::vector<float>& logits) {

@@ -82,6 +82,10 @@ struct SchedulerOptions {
   // prompt whole at admission. Between two chunks the running requests decode one token each,
   // so a long prompt delays their next token by one chunk's time, not by its whole prefill.
   int64_t prefill_chunk = 64;
+  // The pieces of one step's prefill in shared forward passes where the engine can
+  // (BatchEngine::prefill_many: the GPU); false: one prefill per request, as before session 33
+  // (`awq serve` reads AWQ_SERVE_PACK_PREFILL=0 for it, to compare).
+  bool pack_prefill = true;
 };
 
 struct SchedulerStats {
@@ -139,11 +143,19 @@ class Scheduler {
   // Frees the slot when its client went away (the stream was cancelled); true then.
   bool drop_if_cancelled(Slot& slot);
   // Up to opt_.prefill_chunk prompt tokens of the prefilling slots, oldest admission first;
-  // a slot whose prompt is then complete samples its first token (prefill_done).
+  // a slot whose prompt is then complete samples its first token (prefill_done). Where the
+  // engine can (the GPU), the pieces of the slots that do not score their prompt run in shared
+  // passes (prefill_packed).
   void prefill_step();
   // The slot's next n prompt tokens into the engine (scored where echo + logprobs ask); true
   // when the prompt is complete, logits then [vocab] of its last position.
   bool prefill_chunk(Slot& slot, int64_t n, std::vector<float>& logits);
+  // n of the slot's prompt tokens (prefill_chunk, then prefill_done when the prompt is in), or
+  // fails the request.
+  void prefill_one(Slot& slot, int64_t n);
+  // The pieces (n[i] tokens of pieces[i]) in shared forward passes (BatchEngine::prefill_many);
+  // false where the engine has no such path or refused them (then nothing ran).
+  bool prefill_packed(const std::vector<Slot*>& pieces, const std::vector<int64_t>& n);
   void prefill_done(Slot& slot, std::vector<float>& logits);
   // The prompt through the slot's decoder; with echo_prompt also as the first Text event
   // (scored from slot.scores where top_logprobs >= 0).

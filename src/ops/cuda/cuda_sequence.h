@@ -66,6 +66,11 @@ class CudaBatchEngine : public BatchEngine {
                std::vector<float>& logits) override {
     llm_.prefill(slot, tokens, n, all_logits, logits);
   }
+  bool prefill_many(const int* slots, const int32_t* const* tokens, const int64_t* n, int count,
+                    std::vector<float>& logits) override {
+    llm_.prefill_many(slots, tokens, n, count, logits);
+    return true;
+  }
   void decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits) override {
     llm_.decode(slots, tokens, B, logits);
   }
