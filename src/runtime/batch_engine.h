@@ -1,7 +1,8 @@
 // The server's engine (runtime/scheduler.h): slots() sequences, each with its own KV cache of
 // ctx() positions, prefilled one at a time (or, on the GPU, several in one pass) and decoded
-// together, one token per sequence per step (continuous batching). CpuBatchEngine (below) runs LlamaModel + BatchDecoder on the
-// thread pool; CudaBatchEngine (ops/cuda/cuda_sequence.h) runs CudaLlama in -DAWQ_CUDA=ON builds.
+// together, one token per sequence per step (continuous batching). CpuBatchEngine (below) runs
+// LlamaModel + BatchDecoder on the thread pool; CudaBatchEngine (ops/cuda/cuda_sequence.h) runs
+// CudaLlama in -DAWQ_CUDA=ON builds.
 #pragma once
 #include <cstdint>
 #include <string>

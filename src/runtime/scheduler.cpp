@@ -76,6 +76,10 @@ const SchedulerOptions& checked(const SchedulerOptions& opt) {
   return opt;
 }
 
+// The request wants its prompt's own log-probabilities (echo with logprobs): its prefill takes
+// every position's logits, in its own passes.
+bool scores_prompt(const GenerationRequest& r) { return r.echo_prompt && r.top_logprobs >= 0; }
+
 }  // namespace
 
 Scheduler::Scheduler(BatchEngine& engine, const Tokenizer& tok, const SchedulerOptions& opt)
@@ -274,7 +278,7 @@ void Scheduler::prefill_step() {
     if (drop_if_cancelled(*slot)) continue;  // the client went away while its prompt was prefilled
     const int64_t n = std::min(budget, int64_t(slot->req.prompt.size()) - slot->prefilled);
     budget -= n;
-    if (!(slot->req.echo_prompt && slot->req.top_logprobs >= 0)) {  // scoring takes all-position logits
+    if (!scores_prompt(slot->req)) {  // scoring takes all-position logits
       packed.push_back(slot);
       packed_n.push_back(n);
       continue;
@@ -321,7 +325,7 @@ bool Scheduler::prefill_packed(const std::vector<Slot*>& pieces, const std::vect
 bool Scheduler::prefill_chunk(Slot& slot, int64_t n, std::vector<float>& logits) {
   const std::vector<int32_t>& prompt = slot.req.prompt;
   const int64_t total = int64_t(prompt.size()), vocab = engine_.config().vocab_size;
-  const bool score = slot.req.echo_prompt && slot.req.top_logprobs >= 0;
+  const bool score = scores_prompt(slot.req);
   // Scoring takes all-position logits, [len, vocab], in pieces of kScoreRows: not [n, vocab].
   constexpr int64_t kScoreRows = 128;
   std::vector<float> all;

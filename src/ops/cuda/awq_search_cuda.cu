@@ -629,7 +629,7 @@ struct AwqCudaSearch::Impl {
     cuda::qk_norm_rope_store(qkv16.get(), rows, c.num_heads, c.num_kv_heads, c.head_dim,
                              reinterpret_cast<const float2*>(rope.get()), q_norm.get(), k_norm.get(),
                              float(c.rms_norm_eps), kv, s());
-    const cuda::AttentionDims ad{c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window.value_or(0)};
+    const cuda::AttentionDims ad = cuda::attention_dims(c);
     if (cuda::flash_prefill_supports(ad)) {  // rows / seqlen sequences, sequence i in slot i
       std::vector<cuda::PrefillSegment> segs;
       for (int64_t r = 0; r < rows; r += seqlen) segs.push_back({int32_t(r), int32_t(seqlen), int32_t(r / seqlen), 0});

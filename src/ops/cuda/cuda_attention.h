@@ -13,6 +13,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "io/model_config.h"
 #include "ops/cuda/cuda_ops.h"
 
 namespace awq::cuda {
@@ -21,6 +22,11 @@ struct AttentionDims {
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
   int window = 0;  // sliding window (0: none)
 };
+
+// The model's attention shape (sliding_window unset: 0).
+inline AttentionDims attention_dims(const ModelConfig& c) {
+  return {c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window.value_or(0)};
+}
 
 // Floats of scratch attention() needs for `rows` rows at n_splits > 1 (0 for n_splits == 1).
 int64_t attention_scratch_floats(int64_t rows, const AttentionDims& d, int n_splits);

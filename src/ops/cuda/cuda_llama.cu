@@ -226,7 +226,7 @@ struct CudaLlama::Impl {
   int32_t* d_ids() const { return ints.get() + 4 * R; }
 
   AttentionDims dims() const {
-    return {c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window.value_or(0)};
+    return attention_dims(c);
   }
 
   void linear(const Linear& L, const __half* in, int64_t m, __half* out) {
@@ -244,10 +244,10 @@ struct CudaLlama::Impl {
   // cache first.
   void enqueue_layers(int64_t rows, int n_splits, const std::vector<PrefillSegment>* prefill) {
     const bool decode = prefill == nullptr;
-    const bool flash = !decode && flash_prefill_supports(dims());
+    const AttentionDims ad = dims();
+    const bool flash = !decode && flash_prefill_supports(ad);
     const int64_t d = c.hidden_size, ff = c.intermediate_size;
     const float eps = float(c.rms_norm_eps);
-    const AttentionDims ad = dims();
     embed_rows(embed.get(), d_tok(), rows, d, x.get(), s);
     add_rmsnorm(x.get(), nullptr, layers[0].attn_norm.get(), rows, d, eps, h.get(), s);
     for (size_t l = 0; l < layers.size(); ++l) {
@@ -312,6 +312,15 @@ struct CudaLlama::Impl {
   }
 
   // Copies token/pos/slot/target rows [0, rows) to the device.
+  // Row r of the next forward pass: its token, position, slot and the token it should predict
+  // (prefill_nll's target; 0 where unused), in the pinned host mirror that upload_rows copies.
+  void set_row(int64_t r, int32_t token, int64_t pos, int slot, int32_t target) {
+    h_ints[r] = token;
+    h_ints[R + r] = int32_t(pos);
+    h_ints[2 * R + r] = slot;
+    h_ints[3 * R + r] = target;
+  }
+
   void upload_rows(int64_t rows) {
     for (int k = 0; k < 4; ++k)
       ok(cudaMemcpyAsync(ints.get() + k * R, h_ints + k * R, size_t(rows) * 4, cudaMemcpyHostToDevice, s),
@@ -388,12 +397,8 @@ struct CudaLlama::Impl {
     const int64_t base = n_past[size_t(slot)];
     for (int64_t c0 = 0; c0 < n; c0 += opt.prefill_chunk) {
       const int64_t rows = std::min(opt.prefill_chunk, n - c0);
-      for (int64_t i = 0; i < rows; ++i) {
-        h_ints[i] = tokens[c0 + i];
-        h_ints[R + i] = int32_t(base + c0 + i);
-        h_ints[2 * R + i] = slot;
-        h_ints[3 * R + i] = c0 + i + 1 < n ? tokens[c0 + i + 1] : 0;
-      }
+      for (int64_t i = 0; i < rows; ++i)
+        set_row(i, tokens[c0 + i], base + c0 + i, slot, c0 + i + 1 < n ? tokens[c0 + i + 1] : 0);
       upload_rows(rows);
       const std::vector<PrefillSegment> chunk = {{0, int32_t(rows), slot, int32_t(base + c0)}};
       enqueue_layers(rows, 1, &chunk);
@@ -641,12 +646,7 @@ void CudaLlama::prefill_many(const int* slots, const int32_t* const* tokens, con
     for (int64_t done = 0; done < n[i];) {  // a piece longer than a pass's room is split
       if (rows == m.R) run_pass();
       const int64_t take = std::min(n[i] - done, m.R - rows);
-      for (int64_t r = 0; r < take; ++r) {
-        m.h_ints[rows + r] = tokens[i][done + r];
-        m.h_ints[m.R + rows + r] = int32_t(base + done + r);
-        m.h_ints[2 * m.R + rows + r] = slot;
-        m.h_ints[3 * m.R + rows + r] = 0;
-      }
+      for (int64_t r = 0; r < take; ++r) m.set_row(rows + r, tokens[i][done + r], base + done + r, slot, 0);
       segs.push_back({int32_t(rows), int32_t(take), slot, int32_t(base + done)});
       rows += take, done += take;
       if (done == n[i]) last.emplace_back(i, rows - 1);

@@ -73,8 +73,7 @@ CudaStepBuffers cuda_step_buffers(const ModelConfig& c, const CudaLlamaOptions& 
   b.logits = R * c.vocab_size;
   b.nll = R;
   b.ints = 5 * R;
-  b.attn_scratch = attention_scratch_floats_for(
-      {c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window.value_or(0)}, opt.slots, sms, opt.ctx);
+  b.attn_scratch = attention_scratch_floats_for(attention_dims(c), opt.slots, sms, opt.ctx);
   b.rope = opt.ctx * c.head_dim;
   return b;
 }
