@@ -4,7 +4,8 @@
 // answers greedy requests with the reference's tokens, one at a time and concurrently; a
 // two-turn chat on the GPU (the second turn reuses the cache through SequenceModel::truncate)
 // replies as the CPU chat does; a prompt prefilled in chunks gives the whole prompt's text;
-// `awq bench --device cuda` reports the GPU's figures. Every test skips with a message when no GPU is present.
+// a request whose prompt starts with what a slot holds reuses it (the prompt cache); `awq bench
+// --device cuda` reports the GPU's figures. Every test skips with a message when no GPU is present.
 #ifdef AWQ_HAVE_CUDA
 #include <gtest/gtest.h>
 
@@ -124,6 +125,43 @@ TEST_F(CudaServe, ChunkedPrefillGivesTheWholePromptsText) {
   }
   EXPECT_EQ(texts[1], texts[0]);
   EXPECT_FALSE(texts[0].empty());
+}
+
+// The prompt cache on the GPU: after a request for the first half of each reference prompt,
+// the whole prompt reuses that half from the slot (usage's cached_tokens) and still gives the
+// reference's greedy tokens; with cache_prompt false it reuses nothing and gives them too. (The
+// reused keys and values came from a prefill of other row counts, so this relies, as the chunked
+// test above, on the reference continuations having no near-tie.)
+TEST_F(CudaServe, PromptCacheReusesTheSlotAndFollowsReference) {
+  cuda::CudaBatchEngine engine(test::tiny_llama(), 2, 256);
+  test::LiveServer s(engine);
+  const nlohmann::json& greedy = test::tiny_reference()["greedy"];
+  for (size_t i = 0; i < greedy.size(); ++i) {
+    const auto prompt = greedy[i]["prompt_ids"].get<std::vector<int32_t>>();
+    const auto ids = greedy[i]["greedy_ids"].get<std::vector<int32_t>>();
+    if (prompt.size() < 4) continue;
+    const std::vector<int32_t> half(prompt.begin(), prompt.begin() + int64_t(prompt.size() / 2));
+    for (const bool cache : {true, false}) {
+      SCOPED_TRACE(std::string(greedy[i]["prompt"]) + (cache ? ", cache on" : ", cache_prompt false"));
+      auto first = s.post_json("/v1/completions", {{"model", "tiny"}, {"prompt", half}, {"max_tokens", 1}, {"temperature", 0}});
+      ASSERT_TRUE(first);
+      ASSERT_EQ(first->status, 200) << first->body;
+      const nlohmann::json body = {{"model", "tiny"}, {"prompt", prompt}, {"max_tokens", ids.size()}, {"temperature", 0},
+                                   {"ignore_eos", true}, {"cache_prompt", cache}};
+      auto r = s.post_json("/v1/completions", body);
+      ASSERT_TRUE(r);
+      ASSERT_EQ(r->status, 200) << r->body;
+      const nlohmann::json j = nlohmann::json::parse(r->body);
+      EXPECT_EQ(j["choices"][0]["text"].get<std::string>(), test::continuation(prompt, ids));
+      const int cached = j["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>();
+      if (cache) {
+        EXPECT_GE(cached, int(half.size()));
+        EXPECT_LT(cached, int(prompt.size()));
+      } else {
+        EXPECT_EQ(cached, 0);
+      }
+    }
+  }
 }
 
 TEST_F(CudaServe, ChatRepliesAsOnTheCpu) {

@@ -1,7 +1,8 @@
 // Chunked prefill in the scheduler (SchedulerOptions::prefill_chunk, `awq serve --prefill-chunk`):
 // a prompt prefilled in chunks gives the text and the prompt scores of the whole prefill, and a
 // long prompt admitted while another request decodes takes turns with that request's decode
-// steps instead of stalling it for the whole prompt. An engine wrapper records the calls.
+// steps instead of stalling it for the whole prompt; the prompt cache (SchedulerOptions::
+// cache_prompt) prefills only what a slot does not already hold. An engine wrapper records the calls.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,8 +15,11 @@
 
 #include "core/error.h"
 #include "runtime/batch_engine.h"
+#include "ops/cpu/w4.h"
+#include "quant/quantize_model.h"
 #include "runtime/scheduler.h"
 #include "support/live_server.h"
+#include "support/temp_dir.h"
 
 namespace awq {
 namespace {
@@ -23,15 +27,21 @@ namespace {
 using test::tiny_llama;
 using test::tiny_tokenizer;
 
-// The CPU engine, recording each call: a prefill as {slot, n}, a decode step as {-1, slots...}.
+// The CPU engine, recording each call: a prefill as {slot, n}, a decode step as {-1, slots...},
+// a truncate as {-3, slot, n}.
 class RecordingEngine : public BatchEngine {
  public:
-  RecordingEngine(ThreadPool& pool, int slots, int64_t ctx) : inner_(tiny_llama(), pool, slots, ctx, KvType::F16) {}
+  RecordingEngine(ThreadPool& pool, int slots, int64_t ctx, LlamaModel& model = tiny_llama())
+      : inner_(model, pool, slots, ctx, KvType::F16) {}
   const ModelConfig& config() const override { return inner_.config(); }
   int slots() const override { return inner_.slots(); }
   int64_t ctx() const override { return inner_.ctx(); }
   int64_t n_past(int slot) const override { return inner_.n_past(slot); }
   void clear(int slot) override { inner_.clear(slot); }
+  bool truncate(int slot, int64_t n) override {
+    record({-3, slot, int(n)});
+    return inner_.truncate(slot, n);
+  }
   void prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits, std::vector<float>& logits) override {
     record({slot, int(n)});
     inner_.prefill(slot, tokens, n, all_logits, logits);
@@ -62,6 +72,7 @@ struct Outcome {
   std::string text;
   std::vector<TokenLogprob> logprobs;
   std::string finish, error;
+  int64_t cached_tokens = -1;  // of the Done event
 };
 
 // Reads the stream to its end (Done or Error).
@@ -76,7 +87,7 @@ Outcome drain(RequestStream& s) {
       o.text += ev.text;
       for (auto& l : ev.logprobs) o.logprobs.push_back(std::move(l));
     } else {
-      if (ev.kind == GenerationEvent::Kind::Done) o.finish = ev.finish_reason;
+      if (ev.kind == GenerationEvent::Kind::Done) o.finish = ev.finish_reason, o.cached_tokens = ev.cached_tokens;
       else o.error = ev.error;
       return o;
     }
@@ -285,6 +296,151 @@ TEST(SchedulerPrefill, RequestsAdmittedTogetherArePrefilledInOnePack) {
     Scheduler alone(alone_engine, tiny_tokenizer(), opt);
     for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(drain(*alone.submit(greedy(prompts[i], 8))).text, texts[i]);
   }
+}
+
+// Prompt tokens the recorded calls from index `from` on prefilled into `slot`.
+int64_t prefilled_into(const std::vector<std::vector<int>>& calls, size_t from, int slot) {
+  int64_t n = 0;
+  for (size_t i = from; i < calls.size(); ++i)
+    if (calls[i][0] == slot) n += calls[i][1];
+  return n;
+}
+
+// a's text equals b's, and its logprobs too: to the bit where tol is 0, else within tol.
+void expect_same_output(const Outcome& a, const Outcome& b, float tol = 0) {
+  EXPECT_EQ(a.error, "");
+  EXPECT_EQ(a.text, b.text);
+  ASSERT_EQ(a.logprobs.size(), b.logprobs.size());
+  for (size_t t = 0; t < a.logprobs.size(); ++t) {
+    EXPECT_NEAR(a.logprobs[t].logprob, b.logprobs[t].logprob, tol) << "token " << t;
+    ASSERT_EQ(a.logprobs[t].top.size(), b.logprobs[t].top.size()) << "token " << t;
+    for (size_t j = 0; j < a.logprobs[t].top.size(); ++j) {
+      EXPECT_EQ(a.logprobs[t].top[j].first, b.logprobs[t].top[j].first) << "token " << t;
+      EXPECT_NEAR(a.logprobs[t].top[j].second, b.logprobs[t].top[j].second, tol) << "token " << t;
+    }
+  }
+}
+
+// The next turn of a conversation goes to the slot that holds the conversation, although
+// another request ran since, and prefills only its new tokens; its text and logprobs are those
+// of the whole prompt prefilled on a fresh scheduler (within tol; 0: to the bit). With the cache
+// off (for the server or the request) or for a request that scores its prompt, the whole prompt
+// is prefilled.
+void check_next_turn(LlamaModel& model, float tol) {
+  ThreadPool pool(2);
+  GenerationRequest turn1 = greedy(kLongPrompt, 8);
+  GenerationRequest turn2 = turn1;
+  for (int32_t id : tiny_tokenizer().encode(" by the window. Then he heard a knock at the door", false))
+    turn2.prompt.push_back(id);
+  turn2.top_logprobs = 2;
+  const int64_t n1 = int64_t(turn1.prompt.size()), n2 = int64_t(turn2.prompt.size());
+
+  RecordingEngine fresh_engine(pool, 1, 512, model);
+  Outcome alone;
+  {
+    Scheduler fresh(fresh_engine, tiny_tokenizer(), SchedulerOptions{});
+    alone = drain(*fresh.submit(turn2));
+  }
+  EXPECT_EQ(alone.cached_tokens, 0);
+  EXPECT_EQ(prefilled_into(fresh_engine.calls(), 0, 0), n2);
+
+  for (const int off : {0, 1, 2}) {  // 0: cache on; 1: off for the server; 2: off for the request
+    SCOPED_TRACE(off == 0 ? "cache on" : off == 1 ? "SchedulerOptions::cache_prompt off" : "request's cache_prompt off");
+    RecordingEngine engine(pool, 2, 512, model);
+    SchedulerOptions opt;
+    opt.prefill_chunk = 16;
+    opt.cache_prompt = off != 1;
+    Scheduler sched(engine, tiny_tokenizer(), opt);
+    const Outcome o1 = drain(*sched.submit(turn1));
+    ASSERT_EQ(o1.error, "");
+    EXPECT_EQ(o1.cached_tokens, 0);
+    // Another request in between: it shares only the BOS with turn 1, so it takes the unused slot.
+    const Outcome other = drain(*sched.submit(greedy("Once upon a time", 4)));
+    ASSERT_EQ(other.error, "");
+    EXPECT_EQ(other.cached_tokens, 0);
+    const size_t mark = engine.calls().size();
+    GenerationRequest next = turn2;
+    next.cache_prompt = off != 2;
+    const Outcome o2 = drain(*sched.submit(next));
+    expect_same_output(o2, alone, off == 0 ? tol : 0.0f);
+    const auto calls = engine.calls();
+    if (off == 0) {
+      // Turn 1's prompt (and perhaps the first of its generated tokens, where they match) was
+      // in slot 0: it was kept and only the rest prefilled.
+      EXPECT_GE(o2.cached_tokens, n1);
+      EXPECT_LT(o2.cached_tokens, n2);
+      EXPECT_EQ(prefilled_into(calls, mark, 0), n2 - o2.cached_tokens);
+      EXPECT_EQ(prefilled_into(calls, mark, 1), 0);
+      EXPECT_NE(std::find(calls.begin() + int64_t(mark), calls.end(), std::vector<int>{-3, 0, int(o2.cached_tokens)}),
+                calls.end());
+    } else {
+      EXPECT_EQ(o2.cached_tokens, 0);
+      EXPECT_EQ(prefilled_into(calls, mark, 0) + prefilled_into(calls, mark, 1), n2);
+    }
+    const SchedulerStats st = sched.stats();
+    EXPECT_EQ(st.prompt_tokens_total, uint64_t(n1 + int64_t(tiny_tokenizer().encode("Once upon a time", true).size()) + n2));
+    EXPECT_EQ(st.prompt_tokens_cached_total, uint64_t(o2.cached_tokens));
+
+    // Scoring the prompt takes every position's logits: prefilled whole, cache or not.
+    GenerationRequest scored = turn2;
+    scored.max_tokens = 0;
+    scored.echo_prompt = true;
+    const size_t mark2 = engine.calls().size();
+    const Outcome os = drain(*sched.submit(scored));
+    EXPECT_EQ(os.error, "");
+    EXPECT_EQ(os.cached_tokens, 0);
+    const auto calls2 = engine.calls();
+    EXPECT_EQ(prefilled_into(calls2, mark2, 0) + prefilled_into(calls2, mark2, 1), n2);
+  }
+}
+
+// The FP16 reference model: turn 1's prompt went in as pieces of 16, 16, ..., 3 tokens, where a
+// fresh prefill of turn 2 cuts 16, ..., 16. On the CPU a dense linear of fewer than 4 rows is a
+// GEMV that sums in another order than the GEMM (a bit-exact kernel there is ~3x slower), so
+// the 3-token piece's keys and values differ in their last bits and the logprobs by ~1e-4
+// (measured 1.2e-4); the same holds for any chunking of a prompt, cache or not.
+TEST(SchedulerPromptCache, NextTurnPrefillsOnlyItsNewTokens) { check_next_turn(tiny_llama(), 2e-3f); }
+
+// W4: the CPU's int8-activation kernels compute each row alone, whatever the rows of the
+// call, so the cache gives the fresh prefill's logprobs to the bit.
+TEST(SchedulerPromptCache, NextTurnOfAW4ModelIsBitExact) {
+  if (!w4_isa_int8(w4_best_isa())) GTEST_SKIP() << "no int8 W4 kernel on this CPU: its rows depend on the row count";
+  test::TempDir tmp;
+  QuantizeOptions o;
+  o.model_dir = test::tiny_model_dir();
+  o.out_dir = tmp.file("rtn-w4-g128");
+  o.method = "rtn";  // 4 bits, group 128: the defaults
+  ThreadPool pool(2);
+  quantize_model(pool, o);
+  LlamaModel w4(o.out_dir);
+  check_next_turn(w4, 0.0f);
+}
+
+// The same prompt again reuses all of it but its last token, whose logits start the completion;
+// a request that fails in the engine leaves its slot's cache empty, so nothing after it reuses
+// what the engine may have half written.
+TEST(SchedulerPromptCache, RepeatReusesAllButTheLastTokenAndFailureEmptiesTheSlot) {
+  ThreadPool pool(2);
+  RecordingEngine engine(pool, 1, 512);
+  Scheduler sched(engine, tiny_tokenizer(), SchedulerOptions{});
+  const GenerationRequest req = greedy(kLongPrompt, 6);
+  const int64_t n = int64_t(req.prompt.size());
+  const Outcome a = drain(*sched.submit(req));
+  const size_t mark = engine.calls().size();
+  const Outcome b = drain(*sched.submit(req));
+  expect_same_output(b, a);
+  EXPECT_EQ(b.cached_tokens, n - 1);
+  EXPECT_EQ(prefilled_into(engine.calls(), mark, 0), 1);
+
+  GenerationRequest bad = req;
+  bad.prompt.push_back(int32_t(tiny_llama().config().vocab_size));  // outside the vocabulary
+  const Outcome failed = drain(*sched.submit(bad));
+  EXPECT_NE(failed.error, "");
+  const size_t mark2 = engine.calls().size();
+  const Outcome c = drain(*sched.submit(req));
+  expect_same_output(c, a);
+  EXPECT_EQ(c.cached_tokens, 0);
+  EXPECT_EQ(prefilled_into(engine.calls(), mark2, 0), n);
 }
 
 TEST(SchedulerPrefill, NegativeChunkIsRefused) {

@@ -340,7 +340,13 @@ TEST(Server, StreamedChoicesCarryTheirIndex) {
   expect_choices_end_with_their_finish(sse);
   const json& usage = sse.events.back();
   EXPECT_TRUE(usage["choices"].empty());
-  EXPECT_EQ(usage["usage"], w["usage"]);
+  EXPECT_EQ(usage["usage"]["prompt_tokens"], w["usage"]["prompt_tokens"]);
+  EXPECT_EQ(usage["usage"]["completion_tokens"], w["usage"]["completion_tokens"]);
+  EXPECT_EQ(usage["usage"]["total_tokens"], w["usage"]["total_tokens"]);
+  // The prompt cache: the first request's choices left both prompts in the 4 slots, so each
+  // prompt's first choice (the one usage counts) found all but its last token there.
+  EXPECT_EQ(w["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  EXPECT_EQ(usage["usage"]["prompt_tokens_details"]["cached_tokens"], usage["usage"]["prompt_tokens"].get<int>() - 2);
 
   json chat = {{"messages", {{{"role", "user"}, {"content", "Tell me a story."}}}}, {"max_tokens", 12},
                {"temperature", 1.0}, {"seed", 3}, {"n", 3}};

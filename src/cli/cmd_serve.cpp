@@ -73,10 +73,10 @@ void run(ServeArgs a) {
                         a.sched.parallel / (1 << 20);
   std::fprintf(stderr,
                "awq serve: model '%s' at http://%s:%d/ (OpenAI API under /v1; %d slots x %lld "
-               "positions, KV caches %.0f MiB %s, prefill chunks of %lld tokens; %s%s)\n",
+               "positions, KV caches %.0f MiB %s, prefill chunks of %lld tokens, prompt cache %s; %s%s)\n",
                a.http.model_id.c_str(), a.http.host.c_str(), port, a.sched.parallel,
                (long long)a.sched.ctx, kv_mib, kv_type_name(a.sched.kv_type), (long long)a.sched.prefill_chunk,
-               engine->describe().c_str(),
+               a.sched.cache_prompt ? "on" : "off", engine->describe().c_str(),
                a.http.api_key.empty() ? "" : "; API key required");
   std::atomic<bool> listening_done{false};
   std::thread listener([&] {
@@ -108,6 +108,9 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--prefill-chunk", args->sched.prefill_chunk,
                   "Prompt tokens prefilled per step between the running requests' decode steps (0: whole prompts; default 64 on the CPU, 512 with --device cuda)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 24));
+  cmd->add_flag("!--no-cache-prompt", args->sched.cache_prompt,
+               "Prefill every prompt whole: by default a free slot keeps its keys and values, and a request "
+               "whose prompt starts with them (the next turn of a chat) prefills only the rest");
   cmd->add_option("--max-queue", args->sched.max_queue, "Requests that may wait for a slot; more get 503")->capture_default_str()->check(CLI::Range(0, 100000));
   cmd->add_option("--max-body", args->http.max_body, "Largest request body in bytes; larger get 413")->capture_default_str()->check(CLI::Range(size_t(1024), size_t(1) << 30));
   std::string builtins;

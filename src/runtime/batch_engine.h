@@ -24,6 +24,13 @@ class BatchEngine {
   virtual int64_t ctx() const = 0;              // positions per slot
   virtual int64_t n_past(int slot) const = 0;   // positions the slot holds
   virtual void clear(int slot) = 0;             // empties the slot's cache
+  // Keeps positions [0, n) of the slot's cache (0 <= n <= n_past(slot)), so that a request
+  // whose prompt starts with what the slot holds prefills only the rest (the scheduler's prompt
+  // cache). false: the engine cannot keep a prefix (nothing changed; the caller clears).
+  virtual bool truncate(int slot, int64_t n) {
+    (void)slot, (void)n;
+    return false;
+  }
   // Runs tokens: [n] of `slot` at positions n_past(slot).. and appends them to its cache.
   // logits: [n, vocab] when all_logits, else [1, vocab] for the last token.
   virtual void prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
@@ -63,6 +70,7 @@ class CpuBatchEngine : public BatchEngine {
   int64_t ctx() const override { return ctx_; }
   int64_t n_past(int slot) const override { return caches_.at(size_t(slot)).n_past; }
   void clear(int slot) override { caches_.at(size_t(slot)).clear(); }
+  bool truncate(int slot, int64_t n) override;
   void prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
                std::vector<float>& logits) override;
   void decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits) override;

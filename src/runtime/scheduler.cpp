@@ -62,6 +62,10 @@ struct Scheduler::Slot {
   bool prefilling = false;
   int64_t prefilled = 0;
   uint64_t admitted_seq = 0;     // admission order: older prompts are prefilled first
+  // The ids whose keys and values the engine's slot holds, in position order (the prompt
+  // cache); kept when the request ends, emptied where the engine failed.
+  std::vector<int32_t> cached;
+  int64_t reused = 0;            // prompt tokens of the request found in `cached`
   std::vector<LogprobsOf> scores;  // [prefilled - 1] with echo + logprobs: token i + 1 given ..i
 };
 
@@ -185,10 +189,13 @@ void Scheduler::engine_loop() {
         abort_active = std::chrono::steady_clock::now() >= deadline_;
         exit_after = abort_active || !has_active();
       }
-      for (auto& s : slots_) {
-        if (queue_.empty()) break;
-        if (s->active) continue;
-        admitted.emplace_back(s.get(), std::move(queue_.front()));
+      std::vector<Slot*> free;
+      for (auto& s : slots_)
+        if (!s->active) free.push_back(s.get());
+      while (!queue_.empty() && !free.empty()) {
+        Slot* slot = pick_slot(free, queue_.front().req);
+        free.erase(std::find(free.begin(), free.end(), slot));
+        admitted.emplace_back(slot, std::move(queue_.front()));
         queue_.pop_front();
       }
       stats_.queued = int64_t(queue_.size());
@@ -221,6 +228,27 @@ void Scheduler::engine_loop() {
   }
 }
 
+int64_t Scheduler::reusable(const Slot& slot, const GenerationRequest& req) const {
+  if (!opt_.cache_prompt || !req.cache_prompt || scores_prompt(req) || req.prompt.empty()) return 0;
+  const auto end = slot.cached.begin() + int64_t(std::min(slot.cached.size(), req.prompt.size() - 1));
+  return std::mismatch(slot.cached.begin(), end, req.prompt.begin()).first - slot.cached.begin();
+}
+
+Scheduler::Slot* Scheduler::pick_slot(const std::vector<Slot*>& free, const GenerationRequest& req) const {
+  Slot* lru = free.front();
+  Slot* best = nullptr;  // the longest reuse among slots whose cache is mostly a prefix of the prompt
+  int64_t best_len = 0;
+  for (Slot* s : free) {
+    if (s->admitted_seq < lru->admitted_seq) lru = s;
+    const int64_t len = reusable(*s, req);
+    // A slot whose cache the prompt would mostly discard (it shares only a start, such as the
+    // BOS or a system prompt) is not taken for that: it may hold another conversation.
+    if (len == 0 || 2 * len < int64_t(s->cached.size())) continue;
+    if (!best || len > best_len || (len == best_len && s->admitted_seq < best->admitted_seq)) best = s, best_len = len;
+  }
+  return best ? best : lru;
+}
+
 void Scheduler::admit(Slot& slot, Pending p) {
   if (p.stream->cancelled()) {
     std::lock_guard<std::mutex> lk(mu_);
@@ -240,7 +268,15 @@ void Scheduler::admit(Slot& slot, Pending p) {
   slot.prefilled = 0;
   slot.prefilling = true;
   slot.admitted_seq = next_admission_++;
-  engine_.clear(slot.index);
+  // The prompt cache: keep what the slot holds of the prompt, where the engine can.
+  const int64_t keep = reusable(slot, slot.req);
+  if (keep > 0 && engine_.n_past(slot.index) == int64_t(slot.cached.size()) && engine_.truncate(slot.index, keep)) {
+    slot.cached.resize(size_t(keep));
+  } else {
+    engine_.clear(slot.index);
+    slot.cached.clear();
+  }
+  slot.prefilled = slot.reused = int64_t(slot.cached.size());
   if (int64_t(slot.req.prompt.size()) + (slot.req.max_tokens > 0 ? 1 : 0) > engine_.ctx())
     fail(slot, "the prompt is " + std::to_string(slot.req.prompt.size()) + " tokens but a slot holds " +
                    std::to_string(engine_.ctx()) + " positions");
@@ -254,6 +290,8 @@ void Scheduler::fail(Slot& slot, const std::string& error) {
   slot.active = false;
   slot.prefilling = false;
   slot.stream.reset();
+  slot.cached.clear();
+  engine_.clear(slot.index);
 }
 
 bool Scheduler::drop_if_cancelled(Slot& slot) {
@@ -314,6 +352,7 @@ bool Scheduler::prefill_packed(const std::vector<Slot*>& pieces, const std::vect
   const int64_t vocab = engine_.config().vocab_size;
   for (size_t i = 0; i < pieces.size(); ++i) {
     Slot& s = *pieces[i];
+    s.cached.insert(s.cached.end(), tokens[i], tokens[i] + n[i]);
     s.prefilled += n[i];
     if (s.prefilled < int64_t(s.req.prompt.size())) continue;
     std::vector<float> last(logits.begin() + int64_t(i) * vocab, logits.begin() + int64_t(i + 1) * vocab);
@@ -332,6 +371,7 @@ bool Scheduler::prefill_chunk(Slot& slot, int64_t n, std::vector<float>& logits)
   for (int64_t done = 0; done < n;) {
     const int64_t at = slot.prefilled, len = score ? std::min(kScoreRows, n - done) : n - done;
     engine_.prefill(slot.index, prompt.data() + at, len, score, score ? all : logits);
+    slot.cached.insert(slot.cached.end(), prompt.begin() + at, prompt.begin() + at + len);
     if (score) {
       for (int64_t r = 0; r < len && at + r + 1 < total; ++r)
         slot.scores.push_back(logprobs_of(all.data() + r * vocab, vocab, prompt[size_t(at + r + 1)], slot.req.top_logprobs));
@@ -348,6 +388,7 @@ void Scheduler::prefill_done(Slot& slot, std::vector<float>& logits) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stats_.prompt_tokens_total += slot.req.prompt.size();
+    stats_.prompt_tokens_cached_total += uint64_t(slot.reused);
   }
   echo_prompt(slot);
   if (slot.req.max_tokens == 0) {  // the prompt (echoed) alone: nothing is sampled
@@ -423,6 +464,7 @@ void Scheduler::decode_active() {
     fail_all_active(e.what());
     return;
   }
+  for (size_t b = 0; b < batch.size(); ++b) batch[b]->cached.push_back(tokens[b]);
   {
     std::lock_guard<std::mutex> lk(mu_);
     ++stats_.decode_steps_total;
@@ -505,6 +547,7 @@ void Scheduler::finish(Slot& slot, const std::string& reason) {
   done.finish_reason = reason;
   done.prompt_tokens = int64_t(slot.req.prompt.size());
   done.completion_tokens = slot.generated;
+  done.cached_tokens = slot.reused;
   slot.stream->push(std::move(done));
   slot.active = false;
   slot.stream.reset();

@@ -5,7 +5,10 @@
 // prefills up to prefill_chunk of their prompt tokens (oldest first; a prompt may take several
 // steps), then runs one decode step for all requests past their prompt, samples each with its own
 // sampler, decodes text incrementally, applies stop strings / max_tokens / context limits, and
-// drops requests whose client went away.
+// drops requests whose client went away. A slot keeps its keys and values after its request
+// ends (the prompt cache): a request whose prompt starts with what a free slot holds, as the
+// next turn of a chat starts with the conversation so far, goes to that slot and prefills only
+// the rest.
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -40,6 +43,10 @@ struct GenerationRequest {
   // The first Text event is the prompt as the decoder yields it (the API's "echo"), with its
   // tokens scored where top_logprobs >= 0 (the first token's logprob is NaN: nothing precedes it).
   bool echo_prompt = false;
+  // May start from a slot's cached prefix (the API's "cache_prompt", as llama.cpp's server;
+  // SchedulerOptions::cache_prompt must allow it too). Requests that score their prompt
+  // (echo_prompt with top_logprobs) always prefill it whole.
+  bool cache_prompt = true;
 };
 
 // What the engine sends to the request's reader, in order: Text*, then one Done or Error.
@@ -53,6 +60,7 @@ struct GenerationEvent {
   std::string finish_reason;  // Done: "stop" (EOS or a stop string), "length", "abort" (shutdown)
   std::string error;          // Error: what went wrong
   int64_t prompt_tokens = 0, completion_tokens = 0;  // Done
+  int64_t cached_tokens = 0;  // Done: prompt tokens found in the slot's cache, not prefilled
 };
 
 // One request's channel between the engine (writer) and its HTTP thread (reader).
@@ -86,6 +94,13 @@ struct SchedulerOptions {
   // (BatchEngine::prefill_many: the GPU); false: one prefill per request, as before session 33
   // (`awq serve` reads AWQ_SERVE_PACK_PREFILL=0 for it, to compare).
   bool pack_prefill = true;
+  // The prompt cache: a free slot's keys and values are kept for the next request that starts
+  // with the same tokens (`awq serve --no-cache-prompt` turns it off). The cached keys and values
+  // are those the slot computed, in the pieces its prompt went in: on the CPU a W4 model gives
+  // the same bits as a whole prefill (its kernels compute each row alone); a dense one can
+  // differ in the last bits where a piece had fewer than 4 rows (the GEMV's order), as with any
+  // chunking of a prompt; on the GPU the kernels follow the row count, as under load.
+  bool cache_prompt = true;
 };
 
 struct SchedulerStats {
@@ -93,7 +108,8 @@ struct SchedulerStats {
   uint64_t requests_total = 0;        // accepted by submit()
   uint64_t rejected_total = 0;        // refused: queue full or shutting down
   uint64_t cancelled_total = 0;       // dropped because the client went away
-  uint64_t prompt_tokens_total = 0;   // prefilled
+  uint64_t prompt_tokens_total = 0;   // of the prompts in the engine (cached ones included)
+  uint64_t prompt_tokens_cached_total = 0;  // of them, found in a slot's cache, not prefilled
   uint64_t generated_tokens_total = 0;
   uint64_t decode_steps_total = 0;
   double busy_seconds_total = 0;      // engine time in prefill + decode
@@ -136,9 +152,19 @@ class Scheduler {
   };
 
   void engine_loop();
-  // Takes the request into the slot (its prompt to be prefilled), or fails it (too long).
+  // The free slot for req: of those whose cache is at least half a prefix of its prompt (the
+  // conversation it continues), the one that holds the longest prefix; else the least recently
+  // admitted, a never-used slot first (so the caches of recent conversations are kept longest).
+  // Either way the request then reuses what the slot holds of its prompt.
+  Slot* pick_slot(const std::vector<Slot*>& free, const GenerationRequest& req) const;
+  // Prompt tokens of req that the slot's cache holds and the request may take from it (at most
+  // all but the last, whose logits start the completion).
+  int64_t reusable(const Slot& slot, const GenerationRequest& req) const;
+  // Takes the request into the slot (its prompt to be prefilled past what the slot's cache
+  // holds of it), or fails it (too long).
   void admit(Slot& slot, Pending p);
-  // Sends the request an Error event and frees the slot.
+  // Sends the request an Error event and frees the slot (its cache emptied: the engine may
+  // have stopped midway).
   void fail(Slot& slot, const std::string& error);
   // Frees the slot when its client went away (the stream was cancelled); true then.
   bool drop_if_cancelled(Slot& slot);
@@ -182,7 +208,7 @@ class Scheduler {
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
-  uint64_t next_admission_ = 0;  // engine thread only
+  uint64_t next_admission_ = 1;  // engine thread only; a never-used slot has admitted_seq 0
   std::chrono::steady_clock::time_point deadline_;
   SchedulerStats stats_;
   std::thread engine_thread_;

@@ -150,6 +150,7 @@ GenerationRequest HttpServer::Impl::to_generation(const CompletionRequest& r, si
   g.max_tokens = std::min(r.max_tokens.value_or(r.chat ? room : 16), room);
   for (const std::string& s : r.stop) g.stop.push_back(s);
   g.stop_at_eos = !r.ignore_eos;
+  g.cache_prompt = r.cache_prompt;
   g.top_logprobs = r.top_logprobs;
   g.echo_prompt = r.echo;
   g.sampler.temperature = float(r.temperature);
@@ -200,7 +201,7 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
     } done{open_requests};
     // The engine runs the choices side by side; their events wait in their streams meanwhile.
     std::vector<ChoiceResult> choices;
-    int64_t prompt_tokens = 0, completion_tokens = 0;
+    Usage usage;
     for (size_t c = 0; c < streams.size(); ++c) {
       ChoiceResult choice;
       std::vector<TokenLogprob> logprobs;
@@ -220,11 +221,10 @@ void HttpServer::Impl::completion(const httplib::Request& req, httplib::Response
       }
       choice.finish_reason = ev.finish_reason;
       if (r.top_logprobs >= 0) choice.logprobs = logprobs_json(chat_api, logprobs, 0);
-      if (c % size_t(r.n) == 0) prompt_tokens += ev.prompt_tokens;  // each prompt once, as OpenAI counts
-      completion_tokens += ev.completion_tokens;
+      count_usage(usage, ev, c % size_t(r.n) == 0);
       choices.push_back(std::move(choice));
     }
-    res.set_content(full_response(ids, choices, prompt_tokens, completion_tokens)
+    res.set_content(full_response(ids, choices, usage)
                         .dump(-1, ' ', false, json::error_handler_t::replace),
                     "application/json");
     return;

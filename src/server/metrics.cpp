@@ -31,7 +31,10 @@ std::string prometheus_text(const SchedulerStats& s, const std::map<int, uint64_
   metric(out, "awq_requests_total", "counter", "Completion requests accepted into the queue.", double(s.requests_total));
   metric(out, "awq_requests_rejected_total", "counter", "Completion requests refused with 503 (queue full or shutting down).", double(s.rejected_total));
   metric(out, "awq_requests_cancelled_total", "counter", "Requests dropped because their client disconnected.", double(s.cancelled_total));
-  metric(out, "awq_prompt_tokens_total", "counter", "Prompt tokens prefilled.", double(s.prompt_tokens_total));
+  metric(out, "awq_prompt_tokens_total", "counter", "Prompt tokens of the requests whose prompt is in (cached ones included).",
+         double(s.prompt_tokens_total));
+  metric(out, "awq_prompt_tokens_cached_total", "counter", "Prompt tokens found in a slot's prompt cache instead of prefilled.",
+         double(s.prompt_tokens_cached_total));
   metric(out, "awq_generated_tokens_total", "counter", "Tokens generated.", double(s.generated_tokens_total));
   metric(out, "awq_decode_steps_total", "counter", "Batched decode steps run.", double(s.decode_steps_total));
   metric(out, "awq_engine_busy_seconds_total", "counter", "Seconds the engine spent in prefill and decode.", s.busy_seconds_total);

@@ -23,10 +23,11 @@ ResponseIds new_response_ids(bool chat, const std::string& model) {
   return r;
 }
 
-json usage_json(int64_t prompt_tokens, int64_t completion_tokens) {
-  return {{"prompt_tokens", prompt_tokens},
-          {"completion_tokens", completion_tokens},
-          {"total_tokens", prompt_tokens + completion_tokens}};
+json usage_json(const Usage& u) {
+  return {{"prompt_tokens", u.prompt_tokens},
+          {"completion_tokens", u.completion_tokens},
+          {"total_tokens", u.prompt_tokens + u.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
 }
 
 namespace {
@@ -84,8 +85,7 @@ json logprobs_json(bool chat, const std::vector<TokenLogprob>& tokens, int64_t o
   return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
 
-json full_response(const ResponseIds& ids, const std::vector<ChoiceResult>& choices, int64_t prompt_tokens,
-                   int64_t completion_tokens) {
+json full_response(const ResponseIds& ids, const std::vector<ChoiceResult>& choices, const Usage& usage) {
   json j = envelope(ids, false);
   j["choices"] = json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
@@ -95,7 +95,7 @@ json full_response(const ResponseIds& ids, const std::vector<ChoiceResult>& choi
     else choice["text"] = c.text;
     j["choices"].push_back(choice);
   }
-  j["usage"] = usage_json(prompt_tokens, completion_tokens);
+  j["usage"] = usage_json(usage);
   return j;
 }
 
@@ -114,10 +114,10 @@ json finish_chunk(const ResponseIds& ids, int index, const std::string& finish_r
   return chunk_with(ids, index, {{"text", ""}, {"finish_reason", finish_reason}}, with_usage_null);
 }
 
-json usage_chunk(const ResponseIds& ids, int64_t prompt_tokens, int64_t completion_tokens) {
+json usage_chunk(const ResponseIds& ids, const Usage& usage) {
   json j = envelope(ids, true);
   j["choices"] = json::array();
-  j["usage"] = usage_json(prompt_tokens, completion_tokens);
+  j["usage"] = usage_json(usage);
   return j;
 }
 

@@ -22,7 +22,13 @@ struct ResponseIds {
 // A fresh id for a request ("chatcmpl-" or "cmpl-" + 24 random alphanumerics) and the time.
 ResponseIds new_response_ids(bool chat, const std::string& model);
 
-nlohmann::json usage_json(int64_t prompt_tokens, int64_t completion_tokens);
+// A response's token counts (each prompt once, as OpenAI counts: its first choice's).
+struct Usage {
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+  int64_t cached_tokens = 0;  // of prompt_tokens, found in the server's prompt cache
+};
+// {"prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details": {"cached_tokens"}}
+nlohmann::json usage_json(const Usage& u);
 
 // A choice's "logprobs" for these tokens. Chat: {"content": [{"token", "logprob", "bytes",
 // "top_logprobs": [{"token", "logprob", "bytes"}]}]}; completions: {"tokens", "token_logprobs",
@@ -37,8 +43,7 @@ struct ChoiceResult {
   nlohmann::json logprobs = nullptr;
 };
 // The whole non-streaming response: the choices with index 0, 1, ... in order.
-nlohmann::json full_response(const ResponseIds& ids, const std::vector<ChoiceResult>& choices,
-                             int64_t prompt_tokens, int64_t completion_tokens);
+nlohmann::json full_response(const ResponseIds& ids, const std::vector<ChoiceResult>& choices, const Usage& usage);
 
 // One stream chunk of choice `index`. Chat: the first one carries the role (role_chunk), then
 // content deltas, then an empty delta with the finish_reason. Completions: text pieces, then
@@ -49,7 +54,7 @@ nlohmann::json text_chunk(const ResponseIds& ids, int index, const std::string& 
                           const nlohmann::json& logprobs = nullptr);
 nlohmann::json finish_chunk(const ResponseIds& ids, int index, const std::string& finish_reason, bool with_usage_null);
 // The last chunk when include_usage: empty choices and the usage.
-nlohmann::json usage_chunk(const ResponseIds& ids, int64_t prompt_tokens, int64_t completion_tokens);
+nlohmann::json usage_chunk(const ResponseIds& ids, const Usage& usage);
 
 // "data: <json>\n\n" (invalid UTF-8 replaced), and the stream's end "data: [DONE]\n\n".
 std::string sse_event(const nlohmann::json& j);

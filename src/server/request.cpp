@@ -272,6 +272,7 @@ CompletionRequest parse_completion_request(const std::string& body_text, bool ch
                                      std::to_string(choices));
   r.stream = boolean(body, "stream");
   r.ignore_eos = boolean(body, "ignore_eos");
+  r.cache_prompt = !field(body, "cache_prompt") || boolean(body, "cache_prompt");
   if (const json* so = field(body, "stream_options")) {
     if (!so->is_object()) wrong_type("stream_options", "an object", *so);
     if (!r.stream) bad("stream_options", "'stream_options' is only allowed when 'stream' is true");

@@ -42,6 +42,7 @@ struct CompletionRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool ignore_eos = false;     // extension (as llama.cpp and vLLM): generate past end-of-sequence
+  bool cache_prompt = true;    // extension (as llama.cpp): false prefills the prompt whole
   // -1: no logprobs; else each token's log-probability and this many alternatives (0..20).
   // Completions: "logprobs": N; chat: "logprobs": true with "top_logprobs": N (default 0).
   int top_logprobs = -1;

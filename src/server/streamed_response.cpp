@@ -6,6 +6,14 @@
 
 namespace awq::server {
 
+void count_usage(Usage& usage, const GenerationEvent& done, bool first_of_prompt) {
+  if (first_of_prompt) {
+    usage.prompt_tokens += done.prompt_tokens;
+    usage.cached_tokens += done.cached_tokens;
+  }
+  usage.completion_tokens += done.completion_tokens;
+}
+
 StreamedResponse::StreamedResponse(std::vector<std::shared_ptr<RequestStream>> choices, ResponseIds ids,
                                    int n_per_prompt, bool include_usage, bool logprobs)
     : ids_(std::move(ids)), n_per_prompt_(std::max(1, n_per_prompt)), include_usage_(include_usage), logprobs_(logprobs) {
@@ -65,10 +73,9 @@ void StreamedResponse::on_event(size_t c, GenerationEvent& ev, std::string& out)
     case GenerationEvent::Kind::Done:
       out += sse_event(finish_chunk(ids_, int(c), ev.finish_reason, include_usage_));
       ch.done = true;
-      if (c % size_t(n_per_prompt_) == 0) prompt_tokens_ += ev.prompt_tokens;  // each prompt once, as OpenAI counts
-      completion_tokens_ += ev.completion_tokens;
+      count_usage(usage_, ev, c % size_t(n_per_prompt_) == 0);
       if (--open_ > 0) return;
-      if (include_usage_) out += sse_event(usage_chunk(ids_, prompt_tokens_, completion_tokens_));
+      if (include_usage_) out += sse_event(usage_chunk(ids_, usage_));
       break;
     case GenerationEvent::Kind::Error:
       // The whole response ends: the other choices are dropped.

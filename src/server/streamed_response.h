@@ -14,6 +14,10 @@
 
 namespace awq::server {
 
+// Adds a choice's Done event to the response's usage; its prompt counts where the choice is
+// the first of its prompt (first_of_prompt), as OpenAI counts each prompt once.
+void count_usage(Usage& usage, const GenerationEvent& done, bool first_of_prompt);
+
 class StreamedResponse {
  public:
   // choices: prompt by prompt, n_per_prompt per prompt (usage counts each prompt once).
@@ -46,7 +50,7 @@ class StreamedResponse {
   bool include_usage_ = false, logprobs_ = false;
   bool started_ = false, finished_ = false;
   size_t open_ = 0;  // choices not done
-  int64_t prompt_tokens_ = 0, completion_tokens_ = 0;
+  Usage usage_;
 };
 
 }  // namespace awq::server

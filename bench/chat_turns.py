@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Multi-turn chats against `awq serve`, with and without the prompt cache.
+
+A chat client sends the whole conversation at every turn (system prompt, every user message
+and every reply so far), as OpenAI's API asks. Without a prompt cache the server prefills all of
+it again each turn; with it (the default), the slot that served the conversation still holds
+its keys and values, and only the new message is prefilled.
+
+Starts `awq serve MODEL --port 0 --parallel P` twice (the cache on, then `--no-cache-prompt`);
+each time C conversations run side by side, T turns each: a user message (a few sentences of
+plain English), a streamed greedy reply of --max-tokens tokens. Reports per turn the median time
+to first token over the conversations, the prompt tokens, and the cached tokens the usage chunk
+reports, and whether the replies were the same text with the cache on and off. Standard library
+only.
+
+  python3 bench/chat_turns.py MODEL_DIR [--turns 6] [--conversations 2] [--parallel 4]
+                              [--max-tokens 48] [--threads 2] [--device cpu|cuda]
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+SYSTEM = ("You are a helpful assistant who answers in plain English. Keep answers short, "
+          "concrete and friendly, and ask a question back when something is unclear.")
+MESSAGES = [
+    "Tell me about the old lighthouse on the hill and the keeper who lived there.",
+    "What did he do on the night of the great storm, when the ships came in?",
+    "Did anyone in the village help him, or was he alone all that winter?",
+    "How did the people of the village thank him after the storm was over?",
+    "What happened to the lighthouse in the years after he was gone?",
+    "If you could visit it today, what would you want to see first, and why?",
+    "Tell me one more story about the sea, a short one this time.",
+    "Thank you. Can you sum up everything we talked about in three sentences?",
+]
+
+
+def start_server(binary, model, args, extra):
+    cmd = [binary, "serve", model, "--port", "0", "--parallel", str(args.parallel), "--threads",
+           str(args.threads), "--device", args.device] + extra
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        sys.stderr.write("  server: " + line)
+        m = re.search(r"http://[^:]+:(\d+)/", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+            return proc, int(m.group(1))
+    raise SystemExit("awq serve exited before listening")
+
+
+def chat_turn(port, messages, max_tokens):
+    """One streamed greedy chat request: (reply text, seconds to first token, usage)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=900)
+    body = json.dumps({"messages": messages, "max_tokens": max_tokens, "temperature": 0,
+                       "stream": True, "stream_options": {"include_usage": True}})
+    t0 = time.perf_counter()
+    conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    if resp.status != 200:
+        raise RuntimeError(f"status {resp.status}: {resp.read()[:300]}")
+    text, ttft, usage = "", None, {}
+    for raw in resp:
+        line = raw.decode().strip()
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        ev = json.loads(line[6:])
+        if ev.get("usage"):
+            usage = ev["usage"]
+        for ch in ev.get("choices", []):
+            piece = ch.get("delta", {}).get("content")
+            if piece:
+                if ttft is None:
+                    ttft = time.perf_counter() - t0
+                text += piece
+    conn.close()
+    return text, ttft if ttft is not None else time.perf_counter() - t0, usage
+
+
+def run(binary, model, args, extra):
+    proc, port = start_server(binary, model, args, extra)
+    try:
+        convs = [[{"role": "system", "content": SYSTEM}] for _ in range(args.conversations)]
+        errors = []
+        rows = []  # per turn: list of (ttft, prompt_tokens, cached_tokens, text) per conversation
+        for t in range(args.turns):
+            out = [None] * len(convs)
+
+            def one(c):
+                try:
+                    turn(c)
+                except Exception as e:  # a thread's exception would pass unseen
+                    errors.append(f"conversation {c}, turn {t + 1}: {e}")
+
+            def turn(c):
+                msgs = convs[c] + [{"role": "user", "content": MESSAGES[(t + c) % len(MESSAGES)]}]
+                text, ttft, usage = chat_turn(port, msgs, args.max_tokens)
+                convs[c] = msgs + [{"role": "assistant", "content": text}]
+                cached = usage.get("prompt_tokens_details", {}).get("cached_tokens", 0)
+                out[c] = (ttft, usage.get("prompt_tokens", 0), cached, text)
+
+            threads = [threading.Thread(target=one, args=(c,)) for c in range(len(convs))]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            if errors:
+                raise SystemExit("\n".join(errors))
+            rows.append(out)
+        return rows
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--turns", type=int, default=6)
+    ap.add_argument("--conversations", type=int, default=2)
+    ap.add_argument("--parallel", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--awq", default=os.path.join(os.path.dirname(__file__), "..", "build", "release", "awq"))
+    args = ap.parse_args()
+    on = run(args.awq, args.model, args, [])
+    off = run(args.awq, args.model, args, ["--no-cache-prompt"])
+    print(f"\n{args.conversations} conversations x {args.turns} turns, --parallel {args.parallel}, "
+          f"--max-tokens {args.max_tokens}, --device {args.device}, model {os.path.basename(args.model.rstrip('/'))}")
+    print("\n| turn | prompt tokens | cached (cache on) | TTFT cache on, s | TTFT cache off, s | speed-up |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    same = True
+    for t in range(args.turns):
+        a, b = on[t], off[t]
+        ta = statistics.median(x[0] for x in a)
+        tb = statistics.median(x[0] for x in b)
+        prompt = statistics.median(x[1] for x in a)
+        cached = statistics.median(x[2] for x in a)
+        same &= all(x[3] == y[3] for x, y in zip(a, b))
+        print(f"| {t + 1} | {prompt:.0f} | {cached:.0f} | {ta:.3f} | {tb:.3f} | {tb / ta:.2f}x |")
+    print(f"\nreplies equal with the cache on and off: {'yes' if same else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
