@@ -34,13 +34,24 @@ void throw_cublas_error(cublasStatus_t s, const char* call, const char* file, in
   throw Error(msg);
 }
 
-void cuda_select_device(int index) {
+namespace {
+
+// The CUDA devices the runtime finds, or -1 with *why its error (no driver, ...).
+int device_count(std::string* why) {
   int n = 0;
   const cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess) {
-    cudaGetLastError();
-    throw Error(std::string("no CUDA device: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
-  }
+  if (e == cudaSuccess) return n;
+  cudaGetLastError();  // clear the sticky-free error so later calls start clean
+  *why = std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
+  return -1;
+}
+
+}  // namespace
+
+void cuda_select_device(int index) {
+  std::string why;
+  const int n = device_count(&why);
+  if (n < 0) throw Error("no CUDA device: " + why);
   if (index < 0 || index >= n) {
     std::string names;
     for (int i = 0; i < n; ++i) {
@@ -55,19 +66,10 @@ void cuda_select_device(int index) {
 }
 
 bool cuda_available(std::string* why) {
-  int n = 0;
-  const cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky-free error so later calls start clean
-    if (why) {
-      *why = cudaGetErrorName(e);
-      *why += ": ";
-      *why += cudaGetErrorString(e);
-    }
-    return false;
-  }
-  if (n == 0) {
-    if (why) *why = "cudaGetDeviceCount found 0 devices";
+  std::string none;
+  const int n = device_count(&none);
+  if (n <= 0) {
+    if (why) *why = n < 0 ? none : "cudaGetDeviceCount found 0 devices";
     return false;
   }
   int dev = 0;

@@ -514,7 +514,7 @@ CudaLlama::CudaLlama(const ModelConfig& c, const LlamaWeights& w, const CudaLlam
   }
   m.weight_bytes = vocab * d * 2 + d * 4;
   m.gu_interleaved = c.intermediate_size % 8 == 0;
-  const int64_t kv_elems = int64_t(opt.slots) * opt.ctx * c.kv_dim();
+  const int64_t kv_elems = cuda_kv_cache_elems(c, opt);  // the plan's own size
   for (const LayerWeights& L : w.layers) {
     Layer& D = m.layers.emplace_back();
     D.attn_norm = upload_vec(L.attn_norm);

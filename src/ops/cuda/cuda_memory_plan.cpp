@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/memory_usage.h"
-#include "model/kv_cache.h"
+#include "model/kv_cache.h"  // context_fit_hint
 #include "ops/cuda/cuda_attention.h"
 #include "ops/cuda/w4a16.h"
 #include "ops/cuda/w4a16_wgmma_ws.h"
@@ -61,6 +61,10 @@ int64_t CudaStepBuffers::bytes() const {
   return 4 * (x + logits + nll + ints + attn_scratch + rope) + 2 * (h + qkv + att + o + gu + act);
 }
 
+int64_t cuda_kv_cache_elems(const ModelConfig& c, const CudaLlamaOptions& opt) {
+  return int64_t(opt.slots) * opt.ctx * c.kv_dim();
+}
+
 CudaStepBuffers cuda_step_buffers(const ModelConfig& c, const CudaLlamaOptions& opt, int sms) {
   CudaStepBuffers b;
   const int64_t R = b.rows = std::max<int64_t>(opt.slots, opt.prefill_chunk);
@@ -94,7 +98,7 @@ CudaMemoryPlan cuda_memory_plan(const ModelConfig& c, const LlamaWeights& w, con
       staging = std::max(staging, b.staging);
     }
   }
-  p.kv_cache = kv_cache_bytes(c.num_layers, c.kv_dim(), opt.ctx, KvType::F16) * opt.slots;
+  p.kv_cache = 2 * int64_t(c.num_layers) * cuda_kv_cache_elems(c, opt) * 2;
   p.per_position = p.kv_cache / opt.ctx + c.head_dim * 4;
   p.activations = cuda_step_buffers(c, opt, sms).bytes();
   p.workspaces = kCublasWorkspaceBytes + int64_t(w4a16_wgmma_ws_workspace_bytes(sms)) + staging + kCudaReserveBytes;

@@ -51,6 +51,10 @@ struct CudaStepBuffers {
 };
 CudaStepBuffers cuda_step_buffers(const ModelConfig& c, const CudaLlamaOptions& opt, int sms);
 
+// fp16 elements of one layer's key cache, and of its value cache: [slots, ctx, kv_dim]. CudaLlama
+// allocates these; the plan's kv_cache counts 2 x layers of them.
+int64_t cuda_kv_cache_elems(const ModelConfig& c, const CudaLlamaOptions& opt);
+
 // cuBLAS's workspace, fixed so that it allocates nothing while a decode graph is captured.
 constexpr int64_t kCublasWorkspaceBytes = int64_t(32) << 20;
 
