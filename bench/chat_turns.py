@@ -8,10 +8,11 @@ its keys and values, and only the new message is prefilled.
 
 Starts `awq serve MODEL --port 0 --parallel P` twice (the cache on, then `--no-cache-prompt`);
 each time C conversations run side by side, T turns each: a user message (a few sentences of
-plain English), a streamed greedy reply of --max-tokens tokens. Reports per turn the median time
-to first token over the conversations, the prompt tokens, and the cached tokens the usage chunk
-reports, and whether the replies were the same text with the cache on and off. Standard library
-only.
+plain English), a streamed greedy reply of --max-tokens tokens. The second run sends the first
+run's prompts (its conversations as the first run had them), so each reply compares with its
+twin. Reports per turn the median time to first token over the conversations, the prompt
+tokens, the cached tokens the usage chunk reports, and how many replies were the same text with
+the cache on and off. Standard library only.
 
   python3 bench/chat_turns.py MODEL_DIR [--turns 6] [--conversations 2] [--parallel 4]
                               [--max-tokens 48] [--threads 2] [--device cpu|cuda]
@@ -82,7 +83,10 @@ def chat_turn(port, messages, max_tokens):
     return text, ttft if ttft is not None else time.perf_counter() - t0, usage
 
 
-def run(binary, model, args, extra):
+def run(binary, model, args, extra, script=None):
+    """Per turn, per conversation: (ttft, prompt tokens, cached tokens, reply, messages sent).
+    script: another run's result, whose messages are sent instead (the same prompts, so that each
+    reply compares with the other run's alone)."""
     proc, port = start_server(binary, model, args, extra)
     try:
         convs = [[{"role": "system", "content": SYSTEM}] for _ in range(args.conversations)]
@@ -99,10 +103,12 @@ def run(binary, model, args, extra):
 
             def turn(c):
                 msgs = convs[c] + [{"role": "user", "content": MESSAGES[(t + c) % len(MESSAGES)]}]
+                if script:
+                    msgs = script[t][c][4]
                 text, ttft, usage = chat_turn(port, msgs, args.max_tokens)
                 convs[c] = msgs + [{"role": "assistant", "content": text}]
                 cached = usage.get("prompt_tokens_details", {}).get("cached_tokens", 0)
-                out[c] = (ttft, usage.get("prompt_tokens", 0), cached, text)
+                out[c] = (ttft, usage.get("prompt_tokens", 0), cached, text, msgs)
 
             threads = [threading.Thread(target=one, args=(c,)) for c in range(len(convs))]
             for th in threads:
@@ -130,21 +136,30 @@ def main():
     ap.add_argument("--awq", default=os.path.join(os.path.dirname(__file__), "..", "build", "release", "awq"))
     args = ap.parse_args()
     on = run(args.awq, args.model, args, [])
-    off = run(args.awq, args.model, args, ["--no-cache-prompt"])
+    off = run(args.awq, args.model, args, ["--no-cache-prompt"], script=on)  # the same prompts
     print(f"\n{args.conversations} conversations x {args.turns} turns, --parallel {args.parallel}, "
           f"--max-tokens {args.max_tokens}, --device {args.device}, model {os.path.basename(args.model.rstrip('/'))}")
-    print("\n| turn | prompt tokens | cached (cache on) | TTFT cache on, s | TTFT cache off, s | speed-up |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    same = True
+    print("\n| turn | prompt tokens | cached (cache on) | TTFT cache on, s | TTFT cache off, s | speed-up | replies equal |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    first_diff = None  # (turn, conversation, characters the two replies share, their lengths)
     for t in range(args.turns):
         a, b = on[t], off[t]
         ta = statistics.median(x[0] for x in a)
         tb = statistics.median(x[0] for x in b)
         prompt = statistics.median(x[1] for x in a)
         cached = statistics.median(x[2] for x in a)
-        same &= all(x[3] == y[3] for x, y in zip(a, b))
-        print(f"| {t + 1} | {prompt:.0f} | {cached:.0f} | {ta:.3f} | {tb:.3f} | {tb / ta:.2f}x |")
-    print(f"\nreplies equal with the cache on and off: {'yes' if same else 'NO'}")
+        equal = sum(x[3] == y[3] for x, y in zip(a, b))
+        for c, (x, y) in enumerate(zip(a, b)):
+            if first_diff is None and x[3] != y[3]:
+                common = next((i for i, (p, q) in enumerate(zip(x[3], y[3])) if p != q), min(len(x[3]), len(y[3])))
+                first_diff = (t + 1, c, common, len(x[3]), len(y[3]))
+        print(f"| {t + 1} | {prompt:.0f} | {cached:.0f} | {ta:.3f} | {tb:.3f} | {tb / ta:.2f}x | {equal} of {len(a)} |")
+    if first_diff is None:
+        print("\nreplies equal with the cache on and off: yes")
+    else:
+        t, c, common, la, lb = first_diff
+        print(f"\nreplies equal with the cache on and off: NO; first at turn {t}, conversation {c}: the replies "
+              f"share their first {common} characters (of {la} / {lb})")
 
 
 if __name__ == "__main__":
