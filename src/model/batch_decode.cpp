@@ -14,16 +14,6 @@
 
 namespace awq {
 
-namespace {
-
-// y = x W^T (+ bias), the same bits for a row whatever B is (model/batch_linear.h).
-// x: [B, w.cols]; y: [B, w.rows].
-void linear(ThreadPool& pool, const float* x, int64_t B, const Matrix& w, const float* b, float* y) {
-  batch_linear(pool, x, B, w, b, y);
-}
-
-}  // namespace
-
 void append_and_attend(ThreadPool& pool, const ModelConfig& c, const float* q, const float* k,
                        const float* v, KvCache& cache, int layer, int32_t pos, float* out) {
   const KvLayer kv = cache.layer(layer);  // k, v: [ctx, kv_dim] of the cache's type
@@ -50,9 +40,9 @@ void BatchDecoder::attention_block(ThreadPool& pool, int layer, KvCache* const* 
   const int64_t hd = c.head_dim, kvd = c.kv_dim(), qd = c.q_dim();
   const float* h = s_.h.data();                   // [B, d]
   LayerScratch& ls = s_.layer;
-  linear(pool, h, B, L.wq, bias_or_null(L.bq), ls.q.data());  // [B, q_dim]
-  linear(pool, h, B, L.wk, bias_or_null(L.bk), ls.k.data());  // [B, kv_dim]
-  linear(pool, h, B, L.wv, bias_or_null(L.bv), ls.v.data());  // [B, kv_dim]
+  batch_linear(pool, h, B, L.wq, bias_or_null(L.bq), ls.q.data());  // [B, q_dim]
+  batch_linear(pool, h, B, L.wk, bias_or_null(L.bk), ls.k.data());  // [B, kv_dim]
+  batch_linear(pool, h, B, L.wv, bias_or_null(L.bv), ls.v.data());  // [B, kv_dim]
   if (c.qk_norm) {  // qwen3: RMSNorm over each head before RoPE
     rmsnorm(ls.q.data(), L.q_norm.data(), B * c.num_heads, hd, c.rms_norm_eps, ls.q.data());
     rmsnorm(ls.k.data(), L.k_norm.data(), B * c.num_kv_heads, hd, c.rms_norm_eps, ls.k.data());
@@ -63,7 +53,7 @@ void BatchDecoder::attention_block(ThreadPool& pool, int layer, KvCache* const* 
   for (int64_t b = 0; b < B; ++b)
     append_and_attend(pool, c, ls.q.data() + b * qd, ls.k.data() + b * kvd, ls.v.data() + b * kvd,
                       *caches[b], layer, s_.pos[size_t(b)], ls.att.data() + b * qd);
-  linear(pool, ls.att.data(), B, L.wo, bias_or_null(L.bo), out);  // [B, d]
+  batch_linear(pool, ls.att.data(), B, L.wo, bias_or_null(L.bo), out);  // [B, d]
 }
 
 void BatchDecoder::mlp_block(ThreadPool& pool, int layer, int64_t B, float* out) {
@@ -71,10 +61,10 @@ void BatchDecoder::mlp_block(ThreadPool& pool, int layer, int64_t B, float* out)
   const LayerWeights& L = model_.weights().layers[size_t(layer)];
   const float* h = s_.h.data();  // [B, d]
   LayerScratch& ls = s_.layer;
-  linear(pool, h, B, L.w_gate, bias_or_null(L.b_gate), ls.gate.data());  // [B, d_ff]
-  linear(pool, h, B, L.w_up, bias_or_null(L.b_up), ls.up.data());        // [B, d_ff]
+  batch_linear(pool, h, B, L.w_gate, bias_or_null(L.b_gate), ls.gate.data());  // [B, d_ff]
+  batch_linear(pool, h, B, L.w_up, bias_or_null(L.b_up), ls.up.data());        // [B, d_ff]
   silu_mul(ls.gate.data(), ls.up.data(), B * c.intermediate_size, ls.gate.data());
-  linear(pool, ls.gate.data(), B, L.w_down, bias_or_null(L.b_down), out);  // [B, d]
+  batch_linear(pool, ls.gate.data(), B, L.w_down, bias_or_null(L.b_down), out);  // [B, d]
 }
 
 void BatchDecoder::step(ThreadPool& pool, const int32_t* tokens, KvCache* const* caches, int64_t B,
@@ -116,7 +106,7 @@ void BatchDecoder::step(ThreadPool& pool, const int32_t* tokens, KvCache* const*
   if (const Q8Rows* q8 = model_.lm_head_q8(pool)) {
     q8_rows_matmul(pool, h, B, *q8, nullptr, logits.data());  // [B, vocab], row by row as forward
   } else {
-    linear(pool, h, B, W.lm_head, nullptr, logits.data());  // [B, vocab]
+    batch_linear(pool, h, B, W.lm_head, nullptr, logits.data());  // [B, vocab]
   }
 }
 

@@ -18,6 +18,15 @@ namespace awq {
 inline constexpr int64_t kRowsParallelMin = 16;
 void rows_parallel(ThreadPool& pool, int64_t n, const ThreadPool::RangeFn& fn);
 
+// How the linears of a forward pass sum. Fast: matmul (ops/cpu/gemm.h), whose dense GEMV for
+// 1-3 rows sums in another order than its GEMM, so a row's bits depend on how many rows run with
+// it. RowExact: batch_linear (model/batch_linear.h), the same bits for a row whatever the row
+// count: the server's prefill uses it, so that the pieces a prompt is cut into (chunks that
+// follow the load, a prompt-cache hit's suffix) give a whole prefill's results, as its batched
+// decode does. Both are the same for W4 weights on the int8 kernels (each row alone) and for 4
+// rows or more; RowExact's dense kernel for 1-3 rows is ~3x slower than the GEMV.
+enum class Linears { Fast, RowExact };
+
 // Activation buffers of one layer call, grown on demand and reused.
 struct LayerScratch {
   std::vector<float> q, k, v;  // [n, q_dim], [n, kv_dim], [n, kv_dim]
@@ -33,10 +42,13 @@ struct LayerScratch {
 // kv: the layer's cache, k and v [kv.ctx, kv_dim], holding rows 0..pos[0]-1 already; out: [n, d].
 void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L,
                         const float* inv_freq, const float* h, int64_t n, const int32_t* pos,
-                        const KvLayer& kv, LayerScratch& s, float* out);
+                        const KvLayer& kv, LayerScratch& s, float* out, Linears lin = Linears::Fast);
 
 // SiLU-gated MLP. h: [n, d] (the post_attention_layernorm output); out: [n, d].
 void mlp_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L, const float* h,
-                  int64_t n, LayerScratch& s, float* out);
+                  int64_t n, LayerScratch& s, float* out, Linears lin = Linears::Fast);
+
+// y = x W^T (+ bias) the `lin` way. x: [n, w.cols]; bias: [w.rows] or nullptr; y: [n, w.rows].
+void linear(ThreadPool& pool, Linears lin, const float* x, int64_t n, const Matrix& w, const float* bias, float* y);
 
 }  // namespace awq

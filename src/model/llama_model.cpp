@@ -31,7 +31,7 @@ void LlamaModel::Scratch::reserve(int64_t n, const ModelConfig& c) {
 }
 
 void LlamaModel::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, KvCache& cache,
-                         bool all_logits, std::vector<float>& logits) {
+                         bool all_logits, std::vector<float>& logits, Linears lin) {
   const ModelConfig& c = config_;
   if (n <= 0) throw Error("forward: no tokens to run");
   if (cache.kv_dim != c.kv_dim() || cache.n_layers() != c.num_layers)
@@ -61,9 +61,9 @@ void LlamaModel::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, KvC
       });
     };
     add_then_norm(&L.attn_norm, false);
-    attention_sublayer(pool, c, L, inv_freq_.data(), h, n, s_.pos.data(), cache.layer(l), s_.layer, h);
+    attention_sublayer(pool, c, L, inv_freq_.data(), h, n, s_.pos.data(), cache.layer(l), s_.layer, h, lin);
     add_then_norm(&L.ffn_norm, true);
-    mlp_sublayer(pool, c, L, h, n, s_.layer, h);
+    mlp_sublayer(pool, c, L, h, n, s_.layer, h, lin);
     add_then_norm(nullptr, true);
   }
   cache.n_past += n;
@@ -74,7 +74,7 @@ void LlamaModel::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, KvC
   if (const Q8Rows* q8 = lm_head_q8(pool)) {
     q8_rows_matmul(pool, h, rows, *q8, nullptr, logits.data());  // [rows, vocab]
   } else {
-    matmul(pool, h, rows, weights_.lm_head, nullptr, logits.data());  // [rows, vocab]
+    linear(pool, lin, h, rows, weights_.lm_head, nullptr, logits.data());  // [rows, vocab]
   }
 }
 

@@ -32,8 +32,10 @@ class LlamaModel {
   // Runs tokens: [n] at positions cache.n_past .. cache.n_past + n - 1 and appends their keys
   // and values to the cache. logits: [n, vocab] when all_logits, else [1, vocab] for the last
   // token. Throws awq::Error for an id outside the vocabulary or a cache overflow.
+  // lin: how the linears sum (model/decoder_layer.h); RowExact makes every row's logits and
+  // keys/values independent of n (the server's prefill).
   void forward(ThreadPool& pool, const int32_t* tokens, int64_t n, KvCache& cache,
-               bool all_logits, std::vector<float>& logits);
+               bool all_logits, std::vector<float>& logits, Linears lin = Linears::Fast);
 
   // The int8 copy of lm_head (ops/cpu/q8_rows.h) that every logits product uses with
   // AWQ_LM_HEAD=q8, made by the first call (on `pool`); null with AWQ_LM_HEAD=f16 (the default:

@@ -27,7 +27,8 @@ bool CpuBatchEngine::truncate(int slot, int64_t n) {
 
 void CpuBatchEngine::prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
                              std::vector<float>& logits) {
-  model_.forward(pool_, tokens, n, caches_.at(size_t(slot)), all_logits, logits);
+  // RowExact: a prompt's pieces (chunks, a cached prefix's rest) give the whole prefill's bits.
+  model_.forward(pool_, tokens, n, caches_.at(size_t(slot)), all_logits, logits, Linears::RowExact);
 }
 
 void CpuBatchEngine::decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits) {

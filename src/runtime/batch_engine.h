@@ -59,7 +59,8 @@ class BatchEngine {
 };
 
 // The CPU engine. A row's logits do not depend on what else is in the batch (BatchDecoder's
-// guarantee), so greedy outputs do not depend on the load.
+// guarantee), nor on the pieces a prompt is prefilled in (LlamaModel::forward with
+// Linears::RowExact), so greedy outputs do not depend on the load or the prompt cache.
 class CpuBatchEngine : public BatchEngine {
  public:
   // model and pool must outlive the engine; allocates slots caches of ctx positions of kv_type.

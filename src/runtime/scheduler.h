@@ -96,10 +96,9 @@ struct SchedulerOptions {
   bool pack_prefill = true;
   // The prompt cache: a free slot's keys and values are kept for the next request that starts
   // with the same tokens (`awq serve --no-cache-prompt` turns it off). The cached keys and values
-  // are those the slot computed, in the pieces its prompt went in: on the CPU a W4 model gives
-  // the same bits as a whole prefill (its kernels compute each row alone); a dense one can
-  // differ in the last bits where a piece had fewer than 4 rows (the GEMV's order), as with any
-  // chunking of a prompt; on the GPU the kernels follow the row count, as under load.
+  // are those the slot computed, in the pieces its prompt went in: on the CPU that gives the
+  // whole prefill's bits (CpuBatchEngine's rows do not depend on the row count); on the GPU the
+  // kernels follow the row count, so, as under load, a near-tied greedy pick can differ.
   bool cache_prompt = true;
 };
 
