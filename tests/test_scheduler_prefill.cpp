@@ -16,10 +16,10 @@
 #include "core/error.h"
 #include "runtime/batch_engine.h"
 #include "ops/cpu/w4.h"
-#include "quant/quantize_model.h"
 #include "runtime/scheduler.h"
 #include "support/live_server.h"
 #include "support/temp_dir.h"
+#include "support/tiny_rtn_w4.h"
 
 namespace awq {
 namespace {
@@ -405,13 +405,8 @@ TEST(SchedulerPromptCache, NextTurnPrefillsOnlyItsNewTokens) { check_next_turn(t
 TEST(SchedulerPromptCache, NextTurnOfAW4ModelIsBitExact) {
   if (!w4_isa_int8(w4_best_isa())) GTEST_SKIP() << "no int8 W4 kernel on this CPU: its rows depend on the row count";
   test::TempDir tmp;
-  QuantizeOptions o;
-  o.model_dir = test::tiny_model_dir();
-  o.out_dir = tmp.file("rtn-w4-g128");
-  o.method = "rtn";  // 4 bits, group 128: the defaults
   ThreadPool pool(2);
-  quantize_model(pool, o);
-  LlamaModel w4(o.out_dir);
+  LlamaModel w4(test::quantize_tiny_rtn_w4(pool, tmp));
   check_next_turn(w4, 0.0f);
 }
 

@@ -15,10 +15,10 @@
 
 #include "model/llama_model.h"
 #include "ops/cpu/w4.h"
-#include "quant/quantize_model.h"
 #include "runtime/sampler.h"
 #include "support/shared_data.h"
 #include "support/temp_dir.h"
+#include "support/tiny_rtn_w4.h"
 #include "tokenizer/tokenizer.h"
 
 namespace awq {
@@ -74,13 +74,8 @@ int first_difference(const Greedy& a, const Greedy& b) {
 
 TEST(W4Greedy, DefaultKernelsFollowExactTokens) {
   test::TempDir tmp;
-  QuantizeOptions o;
-  o.model_dir = test::tiny_model_dir();
-  o.out_dir = tmp.file("rtn-w4-g128");
-  o.method = "rtn";  // 4 bits, group 128: the defaults
   ThreadPool pool(2);
-  quantize_model(pool, o);
-  LlamaModel m(o.out_dir);
+  LlamaModel m(test::quantize_tiny_rtn_w4(pool, tmp));
   const Tokenizer tok = Tokenizer::load(test::tiny_model_dir());
 
   const W4Isa exact = w4_isa_supported(W4Isa::Avx512) ? W4Isa::Avx512 : W4Isa::Scalar;
