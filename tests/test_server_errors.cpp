@@ -82,6 +82,7 @@ TEST(ServerErrors, MalformedRequestsGet4xxAndTheServerStaysUp) {
       {"five stops", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "stop": ["a","b","c","d","e"]})", 400, "at most 4"},
       {"empty stop", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "stop": [""]})", 400, "must not be empty"},
       {"stream wrong type", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "stream": "yes"})", 400, "'stream' must be a boolean"},
+      {"cache_prompt wrong type", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "cache_prompt": "no"})", 400, "'cache_prompt' must be a boolean"},
       {"stream_options without stream", "/v1/completions", R"({"model": "tiny", "prompt": "hi", "stream_options": {"include_usage": true}})", 400, "only allowed"},
       {"unknown model", "/v1/completions", R"({"model": "gpt-4", "prompt": "hi"})", 404, "does not exist"},
       {"over-long prompt", "/v1/completions", json{{"model", "tiny"}, {"prompt", long_prompt}}.dump(), 400, "maximum context length"},
