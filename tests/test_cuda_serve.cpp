@@ -164,6 +164,40 @@ TEST_F(CudaServe, PromptCacheReusesTheSlotAndFollowsReference) {
   }
 }
 
+// Prompt sharing on the GPU: the 3 choices of one request prefill their ~50-token prompt once
+// (the second and third wait for the first's slot and copy all of it but the last token,
+// CudaLlama::copy_prefix), and each gives the greedy text of the prompt alone on another
+// engine. (The copies' last token runs as one row, the other kernels' row count, so this relies
+// on the continuation having no near-tie, as the chunked-prefill test above does.)
+TEST_F(CudaServe, ChoicesShareTheirPromptAndGiveItsText) {
+  const std::string prompt =
+      "The old lighthouse keeper climbed the narrow stairs every evening to light the lamp. For forty years he "
+      "had watched the ships pass through the strait, and he knew each captain by the way";
+  nlohmann::json body = {{"model", "tiny"}, {"prompt", prompt}, {"max_tokens", 16}, {"temperature", 0}, {"ignore_eos", true}};
+  std::string alone;
+  {
+    cuda::CudaBatchEngine engine(test::tiny_llama(), 1, 256);
+    test::LiveServer s(engine);
+    auto r = s.post_json("/v1/completions", body);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    alone = nlohmann::json::parse(r->body)["choices"][0]["text"].get<std::string>();
+  }
+  cuda::CudaBatchEngine engine(test::tiny_llama(), 3, 256);
+  test::LiveServer s(engine);
+  body["n"] = 3;
+  auto r = s.post_json("/v1/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const nlohmann::json j = nlohmann::json::parse(r->body);
+  ASSERT_EQ(j["choices"].size(), 3u);
+  for (int c = 0; c < 3; ++c) EXPECT_EQ(j["choices"][c]["text"].get<std::string>(), alone) << "choice " << c;
+  const int64_t n = j["usage"]["prompt_tokens"].get<int64_t>();
+  EXPECT_GT(n, 32);
+  EXPECT_EQ(s.scheduler().stats().prompt_tokens_cached_total, uint64_t(2 * (n - 1)))
+      << "the second and third choices did not copy the first's prompt";
+}
+
 TEST_F(CudaServe, ChatRepliesAsOnTheCpu) {
   const ChatTemplate tmpl = ChatTemplate::load(test::tiny_model_dir());
   ChatSessionOptions o;

@@ -28,7 +28,7 @@ using test::tiny_llama;
 using test::tiny_tokenizer;
 
 // The CPU engine, recording each call: a prefill as {slot, n}, a decode step as {-1, slots...},
-// a truncate as {-3, slot, n}.
+// a truncate as {-3, slot, n}, a prefix copy as {-4, src, dst, n}.
 class RecordingEngine : public BatchEngine {
  public:
   RecordingEngine(ThreadPool& pool, int slots, int64_t ctx, LlamaModel& model = tiny_llama())
@@ -41,6 +41,11 @@ class RecordingEngine : public BatchEngine {
   bool truncate(int slot, int64_t n) override {
     record({-3, slot, int(n)});
     return inner_.truncate(slot, n);
+  }
+  bool copies_prefixes() const override { return inner_.copies_prefixes(); }
+  void copy_prefix(int src, int dst, int64_t n) override {
+    record({-4, src, dst, int(n)});
+    inner_.copy_prefix(src, dst, n);
   }
   void prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits, std::vector<float>& logits) override {
     record({slot, int(n)});
@@ -114,7 +119,7 @@ const std::string kLongPrompt =
 TEST(SchedulerPrefill, ChunksGiveTheWholePromptsTextAndScores) {
   ThreadPool pool(2);
   std::vector<Outcome> texts, scored;
-  for (int64_t chunk : {0, 5, 7, 32}) {  // 5: the last piece has 3 rows (83 tokens)
+  for (int64_t chunk : {0, 5, 7, 32, 41}) {  // of 83 tokens, 5 leaves a last piece of 3 rows, 41 one of 1
     SCOPED_TRACE("prefill_chunk " + std::to_string(chunk));
     RecordingEngine engine(pool, 1, 512);
     SchedulerOptions opt;
@@ -417,7 +422,8 @@ TEST(SchedulerPromptCache, RepeatReusesAllButTheLastTokenAndFailureEmptiesTheSlo
   ThreadPool pool(2);
   RecordingEngine engine(pool, 1, 512);
   Scheduler sched(engine, tiny_tokenizer(), SchedulerOptions{});
-  const GenerationRequest req = greedy(kLongPrompt, 6);
+  GenerationRequest req = greedy(kLongPrompt, 6);
+  req.top_logprobs = 2;  // the 1-token rest's logits to the bit
   const int64_t n = int64_t(req.prompt.size());
   const Outcome a = drain(*sched.submit(req));
   const size_t mark = engine.calls().size();
@@ -435,6 +441,85 @@ TEST(SchedulerPromptCache, RepeatReusesAllButTheLastTokenAndFailureEmptiesTheSlo
   expect_same_output(c, a);
   EXPECT_EQ(c.cached_tokens, 0);
   EXPECT_EQ(prefilled_into(engine.calls(), mark2, 0), n);
+}
+
+// Prompt tokens prefilled (into any slot) and prefix copies among the recorded calls.
+int64_t prefilled_total(const std::vector<std::vector<int>>& calls) {
+  int64_t n = 0;
+  for (const auto& c : calls)
+    if (c[0] >= 0) n += c[1];
+  return n;
+}
+std::vector<std::vector<int>> copies(const std::vector<std::vector<int>>& calls) {
+  std::vector<std::vector<int>> out;
+  for (const auto& c : calls)
+    if (c[0] == -4) out.push_back(c);
+  return out;
+}
+
+// n choices of one prompt (one API request) prefill it once: the first choice's slot prefills
+// it, the others wait and copy all of it but the last token from that slot, and each choice's
+// text and logprobs are those of the prompt alone on a fresh scheduler, to the bit.
+TEST(SchedulerPromptCache, ChoicesOfOnePromptPrefillItOnce) {
+  ThreadPool pool(2);
+  GenerationRequest req = greedy(kLongPrompt, 8);
+  req.top_logprobs = 2;
+  const int64_t n = int64_t(req.prompt.size());
+  Outcome alone;
+  {
+    RecordingEngine engine(pool, 1, 512);
+    Scheduler fresh(engine, tiny_tokenizer(), SchedulerOptions{});
+    alone = drain(*fresh.submit(req));
+  }
+  for (const bool cache : {true, false}) {
+    SCOPED_TRACE(cache ? "cache on" : "cache off");
+    RecordingEngine engine(pool, 4, 512);
+    SchedulerOptions opt;
+    opt.cache_prompt = cache;
+    Scheduler sched(engine, tiny_tokenizer(), opt);
+    auto streams = sched.submit_all(std::vector<GenerationRequest>(4, req));
+    ASSERT_EQ(streams.size(), 4u);
+    for (size_t c = 0; c < streams.size(); ++c) {
+      const Outcome o = drain(*streams[c]);
+      expect_same_output(o, alone);
+      EXPECT_EQ(o.cached_tokens, cache && c > 0 ? n - 1 : 0) << "choice " << c;
+    }
+    const auto calls = engine.calls();
+    if (cache) {
+      EXPECT_EQ(prefilled_total(calls), n + 3);  // the prompt once, and each copy's last token
+      const auto cp = copies(calls);
+      ASSERT_EQ(cp.size(), 3u);
+      for (const auto& c : cp) EXPECT_EQ(c[3], n - 1);
+    } else {
+      EXPECT_EQ(prefilled_total(calls), 4 * n);
+      EXPECT_TRUE(copies(calls).empty());
+    }
+  }
+}
+
+// A donor that fails leaves its waiter to prefill its prompt itself: the waiter's prompt shares
+// all but the last token with a prompt whose last id is outside the vocabulary, which fails in
+// the engine after its first chunk went in.
+TEST(SchedulerPromptCache, WaiterPrefillsItselfWhenItsDonorFails) {
+  ThreadPool pool(2);
+  const GenerationRequest good = greedy(kLongPrompt, 6);
+  GenerationRequest bad = good;
+  bad.prompt.back() = int32_t(tiny_llama().config().vocab_size);
+  Outcome alone;
+  {
+    RecordingEngine engine(pool, 1, 512);
+    Scheduler fresh(engine, tiny_tokenizer(), SchedulerOptions{});
+    alone = drain(*fresh.submit(good));
+  }
+  RecordingEngine engine(pool, 2, 512);
+  Scheduler sched(engine, tiny_tokenizer(), SchedulerOptions{});  // chunks of 64 < the prompt
+  auto streams = sched.submit_all({bad, good});
+  ASSERT_EQ(streams.size(), 2u);
+  EXPECT_NE(drain(*streams[0]).error, "");
+  const Outcome o = drain(*streams[1]);
+  expect_same_output(o, alone);
+  EXPECT_EQ(o.cached_tokens, 0);
+  EXPECT_TRUE(copies(engine.calls()).empty());
 }
 
 TEST(SchedulerPrefill, NegativeChunkIsRefused) {

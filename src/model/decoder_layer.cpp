@@ -57,7 +57,10 @@ void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeigh
   });
   kv.store(pos[0], n, s.k.data(), s.v.data());
   const AttentionShape shape{c.num_heads, c.num_kv_heads, hd, kv.ctx, c.sliding_window.value_or(0)};
-  attention(pool, s.q.data(), kv.view(), pos, n, shape, s.att.data());  // [n, q_dim]
+  if (lin == Linears::RowExact)  // one order for every n (attention() takes the decode kernel at 1 row)
+    attention_blocked(pool, gemm_best_isa(), s.q.data(), kv.view(), pos, n, shape, s.att.data());  // [n, q_dim]
+  else
+    attention(pool, s.q.data(), kv.view(), pos, n, shape, s.att.data());  // [n, q_dim]
   linear(pool, lin, s.att.data(), n, L.wo, bias_or_null(L.bo), out);                  // [n, d]
 }
 

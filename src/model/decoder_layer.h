@@ -18,13 +18,14 @@ namespace awq {
 inline constexpr int64_t kRowsParallelMin = 16;
 void rows_parallel(ThreadPool& pool, int64_t n, const ThreadPool::RangeFn& fn);
 
-// How the linears of a forward pass sum. Fast: matmul (ops/cpu/gemm.h), whose dense GEMV for
-// 1-3 rows sums in another order than its GEMM, so a row's bits depend on how many rows run with
-// it. RowExact: batch_linear (model/batch_linear.h), the same bits for a row whatever the row
-// count: the server's prefill uses it, so that the pieces a prompt is cut into (chunks that
-// follow the load, a prompt-cache hit's suffix) give a whole prefill's results, as its batched
-// decode does. Both are the same for W4 weights on the int8 kernels (each row alone) and for 4
-// rows or more; RowExact's dense kernel for 1-3 rows is ~3x slower than the GEMV.
+// How a forward pass's linears and attention sum. Fast: matmul (ops/cpu/gemm.h), whose dense
+// GEMV for 1-3 rows sums in another order than its GEMM, and attention(), which takes the decode
+// kernel for 1 row; so a row's bits depend on how many rows run with it. RowExact: batch_linear
+// (model/batch_linear.h) and the blocked attention for every n: the same bits for a row whatever
+// the row count. The server's prefill uses it, so that the pieces a prompt is cut into (chunks
+// that follow the load, a cached or copied prefix's rest) give a whole prefill's results. The
+// two are the same for W4 weights on the int8 kernels and for 4 rows or more but for 1-row
+// attention; RowExact's dense kernel for 1-3 rows is ~3x slower than the GEMV.
 enum class Linears { Fast, RowExact };
 
 // Activation buffers of one layer call, grown on demand and reused.

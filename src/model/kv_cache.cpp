@@ -32,6 +32,25 @@ KvCache::KvCache(int64_t n_layers, int64_t ctx_, int64_t kv_dim_, KvType type)
   }
 }
 
+void KvCache::copy_prefix_from(const KvCache& src, int64_t n) {
+  if (&src == this) throw Error("copy_prefix_from: a cache cannot copy from itself");
+  if (src.type_ != type_ || src.n_layers_ != n_layers_ || src.ctx != ctx || src.kv_dim != kv_dim)
+    throw Error("copy_prefix_from: the caches differ in shape or type");
+  if (n < 0 || n > src.n_past)
+    throw Error("copy_prefix_from: " + std::to_string(n) + " positions asked of a cache holding " + std::to_string(src.n_past));
+  const auto elems = static_cast<std::ptrdiff_t>(n * kv_dim);
+  for (size_t l = 0; l < static_cast<size_t>(n_layers_); ++l) {
+    if (type_ == KvType::F16) {
+      std::copy_n(src.k16_[l].begin(), elems, k16_[l].begin());
+      std::copy_n(src.v16_[l].begin(), elems, v16_[l].begin());
+    } else {
+      std::copy_n(src.k32_[l].begin(), elems, k32_[l].begin());
+      std::copy_n(src.v32_[l].begin(), elems, v32_[l].begin());
+    }
+  }
+  n_past = n;
+}
+
 KvLayer KvCache::layer(int l) {
   const size_t i = static_cast<size_t>(l);
   if (type_ == KvType::F16) return {type_, k16_[i].data(), v16_[i].data(), ctx, kv_dim};

@@ -41,6 +41,9 @@ class KvCache {
   // Bytes of keys and values held: 2 * n_layers * ctx * kv_dim * kv_type_size(type).
   int64_t bytes() const;
   void clear() { n_past = 0; }
+  // Positions [0, n) of src (the same layers, ctx, kv_dim and type; n <= src.n_past) become
+  // this cache's whole content (n_past = n): a prompt prefix computed once, shared.
+  void copy_prefix_from(const KvCache& src, int64_t n);
 
  private:
   KvType type_;

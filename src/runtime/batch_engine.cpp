@@ -25,6 +25,10 @@ bool CpuBatchEngine::truncate(int slot, int64_t n) {
   return true;
 }
 
+void CpuBatchEngine::copy_prefix(int src, int dst, int64_t n) {
+  caches_.at(size_t(dst)).copy_prefix_from(caches_.at(size_t(src)), n);
+}
+
 void CpuBatchEngine::prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
                              std::vector<float>& logits) {
   // RowExact: a prompt's pieces (chunks, a cached prefix's rest) give the whole prefill's bits.

@@ -65,7 +65,13 @@ struct Scheduler::Slot {
   // The ids whose keys and values the engine's slot holds, in position order (the prompt
   // cache); kept when the request ends, emptied where the engine failed.
   std::vector<int32_t> cached;
-  int64_t reused = 0;            // prompt tokens of the request found in `cached`
+  int64_t reused = 0;            // prompt tokens of the request found in `cached` or copied
+  // Prompt sharing: while `donor` is set, this slot waits for the donor slot (still serving the
+  // request it was admitted with as donor_seq) to hold donor_len tokens of this prompt, and then
+  // copies them (BatchEngine::copy_prefix) instead of prefilling them.
+  Slot* donor = nullptr;
+  uint64_t donor_seq = 0;
+  int64_t donor_len = 0;
   std::vector<LogprobsOf> scores;  // [prefilled - 1] with echo + logprobs: token i + 1 given ..i
 };
 
@@ -228,10 +234,75 @@ void Scheduler::engine_loop() {
   }
 }
 
+namespace {
+
+// How many of req's prompt tokens `held` starts with, at most all but the last (whose logits
+// start the completion).
+int64_t shared_prefix(const std::vector<int32_t>& held, const GenerationRequest& req) {
+  if (req.prompt.empty()) return 0;
+  const auto end = held.begin() + int64_t(std::min(held.size(), req.prompt.size() - 1));
+  return std::mismatch(held.begin(), end, req.prompt.begin()).first - held.begin();
+}
+
+// Prompt tokens a copy from another slot must save: one from a slot that holds them now (a copy
+// costs little, but a BOS or a few common words are not worth one), and one from a slot still
+// prefilling them, for which the request waits a step rather than prefill them in the same pass.
+constexpr int64_t kMinCopyTokens = 16;
+constexpr int64_t kMinWaitTokens = 32;
+
+}  // namespace
+
+bool Scheduler::may_reuse(const GenerationRequest& req) const {
+  return opt_.cache_prompt && req.cache_prompt && !scores_prompt(req);
+}
+
 int64_t Scheduler::reusable(const Slot& slot, const GenerationRequest& req) const {
-  if (!opt_.cache_prompt || !req.cache_prompt || scores_prompt(req) || req.prompt.empty()) return 0;
-  const auto end = slot.cached.begin() + int64_t(std::min(slot.cached.size(), req.prompt.size() - 1));
-  return std::mismatch(slot.cached.begin(), end, req.prompt.begin()).first - slot.cached.begin();
+  return may_reuse(req) ? shared_prefix(slot.cached, req) : 0;
+}
+
+void Scheduler::find_donor(Slot& slot) {
+  slot.donor = nullptr;
+  if (!may_reuse(slot.req) || !engine_.copies_prefixes()) return;
+  Slot *now = nullptr, *later = nullptr;  // the most of the prompt held now; once prefilled
+  int64_t now_len = slot.reused, later_len = slot.reused;
+  for (auto& s : slots_) {
+    Slot& d = *s;
+    if (&d == &slot) continue;
+    const int64_t held = shared_prefix(d.cached, slot.req);
+    // A slot still prefilling its prompt will hold that prompt's prefix (cached is a part of it).
+    const int64_t coming = d.active && d.prefilling ? shared_prefix(d.req.prompt, slot.req) : held;
+    if (held > now_len) now = &d, now_len = held;
+    // Of equals, one that is not waiting for a donor itself.
+    if (coming > later_len || (later && coming == later_len && later->donor && !d.donor)) later = &d, later_len = coming;
+  }
+  // Copying what is there costs next to nothing; waiting costs the request a step.
+  const bool copy_now = now && now_len - slot.reused >= kMinCopyTokens;
+  const int64_t base = copy_now ? now_len : slot.reused;
+  Slot* d = later && later_len - base >= kMinWaitTokens ? later : copy_now ? now : nullptr;
+  if (!d) return;
+  slot.donor = d;
+  slot.donor_seq = d->admitted_seq;
+  slot.donor_len = d == later ? later_len : now_len;
+  take_from_donor(slot);
+}
+
+void Scheduler::take_from_donor(Slot& slot) {
+  Slot& d = *slot.donor;
+  // d.cached mirrors d's cache whatever happened to d since (it failed: empty; it serves another
+  // request now: truncated to that prompt's prefix), so `have` is always there to copy.
+  const int64_t have = std::min(shared_prefix(d.cached, slot.req), slot.donor_len);
+  const bool still_coming = d.active && d.prefilling && d.admitted_seq == slot.donor_seq;
+  if (have < slot.donor_len && still_coming) return;  // wait for d's next piece
+  slot.donor = nullptr;
+  if (have <= slot.reused) return;
+  try {
+    engine_.copy_prefix(d.index, slot.index, have);
+    slot.cached.assign(d.cached.begin(), d.cached.begin() + have);
+  } catch (const std::exception&) {  // nothing to lose: prefill the prompt whole
+    engine_.clear(slot.index);
+    slot.cached.clear();
+  }
+  slot.prefilled = slot.reused = int64_t(slot.cached.size());
 }
 
 Scheduler::Slot* Scheduler::pick_slot(const std::vector<Slot*>& free, const GenerationRequest& req) const {
@@ -278,8 +349,9 @@ void Scheduler::admit(Slot& slot, Pending p) {
   }
   slot.prefilled = slot.reused = int64_t(slot.cached.size());
   if (int64_t(slot.req.prompt.size()) + (slot.req.max_tokens > 0 ? 1 : 0) > engine_.ctx())
-    fail(slot, "the prompt is " + std::to_string(slot.req.prompt.size()) + " tokens but a slot holds " +
-                   std::to_string(engine_.ctx()) + " positions");
+    return fail(slot, "the prompt is " + std::to_string(slot.req.prompt.size()) + " tokens but a slot holds " +
+                          std::to_string(engine_.ctx()) + " positions");
+  find_donor(slot);  // another slot holding (or prefilling) more of the prompt
 }
 
 void Scheduler::fail(Slot& slot, const std::string& error) {
@@ -289,6 +361,7 @@ void Scheduler::fail(Slot& slot, const std::string& error) {
   slot.stream->push(std::move(ev));
   slot.active = false;
   slot.prefilling = false;
+  slot.donor = nullptr;
   slot.stream.reset();
   slot.cached.clear();
   engine_.clear(slot.index);
@@ -297,6 +370,7 @@ void Scheduler::fail(Slot& slot, const std::string& error) {
 bool Scheduler::drop_if_cancelled(Slot& slot) {
   if (!slot.stream->cancelled()) return false;
   slot.active = slot.prefilling = false;
+  slot.donor = nullptr;
   slot.stream.reset();
   std::lock_guard<std::mutex> lk(mu_);
   ++stats_.cancelled_total;
@@ -308,6 +382,10 @@ void Scheduler::prefill_step() {
   for (auto& s : slots_)
     if (s->active && s->prefilling) order.push_back(s.get());
   std::sort(order.begin(), order.end(), [](const Slot* a, const Slot* b) { return a->admitted_seq < b->admitted_seq; });
+  for (Slot* slot : order)
+    if (slot->donor && !drop_if_cancelled(*slot)) take_from_donor(*slot);
+  // A slot that still waits for its donor prefills nothing this step.
+  order.erase(std::remove_if(order.begin(), order.end(), [](const Slot* s) { return !s->active || s->donor; }), order.end());
   int64_t budget = opt_.prefill_chunk > 0 ? opt_.prefill_chunk : std::numeric_limits<int64_t>::max();
   std::vector<Slot*> packed;  // pieces for one shared pass (prefill_packed), in order
   std::vector<int64_t> packed_n;

@@ -156,9 +156,19 @@ class Scheduler {
   // admitted, a never-used slot first (so the caches of recent conversations are kept longest).
   // Either way the request then reuses what the slot holds of its prompt.
   Slot* pick_slot(const std::vector<Slot*>& free, const GenerationRequest& req) const;
+  // Whether req may start from cached keys and values (SchedulerOptions::cache_prompt and its
+  // own cache_prompt, and it does not score its prompt).
+  bool may_reuse(const GenerationRequest& req) const;
   // Prompt tokens of req that the slot's cache holds and the request may take from it (at most
   // all but the last, whose logits start the completion).
   int64_t reusable(const Slot& slot, const GenerationRequest& req) const;
+  // Prompt sharing, where the engine copies prefixes: the slot holding the most of the slot's
+  // prompt beyond what its own cache gave is copied from at once; a slot still prefilling at
+  // least kMinWaitTokens more of it is waited for instead (the slot prefills nothing until
+  // take_from_donor finds the tokens there, at a later step). So n choices of one prompt, or
+  // requests that share a long prefix such as a system prompt, prefill it once.
+  void find_donor(Slot& slot);
+  void take_from_donor(Slot& slot);
   // Takes the request into the slot (its prompt to be prefilled past what the slot's cache
   // holds of it), or fails it (too long).
   void admit(Slot& slot, Pending p);

@@ -577,6 +577,23 @@ void CudaLlama::truncate(int slot, int64_t n) {
     throw Error("truncate: " + std::to_string(n) + " positions asked of a sequence of " + std::to_string(past));
   past = n;
 }
+void CudaLlama::copy_prefix(int src, int dst, int64_t n) {
+  Impl& m = *impl_;
+  const int S = m.opt.slots;
+  if (src < 0 || src >= S || dst < 0 || dst >= S || src == dst)
+    throw Error("copy_prefix: slots " + std::to_string(src) + " -> " + std::to_string(dst) + " (of 0.." +
+                std::to_string(S - 1) + ", distinct)");
+  if (n < 0 || n > m.n_past[size_t(src)])
+    throw Error("copy_prefix: " + std::to_string(n) + " positions asked of a sequence of " +
+                std::to_string(m.n_past[size_t(src)]));
+  const int64_t per_slot = m.opt.ctx * m.c.kv_dim();  // [ctx, kv_dim] of one slot, a layer
+  const size_t bytes = size_t(n * m.c.kv_dim()) * sizeof(__half);
+  for (Layer& L : m.layers)
+    for (__half* cache : {L.k_cache.get(), L.v_cache.get()})
+      ok(cudaMemcpyAsync(cache + dst * per_slot, cache + src * per_slot, bytes, cudaMemcpyDeviceToDevice, m.s),
+         "copying a KV-cache prefix");
+  m.n_past[size_t(dst)] = n;
+}
 int64_t CudaLlama::weight_bytes_per_step() const { return impl_->weight_bytes; }
 bool CudaLlama::graph_used() const { return impl_->graph_used; }
 void CudaLlama::set_pdl(int mode) {

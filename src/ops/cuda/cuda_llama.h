@@ -49,6 +49,9 @@ class CudaLlama {
   void clear_all();
   // Keeps positions [0, n) of the slot's sequence (n <= n_past): later tokens overwrite the rest.
   void truncate(int slot, int64_t n);
+  // Positions [0, n) of slot src's keys and values become slot dst's whole sequence (src != dst,
+  // n <= n_past(src)): device-to-device copies on the engine's stream, ordered with its steps.
+  void copy_prefix(int src, int dst, int64_t n);
 
   // Runs tokens: [n] of sequence `slot` at positions n_past(slot)..; logits: [n, vocab] when
   // all_logits, else [1, vocab] (the last token). Throws awq::Error on an id outside the

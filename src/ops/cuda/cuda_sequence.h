@@ -66,6 +66,8 @@ class CudaBatchEngine : public BatchEngine {
     llm_.truncate(slot, n);
     return true;
   }
+  bool copies_prefixes() const override { return true; }
+  void copy_prefix(int src, int dst, int64_t n) override { llm_.copy_prefix(src, dst, n); }
   void prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
                std::vector<float>& logits) override {
     llm_.prefill(slot, tokens, n, all_logits, logits);

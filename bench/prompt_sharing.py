@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""n choices of one long prompt against `awq serve`, with prompt sharing (the default) and
+without (`--no-cache-prompt`).
+
+With sharing, the first choice's slot prefills the prompt and the other n - 1 copy its keys and
+values (BatchEngine::copy_prefix) instead of prefilling it again. Starts `awq serve MODEL --port 0
+--parallel N` twice and sends, on each, one streamed greedy /v1/completions request of
+--choices choices; the prompt is a paragraph of plain English repeated to about --prompt-words
+words. Reports the time to the first token of any choice, the time to the last [DONE], and the
+cached tokens the usage chunk reports, as the median of --repeats requests (each on a prompt of
+its own, so that nothing is left in the slots from the one before). Standard library only.
+
+  python3 bench/prompt_sharing.py MODEL_DIR [--choices 8] [--prompt-words 1000] [--max-tokens 16]
+                                  [--repeats 3] [--threads 2] [--device cpu|cuda]
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+PARAGRAPH = ("The old lighthouse keeper climbed the narrow stairs every evening to light the lamp. For "
+             "forty years he had watched the ships pass through the strait, and he knew each captain by "
+             "the way their vessel turned into the wind. ")
+
+
+def start_server(args, extra):
+    cmd = [args.awq, "serve", args.model, "--port", "0", "--parallel", str(args.choices), "--threads",
+           str(args.threads), "--device", args.device, "--ctx", str(args.ctx)] + extra
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        sys.stderr.write("  server: " + line)
+        m = re.search(r"http://[^:]+:(\d+)/", line)
+        if m:
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+            return proc, int(m.group(1))
+    raise SystemExit("awq serve exited before listening")
+
+
+def one_request(port, prompt, args):
+    """(seconds to the first token of any choice, seconds to [DONE], usage)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1800)
+    body = json.dumps({"prompt": prompt, "max_tokens": args.max_tokens, "temperature": 0, "n": args.choices,
+                       "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}})
+    t0 = time.perf_counter()
+    conn.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    if resp.status != 200:
+        raise SystemExit(f"status {resp.status}: {resp.read()[:300]}")
+    first, usage = None, {}
+    for raw in resp:
+        line = raw.decode().strip()
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        ev = json.loads(line[6:])
+        if ev.get("usage"):
+            usage = ev["usage"]
+        if first is None and any(ch.get("text") for ch in ev.get("choices", [])):
+            first = time.perf_counter() - t0
+    conn.close()
+    return first, time.perf_counter() - t0, usage
+
+
+def cached_total(port):
+    """awq_prompt_tokens_cached_total of /metrics: prompt tokens taken from a cache or a copy."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    m = re.search(r"^awq_prompt_tokens_cached_total (\S+)", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def run(args, extra):
+    """Per request: (first token s, whole request s, usage, prompt tokens it did not prefill)."""
+    proc, port = start_server(args, extra)
+    try:
+        out = []
+        for r in range(args.repeats):
+            words = f"Story number {r + 1}. " + PARAGRAPH * max(1, args.prompt_words // len(PARAGRAPH.split()))
+            before = cached_total(port)
+            first, whole, usage = one_request(port, words, args)
+            out.append((first, whole, usage, cached_total(port) - before))
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--choices", type=int, default=8)
+    ap.add_argument("--prompt-words", type=int, default=1000)
+    ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ctx", type=int, default=2048)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--awq", default=os.path.join(os.path.dirname(__file__), "..", "build", "release", "awq"))
+    args = ap.parse_args()
+    on, off = run(args, []), run(args, ["--no-cache-prompt"])
+    print(f"\n{args.choices} choices of one prompt (~{args.prompt_words} words), {args.max_tokens} tokens each, "
+          f"--device {args.device}, model {os.path.basename(args.model.rstrip('/'))}; medians of {args.repeats}")
+    print("\n| prompt sharing | prompt tokens | of the choices' prompt tokens, copied | first token, s | whole request, s |")
+    print("|---|---:|---:|---:|---:|")
+    for name, rows in (("on", on), ("off (--no-cache-prompt)", off)):
+        prompt = rows[0][2].get("prompt_tokens", 0)
+        copied = statistics.median(r[3] for r in rows)
+        print(f"| {name} | {prompt} | {copied:.0f} of {prompt * args.choices} | "
+              f"{statistics.median(r[0] for r in rows):.3f} | {statistics.median(r[1] for r in rows):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
