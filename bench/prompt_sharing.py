@@ -8,7 +8,8 @@ values (BatchEngine::copy_prefix) instead of prefilling it again. Starts `awq se
 --choices choices; the prompt is a paragraph of plain English repeated to about --prompt-words
 words. Reports the time to the first token of any choice, the time to the last [DONE], and the
 cached tokens the usage chunk reports, as the median of --repeats requests (each on a prompt of
-its own, so that nothing is left in the slots from the one before). Standard library only.
+its own, so that nothing is left in the slots from the one before), after one short warm-up
+request. Standard library only.
 
   python3 bench/prompt_sharing.py MODEL_DIR [--choices 8] [--prompt-words 1000] [--max-tokens 16]
                                   [--repeats 3] [--threads 2] [--device cpu|cuda]
@@ -80,12 +81,17 @@ def run(args, extra):
     """Per request: (first token s, whole request s, usage, prompt tokens it did not prefill)."""
     proc, port = start_server(args, extra)
     try:
+        # A short request first: the first one pays for reading the weights in (page cache) and
+        # the kernels' first-use set-up, which the run that goes first would otherwise carry.
+        one_request(port, "Hello", argparse.Namespace(**{**vars(args), "choices": 1, "max_tokens": 2}))
         out = []
         for r in range(args.repeats):
             words = f"Story number {r + 1}. " + PARAGRAPH * max(1, args.prompt_words // len(PARAGRAPH.split()))
             before = cached_total(port)
             first, whole, usage = one_request(port, words, args)
             out.append((first, whole, usage, cached_total(port) - before))
+            print(f"  {' '.join(extra) or 'sharing on'}: request {r + 1}: first token {first:.3f} s, whole {whole:.3f} s, "
+                  f"copied {out[-1][3]:.0f}", file=sys.stderr)
         return out
     finally:
         proc.terminate()
