@@ -377,15 +377,24 @@ bool Scheduler::drop_if_cancelled(Slot& slot) {
   return true;
 }
 
-void Scheduler::prefill_step() {
-  std::vector<Slot*> order;  // the slots still prefilling, oldest admission first
+std::vector<Scheduler::Slot*> Scheduler::prefilling_slots() const {
+  std::vector<Slot*> order;
   for (auto& s : slots_)
     if (s->active && s->prefilling) order.push_back(s.get());
   std::sort(order.begin(), order.end(), [](const Slot* a, const Slot* b) { return a->admitted_seq < b->admitted_seq; });
-  for (Slot* slot : order)
+  return order;
+}
+
+void Scheduler::take_from_donors() {
+  for (Slot* slot : prefilling_slots())  // oldest first: a donor that waited itself has copied by then
     if (slot->donor && !drop_if_cancelled(*slot)) take_from_donor(*slot);
+}
+
+void Scheduler::prefill_step() {
+  take_from_donors();
+  std::vector<Slot*> order = prefilling_slots();
   // A slot that still waits for its donor prefills nothing this step.
-  order.erase(std::remove_if(order.begin(), order.end(), [](const Slot* s) { return !s->active || s->donor; }), order.end());
+  order.erase(std::remove_if(order.begin(), order.end(), [](const Slot* s) { return s->donor != nullptr; }), order.end());
   int64_t budget = opt_.prefill_chunk > 0 ? opt_.prefill_chunk : std::numeric_limits<int64_t>::max();
   std::vector<Slot*> packed;  // pieces for one shared pass (prefill_packed), in order
   std::vector<int64_t> packed_n;
@@ -401,8 +410,11 @@ void Scheduler::prefill_step() {
     }
     prefill_one(*slot, n);
   }
-  if (opt_.pack_prefill && packed.size() > 1 && prefill_packed(packed, packed_n)) return;
-  for (size_t i = 0; i < packed.size(); ++i) prefill_one(*packed[i], packed_n[i]);
+  if (!(opt_.pack_prefill && packed.size() > 1 && prefill_packed(packed, packed_n)))
+    for (size_t i = 0; i < packed.size(); ++i) prefill_one(*packed[i], packed_n[i]);
+  // A donor whose prompt went in just now: its waiters copy it now rather than a step later
+  // (when it may have finished and taken another request, truncating its cache).
+  take_from_donors();
 }
 
 void Scheduler::prefill_one(Slot& slot, int64_t n) {

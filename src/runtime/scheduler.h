@@ -169,6 +169,8 @@ class Scheduler {
   // requests that share a long prefix such as a system prompt, prefill it once.
   void find_donor(Slot& slot);
   void take_from_donor(Slot& slot);
+  void take_from_donors();  // take_from_donor for every waiting slot
+  std::vector<Slot*> prefilling_slots() const;  // oldest admission first
   // Takes the request into the slot (its prompt to be prefilled past what the slot's cache
   // holds of it), or fails it (too long).
   void admit(Slot& slot, Pending p);
