@@ -18,15 +18,12 @@ the cache on and off. Standard library only.
                               [--max-tokens 48] [--threads 2] [--device cpu|cuda]
 """
 import argparse
-import http.client
-import json
 import os
-import re
 import statistics
-import subprocess
-import sys
 import threading
 import time
+
+import served
 
 SYSTEM = ("You are a helpful assistant who answers in plain English. Keep answers short, "
           "concrete and friendly, and ask a question back when something is unclear.")
@@ -42,35 +39,13 @@ MESSAGES = [
 ]
 
 
-def start_server(binary, model, args, extra):
-    cmd = [binary, "serve", model, "--port", "0", "--parallel", str(args.parallel), "--threads",
-           str(args.threads), "--device", args.device] + extra
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:
-        sys.stderr.write("  server: " + line)
-        m = re.search(r"http://[^:]+:(\d+)/", line)
-        if m:
-            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-            return proc, int(m.group(1))
-    raise SystemExit("awq serve exited before listening")
-
-
 def chat_turn(port, messages, max_tokens):
     """One streamed greedy chat request: (reply text, seconds to first token, usage)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=900)
-    body = json.dumps({"messages": messages, "max_tokens": max_tokens, "temperature": 0,
-                       "stream": True, "stream_options": {"include_usage": True}})
+    body = {"messages": messages, "max_tokens": max_tokens, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}}
     t0 = time.perf_counter()
-    conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
-    resp = conn.getresponse()
-    if resp.status != 200:
-        raise RuntimeError(f"status {resp.status}: {resp.read()[:300]}")
     text, ttft, usage = "", None, {}
-    for raw in resp:
-        line = raw.decode().strip()
-        if not line.startswith("data: ") or line == "data: [DONE]":
-            continue
-        ev = json.loads(line[6:])
+    for ev in served.stream(port, "/v1/chat/completions", body, timeout=900):
         if ev.get("usage"):
             usage = ev["usage"]
         for ch in ev.get("choices", []):
@@ -79,15 +54,14 @@ def chat_turn(port, messages, max_tokens):
                 if ttft is None:
                     ttft = time.perf_counter() - t0
                 text += piece
-    conn.close()
     return text, ttft if ttft is not None else time.perf_counter() - t0, usage
 
 
-def run(binary, model, args, extra, script=None):
+def run(args, extra, script=None):
     """Per turn, per conversation: (ttft, prompt tokens, cached tokens, reply, messages sent).
     script: another run's result, whose messages are sent instead (the same prompts, so that each
     reply compares with the other run's alone)."""
-    proc, port = start_server(binary, model, args, extra)
+    proc, port = served.start(args, ["--parallel", str(args.parallel)] + extra)
     try:
         convs = [[{"role": "system", "content": SYSTEM}] for _ in range(args.conversations)]
         errors = []
@@ -120,23 +94,19 @@ def run(binary, model, args, extra, script=None):
             rows.append(out)
         return rows
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        served.stop(proc)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("model")
+    served.add_server_args(ap)
     ap.add_argument("--turns", type=int, default=6)
     ap.add_argument("--conversations", type=int, default=2)
     ap.add_argument("--parallel", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=48)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--awq", default=os.path.join(os.path.dirname(__file__), "..", "build", "release", "awq"))
     args = ap.parse_args()
-    on = run(args.awq, args.model, args, [])
-    off = run(args.awq, args.model, args, ["--no-cache-prompt"], script=on)  # the same prompts
+    on = run(args, [])
+    off = run(args, ["--no-cache-prompt"], script=on)  # the same prompts
     print(f"\n{args.conversations} conversations x {args.turns} turns, --parallel {args.parallel}, "
           f"--max-tokens {args.max_tokens}, --device {args.device}, model {os.path.basename(args.model.rstrip('/'))}")
     print("\n| turn | prompt tokens | cached (cache on) | TTFT cache on, s | TTFT cache off, s | speed-up | replies equal |")

@@ -16,54 +16,30 @@ request. Standard library only.
 """
 import argparse
 import http.client
-import json
 import os
 import re
 import statistics
-import subprocess
 import sys
-import threading
 import time
+
+import served
 
 PARAGRAPH = ("The old lighthouse keeper climbed the narrow stairs every evening to light the lamp. For "
              "forty years he had watched the ships pass through the strait, and he knew each captain by "
              "the way their vessel turned into the wind. ")
 
 
-def start_server(args, extra):
-    cmd = [args.awq, "serve", args.model, "--port", "0", "--parallel", str(args.choices), "--threads",
-           str(args.threads), "--device", args.device, "--ctx", str(args.ctx)] + extra
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:
-        sys.stderr.write("  server: " + line)
-        m = re.search(r"http://[^:]+:(\d+)/", line)
-        if m:
-            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-            return proc, int(m.group(1))
-    raise SystemExit("awq serve exited before listening")
-
-
 def one_request(port, prompt, args):
     """(seconds to the first token of any choice, seconds to [DONE], usage)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1800)
-    body = json.dumps({"prompt": prompt, "max_tokens": args.max_tokens, "temperature": 0, "n": args.choices,
-                       "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}})
+    body = {"prompt": prompt, "max_tokens": args.max_tokens, "temperature": 0, "n": args.choices,
+            "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
     t0 = time.perf_counter()
-    conn.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
-    resp = conn.getresponse()
-    if resp.status != 200:
-        raise SystemExit(f"status {resp.status}: {resp.read()[:300]}")
     first, usage = None, {}
-    for raw in resp:
-        line = raw.decode().strip()
-        if not line.startswith("data: ") or line == "data: [DONE]":
-            continue
-        ev = json.loads(line[6:])
+    for ev in served.stream(port, "/v1/completions", body):
         if ev.get("usage"):
             usage = ev["usage"]
         if first is None and any(ch.get("text") for ch in ev.get("choices", [])):
             first = time.perf_counter() - t0
-    conn.close()
     return first, time.perf_counter() - t0, usage
 
 
@@ -79,7 +55,7 @@ def cached_total(port):
 
 def run(args, extra):
     """Per request: (first token s, whole request s, usage, prompt tokens it did not prefill)."""
-    proc, port = start_server(args, extra)
+    proc, port = served.start(args, ["--parallel", str(args.choices), "--ctx", str(args.ctx)] + extra)
     try:
         # A short request first: the first one pays for reading the weights in (page cache) and
         # the kernels' first-use set-up, which the run that goes first would otherwise carry.
@@ -94,21 +70,17 @@ def run(args, extra):
                   f"copied {out[-1][3]:.0f}", file=sys.stderr)
         return out
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        served.stop(proc)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("model")
+    served.add_server_args(ap)
     ap.add_argument("--choices", type=int, default=8)
     ap.add_argument("--prompt-words", type=int, default=1000)
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=2048)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--awq", default=os.path.join(os.path.dirname(__file__), "..", "build", "release", "awq"))
     args = ap.parse_args()
     on, off = run(args, []), run(args, ["--no-cache-prompt"])
     print(f"\n{args.choices} choices of one prompt (~{args.prompt_words} words), {args.max_tokens} tokens each, "
