@@ -102,6 +102,45 @@ TEST(KvCache, CacheOfAnotherModelIsRefused) {
   EXPECT_THROW(tiny_model().forward(pool, &tok, 1, wrong, false, logits), Error);
 }
 
+// copy_prefix_from (the server's prompt sharing): positions [0, n) of every layer, keys and
+// values, for both element types; the destination's later rows are not its content any more
+// (n_past = n); a cache of another shape or type, itself, or more positions than the source
+// holds are refused and change nothing.
+TEST(KvCache, CopyPrefixTakesTheFirstPositionsOfEveryLayer) {
+  for (const KvType t : {KvType::F16, KvType::F32}) {
+    KvCache src(2, 8, 4, t), dst(2, 8, 4, t);
+    std::vector<float> k(8 * 4), v(8 * 4), other(8 * 4, 9.0f);
+    std::iota(k.begin(), k.end(), 1.0f);
+    std::iota(v.begin(), v.end(), 100.0f);
+    for (int l = 0; l < 2; ++l) {
+      src.layer(l).store(0, 6, k.data(), v.data());
+      dst.layer(l).store(0, 8, other.data(), other.data());
+    }
+    src.n_past = 6;
+    dst.n_past = 8;
+    dst.copy_prefix_from(src, 5);
+    EXPECT_EQ(dst.n_past, 5);
+    for (int l = 0; l < 2; ++l)
+      for (int64_t i = 0; i < 8 * 4; ++i) {
+        const bool copied = i < 5 * 4;
+        const float gk = t == KvType::F16 ? fp16_to_f32(static_cast<const uint16_t*>(dst.layer(l).k)[i])
+                                          : static_cast<const float*>(dst.layer(l).k)[i];
+        const float gv = t == KvType::F16 ? fp16_to_f32(static_cast<const uint16_t*>(dst.layer(l).v)[i])
+                                          : static_cast<const float*>(dst.layer(l).v)[i];
+        EXPECT_EQ(gk, copied ? k[size_t(i)] : 9.0f) << kv_type_name(t) << " layer " << l << " element " << i;
+        EXPECT_EQ(gv, copied ? v[size_t(i)] : 9.0f) << kv_type_name(t) << " layer " << l << " element " << i;
+      }
+    KvCache wide(2, 8, 8, t), deeper(3, 8, 4, t);
+    EXPECT_THROW(wide.copy_prefix_from(src, 1), Error);
+    EXPECT_THROW(deeper.copy_prefix_from(src, 1), Error);
+    EXPECT_THROW(dst.copy_prefix_from(dst, 1), Error);
+    EXPECT_THROW(dst.copy_prefix_from(src, 7), Error);  // src holds 6
+    EXPECT_EQ(dst.n_past, 5);
+  }
+  KvCache f16(2, 8, 4, KvType::F16), f32(2, 8, 4, KvType::F32);
+  EXPECT_THROW(f16.copy_prefix_from(f32, 0), Error);
+}
+
 // The check engines make before allocating their caches (kv_cache_refusal): 2 x layers x kv_dim x
 // element size x sequences bytes a position.
 TEST(KvCache, RefusalNamesTheFiguresAndAContextThatFits) {
