@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/error.h"
@@ -520,6 +521,33 @@ TEST(SchedulerPromptCache, WaiterPrefillsItselfWhenItsDonorFails) {
   expect_same_output(o, alone);
   EXPECT_EQ(o.cached_tokens, 0);
   EXPECT_TRUE(copies(engine.calls()).empty());
+}
+
+// Choices that wait for their donor and whose client goes away are dropped while they wait
+// (their slots free again), and the donor's request runs to its end.
+TEST(SchedulerPromptCache, CancelledWaitersAreDropped) {
+  ThreadPool pool(2);
+  RecordingEngine engine(pool, 3, 512);
+  SchedulerOptions opt;
+  opt.prefill_chunk = 16;  // the donor takes six steps, the waiters wait
+  Scheduler sched(engine, tiny_tokenizer(), opt);
+  auto streams = sched.submit_all(std::vector<GenerationRequest>(3, greedy(kLongPrompt, 4)));
+  ASSERT_EQ(streams.size(), 3u);
+  streams[1]->cancel();
+  streams[2]->cancel();
+  const Outcome o = drain(*streams[0]);
+  EXPECT_EQ(o.error, "");
+  EXPECT_EQ(o.finish, "length");
+  for (int i = 0; i < 200 && sched.stats().active > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const SchedulerStats st = sched.stats();
+  EXPECT_EQ(st.active, 0);
+  EXPECT_EQ(st.cancelled_total, 2u);
+  // Cancelled before the donor's six steps were over (unless this thread slept through them):
+  // nothing copied, the prompt prefilled once.
+  const int64_t n = int64_t(greedy(kLongPrompt, 4).prompt.size());
+  EXPECT_LE(copies(engine.calls()).size(), 2u);
+  EXPECT_LE(prefilled_total(engine.calls()), n + 2);
+  EXPECT_GE(prefilled_total(engine.calls()), n);
 }
 
 TEST(SchedulerPrefill, NegativeChunkIsRefused) {
