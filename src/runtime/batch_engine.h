@@ -69,7 +69,8 @@ class BatchEngine {
 
 // The CPU engine. A row's logits do not depend on what else is in the batch (BatchDecoder's
 // guarantee), nor on the pieces a prompt is prefilled in (LlamaModel::forward with
-// Linears::RowExact), so greedy outputs do not depend on the load or the prompt cache.
+// Linears::RowExact), so greedy outputs do not depend on the load, nor on a prompt prefix taken
+// from a cache or another slot (but see SchedulerOptions::cache_prompt for generated positions).
 class CpuBatchEngine : public BatchEngine {
  public:
   // model and pool must outlive the engine; allocates slots caches of ctx positions of kv_type.

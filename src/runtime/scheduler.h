@@ -96,9 +96,12 @@ struct SchedulerOptions {
   bool pack_prefill = true;
   // The prompt cache: a free slot's keys and values are kept for the next request that starts
   // with the same tokens (`awq serve --no-cache-prompt` turns it off). The cached keys and values
-  // are those the slot computed, in the pieces its prompt went in: on the CPU that gives the
-  // whole prefill's bits (CpuBatchEngine's rows do not depend on the row count); on the GPU the
-  // kernels follow the row count, so, as under load, a near-tied greedy pick can differ.
+  // are those the slot computed. On the CPU a prompt's positions have the whole prefill's bits
+  // whatever pieces they went in (CpuBatchEngine's rows do not depend on the row count); the
+  // positions of tokens the slot generated (a chat's previous reply, sent back) have the decode
+  // step's, whose 1-row attention sums in another order than the prefill's, so there the logits
+  // can differ from a run without the cache in the last bits. On the GPU the kernels follow the
+  // row count, so, as under load, a near-tied greedy pick can differ.
   bool cache_prompt = true;
 };
 
