@@ -39,11 +39,10 @@ class RecordingEngine : public BatchEngine {
   int64_t ctx() const override { return inner_.ctx(); }
   int64_t n_past(int slot) const override { return inner_.n_past(slot); }
   void clear(int slot) override { inner_.clear(slot); }
-  bool truncate(int slot, int64_t n) override {
+  void truncate(int slot, int64_t n) override {
     record({-3, slot, int(n)});
-    return inner_.truncate(slot, n);
+    inner_.truncate(slot, n);
   }
-  bool copies_prefixes() const override { return inner_.copies_prefixes(); }
   void copy_prefix(int src, int dst, int64_t n) override {
     record({-4, src, dst, int(n)});
     inner_.copy_prefix(src, dst, n);

@@ -32,6 +32,12 @@ KvCache::KvCache(int64_t n_layers, int64_t ctx_, int64_t kv_dim_, KvType type)
   }
 }
 
+void KvCache::truncate(int64_t n) {
+  if (n < 0 || n > n_past)
+    throw Error("truncate: " + std::to_string(n) + " positions asked of a sequence of " + std::to_string(n_past));
+  n_past = n;
+}
+
 void KvCache::copy_prefix_from(const KvCache& src, int64_t n) {
   if (&src == this) throw Error("copy_prefix_from: a cache cannot copy from itself");
   if (src.type_ != type_ || src.n_layers_ != n_layers_ || src.ctx != ctx || src.kv_dim != kv_dim)

@@ -41,6 +41,8 @@ class KvCache {
   // Bytes of keys and values held: 2 * n_layers * ctx * kv_dim * kv_type_size(type).
   int64_t bytes() const;
   void clear() { n_past = 0; }
+  // Keeps positions [0, n) (0 <= n <= n_past; awq::Error otherwise): later tokens overwrite the rest.
+  void truncate(int64_t n);
   // Positions [0, n) of src (the same layers, ctx, kv_dim and type; n <= src.n_past) become
   // this cache's whole content (n_past = n): a prompt prefix computed once, shared.
   void copy_prefix_from(const KvCache& src, int64_t n);

@@ -16,15 +16,6 @@ CpuBatchEngine::CpuBatchEngine(LlamaModel& model, ThreadPool& pool, int slots, i
   for (int i = 0; i < slots; ++i) caches_.emplace_back(c.num_layers, ctx, c.kv_dim(), kv_type);
 }
 
-bool CpuBatchEngine::truncate(int slot, int64_t n) {
-  KvCache& c = caches_.at(size_t(slot));
-  if (n < 0 || n > c.n_past)
-    throw Error("truncate: " + std::to_string(n) + " positions asked of slot " + std::to_string(slot) + ", which holds " +
-                std::to_string(c.n_past));
-  c.n_past = n;  // later tokens overwrite the rest
-  return true;
-}
-
 void CpuBatchEngine::copy_prefix(int src, int dst, int64_t n) {
   caches_.at(size_t(dst)).copy_prefix_from(caches_.at(size_t(src)), n);
 }

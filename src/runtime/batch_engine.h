@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
 #include "core/thread_pool.h"
 #include "io/model_config.h"
 #include "model/batch_decode.h"
@@ -27,19 +26,12 @@ class BatchEngine {
   virtual void clear(int slot) = 0;             // empties the slot's cache
   // Keeps positions [0, n) of the slot's cache (0 <= n <= n_past(slot)), so that a request
   // whose prompt starts with what the slot holds prefills only the rest (the scheduler's prompt
-  // cache). false: the engine cannot keep a prefix (nothing changed; the caller clears).
-  virtual bool truncate(int slot, int64_t n) {
-    (void)slot, (void)n;
-    return false;
-  }
-  // Whether copy_prefix works here. copy_prefix: positions [0, n) of slot src's cache become slot
-  // dst's whole cache (src != dst, n <= n_past(src); src unchanged), so that requests that share a
-  // prompt prefix compute it once (the scheduler's prompt sharing).
-  virtual bool copies_prefixes() const { return false; }
-  virtual void copy_prefix(int src, int dst, int64_t n) {
-    (void)src, (void)dst, (void)n;
-    throw Error("this engine cannot copy a cache prefix between slots");
-  }
+  // cache).
+  virtual void truncate(int slot, int64_t n) = 0;
+  // Positions [0, n) of slot src's cache become slot dst's whole cache (src != dst,
+  // n <= n_past(src); src unchanged), so that requests that share a prompt prefix compute it
+  // once (the scheduler's prompt sharing).
+  virtual void copy_prefix(int src, int dst, int64_t n) = 0;
   // Runs tokens: [n] of `slot` at positions n_past(slot).. and appends them to its cache.
   // logits: [n, vocab] when all_logits, else [1, vocab] for the last token.
   virtual void prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
@@ -81,8 +73,7 @@ class CpuBatchEngine : public BatchEngine {
   int64_t ctx() const override { return ctx_; }
   int64_t n_past(int slot) const override { return caches_.at(size_t(slot)).n_past; }
   void clear(int slot) override { caches_.at(size_t(slot)).clear(); }
-  bool truncate(int slot, int64_t n) override;
-  bool copies_prefixes() const override { return true; }
+  void truncate(int slot, int64_t n) override { caches_.at(size_t(slot)).truncate(n); }
   void copy_prefix(int src, int dst, int64_t n) override;
   void prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
                std::vector<float>& logits) override;

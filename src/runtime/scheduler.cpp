@@ -262,7 +262,7 @@ int64_t Scheduler::reusable(const Slot& slot, const GenerationRequest& req) cons
 
 void Scheduler::find_donor(Slot& slot) {
   slot.donor = nullptr;
-  if (!may_reuse(slot.req) || !engine_.copies_prefixes()) return;
+  if (!may_reuse(slot.req)) return;
   Slot *now = nullptr, *later = nullptr;  // the most of the prompt held now; once prefilled
   int64_t now_len = slot.reused, later_len = slot.reused;
   for (auto& s : slots_) {
@@ -341,7 +341,8 @@ void Scheduler::admit(Slot& slot, Pending p) {
   slot.admitted_seq = next_admission_++;
   // The prompt cache: keep what the slot holds of the prompt, where the engine can.
   const int64_t keep = reusable(slot, slot.req);
-  if (keep > 0 && engine_.n_past(slot.index) == int64_t(slot.cached.size()) && engine_.truncate(slot.index, keep)) {
+  if (keep > 0 && engine_.n_past(slot.index) == int64_t(slot.cached.size())) {
+    engine_.truncate(slot.index, keep);
     slot.cached.resize(size_t(keep));
   } else {
     engine_.clear(slot.index);

@@ -165,11 +165,11 @@ class Scheduler {
   // Prompt tokens of req that the slot's cache holds and the request may take from it (at most
   // all but the last, whose logits start the completion).
   int64_t reusable(const Slot& slot, const GenerationRequest& req) const;
-  // Prompt sharing, where the engine copies prefixes: the slot holding the most of the slot's
-  // prompt beyond what its own cache gave is copied from at once; a slot still prefilling at
-  // least kMinWaitTokens more of it is waited for instead (the slot prefills nothing until
-  // take_from_donor finds the tokens there, at a later step). So n choices of one prompt, or
-  // requests that share a long prefix such as a system prompt, prefill it once.
+  // Prompt sharing: the other slot holding the most of the slot's prompt, at least
+  // kMinCopyTokens beyond what its own cache gave, is copied from at once; a slot still
+  // prefilling at least kMinWaitTokens more of it is waited for instead (the slot prefills
+  // nothing until take_from_donor finds the tokens there, at a later step). So n choices of one
+  // prompt, or requests that share a long prefix such as a system prompt, prefill it once.
   void find_donor(Slot& slot);
   void take_from_donor(Slot& slot);
   void take_from_donors();  // take_from_donor for every waiting slot

@@ -15,10 +15,6 @@ double SequenceModel::forward_nll(const int32_t* tokens, int64_t n) {
   return sum;
 }
 
-void CpuSequence::truncate(int64_t n) {
-  if (n < 0 || n > cache_->n_past)
-    throw Error("truncate: " + std::to_string(n) + " positions asked of a sequence of " + std::to_string(cache_->n_past));
-  cache_->n_past = n;
-}
+void CpuSequence::truncate(int64_t n) { cache_->truncate(n); }
 
 }  // namespace awq

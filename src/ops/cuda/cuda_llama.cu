@@ -311,7 +311,6 @@ struct CudaLlama::Impl {
                   " positions");
   }
 
-  // Copies token/pos/slot/target rows [0, rows) to the device.
   // Row r of the next forward pass: its token, position, slot and the token it should predict
   // (prefill_nll's target; 0 where unused), in the pinned host mirror that upload_rows copies.
   void set_row(int64_t r, int32_t token, int64_t pos, int slot, int32_t target) {
@@ -321,6 +320,7 @@ struct CudaLlama::Impl {
     h_ints[3 * R + r] = target;
   }
 
+  // Copies token/pos/slot/target rows [0, rows) to the device.
   void upload_rows(int64_t rows) {
     for (int k = 0; k < 4; ++k)
       ok(cudaMemcpyAsync(ints.get() + k * R, h_ints + k * R, size_t(rows) * 4, cudaMemcpyHostToDevice, s),

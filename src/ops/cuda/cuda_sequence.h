@@ -62,11 +62,7 @@ class CudaBatchEngine : public BatchEngine {
   int64_t ctx() const override { return llm_.options().ctx; }
   int64_t n_past(int slot) const override { return llm_.n_past(slot); }
   void clear(int slot) override { llm_.clear(slot); }
-  bool truncate(int slot, int64_t n) override {
-    llm_.truncate(slot, n);
-    return true;
-  }
-  bool copies_prefixes() const override { return true; }
+  void truncate(int slot, int64_t n) override { llm_.truncate(slot, n); }
   void copy_prefix(int src, int dst, int64_t n) override { llm_.copy_prefix(src, dst, n); }
   void prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
                std::vector<float>& logits) override {
