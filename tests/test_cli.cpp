@@ -178,6 +178,15 @@ TEST(Cli, HelpEverywhere) {
     EXPECT_NE(r.out.find("--kv-type"), std::string::npos) << cmd;
     EXPECT_NE(r.out.find("--device"), std::string::npos) << cmd;
   }
+  // Every command's help is read by people: no CLI11 internals such as the "{false}" that a
+  // negated flag ("!--no-x") prints after its name.
+  for (std::string cmd : {"quantize", "generate", "chat", "perplexity", "tokenize", "inspect", "bench", "serve",
+                          "random-model", "export-gguf"}) {
+    auto r = run_awq({cmd, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << cmd;
+    EXPECT_EQ(r.out.find("{false}"), std::string::npos) << cmd << ":\n" << r.out;
+    EXPECT_EQ(r.out.find("{true}"), std::string::npos) << cmd << ":\n" << r.out;
+  }
   auto r = run_awq({"--help"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("perplexity"), std::string::npos);

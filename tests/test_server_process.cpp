@@ -112,6 +112,36 @@ TEST(ServerProcess, SigintLetsInFlightRequestsFinish) {
   EXPECT_EQ(sse.finish_reason, "length");
 }
 
+// The prompt cache from the command line: the same prompt twice on one slot; the second
+// request reuses all but the last prompt position by default (usage's cached_tokens, the
+// start-up line says "prompt cache on") and none with --no-cache-prompt.
+TEST(ServerProcess, NoCachePromptFlagTurnsThePromptCacheOff) {
+  for (const bool off : {false, true}) {
+    std::vector<std::string> extra = {"--parallel", "1"};
+    if (off) extra.push_back("--no-cache-prompt");
+    ServeProcess s(extra);
+    ASSERT_GT(s.port, 0);
+    EXPECT_NE(s.proc.err().find(off ? "prompt cache off" : "prompt cache on"), std::string::npos) << s.proc.err();
+    auto c = s.client();
+    const std::string body = json{{"model", "tiny-llama-gqa"}, {"prompt", "The history of the old town"},
+                                  {"max_tokens", 2}, {"temperature", 0}}.dump();
+    int64_t cached = -1, prompt_tokens = 0;
+    for (int i = 0; i < 2; ++i) {
+      auto r = c->Post("/v1/completions", body, "application/json");
+      ASSERT_TRUE(r) << "no reply";
+      ASSERT_EQ(r->status, 200) << r->body;
+      const json usage = json::parse(r->body)["usage"];
+      prompt_tokens = usage["prompt_tokens"].get<int64_t>();
+      cached = usage.contains("prompt_tokens_details") ? usage["prompt_tokens_details"].value("cached_tokens", int64_t(0))
+                                                       : int64_t(0);
+    }
+    // The last prompt position is always prefilled: its logits give the first token.
+    EXPECT_EQ(cached, off ? 0 : prompt_tokens - 1) << (off ? "--no-cache-prompt" : "default");
+    s.proc.signal(SIGTERM);
+    expect_clean_exit(s.proc, 60s);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Chromium over the DevTools protocol: JSON messages terminated by '\0' on fds 3 / 4.
 // ---------------------------------------------------------------------------------------------

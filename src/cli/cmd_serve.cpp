@@ -28,6 +28,7 @@ struct ServeArgs {
   SchedulerOptions sched;
   double grace_seconds = 5.0;
   int threads = 1;
+  bool no_cache_prompt = false;  // a plain flag: CLI11's "!--flag" form prints "{false}" in --help
 };
 
 std::string default_model_id(const std::string& dir) {
@@ -39,6 +40,7 @@ std::string default_model_id(const std::string& dir) {
 
 void run(ServeArgs a) {
   check_device(a.device, a.sched.kv_type);
+  a.sched.cache_prompt = !a.no_cache_prompt;
   install_interrupt_handler();
   std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not kill the server
   LlamaModel model(a.model_dir);
@@ -108,7 +110,7 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--prefill-chunk", args->sched.prefill_chunk,
                   "Prompt tokens prefilled per step between the running requests' decode steps (0: whole prompts; default 64 on the CPU, 512 with --device cuda)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 24));
-  cmd->add_flag("!--no-cache-prompt", args->sched.cache_prompt,
+  cmd->add_flag("--no-cache-prompt", args->no_cache_prompt,
                "Prefill every prompt whole: by default a free slot keeps its keys and values, and a request "
                "whose prompt starts with them (the next turn of a chat) prefills only the rest");
   cmd->add_option("--max-queue", args->sched.max_queue, "Requests that may wait for a slot; more get 503")->capture_default_str()->check(CLI::Range(0, 100000));
