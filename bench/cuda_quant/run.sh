@@ -29,8 +29,11 @@ step() { echo; echo "=== cuda_quant: $* ($(date -u +%H:%M:%S))"; }
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.1f}')"; }
 
+# The tiny model's devices (SKIP_CPU set: cuda only).
+devices="cpu cuda"
+[ -n "${SKIP_CPU:-}" ] && devices=cuda
 if [[ "$STEPS" == *" tiny "* ]]; then
-  for dev in ${SKIP_CPU:+cuda} ${SKIP_CPU:-cpu cuda}; do
+  for dev in $devices; do
     step "tiny model, awq quantize --device $dev (128 x 512 calibration tokens)"
     t0=$(now)
     "$AWQ" quantize "$TINY" -o "$WORK/tiny-awq-$dev" --force --calib "$CALIB" --device "$dev" --threads "$(nproc)" \
@@ -39,7 +42,7 @@ if [[ "$STEPS" == *" tiny "* ]]; then
     grep -E "^(layer|[0-9]+ |quantized|GPU search)" "$LOG/tiny_quantize_$dev.log" || true
     echo "tiny quantize --device $dev: wall $(secs "$t0" "$t1") s"
   done
-  for dev in ${SKIP_CPU:+cuda} ${SKIP_CPU:-cpu cuda}; do
+  for dev in $devices; do
     step "perplexity of the $dev-quantized tiny model, all of val.txt (CPU inference)"
     "$AWQ" perplexity "$WORK/tiny-awq-$dev" -f "$VAL" --json 2>"$LOG/tiny_ppl_$dev.err" | tee "$LOG/tiny_ppl_$dev.json"
   done
