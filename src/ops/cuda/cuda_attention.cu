@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "ops/cuda/cuda_check.h"
 #include "ops/cuda/pdl.h"
 #include "ops/cuda/pdl_device.cuh"
 #include "ops/cuda/rope_device.cuh"
@@ -20,6 +21,16 @@ constexpr int kWarp = 32;
 // Warps per block (each walks every NW-th pair of keys of the chunk): 8, or 4 where 8 would
 // need more than 32 KB of shared memory for the cross-warp combine.
 constexpr int warps_for(int hd, int hpb) { return hpb * hd <= 1024 ? 8 : 4; }
+// The wide form: 16 warps where their combine fits the same 32 KB, else as warps_for. Taken
+// where the grid has no more blocks than the GPU has SMs (wide_blocks): there a block's keys are
+// walked in half the dependent round trips, and no SM that could share the work sits idle
+// because of it. Where there are more blocks, the 8-warp blocks pack better (2-3 an SM against
+// one). Measured on the H200 (docs/results/gpu.md, session 35): random Llama-2-7B W4 decode,
+// batch 1, prompt 16 + 128 steps (32-64 blocks) 555-561 -> 584-593 tok/s; Llama-3-8B batch 1
+// and 8 (8-128 blocks) +5 % and +3 %; but batch 8 and 32 of the 7B (256-1024 blocks) -2 % and
+// -14 %, and 2048-token contexts (288 blocks) -6 % at batch 1.
+constexpr int wide_warps(int hd, int hpb) { return hpb * hd <= 512 ? 16 : warps_for(hd, hpb); }
+bool wide_blocks(int64_t blocks, int multiprocessors) { return blocks <= multiprocessors; }
 constexpr int64_t kMinSplitKeys = 128;  // shorter splits cost more in partials than they save
 
 __device__ float warp_sum(float v) {
@@ -263,16 +274,37 @@ int heads_per_block(const AttentionDims& d) {
   return 1;
 }
 
+template <int HD, int HPB, bool FRESH>
+void launch_warps(const LaunchShape& shape, const __half* q, int64_t q_stride, const AttentionDims& d,
+                  const KvCacheView& kv, int n_splits, float scale, const RopeStore& rs, float* scratch, __half* out) {
+  if (int(shape.block.x) == wide_warps(HD, HPB) * kWarp)
+    return launch_kernel(shape, attention_kernel<HD, HPB, FRESH, wide_warps(HD, HPB)>, q, q_stride, d, kv, n_splits,
+                         scale, rs, scratch, out);
+  launch_kernel(shape, attention_kernel<HD, HPB, FRESH>, q, q_stride, d, kv, n_splits, scale, rs, scratch, out);
+}
+
 template <int HD, bool FRESH>
 void launch_attention(const LaunchShape& shape, int hpb, const __half* q, int64_t q_stride, const AttentionDims& d,
                       const KvCacheView& kv, int n_splits, float scale, const RopeStore& rs, float* scratch,
                       __half* out) {
   switch (hpb) {
-    case 8: return launch_kernel(shape, attention_kernel<HD, 8, FRESH>, q, q_stride, d, kv, n_splits, scale, rs, scratch, out);
-    case 4: return launch_kernel(shape, attention_kernel<HD, 4, FRESH>, q, q_stride, d, kv, n_splits, scale, rs, scratch, out);
-    case 2: return launch_kernel(shape, attention_kernel<HD, 2, FRESH>, q, q_stride, d, kv, n_splits, scale, rs, scratch, out);
-    default: return launch_kernel(shape, attention_kernel<HD, 1, FRESH>, q, q_stride, d, kv, n_splits, scale, rs, scratch, out);
+    case 8: return launch_warps<HD, 8, FRESH>(shape, q, q_stride, d, kv, n_splits, scale, rs, scratch, out);
+    case 4: return launch_warps<HD, 4, FRESH>(shape, q, q_stride, d, kv, n_splits, scale, rs, scratch, out);
+    case 2: return launch_warps<HD, 2, FRESH>(shape, q, q_stride, d, kv, n_splits, scale, rs, scratch, out);
+    default: return launch_warps<HD, 1, FRESH>(shape, q, q_stride, d, kv, n_splits, scale, rs, scratch, out);
   }
+}
+
+// The current device's SMs (asked once per device: a host query, no sync).
+int current_multiprocessors() {
+  static thread_local int device = -1, sms = 0;
+  int dev = 0;
+  AWQ_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev != device) {
+    AWQ_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    device = dev;
+  }
+  return sms;
 }
 
 template <int HD>
@@ -282,7 +314,9 @@ void launch(const __half* q, int64_t q_stride, int64_t rows, const AttentionDims
   const int hpb = heads_per_block(d);
   const dim3 grid(unsigned(n_splits), unsigned(d.n_heads / hpb), unsigned(rows));
   const float scale = float(1.0 / std::sqrt(double(HD)));
-  const LaunchShape shape{grid, dim3(unsigned(warps_for(HD, hpb) * kWarp)), 0, s};
+  const int64_t blocks = int64_t(grid.x) * grid.y * grid.z;
+  const int warps = wide_blocks(blocks, current_multiprocessors()) ? wide_warps(HD, hpb) : warps_for(HD, hpb);
+  const LaunchShape shape{grid, dim3(unsigned(warps * kWarp)), 0, s};
   if (rope)
     launch_attention<HD, true>(shape, hpb, q, q_stride, d, kv, n_splits, scale, *rope, scratch, out);
   else

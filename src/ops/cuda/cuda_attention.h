@@ -58,7 +58,8 @@ void attention(const __half* q, int64_t q_stride, int64_t rows, const AttentionD
 
 // The split count of a decode batch of `rows` rows whose longest row sees max_keys keys: about
 // two blocks per multiprocessor, but no split shorter than 128 keys (1 for short contexts:
-// no partials, no combine kernel), at most 32.
+// no partials, no combine kernel), at most 32. (A grid of no more blocks than SMs, as batch 1
+// at short contexts makes, runs blocks of 16 warps instead of 8: cuda_attention.cu.)
 int decode_splits(int64_t rows, const AttentionDims& d, int multiprocessors, int64_t max_keys);
 
 }  // namespace awq::cuda
