@@ -215,6 +215,8 @@ TEST_F(CudaTest, ArgmaxAndNllMatchCpu) {
 
 // Split-K decode attention and the prefill path (n_splits = 1) against the CPU attention:
 // GQA groups of 1, 3, 4 and 8 query heads per KV head, head_dim 64/128/256, sliding window.
+// The GQA cases reduce their scores with warp_sum_many over V = heads x keys a step values:
+// V = 16 (4 heads of 128, and 8 of 256), 32 (8 heads of 64), 8 (2 heads of 256, the last case).
 // Both block forms: 16 warps where the grid has no more blocks than the GPU has SMs (the small
 // cases: 24-120 blocks), 8 where it has more (4 x 4 heads x 32 splits = 512 blocks, MHA;
 // 4 x 2 KV heads x 32 splits = 256, GQA; 4096 for the 32-head case, more than any GPU's SMs).
@@ -222,7 +224,7 @@ TEST_F(CudaTest, AttentionMatchesCpu) {
   struct Case { int nh, nkv, hd, window, splits; };
   for (const Case cs : {Case{6, 2, 64, 0, 1}, Case{6, 2, 64, 0, 5}, Case{8, 2, 128, 0, 3},
                         Case{4, 4, 128, 0, 32}, Case{16, 2, 64, 7, 4}, Case{8, 1, 256, 0, 2},
-                        Case{16, 2, 64, 0, 32}, Case{32, 32, 128, 0, 32}}) {
+                        Case{16, 2, 64, 0, 32}, Case{32, 32, 128, 0, 32}, Case{4, 2, 256, 0, 3}}) {
     std::mt19937 rng(cs.nh * 1000 + cs.hd + cs.splits);
     const int slots = 2, rows = 4;
     const int64_t ctx = 96, kvd = cs.nkv * cs.hd, qd = cs.nh * cs.hd;
