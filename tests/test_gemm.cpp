@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 #include <random>
 #include <string>
 #include <vector>
@@ -179,6 +180,45 @@ TEST(Gemm, AwqMatrix) {
       check_against_ref(x, n, strided, nullptr, pool, "awq strided bits=" + std::to_string(bits));
     }
   }
+}
+
+// gemv_order_matmul: every row of an n-row call has the bits of the 1-row GEMV (matmul at n = 1)
+// on that row, for n across the 3-row groups (1..10), rows of W across the 16-row blocks and
+// the N % 4 tail (N = 37: two blocks, a partial one, a tail of 1; N = 1000), K off the 8-wide
+// step (45, 2049), F32/F16/BF16, bias or not, 1 and 2 threads; and within the GEMM's bound of
+// matmul_ref. On a CPU without AVX2 + FMA + F16C it returns false and nothing is checked.
+TEST(Gemm, GemvOrderMatchesTheOneRowGemvForEveryRowCount) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const auto& [N, K] : std::vector<std::pair<int64_t, int64_t>>{{37, 45}, {1000, 2049}})
+    for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
+      const Weights w = make_weights(dt, N, K, rng);
+      std::vector<float> bias(static_cast<size_t>(N));
+      for (float& v : bias) v = nd(rng);
+      const int64_t n_max = 10;
+      std::vector<float> x(size_t(n_max * K));
+      for (float& v : x) v = nd(rng);
+      for (int threads : {1, 2}) {
+        ThreadPool pool(threads);
+        for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
+          std::vector<float> one(size_t(n_max * N));
+          for (int64_t i = 0; i < n_max; ++i) matmul(pool, x.data() + i * K, 1, w.m, b, one.data() + i * N);
+          for (int64_t n = 1; n <= n_max; ++n) {
+            std::vector<float> y(size_t(n * N), -1.0f);
+            if (!gemv_order_matmul(pool, x.data(), n, w.m, b, y.data())) GTEST_SKIP() << "no AVX2 + FMA + F16C here";
+            const std::vector<float> want(one.begin(), one.begin() + n * N);
+            EXPECT_EQ(y, want) << "N " << N << " K " << K << " dtype " << dtype_name(dt) << " n " << n
+                               << " threads " << threads << " bias " << (b != nullptr);
+          }
+        }
+      }
+      ThreadPool pool(2);
+      std::vector<float> y(size_t(n_max * N));
+      ASSERT_TRUE(gemv_order_matmul(pool, x.data(), n_max, w.m, bias.data(), y.data()));
+      std::vector<float> ref(y.size());
+      matmul_ref(pool, x.data(), n_max, w.m, bias.data(), ref.data());
+      EXPECT_LE(worst_ratio(y, ref, abs_sums(x, n_max, w.m, bias.data(), pool)), 1.0) << "N " << N;
+    }
 }
 
 TEST(Gemm, PackPanels) {

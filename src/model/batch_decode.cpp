@@ -106,7 +106,7 @@ void BatchDecoder::step(ThreadPool& pool, const int32_t* tokens, KvCache* const*
   if (const Q8Rows* q8 = model_.lm_head_q8(pool)) {
     q8_rows_matmul(pool, h, B, *q8, nullptr, logits.data());  // [B, vocab], row by row as forward
   } else {
-    batch_linear(pool, h, B, W.lm_head, nullptr, logits.data());  // [B, vocab]
+    logits_linear(pool, Linears::RowExact, h, B, W.lm_head, logits.data());  // [B, vocab]
   }
 }
 

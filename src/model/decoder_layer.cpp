@@ -18,6 +18,11 @@ void linear(ThreadPool& pool, Linears lin, const float* x, int64_t n, const Matr
   matmul(pool, x, n, w, bias, y);
 }
 
+void logits_linear(ThreadPool& pool, Linears lin, const float* h, int64_t n, const Matrix& lm_head, float* logits) {
+  if (lin == Linears::RowExact && gemv_order_matmul(pool, h, n, lm_head, nullptr, logits)) return;
+  linear(pool, lin, h, n, lm_head, nullptr, logits);
+}
+
 namespace {
 
 // The products of one input (q/k/v, gate/up): Fast shares the W4 kernels' quantized x

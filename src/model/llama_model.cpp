@@ -74,7 +74,7 @@ void LlamaModel::forward(ThreadPool& pool, const int32_t* tokens, int64_t n, KvC
   if (const Q8Rows* q8 = lm_head_q8(pool)) {
     q8_rows_matmul(pool, h, rows, *q8, nullptr, logits.data());  // [rows, vocab]
   } else {
-    linear(pool, lin, h, rows, weights_.lm_head, nullptr, logits.data());  // [rows, vocab]
+    logits_linear(pool, lin, h, rows, weights_.lm_head, logits.data());  // [rows, vocab]
   }
 }
 

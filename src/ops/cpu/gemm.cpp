@@ -313,6 +313,35 @@ void gemv_n(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const 
   else gemv<DT, 3>(pool, x, w, bias, y);
 }
 
+// gemv_order_matmul: blocks of kOrderBlockRows rows of W (4 quads; 64 KB of fp16 at K = 2048),
+// each against all n rows of x, 3 at a time. gemv_rows sums each (row of x, row of W) alone, in
+// the same order for any NX, so the grouping does not change a bit.
+constexpr int64_t kOrderBlockRows = 16;
+
+template <DType DT, int R>
+void gemv_order_rows(const float* x, int64_t n, const Matrix& w, int64_t r, const float* bias, float* y) {
+  const int64_t K = w.cols, N = w.rows;
+  int64_t i = 0;
+  for (; i + 3 <= n; i += 3) gemv_rows<DT, 3, R>(x + i * K, w, r, bias, y + i * N, N);
+  if (n - i == 2) gemv_rows<DT, 2, R>(x + i * K, w, r, bias, y + i * N, N);
+  if (n - i == 1) gemv_rows<DT, 1, R>(x + i * K, w, r, bias, y + i * N, N);
+}
+
+template <DType DT>
+void gemv_order(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias, float* y) {
+  const int64_t N = w.rows, quads = N / 4, blocks = (quads * 4 + kOrderBlockRows - 1) / kOrderBlockRows;
+  pool.parallel_for(blocks + 1, [&](int64_t b, int64_t e) {  // item `blocks`: the N % 4 last rows
+    for (int64_t q = b; q < e; ++q) {
+      if (q == blocks) {
+        for (int64_t r = 4 * quads; r < N; ++r) gemv_order_rows<DT, 1>(x, n, w, r, bias, y);
+        continue;
+      }
+      const int64_t r_end = std::min(4 * quads, (q + 1) * kOrderBlockRows);
+      for (int64_t r = q * kOrderBlockRows; r < r_end; r += 4) gemv_order_rows<DT, 4>(x, n, w, r, bias, y);
+    }
+  }, /*min_chunk=*/std::max<int64_t>(1, 32 * 4 / kOrderBlockRows));  // as gemv: 32 quads a chunk
+}
+
 }  // namespace
 
 bool gemm_isa_supported(GemmIsa isa) {
@@ -473,6 +502,19 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const 
     return matmul_ref(pool, x, n, w, bias, y);
   }
   matmul_blocked(pool, isa, x, n, w, bias, y);
+}
+
+bool gemv_order_matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias, float* y) {
+  static const bool cpu_ok = gemm_best_isa() != GemmIsa::Portable && __builtin_cpu_supports("avx2") &&
+                             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  if (!cpu_ok || w.quantized() || reference_only()) return false;
+  if (n <= 0) return true;
+  switch (w.dtype) {
+    case DType::F32: gemv_order<DType::F32>(pool, x, n, w, bias, y); return true;
+    case DType::F16: gemv_order<DType::F16>(pool, x, n, w, bias, y); return true;
+    case DType::BF16: gemv_order<DType::BF16>(pool, x, n, w, bias, y); return true;
+    default: return false;
+  }
 }
 
 void matmul_many(ThreadPool& pool, const float* x, int64_t n, const W4Product* ps, int count) {

@@ -29,6 +29,15 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const 
             float* y);
 inline constexpr int64_t kGemmMinRows = 4;
 
+// y = x W^T (+ bias) for dense W and any n, each row summed exactly as matmul's 1-row GEMV sums
+// it (so a row's bits do not depend on n, and equal `awq generate`'s): blocks of 16 rows of W
+// are streamed from memory once and kept in cache while every 3 rows of x pass over them.
+// Slower than the blocked GEMM for large n (the GEMV's arithmetic, and x re-read once per
+// block), as fast as the GEMV for 1-3 rows. For the logits of the server's engine, whose
+// decode steps take 1-3 rows under a light load (model/batch_decode.h). False (nothing done)
+// where W is quantized or the CPU lacks AVX2 + FMA + F16C. Shapes as matmul.
+bool gemv_order_matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias, float* y);
+
 // matmul of one x by several matrices (q/k/v, gate/up), each ps[j].y = x W_j^T (+ bias_j):
 // W4 matrices of one shape class on the integer kernels share one quantized x and one
 // parallel_for (w4_matmul_many); anything else runs matmul per product. Outputs equal matmul's
