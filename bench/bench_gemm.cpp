@@ -4,6 +4,7 @@
 //       -o /tmp/bench_gemm
 //   /tmp/bench_gemm [n K N dtype threads reps]     (defaults: 512 384 1024 f16 2 15)
 //   dtype: f32 | f16 | bf16 | awq (4-bit, group 128)
+// Dense weights also time the server's two row-exact kernels (batch_linear, gemv_order_matmul).
 // Prints GFLOP/s (2 n K N / time) as min-time (best) and median over reps; the machine may be
 // shared, so the ratio of medians measured here is the number to quote.
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "model/batch_linear.h"
 #include "ops/cpu/gemm.h"
 #include "ops/cpu/matmul.h"
 #include "quant/autoawq_pack.h"
@@ -87,6 +89,13 @@ int main(int argc, char** argv) {
               (long long)N, dt.c_str(), threads, reps);
   report("ref", time_calls([&] { matmul_ref(pool, x.data(), n, w, nullptr, y.data()); }, reps));
   report("matmul", time_calls([&] { matmul(pool, x.data(), n, w, nullptr, y.data()); }, reps));
+  // The server's row-exact kernels for dense weights: the GEMM's order at any n (batch_linear:
+  // the blocked GEMM from 4 rows, a transposing streaming kernel below) and the GEMV's order
+  // at any n (gemv_order_matmul, the server's logits).
+  if (!w.quantized()) {
+    report("batch_linear", time_calls([&] { batch_linear(pool, x.data(), n, w, nullptr, y.data()); }, reps));
+    report("gemv_order", time_calls([&] { gemv_order_matmul(pool, x.data(), n, w, nullptr, y.data()); }, reps));
+  }
   for (GemmIsa isa : {GemmIsa::Portable, GemmIsa::Avx2, GemmIsa::Avx512})
     if (gemm_isa_supported(isa))
       report(gemm_isa_name(isa),

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/half.h"
@@ -99,10 +100,15 @@ TEST(BatchEngine, CpuChosenSlotsFollowReference) {
   EXPECT_THROW(e.decode(&outside, &tok, 1, logits), Error);
 }
 
-TEST(BatchDecode, RowLogitsIndependentOfBatchComposition) {
+// Both logits orders: the GEMM's (RowExact) and the GEMV's (RowExactGemvLogits, the CPU
+// engines of at most 8 slots); in the GEMV's, the row also has the 1-row GEMV's logits bits
+// given the same final hidden state, which the test cannot see: only independence is checked.
+class BatchDecodeLogits : public ::testing::TestWithParam<Linears> {};
+
+TEST_P(BatchDecodeLogits, RowLogitsIndependentOfBatchComposition) {
   ThreadPool pool(2);
   const int64_t vocab = model().config().vocab_size;
-  BatchDecoder dec(model());
+  BatchDecoder dec(model(), GetParam());
   KvCache alone = prefilled(pool, 6, 16);
   std::vector<KvCache> others;
   for (int64_t len = 1; len <= 8; ++len) others.push_back(prefilled(pool, len, 16));
@@ -127,6 +133,12 @@ TEST(BatchDecode, RowLogitsIndependentOfBatchComposition) {
     EXPECT_TRUE(std::equal(row, row + vocab, ref.data())) << "batch of " << B;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Orders, BatchDecodeLogits,
+                         ::testing::Values(Linears::RowExact, Linears::RowExactGemvLogits),
+                         [](const ::testing::TestParamInfo<Linears>& i) {
+                           return i.param == Linears::RowExact ? std::string("GemmOrder") : std::string("GemvOrder");
+                         });
 
 TEST(BatchDecode, ErrorsOnBadTokenAndFullCache) {
   ThreadPool pool(1);

@@ -30,8 +30,8 @@ void BatchDecoder::Scratch::reserve(int64_t B, const ModelConfig& c) {
   layer.reserve(B, c);
 }
 
-BatchDecoder::BatchDecoder(const LlamaModel& model)
-    : model_(model), inv_freq_(rope_inv_freq(model.config())) {}
+BatchDecoder::BatchDecoder(const LlamaModel& model, Linears logits)
+    : model_(model), logits_lin_(logits), inv_freq_(rope_inv_freq(model.config())) {}
 
 void BatchDecoder::attention_block(ThreadPool& pool, int layer, KvCache* const* caches, int64_t B,
                                    float* out) {
@@ -106,7 +106,7 @@ void BatchDecoder::step(ThreadPool& pool, const int32_t* tokens, KvCache* const*
   if (const Q8Rows* q8 = model_.lm_head_q8(pool)) {
     q8_rows_matmul(pool, h, B, *q8, nullptr, logits.data());  // [B, vocab], row by row as forward
   } else {
-    logits_linear(pool, Linears::RowExact, h, B, W.lm_head, logits.data());  // [B, vocab]
+    logits_linear(pool, logits_lin_, h, B, W.lm_head, logits.data());  // [B, vocab]
   }
 }
 

@@ -6,7 +6,8 @@
 // the blocked GEMM from 4 rows on, below that a streaming kernel with the GEMM's exact
 // per-element FMA order. A row's logits are then bit-identical whether it runs alone or beside
 // 31 others (matmul()'s GEMV for n < 4 sums in another order and would break that), so the
-// server's greedy outputs do not depend on load.
+// server's greedy outputs do not depend on load. The logits may instead take the GEMV's order
+// for every row count (Linears::RowExactGemvLogits: logits_linear), which is as independent.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -20,8 +21,9 @@ namespace awq {
 
 class BatchDecoder {
  public:
-  // The model must outlive the decoder.
-  explicit BatchDecoder(const LlamaModel& model);
+  // The model must outlive the decoder. logits: RowExact (the GEMM's order) or
+  // RowExactGemvLogits (the GEMV's: faster at the 1-8 rows of an engine of few slots).
+  explicit BatchDecoder(const LlamaModel& model, Linears logits = Linears::RowExact);
 
   // tokens: [B] one new token per sequence; caches: [B] distinct caches of this model, each
   // with room for one more position. Runs token b at position caches[b]->n_past, appends its
@@ -43,6 +45,7 @@ class BatchDecoder {
   void mlp_block(ThreadPool& pool, int layer, int64_t B, float* out);
 
   const LlamaModel& model_;
+  Linears logits_lin_;
   std::vector<float> inv_freq_;  // [head_dim / 2]
   Scratch s_;
 };

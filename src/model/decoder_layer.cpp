@@ -14,12 +14,12 @@ void rows_parallel(ThreadPool& pool, int64_t n, const ThreadPool::RangeFn& fn) {
 }
 
 void linear(ThreadPool& pool, Linears lin, const float* x, int64_t n, const Matrix& w, const float* bias, float* y) {
-  if (lin == Linears::RowExact) return batch_linear(pool, x, n, w, bias, y);
+  if (lin != Linears::Fast) return batch_linear(pool, x, n, w, bias, y);
   matmul(pool, x, n, w, bias, y);
 }
 
 void logits_linear(ThreadPool& pool, Linears lin, const float* h, int64_t n, const Matrix& lm_head, float* logits) {
-  if (lin == Linears::RowExact && gemv_order_matmul(pool, h, n, lm_head, nullptr, logits)) return;
+  if (lin == Linears::RowExactGemvLogits && gemv_order_matmul(pool, h, n, lm_head, nullptr, logits)) return;
   linear(pool, lin, h, n, lm_head, nullptr, logits);
 }
 
@@ -62,7 +62,7 @@ void attention_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeigh
   });
   kv.store(pos[0], n, s.k.data(), s.v.data());
   const AttentionShape shape{c.num_heads, c.num_kv_heads, hd, kv.ctx, c.sliding_window.value_or(0)};
-  if (lin == Linears::RowExact)  // one order for every n (attention() takes the decode kernel at 1 row)
+  if (lin != Linears::Fast)  // one order for every n (attention() takes the decode kernel at 1 row)
     attention_blocked(pool, gemm_best_isa(), s.q.data(), kv.view(), pos, n, shape, s.att.data());  // [n, q_dim]
   else
     attention(pool, s.q.data(), kv.view(), pos, n, shape, s.att.data());  // [n, q_dim]

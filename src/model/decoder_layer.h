@@ -25,9 +25,10 @@ void rows_parallel(ThreadPool& pool, int64_t n, const ThreadPool::RangeFn& fn);
 // the row count. The server's prefill uses it, so that the pieces a prompt is cut into (chunks
 // that follow the load, a cached or copied prefix's rest) give a whole prefill's results. The
 // two are the same for W4 weights on the int8 kernels and for 4 rows or more but for 1-row
-// attention; RowExact's dense kernel for 1-3 rows is ~3x slower than the GEMV (the layers of
-// FP16 models; the lm_head has its own kernel: logits_linear).
-enum class Linears { Fast, RowExact };
+// attention; RowExact's dense kernel for 1-3 rows is ~3x slower than the GEMV.
+// RowExactGemvLogits: RowExact, but the logits summed in the GEMV's order for every row count
+// (logits_linear): faster than RowExact's for up to 8 rows, slower from 16 (engines of few slots).
+enum class Linears { Fast, RowExact, RowExactGemvLogits };
 
 // Activation buffers of one layer call, grown on demand and reused.
 struct LayerScratch {
@@ -53,9 +54,9 @@ void mlp_sublayer(ThreadPool& pool, const ModelConfig& c, const LayerWeights& L,
 // y = x W^T (+ bias) the `lin` way. x: [n, w.cols]; bias: [w.rows] or nullptr; y: [n, w.rows].
 void linear(ThreadPool& pool, Linears lin, const float* x, int64_t n, const Matrix& w, const float* bias, float* y);
 
-// The logits: logits = h lm_head^T the `lin` way, but RowExact with a dense lm_head takes the
-// GEMV's order for every row count (gemv_order_matmul): the server's decode steps run 1-3 rows
-// under a light load, where batch_linear's dense kernel is ~3x slower than the GEMV, and the
+// The logits: logits = h lm_head^T the `lin` way; RowExactGemvLogits with a dense lm_head takes
+// the GEMV's order for every row count (gemv_order_matmul): the server's decode steps run 1-3
+// rows under a light load, where batch_linear's dense kernel is ~3x slower than the GEMV, and the
 // lm_head is the one dense matrix of an AWQ model (1.1B W4: 0.9 s of 2.9 for 128 tokens). The
 // same bits as `awq generate`'s logits, given the same h. h: [n, d]; logits: [n, vocab].
 void logits_linear(ThreadPool& pool, Linears lin, const float* h, int64_t n, const Matrix& lm_head, float* logits);

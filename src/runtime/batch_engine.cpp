@@ -7,7 +7,11 @@
 namespace awq {
 
 CpuBatchEngine::CpuBatchEngine(LlamaModel& model, ThreadPool& pool, int slots, int64_t ctx, KvType kv_type)
-    : model_(model), pool_(pool), ctx_(ctx), decoder_(model) {
+    : model_(model),
+      pool_(pool),
+      ctx_(ctx),
+      lin_(slots <= kGemvLogitsMaxSlots ? Linears::RowExactGemvLogits : Linears::RowExact),
+      decoder_(model, lin_) {
   if (slots < 1) throw Error("the engine needs at least 1 slot (got " + std::to_string(slots) + ")");
   // All the slots' caches checked at once, before the first is allocated (new_cache would check
   // each alone again).
@@ -23,7 +27,7 @@ void CpuBatchEngine::copy_prefix(int src, int dst, int64_t n) {
 void CpuBatchEngine::prefill(int slot, const int32_t* tokens, int64_t n, bool all_logits,
                              std::vector<float>& logits) {
   // RowExact: a prompt's pieces (chunks, a cached prefix's rest) give the whole prefill's bits.
-  model_.forward(pool_, tokens, n, caches_.at(size_t(slot)), all_logits, logits, Linears::RowExact);
+  model_.forward(pool_, tokens, n, caches_.at(size_t(slot)), all_logits, logits, lin_);
 }
 
 void CpuBatchEngine::decode(const int* slots, const int32_t* tokens, int B, std::vector<float>& logits) {

@@ -65,6 +65,13 @@ class BatchEngine {
 // from a cache or another slot (but see SchedulerOptions::cache_prompt for generated positions).
 class CpuBatchEngine : public BatchEngine {
  public:
+  // Engines of at most this many slots sum the logits in the GEMV's order
+  // (Linears::RowExactGemvLogits), larger ones in the GEMM's. A decode step has at most `slots`
+  // rows; the lm_head (FP16 even in an AWQ model) measured, 32000 x 2048 fp16 on 2 cores of an
+  // AVX-512 EPYC, GEMV's order against GEMM's: 2.2 / 4.0 / 5.3 / 6.8 ms against 5.2 / 6.1 / 7.6 /
+  // 8.4 at 1 / 3 / 4 / 8 rows, but 19.7 against 11.7 at 16 (bench/bench_gemm.cpp).
+  static constexpr int kGemvLogitsMaxSlots = 8;
+
   // model and pool must outlive the engine; allocates slots caches of ctx positions of kv_type.
   CpuBatchEngine(LlamaModel& model, ThreadPool& pool, int slots, int64_t ctx, KvType kv_type);
 
@@ -85,6 +92,7 @@ class CpuBatchEngine : public BatchEngine {
   ThreadPool& pool_;
   int64_t ctx_;
   std::vector<KvCache> caches_;  // [slots]
+  Linears lin_;                  // RowExact, or RowExactGemvLogits for few slots
   BatchDecoder decoder_;
   std::vector<KvCache*> step_caches_;  // [B] of the current step
 };

@@ -322,6 +322,13 @@ template <DType DT, int R>
 void gemv_order_rows(const float* x, int64_t n, const Matrix& w, int64_t r, const float* bias, float* y) {
   const int64_t K = w.cols, N = w.rows;
   int64_t i = 0;
+  // 6 rows of x against 2 of W: 12 accumulators as 3 x 4, but a third fewer weight widenings a
+  // product. (Widening the block to f32 once instead measured slower: twice the bytes from L2.)
+  for (; i + 6 <= n; i += 6)
+    for (int j = 0; j < R; j += 2) {
+      if (j + 2 <= R) gemv_rows<DT, 6, 2>(x + i * K, w, r + j, bias, y + i * N, N);
+      else gemv_rows<DT, 6, 1>(x + i * K, w, r + j, bias, y + i * N, N);
+    }
   for (; i + 3 <= n; i += 3) gemv_rows<DT, 3, R>(x + i * K, w, r, bias, y + i * N, N);
   if (n - i == 2) gemv_rows<DT, 2, R>(x + i * K, w, r, bias, y + i * N, N);
   if (n - i == 1) gemv_rows<DT, 1, R>(x + i * K, w, r, bias, y + i * N, N);
