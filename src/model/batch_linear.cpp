@@ -87,9 +87,7 @@ void streaming(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, con
 
 bool batch_linear_streaming(ThreadPool& pool, const float* x, int64_t n, const Matrix& w,
                             const float* bias, float* y) {
-  static const bool cpu_ok = gemm_best_isa() != GemmIsa::Portable && __builtin_cpu_supports("avx2") &&
-                             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  if (!cpu_ok || w.quantized() || n <= 0) return false;
+  if (!dense_row_kernels_supported() || w.quantized() || n <= 0) return false;
   switch (w.dtype) {
     case DType::F32: streaming<DType::F32>(pool, x, n, w, bias, y); return true;
     case DType::F16: streaming<DType::F16>(pool, x, n, w, bias, y); return true;

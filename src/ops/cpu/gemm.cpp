@@ -295,27 +295,10 @@ __attribute__((target("avx2,fma,f16c"))) void gemv_rows(const float* x, const Ma
     }
 }
 
-template <DType DT, int NX>
-void gemv(ThreadPool& pool, const float* x, const Matrix& w, const float* bias, float* y) {
-  const int64_t N = w.rows, quads = N / 4;
-  pool.parallel_for(quads + 1, [&](int64_t b, int64_t e) {  // item `quads`: the N % 4 last rows
-    for (int64_t q = b; q < e; ++q) {
-      if (q < quads) gemv_rows<DT, NX, 4>(x, w, 4 * q, bias, y, N);
-      else for (int64_t r = 4 * quads; r < N; ++r) gemv_rows<DT, NX, 1>(x, w, r, bias, y, N);
-    }
-  }, /*min_chunk=*/32);
-}
-
-template <DType DT>
-void gemv_n(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias, float* y) {
-  if (n == 1) gemv<DT, 1>(pool, x, w, bias, y);
-  else if (n == 2) gemv<DT, 2>(pool, x, w, bias, y);
-  else gemv<DT, 3>(pool, x, w, bias, y);
-}
-
-// gemv_order_matmul: blocks of kOrderBlockRows rows of W (4 quads; 64 KB of fp16 at K = 2048),
-// each against all n rows of x, 3 at a time. gemv_rows sums each (row of x, row of W) alone, in
-// the same order for any NX, so the grouping does not change a bit.
+// The GEMV (matmul's 1-3 rows) and gemv_order_matmul (any n, the same sums): blocks of
+// kOrderBlockRows rows of W (4 quads; 64 KB of fp16 at K = 2048), each against all n rows of x,
+// 6 or 3 at a time. gemv_rows sums each (row of x, row of W) alone, in the same order for any
+// NX and R, so the grouping does not change a bit.
 constexpr int64_t kOrderBlockRows = 16;
 
 template <DType DT, int R>
@@ -346,7 +329,7 @@ void gemv_order(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, co
       const int64_t r_end = std::min(4 * quads, (q + 1) * kOrderBlockRows);
       for (int64_t r = q * kOrderBlockRows; r < r_end; r += 4) gemv_order_rows<DT, 4>(x, n, w, r, bias, y);
     }
-  }, /*min_chunk=*/std::max<int64_t>(1, 32 * 4 / kOrderBlockRows));  // as gemv: 32 quads a chunk
+  }, /*min_chunk=*/std::max<int64_t>(1, 32 * 4 / kOrderBlockRows));  // 32 quads a chunk
 }
 
 }  // namespace
@@ -494,27 +477,29 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const 
     const W4Isa isa4 = w4_isa_for_rows(n);
     if (w4_isa_int8(isa4) || n <= kW4GemvMaxRows) return w4_matmul(pool, isa4, x, n, w, bias, y);
   }
-  const GemmIsa isa = gemm_best_isa();
-  static_assert(kGemmMinRows <= 4, "gemv_n handles 1..3 rows");
   if (n < kGemmMinRows) {
-    if (isa != GemmIsa::Portable && !w.quantized() && __builtin_cpu_supports("f16c")) {
+    if (dense_row_kernels_supported() && !w.quantized()) {
       switch (w.dtype) {
-        case DType::F32: return gemv_n<DType::F32>(pool, x, n, w, bias, y);
-        case DType::F16: return gemv_n<DType::F16>(pool, x, n, w, bias, y);
-        case DType::BF16: return gemv_n<DType::BF16>(pool, x, n, w, bias, y);
+        case DType::F32: return gemv_order<DType::F32>(pool, x, n, w, bias, y);
+        case DType::F16: return gemv_order<DType::F16>(pool, x, n, w, bias, y);
+        case DType::BF16: return gemv_order<DType::BF16>(pool, x, n, w, bias, y);
         default: break;
       }
     }
     // AWQ weights without the W4 layout (shapes it does not fit) and CPUs without AVX2.
     return matmul_ref(pool, x, n, w, bias, y);
   }
-  matmul_blocked(pool, isa, x, n, w, bias, y);
+  matmul_blocked(pool, gemm_best_isa(), x, n, w, bias, y);
+}
+
+bool dense_row_kernels_supported() {
+  static const bool ok = gemm_best_isa() != GemmIsa::Portable && __builtin_cpu_supports("avx2") &&
+                         __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return ok;
 }
 
 bool gemv_order_matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias, float* y) {
-  static const bool cpu_ok = gemm_best_isa() != GemmIsa::Portable && __builtin_cpu_supports("avx2") &&
-                             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  if (!cpu_ok || w.quantized() || reference_only()) return false;
+  if (!dense_row_kernels_supported() || w.quantized() || reference_only()) return false;
   if (n <= 0) return true;
   switch (w.dtype) {
     case DType::F32: gemv_order<DType::F32>(pool, x, n, w, bias, y); return true;

@@ -29,11 +29,17 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const 
             float* y);
 inline constexpr int64_t kGemmMinRows = 4;
 
+// Whether the row kernels of dense weights (AVX2 + FMA + F16C: matmul's GEMV,
+// gemv_order_matmul, model/batch_linear.h's streaming kernel) run here: the CPU has them and
+// AWQ_CPU_ISA does not cap the kernels to portable.
+bool dense_row_kernels_supported();
+
 // y = x W^T (+ bias) for dense W and any n, each row summed exactly as matmul's 1-row GEMV sums
-// it (so a row's bits do not depend on n, and equal `awq generate`'s): blocks of 16 rows of W
-// are streamed from memory once and kept in cache while every 3 rows of x pass over them.
+// it (it is the same code: so a row's bits do not depend on n, and equal `awq generate`'s):
+// blocks of 16 rows of W are streamed from memory once and kept in cache while every 6 or 3
+// rows of x pass over them.
 // Slower than the blocked GEMM for large n (the GEMV's arithmetic, and x re-read once per
-// block), as fast as the GEMV for 1-3 rows. For the logits of the server's engine, whose
+// block). For the logits of the server's engine, whose
 // decode steps take 1-3 rows under a light load (model/batch_decode.h). False (nothing done)
 // where W is quantized or the CPU lacks AVX2 + FMA + F16C. Shapes as matmul.
 bool gemv_order_matmul(ThreadPool& pool, const float* x, int64_t n, const Matrix& w, const float* bias, float* y);
